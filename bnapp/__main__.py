@@ -1,0 +1,5 @@
+import sys
+
+from bnapp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,29 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SEED_DIR = REPO.parent / "shared" / "seed"
+
+
+@pytest.fixture(scope="session")
+def seed_dir() -> Path:
+    """The study's data, checkpoints and results, beside the repository (never copied into it)."""
+    if not (SEED_DIR / "Urea.csv").is_file():
+        pytest.fail(f"the study's seed data is missing: expected it at {SEED_DIR}")
+    return SEED_DIR
+
+
+@pytest.fixture(scope="session")
+def urea_csv(seed_dir: Path) -> Path:
+    return seed_dir / "Urea.csv"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's real cache."""
+    monkeypatch.setenv("BNAPP_CACHE_DIR", str(tmp_path_factory.mktemp("bnapp-cache")))
