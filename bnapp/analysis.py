@@ -1,0 +1,36 @@
+"""Every analysis of a cross-validated run, as tidy DataFrames (one import for UI and CLI).
+
+The computations live in modules named for what they hold; this module re-exports them.
+"""
+
+from __future__ import annotations
+
+from bnapp.association import association, fit_lines
+from bnapp.baselines import baselines, fold_predictions, paired_comparison, quality
+from bnapp.sensitivity import (
+    METRICS,
+    MODES,
+    cumulative_hidden_zero,
+    error_metrics,
+    sensitivity,
+)
+from bnapp.stages import STAGES, bn_parameters, bn_stages, stage_quantiles, training_curves
+
+__all__ = [
+    "METRICS",
+    "MODES",
+    "STAGES",
+    "association",
+    "baselines",
+    "bn_parameters",
+    "bn_stages",
+    "cumulative_hidden_zero",
+    "error_metrics",
+    "fit_lines",
+    "fold_predictions",
+    "paired_comparison",
+    "quality",
+    "sensitivity",
+    "stage_quantiles",
+    "training_curves",
+]

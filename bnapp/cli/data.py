@@ -1,0 +1,33 @@
+"""`validate`: check a hemodialysis file and report what would be used and what dropped."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bnapp.cli import UserError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "validate", help="check a CSV/XLSX file and report usable and dropped rows",
+        description="Read a hemodialysis file as the app would and report rows read, usable "
+                    "and dropped (with reasons), and the columns used.")
+    parser.add_argument("file", type=Path, metavar="FILE", help="CSV or XLSX file")
+    parser.add_argument("--mapping", default=None, metavar="Upre=COL,...",
+                        help="columns to use for study names, e.g. Upre=urea_pre,Ueq=urea_eq")
+    parser.add_argument("--units", default="mg/dL", metavar="mg/dL|mmol/L|BUN",
+                        help="urea units of the file (default mg/dL; BUN = urea nitrogen mg/dL)")
+    parser.set_defaults(handler=_validate)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from bnapp.data import DataError, load_dataset, parse_mapping, report_text
+
+    try:
+        mapping = parse_mapping(args.mapping) if args.mapping is not None else None
+        dataset = load_dataset(args.file, mapping=mapping, units=args.units)
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+    print(report_text(dataset))
+    return 0

@@ -1,0 +1,233 @@
+"""`train`, `grid` and `cache`: trained results on disk, through the shared cache."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bnapp import cache
+from bnapp.cli import UserError
+from bnapp.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+
+
+def register(sub) -> None:
+    train = sub.add_parser("train", help="cross-validate one architecture on a data file")
+    _data_options(train)
+    train.add_argument("--mode", choices=INPUT_MODES, default="raw", help="network input")
+    train.add_argument("--hidden", default="6", help="hidden layer widths, e.g. 6 or 6,6")
+    train.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid")
+    train.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS, default="linear")
+    train.add_argument("--no-input-bn", action="store_true", help="no BN layer on the inputs")
+    train.add_argument("--no-hidden-bn", action="store_true", help="no BN after hidden layers")
+    train.add_argument("--protocol", choices=("kfold", "repeated", "study"), default="kfold")
+    _protocol_options(train, folds=None, epochs=None)
+    train.add_argument("--repeats", type=int, default=None)
+    train.set_defaults(handler=cmd_train)
+
+    grid = sub.add_parser("grid", help="the study's grid search (480 configurations)")
+    _data_options(grid)
+    _protocol_options(grid, folds=5, epochs=200)
+    grid.set_defaults(handler=cmd_grid)
+
+    cache_cmd = sub.add_parser("cache", help="list or clear cached results")
+    actions = cache_cmd.add_subparsers(dest="cache_action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="cached runs and grids, newest first").set_defaults(
+        handler=cmd_cache_list
+    )
+    clear = actions.add_parser("clear", help="delete one cached result or all")
+    which = clear.add_mutually_exclusive_group(required=True)
+    which.add_argument("--key", help="the entry's key (a unique prefix is enough)")
+    which.add_argument("--all", action="store_true", help="every cached result")
+    clear.set_defaults(handler=cmd_cache_clear)
+
+
+def _data_options(parser) -> None:
+    parser.add_argument("--data", required=True, type=Path, help="CSV or XLSX data file")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+
+
+def _protocol_options(parser, *, folds, epochs) -> None:
+    parser.add_argument("--folds", type=int, default=folds)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _load(path: Path):
+    from bnapp.data import STUDY_INPUTS, STUDY_TARGET, DataError, load_dataset
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        dataset = load_dataset(path)
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+    return dataset, STUDY_INPUTS, STUDY_TARGET
+
+
+def _protocol(args, kind: str):
+    from bnapp.train import Protocol
+
+    base = Protocol.study() if kind == "study" else Protocol(kind=kind)
+    given = {
+        "folds": args.folds, "repeats": getattr(args, "repeats", None), "epochs": args.epochs,
+        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+    }
+    try:
+        return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"invalid protocol options: {exc}") from exc
+
+
+def _require_rows(dataset, protocol) -> None:
+    from bnapp.data import DataError, require_rows
+
+    try:
+        require_rows(dataset, protocol.folds, protocol.kind)
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _spec(args) -> ArchSpec:
+    try:
+        hidden = tuple(int(h) for h in args.hidden.split(","))
+        return ArchSpec(hidden, args.activation, args.output_activation, not args.no_input_bn,
+                        not args.no_hidden_bn, args.mode)
+    except ValueError as exc:
+        raise UserError(f"--hidden {args.hidden!r}: {exc} (give widths like 6 or 6,6)") from exc
+
+
+def fold_summary(run) -> pd.DataFrame:
+    """One row per trained model: its rows, test error and last losses."""
+    rows = []
+    for f in run.folds:
+        err = run.test_predictions(f) - run.y[f.test_rows]
+        loss, val = f.history.get("loss"), f.history.get("val_loss")
+        rows.append({
+            "fold": f.fold, "repeat": f.repeat, "n_train": len(f.train_rows),
+            "n_val": len(f.val_rows), "n_test": len(f.test_rows),
+            "test_mse": float(np.mean(err**2)), "test_rmse": float(np.sqrt(np.mean(err**2))),
+            "test_bias": float(np.mean(err)),
+            "final_loss": float(loss[-1]) if loss is not None and len(loss) else np.nan,
+            "final_val_loss": float(val[-1]) if val is not None and len(val) else np.nan,
+            "stopped_epoch": f.stopped_epoch,
+        })
+    return pd.DataFrame(rows)
+
+
+def _prepare_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the directory ({exc.strerror})") from exc
+
+
+def cmd_train(args) -> int:
+    from bnapp.jobs import cached_train
+    from bnapp.results import run_to_bytes
+
+    dataset, features, target = _load(args.data)
+    spec, protocol = _spec(args), _protocol(args, args.protocol)
+    _require_rows(dataset, protocol)
+    _prepare_out(args.out)
+    with _progress_bar(spec.label) as report:
+        run = cached_train(dataset.X(features), dataset.y(target), spec, protocol,
+                           features=features, target=target, data_key=dataset.fingerprint(),
+                           row_ids=dataset.row_numbers, progress=report, data_name=dataset.name)
+    (args.out / "results.npz").write_bytes(run_to_bytes(run))
+    summary = fold_summary(run)
+    summary.to_csv(args.out / "folds.csv", index=False)
+    print(f"{spec.label}: {len(run.folds)} models, test RMSE {summary.test_rmse.mean():.3f} "
+          f"± {summary.test_rmse.std(ddof=1) if len(summary) > 1 else 0:.3f}; "
+          f"wrote {args.out / 'results.npz'} and {args.out / 'folds.csv'}")
+    return 0
+
+
+def cmd_grid(args) -> int:
+    from bnapp.grid import best_per_mode, study_grid
+    from bnapp.jobs import job_manager
+
+    dataset, features, target = _load(args.data)
+    protocol = _protocol(args, "kfold")
+    _require_rows(dataset, protocol)
+    _prepare_out(args.out)
+    specs = study_grid()
+    job = job_manager().submit_grid(dataset.X(features), dataset.y(target), protocol, specs,
+                                    features=features, target=target,
+                                    data_key=dataset.fingerprint(), data_name=dataset.name)
+    grid = _follow(job, total=len(specs))
+    grid.to_csv(args.out / "grid.csv", index=False)
+    best_per_mode(grid).to_csv(args.out / "best.csv", index=False)
+    print(f"{len(grid)} configurations, {job.message} in {job.elapsed:.3g} s; "
+          f"wrote {args.out / 'grid.csv'} and {args.out / 'best.csv'}")
+    return 0
+
+
+def _follow(job, total: int):
+    """Show a job's progress on the terminal until it ends; Ctrl-C cancels it."""
+    from tqdm import tqdm
+
+    from bnapp.jobs import JobFailed
+
+    with tqdm(total=total, unit="config", file=sys.stderr, dynamic_ncols=True) as bar:
+        try:
+            while not job.wait(0.25):
+                bar.n = round(job.progress * total)
+                bar.set_postfix_str(job.message[:60], refresh=True)
+        except KeyboardInterrupt:
+            job.cancel()
+            job.wait()
+            raise
+        bar.n = round(job.progress * total)
+        bar.refresh()
+    for message in job.warnings:
+        print(f"warning: {message}", file=sys.stderr)
+    try:
+        return job.result()
+    except JobFailed as exc:
+        raise UserError(f"grid search failed: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _progress_bar(label: str):
+    """A tqdm bar in percent, driven by the (fraction, message) progress callback it yields."""
+    from tqdm import tqdm
+
+    with tqdm(total=100, desc=label, unit="%", file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def report(fraction: float, message: str = "") -> None:
+            bar.n = round(100 * fraction)
+            bar.set_postfix_str(message[:60], refresh=True)
+
+        yield report
+
+
+def cmd_cache_list(args) -> int:
+    table = cache.entries()
+    print(f"cache directory: {cache.cache_dir()}")
+    if table.empty:
+        print("no cached results")
+        return 0
+    table = table.assign(key=table.key.str[:12], size_kB=(table.size_bytes / 1024).round(1))
+    print(table.drop(columns="size_bytes").to_string(index=False))
+    return 0
+
+
+def cmd_cache_clear(args) -> int:
+    if args.all:
+        n = cache.clear()
+        print(f"removed {n} cached result{'s' if n != 1 else ''} from {cache.cache_dir()}")
+        return 0
+    try:
+        key = cache.resolve(args.key)
+    except KeyError as exc:
+        raise UserError(f"{exc.args[0]}; `python -m bnapp cache list` shows the keys") from exc
+    cache.remove(key)
+    print(f"removed {key[:12]}")
+    return 0

@@ -1,0 +1,250 @@
+"""Figures and tables out of the app: PNG/SVG, CSV/XLSX, one ZIP, a self-contained HTML report.
+
+Everything is built in memory. Text that came from a user's file is treated as hostile: table
+text cells are neutralized against spreadsheet formula injection, file and sheet names are
+sanitized, and the HTML report escapes every string and loads nothing from anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+import unicodedata
+import zipfile
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+import altair as alt
+import pandas as pd
+import vl_convert as vlc
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+MAX_FILENAME = 80
+REPORT_MAX_ROWS = 500
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                     *(f"LPT{i}" for i in range(1, 10))}
+
+
+# ---------------------------------------------------------------- figures
+
+def _vl_version() -> str | None:
+    """The Vega-Lite version Altair wrote the spec for, if vl-convert bundles it."""
+    version = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    return version if version in vlc.get_vegalite_versions() else None
+
+
+def _spec(chart: alt.TopLevelMixin) -> dict:
+    return chart.to_dict()
+
+
+def chart_png(chart: alt.TopLevelMixin, scale: float = 2) -> bytes:
+    """PNG bytes of a chart (scale 2: sharp at paper size). External data URLs are refused."""
+    return vlc.vegalite_to_png(_spec(chart), vl_version=_vl_version(), scale=scale,
+                               allowed_base_urls=[])
+
+
+def chart_svg(chart: alt.TopLevelMixin) -> str:
+    """SVG text of a chart; Vega writes every label as escaped XML text."""
+    return vlc.vegalite_to_svg(_spec(chart), vl_version=_vl_version(), allowed_base_urls=[])
+
+
+# ---------------------------------------------------------------- tables
+
+def _neutralize(value: object) -> object:
+    """Text a spreadsheet would read as a formula gets a leading apostrophe (OWASP's advice);
+    anything else, numbers included, is returned as is."""
+    if isinstance(value, str) and (value.startswith(FORMULA_PREFIXES)
+                                   or value.lstrip().startswith(FORMULA_PREFIXES[:4])):
+        return "'" + value
+    return value
+
+
+def _map_text(df: pd.DataFrame, fn: Callable[[object], object]) -> pd.DataFrame:
+    """A copy with fn applied to every cell of the text-like columns and to the column names."""
+    out = df.copy()
+    for col in out.columns:
+        dtype = out[col].dtype
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+                or pd.api.types.is_datetime64_any_dtype(dtype)):
+            out[col] = out[col].astype(object).map(fn)
+    out.columns = [fn(str(c)) for c in out.columns]
+    return out
+
+
+def safe_table(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy safe to open in a spreadsheet: text cells and column names that start like a
+    formula (=, +, -, @, tab, CR; also after leading spaces) are prefixed with '.
+
+    Numeric, boolean and date columns are untouched; a non-default index becomes columns.
+    """
+    return _map_text(df if isinstance(df.index, pd.RangeIndex) else df.reset_index(), _neutralize)
+
+
+def safe_filename(s: str, max_length: int = MAX_FILENAME) -> str:
+    """An ASCII file name with no path, no leading dot and no reserved name; never empty."""
+    ascii_text = unicodedata.normalize("NFKD", str(s)).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_text).strip("._-")
+    name = name[:max_length].rstrip("._-")
+    if name.split(".")[0].upper() in _WINDOWS_RESERVED:
+        name = "file_" + name[: max_length - 5]
+    return name or "export"
+
+
+def table_csv(df: pd.DataFrame) -> bytes:
+    """CSV as UTF-8 with a byte-order mark (so Excel reads accents and μ right), no index.
+
+    CRLF line ends (RFC 4180) also make the csv module quote a cell holding a lone CR, which
+    a spreadsheet would otherwise read as a new row starting with the rest of the cell.
+    """
+    return safe_table(df).to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
+
+
+def _sheet_name(name: str, taken: set[str]) -> str:
+    """Excel's rules: at most 31 characters, none of []:*?/\\, no edge apostrophe, unique."""
+    base = re.sub(r"[\[\]:*?/\\\x00-\x1f]", "_", str(name)).strip("'").strip() or "Sheet"
+    if base.lower() == "history":  # reserved by Excel
+        base = "History_"
+    base = base[:31]
+    candidate, k = base, 2
+    while candidate.lower() in taken:
+        suffix = f" ({k})"
+        candidate, k = base[: 31 - len(suffix)] + suffix, k + 1
+    taken.add(candidate.lower())
+    return candidate
+
+
+def _xml_safe(value: object) -> object:
+    """Drop the control characters XML (hence openpyxl) cannot store."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
+def table_xlsx(tables: pd.DataFrame | Mapping[str, pd.DataFrame]) -> bytes:
+    """An XLSX workbook: one sheet per table (a single DataFrame goes on sheet "table")."""
+    if isinstance(tables, pd.DataFrame):
+        tables = {"table": tables}
+    if not tables:
+        raise ValueError("table_xlsx needs at least one table")
+    buffer, taken = io.BytesIO(), set()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for name, df in tables.items():
+            _map_text(safe_table(df), _xml_safe).to_excel(writer, sheet_name=_sheet_name(name, taken),
+                                                 index=False)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- bundle
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, k = name, 2
+    while candidate.lower() in taken:
+        candidate, k = f"{name}-{k}", k + 1
+    taken.add(candidate.lower())
+    return candidate
+
+
+def export_zip(figures: Mapping[str, alt.TopLevelMixin],
+               tables: Mapping[str, pd.DataFrame]) -> bytes:
+    """A ZIP of figures/<name>.png and .svg and tables/<name>.csv and .xlsx, names sanitized."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        taken: set[str] = set()
+        for name, chart in figures.items():
+            stem = _unique(safe_filename(name), taken)
+            archive.writestr(f"figures/{stem}.png", chart_png(chart))
+            archive.writestr(f"figures/{stem}.svg", chart_svg(chart))
+        taken = set()
+        for name, df in tables.items():
+            stem = _unique(safe_filename(name), taken)
+            archive.writestr(f"tables/{stem}.csv", table_csv(df))
+            archive.writestr(f"tables/{stem}.xlsx", table_xlsx({name: df}))
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- HTML report
+
+_STYLE = """
+body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; max-width: 980px;
+       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em;
+     border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1.5em; }
+th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: right; }
+th { background: #f3f3f3; } dt { font-weight: bold; } dd { margin: 0 0 .4em 1.5em; }
+figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; }
+figcaption { font-size: .9em; color: #555; } pre { background: #f6f6f6; padding: 1em;
+     overflow-x: auto; font-size: .85em; } .note { color: #555; font-size: .9em; }
+"""
+# Defence in depth: even if something slipped through escaping, the page may run no script and
+# fetch nothing (images are data: URIs, the style is inline).
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _figure_html(name: str, chart: alt.TopLevelMixin) -> str:
+    # an SVG shown through <img> is inert: browsers run no script and load nothing inside it
+    svg = base64.b64encode(chart_svg(chart).encode("utf-8")).decode("ascii")
+    return (f'<figure><img alt="{_e(name)}" src="data:image/svg+xml;base64,{svg}">'
+            f"<figcaption>{_e(name)}</figcaption></figure>")
+
+
+def _table_html(df: pd.DataFrame, max_rows: int) -> str:
+    shown = df if isinstance(df.index, pd.RangeIndex) else df.reset_index()
+    head = "".join(f"<th>{_e(c)}</th>" for c in shown.columns)
+    body = []
+    for row in shown.head(max_rows).itertuples(index=False):
+        cells = "".join(f"<td>{_e(_format_cell(v))}</td>" for v in row)
+        body.append(f"<tr>{cells}</tr>")
+    note = (f'<p class="note">First {max_rows:,} of {len(shown):,} rows; the full table is in '
+            "the export ZIP.</p>" if len(shown) > max_rows else "")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}"
+
+
+def _format_cell(value: object) -> str:
+    if isinstance(value, float):
+        return "" if pd.isna(value) else f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def html_report(title: str, *, summary: Mapping[str, object],
+                figures: Mapping[str, alt.TopLevelMixin],
+                tables: Mapping[str, pd.DataFrame], settings: Mapping[str, object],
+                max_rows: int = REPORT_MAX_ROWS) -> str:
+    """One self-contained HTML page describing a run.
+
+    title: the report's heading; summary: label -> value lines about the data (name, rows
+    usable/dropped, ...); figures: caption -> chart (the architecture chart among them), each
+    embedded as a base64 SVG image; tables: heading -> DataFrame (first `max_rows` rows shown);
+    settings: everything needed to reproduce the run (architecture, protocol, seed, columns,
+    data fingerprint), printed as JSON. Every string is HTML-escaped; the page references no
+    external resource and its Content-Security-Policy forbids scripts and fetches.
+    """
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    summary_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in summary.items())
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="note">Generated by bnapp on {stamp}.</p>',
+        f"<h2>Data</h2><dl>{summary_html}</dl>",
+    ]
+    if figures:
+        parts.append("<h2>Figures</h2>")
+        parts += [_figure_html(name, chart) for name, chart in figures.items()]
+    if tables:
+        parts.append("<h2>Tables</h2>")
+        for name, df in tables.items():
+            parts += [f"<h3>{_e(name)}</h3>", _table_html(df, max_rows)]
+    settings_json = json.dumps(settings, indent=2, default=str, ensure_ascii=False)
+    parts += ["<h2>Settings to reproduce this run</h2>", f"<pre>{_e(settings_json)}</pre>",
+              "</body></html>"]
+    return "\n".join(parts)

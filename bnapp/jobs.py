@@ -1,0 +1,500 @@
+"""Background jobs: train and grid-search off the page, once per distinct input, on one machine
+or on a Dask cluster.
+
+- `cached_train` / `cached_grid`: synchronous and cache-through (bnapp.cache). A file lock per
+  key makes a second process asking for the same result wait and then read the first one's.
+- `JobManager` (`job_manager()` is the process-wide one): `submit` returns a `Job` at once and
+  runs the work on a thread of its own; at most BNAPP_MAX_JOBS run together, the rest queue.
+  Submitting a key that is queued, running or done returns that same Job, so two sessions asking
+  for one result share one computation. Heavy fan-out (the grid) goes through joblib.Parallel,
+  whose loky workers are processes; a dead worker fails only its own job.
+- Scale-out: with BNAPP_DASK_SCHEDULER=tcp://host:port the work runs on that cluster through
+  joblib's Dask backend (docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import itertools
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+from filelock import FileLock, Timeout
+
+from bnapp import cache
+from bnapp.model import ArchSpec
+from bnapp.results import RunResult
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+DASK_ENV = "BNAPP_DASK_SCHEDULER"
+MAX_JOBS_ENV = "BNAPP_MAX_JOBS"
+FROM_CACHE = "loaded from the cache"  # the last progress message of a cache hit
+
+Progress = Callable[[float, str], None]
+Cancel = Callable[[], bool]
+
+
+class JobCancelled(Exception):
+    """Raised inside a job's work when its progress is reported after cancel() was asked."""
+
+
+class JobFailed(RuntimeError):
+    """Job.result() of a job that failed; the message is the job's error."""
+
+
+# --------------------------------------------------------------------------------------------
+# compute: the engine's functions, looked up at call time (tests replace them with small fakes)
+
+
+def _train_run(X, y, spec, protocol, **kwargs) -> RunResult:
+    from bnapp.train import train_run
+
+    return train_run(X, y, spec, protocol, **kwargs)
+
+
+def _run_grid(X, y, protocol, specs, **kwargs) -> pd.DataFrame:
+    from bnapp.grid import run_grid
+
+    return run_grid(X, y, protocol, specs, **kwargs)
+
+
+_client_timeout = 20  # seconds to reach the scheduler
+_clients: dict[str, object] = {}
+_clients_lock = threading.Lock()
+
+
+def _dask_client(address: str):
+    """One distributed.Client per scheduler address, shared by every job of this process."""
+    from distributed import Client
+
+    with _clients_lock:
+        client = _clients.get(address)
+        if client is None or client.status not in ("running", "connecting"):
+            try:
+                client = Client(address, timeout=_client_timeout, set_as_default=True)
+            except OSError as exc:
+                raise RuntimeError(
+                    f"cannot reach the Dask scheduler at {address} ({exc}); check {DASK_ENV} "
+                    "or unset it to compute on this machine"
+                ) from exc
+            _clients[address] = client
+        return client
+
+
+def dask_address() -> str | None:
+    return os.environ.get(DASK_ENV, "").strip() or None
+
+
+@contextlib.contextmanager
+def compute_backend() -> Iterator[str]:
+    """Within this block joblib.Parallel runs on the Dask cluster when one is configured, else
+    in loky worker processes: slower to start than threads, but a crashed or killed worker then
+    fails one job instead of the server, and cancelling terminates the workers at once.
+
+    joblib's backend setting is thread-local, so each job thread chooses for itself."""
+    import joblib
+
+    address = dask_address()
+    if address is None:
+        with joblib.parallel_config(backend="loky"):
+            yield "local processes"
+        return
+    _dask_client(address)
+    with joblib.parallel_config(backend="dask"):
+        yield f"dask {address}"
+
+
+def _on_cluster(fn, *args, **kwargs):
+    """Run one call on the Dask cluster (progress and cancel callbacks stay behind: they hold
+    this process's locks and cannot travel)."""
+    import joblib
+
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("progress", "cancel")}
+    with compute_backend():
+        (result,) = joblib.Parallel(n_jobs=-1)([joblib.delayed(fn)(*args, **kwargs)])
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# cache-through computations
+
+
+@contextlib.contextmanager
+def _computation_lock(key: str, cancel: Cancel | None) -> Iterator[None]:
+    """Hold the key's lock file, so another process computing the same key is waited for."""
+    try:
+        lock_dir = cache.cache_dir() / "locks"
+        lock_dir.mkdir(mode=0o700, exist_ok=True)
+        lock = FileLock(str(lock_dir / f"{key}.lock"))
+        while not _try_acquire(lock):
+            if cancel is not None and cancel():
+                raise JobCancelled("cancelled while waiting for another process")
+    except OSError:
+        lock = None  # unwritable cache: nothing to share, compute without a lock
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _try_acquire(lock: FileLock) -> bool:
+    try:
+        lock.acquire(timeout=0.5)
+        return True
+    except Timeout:
+        return False
+
+
+def _cached_run(key: str, X, y) -> RunResult | None:
+    run = cache.load_run(key)
+    if run is None:
+        return None
+    if run.X.shape != np.shape(X) or not (np.array_equal(run.X, X) and np.array_equal(run.y, y)):
+        cache._warn(f"cache entry {key[:12]} holds other data than its key says; recomputing")
+        return None
+    return run
+
+
+def cached_train(
+    X,
+    y,
+    spec: ArchSpec,
+    protocol,
+    *,
+    features,
+    target,
+    data_key: str,
+    row_ids=None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    data_name: str = "",
+) -> RunResult:
+    """train_run through the cache: the stored RunResult when this exact input was trained before.
+
+    data_key is the data's content fingerprint (Dataset.fingerprint(), or
+    cache.array_fingerprint for bare arrays)."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    key = cache.run_key(data_key, spec, protocol, features, target)
+    run = _cached_run(key, X, y)
+    if run is None:
+        with _computation_lock(key, cancel):
+            run = _cached_run(key, X, y)  # another process may have stored it while we waited
+            if run is None:
+                compute = _on_cluster if dask_address() else _call
+                run = compute(_train_run, X, y, spec, protocol, features=list(features),
+                              target=target, row_ids=row_ids, progress=progress, cancel=cancel)
+                cache.save_run(key, run, data_name=data_name)
+                return run
+    if progress is not None:
+        progress(1.0, FROM_CACHE)
+    return run
+
+
+def _call(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+def cached_grid(
+    X,
+    y,
+    protocol,
+    specs: list[ArchSpec] | None = None,
+    *,
+    features,
+    target,
+    data_key: str,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    n_jobs: int = -1,
+    data_name: str = "",
+) -> pd.DataFrame:
+    """run_grid through the cache. The frame is returned as it reads back from the cache, so a
+    fresh and a cached grid compare (and write) identically."""
+    key = cache.grid_key(data_key, protocol, specs, features, target)
+    grid = cache.load_grid(key)
+    if grid is None:
+        with _computation_lock(key, cancel):
+            grid = cache.load_grid(key)
+            if grid is None:
+                report = _cancellable(progress, cancel)
+                with compute_backend():  # run_grid fans out to loky processes or to Dask
+                    frame = _run_grid(X, y, protocol, specs, features=list(features),
+                                      progress=report, n_jobs=n_jobs)
+                grid = cache.canonical_grid(frame)
+                cache.save_grid(key, grid, data_name=data_name, protocol=protocol)
+                return grid
+    if progress is not None:
+        progress(1.0, FROM_CACHE)
+    return grid
+
+
+def _cancellable(progress: Progress | None, cancel: Cancel | None) -> Progress:
+    """A progress callback that raises JobCancelled once cancel() is true: raised on the thread
+    that drives joblib.Parallel, it aborts the run and terminates its worker processes."""
+
+    def report(fraction: float, message: str = "") -> None:
+        if cancel is not None and cancel():
+            raise JobCancelled("cancelled")
+        if progress is not None:
+            progress(fraction, message)
+
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# jobs
+
+
+def _describe(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if name in ("TerminatedWorkerError", "KilledWorker", "BrokenProcessPool"):
+        return (
+            "a worker process died mid-job (killed, or out of memory); other jobs are "
+            f"unaffected, and submitting this one again retries it. ({name}: {str(exc)[:300]})"
+        )
+    return f"{name}: {exc}"
+
+
+class Job:
+    """A handle on one submitted computation; every attribute is safe to read from any thread."""
+
+    def __init__(self, manager: JobManager, job_id: str, kind: str, key: str, fn, args, kwargs,
+                 label: str, epochs_total: int | None):
+        self.id, self.kind, self.key, self.label = job_id, kind, key, label
+        self.state = "queued"
+        self.progress = 0.0
+        self.message = "queued"
+        self.epochs_total = epochs_total
+        self.error: str | None = None
+        self.warnings: list[str] = []
+        self.submitted = time.time()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self._manager = manager
+        self._call = (fn, args, kwargs)
+        self._result = None
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+
+    # -- what a page polls
+    @property
+    def epochs_done(self) -> int | None:
+        return None if self.epochs_total is None else int(round(self.progress * self.epochs_total))
+
+    @property
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if self.state != "running" or self.progress <= 0:
+            return None
+        return self.elapsed * (1 - self.progress) / self.progress
+
+    @property
+    def position(self) -> int | None:
+        """1-based place in the queue while queued, else None."""
+        return self._manager._position(self)
+
+    def snapshot(self) -> dict:
+        return {
+            "id": self.id, "kind": self.kind, "key": self.key, "label": self.label,
+            "state": self.state, "position": self.position, "progress": self.progress,
+            "message": self.message, "epochs_done": self.epochs_done,
+            "epochs_total": self.epochs_total, "elapsed": self.elapsed,
+            "eta_seconds": self.eta_seconds, "error": self.error,
+        }
+
+    # -- called by the work
+    def report(self, fraction: float, message: str = "") -> None:
+        """The progress callback handed to the work; raises JobCancelled after cancel()."""
+        if self._cancel.is_set():
+            raise JobCancelled("cancelled")
+        self.progress = float(min(max(fraction, 0.0), 1.0))
+        if message:
+            self.message = message
+
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    # -- called by the owner
+    def cancel(self) -> None:
+        """Queued: dropped at once. Running: stops at its next progress report or cancel check."""
+        self._cancel.set()
+        if not self._manager._drop_queued(self) and self.state == "running":
+            self.message = "cancelling…"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None):
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job {self.id} still {self.state}")
+        if self.state == "failed":
+            raise JobFailed(self.error)
+        if self.state == "cancelled":
+            raise JobCancelled(f"job {self.id} was cancelled")
+        return self._result
+
+    def __repr__(self) -> str:
+        return f"Job({self.id}, {self.kind}, {self.state}, {self.progress:.0%})"
+
+
+def _accepts(fn, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+class JobManager:
+    """Runs submitted work on background threads, at most max_jobs at once, the rest queued."""
+
+    def __init__(self, max_jobs: int | None = None, keep_finished: int = 100):
+        self.max_jobs = max(1, int(max_jobs or os.environ.get(MAX_JOBS_ENV) or 1))
+        self.keep_finished = keep_finished
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._by_key: dict[str, Job] = {}
+        self._queue: deque[Job] = deque()
+        self._running = 0
+        self._ids = itertools.count(1)
+
+    def submit(self, kind: str, key: str, fn, *args, label: str = "",
+               epochs_total: int | None = None, **kwargs) -> Job:
+        """Run fn(*args, **kwargs) in the background; the same key returns the same Job unless
+        that one failed or was cancelled. fn gets progress=/cancel= when it accepts them."""
+        with self._lock:
+            existing = self._by_key.get(key)
+            if existing is not None and existing.state not in ("failed", "cancelled"):
+                return existing
+            job = Job(self, f"{kind}-{next(self._ids)}", kind, key, fn, args, kwargs,
+                      label or kind, epochs_total)
+            self._jobs[job.id] = job
+            self._by_key[key] = job
+            self._forget_old()
+            if self._running < self.max_jobs:
+                self._running += 1
+                self._start(job)
+            else:
+                self._queue.append(job)
+        return job
+
+    def submit_train(self, X, y, spec: ArchSpec, protocol, *, features, target, data_key: str,
+                     row_ids=None, data_name: str = "") -> Job:
+        """A cached_train job, keyed like the cache so duplicates share it."""
+        key = cache.run_key(data_key, spec, protocol, features, target)
+        p = cache._protocol_dict(protocol)
+        n_models = p.get("folds", 1) * (p.get("repeats", 1) if p.get("kind") == "repeated" else 1)
+        epochs = int(p.get("epochs", 0) * n_models)
+        return self.submit("train", key, cached_train, X, y, spec, protocol, features=features,
+                           target=target, data_key=data_key, row_ids=row_ids, data_name=data_name,
+                           label=spec.label, epochs_total=epochs or None)
+
+    def submit_grid(self, X, y, protocol, specs=None, *, features, target, data_key: str,
+                    data_name: str = "") -> Job:
+        key = cache.grid_key(data_key, protocol, specs, features, target)
+        return self.submit("grid", key, cached_grid, X, y, protocol, specs, features=features,
+                           target=target, data_key=data_key, data_name=data_name,
+                           label=f"grid ({'study' if specs is None else len(specs)} configurations)")
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def jobs_frame(self) -> pd.DataFrame:
+        """A table of all jobs for the UI, newest first."""
+        return pd.DataFrame([j.snapshot() for j in reversed(self.jobs())])
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def find(self, key: str) -> Job | None:
+        """The job computing (or that computed) this key, e.g. for a page reloaded mid-training."""
+        with self._lock:
+            return self._by_key.get(key)
+
+    # -- internals
+    def _start(self, job: Job) -> None:
+        threading.Thread(target=self._worker, args=(job,), name=f"bnapp-{job.id}", daemon=True).start()
+
+    def _worker(self, job: Job | None) -> None:
+        while job is not None:
+            self._execute(job)
+            with self._lock:
+                job = self._queue.popleft() if self._queue else None
+                if job is None:
+                    self._running -= 1
+
+    def _execute(self, job: Job) -> None:
+        fn, args, kwargs = job._call
+        if _accepts(fn, "progress"):
+            kwargs = {**kwargs, "progress": job.report}
+        if _accepts(fn, "cancel"):
+            kwargs = {**kwargs, "cancel": job.cancel_requested}
+        job.started = time.time()
+        job.state, job.message = "running", "started"
+        cache._sinks.messages = job.warnings
+        try:
+            job._result = fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any failure ends this job only, with its message
+            if job._cancel.is_set():
+                job.state, job.message = "cancelled", "cancelled"
+            else:
+                job.error = _describe(exc)
+                job.state, job.message = "failed", job.error
+        else:
+            job.message = "done (from the cache)" if job.message == FROM_CACHE else "done"
+            job.progress, job.state = 1.0, "done"
+        finally:
+            cache._sinks.messages = None
+            job._call = None  # drop references to the inputs
+            job.finished = time.time()
+            job._done.set()
+
+    def _position(self, job: Job) -> int | None:
+        with self._lock:
+            try:
+                return self._queue.index(job) + 1
+            except ValueError:
+                return None
+
+    def _drop_queued(self, job: Job) -> bool:
+        with self._lock:
+            if job not in self._queue:
+                return False
+            self._queue.remove(job)
+        job.state, job.message, job.finished = "cancelled", "cancelled before it started", time.time()
+        job._done.set()
+        return True
+
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs.values() if j._done.is_set()]
+        for old in finished[: max(0, len(finished) - self.keep_finished)]:
+            del self._jobs[old.id]
+            if self._by_key.get(old.key) is old:
+                del self._by_key[old.key]
+
+
+_manager: JobManager | None = None
+_manager_lock = threading.Lock()
+
+
+def job_manager() -> JobManager:
+    """The process-wide JobManager (shared by every session of one Streamlit server)."""
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            _manager = JobManager()
+        return _manager

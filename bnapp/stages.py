@@ -1,0 +1,199 @@
+"""What the BN layers see and learn: test-set values at four stages, parameter tables, curves.
+
+Units of the input layer are the run's features; units of hidden layer i are "node 1", "node 2",
+... (the study's names), prefixed "layer i+1" beyond the first hidden layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bnapp.model import BN_EPSILON, BNState, forward
+from bnapp.results import FoldResult, RunResult
+
+STAGES = ("raw", "zscore", "bn_normalized", "bn_output")
+PARAMETER_COLUMNS = ("moving_mean", "moving_std", "beta", "gamma", "scaler_mean", "scaler_std")
+LAYERS = ("input", "hidden")
+
+
+def check_layer(run: RunResult, layer: str, hidden_index: int = 0) -> None:
+    if layer not in LAYERS:
+        raise ValueError(f"layer must be one of {LAYERS}, not {layer!r}")
+    if layer == "hidden" and not 0 <= hidden_index < len(run.spec.hidden):
+        raise ValueError(
+            f"hidden_index {hidden_index} is out of range: the network has "
+            f"{len(run.spec.hidden)} hidden layer(s)"
+        )
+
+
+def unit_names(run: RunResult, layer: str, hidden_index: int = 0) -> list[str]:
+    if layer == "input":
+        return list(run.features)
+    prefix = f"layer {hidden_index + 1} " if hidden_index else ""
+    return [f"{prefix}node {k + 1}" for k in range(run.spec.hidden[hidden_index])]
+
+
+def layer_bn(fold: FoldResult, layer: str, hidden_index: int = 0) -> BNState | None:
+    """The fold's BN state of that layer, or None where the architecture has no BN there."""
+    if layer == "input":
+        return fold.weights.input_bn
+    return fold.weights.hidden_bn[hidden_index] if fold.weights.hidden_bn else None
+
+
+def unit_values(run: RunResult, fold: FoldResult, rows: np.ndarray, layer: str,
+                hidden_index: int = 0) -> np.ndarray:
+    """What enters the layer's BN (network input, or the hidden Dense output) for these rows."""
+    x = fold.network_input(run.spec, run.X[rows])
+    if layer == "input":
+        return x
+    return forward(run.spec, fold.weights, x).hidden_pre_bn[hidden_index]
+
+
+def layer_scaler(run: RunResult, fold: FoldResult, layer: str,
+                 hidden_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Training-row mean and std (ddof 0) of the layer's raw unit values.
+
+    For the input layer that is the fold's StandardScaler; for a hidden layer, the same statistics
+    of its Dense outputs on the fold's training rows (a hidden layer has no scaler of its own).
+    """
+    if layer == "input":
+        return fold.scaler_mean, fold.scaler_std
+    values = unit_values(run, fold, fold.train_rows, layer, hidden_index)
+    return values.mean(0), values.std(0)
+
+
+def _raw_values(run: RunResult, fold: FoldResult, layer: str, hidden_index: int) -> np.ndarray:
+    if layer == "input":
+        return run.X[fold.test_rows]
+    return unit_values(run, fold, fold.test_rows, layer, hidden_index)
+
+
+def bn_stages(run: RunResult, layer: str = "input", hidden_index: int = 0) -> pd.DataFrame:
+    """Test-set values per fold and unit at each stage: DataFrame[fold, unit, stage, value].
+
+    raw (input: raw data; hidden: Dense output), zscore (with the fold's training scaler),
+    bn_normalized ((v - moving mean) / sqrt(moving var + eps), before gamma and beta) and
+    bn_output. The two BN stages are left out where the layer has no BN.
+    """
+    check_layer(run, layer, hidden_index)
+    names = np.asarray(unit_names(run, layer, hidden_index), dtype=object)
+    parts = []
+    for fold in run.folds:
+        raw = _raw_values(run, fold, layer, hidden_index)
+        mean, std = layer_scaler(run, fold, layer, hidden_index)
+        stages = {"raw": raw, "zscore": (raw - mean) / std}
+        bn = layer_bn(fold, layer, hidden_index)
+        if bn is not None:
+            into_bn = fold.network_input(run.spec, raw) if layer == "input" else raw
+            normalized = (into_bn - bn.moving_mean) / np.sqrt(bn.moving_var + BN_EPSILON)
+            stages["bn_normalized"] = normalized
+            stages["bn_output"] = normalized * bn.gamma + bn.beta
+        for stage, values in stages.items():
+            n, p = values.shape
+            parts.append(pd.DataFrame({
+                "fold": fold.fold,
+                "unit": np.tile(names, n),
+                "stage": stage,
+                "value": values.reshape(-1),
+            }))
+    out = pd.concat(parts, ignore_index=True)
+    out["stage"] = pd.Categorical(out["stage"], categories=STAGES, ordered=True)
+    return out
+
+
+def _box(values: np.ndarray) -> dict[str, float]:
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    fence = 1.5 * (q3 - q1)
+    inside = values[(values >= q1 - fence) & (values <= q3 + fence)]
+    return {
+        "n": len(values), "min": values.min(), "q1": q1, "median": median, "q3": q3,
+        "max": values.max(),
+        # as matplotlib: a whisker never ends inside the box (interpolated quartiles can exceed
+        # the last value within the fence)
+        "whisker_low": min(inside.min(), q1), "whisker_high": max(inside.max(), q3),
+    }
+
+
+def stage_quantiles(stages: pd.DataFrame) -> pd.DataFrame:
+    """Box-plot summary per fold, unit and stage, plus fold = -1 for all folds pooled.
+
+    Whiskers follow Tukey: the most extreme values within 1.5 IQR of the quartiles (never
+    inside the box). A few numbers
+    per box, whatever the data set's size, so the browser never receives the raw values.
+    """
+    pooled = stages.assign(fold=-1)
+    rows = []
+    for (fold, unit, stage), group in pd.concat([stages, pooled]).groupby(
+        ["fold", "unit", "stage"], sort=False, observed=True
+    ):
+        rows.append({"fold": fold, "unit": unit, "stage": stage,
+                     **_box(group["value"].to_numpy(np.float64))})
+    out = pd.DataFrame(rows)
+    out["stage"] = pd.Categorical(out["stage"], categories=STAGES, ordered=True)
+    out["n"] = out["n"].astype(int)
+    return out
+
+
+def bn_parameters(run: RunResult, layer: str = "input", hidden_index: int = 0,
+                  ddof: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per_fold, summary) of the layer's BN parameters and training scaler.
+
+    per_fold[fold, unit, moving_mean, moving_std, beta, gamma, scaler_mean, scaler_std] (BN
+    columns NaN without BN); summary: unit, <col>_mean, <col>_sd over folds. ddof=0 (population
+    SD) is what the study's table 2 printed (Upos gamma 3.27 +- 0.57); pass 1 for the sample SD.
+    """
+    check_layer(run, layer, hidden_index)
+    names = unit_names(run, layer, hidden_index)
+    parts = []
+    for fold in run.folds:
+        bn = layer_bn(fold, layer, hidden_index)
+        nan = np.full(len(names), np.nan)
+        mean, std = layer_scaler(run, fold, layer, hidden_index)
+        parts.append(pd.DataFrame({
+            "fold": fold.fold,
+            "unit": names,
+            **{col: nan if bn is None else getattr(bn, col)
+               for col in ("moving_mean", "moving_std", "beta", "gamma")},
+            "scaler_mean": mean,
+            "scaler_std": std,
+        }))
+    per_fold = pd.concat(parts, ignore_index=True)
+    grouped = per_fold.groupby("unit", sort=False)[list(PARAMETER_COLUMNS)]
+    summary = pd.DataFrame({"unit": names})
+    means, sds = grouped.mean(), grouped.std(ddof=ddof)
+    for col in PARAMETER_COLUMNS:
+        summary[f"{col}_mean"] = means.loc[names, col].to_numpy()
+        summary[f"{col}_sd"] = sds.loc[names, col].to_numpy()
+    return per_fold, summary
+
+
+def training_curves(run: RunResult) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(loss[fold, epoch, loss, val_loss], gamma[fold, epoch, unit, gamma]); epochs count from 1.
+
+    val_loss is NaN where the protocol had no validation rows; gamma is empty without input BN.
+    Imported Keras runs have no history, so both frames are empty.
+    """
+    losses, gammas = [], []
+    for fold in run.folds:
+        h = fold.history
+        if "loss" in h:
+            epochs = np.arange(1, len(h["loss"]) + 1)
+            val = h.get("val_loss")
+            losses.append(pd.DataFrame({
+                "fold": fold.fold, "epoch": epochs, "loss": h["loss"],
+                "val_loss": val if val is not None and len(val) == len(epochs) else np.nan,
+            }))
+        if "input_gamma" in h and len(h["input_gamma"]):
+            g = np.asarray(h["input_gamma"])
+            gammas.append(pd.DataFrame({
+                "fold": fold.fold,
+                "epoch": np.repeat(np.arange(1, len(g) + 1), g.shape[1]),
+                "unit": np.tile(np.asarray(run.features, dtype=object), len(g)),
+                "gamma": g.reshape(-1),
+            }))
+    loss = pd.concat(losses, ignore_index=True) if losses else pd.DataFrame(
+        columns=["fold", "epoch", "loss", "val_loss"])
+    gamma = pd.concat(gammas, ignore_index=True) if gammas else pd.DataFrame(
+        columns=["fold", "epoch", "unit", "gamma"])
+    return loss, gamma

@@ -1,0 +1,78 @@
+"""Units the library holds the study's columns in, conversions into them, and plausible ranges.
+
+Urea is held as urea in mg/dL, weight in kg, ultrafiltration in litres. Urea (CH4N2O) has a molar
+mass of 60.06 g/mol; blood urea nitrogen (BUN) counts only its two nitrogen atoms, 2 x 14.007 =
+28.014 g/mol. Hence:
+  1 mmol/L urea = 60.06 mg/L = 6.006 mg/dL urea
+  1 mg/dL BUN   = 60.06 / 28.014 = 2.144 mg/dL urea
+BUN in mmol/L equals urea in mmol/L (one urea molecule per two nitrogens), so it converts as mmol/L.
+"""
+
+from __future__ import annotations
+
+import re
+
+UREA_MOLAR_MASS = 60.06  # g/mol
+UREA_NITROGEN_MASS = 28.014  # g/mol, 2 x 14.007
+
+UREA_UNITS = ("mg/dL", "mmol/L", "BUN")
+# multiply a value in the key's unit by this to get urea in mg/dL
+UREA_FACTORS = {
+    "mg/dL": 1.0,
+    "mmol/L": UREA_MOLAR_MASS / 10.0,  # 6.006
+    "BUN": UREA_MOLAR_MASS / UREA_NITROGEN_MASS,  # 2.144
+}
+UNIT_LABELS = {"mg/dL": "urea mg/dL", "mmol/L": "urea mmol/L", "BUN": "BUN mg/dL"}
+
+# Plausible values in the library's units (inclusive). Wide on purpose: they catch unit mix-ups and
+# typos (a weight of 7000, urea in mmol/L read as mg/dL), not unusual patients.
+UREA_RANGE = (5.0, 400.0)  # mg/dL urea
+WEIGHT_RANGE = (20.0, 250.0)  # kg
+UF_RANGE = (0.0, 10.0)  # litres; 0 is a valid session without fluid removal
+PLAUSIBLE_RANGES = {
+    "Upre": UREA_RANGE,
+    "U120": UREA_RANGE,
+    "Upos": UREA_RANGE,
+    "Ueq": UREA_RANGE,
+    "PP": WEIGHT_RANGE,
+    "UF": UF_RANGE,
+}
+LIBRARY_UNITS = {"Upre": "mg/dL", "U120": "mg/dL", "Upos": "mg/dL", "Ueq": "mg/dL", "PP": "kg",
+                 "UF": "L"}
+UREA_COLUMNS = ("Upre", "U120", "Upos", "Ueq")
+
+_UNIT_SPELLINGS = {
+    "mgdl": "mg/dL", "mg": "mg/dL", "urea": "mg/dL", "ureamgdl": "mg/dL",
+    "mmoll": "mmol/L", "mmol": "mmol/L", "ureammoll": "mmol/L",
+    "bun": "BUN", "bunmgdl": "BUN", "mgdlbun": "BUN",
+}
+
+
+def normalize_units(units: object) -> str | None:
+    """The canonical name of a urea unit ('mg/dL', 'mmol/L', 'BUN'), or None if unknown."""
+    if not isinstance(units, str):
+        return None
+    return _UNIT_SPELLINGS.get(re.sub(r"[^a-z]", "", units.casefold()))
+
+
+def header_unit(header: str) -> str | None:
+    """The urea unit a column name states ('BUN pre', 'Upre (mmol/L)'), or None."""
+    words = re.findall(r"[a-z0-9]+", header.casefold())
+    joined = "".join(words)
+    if "mmol" in joined:
+        return "mmol/L"
+    if "bun" in joined:
+        return "BUN"
+    if "mgdl" in joined or ("mg" in words and "dl" in words):
+        return "mg/dL"
+    return None
+
+
+def column_unit(header: str, file_units: str) -> str:
+    """The unit a urea column is read in: what its name states, else the file's units."""
+    stated = header_unit(header)
+    if stated == "BUN" and file_units == "mmol/L":
+        return "mmol/L"  # BUN and urea are equimolar
+    if stated == "mg/dL" and file_units == "BUN":
+        return "BUN"  # 'mg/dL' alone does not say urea or BUN: the user's choice decides
+    return stated or file_units

@@ -1,0 +1,58 @@
+"""`python -m bnapp reproduce` and `analyze` end to end (small settings)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bnapp.cli import main
+
+
+def test_reproduce_writes_the_published_tables(seed_dir, tmp_path, capsys):
+    pytest.importorskip("bnapp.kinetics")
+    out = tmp_path / "repro"
+    code = main(["reproduce", "--seed-dir", str(seed_dir), "--out", str(out), "--n-boot", "100",
+                 "--permutations", "2"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "cumulative" in printed
+    for name in ("bn_parameters", "sensitivity_e2e", "sensitivity_norm", "sensitivity_hidden_nodes",
+                 "sensitivity_hidden_nodes_cumulative", "comparison", "sensitivity_all",
+                 "association", "baselines", "paired_comparison"):
+        assert (out / f"{name}.csv").is_file(), name
+    assert pd.read_csv(out / "comparison.csv")["matches"].all()
+    published = pd.read_csv(seed_dir / "published_sensitivity_e2e.csv")
+    assert list(pd.read_csv(out / "sensitivity_e2e.csv").columns) == list(published.columns)
+
+
+def test_reproduce_refuses_a_wrong_seed_dir(tmp_path, capsys):
+    assert main(["reproduce", "--seed-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "seed" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_analyze_refuses_a_bad_architecture(tmp_path, urea_csv, capsys):
+    code = main(["analyze", "--data", str(urea_csv), "--arch", "6,x", "--out", str(tmp_path)])
+    assert code == 2
+    assert "--arch" in capsys.readouterr().err
+
+
+def test_analyze_writes_every_table(urea_csv, tmp_path):
+    pytest.importorskip("bnapp.data")
+    pytest.importorskip("bnapp.kinetics")
+    out = tmp_path / "analysis"
+    code = main(["analyze", "--data", str(urea_csv), "--mode", "zscore", "--arch", "4",
+                 "--folds", "3", "--epochs", "5", "--seed", "1", "--out", str(out),
+                 "--n-boot", "50", "--permutations", "2"])
+    assert code == 0
+    sens = pd.read_csv(out / "sensitivity.csv")
+    assert set(sens["layer"]) == {"input", "hidden"}
+    assert {"unit", "fold", "mode", "gamma", "bias", "mse", "rmse", "delta_mse"} <= set(sens.columns)
+    assoc = pd.read_csv(out / "association.csv")
+    assert {"spearman", "pearson", "kendall_tau"} <= set(assoc["statistic"])
+    assert {"ci_low", "ci_high"} <= set(assoc.columns)
+    base = pd.read_csv(out / "baselines.csv", dtype={"fold": str})
+    assert set(base["method"]) == {"network", "linear_regression", "rate_equation", "tattersall"}
+    assert set(base["fold"]) == {"0", "1", "2", "pooled"} and "rmse" in base.columns
+    assert pd.read_csv(out / "bn_parameters.csv")["unit"].tolist() == ["Upre", "U120", "Upos",
+                                                                        "PP", "UF"]

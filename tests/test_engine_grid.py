@@ -1,0 +1,94 @@
+"""The study's grid: its 480 configurations, CV scores against per-run training, best per mode."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from joblib import parallel_config
+
+from bnapp.grid import best_per_mode, grid_spec, run_grid, study_grid
+from bnapp.model import ArchSpec
+from bnapp.train import Protocol, train_runs
+
+FEATURES = ["a", "b", "c"]
+PROTOCOL = Protocol(kind="kfold", folds=3, epochs=15, seed=4)
+SPECS = [
+    ArchSpec.study_e2e(),
+    ArchSpec.study_zscore(),
+    ArchSpec(hidden=(3, 3, 3), activation="tanh", output_activation="relu", input_bn=False,
+             hidden_bn=False, input_mode="zscore"),
+    ArchSpec(hidden=(2,), activation="relu", input_bn=True, hidden_bn=True, input_mode="zscore"),
+]
+
+
+def _data():
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(40, 3)) * [10.0, 1.0, 3.0] + [50.0, 0.0, 5.0]
+    return X, 0.1 * X[:, 0] + X[:, 1] + 0.1 * rng.normal(size=40)
+
+
+def test_study_grid_has_the_480_configurations():
+    specs = study_grid()
+    assert len(specs) == 480 == len(set(specs))
+    assert {len(s.hidden) for s in specs} == {1, 2, 3, 4}
+    assert {w for s in specs for w in s.hidden} == {2, 3, 4, 5, 6}
+    assert all(len(set(s.hidden)) == 1 and s.input_bn == s.hidden_bn for s in specs)
+    assert ArchSpec.study_e2e() in specs and ArchSpec.study_zscore() in specs
+
+
+def test_grid_scores_equal_the_folds_test_mse_of_trained_runs():
+    X, y = _data()
+    grid = run_grid(X, y, PROTOCOL, SPECS, features=FEATURES)
+    runs = train_runs(X, y, SPECS, PROTOCOL, features=FEATURES)
+    assert list(grid["label"]) == [s.label for s in SPECS]
+    for (_, row), run, spec in zip(grid.iterrows(), runs, SPECS, strict=True):
+        mse = [np.mean((run.test_predictions(f) - y[f.test_rows]) ** 2) for f in run.folds]
+        assert row["cv_mse_mean"] == pytest.approx(np.mean(mse), rel=1e-10)
+        assert row["cv_mse_sd"] == pytest.approx(np.std(mse), rel=1e-8, abs=1e-12)
+        counts = spec.param_counts(3)
+        assert (row["trainable"], row["non_trainable"], row["total_params"]) == (
+            counts.trainable, counts.non_trainable, counts.total)
+        assert not row["diverged"]
+
+
+def test_grid_fans_out_through_joblib_backends_with_identical_results():
+    X, y = _data()
+    local = run_grid(X, y, PROTOCOL, SPECS, features=FEATURES, n_jobs=1)
+    with parallel_config(backend="loky", n_jobs=2):
+        spread = run_grid(X, y, PROTOCOL, SPECS, features=FEATURES)
+    pd.testing.assert_frame_equal(local, spread)
+
+
+def test_grid_rows_survive_csv_and_rebuild_their_spec():
+    X, y = _data()
+    seen = []
+    grid = run_grid(X, y, PROTOCOL, SPECS, features=FEATURES, progress=lambda f, m: seen.append(f))
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    back = pd.read_csv(io.StringIO(grid.to_csv(index=False)))
+    assert [grid_spec(row) for _, row in back.iterrows()] == SPECS
+
+
+def test_best_per_mode_picks_the_lowest_finite_score():
+    grid = pd.DataFrame({
+        "label": ["a", "b", "c", "d", "e"],
+        "input_mode": ["raw", "raw", "zscore", "zscore", "raw"],
+        "cv_mse_mean": [5.0, 3.0, 4.0, 2.0, np.nan],
+        "diverged": [False, False, False, False, True],
+    })
+    best = best_per_mode(grid)
+    assert list(best["input_mode"]) == ["raw", "zscore"]
+    assert list(best["label"]) == ["b", "d"]
+
+
+def test_a_diverging_configuration_gets_nan_not_an_exception():
+    X, y = _data()
+    protocol = Protocol(kind="kfold", folds=3, epochs=200, lr=10.0)
+    bad = ArchSpec(hidden=(4,), input_bn=False, hidden_bn=False)
+    good = ArchSpec(hidden=(4,), input_bn=False, hidden_bn=False, output_activation="relu")  # dies, finite
+    grid = run_grid(X * 100, y * 100, protocol, [bad, good], features=FEATURES)
+    assert list(grid["diverged"]) == [True, False]
+    assert np.isnan(grid["cv_mse_mean"][0]) and np.isfinite(grid["cv_mse_mean"][1])
+    assert list(best_per_mode(grid)["label"]) == [good.label]

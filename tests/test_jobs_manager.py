@@ -1,0 +1,252 @@
+"""Background jobs: progress, sharing one computation, the queue, cancel, failures, dead workers."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from joblib import Parallel, delayed
+from test_jobs_fakes import CALLS, FakeProtocol, die, fake_train, same_run, where_am_i
+
+from bnapp import cache, jobs
+from bnapp.model import ArchSpec
+
+FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
+
+
+@pytest.fixture()
+def calls(monkeypatch):
+    monkeypatch.setattr(jobs, "_train_run", fake_train)
+    monkeypatch.setattr(CALLS, "n", 0)
+    monkeypatch.setattr(CALLS, "started", threading.Event())
+    gate = threading.Event()
+    monkeypatch.setattr(CALLS, "gate", gate)
+    yield CALLS
+    gate.set()  # never leave a job thread blocked
+
+
+@pytest.fixture()
+def data():
+    X = np.random.default_rng(3).normal(50, 10, size=(24, 5))
+    return X, X[:, 1] / 2
+
+
+def wait_until(predicate, timeout=60.0):
+    """Poll (generous timeout; the assertion is on the state reached, not the time taken)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.01)
+
+
+def _submit(manager, X, y, **kw):
+    data_key = cache.array_fingerprint(X, y, FEATURES, "Ueq")
+    return manager.submit_train(X, y, kw.pop("spec", ArchSpec()), kw.pop("protocol", FakeProtocol()),
+                                features=FEATURES, target="Ueq", data_key=data_key, **kw)
+
+
+def test_submit_returns_at_once_and_reports_progress(calls, data):
+    X, y = data
+    manager = jobs.JobManager(max_jobs=1)
+    job = _submit(manager, X, y)
+    assert job.state in ("queued", "running") and not job.wait(0)
+    assert job.kind == "train" and job.label == ArchSpec().label and job.epochs_total == 12
+    calls.gate.set()
+    run = job.result(timeout=60)
+    assert job.state == "done" and job.progress == 1.0 and job.epochs_done == 12
+    assert job.elapsed >= 0 and job.eta_seconds is None
+    direct = fake_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES)
+    assert same_run(run, direct)
+    again = _submit(jobs.JobManager(), X, y)  # another server process: served by the cache
+    assert same_run(again.result(60), run) and calls.n == 2  # the job and the direct call
+    assert again.message == "done (from the cache)"
+
+
+def test_progress_fraction_epochs_and_eta_while_running():
+    manager = jobs.JobManager(max_jobs=1)
+    halfway, release = threading.Event(), threading.Event()
+
+    def work(progress):
+        progress(0.5, "fold 2 of 4")
+        halfway.set()
+        release.wait(60)
+        return 42
+
+    job = manager.submit("analysis", "k-eta", work, epochs_total=10)
+    assert halfway.wait(60)
+    snap = job.snapshot()
+    assert snap["state"] == "running" and snap["progress"] == 0.5 and snap["epochs_done"] == 5
+    assert snap["message"] == "fold 2 of 4" and snap["eta_seconds"] is not None and snap["eta_seconds"] >= 0
+    frame = manager.jobs_frame()
+    assert frame.loc[0, "id"] == job.id and frame.loc[0, "state"] == "running"
+    release.set()
+    assert job.result(60) == 42
+
+
+def test_same_key_twice_shares_one_computation(calls, data):
+    X, y = data
+    manager = jobs.JobManager(max_jobs=2)
+    first = _submit(manager, X, y)
+    second = _submit(manager, X.copy(), y.copy())
+    assert second is first
+    calls.gate.set()
+    assert first.result(60) is second.result(60)
+    assert calls.n == 1
+    assert _submit(manager, X, y) is first, "a finished job is still shared"
+
+
+def test_concurrent_cached_train_calls_compute_once(calls, data, monkeypatch):
+    """Two callers without a shared manager (two server processes): the lock file makes the
+    second wait for the first, then read its result from the cache."""
+    X, y = data
+    waiting = threading.Event()
+    real_try = jobs._try_acquire
+
+    def try_acquire(lock):
+        got = real_try(lock)
+        if not got:
+            waiting.set()
+        return got
+
+    monkeypatch.setattr(jobs, "_try_acquire", try_acquire)
+    results = {}
+
+    def call(name):
+        results[name] = jobs.cached_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES,
+                                          target="Ueq", data_key="same-data")
+
+    a = threading.Thread(target=call, args=("a",))
+    a.start()
+    assert calls.started.wait(60)
+    b = threading.Thread(target=call, args=("b",))
+    b.start()
+    assert waiting.wait(60), "the second caller waits on the lock"
+    calls.gate.set()
+    a.join(60)
+    b.join(60)
+    assert calls.n == 1
+    assert same_run(results["a"], results["b"])
+
+
+def test_queue_bound_positions_and_cancel_queued(calls, data, monkeypatch):
+    monkeypatch.setenv("BNAPP_MAX_JOBS", "2")
+    X, y = data
+    manager = jobs.JobManager()
+    assert manager.max_jobs == 2
+    submitted = [_submit(manager, X, y, protocol=FakeProtocol(seed=s)) for s in range(4)]
+    wait_until(lambda: calls.n == 2)
+    assert [j.state for j in submitted] == ["running", "running", "queued", "queued"]
+    assert [j.position for j in submitted] == [None, None, 1, 2]
+    submitted[2].cancel()
+    assert submitted[2].state == "cancelled" and submitted[3].position == 1
+    with pytest.raises(jobs.JobCancelled):
+        submitted[2].result(1)
+    calls.gate.set()
+    for j in (submitted[0], submitted[1], submitted[3]):
+        j.result(60)
+    assert calls.n == 3, "the cancelled job never ran"
+    assert {j.state for j in manager.jobs()} == {"done", "cancelled"}
+
+
+def test_cancel_a_running_job(calls, data):
+    X, y = data
+    manager = jobs.JobManager(max_jobs=1)
+    job = _submit(manager, X, y)
+    assert calls.started.wait(60)
+    job.cancel()
+    calls.gate.set()
+    assert job.wait(60)
+    assert job.state == "cancelled" and job.error is None
+    assert cache.entries().empty, "nothing is cached for a cancelled run"
+    again = _submit(manager, X, y)
+    assert again is not job, "a cancelled job can be submitted anew"
+    assert again.result(60) is not None
+
+
+def test_failing_job_ends_failed_and_others_continue():
+    manager = jobs.JobManager(max_jobs=1)
+
+    def bad():
+        raise ValueError("learning rate 10 diverged at epoch 3; lower --lr")
+
+    failed = manager.submit("train", "k-bad", bad)
+    ok = manager.submit("train", "k-ok", lambda: "fine")
+    assert ok.result(60) == "fine"
+    assert failed.state == "failed"
+    assert failed.error == "ValueError: learning rate 10 diverged at epoch 3; lower --lr"
+    with pytest.raises(jobs.JobFailed, match="diverged"):
+        failed.result()
+    assert manager.submit("train", "k-bad", lambda: "retried").result(60) == "retried"
+
+
+def _parallel_with_a_dying_worker():
+    return Parallel(n_jobs=2, backend="loky")(delayed(die)(i) for i in range(4))
+
+
+def test_worker_process_killed_mid_job():
+    manager = jobs.JobManager(max_jobs=2)
+    dying = manager.submit("grid", "k-die", _parallel_with_a_dying_worker)
+    assert dying.wait(120)
+    assert dying.state == "failed"
+    assert "worker process died" in dying.error
+    healthy = manager.submit("grid", "k-next", lambda: Parallel(n_jobs=2)(
+        delayed(where_am_i)(i) for i in range(2)))
+    assert all(w.startswith("pid ") for w in healthy.result(120))
+
+
+def _slow_task(i: int, marker_dir: str, go: str) -> int:
+    Path(marker_dir, f"{os.getpid()}.pid").write_text("")
+    if i > 0:
+        deadline = time.monotonic() + 120
+        while not Path(go).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)
+    return i
+
+
+def test_cancel_terminates_process_workers(tmp_path):
+    go = tmp_path / "go"
+
+    def grid(progress):
+        tasks = (delayed(_slow_task)(i, str(tmp_path), str(go)) for i in range(40))
+        done = 0
+        for _ in Parallel(n_jobs=2, backend="loky", return_as="generator_unordered")(tasks):
+            done += 1
+            progress(done / 40, f"{done} of 40")
+        return done
+
+    job = jobs.JobManager(max_jobs=1).submit("grid", "k-cancel", grid)
+    wait_until(lambda: job.progress > 0)
+    job.cancel()
+    go.write_text("")
+    assert job.wait(120)
+    assert job.state == "cancelled"
+    pids = [int(p.stem) for p in tmp_path.glob("*.pid")]
+    assert pids
+    wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                               for p in pids))
+
+
+def test_cache_warnings_are_kept_on_the_job(calls, data, monkeypatch):
+    X, y = data
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache.tempfile, "mkstemp", full)
+    calls.gate.set()
+    job = _submit(jobs.JobManager(), X, y)
+    run = job.result(60)
+    assert len(run.folds) == 3 and job.state == "done"
+    assert any("No space left" in w for w in job.warnings)
+
+
+def test_job_manager_is_one_per_process():
+    assert jobs.job_manager() is jobs.job_manager()
