@@ -38,8 +38,6 @@ from bnapp.model import (
 )
 from bnapp.results import FoldResult, RunResult
 
-STUDY_FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
-STUDY_TARGET = "Ueq"
 RUNS = {"e2e": "raw", "norm": "zscore"}  # seed file name -> the input mode it was trained on
 
 
