@@ -10,7 +10,8 @@ import pandas as pd
 
 from bnapp import analysis
 from bnapp.cli import UserError
-from bnapp.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+from bnapp.cli.options import add_arch_options, spec_from_args
+from bnapp.model import ArchSpec
 from bnapp.results import RunResult
 
 DEFAULT_SEED_DIR = Path("../shared/seed")
@@ -28,12 +29,7 @@ def register(sub) -> None:
     ana = sub.add_parser("analyze", help="train (or reuse cached results) and write every analysis")
     ana.add_argument("--data", type=Path, required=True, help="CSV or XLSX data file")
     ana.add_argument("--out", type=Path, required=True, help="output directory")
-    ana.add_argument("--mode", choices=INPUT_MODES, default="raw", help="network input")
-    ana.add_argument("--arch", default="6", help="hidden layer widths, e.g. 6 or 6,6")
-    ana.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid")
-    ana.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS, default="linear")
-    ana.add_argument("--no-input-bn", action="store_true", help="no BN layer on the inputs")
-    ana.add_argument("--no-hidden-bn", action="store_true", help="no BN after hidden layers")
+    add_arch_options(ana)
     ana.add_argument("--folds", type=int, default=10, help="k of k-fold cross-validation")
     ana.add_argument("--epochs", type=int, default=200)
     ana.add_argument("--seed", type=int, default=0)
@@ -69,16 +65,6 @@ def cmd_reproduce(args) -> int:
               file=sys.stderr)
         return 1
     return 0
-
-
-def _spec(args) -> ArchSpec:
-    try:
-        hidden = tuple(int(part) for part in args.arch.split(","))
-        return ArchSpec(hidden=hidden, activation=args.activation,
-                        output_activation=args.output_activation, input_bn=not args.no_input_bn,
-                        hidden_bn=not args.no_hidden_bn, input_mode=args.mode)
-    except ValueError as exc:
-        raise UserError(f"--arch {args.arch!r}: {exc} (give widths like 6 or 6,6)") from exc
 
 
 def _train(args, spec: ArchSpec) -> RunResult:
@@ -171,7 +157,7 @@ def _figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict:
 
 
 def cmd_analyze(args) -> int:
-    spec = _spec(args)
+    spec = spec_from_args(args)
     run = _train(args, spec)
     tables = analysis_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
                              seed=args.seed)

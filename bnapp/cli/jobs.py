@@ -12,18 +12,13 @@ import pandas as pd
 
 from bnapp import cache
 from bnapp.cli import UserError
-from bnapp.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+from bnapp.cli.options import add_arch_options, spec_from_args
 
 
 def register(sub) -> None:
     train = sub.add_parser("train", help="cross-validate one architecture on a data file")
     _data_options(train)
-    train.add_argument("--mode", choices=INPUT_MODES, default="raw", help="network input")
-    train.add_argument("--hidden", default="6", help="hidden layer widths, e.g. 6 or 6,6")
-    train.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid")
-    train.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS, default="linear")
-    train.add_argument("--no-input-bn", action="store_true", help="no BN layer on the inputs")
-    train.add_argument("--no-hidden-bn", action="store_true", help="no BN after hidden layers")
+    add_arch_options(train)
     train.add_argument("--protocol", choices=("kfold", "repeated", "study"), default="kfold")
     _protocol_options(train, folds=None, epochs=None)
     train.add_argument("--repeats", type=int, default=None)
@@ -94,15 +89,6 @@ def _require_rows(dataset, protocol) -> None:
         raise UserError(str(exc)) from exc
 
 
-def _spec(args) -> ArchSpec:
-    try:
-        hidden = tuple(int(h) for h in args.hidden.split(","))
-        return ArchSpec(hidden, args.activation, args.output_activation, not args.no_input_bn,
-                        not args.no_hidden_bn, args.mode)
-    except ValueError as exc:
-        raise UserError(f"--hidden {args.hidden!r}: {exc} (give widths like 6 or 6,6)") from exc
-
-
 def fold_summary(run) -> pd.DataFrame:
     """One row per trained model: its rows, test error and last losses."""
     rows = []
@@ -133,7 +119,7 @@ def cmd_train(args) -> int:
     from bnapp.results import run_to_bytes
 
     dataset, features, target = _load(args.data)
-    spec, protocol = _spec(args), _protocol(args, args.protocol)
+    spec, protocol = spec_from_args(args), _protocol(args, args.protocol)
     _require_rows(dataset, protocol)
     _prepare_out(args.out)
     with _progress_bar(spec.label) as report:
