@@ -15,6 +15,7 @@ from statsmodels.nonparametric.smoothers_lowess import lowess
 
 LOWESS_FRAC = 0.6  # the study's figures
 LINE_POINTS = 20
+ASSOCIATION_METRICS = ("bias", "delta_mse", "rmse")  # the study's bias, and two better-posed ones
 
 
 def _usable(sens: pd.DataFrame, metric: str) -> pd.DataFrame:

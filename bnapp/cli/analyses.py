@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from bnapp import analysis
+from bnapp import report
 from bnapp.cli import UserError
 from bnapp.cli.options import add_arch_options, spec_from_args
+from bnapp.export import chart_png, chart_svg
 from bnapp.model import ArchSpec
 from bnapp.results import RunResult
 
 DEFAULT_SEED_DIR = Path("../shared/seed")
-ASSOCIATION_METRICS = ("bias", "delta_mse", "rmse")
 
 
 def register(sub) -> None:
@@ -101,72 +98,13 @@ def _train(args, spec: ArchSpec) -> RunResult:
     return run
 
 
-def analysis_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
-                    seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Every table `analyze` writes, keyed by file stem."""
-    layers = ["input", "hidden"]  # first hidden layer; deeper ones via the library
-    per_fold, summary = analysis.bn_parameters(run)
-    sens = pd.concat([analysis.sensitivity(run, layer, n_permutations=n_permutations, seed=seed)
-                      for layer in layers], ignore_index=True)
-    quantiles = pd.concat([analysis.stage_quantiles(analysis.bn_stages(run, layer))
-                           .assign(layer=layer) for layer in layers], ignore_index=True)
-    loss, gamma = analysis.training_curves(run)
-    return {
-        "bn_parameters": summary,
-        "bn_parameters_per_fold": per_fold,
-        "stage_quantiles": quantiles,
-        "sensitivity": sens,
-        "fit_lines": pd.concat([analysis.fit_lines(sens, m).assign(metric=m)
-                                for m in ASSOCIATION_METRICS], ignore_index=True),
-        "association": pd.concat([analysis.association(sens, m, n_boot=n_boot, seed=seed)
-                                  for m in ASSOCIATION_METRICS], ignore_index=True),
-        "baselines": analysis.baselines(run),
-        "paired_comparison": analysis.paired_comparison(run),
-        "loss_curves": loss,
-        "gamma_curves": gamma,
-    }
-
-
-def _figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict:
-    """Altair charts of the tables; empty when bnapp.charts is not available."""
-    try:
-        charts = importlib.import_module("bnapp.charts")
-    except ModuleNotFoundError as exc:
-        if exc.name != "bnapp.charts":
-            raise
-        return {}
-    sens, lines = tables["sensitivity"], tables["fit_lines"]
-    figures = {
-        "architecture": charts.architecture_chart(run.spec, len(run.features)),
-        "parameters": charts.parameter_chart(tables["bn_parameters_per_fold"]),
-        "baselines": charts.baseline_chart(tables["baselines"]),
-    }
-    quantiles = tables["stage_quantiles"]
-    for layer in quantiles["layer"].unique():
-        figures[f"stages_{layer}"] = charts.stage_boxplot(
-            quantiles[quantiles["layer"] == layer].drop(columns="layer"), f"{layer} BN")
-    for (layer, mode), _ in sens.dropna(subset=["gamma"]).groupby(["layer", "mode"]):
-        line_pick = (lines["layer"] == layer) & (lines["metric"] == "bias")
-        figures[f"gamma_vs_bias_{layer}_{mode}"] = charts.gamma_scatter(
-            sens[sens["layer"] == layer], lines[line_pick].drop(columns="metric"), "bias", mode)
-    if len(tables["loss_curves"]):
-        figures["loss"] = charts.loss_curves(tables["loss_curves"])
-    if len(tables["gamma_curves"]):
-        figures["gamma_trajectories"] = charts.gamma_trajectories(tables["gamma_curves"])
-    return figures
-
-
 def cmd_analyze(args) -> int:
     spec = spec_from_args(args)
     run = _train(args, spec)
-    tables = analysis_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
+    tables = report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
                              seed=args.seed)
-    figures = _figures(run, tables)
-    images = {}
-    if figures:
-        from bnapp.export import chart_png, chart_svg
-
-        images = {name: (chart_png(chart), chart_svg(chart)) for name, chart in figures.items()}
+    figures = report.run_figures(run, tables)
+    images = {name: (chart_png(chart), chart_svg(chart)) for name, chart in figures.items()}
     args.out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         table.to_csv(args.out / f"{name}.csv", index=False)
@@ -175,7 +113,5 @@ def cmd_analyze(args) -> int:
         (args.out / f"{name}.svg").write_text(svg)
     pooled = tables["baselines"][tables["baselines"]["fold"] == "pooled"]
     print(pooled[["method", "n", "rmse", "mae", "bias", "r2"]].to_string(index=False))
-    if not figures:
-        print("figures: pending (bnapp.charts is not available yet)", file=sys.stderr)
     print(f"wrote {len(tables)} tables and {len(images)} figures (PNG + SVG) to {args.out}")
     return 0

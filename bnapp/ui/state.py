@@ -1,0 +1,176 @@
+"""One browser session's state: its data set, chosen columns, opened runs and background jobs.
+
+Everything lives in st.session_state, so each tab or user has their own; the job manager and
+the disk cache are shared, keyed by content, so equal work is still done once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from bnapp import cache, data
+from bnapp.jobs import Job, job_manager
+from bnapp.model import ArchSpec
+from bnapp.results import RunResult
+from bnapp.train import Protocol
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """A trained run opened in this session."""
+
+    key: str  # the cache key: data content, columns, architecture and protocol
+    label: str  # what the user sees: architecture, protocol, data set
+    run: RunResult
+    data_name: str
+
+
+def _state():
+    return st.session_state
+
+
+# ------------------------------------------------------------------------------------ data set
+
+def dataset() -> data.Dataset:
+    """The session's data set: the demo cohort until the user loads their own."""
+    if "dataset" not in _state():
+        _state().dataset = data.demo_dataset()
+    return _state().dataset
+
+
+def is_demo(ds: data.Dataset) -> bool:
+    return ds.name == data.DEMO_PATH.name
+
+
+def set_dataset(ds: data.Dataset) -> None:
+    """Make ds current; the column choice falls back to what ds has."""
+    _state().dataset = ds
+    available = set(ds.frame.columns)
+    chosen = [f for f in features() if f in available]
+    _state().features = chosen if chosen else [f for f in data.STUDY_INPUTS if f in available]
+    if target() not in available:
+        _state().target = data.STUDY_TARGET
+
+
+def features() -> list[str]:
+    return list(_state().get("features", data.STUDY_INPUTS))
+
+
+def target() -> str:
+    return _state().get("target", data.STUDY_TARGET)
+
+
+def set_columns(features_: list[str], target_: str) -> None:
+    if not features_:
+        raise data.DataError("choose at least one input column")
+    if target_ in features_:
+        raise data.DataError(f"{target_!r} cannot be both an input and the target")
+    _state().features, _state().target = list(features_), target_
+
+
+# ----------------------------------------------------------------------------------------- runs
+
+def runs() -> dict[str, RunEntry]:
+    """Runs opened in this session, by cache key, oldest first."""
+    return _state().setdefault("runs", {})
+
+
+def add_run(entry: RunEntry, *, activate: bool = True) -> None:
+    runs()[entry.key] = entry
+    if activate:
+        _state().active_run = entry.key
+
+
+def active_run() -> RunEntry | None:
+    """The run the analysis pages show (the last trained or opened one)."""
+    return runs().get(_state().get("active_run"))
+
+
+def set_active(key: str) -> None:
+    if key in runs():
+        _state().active_run = key
+
+
+def run_label(spec: ArchSpec, protocol: dict, data_name: str) -> str:
+    folds = protocol.get("folds", "?")
+    kind = protocol.get("kind", "kfold")
+    how = {"kfold": f"{folds}-fold CV", "study": "study splits",
+           "repeated": f"{protocol.get('repeats', '?')}×{folds}-fold CV"}.get(kind, kind)
+    return f"{spec.label} · {how}, {protocol.get('epochs', '?')} epochs · {data_name}"
+
+
+def open_cached(key: str) -> RunEntry | None:
+    """Load a run from the disk cache into this session (None when gone or corrupted)."""
+    run = cache.load_run(key)
+    if run is None:
+        return None
+    meta = cache.entries().set_index("key")
+    name = str(meta.at[key, "data_name"]) if key in meta.index else ""
+    entry = RunEntry(key, run_label(run.spec, run.protocol, name), run, name)
+    add_run(entry)
+    return entry
+
+
+def cached_runs() -> pd.DataFrame:
+    """Runs on disk that this session could reopen, newest first."""
+    listing = cache.entries()
+    return listing[listing["kind"] == "run"].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------- jobs
+
+def submit_training(spec: ArchSpec, protocol: Protocol) -> Job:
+    """Queue a cross-validated run of the session's data; the same request shares one job."""
+    ds = dataset()
+    data.require_rows(ds, protocol.folds, protocol.kind)
+    cols, tgt = features(), target()
+    job = job_manager().submit_train(
+        ds.X(cols), ds.y(tgt), spec, protocol, features=cols, target=tgt,
+        data_key=ds.fingerprint(), row_ids=ds.row_numbers, data_name=ds.name)
+    track(job)
+    return job
+
+
+def submit_grid(protocol: Protocol) -> Job:
+    ds = dataset()
+    data.require_rows(ds, protocol.folds, protocol.kind)
+    cols, tgt = features(), target()
+    job = job_manager().submit_grid(ds.X(cols), ds.y(tgt), protocol, features=cols, target=tgt,
+                                    data_key=ds.fingerprint(), data_name=ds.name)
+    track(job)
+    return job
+
+
+def track(job: Job) -> None:
+    ids = _state().setdefault("job_ids", [])
+    if job.id not in ids:
+        ids.append(job.id)
+
+
+def jobs() -> list[Job]:
+    """This session's jobs, newest first (others' jobs are not shown)."""
+    manager = job_manager()
+    found = (manager.get(i) for i in reversed(_state().get("job_ids", [])))
+    return [j for j in found if j is not None]
+
+
+def collect_finished() -> list[Job]:
+    """Open the runs of newly finished training jobs; returns the jobs collected this call."""
+    seen = _state().setdefault("collected_jobs", set())
+    fresh = [j for j in jobs() if j.state == "done" and j.id not in seen]
+    for job in fresh:
+        seen.add(job.id)
+        if job.kind == "train":
+            run = job.result()
+            name = dataset().name if job.key not in runs() else runs()[job.key].data_name
+            add_run(RunEntry(job.key, run_label(run.spec, run.protocol, name), run, name))
+        elif job.kind == "grid":
+            _state().grid = job.result()
+    return fresh
+
+
+def grid_result() -> pd.DataFrame | None:
+    return _state().get("grid")

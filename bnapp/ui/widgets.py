@@ -1,0 +1,160 @@
+"""Streamlit pieces every page uses: figures and tables with downloads, the sidebar, guards.
+
+User text (file names, column names, cell values) is only ever drawn through st.text,
+st.dataframe, Altair or `escape_md`, never as raw Markdown or HTML.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from bnapp import analysis
+from bnapp.data import DataError
+from bnapp.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
+from bnapp.jobs import Job, JobFailed
+from bnapp.train import TrainingDiverged
+from bnapp.ui import state
+
+TRAIN_PAGE = "pages/train.py"
+DATA_PAGE = "pages/data.py"
+POLL_SECONDS = 1.0
+logger = logging.getLogger(__name__)
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$&])")
+
+
+def escape_md(text: object) -> str:
+    """User text made inert inside st.markdown: every Markdown/HTML metacharacter escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+# -------------------------------------------------------------------------- figures and tables
+
+def figure(chart: alt.TopLevelMixin, name: str, *, caption: str | None = None) -> None:
+    """Draw a chart with PNG and SVG download buttons; the files render only when clicked."""
+    st.altair_chart(chart, theme=None)
+    if caption:
+        st.caption(caption)
+    stem = safe_filename(name)
+    png, svg, _ = st.columns([1, 1, 6])
+    png.download_button("PNG", lambda: chart_png(chart), f"{stem}.png", "image/png",
+                        key=f"png-{stem}", on_click="ignore", icon=":material/download:",
+                        help="The figure at twice screen resolution, for slides and papers")
+    svg.download_button("SVG", lambda: chart_svg(chart), f"{stem}.svg", "image/svg+xml",
+                        key=f"svg-{stem}", on_click="ignore", icon=":material/download:",
+                        help="The figure as vector graphics, for journals and editing")
+
+
+def table(df: pd.DataFrame, name: str, *, hide_index: bool = True, **kwargs) -> None:
+    """Draw a table with CSV and XLSX download buttons (text cells safe against formulas)."""
+    st.dataframe(df, hide_index=hide_index, **kwargs)
+    stem = safe_filename(name)
+    csv, xlsx, _ = st.columns([1, 1, 6])
+    csv.download_button("CSV", lambda: table_csv(df), f"{stem}.csv", "text/csv",
+                        key=f"csv-{stem}", on_click="ignore", icon=":material/download:",
+                        help="The table as CSV (UTF-8, comma separated)")
+    xlsx.download_button(
+        "XLSX", lambda: table_xlsx({stem: df}), f"{stem}.xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        key=f"xlsx-{stem}", on_click="ignore", icon=":material/download:",
+        help="The table as an Excel workbook")
+
+
+# ----------------------------------------------------------------------------- guards
+
+def need_run() -> state.RunEntry:
+    """The session's active run; otherwise tell the user what to do first and stop the page."""
+    entry = state.active_run()
+    if entry is None:
+        st.info("No trained network yet. Train one on the Train page (the demo cohort works "
+                "out of the box), or reopen a cached run there; this page then shows its results.")
+        st.page_link(TRAIN_PAGE, label="Go to Train", icon=":material/model_training:")
+        st.stop()
+    return entry
+
+
+@st.cache_data(max_entries=256, show_spinner="Computing…")
+def _analysis(name: str, run_key: str, _run, args: tuple, kwargs: tuple):
+    return getattr(analysis, name)(_run, *args, **dict(kwargs))
+
+
+def compute(entry: state.RunEntry, name: str, *args, **kwargs):
+    """bnapp.analysis.<name>(run, ...) memoized per run key and arguments, across pages."""
+    return _analysis(name, entry.key, entry.run, args, tuple(sorted(kwargs.items())))
+
+
+# ------------------------------------------------------------------------------- sidebar
+
+def _job_line(job: Job) -> str:
+    snap = job.snapshot()
+    if snap["state"] == "queued":
+        where = f" (place {snap['position']} in queue)" if snap["position"] else ""
+        return f"queued{where}"
+    if snap["state"] == "running":
+        eta = snap["eta_seconds"]
+        epochs = (f"{snap['epochs_done']}/{snap['epochs_total']} epochs · "
+                  if snap["epochs_total"] else "")
+        left = f" · about {eta:.0f} s left" if eta is not None else ""
+        return f"{epochs}{snap['elapsed']:.0f} s{left}"
+    if snap["state"] == "failed":
+        return f"failed: {snap['error']}"
+    return snap["state"]
+
+
+def _jobs_panel() -> None:
+    jobs = state.jobs()
+    if state.collect_finished():
+        st.rerun(scope="app")  # a new run or grid: every page should see it
+    if not jobs:
+        st.caption("No jobs yet in this session.")
+        return
+    for job in jobs[:8]:
+        job_status(job, key="sidebar")
+
+
+def job_status(job: Job, *, key: str) -> None:
+    """One job: its label, a progress bar with epochs and ETA, and Cancel while it runs."""
+    st.text(job.label)
+    if job.state in ("queued", "running"):
+        st.progress(job.progress, text=_job_line(job))
+        if st.button("Cancel", key=f"cancel-{key}-{job.id}",
+                     help="Stop this job; results already cached are kept"):
+            job.cancel()
+    elif job.state == "failed":
+        st.error(_job_line(job))
+    else:
+        st.caption(_job_line(job))
+
+
+def sidebar() -> None:
+    """The current data set and this session's jobs, on every page."""
+    ds = state.dataset()
+    with st.sidebar:
+        st.subheader("Data set")
+        st.text(f"{ds.name}\n{ds.n_usable} rows usable · {ds.n_dropped} dropped")
+        if state.is_demo(ds):
+            st.caption("Synthetic demo cohort (two-pool urea kinetics). Load your own on Data.")
+        entry = state.active_run()
+        st.subheader("Run shown")
+        st.text(entry.label if entry else "none yet: train one on Train")
+        st.subheader("Jobs")
+        busy = any(j.state in ("queued", "running") for j in state.jobs())
+        st.fragment(_jobs_panel, run_every=POLL_SECONDS if busy else None)()
+
+
+# ------------------------------------------------------------------------------ page runner
+
+def run_page(page) -> None:
+    """Run a page; any error becomes a message, and the session's data and runs stay as they were."""
+    try:
+        page.run()
+    except (DataError, TrainingDiverged, JobFailed, ValueError, KeyError) as err:
+        st.error(f"{err}")
+    except Exception as err:  # a bug: say so plainly, keep serving, log the traceback
+        logger.exception("page %s failed", getattr(page, "title", page))
+        st.error(f"Something went wrong on this page ({type(err).__name__}). Your data and "
+                 "results are kept; try again, or report this with the terminal's log.")
