@@ -199,7 +199,7 @@ def _discard(key: str, why: str) -> None:
 
 def save_run(key: str, run: RunResult, *, label: str = "", data_name: str = "") -> bool:
     meta = {
-        "label": label or run.spec.label,
+        "label": label or run.label,
         "data_name": data_name,
         "spec": run.spec.to_dict(),
         "protocol": run.protocol,

@@ -61,6 +61,15 @@ class RunResult:
     def test_predictions(self, fold: FoldResult) -> np.ndarray:
         return self.fold_predictions(fold, self.X[fold.test_rows])
 
+    @property
+    def label(self) -> str:
+        """Architecture and protocol in a few words, e.g. "… · 10-fold CV, 200 epochs"."""
+        p = self.protocol
+        folds = p.get("folds", "?")
+        how = {"kfold": f"{folds}-fold CV", "study": f"{folds} study splits",
+               "repeated": f"{p.get('repeats', '?')}×{folds}-fold CV"}.get(p.get("kind"), "CV")
+        return f"{self.spec.label} · {how}, {p.get('epochs', '?')} epochs"
+
     def ensemble_predictions(self, x_raw: np.ndarray) -> np.ndarray:
         """(n_folds, n) predictions of every fold's model, for a fold-ensemble estimate."""
         return np.stack([self.fold_predictions(f, x_raw) for f in self.folds])

@@ -28,7 +28,7 @@ def demo_run(input_mode: str = "raw", protocol: Protocol = SMALL) -> RunEntry:
                        target=data.STUDY_TARGET, data_key=ds.fingerprint(),
                        row_ids=ds.row_numbers, data_name=ds.name)
     key = result_cache.run_key(ds.fingerprint(), spec, protocol, cols, data.STUDY_TARGET)
-    return RunEntry(key, run_label(spec, run.protocol, ds.name), run, ds.name)
+    return RunEntry(key, run_label(run, ds.name), run, ds.name)
 
 
 def app_at(page: str | None = None, *, runs: tuple[RunEntry, ...] = (),

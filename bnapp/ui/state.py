@@ -94,12 +94,8 @@ def set_active(key: str) -> None:
         _state().active_run = key
 
 
-def run_label(spec: ArchSpec, protocol: dict, data_name: str) -> str:
-    folds = protocol.get("folds", "?")
-    kind = protocol.get("kind", "kfold")
-    how = {"kfold": f"{folds}-fold CV", "study": "study splits",
-           "repeated": f"{protocol.get('repeats', '?')}×{folds}-fold CV"}.get(kind, kind)
-    return f"{spec.label} · {how}, {protocol.get('epochs', '?')} epochs · {data_name}"
+def run_label(run: RunResult, data_name: str) -> str:
+    return f"{run.label} · {data_name}"
 
 
 def open_cached(key: str) -> RunEntry | None:
@@ -109,7 +105,7 @@ def open_cached(key: str) -> RunEntry | None:
         return None
     meta = cache.entries().set_index("key")
     name = str(meta.at[key, "data_name"]) if key in meta.index else ""
-    entry = RunEntry(key, run_label(run.spec, run.protocol, name), run, name)
+    entry = RunEntry(key, run_label(run, name), run, name)
     add_run(entry)
     return entry
 
@@ -166,11 +162,11 @@ def collect_finished() -> list[Job]:
         if job.kind == "train":
             run = job.result()
             name = dataset().name if job.key not in runs() else runs()[job.key].data_name
-            add_run(RunEntry(job.key, run_label(run.spec, run.protocol, name), run, name))
+            add_run(RunEntry(job.key, run_label(run, name), run, name))
         elif job.kind == "grid":
-            _state().grid = job.result()
+            _state().grid_result = job.result()
     return fresh
 
 
 def grid_result() -> pd.DataFrame | None:
-    return _state().get("grid")
+    return _state().get("grid_result")

@@ -1,0 +1,64 @@
+"""Baselines: does the network beat linear regression and the clinical formulas on its own folds?"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bnapp import charts
+from bnapp.baselines import KINETIC_INPUTS
+from bnapp.ui import widgets
+
+METRICS = {
+    "rmse": "RMSE (mg/dL): typical size of an error, large errors weigh more",
+    "mae": "mean absolute error (mg/dL)",
+    "bias": "bias |mean error| (mg/dL), the study's 'MSPE'",
+    "r2": "R²: share of the variance in Ueq explained",
+}
+METHODS_TEXT = """
+- **Network**: the trained network of each fold, predicting Ueq for that fold's test rows.
+- **Linear regression (OLS)**: ordinary least squares on the same inputs, fitted on each fold's
+  training rows, the simplest model a statistician would try first.
+- **Rate equation (Daugirdas–Schneditz)**: spKt/V from Upre, Upos, UF and weight, turned into
+  eKt/V by eKt/V = spKt/V − 0.6·spKt/V/t + 0.03 (arterial access, t = 4 h) and back into Ueq;
+  nothing is fitted.
+- **Tattersall**: the same, with eKt/V = spKt/V · T/(T + 35), T = 240 min; nothing is fitted.
+"""
+
+st.title("Baselines")
+st.caption("Does the network predict equilibrated urea (Ueq) better than what clinicians "
+           "already use? Every method is scored on the same test rows of the run's folds.")
+entry = widgets.need_run()
+st.text(entry.label)
+st.markdown(METHODS_TEXT)
+if not set(KINETIC_INPUTS) <= set(entry.run.features):
+    st.info("The clinical formulas need Upre, Upos, PP and UF among the inputs; this run "
+            "lacks some of them, so only the network and linear regression are compared.")
+
+table = widgets.compute(entry, "baselines")
+metric = st.selectbox(
+    "Error measure", list(METRICS), format_func=METRICS.get, key="baselines-metric",
+    help="RMSE and MAE say how far predictions typically are from the measured Ueq; bias says "
+         "whether a method is systematically high or low; R² near 1 is best. ")
+widgets.figure(charts.baseline_chart(table, metric), f"baselines_{metric}")
+st.subheader("Per fold and pooled")
+widgets.table(table, "baselines", column_config={
+    "method": "method", "fold": "fold ('pooled' = all test rows)", "n": "test rows",
+    "rmse": "RMSE (mg/dL)", "mae": "MAE (mg/dL)", "bias": "bias (mg/dL)",
+    "mean_error": "mean error, predicted − measured (mg/dL)", "r2": "R²"})
+
+st.subheader("Network against each baseline, fold by fold")
+paired = widgets.compute(entry, "paired_comparison")
+n_folds = len(entry.run.folds)
+st.markdown(
+    f"Differences are the network's RMSE minus the baseline's in the same fold (negative: the "
+    f"network is better). With only {n_folds} folds this is weak evidence: the folds share "
+    "training rows, so the t-test uses Nadeau and Bengio's corrected variance, which widens the "
+    f"interval, and the Wilcoxon signed-rank test cannot give a p-value below "
+    f"{2 / 2 ** n_folds:.3g} with {n_folds} folds. Read the count of folds the network won and "
+    "the interval, not the p-value alone.")
+widgets.table(paired, "paired_comparison", column_config={
+    "baseline": "baseline", "n_folds": "folds", "network_rmse": "network RMSE (mg/dL)",
+    "baseline_rmse": "baseline RMSE (mg/dL)", "difference": "difference (mg/dL)",
+    "ci_low": "95% CI low", "ci_high": "95% CI high", "t_statistic": "corrected t",
+    "p_value": "p (corrected t)", "wilcoxon_p": "p (Wilcoxon)",
+    "network_better_folds": "folds the network won"})

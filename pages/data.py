@@ -1,0 +1,202 @@
+"""Data: load a file (or the demo cohort), map its columns and units, see what was kept and
+dropped, look at the distributions, and choose the network's inputs and target."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bnapp import charts, columns, data
+from bnapp.data import DataError
+from bnapp.export import safe_filename
+from bnapp.ui import state, widgets
+from bnapp.ui.widgets import escape_md
+from bnapp.units import UNIT_LABELS, UREA_UNITS
+
+UPLOAD = "data_upload"  # the file in the uploader: id, name, bytes, headers, mapping, error
+FEATURES, TARGET = "data_features", "data_target"  # widget keys of the column choice
+
+
+def _map_key(canon: str) -> str:
+    return f"map_{canon}"
+
+
+# ------------------------------------------------------------------------------------ loading
+
+def _load(record: dict, mapping: dict[str, str] | None, units: str) -> bool:
+    """Load the uploaded file; a refusal is kept on the record and the current data stays."""
+    try:
+        ds = data.load_dataset(record["bytes"], record["name"], mapping=mapping, units=units)
+    except DataError as err:
+        record["error"] = str(err)
+        return False
+    record.update(error=None, mapping=dict(ds.mapping), units=units)
+    state.set_dataset(ds)
+    _reset_column_choice()
+    return True
+
+
+def _take_upload(upload) -> None:
+    """Read a file the first time the uploader holds it (by file_id), not on every rerun."""
+    if upload is None:
+        st.session_state.pop(UPLOAD, None)  # the uploader was cleared: the data set stays
+        return
+    record = st.session_state.get(UPLOAD)
+    if record is not None and record["id"] == upload.file_id:
+        return
+    record = {"id": upload.file_id, "name": upload.name, "bytes": upload.getvalue(),
+              "headers": [], "mapping": {}, "error": None}
+    st.session_state[UPLOAD] = record
+    try:
+        record["headers"] = columns.file_headers(record["bytes"], record["name"])
+    except DataError as err:
+        record["error"] = str(err)
+        return
+    record["mapping"] = columns.guess_mapping(record["headers"])
+    for canon, header in record["mapping"].items():
+        st.session_state[_map_key(canon)] = header
+    if _load(record, None, st.session_state.get("data_units", "mg/dL")):
+        st.rerun()  # the sidebar, drawn before this page, shows the new data set
+
+
+def _use_demo() -> None:
+    state.set_dataset(data.demo_dataset())
+    _reset_column_choice()
+    if UPLOAD in st.session_state:
+        st.session_state[UPLOAD]["error"] = None
+
+
+def _source_section() -> None:
+    upload = st.file_uploader(
+        "Hemodialysis sessions (CSV or XLSX)", type=["csv", "tsv", "txt", "xlsx"], key="upload",
+        help="One row per dialysis session with pre-dialysis urea (Upre), urea at 120 min (U120), "
+             "post-dialysis urea (Upos), pre-dialysis weight in kg (PP), ultrafiltration in "
+             "litres (UF) and equilibrated urea (Ueq). Column names are recognised in any order "
+             "and case; the file stays on this computer.")
+    st.button("Use the demo cohort", key="demo", on_click=_use_demo,
+              help="A synthetic cohort of 200 sessions simulated with a two-pool urea kinetic "
+                   "model: no real patients. Use it to try every page.")
+    _take_upload(upload)
+
+
+def _mapping_section(record: dict) -> None:
+    """For the uploaded file: which column holds each study variable, and the urea units."""
+    if record.get("error"):
+        st.error(escape_md(record["error"]))
+        st.caption(f"The data set in use is still {escape_md(state.dataset().name)}. Fix the "
+                   "file, or pick the columns and units below and load it again.")
+    if not record["headers"]:
+        return
+    title = f"Columns and units of {escape_md(record['name'])}"
+    with st.expander(title, expanded=bool(record.get("error"))), st.form("mapping"):
+        cells = st.columns(3)
+        for i, canon in enumerate(data.STUDY_COLUMNS):
+            key = _map_key(canon)
+            if key not in st.session_state:  # forgotten on another page: the last mapping used
+                st.session_state[key] = record["mapping"].get(canon)
+            cells[i % 3].selectbox(
+                columns.label(canon), record["headers"], key=key, placeholder="not found: choose",
+                help=f"The column of your file that holds {columns.DESCRIPTIONS[canon]}.")
+        if "data_units" not in st.session_state:
+            st.session_state["data_units"] = record.get("units", "mg/dL")
+        st.selectbox(
+            "Urea units in this file", UREA_UNITS, key="data_units", format_func=UNIT_LABELS.get,
+            help="How Upre, U120, Upos and Ueq are given. mmol/L is multiplied by 6.006 and BUN "
+                 "(blood urea nitrogen, mg/dL) by 2.144 to get urea in mg/dL. A column whose "
+                 "name states its unit, e.g. 'Upre (mmol/L)', is read in that unit.")
+        if st.form_submit_button("Load with these columns and units", key="apply_mapping"):
+            mapping = {c: st.session_state[_map_key(c)] for c in data.STUDY_COLUMNS
+                       if st.session_state[_map_key(c)]}
+            if _load(record, mapping, st.session_state["data_units"]):
+                st.rerun()
+
+
+# ----------------------------------------------------------------------------- what was read
+
+def _report_section(ds: data.Dataset) -> None:
+    st.header("What was read")
+    if state.is_demo(ds):
+        st.info("This is the demo cohort: synthetic sessions simulated with a two-pool urea "
+                "kinetic model, not real patients. Upload your own file above to analyse it.")
+    st.text(f"{ds.name}\n{ds.n_read} rows read · {ds.n_usable} usable · {ds.n_dropped} dropped")
+    hint = columns.units_hint(ds)
+    if hint:
+        st.warning(hint)
+    for note in ds.notes:
+        st.info(escape_md(note))
+    report = data.report_text(ds)
+    with st.expander("Validation report (plain text)"):
+        st.code(report, language=None)
+        st.download_button("Report (TXT)", report, f"{safe_filename(ds.name)}-validation.txt",
+                           "text/plain", key="report-txt", on_click="ignore",
+                           icon=":material/download:",
+                           help="The report above as a text file, for your records")
+    if ds.dropped.empty:
+        st.success("No row was dropped: every row has all six study values within plausible "
+                   "ranges.")
+        return
+    st.subheader("Dropped rows and why")
+    st.caption("Rows are numbered as a spreadsheet shows them (the header is row 1). A row with "
+               "two problems is listed twice and counted under both reasons.")
+    widgets.table(data.dropped_summary(ds), "dropped-by-reason")
+    widgets.table(ds.dropped, "dropped-rows", height=300)
+
+
+@st.cache_data(max_entries=8, show_spinner="Summarising…")
+def _overview(fingerprint: str, _frame, shown: tuple[str, ...]):
+    """Summary table and histograms, once per data content (a million rows take a second)."""
+    return columns.summary_table(_frame, shown), charts.distributions_chart(_frame, shown)
+
+
+def _overview_section(ds: data.Dataset) -> None:
+    st.header("Distributions")
+    shown = (*data.STUDY_COLUMNS, *ds.optional_inputs)
+    summary, chart = _overview(ds.fingerprint(), ds.frame, shown)
+    widgets.figure(chart, "distributions", caption="Usable rows only; urea in mg/dL, weight in "
+                   "kg, ultrafiltration in litres.")
+    widgets.table(summary, "summary", column_config={
+        c: st.column_config.NumberColumn(format="%.4g")
+        for c in ("mean", "sd", "min", "q1", "median", "q3", "max")})
+
+
+# ---------------------------------------------------------------------------- column choice
+
+def _reset_column_choice() -> None:
+    """After a new data set the column widgets start again from what the session stores."""
+    st.session_state[FEATURES], st.session_state[TARGET] = state.features(), state.target()
+
+
+def _columns_section(ds: data.Dataset) -> None:
+    st.header("Inputs and target")
+    candidates = [*data.STUDY_INPUTS, *ds.optional_inputs]
+    targets = [data.STUDY_TARGET, *data.STUDY_INPUTS, *ds.optional_inputs]
+    if FEATURES not in st.session_state:  # forgotten on another page: start from the session
+        _reset_column_choice()
+    st.session_state[FEATURES] = [c for c in st.session_state[FEATURES] if c in candidates]
+    chosen = st.multiselect(
+        "Input columns", candidates, key=FEATURES, format_func=columns.label,
+        help="What the network sees. The study used Upre, U120, Upos (urea, mg/dL), PP "
+             "(pre-dialysis weight, kg) and UF (ultrafiltration, L). Other numeric columns of "
+             "your file without empty cells can be added.")
+    target = st.selectbox(
+        "Target", targets, key=TARGET, format_func=columns.label,
+        help="What the network predicts. The study predicts equilibrated urea Ueq (mg/dL), "
+             "measured 30-60 minutes after dialysis, when urea has rebounded.")
+    if (chosen, target) == (state.features(), state.target()):
+        return
+    try:
+        state.set_columns(chosen, target)
+    except DataError as err:
+        st.error(f"{escape_md(str(err))}. Still using {escape_md(', '.join(state.features()))} "
+                 f"→ {escape_md(state.target())}.")
+
+
+# ------------------------------------------------------------------------------------- page
+
+st.title("Your data")
+_source_section()
+if UPLOAD in st.session_state:
+    _mapping_section(st.session_state[UPLOAD])
+current = state.dataset()
+_report_section(current)
+_overview_section(current)
+_columns_section(current)

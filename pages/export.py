@@ -1,0 +1,78 @@
+"""Export: every figure and table of the active run in one ZIP, and a self-contained HTML report."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bnapp import report
+from bnapp.ui import state, widgets
+
+BUNDLE = "export_bundle"  # session key: (what it was built from, report.ExportBundle)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _analyses(run_key: str, _run, options: tuple):
+    """run_tables and run_figures of one run, once per run key and options across sessions."""
+    tables = report.run_tables(_run, **dict(options))
+    return tables, report.run_figures(_run, tables)
+
+
+entry = widgets.need_run()
+st.title("Export")
+st.text(entry.label)
+st.markdown(
+    "One **ZIP** with every figure of this run as PNG (for slides) and SVG (for journals) and "
+    "every table as CSV and Excel, including the data set's validation report; and one "
+    "**HTML report** that opens offline in any browser: the data summary, the architecture, all "
+    "figures, the main tables and the settings (with the command line) that reproduce the run.")
+
+left, right = st.columns(2)
+n_permutations = left.number_input(
+    "Shuffles per input for the permutation ablation", min_value=1, max_value=500, value=10,
+    key="export-permutations",
+    help="How often each input (or hidden node) is shuffled across the test rows to measure its "
+         "importance; more shuffles give steadier errors and take longer")
+n_boot = right.number_input(
+    "Bootstrap resamples for the confidence intervals", min_value=10, max_value=20000,
+    value=2000, step=100, key="export-boot",
+    help="Resamples behind the 95% intervals of the γ-versus-importance correlations; 2000 is "
+         "the usual choice for a paper")
+options = report.analysis_options(entry.run, n_permutations=n_permutations, n_boot=n_boot)
+built_from = (entry.key, tuple(sorted(options.items())))
+
+if st.button("Build the ZIP and the HTML report", type="primary", key="export-build",
+             icon=":material/package_2:",
+             help="Computes every analysis and draws every figure at print resolution; "
+                  "takes a few seconds"):
+    bar = st.progress(0.0, text="Computing the analyses")
+    tables, figures = _analyses(entry.key, entry.run, built_from[1])
+    bundle = report.build_export(entry.run, tables, figures, run_key=entry.key,
+                                 data_name=entry.data_name, dataset=state.dataset(),
+                                 options=options,
+                                 progress=lambda fraction, message: bar.progress(fraction, message))
+    bar.empty()
+    st.session_state[BUNDLE] = (built_from, bundle)
+
+built = st.session_state.get(BUNDLE)
+if built is None or built[0] != built_from:
+    if built is not None:
+        st.info("The run or the settings changed since the last build: build again.")
+    st.stop()
+
+bundle = built[1]
+zip_col, html_col, _ = st.columns([1, 1, 2])
+zip_col.download_button(
+    "ZIP of figures and tables", bundle.zip_bytes, bundle.zip_name, "application/zip",
+    key="export-zip", on_click="ignore", icon=":material/folder_zip:",
+    help="Every figure as PNG and SVG, every table as CSV and XLSX (text cells made safe to "
+         "open in a spreadsheet)")
+html_col.download_button(
+    "HTML report", bundle.html.encode("utf-8"), bundle.html_name, "text/html",
+    key="export-html", on_click="ignore", icon=":material/description:",
+    help="One self-contained page: it loads nothing from the internet and runs no script")
+if not bundle.has_validation_report:
+    st.info("The data set's validation report (rows read and dropped) is not included: this "
+            "run's data set is not the one loaded now. Load it on the Data page and build again "
+            "to add it.")
+st.subheader("What the ZIP contains")
+st.dataframe(report.zip_contents(bundle.zip_bytes), hide_index=True)

@@ -1,0 +1,134 @@
+"""Grid search: the study's 480 architectures scored by cross-validated error on the user's data."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from bnapp import charts, grid
+from bnapp.data import DataError
+from bnapp.model import ACTIVATIONS, INPUT_MODES
+from bnapp.train import Protocol
+from bnapp.ui import state, widgets
+
+MODE_NAMES = {"raw": "raw", "zscore": "z-scored"}
+BN_NAMES = {True: "with BN", False: "without"}
+SORT_KEYS = {
+    "cv_mse_mean": "cross-validated MSE, lowest first",
+    "cv_mse_sd": "SD of the MSE over folds, lowest first",
+    "total_params": "number of parameters, fewest first",
+}
+COLUMNS = {
+    "label": "network", "input_mode": "input", "activation": "hidden activation",
+    "output_activation": "output activation", "bn": "BN layers", "n_layers": "hidden layers",
+    "width": "nodes per layer", "total_params": "parameters",
+    "cv_mse_mean": "CV MSE ((mg/dL)²)", "cv_mse_sd": "SD over folds ((mg/dL)²)",
+    "cv_rmse": "√CV MSE (mg/dL)", "diverged": "diverged",
+}
+
+
+def protocol_controls() -> Protocol:
+    folds, epochs, seed = st.columns(3)
+    return Protocol(
+        kind="kfold",
+        folds=folds.number_input(
+            "Folds", 2, 20, 5, key="grid-folds",
+            help="k of k-fold cross-validation: each network is trained k times, each time "
+                 "tested on a different k-th of the sessions (the study used 5)"),
+        epochs=epochs.number_input(
+            "Epochs", 1, 2000, 200, key="grid-epochs",
+            help="Passes over the training sessions per model (the study used 200); fewer run "
+                 "faster but may rank under-trained networks"),
+        seed=seed.number_input(
+            "Seed", 0, 2**31 - 1, 0, key="grid-seed",
+            help="Fixes the fold assignment and the starting weights, so a rerun gives the "
+                 "same table"),
+    )
+
+
+def grid_job():
+    return next((j for j in state.jobs() if j.kind == "grid"), None)
+
+
+def job_panel(job) -> None:
+    """Progress of the running grid; once it ends, the whole page reruns to show the results."""
+    if job.state in ("queued", "running"):
+        widgets.job_status(job, key="grid-page")
+    else:
+        state.collect_finished()
+        st.rerun(scope="app")
+
+
+def submit(action, *args) -> None:
+    try:
+        action(*args)
+    except DataError as err:
+        st.error(widgets.escape_md(str(err)))
+    else:
+        st.rerun()
+
+
+def filters(frame):
+    modes, acts, bns, order = st.columns(4)
+    keep_modes = modes.multiselect(
+        "Input", INPUT_MODES, default=list(INPUT_MODES), format_func=MODE_NAMES.get,
+        key="grid-filter-mode", help="Raw inputs go straight into the network (an input BN "
+        "layer, if any, scales them); z-scored inputs are scaled with the training rows' mean/SD")
+    keep_acts = acts.multiselect(
+        "Hidden activation", ACTIVATIONS, default=list(ACTIVATIONS), key="grid-filter-activation",
+        help="The nonlinearity of the hidden nodes (the study's best used sigmoid)")
+    keep_bn = bns.multiselect(
+        "BN", [True, False], default=[True, False], format_func=BN_NAMES.get,
+        key="grid-filter-bn", help="Networks with BatchNormalization at the input and after "
+        "every hidden layer, or with none")
+    sort_by = order.selectbox("Sort by", list(SORT_KEYS), format_func=SORT_KEYS.get,
+                              key="grid-sort", help="The table can also be sorted by clicking "
+                              "a column header")
+    chosen = frame[frame["input_mode"].isin(keep_modes) & frame["activation"].isin(keep_acts)
+                   & frame["bn"].isin(keep_bn)]
+    return chosen.sort_values(sort_by, kind="stable", na_position="last")
+
+
+st.title("Grid search")
+st.caption("The study's table 1 on your data: 1–4 hidden layers × 2–6 nodes × tanh/relu/sigmoid "
+           "× linear/relu output × with/without BN × raw/z-scored inputs = 480 networks, each "
+           "scored by its cross-validated mean squared error (MSE) in predicting Ueq.")
+ds = state.dataset()
+st.text(f"Data: {ds.name} · inputs {', '.join(state.features())} → {state.target()}")
+protocol = protocol_controls()
+if st.button("Run the grid search", key="grid-run", type="primary", icon=":material/play_arrow:",
+             help="Trains all 480 networks in the background (several minutes with 5 folds and "
+                  "200 epochs); you can use the other pages meanwhile"):
+    submit(state.submit_grid, protocol)
+job = grid_job()
+if job is not None and job.state in ("queued", "running"):
+    st.fragment(job_panel, run_every=widgets.POLL_SECONDS)(job)
+elif job is not None and job.state in ("failed", "cancelled"):
+    widgets.job_status(job, key="grid-page")
+
+state.collect_finished()  # a grid that ended since the last poll (usually the sidebar's job)
+results = state.grid_result()
+if results is None:
+    st.info("No grid results in this session yet: set the protocol and run the grid search.")
+    st.stop()
+
+results = results.assign(cv_rmse=np.sqrt(results["cv_mse_mean"]))  # in Ueq's own unit
+st.subheader("Best network per input mode")
+best = grid.best_per_mode(results)
+widgets.table(best[[c for c in COLUMNS if c in best]], "grid_best", column_config=COLUMNS)
+for _, row in best.iterrows():
+    if st.button(f"Train {row['label']}", key=f"grid-train-{row['input_mode']}",
+                 icon=":material/model_training:",
+                 help="Trains this network with the folds, epochs and seed set above; it opens "
+                      "on every analysis page when done"):
+        submit(state.submit_training, grid.grid_spec(row), protocol)
+
+st.subheader("All networks")
+shown = filters(results)
+if shown.empty:
+    st.info("No network matches the filters; widen them.")
+    st.stop()
+widgets.table(shown[[c for c in COLUMNS if c in shown]], "grid_search", column_config=COLUMNS)
+widgets.figure(charts.grid_heatmap(shown), "grid_heatmap",
+               caption="Cells show the filtered networks; the outlined cell is the best of each "
+                       "input mode among them.")

@@ -1,0 +1,53 @@
+"""BN parameters: the study's table 2, what each BN layer learned, as mean ± SD and per fold."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bnapp import charts, views
+from bnapp.ui import widgets
+
+entry = widgets.need_run()
+spec = entry.run.spec
+st.title("BN parameters")
+st.markdown(
+    "What each batch-normalization (BN) layer learned, the study's table 2.\n"
+    "- **γ (scale)**: how strongly the layer scales that input after normalising it; |γ| near "
+    "0 means the network mutes it.\n"
+    "- **β (shift)**: the value the layer adds after scaling, so the normalized input can be "
+    "centred away from 0; β near 0 means no shift.\n"
+    "- **BN moving mean and moving std**: the centre and spread the layer learned from the "
+    "training batches, beside the mean and SD a z-score scaler computes from the same training "
+    "rows. If they agree, the BN layer standardizes the inputs by itself.")
+st.caption(f"Run: {widgets.escape_md(entry.label)}")
+
+left, right = st.columns([3, 2])
+layer = left.radio(
+    "Layer", views.layer_choices(spec), format_func=lambda c: views.layer_title(spec, c),
+    key="params-layer",
+    help="The input BN sees the patient variables; a hidden BN sees the hidden layer's nodes.")
+sample_sd = right.toggle(
+    "Sample SD (n − 1)", key="params-sample-sd",
+    help="Off: the SD over folds dividing by the number of folds, as the study's table 2 "
+         "printed. On: the sample SD, dividing by folds − 1 (a little larger).")
+
+per_fold, summary = widgets.compute(entry, "bn_parameters", layer[0], hidden_index=layer[1],
+                                    ddof=1 if sample_sd else 0)
+title = views.layer_title(spec, layer)
+n_folds = per_fold["fold"].nunique()
+if not views.has_bn(spec, layer):
+    st.info(f"{title}: this layer has no batch normalization, so it has no γ, β or moving "
+            "statistics (shown as —); only the scaler's mean and SD over the training rows are "
+            "given.")
+
+st.subheader("Mean ± SD over folds")
+st.caption(f"{n_folds} folds; {'sample' if sample_sd else 'population'} SD. Means and SDs in "
+           "the variable's unit; γ and β are dimensionless.")
+widgets.table(views.parameter_table(summary, layer), f"bn_parameters_{layer[0]}{layer[1] + 1}")
+widgets.figure(charts.parameter_chart(per_fold), f"bn_parameters_{layer[0]}{layer[1] + 1}")
+
+st.subheader("Per fold")
+folds_table = views.per_fold_table(per_fold, layer)
+widgets.table(folds_table, f"bn_parameters_per_fold_{layer[0]}{layer[1] + 1}",
+              column_config={c: st.column_config.NumberColumn(format="%.4g")
+                             for c in folds_table.columns[2:]})

@@ -1,0 +1,152 @@
+"""Predict: Ueq and the dose it implies for one typed-in patient or a file of sessions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from bnapp import data, predict
+from bnapp.data import DataError
+from bnapp.export import table_csv
+from bnapp.ui import widgets
+from bnapp.units import LIBRARY_UNITS, UNIT_LABELS, UREA_COLUMNS, UREA_FACTORS, UREA_UNITS
+
+MAX_SHOWN = 5000  # sessions drawn in the table; the download holds all
+FIELDS = {
+    "Upre": ("pre-dialysis urea Upre", "Urea drawn before the session starts"),
+    "U120": ("urea at 120 min U120", "Urea drawn 120 minutes into the session"),
+    "Upos": ("post-dialysis urea Upos", "Urea drawn at the end of the session (not "
+             "equilibrated)"),
+    "PP": ("pre-dialysis weight PP", "Body weight before the session"),
+    "UF": ("ultrafiltration UF", "Fluid removed during the session (0 if none)"),
+}
+
+
+def field_label(name: str, units: str) -> str:
+    unit = UNIT_LABELS[units] if name in UREA_COLUMNS else LIBRARY_UNITS.get(name)
+    label = FIELDS[name][0] if name in FIELDS else widgets.escape_md(name)
+    return f"{label} ({unit})" if unit else label
+
+
+def form_fields(features: list[str]) -> list[str]:
+    """The run's inputs, then any study input the form's parser needs besides."""
+    return [*features, *(f for f in data.STUDY_INPUTS if f not in features)]
+
+
+def patient_frame(run, units: str) -> pd.DataFrame | None:
+    """One patient's values from the form (defaults: the training data's medians)."""
+    typical = dict(zip(run.features, np.median(run.X, axis=0), strict=True))
+    values = {}
+    with st.form("predict-form", border=True):
+        st.caption("Defaults are the median of the data the network was trained on.")
+        columns = st.columns(3)
+        for i, name in enumerate(form_fields(list(run.features))):
+            urea = name in UREA_COLUMNS
+            default = typical.get(name)
+            if default is not None and urea:
+                default /= UREA_FACTORS[units]
+            values[name] = columns[i % 3].number_input(
+                field_label(name, units), value=None if default is None else round(default, 2),
+                step=0.1, format="%.2f", key=f"predict-{name}-{units}" if urea else f"predict-{name}",
+                help=(FIELDS[name][1] if name in FIELDS else "An input of the trained network")
+                + ("" if name in run.features else "; not used by this network, needed only to "
+                   "check the form"))
+        st.form_submit_button("Predict", key="predict-submit", type="primary",
+                              help="Compute Ueq for these values")
+    try:
+        return data.parse_patient(values, units)
+    except DataError as err:
+        st.error(widgets.escape_md(str(err)))
+        return None
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the sessions…")
+def read_upload(content: bytes, name: str, features: tuple[str, ...],
+                units: str) -> predict.Sessions:
+    return predict.read_sessions(content, list(features), name, units=units)
+
+
+def sessions_frame(run, units: str) -> pd.DataFrame | None:
+    upload = st.file_uploader(
+        "Sessions file (CSV or XLSX)", type=["csv", "xlsx"], key="predict-upload",
+        help="One row per session with the network's input columns (named as on the Data page; "
+             "the measured Ueq is not needed). Urea in the unit chosen above.")
+    if upload is None:
+        st.info("Upload a file of sessions, one per row, with the columns "
+                + widgets.escape_md(", ".join(run.features)) + ".")
+        return None
+    try:
+        sessions = read_upload(upload.getvalue(), upload.name, tuple(run.features), units)
+    except DataError as err:
+        st.error(widgets.escape_md(str(err)))
+        return None
+    st.text(f"{sessions.name}: {len(sessions.frame)} of {sessions.n_read} sessions usable")
+    if not sessions.dropped.empty:
+        st.warning("Some rows were skipped; the list says which value was wrong in each.")
+        widgets.table(sessions.dropped, "predict_skipped_rows")
+    return sessions.frame
+
+
+def headline(row: pd.Series, units: str, n_folds: int) -> None:
+    """The single patient's answer: the network's Ueq and dose beside the rate equation."""
+    unit = UNIT_LABELS[units]
+    net, ektv, rate = st.columns(3)
+    net.metric(f"Ueq, network ({unit})", f"{row['ueq_network']:.1f}",
+               help=f"Mean of the {n_folds} fold models' predictions")
+    if n_folds > 1:
+        net.caption(f"across folds: SD {row['ueq_network_sd']:.2f}, range "
+                    f"{row['ueq_network_min']:.1f}–{row['ueq_network_max']:.1f}")
+    if "ektv_network" in row:
+        ektv.metric("eKt/V from the network's Ueq", f"{row['ektv_network']:.2f}",
+                    help="Daugirdas' formula with Ueq in place of Upos: the equilibrated dose")
+        rate.metric(f"Ueq, rate equation ({unit})", f"{row['ueq_rate_equation']:.1f}",
+                    help="Daugirdas–Schneditz rate equation (arterial access), for comparison")
+        rate.caption(f"eKt/V {row['ektv_rate_equation']:.2f} · spKt/V {row['spktv']:.2f}")
+
+
+st.title("Predict")
+st.caption("Equilibrated post-dialysis urea (Ueq) for new sessions from the active run: every "
+           "fold's network predicts, and the spread across them shows how much the answer "
+           "depends on the training rows. eKt/V is the dose that Ueq implies.")
+entry = widgets.need_run()
+run = entry.run
+st.text(entry.label)
+if run.target != data.STUDY_TARGET:
+    st.warning("This network predicts " + widgets.escape_md(run.target) + ", not Ueq: the "
+               "columns named Ueq hold its prediction, and the dose and the formulas are left out.")
+unit_col, hours_col, source_col = st.columns(3)
+units = unit_col.selectbox(
+    "Urea unit", UREA_UNITS, format_func=UNIT_LABELS.get, key="predict-units",
+    help="The unit of the urea values you type or upload; results are shown in it too "
+         "(BUN = blood urea nitrogen)")
+hours = hours_col.number_input(
+    "Session time (h)", min_value=1.0, max_value=12.0, value=4.0, step=0.25, key="predict-hours",
+    help="Length of the dialysis session, used by the Kt/V formulas (the study's: 4 h). The "
+         "network itself was trained on sessions of the training data's length.")
+source = source_col.radio(
+    "Sessions", ["form", "file"], key="predict-source", horizontal=True,
+    format_func={"form": "one patient", "file": "a file of sessions"}.get,
+    help="Type one patient's values, or upload a CSV/XLSX with one session per row")
+
+frame = patient_frame(run, units) if source == "form" else sessions_frame(run, units)
+if frame is None:
+    st.stop()
+result = predict.predict_sessions(run, frame, hours)
+shown, labels = predict.in_units(result, units)
+if source == "form":
+    headline(shown.iloc[0], units, len(run.folds))
+if result["outside_training_range"].ne("").any():
+    st.warning("Some inputs lie outside the range of the data the network was trained on; "
+               "its Ueq there is an extrapolation (see the last column).")
+if source == "file":
+    shown = shown.reset_index()
+    labels["row"] = "row in your file"
+if len(shown) <= MAX_SHOWN:
+    widgets.table(shown, "predictions", column_config=labels)
+else:
+    st.caption(f"The first {MAX_SHOWN} of {len(shown)} sessions; the download holds all.")
+    st.dataframe(shown.head(MAX_SHOWN), hide_index=True, column_config=labels)
+    st.download_button("All predictions (CSV)", lambda: table_csv(shown), "predictions.csv",
+                       "text/csv", key="predict-download-all", on_click="ignore",
+                       icon=":material/download:", help="Every session's prediction as CSV")

@@ -1,0 +1,136 @@
+"""Sensitivity: the study's figures 3-5, |γ| against the error when one unit is turned off."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from bnapp import analysis, cache, charts, views
+from bnapp.association import ASSOCIATION_METRICS
+from bnapp.train import Protocol
+from bnapp.ui import state, widgets
+
+N_PERMUTATIONS = 10  # shuffles per unit and fold in the permutation ablation
+N_BOOT = 1000  # bootstrap resamples of the folds for the intervals
+MODE_WORDS = {"raw": "raw inputs", "zscore": "z-scored inputs"}
+
+
+def sensitivity(entry: state.RunEntry, layer: views.Layer, mode: str) -> pd.DataFrame:
+    """One ablation mode at a time: permutation costs N_PERMUTATIONS times the others, so it
+    runs only when asked for (then memoized like every mode)."""
+    return widgets.compute(entry, "sensitivity", layer[0], modes=(mode,),
+                           n_permutations=N_PERMUTATIONS, seed=0, hidden_index=layer[1])
+
+
+@st.cache_data(max_entries=128, show_spinner="Fitting lines and bootstrapping the correlations…")
+def _lines_and_association(run_key: str, layer: views.Layer, mode: str, metric: str,
+                           _sens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return analysis.fit_lines(_sens, metric), analysis.association(_sens, metric, n_boot=N_BOOT)
+
+
+def run_panel(entry: state.RunEntry, layer: views.Layer, mode: str, metric: str) -> None:
+    """One run's scatter, correlation table and reading of it."""
+    spec = entry.run.spec
+    stem = f"{layer[0]}{layer[1] + 1}_{mode}_{metric}_{spec.input_mode}"
+    if layer not in views.layer_choices(spec):
+        st.info(f"This network has no hidden layer {layer[1] + 1}.")
+        return
+    if not views.has_bn(spec, layer):
+        st.info(f"{views.layer_title(spec, layer)}: this network has no batch normalization "
+                "here, so there is no γ to plot against the error. (The study's z-score "
+                "comparison, its figure 4, kept the input BN and fed it z-scored inputs.)")
+        return
+    sens = sensitivity(entry, layer, mode)
+    lines, assoc = _lines_and_association(entry.key, layer, mode, metric, sens)
+    widgets.figure(charts.gamma_scatter(sens, lines, metric, mode), f"gamma_vs_{stem}")
+    st.markdown("**How strongly |γ| and the error go together**")
+    st.caption("Pearson and Spearman over all points; Kendall τ compares the |γ| ranking with "
+               "the error ranking inside each fold, averaged over folds. 95% intervals: "
+               f"percentile bootstrap resampling whole folds ({N_BOOT:,} resamples).")
+    widgets.table(views.association_table(assoc, mode), f"association_{stem}")
+    st.markdown(views.interpret_association(assoc, mode, sens["unit"].nunique(), spec.input_mode))
+    with st.expander("Per fold and unit: the errors behind the figure"):
+        widgets.table(sens, f"sensitivity_{stem}")
+
+
+def offer_other_mode(entry: state.RunEntry) -> None:
+    """A button that trains this run's network on the other input mode, same data and protocol."""
+    other = views.other_mode_spec(entry.run.spec)
+    words = MODE_WORDS[other.input_mode]
+    st.info(f"To see raw and z-scored inputs side by side (the study's figures 3 and 4), train "
+            f"this same network on {words} with this run's protocol; it appears here beside "
+            "this one when the job is done (progress in the sidebar).")
+    if not st.button(f"Train the same network on {words}", key="sens-train-other",
+                     help="Submits a background training job on the data set and columns of "
+                          "this run; you can keep working meanwhile."):
+        return
+    ds = state.dataset()
+    same = cache.run_key(ds.fingerprint(), entry.run.spec, entry.run.protocol, state.features(),
+                         state.target()) == entry.key
+    if not same:
+        st.warning("The data set or the columns chosen on the Data page are not the ones this "
+                   "run was trained on. Choose them there again, or train the other network on "
+                   "the Train page.")
+        return
+    state.submit_training(other, Protocol.from_dict(entry.run.protocol))
+    st.rerun()
+
+
+entry = widgets.need_run()
+spec = entry.run.spec
+st.title("Sensitivity: does |γ| tell which input matters?")
+st.markdown(
+    "Each point is one input (or hidden node) in one fold: its BN scale |γ| against the test "
+    "error of that fold's network when that one unit is turned off. The study found that inputs "
+    "with larger |γ| cause larger errors with raw inputs (figure 3), and no such link with "
+    "z-scored inputs (figure 4) or for the BN after the hidden layer (figure 5). Solid lines: "
+    "linear fit per unit across folds; dashed: LOWESS (frac 0.6).")
+st.caption(f"Run: {widgets.escape_md(entry.label)}")
+
+c_layer, c_mode, c_metric = st.columns(3)
+layer = c_layer.radio(
+    "Layer", views.layer_choices(spec), format_func=lambda c: views.layer_title(spec, c),
+    key="sens-layer",
+    help="Input BN: one patient variable turned off at a time (figures 3-4). Hidden BN: one "
+         "hidden node turned off at a time (figure 5).")
+mode = c_mode.radio(
+    "How a unit is turned off", analysis.MODES,
+    format_func=lambda m: charts.MODE_LABELS[(layer[0], m)], key="sens-mode",
+    help="Set to 0: the study's choice, but a raw urea of 0 mg/dL is far outside the data. "
+         "Held at its training mean: the unit carries no information. Permuted: its values "
+         f"shuffled among the test rows ({N_PERMUTATIONS} shuffles pooled).")
+metric = c_metric.selectbox(
+    "Error measure", ASSOCIATION_METRICS, format_func=charts.METRIC_LABELS.get, key="sens-metric",
+    help="Bias: |mean of prediction − truth| in mg/dL, what the study called 'MSPE' (errors of "
+         "opposite sign cancel). ΔMSE: how much the mean squared error grows over the intact "
+         "network, in (mg/dL)². RMSE: root mean squared error with the unit off, in mg/dL.")
+
+others = {key: e.run for key, e in state.runs().items() if key != entry.key}
+match = views.comparison_key(entry.run, others)
+if match is None:
+    run_panel(entry, layer, mode, metric)
+else:
+    pair = sorted([entry, state.runs()[match]], key=lambda e: e.run.spec.input_mode != "raw")
+    for column, shown in zip(st.columns(2), pair, strict=True):
+        with column:
+            st.subheader(MODE_WORDS[shown.run.spec.input_mode].capitalize())
+            st.caption(widgets.escape_md(shown.label))
+            run_panel(shown, layer, mode, metric)
+if views.has_bn(spec, layer) and (match is None
+                                  or state.runs()[match].run.spec != views.other_mode_spec(spec)):
+    offer_other_mode(entry)
+
+if spec.hidden_bn:
+    with st.expander("The study's published hidden-node ablation (cumulative), to reproduce "
+                     "figure 5"):
+        index = layer[1] if layer[0] == "hidden" else 0
+        st.markdown(
+            "The published code switched hidden nodes off cumulatively: the point of node k "
+            "has nodes 1 to k all zeroed, so each point mixes the effect of every earlier node. "
+            "It is shown only to reproduce the published figure; the main figure above turns "
+            "one node off at a time, which is what the study meant to measure.")
+        cumulative = widgets.compute(entry, "cumulative_hidden_zero", hidden_index=index)
+        lines, _ = _lines_and_association(entry.key, ("hidden", index), "zero_cumulative", metric,
+                                          cumulative)
+        widgets.figure(charts.gamma_scatter(cumulative, lines, metric, "zero_cumulative"),
+                       f"gamma_vs_{metric}_hidden{index + 1}_cumulative")

@@ -1,0 +1,295 @@
+"""Train: pick an architecture and a protocol, train in the background, reopen cached runs and
+look at the training curves of the run shown on every page."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from bnapp import cache, charts
+from bnapp.data import DataError
+from bnapp.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+from bnapp.train import PROTOCOL_KINDS, Protocol
+from bnapp.ui import state, widgets
+from bnapp.ui.widgets import escape_md
+
+MAX_LAYERS = 4
+KEPT = "train_controls"  # last value of every control, kept while the user is on other pages
+INPUT_MODE_LABELS = {"raw": "raw values (mg/dL, kg, L)",
+                     "zscore": "z-scores (training rows' mean and SD)"}
+KIND_LABELS = {"kfold": "k-fold cross-validation", "repeated": "repeated k-fold",
+               "study": "the study's random 80/20 splits"}
+STUDY_VAL_FRACTION = Protocol.study().val_fraction
+
+
+def _control(widget, label: str, key: str, default, **kwargs):
+    """A widget whose value survives visits to other pages (Streamlit forgets widgets that a
+    run did not draw)."""
+    kept = st.session_state.setdefault(KEPT, {})
+    if key not in st.session_state:
+        st.session_state[key] = kept.get(key, default)
+    kept[key] = widget(label, key=key, **kwargs)
+    return kept[key]
+
+
+def _apply_preset(spec: ArchSpec) -> None:
+    """Set the architecture controls to one of the study's networks."""
+    values = {"arch_layers": len(spec.hidden), "arch_same_width": len(set(spec.hidden)) == 1,
+              "arch_width": spec.hidden[0], "arch_activation": spec.activation,
+              "arch_output": spec.output_activation, "arch_input_bn": spec.input_bn,
+              "arch_hidden_bn": spec.hidden_bn, "arch_input_mode": spec.input_mode}
+    values.update({f"arch_width_{i}": h for i, h in enumerate(spec.hidden, 1)})
+    st.session_state.update(values)
+    st.session_state.setdefault(KEPT, {}).update(values)
+
+
+# ------------------------------------------------------------------------------- architecture
+
+def _widths(layers: int) -> tuple[int, ...]:
+    width_help = "Units (nodes) in the hidden layer; the study used 6."
+    if _control(st.toggle, "Same width for every hidden layer", "arch_same_width", True,
+                help="Off: choose each hidden layer's width separately."):
+        width = _control(st.number_input, "Width of each hidden layer", "arch_width", 6,
+                         min_value=1, max_value=256, step=1, help=width_help)
+        return (int(width),) * layers
+    cells = st.columns(layers)
+    return tuple(int(_control(cells[i].number_input, f"Layer {i + 1} width", f"arch_width_{i + 1}",
+                              6, min_value=1, max_value=256, step=1, help=width_help))
+                 for i in range(layers))
+
+
+def _architecture(n_inputs: int) -> ArchSpec | None:
+    st.header("Network")
+    e2e, zscore, _ = st.columns([1, 1, 2])
+    e2e.button("Study's BN network", key="preset_e2e", on_click=_apply_preset,
+               args=(ArchSpec.study_e2e(),),
+               help="DLNNe2e: a BN layer on the raw inputs, one hidden layer of 6 sigmoid units "
+                    "with BN, a linear output (87 parameters for 5 inputs).")
+    zscore.button("Study's z-score network", key="preset_zscore", on_click=_apply_preset,
+                  args=(ArchSpec.study_zscore(),),
+                  help="DLNNnorm: z-scored inputs, two hidden layers of 6 sigmoid units, no BN "
+                       "(85 parameters for 5 inputs).")
+    shape, options = st.columns(2)
+    with shape:
+        layers = int(_control(st.number_input, "Hidden layers", "arch_layers", 1, min_value=1,
+                              max_value=MAX_LAYERS, step=1,
+                              help="Dense layers between the input and the output; the study "
+                                   "used 1 (BN network) or 2 (z-score network)."))
+        hidden = _widths(layers)
+        activation = _control(st.selectbox, "Hidden activation", "arch_activation", "sigmoid",
+                              options=ACTIVATIONS,
+                              help="The non-linearity of the hidden units; the study used "
+                                   "sigmoid.")
+        output = _control(st.selectbox, "Output activation", "arch_output", "linear",
+                          options=OUTPUT_ACTIVATIONS,
+                          help="linear: Ueq in mg/dL as computed; relu: never below zero.")
+    with options:
+        input_bn = _control(st.toggle, "BN at the input", "arch_input_bn", True,
+                            help="A BatchNormalization layer on the inputs: it learns a scale γ "
+                                 "and a shift β per input, which this app analyses.")
+        hidden_bn = _control(st.toggle, "BN after each hidden layer", "arch_hidden_bn", True,
+                             help="BatchNormalization between each hidden Dense layer and its "
+                                  "activation, as in the study's BN network.")
+        mode = _control(st.radio, "Input values", "arch_input_mode", "raw", options=INPUT_MODES,
+                        format_func=INPUT_MODE_LABELS.get,
+                        help="raw: the values as measured; z-score: each input minus its mean, "
+                             "divided by its SD, both from the fold's training rows.")
+    try:
+        spec = ArchSpec(hidden, activation, output, input_bn, hidden_bn, mode)
+    except ValueError as err:
+        st.error(f"{err}")
+        return None
+    counts = spec.param_counts(n_inputs)
+    moving = (f"{counts.trainable} trainable + {counts.non_trainable} BN moving statistics"
+              if counts.non_trainable else "all trainable")
+    st.markdown(f"**{counts.total} parameters** ({moving}) for {n_inputs} inputs")
+    widgets.figure(charts.architecture_chart(spec, n_inputs, state.features()), "architecture")
+    return spec
+
+
+# ----------------------------------------------------------------------------------- protocol
+
+def _protocol() -> Protocol | None:
+    st.header("Protocol")
+    left, middle, right = st.columns(3)
+    with left:
+        kind = _control(st.radio, "Validation", "proto_kind", "kfold", options=PROTOCOL_KINDS,
+                        format_func=KIND_LABELS.get,
+                        help="k-fold: every row is tested once. Repeated: k-fold again with "
+                             "new shuffles. The study's splits: random 80/20 train/test splits, "
+                             "20% of each training set held out for a validation curve.")
+        folds = _control(st.number_input, "Folds (splits)", "proto_folds", 10, min_value=1,
+                         max_value=100, step=1,
+                         help="Number of models; each is tested on rows it did not see. The "
+                              "study used 10.")
+        repeats = 1
+        if kind == "repeated":
+            repeats = _control(st.number_input, "Repeats", "proto_repeats", 3, min_value=1,
+                               max_value=50, step=1, help="How often k-fold is repeated.")
+    with middle:
+        epochs = _control(st.number_input, "Epochs", "proto_epochs", 200, min_value=1,
+                          max_value=10000, step=10,
+                          help="Passes over the training rows; the study used 200.")
+        batch = _control(st.number_input, "Batch size", "proto_batch", 32, min_value=1,
+                         max_value=4096, step=1,
+                         help="Rows per gradient step; BN normalises each batch with its own "
+                              "mean and variance. The study used 32.")
+    with right:
+        lr = _control(st.number_input, "Learning rate", "proto_lr", 0.01, min_value=0.0,
+                      max_value=10.0, step=0.001, format="%.4g",
+                      help="Step size of plain gradient descent (SGD); the study used 0.01. "
+                           "Too large a rate makes training diverge.")
+        seed = _control(st.number_input, "Seed", "proto_seed", 0, min_value=0,
+                        max_value=2**31 - 1, step=1,
+                        help="Fixes the splits, initial weights and batch order: the same seed "
+                             "gives the same result.")
+    try:
+        return Protocol(kind=kind, folds=int(folds), repeats=int(repeats), epochs=int(epochs),
+                        batch_size=int(batch), lr=float(lr), seed=int(seed),
+                        val_fraction=STUDY_VAL_FRACTION if kind == "study" else 0.0)
+    except ValueError as err:
+        st.error(f"{err}")
+        return None
+
+
+# -------------------------------------------------------------------------------------- jobs
+
+def _page_job():
+    """The job this page submitted last in this session, if any."""
+    wanted = st.session_state.get("train_job")
+    return next((job for job in state.jobs() if job.id == wanted), None)
+
+
+def _job_panel() -> None:
+    job = _page_job()
+    if job is None:
+        return
+    widgets.job_status(job, key="train")
+    if job.state == "done" and state.collect_finished():
+        st.rerun(scope="app")  # the new run is open: redraw the curves and the sidebar
+
+
+def _train_section(spec: ArchSpec | None, protocol: Protocol | None) -> None:
+    ds = state.dataset()
+    st.text(f"Data: {ds.name} · {ds.n_usable} rows · inputs {', '.join(state.features())} "
+            f"→ target {state.target()}")
+    if protocol is not None:
+        st.caption(f"{protocol.n_models} models × {protocol.epochs} epochs.")
+    if st.button("Train", key="train", type="primary", disabled=spec is None or protocol is None,
+                 icon=":material/play_arrow:",
+                 help="Train in the background; you can open other pages meanwhile. A run "
+                      "trained before with the same data and settings opens from the cache."):
+        try:
+            job = state.submit_training(spec, protocol)
+        except DataError as err:
+            st.error(escape_md(str(err)))
+        else:
+            st.session_state["train_job"] = job.id
+            st.rerun()
+    job = _page_job()
+    if job is not None:
+        busy = job.state in ("queued", "running")
+        st.fragment(_job_panel, run_every=widgets.POLL_SECONDS if busy else None)()
+
+
+# ---------------------------------------------------------------------------------- run shown
+
+def _choose_active() -> None:
+    state.set_active(st.session_state["train_active"])
+
+
+def _runs_section() -> None:
+    st.header("Training curves")
+    entry = state.active_run()
+    if entry is None:
+        st.info("No run yet: choose a network and a protocol above and press Train, or open a "
+                "cached run below.")
+        return
+    opened = state.runs()
+    st.session_state["train_active"] = entry.key
+    st.selectbox("Run shown on every page", list(opened), key="train_active",
+                 format_func=lambda key: opened[key].label, on_change=_choose_active,
+                 help="The runs trained or opened in this browser tab; the analysis pages show "
+                      "the one chosen here.")
+    loss, gamma = widgets.compute(entry, "training_curves")
+    widgets.figure(charts.loss_curves(loss), "loss-curves")
+    widgets.figure(charts.gamma_trajectories(gamma), "input-gamma-curves",
+                   caption="γ is the scale the input BN layer learns for each input: how much "
+                           "that input's normalised value is stretched before the network uses "
+                           "it.")
+
+
+# ------------------------------------------------------------------------------- cached runs
+
+def _cached_section() -> None:
+    st.header("Cached runs")
+    st.caption(f"Trained runs are saved in {escape_md(cache.cache_dir())}, readable by your user "
+               "account only. They hold patient-derived data (each row's values and the "
+               "networks' predictions): delete them when you no longer need them.")
+    listing = state.cached_runs()
+    if listing.empty:
+        st.caption("No cached runs yet.")
+    else:
+        shown = listing.assign(created=pd.to_datetime(listing["created"], errors="coerce"),
+                               size_kb=listing["size_bytes"] / 1024)
+        st.dataframe(shown[["label", "data_name", "created", "size_kb"]], hide_index=True,
+                     column_config={"label": "run", "data_name": "data set",
+                                    "size_kb": st.column_config.NumberColumn("size (kB)",
+                                                                             format="%.0f")})
+        labels = {row.key: f"{row.label} · {row.data_name} ({row.n_rows} rows) · {row.created}"
+                  for row in listing.itertuples()}
+        pick = st.selectbox("Cached run", list(labels), key="cached_pick",
+                            format_func=labels.get,
+                            help="A run trained earlier, on this computer, by any session.")
+        open_, delete, _ = st.columns([1, 1, 4])
+        if open_.button("Open", key="open_cached", help="Show this run on every page"):
+            if state.open_cached(pick) is None:
+                st.error("This cached run could not be read (deleted or damaged); train it "
+                         "again.")
+            else:
+                st.rerun()
+        if delete.button("Delete", key="delete_cached",
+                         help="Remove this run from the disk; a tab that has it open keeps "
+                              "it until closed."):
+            _delete(cache.remove, pick)
+    _clear_all(len(cache.entries()))
+
+
+def _delete(remove, *args) -> None:
+    """Run a cache deletion; a read-only or vanished directory becomes a message."""
+    try:
+        remove(*args)
+    except OSError as err:
+        st.error(f"Could not delete from {escape_md(cache.cache_dir())}: "
+                 f"{escape_md(err.strerror or err)}. Check that the folder is writable.")
+    else:
+        st.rerun()
+
+
+def _clear_all(n_entries: int) -> None:
+    """Delete every cached run and grid search: one click, then a confirmation."""
+    if st.button("Clear all cached results", key="clear_cache", disabled=n_entries == 0,
+                 help="Delete every cached run and grid search from this computer."):
+        st.session_state["confirm_clear"] = True
+    if not st.session_state.get("confirm_clear"):
+        return
+    st.warning(f"Delete all {n_entries} cached results (runs and grid searches)? Runs open in "
+               "this tab stay open until you close it.")
+    yes, no, _ = st.columns([1, 1, 4])
+    if yes.button("Yes, delete them", key="clear_cache_confirm", type="primary"):
+        st.session_state["confirm_clear"] = False
+        _delete(cache.clear)
+    if no.button("Keep them", key="clear_cache_cancel"):
+        st.session_state["confirm_clear"] = False
+        st.rerun()
+
+
+# ------------------------------------------------------------------------------------- page
+
+st.title("Train")
+state.collect_finished()
+chosen_spec = _architecture(len(state.features()))
+chosen_protocol = _protocol()
+_train_section(chosen_spec, chosen_protocol)
+_runs_section()
+_cached_section()
