@@ -22,10 +22,7 @@ st.markdown(
 st.caption(f"Run: {widgets.escape_md(entry.label)}")
 
 left, right = st.columns([3, 2])
-layer = left.radio(
-    "Layer", views.layer_choices(spec), format_func=lambda c: views.layer_title(spec, c),
-    key="params-layer",
-    help="The input BN sees the patient variables; a hidden BN sees the hidden layer's nodes.")
+layer = widgets.layer_picker(spec, key="params-layer", container=left)
 sample_sd = right.toggle(
     "Sample SD (n − 1)", key="params-sample-sd",
     help="Off: the SD over folds dividing by the number of folds, as the study's table 2 "

@@ -88,9 +88,8 @@ st.markdown(
 st.caption(f"Run: {widgets.escape_md(entry.label)}")
 
 c_layer, c_mode, c_metric = st.columns(3)
-layer = c_layer.radio(
-    "Layer", views.layer_choices(spec), format_func=lambda c: views.layer_title(spec, c),
-    key="sens-layer",
+layer = widgets.layer_picker(
+    spec, key="sens-layer", container=c_layer,
     help="Input BN: one patient variable turned off at a time (figures 3-4). Hidden BN: one "
          "hidden node turned off at a time (figure 5).")
 mode = c_mode.radio(

@@ -46,10 +46,7 @@ st.markdown("How the test-set values look at each step through a batch-normaliza
 st.caption(f"Run: {widgets.escape_md(entry.label)}")
 
 left, middle, right = st.columns([2, 2, 1])
-layer = left.radio(
-    "Layer", views.layer_choices(spec), format_func=lambda c: views.layer_title(spec, c),
-    key="stages-layer",
-    help="The input BN sees the patient variables; a hidden BN sees the hidden layer's nodes.")
+layer = widgets.layer_picker(spec, key="stages-layer", container=left)
 how = middle.radio(
     "Folds", list(FOLD_VIEWS), format_func=FOLD_VIEWS.get, key="stages-folds",
     help="Each fold is a network trained on its own training rows and tested on the rest. "

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from bnapp import analysis
+from bnapp import analysis, views
 from bnapp.data import DataError
 from bnapp.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
 from bnapp.jobs import Job, JobFailed
+from bnapp.model import ArchSpec
 from bnapp.train import TrainingDiverged
 from bnapp.ui import state
 
@@ -40,28 +42,28 @@ def figure(chart: alt.TopLevelMixin, name: str, *, caption: str | None = None) -
     if caption:
         st.caption(caption)
     stem = safe_filename(name)
-    png, svg, _ = st.columns([1, 1, 6])
-    png.download_button("PNG", lambda: chart_png(chart), f"{stem}.png", "image/png",
-                        key=f"png-{stem}", on_click="ignore", icon=":material/download:",
-                        help="The figure at twice screen resolution, for slides and papers")
-    svg.download_button("SVG", lambda: chart_svg(chart), f"{stem}.svg", "image/svg+xml",
-                        key=f"svg-{stem}", on_click="ignore", icon=":material/download:",
-                        help="The figure as vector graphics, for journals and editing")
+    with st.container(horizontal=True):
+        st.download_button("PNG", lambda: chart_png(chart), f"{stem}.png", "image/png",
+                           key=f"png-{stem}", on_click="ignore", icon=":material/download:",
+                           help="The figure at twice screen resolution, for slides and papers")
+        st.download_button("SVG", lambda: chart_svg(chart), f"{stem}.svg", "image/svg+xml",
+                           key=f"svg-{stem}", on_click="ignore", icon=":material/download:",
+                           help="The figure as vector graphics, for journals and editing")
 
 
 def table(df: pd.DataFrame, name: str, *, hide_index: bool = True, **kwargs) -> None:
     """Draw a table with CSV and XLSX download buttons (text cells safe against formulas)."""
     st.dataframe(df, hide_index=hide_index, **kwargs)
     stem = safe_filename(name)
-    csv, xlsx, _ = st.columns([1, 1, 6])
-    csv.download_button("CSV", lambda: table_csv(df), f"{stem}.csv", "text/csv",
-                        key=f"csv-{stem}", on_click="ignore", icon=":material/download:",
-                        help="The table as CSV (UTF-8, comma separated)")
-    xlsx.download_button(
-        "XLSX", lambda: table_xlsx({stem: df}), f"{stem}.xlsx",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        key=f"xlsx-{stem}", on_click="ignore", icon=":material/download:",
-        help="The table as an Excel workbook")
+    with st.container(horizontal=True):
+        st.download_button("CSV", lambda: table_csv(df), f"{stem}.csv", "text/csv",
+                           key=f"csv-{stem}", on_click="ignore", icon=":material/download:",
+                           help="The table as CSV (UTF-8, comma separated)")
+        st.download_button(
+            "XLSX", lambda: table_xlsx({stem: df}), f"{stem}.xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            key=f"xlsx-{stem}", on_click="ignore", icon=":material/download:",
+            help="The table as an Excel workbook")
 
 
 # ----------------------------------------------------------------------------- guards
@@ -78,13 +80,27 @@ def need_run() -> state.RunEntry:
 
 
 @st.cache_data(max_entries=256, show_spinner="Computing…")
-def _analysis(name: str, run_key: str, _run, args: tuple, kwargs: tuple):
-    return getattr(analysis, name)(_run, *args, **dict(kwargs))
+def _memo(name: str, run_key: str, args: tuple, kwargs: tuple, _fn, _run):
+    return _fn(_run, *args, **dict(kwargs))
 
 
-def compute(entry: state.RunEntry, name: str, *args, **kwargs):
-    """bnapp.analysis.<name>(run, ...) memoized per run key and arguments, across pages."""
-    return _analysis(name, entry.key, entry.run, args, tuple(sorted(kwargs.items())))
+def compute(entry: state.RunEntry, fn: str | Callable, *args, **kwargs):
+    """fn(run, *args, **kwargs) memoized per run key and arguments, across pages and sessions.
+
+    fn: the name of a bnapp.analysis function, or any module-level function taking the run first.
+    """
+    if isinstance(fn, str):
+        fn = getattr(analysis, fn)
+    return _memo(f"{fn.__module__}.{fn.__qualname__}", entry.key, args,
+                 tuple(sorted(kwargs.items())), fn, entry.run)
+
+
+def layer_picker(spec: ArchSpec, *, key: str, container=st,
+                 help: str = "The input BN sees the patient variables; a hidden BN sees the "
+                             "hidden layer's nodes.") -> views.Layer:
+    """Radio of the run's BN-able layers: the input, then each hidden layer."""
+    return container.radio("Layer", views.layer_choices(spec), key=key, help=help,
+                           format_func=lambda c: views.layer_title(spec, c))
 
 
 # ------------------------------------------------------------------------------- sidebar
