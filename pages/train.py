@@ -97,7 +97,7 @@ def _architecture(n_inputs: int) -> ArchSpec | None:
     try:
         spec = ArchSpec(hidden, activation, output, input_bn, hidden_bn, mode)
     except ValueError as err:
-        st.error(f"{err}")
+        st.error(escape_md(err))
         return None
     counts = spec.param_counts(n_inputs)
     moving = (f"{counts.trainable} trainable + {counts.non_trainable} BN moving statistics"
@@ -148,7 +148,7 @@ def _protocol() -> Protocol | None:
                         batch_size=int(batch), lr=float(lr), seed=int(seed),
                         val_fraction=STUDY_VAL_FRACTION if kind == "study" else 0.0)
     except ValueError as err:
-        st.error(f"{err}")
+        st.error(escape_md(err))
         return None
 
 

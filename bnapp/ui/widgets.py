@@ -141,7 +141,7 @@ def job_status(job: Job, *, key: str) -> None:
                      help="Stop this job; results already cached are kept"):
             job.cancel()
     elif job.state == "failed":
-        st.error(_job_line(job))
+        st.error(escape_md(_job_line(job)))
     else:
         st.caption(_job_line(job))
 
@@ -169,7 +169,7 @@ def run_page(page) -> None:
     try:
         page.run()
     except (DataError, TrainingDiverged, JobFailed, ValueError, KeyError) as err:
-        st.error(f"{err}")
+        st.error(escape_md(err))
     except Exception as err:  # a bug: say so plainly, keep serving, log the traceback
         logger.exception("page %s failed", getattr(page, "title", page))
         st.error(f"Something went wrong on this page ({type(err).__name__}). Your data and "
