@@ -14,7 +14,14 @@ from bnapp.sensitivity import (
     error_metrics,
     sensitivity,
 )
-from bnapp.stages import STAGES, bn_parameters, bn_stages, stage_quantiles, training_curves
+from bnapp.stages import (
+    STAGES,
+    bn_parameters,
+    bn_stages,
+    stage_quantiles,
+    stage_summary,
+    training_curves,
+)
 
 __all__ = [
     "METRICS",
@@ -32,5 +39,6 @@ __all__ = [
     "quality",
     "sensitivity",
     "stage_quantiles",
+    "stage_summary",
     "training_curves",
 ]

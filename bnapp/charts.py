@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bnapp.model import ArchSpec
+from bnapp.units import LIBRARY_UNITS as UNITS
 
 # Okabe & Ito (2008), the colour-blind-safe qualitative palette; yellow last (weak on white).
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000",
@@ -27,9 +28,6 @@ WIDTH = 600
 MAX_POINTS = 3000  # points per chart beyond which scatters are sampled and lines thinned
 TARGET_UNIT = "mg/dL"
 
-# The study's variables and their units (others are shown by name only).
-UNITS = {"Upre": "mg/dL", "U120": "mg/dL", "Upos": "mg/dL", "Ueq": "mg/dL", "PP": "kg",
-         "UF": "L"}
 STAGE_TITLES = {
     "raw": "Raw",
     "zscore": "z-scored (training scaler)",

@@ -10,6 +10,10 @@ plausible range of bnapp.units, and a row breaking the study's rule Ueq >= Upos,
 are listed in Dataset.dropped (one line per problem; rows as a spreadsheet numbers them, header =
 row 1). Nothing is silently repaired. Problems with the whole file raise DataError, whose text is
 one line naming the file, the problem and the fix.
+
+Entry points: load_dataset (a training file: all six study columns), load_sessions (sessions to
+predict for: only a network's inputs, checked the same way), read_headers and detect_mapping (for
+a column picker), parse_patient (one patient typed into a form).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 import re
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,18 +157,51 @@ class Dataset:
 
 def load_dataset(source, name: str | None = None, *, mapping: Mapping[str, str] | None = None,
                  units: str = "mg/dL") -> Dataset:
-    """Read and check a CSV or XLSX file (path, bytes or binary file-like)."""
-    name = _clean(name if isinstance(name, str) and name else _source_name(source))
-    file_units = _file_units(units)
-    data = _read_source(source, name)
-    try:
-        table = _read_table(data, name)
-    except DataError:
-        raise
-    except Exception as exc:  # pandas, csv, openpyxl and zipfile each fail their own way
-        raise DataError(f"{name}: could not be read as a CSV or XLSX table "
-                        f"({type(exc).__name__}); save it again as CSV (UTF-8) or XLSX") from exc
-    return _check(table, name, mapping, file_units)
+    """Read and check a CSV or XLSX file (path, bytes or binary file-like) for training: all six
+    study columns are required and a constant input refuses the file."""
+    name = _source_label(source, name)
+    file_units = urea_unit(units)
+    return _check(_read(source, name), name, mapping, file_units, STUDY_COLUMNS, training=True)
+
+
+def load_sessions(source, features: Sequence[str], name: str | None = None, *,
+                  units: str = "mg/dL") -> Dataset:
+    """Read and check a file of sessions to predict for: only `features` are required (no
+    outcome). Columns are found and checked as load_dataset does (study columns by name or
+    alias, converted and range-checked; other features by exact name, numbers only); a row with
+    a bad value is dropped and listed. Other columns are kept as extras, unchecked."""
+    name = _source_label(source, name)
+    file_units = urea_unit(units)
+    wanted = list(dict.fromkeys(features))
+    if not wanted or not all(isinstance(f, str) and f for f in wanted):
+        raise DataError("the inputs to read must be a non-empty list of column names")
+    return _check(_read(source, name), name, None, file_units, wanted, training=False)
+
+
+def read_headers(source, name: str | None = None) -> list[str]:
+    """A CSV or XLSX file's column names, read and cleaned as load_dataset reads them."""
+    name = _source_label(source, name)
+    return _clean_headers(_read(source, name), name)[0]
+
+
+def detect_mapping(headers: Sequence[str]) -> dict[str, str | None]:
+    """Study column -> the header load_dataset would pick for it (an exact name beats an alias);
+    None when no header, or several, could be it."""
+    everywhere = list(range(len(headers)))  # no header can be two study columns: aliases differ
+    out: dict[str, str | None] = {}
+    for canon in STUDY_COLUMNS:
+        hits = _candidates(headers, canon, everywhere)
+        out[canon] = headers[hits[0]] if len(hits) == 1 else None
+    return out
+
+
+def urea_unit(units: object) -> str:
+    """The canonical name of a urea unit choice ('mg/dL', 'mmol/L', 'BUN'), or DataError."""
+    canon = normalize_units(units)
+    if canon is None:
+        raise DataError(f"unknown urea unit {_quote(str(units))}; use one of "
+                        f"{', '.join(UREA_UNITS)} (BUN = blood urea nitrogen in mg/dL)")
+    return canon
 
 
 def demo_dataset() -> Dataset:
@@ -206,33 +243,42 @@ def parse_mapping(text: str) -> dict[str, str]:
     return mapping
 
 
-def parse_patient(values: Mapping[str, str | float], units: str = "mg/dL") -> pd.DataFrame:
+def parse_patient(values: Mapping[str, str | float], units: str = "mg/dL", *,
+                  required: Sequence[str] = STUDY_INPUTS) -> pd.DataFrame:
     """One patient's values from the Predict form as a one-row frame in the library's units.
 
-    The study inputs are required, Ueq optional; other fields must be numbers and are passed on
-    unchecked. Text may use a decimal comma ("1,5") and surrounding spaces."""
-    file_units = _file_units(units)
+    The `required` fields (by default the study inputs; pass a network's inputs) must be given;
+    other fields are found by name or alias.
+    Every study field given is converted and range-checked, Ueq >= Upos when both are given;
+    other fields must be numbers. Text may use a decimal comma ("1,5") and surrounding spaces;
+    an empty optional field is left out."""
+    file_units = urea_unit(units)
     if not isinstance(values, Mapping):
         raise DataError("patient values must be given as field -> value pairs")
+    needed = list(required)  # column names as in Dataset.frame, e.g. a run's features
     row: dict[str, float] = {}
     keys: dict[str, str] = {}
     for key, raw in values.items():
         if not isinstance(key, str) or not key.strip():
             raise DataError(f"field {_quote(str(key))}: a field needs a name")
-        canon = _canonical_name(key) or _clean(key.strip())
-        if canon in row:
-            raise DataError(f"{canon}: given twice")
-        if canon == STUDY_TARGET and isinstance(raw, str) and not raw.strip():
-            continue  # the outcome is optional on the form
-        row[canon] = _form_number(canon, raw)
-        keys[canon] = key
-    for canon in STUDY_COLUMNS:
-        if canon not in row:
-            if canon == STUDY_TARGET:
-                continue
-            raise DataError(f"{canon}: missing; enter a value in {LIBRARY_UNITS[canon]}")
-        _check_form_value(canon, row, column_unit(keys[canon], file_units))
-    if STUDY_TARGET in row and row[STUDY_TARGET] < row["Upos"]:
+        field = key.strip() if key.strip() in needed else _canonical_name(key) or _clean(key.strip())
+        if field in row:
+            raise DataError(f"{field}: given twice")
+        if field not in needed and (raw is None or isinstance(raw, str) and not raw.strip()):
+            continue  # an optional field left empty
+        row[field] = _form_number(field, raw)
+        keys[field] = key
+    for field in needed:
+        if field not in row:
+            unit = LIBRARY_UNITS.get(field)
+            raise DataError(f"{field}: missing; enter a value in {unit}" if unit else
+                            f"{field}: missing; enter a number")
+    if not row:
+        raise DataError("no values given; enter the patient's values")
+    for field in STUDY_COLUMNS:
+        if field in row:
+            _check_form_value(field, row, column_unit(keys[field], file_units))
+    if {STUDY_TARGET, "Upos"} <= set(row) and row[STUDY_TARGET] < row["Upos"]:
         raise DataError(f"Ueq: {row['Ueq']:g} mg/dL is below Upos ({row['Upos']:g}); "
                         "equilibrated urea cannot be lower than post-dialysis urea")
     ordered = [c for c in STUDY_COLUMNS if c in row] + [c for c in row if c not in STUDY_COLUMNS]
@@ -284,19 +330,26 @@ class _Table:
     notes: list[str] = field(default_factory=list)
 
 
-def _source_name(source) -> str:
+def _source_label(source, name: str | None) -> str:
+    """The name messages use: the one given, else the file's own name."""
+    if isinstance(name, str) and name:
+        return _clean(name)
     if isinstance(source, (str, Path)):
-        return Path(source).name or str(source)
+        return _clean(Path(source).name or str(source))
     named = getattr(source, "name", None)
-    return Path(named).name if isinstance(named, str) and named else "upload"
+    return _clean(Path(named).name if isinstance(named, str) and named else "upload")
 
 
-def _file_units(units) -> str:
-    canon = normalize_units(units)
-    if canon is None:
-        raise DataError(f"unknown urea unit {_quote(str(units))}; use one of "
-                        f"{', '.join(UREA_UNITS)} (BUN = blood urea nitrogen in mg/dL)")
-    return canon
+def _read(source, name: str) -> _Table:
+    """The file as a header and body, or DataError."""
+    data = _read_source(source, name)
+    try:
+        return _read_table(data, name)
+    except DataError:
+        raise
+    except Exception as exc:  # pandas, csv, openpyxl and zipfile each fail their own way
+        raise DataError(f"{name}: could not be read as a CSV or XLSX table "
+                        f"({type(exc).__name__}); save it again as CSV (UTF-8) or XLSX") from exc
 
 
 def _read_source(source, name: str) -> bytes:
@@ -475,7 +528,7 @@ def _cell_text(value) -> str | None:
 
 @dataclass
 class _Column:
-    """One study column's values in library units and the problem masks found in it."""
+    """One checked column's values in library units and the problem masks found in it."""
 
     canon: str
     header: str
@@ -488,7 +541,12 @@ class _Column:
         return np.logical_or.reduce(list(self.problems.values()))
 
 
-def _check(table: _Table, name: str, mapping, file_units: str) -> Dataset:
+def _check(table: _Table, name: str, mapping, file_units: str, wanted: list[str], *,
+           training: bool) -> Dataset:
+    """Find the wanted columns, drop the rows with a bad value in any of them, keep the rest.
+
+    For training (all study columns wanted) a constant input refuses the whole file; a file of
+    sessions to predict for may hold one patient's visits with the same weight."""
     headers, body = _clean_headers(table, name)
     keep = _non_empty_rows(body)
     body = body.loc[keep].reset_index(drop=True)
@@ -496,27 +554,29 @@ def _check(table: _Table, name: str, mapping, file_units: str) -> Dataset:
     if body.empty:
         raise DataError(f"{name}: the file has a header row but no data rows; "
                         "export it again with the data")
-    found = _resolve_columns(headers, mapping, name)
-    study, notes = [], list(table.notes)
-    for canon in STUDY_COLUMNS:
-        col, note = _study_column(canon, headers[found[canon]], body[found[canon]], file_units)
+    found = _resolve_columns(headers, mapping, name, wanted, training)
+    checked, notes = [], list(table.notes)
+    for column in wanted:
+        col, note = _checked_column(column, headers[found[column]], body[found[column]],
+                                    file_units)
         _require_some_value(col, name)
-        study.append(col)
+        checked.append(col)
         notes += [note] if note else []
-    columns = [*study, _ueq_rule(study)]
+    rules = [_ueq_rule(checked)] if {"Upos", STUDY_TARGET} <= set(wanted) else []
+    columns = [*checked, *rules]
     usable = ~np.logical_or.reduce([col.bad for col in columns])
     if not usable.any():
         raise DataError(f"{name}: none of the {len(body)} rows is usable "
                         f"({_problem_counts(columns)}); check the column mapping and units")
-    frame = _frame(study, headers, body, found, usable)
-    _refuse_constant_inputs(frame, found, headers, name)
-    extras = [c for c in frame.columns if c not in STUDY_COLUMNS]
+    frame = _frame(checked, headers, body, found, usable)
+    if training:
+        _refuse_constant_inputs(frame, found, headers, name)
     return Dataset(
         name=name, frame=frame, row_numbers=row_numbers[usable].astype(np.int64),
         dropped=_dropped(columns, row_numbers), n_read=len(body), units=file_units,
-        mapping={canon: headers[found[canon]] for canon in STUDY_COLUMNS},
-        extra_columns=extras, notes=notes,
-        column_units={c.canon: column_unit(c.header, file_units) for c in study
+        mapping={column: headers[found[column]] for column in wanted},
+        extra_columns=[c for c in frame.columns if c not in wanted], notes=notes,
+        column_units={c.canon: column_unit(c.header, file_units) for c in checked
                       if c.canon in UREA_COLUMNS},
     )
 
@@ -580,30 +640,41 @@ def _canonical_name(text: str) -> str | None:
     return exact.get(text.strip().casefold()) or _ALIAS_TO_CANON.get(_name_key(text))
 
 
-def _resolve_columns(headers: list[str], mapping, name: str) -> dict[str, int]:
-    """canonical name -> header position: the user's mapping first, then names and aliases."""
+def _candidates(headers: Sequence[str], column: str, free: list[int]) -> list[int]:
+    """Positions among `free` that could hold `column`: its exact name (any case) beats a study
+    column's aliases."""
+    exact = [i for i in free if headers[i].casefold() == column.casefold()]
+    if exact or column not in STUDY_COLUMNS:
+        return exact
+    return [i for i in free if _ALIAS_TO_CANON.get(_name_key(headers[i])) == column]
+
+
+def _resolve_columns(headers: list[str], mapping, name: str, wanted: list[str],
+                     training: bool) -> dict[str, int]:
+    """wanted column -> header position: the user's mapping first, then names and aliases
+    (other columns first, so a study alias never takes a column wanted by its own name)."""
     found = _user_mapping(headers, mapping, name)
     used = set(found.values())
-    for canon in STUDY_COLUMNS:
-        if canon in found:
+    for column in sorted(wanted, key=lambda c: c in STUDY_COLUMNS):
+        if column in found:
             continue
-        free = [i for i in range(len(headers)) if i not in used]
-        candidates = ([i for i in free if headers[i].casefold() == canon.casefold()]
-                      or [i for i in free if _ALIAS_TO_CANON.get(_name_key(headers[i])) == canon])
+        candidates = _candidates(headers, column, [i for i in range(len(headers)) if i not in used])
         if len(candidates) > 1:
             both = " and ".join(_quote(headers[i]) for i in candidates[:3])
-            raise DataError(f"{name}: columns {both} could each be {canon}; map the right one "
-                            f"explicitly ({canon}=<column>)")
+            fix = f"map the right one explicitly ({column}=<column>)" if training else \
+                "keep one of them"
+            raise DataError(f"{name}: columns {both} could each be {column}; {fix}")
         if candidates:
-            found[canon] = candidates[0]
+            found[column] = candidates[0]
             used.add(candidates[0])
-    missing = [c for c in STUDY_COLUMNS if c not in found]
+    missing = [c for c in wanted if c not in found]
     if missing:
+        fix = (f"Rename the columns or map them (e.g. {missing[0]}=<your column>)." if training
+               else f"The network needs {_names(wanted)}: rename the columns to match.")
         hint = (" The first row holds numbers: add a header row." if headers and all(
             _NUMBER.fullmatch(h) for h in headers) else "")
         raise DataError(f"{name}: required column(s) {', '.join(missing)} not found; found "
-                        f"{_names(headers)}. Rename the columns or map them "
-                        f"(e.g. {missing[0]}=<your column>).{hint}")
+                        f"{_names(headers)}. {fix}{hint}")
     return found
 
 
@@ -646,9 +717,14 @@ def _numbers(cells: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return values, missing, ~missing & ~np.isfinite(values)
 
 
-def _study_column(canon: str, header: str, cells: pd.Series,
-                  file_units: str) -> tuple[_Column, str | None]:
+def _checked_column(canon: str, header: str, cells: pd.Series,
+                    file_units: str) -> tuple[_Column, str | None]:
+    """A column's values in library units and its problems, and a note on the unit read in.
+    A study column is converted and range-checked; another column need only hold numbers."""
     values, missing, not_number = _numbers(cells)
+    if canon not in STUDY_COLUMNS:
+        return _Column(canon, header, cells, values,
+                       {"missing": missing, "not a number": not_number}), None
     note = None
     if canon in UREA_COLUMNS:
         unit = column_unit(header, file_units)
@@ -684,9 +760,10 @@ def _require_some_value(col: _Column, name: str) -> None:
                     f"(all {len(mask)} cells {reason}{example}); {hint}")
 
 
-def _ueq_rule(study: list[_Column]) -> _Column:
+def _ueq_rule(checked: list[_Column]) -> _Column:
     """The study's rule: equilibrated urea is never below post-dialysis urea."""
-    ueq, upos = study[STUDY_COLUMNS.index("Ueq")], study[STUDY_COLUMNS.index("Upos")]
+    by_name = {col.canon: col for col in checked}
+    ueq, upos = by_name[STUDY_TARGET], by_name["Upos"]
     with np.errstate(invalid="ignore"):
         below = ~ueq.bad & ~upos.bad & (ueq.values < upos.values)
     cells = pd.Series("", index=range(len(below)), dtype=object)  # text only where shown
@@ -696,9 +773,9 @@ def _ueq_rule(study: list[_Column]) -> _Column:
     return _Column("Ueq", ueq.header, cells, ueq.values, {"Ueq < Upos": below})
 
 
-def _frame(study: list[_Column], headers: list[str], body: pd.DataFrame,
+def _frame(checked: list[_Column], headers: list[str], body: pd.DataFrame,
            found: dict[str, int], usable: np.ndarray) -> pd.DataFrame:
-    data = {col.canon: col.values[usable] for col in study}
+    data = {col.canon: col.values[usable] for col in checked}
     mapped = set(found.values())
     taken = {c.casefold() for c in data} | {h.casefold() for h in headers}
     for pos, header in enumerate(headers):
@@ -786,13 +863,13 @@ def _form_number(field: str, raw) -> float:
     return value
 
 
-def _check_form_value(canon: str, row: dict[str, float], urea_unit: str) -> None:
+def _check_form_value(canon: str, row: dict[str, float], unit: str) -> None:
     """Convert a study field to library units in place and check its range."""
     entered = row[canon]
     shown = f"{entered:g} {LIBRARY_UNITS[canon]}"
-    if canon in UREA_COLUMNS and urea_unit != "mg/dL":
-        row[canon] = entered * UREA_FACTORS[urea_unit]
-        shown = f"{entered:g} {UNIT_LABELS[urea_unit]} (= {row[canon]:.4g} mg/dL urea)"
+    if canon in UREA_COLUMNS and unit != "mg/dL":
+        row[canon] = entered * UREA_FACTORS[unit]
+        shown = f"{entered:g} {UNIT_LABELS[unit]} (= {row[canon]:.4g} mg/dL urea)"
     low, high = PLAUSIBLE_RANGES[canon]
     if row[canon] < low or row[canon] > high:
         raise DataError(f"{canon}: {shown} is outside the plausible range {low:g}-{high:g} "

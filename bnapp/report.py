@@ -47,7 +47,7 @@ def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
     per_fold, summary = analysis.bn_parameters(run)
     sens = pd.concat([analysis.sensitivity(run, layer, n_permutations=n_permutations, seed=seed)
                       for layer in LAYERS], ignore_index=True)
-    quantiles = pd.concat([analysis.stage_quantiles(analysis.bn_stages(run, layer))
+    quantiles = pd.concat([analysis.stage_summary(run, layer)
                            .assign(layer=layer) for layer in LAYERS], ignore_index=True)
     loss, gamma = analysis.training_curves(run)
     return {

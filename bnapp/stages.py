@@ -6,6 +6,8 @@ Units of the input layer are the run's features; units of hidden layer i are "no
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -15,6 +17,9 @@ from bnapp.results import FoldResult, RunResult
 STAGES = ("raw", "zscore", "bn_normalized", "bn_output")
 PARAMETER_COLUMNS = ("moving_mean", "moving_std", "beta", "gamma", "scaler_mean", "scaler_std")
 LAYERS = ("input", "hidden")
+SUMMARY_COLUMNS = ("fold", "unit", "stage", "n", "min", "q1", "median", "q3", "max",
+                   "whisker_low", "whisker_high")
+FORWARD_BLOCK = 32_768  # rows per forward pass in unit_values
 
 
 def check_layer(run: RunResult, layer: str, hidden_index: int = 0) -> None:
@@ -44,10 +49,16 @@ def layer_bn(fold: FoldResult, layer: str, hidden_index: int = 0) -> BNState | N
 def unit_values(run: RunResult, fold: FoldResult, rows: np.ndarray, layer: str,
                 hidden_index: int = 0) -> np.ndarray:
     """What enters the layer's BN (network input, or the hidden Dense output) for these rows."""
-    x = fold.network_input(run.spec, run.X[rows])
     if layer == "input":
-        return x
-    return forward(run.spec, fold.weights, x).hidden_pre_bn[hidden_index]
+        return fold.network_input(run.spec, run.X[rows])
+    # the network in blocks of rows: on a million training rows, whole-array temporaries cost
+    # more in page faults than the arithmetic
+    out = np.empty((len(rows), run.spec.hidden[hidden_index]))
+    for start in range(0, len(rows), FORWARD_BLOCK):
+        block = rows[start:start + FORWARD_BLOCK]
+        x = fold.network_input(run.spec, run.X[block])
+        out[start:start + len(block)] = forward(run.spec, fold.weights, x).hidden_pre_bn[hidden_index]
+    return out
 
 
 def layer_scaler(run: RunResult, fold: FoldResult, layer: str,
@@ -69,31 +80,37 @@ def _raw_values(run: RunResult, fold: FoldResult, layer: str, hidden_index: int)
     return unit_values(run, fold, fold.test_rows, layer, hidden_index)
 
 
+def _fold_stages(run: RunResult, fold: FoldResult, layer: str,
+                 hidden_index: int) -> Iterator[tuple[str, np.ndarray]]:
+    """(stage, values (test rows, units)) of one fold, stage by stage in STAGES order."""
+    raw = _raw_values(run, fold, layer, hidden_index)
+    yield "raw", raw
+    mean, std = layer_scaler(run, fold, layer, hidden_index)
+    yield "zscore", (raw - mean) / std
+    bn = layer_bn(fold, layer, hidden_index)
+    if bn is not None:
+        into_bn = fold.network_input(run.spec, raw) if layer == "input" else raw
+        normalized = (into_bn - bn.moving_mean) / np.sqrt(bn.moving_var + BN_EPSILON)
+        yield "bn_normalized", normalized
+        yield "bn_output", normalized * bn.gamma + bn.beta
+
+
 def bn_stages(run: RunResult, layer: str = "input", hidden_index: int = 0) -> pd.DataFrame:
     """Test-set values per fold and unit at each stage: DataFrame[fold, unit, stage, value].
 
     raw (input: raw data; hidden: Dense output), zscore (with the fold's training scaler),
     bn_normalized ((v - moving mean) / sqrt(moving var + eps), before gamma and beta) and
     bn_output. The two BN stages are left out where the layer has no BN.
+    One row per value (folds x units x stages x test rows): for box plots use stage_summary.
     """
     check_layer(run, layer, hidden_index)
     names = np.asarray(unit_names(run, layer, hidden_index), dtype=object)
     parts = []
     for fold in run.folds:
-        raw = _raw_values(run, fold, layer, hidden_index)
-        mean, std = layer_scaler(run, fold, layer, hidden_index)
-        stages = {"raw": raw, "zscore": (raw - mean) / std}
-        bn = layer_bn(fold, layer, hidden_index)
-        if bn is not None:
-            into_bn = fold.network_input(run.spec, raw) if layer == "input" else raw
-            normalized = (into_bn - bn.moving_mean) / np.sqrt(bn.moving_var + BN_EPSILON)
-            stages["bn_normalized"] = normalized
-            stages["bn_output"] = normalized * bn.gamma + bn.beta
-        for stage, values in stages.items():
-            n, p = values.shape
+        for stage, values in _fold_stages(run, fold, layer, hidden_index):
             parts.append(pd.DataFrame({
                 "fold": fold.fold,
-                "unit": np.tile(names, n),
+                "unit": np.tile(names, len(values)),
                 "stage": stage,
                 "value": values.reshape(-1),
             }))
@@ -103,9 +120,12 @@ def bn_stages(run: RunResult, layer: str = "input", hidden_index: int = 0) -> pd
 
 
 def _box(values: np.ndarray) -> dict[str, float]:
-    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    """Box-plot numbers of a 1-D float64 array, which is reordered in place (no copy)."""
+    q1, median, q3 = np.percentile(values, [25, 50, 75], overwrite_input=True)
     fence = 1.5 * (q3 - q1)
     inside = values[(values >= q1 - fence) & (values <= q3 + fence)]
+    if not inside.size:  # NaN values: the z-score of a unit constant on the training rows
+        return {"n": len(values), **dict.fromkeys(SUMMARY_COLUMNS[4:], np.nan)}
     return {
         "n": len(values), "min": values.min(), "q1": q1, "median": median, "q3": q3,
         "max": values.max(),
@@ -115,12 +135,21 @@ def _box(values: np.ndarray) -> dict[str, float]:
     }
 
 
+def _summary_frame(rows: list[dict]) -> pd.DataFrame:
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    out["stage"] = pd.Categorical(out["stage"], categories=STAGES, ordered=True)
+    out["n"] = out["n"].astype(int)
+    return out
+
+
 def stage_quantiles(stages: pd.DataFrame) -> pd.DataFrame:
     """Box-plot summary per fold, unit and stage, plus fold = -1 for all folds pooled.
 
     Whiskers follow Tukey: the most extreme values within 1.5 IQR of the quartiles (never
     inside the box). A few numbers
     per box, whatever the data set's size, so the browser never receives the raw values.
+    Takes any long frame[fold, unit, stage, value]; stage_summary gives the same table of a run
+    without building that frame (which is what large uploads need).
     """
     pooled = stages.assign(fold=-1)
     rows = []
@@ -128,11 +157,45 @@ def stage_quantiles(stages: pd.DataFrame) -> pd.DataFrame:
         ["fold", "unit", "stage"], sort=False, observed=True
     ):
         rows.append({"fold": fold, "unit": unit, "stage": stage,
-                     **_box(group["value"].to_numpy(np.float64))})
-    out = pd.DataFrame(rows)
-    out["stage"] = pd.Categorical(out["stage"], categories=STAGES, ordered=True)
-    out["n"] = out["n"].astype(int)
-    return out
+                     **_box(group["value"].to_numpy(np.float64, copy=True))})
+    return _summary_frame(rows)
+
+
+def stage_summary(run: RunResult, layer: str = "input", hidden_index: int = 0) -> pd.DataFrame:
+    """stage_quantiles(bn_stages(run, layer, hidden_index)), the same rows in the same order.
+
+    Works on each stage's (units, test rows) array instead of a long frame (one row per
+    value): 8 bytes per value, and numpy's quantiles per unit instead of a pandas groupby. As
+    bn_stages' frame, folds sharing a number (repeats) make one box.
+    """
+    check_layer(run, layer, hidden_index)
+    names = unit_names(run, layer, hidden_index)
+    groups: dict[int, list[FoldResult]] = {}
+    for fold in run.folds:
+        groups.setdefault(fold.fold, []).append(fold)
+    # each stage's values, units x rows, with the rows of one fold number side by side
+    sizes = np.array([sum(len(f.test_rows) for f in folds) for folds in groups.values()], int)
+    ends = np.cumsum(sizes)
+    buffers: dict[str, np.ndarray] = {}
+    start = 0
+    for folds in groups.values():
+        for fold in folds:
+            stop = start + len(fold.test_rows)
+            for stage, values in _fold_stages(run, fold, layer, hidden_index):
+                if stage not in buffers:
+                    buffers[stage] = np.empty((len(names), ends[-1]))
+                buffers[stage][:, start:stop] = values.T
+            start = stop
+    spans = [(number, a, b) for number, a, b in zip(groups, ends - sizes, ends, strict=True)
+             if b > a]
+    if spans:
+        spans.append((-1, 0, ends[-1]))
+    # the pooled boxes come last: each per-fold box reorders only its own span
+    rows = [{"fold": number, "unit": unit, "stage": stage, **_box(buffer[u, a:b])}
+            for number, a, b in spans
+            for stage, buffer in buffers.items()
+            for u, unit in enumerate(names)]
+    return _summary_frame(rows)
 
 
 def bn_parameters(run: RunResult, layer: str = "input", hidden_index: int = 0,

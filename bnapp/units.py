@@ -1,4 +1,5 @@
-"""Units the library holds the study's columns in, conversions into them, and plausible ranges.
+"""What the study's columns are: the units the library holds them in, conversions into them,
+plausible ranges, and the words and labels every page and table shows for them.
 
 Urea is held as urea in mg/dL, weight in kg, ultrafiltration in litres. Urea (CH4N2O) has a molar
 mass of 60.06 g/mol; blood urea nitrogen (BUN) counts only its two nitrogen atoms, 2 x 14.007 =
@@ -41,11 +42,69 @@ LIBRARY_UNITS = {"Upre": "mg/dL", "U120": "mg/dL", "Upos": "mg/dL", "Ueq": "mg/d
                  "UF": "L"}
 UREA_COLUMNS = ("Upre", "U120", "Upos", "Ueq")
 
+# What each study column holds, in words a clinician reads on a form.
+DESCRIPTIONS = {
+    "Upre": "pre-dialysis urea",
+    "U120": "urea at 120 minutes",
+    "Upos": "post-dialysis urea",
+    "PP": "pre-dialysis body weight",
+    "UF": "ultrafiltration volume",
+    "Ueq": "equilibrated urea",
+}
+# How each is measured: help text for the fields a user types them into.
+DETAILS = {
+    "Upre": "Urea drawn before the session starts",
+    "U120": "Urea drawn 120 minutes into the session",
+    "Upos": "Urea drawn at the end of the session (not equilibrated)",
+    "PP": "Body weight before the session",
+    "UF": "Fluid removed during the session (0 if none)",
+    "Ueq": "Urea drawn 30-60 minutes after the session, once urea has rebounded",
+}
+# Columns of a prediction table (bnapp.predict); {urea} is the urea unit shown.
+PREDICTION_LABELS = {
+    "ueq_network": "Ueq, network mean over folds ({urea})",
+    "ueq_network_sd": "Ueq, SD across folds ({urea})",
+    "ueq_network_min": "Ueq, lowest fold ({urea})",
+    "ueq_network_max": "Ueq, highest fold ({urea})",
+    "ektv_network": "eKt/V from the network's Ueq",
+    "spktv": "spKt/V (Daugirdas, from Upos)",
+    "ueq_rate_equation": "Ueq, rate equation ({urea})",
+    "ektv_rate_equation": "eKt/V, rate equation",
+    "ueq_tattersall": "Ueq, Tattersall ({urea})",
+    "ektv_tattersall": "eKt/V, Tattersall",
+    "outside_training_range": "inputs outside the training data's range",
+}
+
 _UNIT_SPELLINGS = {
     "mgdl": "mg/dL", "mg": "mg/dL", "urea": "mg/dL", "ureamgdl": "mg/dL",
     "mmoll": "mmol/L", "mmol": "mmol/L", "ureammoll": "mmol/L",
     "bun": "BUN", "bunmgdl": "BUN", "mgdlbun": "BUN",
 }
+
+
+def unit_label(column: str, urea_units: str | None = None) -> str | None:
+    """A study column's unit ('mg/dL', 'kg', 'L'); urea as entered in `urea_units` when given
+    ('BUN mg/dL'); None for other columns."""
+    if urea_units is not None and column in UREA_COLUMNS:
+        return UNIT_LABELS[urea_units]
+    return LIBRARY_UNITS.get(column)
+
+
+def label(column: str, urea_units: str | None = None) -> str:
+    """'equilibrated urea Ueq (mg/dL)' for a study column, for forms and pickers; other columns
+    by name."""
+    if column not in DESCRIPTIONS:
+        return column
+    return f"{DESCRIPTIONS[column]} {column} ({unit_label(column, urea_units)})"
+
+
+def short_label(column: str, urea_units: str = "mg/dL") -> str:
+    """A table header: 'Upre (BUN mg/dL)', a prediction column in words with its unit, other
+    columns by name."""
+    if column in PREDICTION_LABELS:
+        return PREDICTION_LABELS[column].format(urea=UNIT_LABELS[urea_units])
+    unit = unit_label(column, urea_units)
+    return f"{column} ({unit})" if unit else column
 
 
 def normalize_units(units: object) -> str | None:

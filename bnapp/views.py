@@ -10,9 +10,10 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from bnapp.charts import METRIC_LABELS, UNITS
+from bnapp.charts import METRIC_LABELS
 from bnapp.model import ArchSpec
 from bnapp.results import RunResult
+from bnapp.units import LIBRARY_UNITS as UNITS
 
 Layer = tuple[str, int]  # ("input", 0) or ("hidden", index of the hidden layer)
 

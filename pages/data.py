@@ -10,7 +10,7 @@ from bnapp.data import DataError
 from bnapp.export import safe_filename
 from bnapp.ui import state, widgets
 from bnapp.ui.widgets import escape_md
-from bnapp.units import UNIT_LABELS, UREA_UNITS
+from bnapp.units import DESCRIPTIONS, UNIT_LABELS, UREA_UNITS, label
 
 UPLOAD = "data_upload"  # the file in the uploader: id, name, bytes, headers, mapping, error
 FEATURES, TARGET = "data_features", "data_target"  # widget keys of the column choice
@@ -47,11 +47,11 @@ def _take_upload(upload) -> None:
               "headers": [], "mapping": {}, "error": None}
     st.session_state[UPLOAD] = record
     try:
-        record["headers"] = columns.file_headers(record["bytes"], record["name"])
+        record["headers"] = data.read_headers(record["bytes"], record["name"])
     except DataError as err:
         record["error"] = str(err)
         return
-    record["mapping"] = columns.guess_mapping(record["headers"])
+    record["mapping"] = data.detect_mapping(record["headers"])
     for canon, header in record["mapping"].items():
         st.session_state[_map_key(canon)] = header
     if _load(record, None, st.session_state.get("data_units", "mg/dL")):
@@ -94,8 +94,8 @@ def _mapping_section(record: dict) -> None:
             if key not in st.session_state:  # forgotten on another page: the last mapping used
                 st.session_state[key] = record["mapping"].get(canon)
             cells[i % 3].selectbox(
-                columns.label(canon), record["headers"], key=key, placeholder="not found: choose",
-                help=f"The column of your file that holds {columns.DESCRIPTIONS[canon]}.")
+                label(canon), record["headers"], key=key, placeholder="not found: choose",
+                help=f"The column of your file that holds {DESCRIPTIONS[canon]}.")
         if "data_units" not in st.session_state:
             st.session_state["data_units"] = record.get("units", "mg/dL")
         st.selectbox(
@@ -173,12 +173,12 @@ def _columns_section(ds: data.Dataset) -> None:
         _reset_column_choice()
     st.session_state[FEATURES] = [c for c in st.session_state[FEATURES] if c in candidates]
     chosen = st.multiselect(
-        "Input columns", candidates, key=FEATURES, format_func=columns.label,
+        "Input columns", candidates, key=FEATURES, format_func=label,
         help="What the network sees. The study used Upre, U120, Upos (urea, mg/dL), PP "
              "(pre-dialysis weight, kg) and UF (ultrafiltration, L). Other numeric columns of "
              "your file without empty cells can be added.")
     target = st.selectbox(
-        "Target", targets, key=TARGET, format_func=columns.label,
+        "Target", targets, key=TARGET, format_func=label,
         help="What the network predicts. The study predicts equilibrated urea Ueq (mg/dL), "
              "measured 30-60 minutes after dialysis, when urea has rebounded.")
     if (chosen, target) == (state.features(), state.target()):

@@ -10,28 +10,23 @@ from bnapp import data, predict
 from bnapp.data import DataError
 from bnapp.export import table_csv
 from bnapp.ui import widgets
-from bnapp.units import LIBRARY_UNITS, UNIT_LABELS, UREA_COLUMNS, UREA_FACTORS, UREA_UNITS
+from bnapp.units import (
+    DESCRIPTIONS,
+    DETAILS,
+    UNIT_LABELS,
+    UREA_COLUMNS,
+    UREA_FACTORS,
+    UREA_UNITS,
+    label,
+    short_label,
+)
 
 MAX_SHOWN = 5000  # sessions drawn in the table; the download holds all
-FIELDS = {
-    "Upre": ("pre-dialysis urea Upre", "Urea drawn before the session starts"),
-    "U120": ("urea at 120 min U120", "Urea drawn 120 minutes into the session"),
-    "Upos": ("post-dialysis urea Upos", "Urea drawn at the end of the session (not "
-             "equilibrated)"),
-    "PP": ("pre-dialysis weight PP", "Body weight before the session"),
-    "UF": ("ultrafiltration UF", "Fluid removed during the session (0 if none)"),
-}
 
 
 def field_label(name: str, units: str) -> str:
-    unit = UNIT_LABELS[units] if name in UREA_COLUMNS else LIBRARY_UNITS.get(name)
-    label = FIELDS[name][0] if name in FIELDS else widgets.escape_md(name)
-    return f"{label} ({unit})" if unit else label
-
-
-def form_fields(features: list[str]) -> list[str]:
-    """The run's inputs, then any study input the form's parser needs besides."""
-    return [*features, *(f for f in data.STUDY_INPUTS if f not in features)]
+    """'pre-dialysis urea Upre (BUN mg/dL)'; another input by its name, made inert."""
+    return label(name, units) if name in DESCRIPTIONS else widgets.escape_md(name)
 
 
 def patient_frame(run, units: str) -> pd.DataFrame | None:
@@ -41,7 +36,7 @@ def patient_frame(run, units: str) -> pd.DataFrame | None:
     with st.form("predict-form", border=True):
         st.caption("Defaults are the median of the data the network was trained on.")
         columns = st.columns(3)
-        for i, name in enumerate(form_fields(list(run.features))):
+        for i, name in enumerate(run.features):
             urea = name in UREA_COLUMNS
             default = typical.get(name)
             if default is not None and urea:
@@ -49,22 +44,19 @@ def patient_frame(run, units: str) -> pd.DataFrame | None:
             values[name] = columns[i % 3].number_input(
                 field_label(name, units), value=None if default is None else round(default, 2),
                 step=0.1, format="%.2f", key=f"predict-{name}-{units}" if urea else f"predict-{name}",
-                help=(FIELDS[name][1] if name in FIELDS else "An input of the trained network")
-                + ("" if name in run.features else "; not used by this network, needed only to "
-                   "check the form"))
+                help=DETAILS.get(name, "An input of the trained network"))
         st.form_submit_button("Predict", key="predict-submit", type="primary",
                               help="Compute Ueq for these values")
     try:
-        return data.parse_patient(values, units)
+        return data.parse_patient(values, units, required=run.features)
     except DataError as err:
         st.error(widgets.escape_md(str(err)))
         return None
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the sessions…")
-def read_upload(content: bytes, name: str, features: tuple[str, ...],
-                units: str) -> predict.Sessions:
-    return predict.read_sessions(content, list(features), name, units=units)
+def read_upload(content: bytes, name: str, features: tuple[str, ...], units: str) -> data.Dataset:
+    return data.load_sessions(content, features, name, units=units)
 
 
 def sessions_frame(run, units: str) -> pd.DataFrame | None:
@@ -81,26 +73,25 @@ def sessions_frame(run, units: str) -> pd.DataFrame | None:
     except DataError as err:
         st.error(widgets.escape_md(str(err)))
         return None
-    st.text(f"{sessions.name}: {len(sessions.frame)} of {sessions.n_read} sessions usable")
+    st.text(f"{sessions.name}: {sessions.n_usable} of {sessions.n_read} sessions usable")
     if not sessions.dropped.empty:
         st.warning("Some rows were skipped; the list says which value was wrong in each.")
         widgets.table(sessions.dropped, "predict_skipped_rows")
-    return sessions.frame
+    return predict.indexed_by_row(sessions)
 
 
 def headline(row: pd.Series, units: str, n_folds: int) -> None:
     """The single patient's answer: the network's Ueq and dose beside the rate equation."""
-    unit = UNIT_LABELS[units]
     net, ektv, rate = st.columns(3)
-    net.metric(f"Ueq, network ({unit})", f"{row['ueq_network']:.1f}",
+    net.metric(short_label("ueq_network", units), f"{row['ueq_network']:.1f}",
                help=f"Mean of the {n_folds} fold models' predictions")
     if n_folds > 1:
         net.caption(f"across folds: SD {row['ueq_network_sd']:.2f}, range "
                     f"{row['ueq_network_min']:.1f}–{row['ueq_network_max']:.1f}")
     if "ektv_network" in row:
-        ektv.metric("eKt/V from the network's Ueq", f"{row['ektv_network']:.2f}",
+        ektv.metric(short_label("ektv_network"), f"{row['ektv_network']:.2f}",
                     help="Daugirdas' formula with Ueq in place of Upos: the equilibrated dose")
-        rate.metric(f"Ueq, rate equation ({unit})", f"{row['ueq_rate_equation']:.1f}",
+        rate.metric(short_label("ueq_rate_equation", units), f"{row['ueq_rate_equation']:.1f}",
                     help="Daugirdas–Schneditz rate equation (arterial access), for comparison")
         rate.caption(f"eKt/V {row['ektv_rate_equation']:.2f} · spKt/V {row['spktv']:.2f}")
 

@@ -34,7 +34,7 @@ FOLD_VIEWS = {"pooled": "All folds pooled", "per_fold": "One box per fold",
 @st.cache_data(max_entries=64, show_spinner="Summarizing the test-set values…")
 def _quantiles(run_key: str, layer: str, hidden_index: int, _run) -> pd.DataFrame:
     """Box summaries of a layer's stages per run; the raw values themselves are not kept."""
-    return analysis.stage_quantiles(analysis.bn_stages(_run, layer, hidden_index))
+    return analysis.stage_summary(_run, layer, hidden_index)
 
 
 entry = widgets.need_run()

@@ -1,8 +1,6 @@
-"""bnapp.columns: a file's headers, the detected mapping, the summary table, the units check."""
+"""bnapp.columns (summary table, units check) and the column words of bnapp.units."""
 
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import pandas as pd
@@ -10,44 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnapp import columns, data
-
-
-def test_file_headers_match_what_load_dataset_maps(urea_csv):
-    headers = columns.file_headers(urea_csv.read_bytes(), "Urea.csv")
-    assert headers == pd.read_csv(urea_csv, nrows=0).columns.tolist()
-    ds = data.load_dataset(urea_csv)
-    assert set(ds.mapping.values()) | set(ds.extra_columns) == set(headers)
-
-
-def test_file_headers_of_a_workbook_and_a_semicolon_csv():
-    frame = pd.DataFrame({" Urea pre ": [1.0], "peso": [70.0]})
-    book = io.BytesIO()
-    frame.to_excel(book, index=False)
-    assert columns.file_headers(book.getvalue(), "s.xlsx") == ["Urea pre", "peso"]
-    assert columns.file_headers(b"a;b;c\n1,5;2;3\n", "s.csv") == ["a", "b", "c"]
-
-
-def test_file_headers_refuse_what_is_not_a_table():
-    with pytest.raises(data.DataError, match="PDF"):
-        columns.file_headers(b"%PDF-1.4 ...", "x.pdf")
-
-
-def test_guess_mapping_agrees_with_load_dataset(urea_csv):
-    headers = columns.file_headers(urea_csv.read_bytes(), "Urea.csv")
-    assert columns.guess_mapping(headers) == data.load_dataset(urea_csv).mapping
-
-
-def test_guess_mapping_uses_aliases_and_leaves_unknown_or_ambiguous_columns_open():
-    headers = ["urea_pre", "Urea 120 min", "BUN post", "weight", "pre urea", "UF", "x"]
-    guess = columns.guess_mapping(headers)
-    assert guess["Upre"] is None  # "urea_pre" and "pre urea" could both be Upre
-    assert guess["U120"] == "Urea 120 min" and guess["Upos"] == "BUN post"
-    assert guess["PP"] == "weight" and guess["UF"] == "UF" and guess["Ueq"] is None
-
-
-def test_an_exact_name_beats_an_alias():
-    assert columns.guess_mapping(["weight", "PP"])["PP"] == "PP"
+from bnapp import charts, columns, data, units
 
 
 @settings(max_examples=30, deadline=None)
@@ -73,9 +34,27 @@ def test_summary_table_skips_text_and_empty_cells():
 
 
 def test_labels_name_the_variable_and_its_unit():
-    assert columns.label("Ueq") == "equilibrated urea Ueq (mg/dL)"
-    assert columns.label("PP") == "pre-dialysis body weight PP (kg)"
-    assert columns.label("Ktveq") == "Ktveq"
+    assert units.label("Ueq") == "equilibrated urea Ueq (mg/dL)"
+    assert units.label("PP") == "pre-dialysis body weight PP (kg)"
+    assert units.label("Ktveq") == "Ktveq"
+    # a form in the user's urea unit says which urea it means; weight stays in kg
+    assert units.label("Upre", "BUN") == "pre-dialysis urea Upre (BUN mg/dL)"
+    assert units.label("U120", "mmol/L") == "urea at 120 minutes U120 (urea mmol/L)"
+    assert units.label("PP", "BUN") == "pre-dialysis body weight PP (kg)"
+
+
+def test_every_study_column_has_one_description_unit_and_range():
+    for table in (units.DESCRIPTIONS, units.DETAILS, units.LIBRARY_UNITS, units.PLAUSIBLE_RANGES):
+        assert set(table) == set(data.STUDY_COLUMNS)
+    assert charts.UNITS is units.LIBRARY_UNITS  # the charts' axis units are these
+
+
+def test_short_labels_for_tables():
+    assert units.short_label("Upos", "mmol/L") == "Upos (urea mmol/L)"
+    assert units.short_label("UF", "mmol/L") == "UF (L)"
+    assert units.short_label("ueq_tattersall", "BUN") == "Ueq, Tattersall (BUN mg/dL)"
+    assert units.short_label("spktv") == "spKt/V (Daugirdas, from Upos)"
+    assert units.short_label("Kt") == "Kt"
 
 
 def test_units_hint_flags_urea_that_looks_like_mmol_per_litre(tmp_path):

@@ -16,9 +16,12 @@ from bnapp.data import (
     STUDY_INPUTS,
     DataError,
     Dataset,
+    detect_mapping,
     load_dataset,
+    load_sessions,
     parse_mapping,
     parse_patient,
+    read_headers,
 )
 from bnapp.units import PLAUSIBLE_RANGES
 
@@ -74,12 +77,31 @@ def _table_text(header, rows, sep, quote) -> str:
     return "\n".join([line(header)] + [line(r) for r in rows])
 
 
+def _check_sessions(ds: Dataset, features: list[str]) -> None:
+    """A sessions file's Dataset: the same bookkeeping, the asked-for inputs clean."""
+    assert ds.n_usable >= 1 and ds.n_usable + ds.n_dropped == ds.n_read
+    assert ds.dropped.row.nunique() == ds.n_dropped
+    assert not set(ds.dropped.row) & set(ds.row_numbers)
+    X = ds.X(features)
+    assert X.dtype == np.float64 and np.isfinite(X).all()
+    for j, column in enumerate(features):
+        low, high = PLAUSIBLE_RANGES.get(column, (-np.inf, np.inf))
+        assert ((X[:, j] >= low) & (X[:, j] <= high)).all()
+
+
 @FUZZ
 @given(st.binary(max_size=2000))
 def test_random_bytes(raw):
     ds = _outcome(lambda: load_dataset(raw, "random.bin"))
     if ds is not None:
         _check_dataset(ds)
+    headers = _outcome(lambda: read_headers(raw, "random.bin"))
+    if headers is not None:
+        assert all(isinstance(h, str) and h == h.strip() for h in headers)
+        assert set(detect_mapping(headers)) == set(STUDY_COLUMNS)
+    sessions = _outcome(lambda: load_sessions(raw, STUDY_INPUTS, "random.bin"))
+    if sessions is not None:
+        _check_sessions(sessions, STUDY_INPUTS)
 
 
 @FUZZ
@@ -123,6 +145,10 @@ def test_random_csv_tables(table, sep, quote, encoding, eol, units):
     ds = _outcome(lambda: load_dataset(raw, "table.csv", units=units))
     if ds is not None:
         _check_dataset(ds)
+    features = [h for h in dict.fromkeys(header) if h.strip()][:3] or STUDY_INPUTS
+    sessions = _outcome(lambda: load_sessions(raw, features, "table.csv", units=units))
+    if sessions is not None:
+        _check_sessions(sessions, features)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -194,6 +220,11 @@ VALID_FORM = {"Upre": "150", "U120": "80", "Upos": "50", "PP": "70,5", "UF": "2"
        st.booleans(), st.sampled_from(["mg/dL", "mmol/L", "BUN", "bogus"]))
 def test_random_patient_forms(changes, from_valid_form, units):
     values = {**VALID_FORM, **changes} if from_valid_form else changes
+    for required in (["Upre", "UF"], ["PP", "weight"], []):
+        few = _outcome(lambda required=required: parse_patient(values, units, required=required))
+        if few is not None:
+            assert len(few) == 1 and set(required) <= set(few.columns)
+            assert np.isfinite(few.to_numpy(dtype=np.float64)).all()
     row = _outcome(lambda: parse_patient(values, units))
     if row is not None:
         assert isinstance(row, pd.DataFrame) and len(row) == 1

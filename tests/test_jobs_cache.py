@@ -257,9 +257,11 @@ def test_list_open_and_clear(fake_engine, data):
     _train(X, y, spec=ArchSpec.study_zscore())
     table = cache.entries()
     assert list(table.columns) == cache.LIST_COLUMNS
-    assert sorted(table.label) == sorted([ArchSpec().label, ArchSpec.study_zscore().label])
+    protocol = " · 3-fold CV, 4 epochs"  # the run's label names the protocol too
+    assert sorted(table.label) == sorted([ArchSpec().label + protocol,
+                                          ArchSpec.study_zscore().label + protocol])
     assert set(table.kind) == {"run"}
-    key = table.key[table.label == ArchSpec.study_zscore().label].item()
+    key = table.key[table.label == ArchSpec.study_zscore().label + protocol].item()
     reopened = cache.open_entry(key[:10])
     assert reopened.spec == ArchSpec.study_zscore()
     assert cache.remove(key)

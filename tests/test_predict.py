@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import statistics
 
 import numpy as np
-import openpyxl
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -18,7 +16,7 @@ from hypothesis.extra.numpy import arrays
 from bnapp import data, kinetics
 from bnapp.data import DataError
 from bnapp.model import ArchSpec
-from bnapp.predict import ektv_from_ueq, in_units, predict_sessions, read_sessions
+from bnapp.predict import ektv_from_ueq, in_units, indexed_by_row, predict_sessions
 from bnapp.train import Protocol, train_run
 from tests.apptest import demo_run
 
@@ -153,46 +151,24 @@ SESSIONS_CSV = ("Urea pre (mg/dL);urea_120;Post urea;Weight;UF;note\n"
                 "149,5;100,1;70,7;91,8;4,1;c\n")
 
 
-def test_a_sessions_file_needs_no_outcome_and_lists_bad_rows():
-    sessions = read_sessions(SESSIONS_CSV.encode(), FEATURES, "visits.csv")
-    assert sessions.name == "visits.csv" and sessions.n_read == 3
-    np.testing.assert_array_equal(sessions.frame.index, [2, 5])  # spreadsheet rows, header = 1
-    assert list(sessions.frame.columns) == FEATURES
-    np.testing.assert_allclose(sessions.frame.loc[5].to_numpy(), [149.5, 100.1, 70.7, 91.8, 4.1])
-    bad = sessions.dropped.iloc[0]
-    assert (bad.row, bad.column, bad.value, bad.reason) == (3, "Post urea", "abc", "not a number")
-    out = predict_sessions(demo_run().run, sessions.frame)
+def test_predictions_for_a_sessions_file_point_back_to_its_rows():
+    sessions = data.load_sessions(SESSIONS_CSV.encode(), FEATURES, "visits.csv")
+    frame = indexed_by_row(sessions)
+    np.testing.assert_array_equal(frame.index, [2, 5])  # spreadsheet rows, header = row 1
+    assert frame.index.name == "row"
+    np.testing.assert_allclose(frame.loc[5, FEATURES].to_numpy(), [149.5, 100.1, 70.7, 91.8, 4.1])
+    out = predict_sessions(demo_run().run, frame)
     np.testing.assert_array_equal(out.index, [2, 5])
+    expected = demo_run().run.ensemble_predictions(sessions.X(FEATURES)).mean(axis=0)
+    np.testing.assert_allclose(out["ueq_network"], expected, rtol=1e-12)
 
 
-def test_sessions_in_mmol_per_litre_are_converted():
-    mmol = "Upre,U120,Upos,PP,UF\n20,12,8,70,2\n25,15,10,80,3\n"
-    frame = read_sessions(mmol.encode(), FEATURES, "s.csv", units="mmol/L").frame
-    np.testing.assert_allclose(frame["Upre"], [20 * 6.006, 25 * 6.006], rtol=1e-9)
-    np.testing.assert_allclose(frame["PP"], [70, 80])  # weights are not urea
-
-
-def test_a_workbook_of_sessions_with_an_extra_input():
-    book = openpyxl.Workbook()
-    book.active.append(["UPRE", "U120", "UPOS", "PP", "UF", "Kt"])
-    book.active.append([150, 80, 50, 70, 2.5, 48.0])
-    book.active.append([120, 70, 45, 60, 2.0, "high"])
-    buf = io.BytesIO()
-    book.save(buf)
-    sessions = read_sessions(buf.getvalue(), [*FEATURES, "Kt"], "s.xlsx")
-    assert list(sessions.frame.index) == [2]
-    assert sessions.frame.loc[2, "Kt"] == 48.0
-    assert sessions.dropped.iloc[0].to_dict() == {"row": 3, "column": "Kt", "value": "high",
-                                                  "reason": "not a number"}
-
-
-@pytest.mark.parametrize(("text", "message"), [
-    ("Upre,U120,PP,UF\n150,80,70,2\n", "Upos"),
-    ("Upre,U120,Upos,PP,UF\n150,80,50,7000,2\n", "none of the 1 rows"),
-    ("Upre,U120,Upos,PP,UF\n", "no data rows"),
-    ("Upre,Urea pre,U120,Upos,PP,UF\n1,2,3,4,5,6\n", "could each be"),
-])
-def test_unusable_sessions_files_are_refused_by_name(text, message):
-    with pytest.raises(DataError, match=message) as err:
-        read_sessions(text.encode(), FEATURES, "visits.csv")
-    assert str(err.value).startswith("visits.csv: ")
+def test_a_network_on_three_inputs_needs_only_those_in_the_file():
+    ds = data.demo_dataset()
+    features = ["Upre", "Upos", "UF"]
+    run = train_run(ds.X(features), ds.y(), ArchSpec.study_e2e(), Protocol(folds=2, epochs=2),
+                    features=features)
+    text = "Upre,Upos,UF\n150,50,2\n120,40,1.5\n"
+    out = predict_sessions(run, indexed_by_row(data.load_sessions(text.encode(), run.features)))
+    np.testing.assert_allclose(out["ueq_network"], run.ensemble_predictions(
+        np.array([[150, 50, 2], [120, 40, 1.5]])).mean(axis=0), rtol=1e-12)

@@ -131,6 +131,8 @@ def test_a_column_mapping_loads_a_file_whose_names_are_not_recognised(demo_frame
     assert "Upre" in at.error[0].value and "Ueq" in at.error[0].value
     assert at.selectbox(key="map_Upre").value is None
     assert at.selectbox(key="map_Upos").value == "Upos"  # detected columns are preselected
+    assert at.selectbox(key="map_Upre").label == "pre-dialysis urea Upre (mg/dL)"
+    assert at.selectbox(key="map_Upre").options == data.read_headers(content, "s.csv")
     at.selectbox(key="map_Upre").set_value("first sample")
     at.selectbox(key="map_Ueq").set_value("rebound")
     at.selectbox(key="data_units").set_value("mmol/L")

@@ -11,8 +11,10 @@ import pytest
 
 from bnapp import analysis, data, grid, jobs
 from bnapp import cache as result_cache
+from bnapp.model import ArchSpec
 from bnapp.predict import predict_sessions
-from bnapp.train import Protocol
+from bnapp.train import Protocol, train_run
+from bnapp.ui.state import RunEntry, run_label
 from bnapp.units import UREA_COLUMNS
 from tests.apptest import app_at, demo_run, texts
 
@@ -258,3 +260,53 @@ def test_the_file_mode_says_which_columns_to_upload():
     at.radio(key="predict-source").set_value("file").run()
     assert not at.exception
     assert "Upre, U120, Upos, PP, UF" in texts(at)
+
+
+THREE = ["Upre", "Upos", "UF"]
+
+
+@cache
+def three_input_run() -> RunEntry:
+    """A network trained on 3 of the 5 study inputs (no U120, no weight)."""
+    ds = data.demo_dataset()
+    run = train_run(ds.X(THREE), ds.y(), ArchSpec.study_e2e(), Protocol(folds=2, epochs=5),
+                    features=THREE)
+    return RunEntry("three-inputs", run_label(run, ds.name), run, ds.name)
+
+
+def test_the_form_asks_only_for_the_networks_inputs():
+    entry = three_input_run()
+    at = app_at("pages/predict.py", runs=(entry,))
+    assert not at.exception
+    fields = {n.key: n.label for n in at.number_input if n.key != "predict-hours"}
+    assert fields == {"predict-Upre-mg/dL": "pre-dialysis urea Upre (urea mg/dL)",
+                      "predict-Upos-mg/dL": "post-dialysis urea Upos (urea mg/dL)",
+                      "predict-UF": "ultrafiltration volume UF (L)"}
+    row = first_patient()
+    for key, name in zip(fields, THREE, strict=True):
+        at.number_input(key=key).set_value(float(row[name]))
+    at.button(key="predict-submit").click().run()
+    assert not at.exception and not at.error
+    shown = at.dataframe[0].value
+    expected = predict_sessions(entry.run, data.parse_patient(
+        {c: row[c] for c in THREE}, required=THREE))
+    assert shown["ueq_network"].iloc[0] == pytest.approx(expected["ueq_network"].iloc[0],
+                                                         rel=1e-12)
+    assert list(shown.columns[:3]) == THREE
+    assert "spktv" not in shown  # the formulas need the weight this network does without
+
+
+def test_a_sessions_file_needs_only_the_networks_inputs():
+    entry = three_input_run()
+    at = app_at("pages/predict.py", runs=(entry,))
+    at.radio(key="predict-source").set_value("file").run()
+    content = b"Upre,Upos,UF,note\n150,50,2,a\n120,abc,1.5,b\n130,45,1,c\n"
+    at.file_uploader(key="predict-upload").set_value(("visits.csv", content, "text/csv")).run()
+    assert not at.exception and not at.error
+    tables = [d.value for d in at.dataframe]
+    skipped = next(t for t in tables if "reason" in t)
+    assert skipped[["row", "column", "value"]].values.tolist() == [[3, "Upos", "abc"]]
+    shown = next(t for t in tables if "ueq_network" in t)
+    assert shown["row"].tolist() == [2, 4]
+    expected = entry.run.ensemble_predictions(np.array([[150, 50, 2], [130, 45, 1]])).mean(axis=0)
+    np.testing.assert_allclose(shown["ueq_network"], expected, rtol=1e-12)
