@@ -15,6 +15,7 @@ import re
 import unicodedata
 import zipfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import altair as alt
@@ -50,6 +51,18 @@ def chart_png(chart: alt.TopLevelMixin, scale: float = 2) -> bytes:
 def chart_svg(chart: alt.TopLevelMixin) -> str:
     """SVG text of a chart; Vega writes every label as escaped XML text."""
     return vlc.vegalite_to_svg(_spec(chart), vl_version=_vl_version(), allowed_base_urls=[])
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A chart drawn once, as PNG and SVG, for exports that need both."""
+
+    png: bytes
+    svg: str
+
+
+def render(chart: alt.TopLevelMixin | Rendered) -> Rendered:
+    return chart if isinstance(chart, Rendered) else Rendered(chart_png(chart), chart_svg(chart))
 
 
 # ---------------------------------------------------------------- tables
@@ -146,7 +159,7 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def export_zip(figures: Mapping[str, alt.TopLevelMixin],
+def export_zip(figures: Mapping[str, alt.TopLevelMixin | Rendered],
                tables: Mapping[str, pd.DataFrame]) -> bytes:
     """A ZIP of figures/<name>.png and .svg and tables/<name>.csv and .xlsx, names sanitized."""
     buffer = io.BytesIO()
@@ -154,8 +167,9 @@ def export_zip(figures: Mapping[str, alt.TopLevelMixin],
         taken: set[str] = set()
         for name, chart in figures.items():
             stem = _unique(safe_filename(name), taken)
-            archive.writestr(f"figures/{stem}.png", chart_png(chart))
-            archive.writestr(f"figures/{stem}.svg", chart_svg(chart))
+            drawn = render(chart)
+            archive.writestr(f"figures/{stem}.png", drawn.png)
+            archive.writestr(f"figures/{stem}.svg", drawn.svg)
         taken = set()
         for name, df in tables.items():
             stem = _unique(safe_filename(name), taken)
@@ -187,9 +201,10 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _figure_html(name: str, chart: alt.TopLevelMixin) -> str:
+def _figure_html(name: str, chart: alt.TopLevelMixin | Rendered) -> str:
     # an SVG shown through <img> is inert: browsers run no script and load nothing inside it
-    svg = base64.b64encode(chart_svg(chart).encode("utf-8")).decode("ascii")
+    drawn = chart.svg if isinstance(chart, Rendered) else chart_svg(chart)
+    svg = base64.b64encode(drawn.encode("utf-8")).decode("ascii")
     return (f'<figure><img alt="{_e(name)}" src="data:image/svg+xml;base64,{svg}">'
             f"<figcaption>{_e(name)}</figcaption></figure>")
 
@@ -213,7 +228,7 @@ def _format_cell(value: object) -> str:
 
 
 def html_report(title: str, *, summary: Mapping[str, object],
-                figures: Mapping[str, alt.TopLevelMixin],
+                figures: Mapping[str, alt.TopLevelMixin | Rendered],
                 tables: Mapping[str, pd.DataFrame], settings: Mapping[str, object],
                 max_rows: int = REPORT_MAX_ROWS) -> str:
     """One self-contained HTML page describing a run.

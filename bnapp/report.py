@@ -13,7 +13,7 @@ import json
 import os
 import shlex
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import altair as alt
@@ -221,26 +221,6 @@ def reproduction_settings(run: RunResult, *, run_key: str, data_name: str,
 
 # ------------------------------------------------------------------------------------ the files
 
-class _Announced(Mapping):
-    """Figures that announce each one as it is taken: export_zip and html_report render every
-    figure as they iterate, so this reports their progress without either knowing about it."""
-
-    def __init__(self, figures: Mapping[str, alt.TopLevelMixin], announce: Callable[[int, str], None]):
-        self._figures = figures
-        self._announce = announce
-
-    def __getitem__(self, name: str) -> alt.TopLevelMixin:
-        return self._figures[name]
-
-    def __len__(self) -> int:
-        return len(self._figures)
-
-    def __iter__(self) -> Iterator[str]:
-        for i, name in enumerate(self._figures):
-            self._announce(i, name)
-            yield name
-
-
 def _report_tables(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     own = {"architecture": architecture_table(run.spec, len(run.features)), **tables}
     return {heading: own[stem] for stem, heading in REPORT_TABLES.items() if stem in own}
@@ -305,15 +285,15 @@ def build_export(run: RunResult, tables: Mapping[str, pd.DataFrame],
                   "architecture": architecture_table(run.spec, len(run.features)),
                   "settings": _as_table({k: json.dumps(v, ensure_ascii=False, default=str)
                                          for k, v in settings.items()}, "setting")}
-    tell = progress or (lambda fraction, message: None)
-    n = len(figures)
-    # the ZIP draws each figure twice (PNG and SVG), the report once (SVG): 3/4 and 1/4 of the work
-    zipped = export.export_zip(_Announced(figures, lambda i, name: tell(
-        0.75 * i / n, f"Drawing figure {i + 1} of {n} for the ZIP: {name}")), all_tables)
-    html = _html(run, all_tables, _Announced(figures, lambda i, name: tell(
-        0.75 + 0.25 * i / n, f"Drawing figure {i + 1} of {n} for the HTML report: {name}")),
-        data_name=data_name, summary=summary, settings=settings)
-    tell(1.0, "Done")
+    drawn = {}
+    for i, (name, chart) in enumerate(figures.items()):
+        if progress is not None:
+            progress(i / len(figures), f"Drawing figure {i + 1} of {len(figures)}: {name}")
+        drawn[name] = export.render(chart)
+    zipped = export.export_zip(drawn, all_tables)
+    html = _html(run, all_tables, drawn, data_name=data_name, summary=summary, settings=settings)
+    if progress is not None:
+        progress(1.0, "Done")
     zip_name, html_name = export_names(data_name, run_key)
     return ExportBundle(zipped, zip_name, html, html_name, dataset is not None)
 
