@@ -4,6 +4,8 @@ All models of one hidden shape (every activation, output, BN and input-mode vari
 form one stack for the compiled kernel; the shapes are fanned out with joblib.Parallel. The
 kernel releases the GIL, so by default the shapes run on threads in this process (no worker
 start-up); an enclosing `joblib.parallel_config(backend=...)` (loky, Dask) takes over instead.
+The kernel (numba) and joblib are imported only when a grid is run, so listing the grid and
+reading a cached table stay cheap.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 
-from bnapp import kernel
 from bnapp.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
 from bnapp.train import Progress, Protocol, build_datasets, check_arrays, initial_stack, make_splits
 
@@ -43,6 +43,10 @@ def run_grid(X, y, protocol: Protocol, specs: Sequence[ArchSpec] | None = None, 
     A configuration whose training diverges (NaN/inf loss in any fold) gets NaN scores and
     diverged=True rather than stopping the grid.
     """
+    from joblib import Parallel, delayed
+
+    from bnapp import kernel
+
     X, y = check_arrays(X, y, features)
     specs = list(study_grid() if specs is None else specs)
     splits = make_splits(protocol, len(X))

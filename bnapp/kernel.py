@@ -3,8 +3,8 @@
 Why hand-written: the networks are tiny (tens of parameters), so the cost of training is the 800
 sequential SGD steps per model, not FLOPs. Any per-step framework overhead (torch ~1.5 ms per
 step) dominates; one compiled function that runs the whole loop for every model of a stack is
-~100x faster. torch (`bnapp.model.train_reference`) stays the reference: a test checks that both
-agree to 1e-5 after full training, for every activation and BN placement.
+~100x faster. torch (`bnapp.reference.train_reference`) stays the reference: a test checks that
+both agree to 1e-5 after full training, for every activation and BN placement.
 
 Layout. Every model of a stack is one row of a flat float64 parameter matrix P (M, size), padded
 to a common maximum width W (>= number of inputs and every hidden width):
@@ -28,7 +28,9 @@ import numpy as np
 from numba import njit
 
 MAX_DEPTH = 4
-BN_MOMENTUM = 0.99  # same constants as bnapp.model (not imported: that module imports torch)
+# bnapp.model's constants, copied rather than imported: numba's on-disk cache is keyed on this
+# file alone, so a value imported from another module could be served stale after a change there
+BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
 
 ACT_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}

@@ -2,8 +2,11 @@
 
 Every model of a run (one per fold, and one per fold and spec for `train_runs`) is trained at once
 by the compiled kernel in `bnapp.kernel`, each with its own mini-batch order, initial weights and
-BN statistics. Semantics are Keras' (see `bnapp.model`); `bnapp.model.train_reference` is the
+BN statistics. Semantics are Keras' (see `bnapp.model`); `bnapp.reference.train_reference` is the
 torch reference the kernel is tested against.
+
+`bnapp.kernel` (numba) is imported by the functions that pack and train models, not at module
+level: `Protocol` alone (a cached result's key, the CLI's options) must not load the compiler.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from joblib import cpu_count
 
-from bnapp import kernel
 from bnapp.model import ArchSpec, BNState, Weights, epoch_orders, init_weights
 from bnapp.results import FoldResult, RunResult
+
+if TYPE_CHECKING:
+    from bnapp import kernel
 
 PROTOCOL_KINDS = ("kfold", "repeated", "study")
 STUDY_TEST_FRACTION = 0.2
@@ -151,6 +156,8 @@ def model_rngs(protocol: Protocol, split: Split):
 
 
 def pack_weights(w: Weights, width: int) -> np.ndarray:
+    from bnapp import kernel
+
     lay = kernel.layout(width)
     row = np.zeros(lay["size"])
     for layer, (k, b) in enumerate(zip(w.kernels, w.biases, strict=True)):
@@ -166,6 +173,8 @@ def pack_weights(w: Weights, width: int) -> np.ndarray:
 
 
 def unpack_weights(spec: ArchSpec, row: np.ndarray, n_inputs: int, width: int) -> Weights:
+    from bnapp import kernel
+
     lay = kernel.layout(width)
     widths = [n_inputs, *spec.hidden, 1]
     kernels, biases = [], []
@@ -186,6 +195,8 @@ def unpack_weights(spec: ArchSpec, row: np.ndarray, n_inputs: int, width: int) -
 
 
 def spec_config(spec: ArchSpec, data_index: int) -> np.ndarray:
+    from bnapp import kernel
+
     if len(spec.hidden) > kernel.MAX_DEPTH:
         raise ValueError(f"at most {kernel.MAX_DEPTH} hidden layers are supported, not {len(spec.hidden)}")
     row = np.zeros(kernel.CFG_COLS, dtype=np.int64)
@@ -214,6 +225,8 @@ def build_datasets(X: np.ndarray, y: np.ndarray, splits: list[Split], protocol: 
 
     Returns the data sets, the index {(split position, mode): data set}, and each split's scaler.
     """
+    from bnapp import kernel
+
     cols: dict[str, list] = {k: [] for k in ("xt", "yt", "orders", "xv", "yv", "xs", "ys")}
     index, scalers = {}, []
     for i, split in enumerate(splits):
@@ -263,6 +276,8 @@ _MODELS_PER_THREAD = 2
 def _run_stack(stack: kernel.Stack, data: kernel.DataSets, protocol: Protocol,
                progress: Progress | None, cancel: Cancel | None) -> None:
     """Train in epoch chunks (so progress and cancel get a say), on all cores."""
+    from joblib import cpu_count
+
     chunk = protocol.epochs if progress is None and cancel is None else max(1, protocol.epochs // 20)
     threads = min(cpu_count(), len(stack.P) // _MODELS_PER_THREAD)
     for start in range(0, protocol.epochs, chunk):
@@ -304,6 +319,8 @@ def train_runs(X, y, specs: Sequence[ArchSpec], protocol: Protocol, *, features:
     Raises TrainingDiverged (naming spec, fold and epoch) if any model's loss becomes NaN/inf,
     and TrainingCancelled when cancel() returns True between epoch chunks.
     """
+    from bnapp import kernel
+
     X, y = check_arrays(X, y, features)
     specs = list(specs)
     n_inputs = X.shape[1]
@@ -332,6 +349,8 @@ def train_runs(X, y, specs: Sequence[ArchSpec], protocol: Protocol, *, features:
 
 def _fold_result(stack: kernel.Stack, m: int, spec: ArchSpec, split: Split, scaler, n_inputs: int,
                  width: int, protocol: Protocol) -> FoldResult:
+    from bnapp import kernel
+
     epochs_run = int(stack.state[m, kernel.S_EPOCHS_RUN])
     history = {"loss": stack.loss[m, :epochs_run].copy()}
     if len(split.val):

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bnapp.keras_import import KerasImportError, load_keras_run, read_keras_model
-from bnapp.model import ArchSpec, ReferenceNet, forward
+from bnapp.model import ArchSpec, forward
+from bnapp.reference import ReferenceNet
 
 SPLITS = [(which, k) for which in ("e2e", "norm") for k in range(10)]
 

@@ -10,7 +10,8 @@ import torch
 from bnapp import bench
 from bnapp.cli import main
 from bnapp.data import STUDY_INPUTS
-from bnapp.model import ArchSpec, epoch_orders, init_weights, train_reference
+from bnapp.model import ArchSpec, epoch_orders, init_weights
+from bnapp.reference import train_reference
 from bnapp.train import Protocol, make_splits, model_rngs, train_run
 
 

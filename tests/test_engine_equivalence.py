@@ -2,7 +2,7 @@
 
 Every architecture variant of the grid (hidden activation x output activation x input BN x hidden
 BN x depth) is trained as ONE stack of models by train_runs; each case then retrains its first
-fold alone with bnapp.model.train_reference (plain torch.nn, float64) from the same initial
+fold alone with bnapp.reference.train_reference (plain torch.nn, float64) from the same initial
 weights and the same mini-batch orders, and everything must agree to 1e-5.
 """
 
@@ -20,8 +20,8 @@ from bnapp.model import (
     epoch_orders,
     init_weights,
     predict,
-    train_reference,
 )
+from bnapp.reference import train_reference
 from bnapp.train import Protocol, make_splits, model_rngs, train_run, train_runs
 
 # 48 rows, 4 folds: 36 training rows = one full batch of 32 and a partial one of 4 per epoch

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from torch import nn
 
-from bnapp.model import BN_EPSILON, BN_MOMENTUM, ArchSpec, KerasBatchNorm1d, ReferenceNet
+from bnapp.model import BN_EPSILON, BN_MOMENTUM, ArchSpec
+from bnapp.reference import KerasBatchNorm1d, ReferenceNet
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
 

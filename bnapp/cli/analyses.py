@@ -1,16 +1,21 @@
-"""`reproduce` and `analyze`: the study's analyses as files, from checkpoints or from new training."""
+"""`reproduce` and `analyze`: the study's analyses as files, from checkpoints or from new training.
+
+The analysis and chart modules (scipy, statsmodels, Altair) are imported by the handlers, so
+registering these commands costs nothing to the other commands.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bnapp import report
 from bnapp.cli import UserError
 from bnapp.cli.options import add_arch_options, spec_from_args
-from bnapp.export import chart_png, chart_svg
 from bnapp.model import ArchSpec
-from bnapp.results import RunResult
+
+if TYPE_CHECKING:
+    from bnapp.results import RunResult
 
 DEFAULT_SEED_DIR = Path("../shared/seed")
 
@@ -99,6 +104,9 @@ def _train(args, spec: ArchSpec) -> RunResult:
 
 
 def cmd_analyze(args) -> int:
+    from bnapp import report
+    from bnapp.export import chart_png, chart_svg
+
     spec = spec_from_args(args)
     run = _train(args, spec)
     tables = report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
