@@ -10,7 +10,7 @@ import streamlit as st
 from bnapp.ui import widgets
 
 st.set_page_config(page_title="bnapp · BN input layer on dialysis data", layout="wide",
-                   page_icon=":material/water_drop:")
+                   page_icon=widgets.FAVICON)
 
 PAGES = {
     "Your data": [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import altair as alt
 import pandas as pd
@@ -25,6 +26,8 @@ from bnapp.ui import state
 TRAIN_PAGE = "pages/train.py"
 DATA_PAGE = "pages/data.py"
 POLL_SECONDS = 1.0
+# a local file: an emoji or :material: page icon makes the browser fetch it from Google or a CDN
+FAVICON = Path(__file__).with_name("favicon.svg")
 logger = logging.getLogger(__name__)
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$&])")
 
