@@ -1,3 +1,4 @@
 """bnapp: what a BatchNormalization input layer learns from hemodialysis data."""
 
-__version__ = "0.1.0"
+# part of every cache key: bump it when a change alters what a cached result would hold
+__version__ = "0.2.0"

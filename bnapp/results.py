@@ -21,7 +21,7 @@ FORMAT_VERSION = 1
 class FoldResult:
     """One trained model and the rows it saw. Row arrays index RunResult.X / RunResult.y."""
 
-    fold: int
+    fold: int  # the model's number in the run; with repeats, repeat * folds + fold in repeat
     train_rows: np.ndarray
     val_rows: np.ndarray
     test_rows: np.ndarray

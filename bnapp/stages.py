@@ -166,7 +166,8 @@ def stage_summary(run: RunResult, layer: str = "input", hidden_index: int = 0) -
 
     Works on each stage's (units, test rows) array instead of a long frame (one row per
     value): 8 bytes per value, and numpy's quantiles per unit instead of a pandas groupby. As
-    bn_stages' frame, folds sharing a number (repeats) make one box.
+    bn_stages' frame, folds sharing a number make one box (a trained run numbers its
+    models uniquely, repeats included).
     """
     check_layer(run, layer, hidden_index)
     names = unit_names(run, layer, hidden_index)

@@ -358,7 +358,8 @@ def _fold_result(stack: kernel.Stack, m: int, spec: ArchSpec, split: Split, scal
     if spec.input_bn:
         history["input_gamma"] = stack.input_gamma[m, :epochs_run].copy()
     return FoldResult(
-        fold=split.fold,
+        # the model's number in the run, unique across repeats: analyses group by it
+        fold=split.repeat * protocol.folds + split.fold,
         train_rows=split.train,
         val_rows=split.val,
         test_rows=split.test,

@@ -57,7 +57,8 @@ folds = sorted(int(f) for f in quantiles["fold"].unique() if f != -1)
 chosen = how
 if how == "single":
     chosen = right.selectbox("Fold", folds, key="stages-fold",
-                             help="The fold whose test rows are shown (folds are numbered from 0).")
+                             help="The fold whose test rows are shown. Folds are numbered from 0; with repeated "
+                                  "cross-validation each repeat's folds follow the previous repeat's.")
 
 title = views.layer_title(spec, layer)
 if not views.has_bn(spec, layer):

@@ -189,3 +189,24 @@ def test_early_stopping_keeps_the_best_epoch(study_data):
     for a, b in zip(fold.weights.kernels, plain.weights.kernels, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(fold.weights.input_bn.moving_var, plain.weights.input_bn.moving_var)
+
+
+def test_a_repeated_run_numbers_every_model_apart_for_the_analyses(study_data):
+    """Repeats restart their folds at 1; the analyses group by fold, so a run's models must
+    carry distinct numbers or two repeats' models would pool into one 'fold'."""
+    from bnapp.baselines import baselines
+    from bnapp.stages import bn_parameters, stage_summary, training_curves
+
+    protocol = Protocol(kind="repeated", folds=3, repeats=2, epochs=3, seed=1)
+    X, y = study_data
+    run = train_run(X[:60], y[:60], ArchSpec.study_e2e(), protocol, features=FEATURES)
+    assert [f.fold for f in run.folds] == list(range(6))
+    assert [f.repeat for f in run.folds] == [0, 0, 0, 1, 1, 1]
+    assert bn_parameters(run)[0]["fold"].nunique() == 6
+    boxes = stage_summary(run)
+    assert set(boxes["fold"]) == set(range(6)) | {-1}
+    assert (boxes[boxes["fold"] >= 0]["n"] == 20).all()  # one fold's test rows, not two
+    loss, _ = training_curves(run)
+    assert loss.groupby("fold").size().eq(3).all()
+    table = baselines(run)
+    assert (table[table["fold"] != "pooled"]["n"] == 20).all()

@@ -23,7 +23,7 @@ def assert_same_boxes(run: RunResult, layer: str, hidden_index: int = 0) -> pd.D
 
 def random_run(spec: ArchSpec, n: int, folds: int, repeats: int, ties: bool,
                seed: int) -> RunResult:
-    """Random weights and BN statistics; k-fold test rows, fold numbers repeating per repeat."""
+    """Random weights and BN statistics; k-fold test rows, models numbered as train_run does."""
     rng = np.random.default_rng(seed)
     p = 3
     X = rng.normal([100.0, 5.0, 0.5], [20.0, 1.0, 0.1], size=(n, p))
@@ -42,7 +42,7 @@ def random_run(spec: ArchSpec, n: int, folds: int, repeats: int, ties: bool,
                     bn.beta = rng.normal(0, 0.5, bn.gamma.size)
                     bn.moving_mean = rng.normal(0, 1, bn.gamma.size)
                     bn.moving_var = rng.uniform(0.5, 2, bn.gamma.size)
-            results.append(FoldResult(k, train, np.empty(0, int), parts[k], X[train].mean(0),
+            results.append(FoldResult(repeat * folds + k, train, np.empty(0, int), parts[k], X[train].mean(0),
                                       X[train].std(0), w, repeat=repeat))
     return RunResult(spec, ["a", "b", "c"], "y", X, np.zeros(n), results)
 
@@ -65,10 +65,11 @@ def test_matches_the_long_frame_path_on_random_runs(spec, n, folds, repeats, tie
     hidden_index = data.draw(st.integers(0, len(spec.hidden) - 1))
     fast = assert_same_boxes(run, "hidden", hidden_index)
     np.testing.assert_array_equal(run.X, x_before)  # the in-place partitioning never reaches X
-    # repeats share fold numbers, so each fold's box holds every repeat's test rows
-    assert set(fast["fold"]) == set(range(folds)) | {-1}
-    per_fold = fast[fast["fold"] >= 0].groupby(["unit", "stage"], observed=True)["n"].sum()
-    assert (per_fold == n * repeats).all()
+    # one box per model, repeats apart: each repeat's folds hold every row once
+    assert set(fast["fold"]) == set(range(folds * repeats)) | {-1}
+    boxes = fast[fast["fold"] >= 0].assign(repeat=lambda f: f["fold"] // folds)
+    per_repeat = boxes.groupby(["repeat", "unit", "stage"], observed=True)["n"].sum()
+    assert (per_repeat == n).all()
 
 
 @pytest.mark.parametrize("which", ["e2e", "norm"])
