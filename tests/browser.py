@@ -83,12 +83,33 @@ class AppServer:
         return (url.startswith((f"{self.url}/", "data:", "blob:"))
                 or url in (self.url, f"ws://127.0.0.1:{self.port}/_stcore/stream"))
 
+    def listening_addresses(self) -> set[str]:
+        """Local addresses of the sockets listening on this server's port, from /proc/net."""
+        found = set()
+        for table in ("tcp", "tcp6"):
+            path = Path("/proc/net") / table
+            for line in path.read_text().splitlines()[1:] if path.exists() else []:
+                local, state = line.split()[1], line.split()[3]
+                address, port = local.split(":")
+                if state == "0A" and int(port, 16) == self.port:  # 0A: LISTEN
+                    found.add(_address(address))
+        return found
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def rss_bytes(self) -> int:
         """Resident memory of the server and its worker processes (loky) together."""
         return sum(_rss(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+
+
+def _address(hex_address: str) -> str:
+    """/proc/net/tcp{,6}'s little-endian hex address as text."""
+    raw = bytes.fromhex(hex_address)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    return socket.inet_ntop(socket.AF_INET6, words)
 
 
 def _rss(pid: int) -> int:
@@ -128,8 +149,9 @@ def serve_app(cache_dir: Path, *, startup_timeout: float = 60.0,
     """Start the dashboard on a free 127.0.0.1 port with BNAPP_CACHE_DIR=cache_dir; stop it after."""
     port = free_port()
     log_path = cache_dir.parent / f"streamlit-{port}.log"
+    # no --server.address: the shipped .streamlit/config.toml must bind to 127.0.0.1 by itself
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true"]
+           "--server.headless", "true"]
     full_env = {**os.environ, "BNAPP_CACHE_DIR": str(cache_dir), **(env or {})}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log,

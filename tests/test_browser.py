@@ -29,6 +29,7 @@ from tests.browser import (
     screenshot,
     serve_app,
     set_protocol,
+    sidebar_text,
     start_training,
     upload,
     wait_for_sidebar,
@@ -232,3 +233,32 @@ def build_html_report(page) -> str:
     wait_rerun(page, before, PAGE_TIMEOUT)
     page.locator(".st-key-export-html button").first.wait_for(timeout=PAGE_TIMEOUT * 1000)
     return download(page, ".st-key-export-html button").decode("utf-8")
+
+
+# ------------------------------------------------------------------------ server settings
+
+def test_server_listens_on_loopback_only(server):
+    """Issue 7: started without an address flag, the shipped config binds to 127.0.0.1 only."""
+    assert server.listening_addresses() == {"127.0.0.1"}
+
+
+def test_an_upload_over_the_limit_is_refused_and_keeps_the_data(browser, tmp_path):
+    """Issue 7: the upload limit refuses with a message and the session keeps its data set.
+    The limit is lowered to 1 MB for this server (the shipped 200 MB would need a huge file)."""
+    header, *rows = SEED_URE.read_text().splitlines()
+    big = "\n".join([header, *rows * (1_200_000 // len("\n".join(rows)) + 1)]).encode()
+    assert len(big) > 1_100_000
+    with serve_app(tmp_path / "cache", env={"STREAMLIT_SERVER_MAX_UPLOAD_SIZE": "1"}) as small:
+        ctx = new_session(browser)
+        try:
+            page = ctx.new_page()
+            open_app(page, small)
+            shown = sidebar_text(page)
+            page.locator('.st-key-upload input[type="file"]').set_input_files(
+                {"name": "too-big.csv", "mimeType": "text/csv", "buffer": big})
+            page.get_by_text("File must be 1.0MB or smaller").first.wait_for(timeout=30_000)
+            assert sidebar_text(page) == shown, "the refused upload replaced the data set"
+            uploader = page.locator(".st-key-upload").inner_text()
+            assert "too-big.csv" in uploader, "the refusal should name the file"
+        finally:
+            ctx.close()

@@ -1,0 +1,110 @@
+"""Time the dashboard in real headless Chromium: cold start, page switches, and eight sessions.
+
+Run from the repository root: `.venv/bin/python benchmarks/bench_ui.py [--sessions N]`.
+Needs Debian's chromium and playwright (`make test` installs both). Each part gets a fresh
+server on a free 127.0.0.1 port with an empty cache directory. Prints figures; asserts nothing
+about time (tests/test_browser*.py check the behaviour).
+
+1. Cold start: from `streamlit run` to the Data page rendered on the demo cohort, and the
+   first script run of a new browser session on a warm server.
+2. Page switches: train the study's network (10 folds x 200 epochs) on the demo cohort, then
+   visit every page twice; the first visit computes the page's analyses, the second is served
+   from Streamlit's cache.
+3. Load: N sessions at once, each uploading its own file and training 5 folds x 50 epochs
+   (the load test's protocol); time per phase, runs per second, and the server's peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.browser import (  # noqa: E402
+    DEFAULT_PAGE,
+    PAGES,
+    RssSampler,
+    chromium,
+    go_to,
+    new_session,
+    open_app,
+    run_sessions,
+    serve_app,
+    start_training,
+    wait_for_sidebar,
+)
+from tests.test_browser_load import load_files  # noqa: E402
+
+SEED_CSV = Path(__file__).resolve().parents[2] / "shared" / "seed" / "Urea.csv"
+
+
+def cold_start(tmp: Path) -> None:
+    start = time.perf_counter()
+    with serve_app(tmp / "cold-cache") as server, chromium() as browser:
+        healthy = time.perf_counter() - start
+        page = new_session(browser).new_page()
+        open_app(page, server)
+        first = time.perf_counter() - start
+        again = new_session(browser).new_page()
+        t = time.perf_counter()
+        open_app(again, server)
+        warm = time.perf_counter() - t
+    print(f"cold start: server healthy {healthy:.2f} s, Data page rendered {first:.2f} s "
+          f"after `streamlit run`; a new session on the running server {warm:.2f} s")
+
+
+def page_switches(tmp: Path) -> None:
+    with serve_app(tmp / "pages-cache") as server, chromium() as browser:
+        page = new_session(browser).new_page()
+        open_app(page, server)
+        go_to(page, "train")  # opens on the study's network and protocol (10 x 200)
+        t = time.perf_counter()
+        start_training(page)
+        wait_for_sidebar(page, "10-fold CV, 200 epochs", 300, "training on the demo cohort")
+        print(f"train the study's network on the demo cohort (10 x 200): {time.perf_counter() - t:.2f} s "
+              "from the click to the run in the sidebar")
+        visits = {name: [] for name in PAGES}
+        for _ in range(2):
+            for name in [*PAGES[1:], DEFAULT_PAGE]:  # start from Train, end on Data
+                t = time.perf_counter()
+                go_to(page, name, 300)
+                visits[name].append(time.perf_counter() - t)
+    print(f"{'page':<12} {'first visit':>12} {'again':>8}")
+    for name, (first, again) in visits.items():
+        print(f"{name:<12} {first:>10.2f} s {again:>6.2f} s")
+    print(f"median page switch with results cached: "
+          f"{statistics.median(v[1] for v in visits.values()):.2f} s")
+
+
+def load(tmp: Path, n: int) -> None:
+    sessions = load_files(SEED_CSV, tmp, n)
+    with serve_app(tmp / "load-cache") as server, chromium() as browser, RssSampler(server) as rss:
+        idle = server.rss_bytes()
+        phases = run_sessions(browser, server, sessions, folds=5, epochs=50)
+    runs = len({s.path.read_bytes() for s in sessions})
+    print(f"{n} sessions at once ({runs} distinct files, 5 folds x 50 epochs each): "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
+    print(f"throughput: {n / phases['total']:.2f} sessions/s from first page to trained run, "
+          f"{n / phases['train']:.2f} runs/s in the training phase")
+    print(f"server memory (with worker processes): {idle / 2**20:.0f} MiB idle, "
+          f"peak {rss.peak / 2**20:.0f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cold_start(tmp)
+        page_switches(tmp)
+        load(tmp, args.sessions)
+
+
+if __name__ == "__main__":
+    main()
