@@ -123,7 +123,8 @@ def _report_section(ds: data.Dataset) -> None:
         st.warning(hint)
     for note in ds.notes:
         st.info(escape_md(note))
-    report = data.report_text(ds)
+    leaks = _leaks(ds.fingerprint(), ds.frame, data.STUDY_TARGET, tuple(columns.leak_candidates(ds)))
+    report = columns.report_text(ds, leaks)
     with st.expander("Validation report (plain text)"):
         st.code(report, language=None)
         st.download_button("Report (TXT)", report, f"{safe_filename(ds.name)}-validation.txt",
@@ -139,6 +140,25 @@ def _report_section(ds: data.Dataset) -> None:
                "two problems is listed twice and counted under both reasons.")
     widgets.table(data.dropped_summary(ds), "dropped-by-reason")
     widgets.table(ds.dropped, "dropped-rows", height=300)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _leaks(fingerprint: str, _frame, target: str, candidates: tuple[str, ...]):
+    """Inputs computed from the target, once per data content (a second on a large file)."""
+    return columns.target_leaks(_frame, target, candidates)
+
+
+def _leak_warning(ds: data.Dataset, target: str, candidates: list[str]) -> None:
+    """Warn about inputs that were probably computed from the target (target leakage)."""
+    leaks = _leaks(ds.fingerprint(), ds.frame, target, tuple(candidates))
+    if not leaks:
+        return
+    names = ", ".join(f"**{escape_md(leak.column)}**" for leak in leaks)
+    details = "".join(f"\n- {escape_md(leak.text(target))}" for leak in leaks)
+    st.warning(f"Probably computed from the target {escape_md(target)}: {names}. A network "
+               "given such a column reads the answer instead of learning it; leave it out of "
+               f"the inputs unless it was measured independently.{details}",
+               icon=":material/warning:")
 
 
 @st.cache_data(max_entries=8, show_spinner="Summarising…")
@@ -172,6 +192,7 @@ def _columns_section(ds: data.Dataset) -> None:
     if FEATURES not in st.session_state:  # forgotten on another page: start from the session
         _reset_column_choice()
     st.session_state[FEATURES] = [c for c in st.session_state[FEATURES] if c in candidates]
+    _leak_warning(ds, st.session_state.get(TARGET, state.target()), candidates)
     chosen = st.multiselect(
         "Input columns", candidates, key=FEATURES, format_func=label,
         help="What the network sees. The study used Upre, U120, Upos (urea, mg/dL), PP "

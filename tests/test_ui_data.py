@@ -169,3 +169,29 @@ def test_the_column_choice_survives_a_visit_to_another_page():
     at.switch_page(PAGE).run()
     assert not at.exception
     assert at.multiselect(key="data_features").value == ["Upre", "Upos"]
+
+
+def test_inputs_computed_from_the_target_are_warned_about(urea_csv, demo_frame):
+    at = app_at(PAGE)
+    assert not any("computed from the target" in w.value for w in at.warning)  # the demo
+    upload(at, "Urea.csv", urea_csv.read_bytes())
+    (warning,) = [w.value for w in at.warning if "computed from the target" in w.value]
+    assert warning.startswith("Probably computed from the target Ueq: **Req**, **Ktveq**.")
+    shown = warning.replace("\\", "")  # as rendered: without the Markdown escapes
+    assert "with Upre, U120, Upos, PP, UF it explains 100.0 % of the Ueq variance" in shown
+    assert all(n not in warning.split(".")[0] for n in ("Uann", "centro", "Upos,"))
+    report = [c.value for c in at.code if "rows read" in c.value]
+    assert len(report) == 1 and "warning: Ktveq is probably computed" in report[0]
+    # the warning follows the chosen target: with U120 as target, Req and Ktveq are no leak
+    at.multiselect(key="data_features").set_value(["Upre", "Upos"])
+    at.selectbox(key="data_target").set_value("U120").run()
+    assert not any("computed from the target" in w.value for w in at.warning)
+
+
+def test_a_leaking_column_name_is_shown_not_rendered(demo_frame):
+    hostile = "[x](javascript:alert(1)) <img src=x onerror=alert(1)>"
+    frame = demo_frame.assign(**{hostile: demo_frame["Ueq"] / demo_frame["Upre"]})
+    at = upload(app_at(PAGE), "leak.csv", frame.to_csv(index=False).encode())
+    (warning,) = [w.value for w in at.warning if "computed from the target" in w.value]
+    html = MarkdownIt("commonmark").render(warning)
+    assert "<a " not in html and "<img" not in html and "javascript:alert(1)" in html

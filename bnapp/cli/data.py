@@ -12,7 +12,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "validate", help="check a CSV/XLSX file and report usable and dropped rows",
         description="Read a hemodialysis file as the app would and report rows read, usable "
-                    "and dropped (with reasons), and the columns used.")
+                    "and dropped (with reasons), the columns used, and any input that looks "
+                    "computed from the target Ueq.")
     parser.add_argument("file", type=Path, metavar="FILE", help="CSV or XLSX file")
     parser.add_argument("--mapping", default=None, metavar="Upre=COL,...",
                         help="columns to use for study names, e.g. Upre=urea_pre,Ueq=urea_eq")
@@ -22,7 +23,8 @@ def register(subparsers) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from bnapp.data import DataError, load_dataset, parse_mapping, report_text
+    from bnapp.columns import report_text
+    from bnapp.data import DataError, load_dataset, parse_mapping
 
     try:
         mapping = parse_mapping(args.mapping) if args.mapping is not None else None
