@@ -71,7 +71,8 @@ def _source_section() -> None:
         help="One row per dialysis session with pre-dialysis urea (Upre), urea at 120 min (U120), "
              "post-dialysis urea (Upos), pre-dialysis weight in kg (PP), ultrafiltration in "
              "litres (UF) and equilibrated urea (Ueq). Column names are recognised in any order "
-             "and case; the file stays on this computer.")
+             "and case; the file stays on this computer. Files up to "
+             f"{st.get_option('server.maxUploadSize')} MB are accepted.")
     st.button("Use the demo cohort", key="demo", on_click=_use_demo,
               help="A synthetic cohort of 200 sessions simulated with a two-pool urea kinetic "
                    "model: no real patients. Use it to try every page.")
@@ -103,7 +104,9 @@ def _mapping_section(record: dict) -> None:
             help="How Upre, U120, Upos and Ueq are given. mmol/L is multiplied by 6.006 and BUN "
                  "(blood urea nitrogen, mg/dL) by 2.144 to get urea in mg/dL. A column whose "
                  "name states its unit, e.g. 'Upre (mmol/L)', is read in that unit.")
-        if st.form_submit_button("Load with these columns and units", key="apply_mapping"):
+        if st.form_submit_button("Load with these columns and units", key="apply_mapping",
+                                 help="Read the file again with the columns and unit chosen "
+                                      "above; the current data set stays if the file is refused."):
             mapping = {c: st.session_state[_map_key(c)] for c in data.STUDY_COLUMNS
                        if st.session_state[_map_key(c)]}
             if _load(record, mapping, st.session_state["data_units"]):
