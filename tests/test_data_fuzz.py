@@ -175,6 +175,45 @@ def test_random_xlsx_tables(table, numbers):
         _check_dataset(ds)
 
 
+def _valid_xlsx() -> bytes:
+    """A small workbook the reader accepts: the study's six columns, eight sessions."""
+    book = openpyxl.Workbook()
+    book.active.append(list(STUDY_COLUMNS))
+    for i in range(8):
+        book.active.append([150 + i, 80 + i, 50 + i, 60 + i, 1 + i / 10, 55 + 2 * i])
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
+VALID_XLSX = _valid_xlsx()
+
+
+def test_the_undamaged_workbook_is_accepted():
+    assert load_dataset(VALID_XLSX, "ok.xlsx").n_usable == 8
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(VALID_XLSX) - 1), st.integers(0, 255)), max_size=12),
+       st.integers(16, len(VALID_XLSX)))
+def test_damaged_xlsx_bytes(flips, keep):
+    """A workbook with bytes overwritten and cut short (a broken download, a disk error), given
+    to every reader that takes XLSX: a data set or a DataError, nothing else."""
+    raw = bytearray(VALID_XLSX)
+    for at, value in flips:
+        raw[at] = value
+    raw = bytes(raw[:keep])
+    ds = _outcome(lambda: load_dataset(raw, "damaged.xlsx"))
+    if ds is not None:
+        _check_dataset(ds)
+    headers = _outcome(lambda: read_headers(raw, "damaged.xlsx"))
+    if headers is not None:
+        assert all(isinstance(h, str) for h in headers)
+    sessions = _outcome(lambda: load_sessions(raw, STUDY_INPUTS, "damaged.xlsx"))
+    if sessions is not None:
+        _check_sessions(sessions, STUDY_INPUTS)
+
+
 VALID_CSV = ("a,b,c,d,e,f,Upre\n" + "\n".join(
     f"{150 + i},{80 + i},{50 + i},{60 + i},{1 + i / 10},{55 + 2 * i},1" for i in range(8))).encode()
 
