@@ -274,7 +274,7 @@ def load_keras_run(seed_dir: str | Path, which: str = "e2e") -> RunResult:
                 scaler_mean=np.asarray(f["scaler_mean"], dtype=np.float64),
                 scaler_std=np.asarray(f["scaler_std"], dtype=np.float64),
                 weights=weights,
-            )
+            )  # test_predictions: RunResult computes them from the imported weights
         )
     return RunResult(
         spec=spec,

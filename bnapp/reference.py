@@ -8,6 +8,8 @@ never need torch.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -109,6 +111,50 @@ class ReferenceNet(nn.Module):
         return None if input_bn is None else input_bn.gamma.detach().cpu().numpy().copy()
 
 
+class KerasValidation:
+    """What Keras does with validation data at the end of each epoch, for `train_reference`.
+
+    Records the validation loss (inference mode, like `History.history["val_loss"]`) and, with a
+    patience, acts as `EarlyStopping(monitor="val_loss", patience=patience,
+    restore_best_weights=True)` (min_delta 0, no baseline) as tf-keras >= 2.16 and Keras 3 do: the
+    best weights and BN statistics are restored when training ends, whether it stopped early or
+    ran every epoch (older Keras restored them only when it stopped early).
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, patience: int | None = None):
+        self.x, self.y, self.patience = x, y, patience
+        self.val_loss: list[float] = []
+        self.best = np.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict | None = None
+        self.wait = 0
+
+    def on_epoch_end(self, net: ReferenceNet, epoch: int) -> bool:
+        """Record this epoch's validation loss; True when early stopping ends training."""
+        net.eval()
+        with torch.no_grad():
+            pred = net(torch.as_tensor(np.asarray(self.x), dtype=next(net.parameters()).dtype))
+        net.train()
+        current = float(np.mean((pred.cpu().numpy().astype(np.float64) - self.y) ** 2))
+        self.val_loss.append(current)
+        if self.patience is None:
+            return False
+        # Keras' EarlyStopping.on_epoch_end, step by step
+        if self.best_state is None:
+            self.best_state, self.best_epoch = copy.deepcopy(net.state_dict()), epoch
+        self.wait += 1
+        if current < self.best:
+            self.best, self.best_epoch = current, epoch
+            self.best_state = copy.deepcopy(net.state_dict())
+            self.wait = 0
+            return False
+        return self.wait >= self.patience and epoch > 0
+
+    def on_train_end(self, net: ReferenceNet) -> None:
+        if self.best_state is not None:
+            net.load_state_dict(self.best_state)
+
+
 def train_reference(
     spec: ArchSpec,
     initial: Weights,
@@ -119,18 +165,21 @@ def train_reference(
     batch_size: int = 32,
     lr: float = 0.01,
     dtype=torch.float64,
+    validation: KerasValidation | None = None,
 ) -> tuple[Weights, np.ndarray]:
     """Train one model with torch.nn and plain SGD, mini-batches taken from `orders`.
 
     Returns the trained weights and the per-epoch mean training loss (Keras' reported loss: the
-    mean over batches weighted by batch size, measured during the epoch in training mode).
+    mean over batches weighted by batch size, measured during the epoch in training mode), for
+    the epochs run. `validation` (optional) records the validation loss after every epoch and may
+    stop training early and restore the best epoch's weights.
     """
     net = ReferenceNet(spec, x.shape[1], dtype).load_weights(initial)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.0)
     loss_fn = nn.MSELoss()
     xt = torch.as_tensor(np.asarray(x), dtype=dtype)
     yt = torch.as_tensor(np.asarray(y), dtype=dtype)
-    losses = np.empty(len(orders))
+    losses = []
     net.train()
     for epoch, order in enumerate(orders):
         total = 0.0
@@ -141,5 +190,9 @@ def train_reference(
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        losses[epoch] = total / len(order)
-    return net.weights(), losses
+        losses.append(total / len(order))
+        if validation is not None and validation.on_epoch_end(net, epoch):
+            break
+    if validation is not None:
+        validation.on_train_end(net)
+    return net.weights(), np.array(losses)

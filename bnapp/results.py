@@ -14,7 +14,8 @@ import numpy as np
 
 from bnapp.model import ArchSpec, BNState, Weights, predict
 
-FORMAT_VERSION = 1
+# 2: each fold stores its test predictions
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -32,6 +33,9 @@ class FoldResult:
     history: dict[str, np.ndarray] = field(default_factory=dict)
     repeat: int = 0
     stopped_epoch: int | None = None  # early stopping: the epoch whose weights were kept
+    # (len(test_rows),) the model's predictions for its test rows, kept from training; RunResult
+    # fills them in for folds built without them (a checkpoint import, a hand-made fold)
+    test_predictions: np.ndarray | None = None
 
     def network_input(self, spec: ArchSpec, x_raw: np.ndarray) -> np.ndarray:
         """Raw inputs as this fold's network sees them (z-scored with its own training scaler)."""
@@ -55,11 +59,20 @@ class RunResult:
     source: str = "trained"
     row_ids: np.ndarray | None = None  # row numbers in the user's file, for display
 
+    def __post_init__(self):
+        for fold in self.folds:
+            if fold.test_predictions is None:
+                fold.test_predictions = self.fold_predictions(fold, self.X[fold.test_rows])
+            elif fold.test_predictions.shape != fold.test_rows.shape:
+                raise ValueError(f"fold {fold.fold}: {fold.test_predictions.shape} test predictions "
+                                 f"for {len(fold.test_rows)} test rows")
+
     def fold_predictions(self, fold: FoldResult, x_raw: np.ndarray) -> np.ndarray:
         return predict(self.spec, fold.weights, fold.network_input(self.spec, x_raw))
 
     def test_predictions(self, fold: FoldResult) -> np.ndarray:
-        return self.fold_predictions(fold, self.X[fold.test_rows])
+        """The fold's model's predictions for its test rows, as stored with the fold."""
+        return fold.test_predictions
 
     @property
     def label(self) -> str:
@@ -79,6 +92,10 @@ class RunResult:
 # persistence
 
 
+FOLD_ARRAYS = ("train_rows", "val_rows", "test_rows", "scaler_mean", "scaler_std",
+               "test_predictions")
+
+
 def _bn_arrays(prefix: str, bn: BNState) -> dict[str, np.ndarray]:
     return {f"{prefix}.{k}": getattr(bn, k) for k in ("gamma", "beta", "moving_mean", "moving_var")}
 
@@ -94,7 +111,7 @@ def run_to_bytes(run: RunResult) -> bytes:
     folds_meta = []
     for i, f in enumerate(run.folds):
         p = f"f{i}"
-        for name in ("train_rows", "val_rows", "test_rows", "scaler_mean", "scaler_std"):
+        for name in FOLD_ARRAYS:
             arrays[f"{p}.{name}"] = getattr(f, name)
         for j, (k, b) in enumerate(zip(f.weights.kernels, f.weights.biases, strict=True)):
             arrays[f"{p}.kernel{j}"] = k
@@ -151,11 +168,7 @@ def run_from_bytes(data: bytes) -> RunResult:
             folds.append(
                 FoldResult(
                     fold=fm["fold"],
-                    train_rows=arrays[f"{p}.train_rows"],
-                    val_rows=arrays[f"{p}.val_rows"],
-                    test_rows=arrays[f"{p}.test_rows"],
-                    scaler_mean=arrays[f"{p}.scaler_mean"],
-                    scaler_std=arrays[f"{p}.scaler_std"],
+                    **{name: arrays[f"{p}.{name}"] for name in FOLD_ARRAYS},
                     weights=w,
                     history={h: arrays[f"{p}.history.{h}"] for h in fm["history"]},
                     repeat=fm["repeat"],

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bnapp.model import ArchSpec, BNState, Weights, epoch_orders, init_weights
+from bnapp.model import ArchSpec, BNState, Weights, epoch_orders, init_weights, predict
 from bnapp.results import FoldResult, RunResult
 
 if TYPE_CHECKING:
@@ -340,17 +340,20 @@ def train_runs(X, y, specs: Sequence[ArchSpec], protocol: Protocol, *, features:
         folds = []
         for i, split in enumerate(splits):
             m = s * len(splits) + i
-            folds.append(_fold_result(stack, m, spec, split, scalers[i], n_inputs, width, protocol))
+            x_test = data.x_test[index[i, spec.input_mode], : len(split.test)]
+            folds.append(_fold_result(stack, m, spec, split, scalers[i], x_test, width, protocol))
         runs.append(RunResult(spec=spec, features=list(features), target=target, X=X, y=y,
                               folds=folds, protocol=protocol.to_dict(),
                               row_ids=None if row_ids is None else np.asarray(row_ids)))
     return runs
 
 
-def _fold_result(stack: kernel.Stack, m: int, spec: ArchSpec, split: Split, scaler, n_inputs: int,
-                 width: int, protocol: Protocol) -> FoldResult:
+def _fold_result(stack: kernel.Stack, m: int, spec: ArchSpec, split: Split, scaler,
+                 x_test: np.ndarray, width: int, protocol: Protocol) -> FoldResult:
+    """Model m of the trained stack as a fold result; x_test: its test rows as it sees them."""
     from bnapp import kernel
 
+    weights = unpack_weights(spec, stack.P[m], x_test.shape[1], width)
     epochs_run = int(stack.state[m, kernel.S_EPOCHS_RUN])
     history = {"loss": stack.loss[m, :epochs_run].copy()}
     if len(split.val):
@@ -365,10 +368,11 @@ def _fold_result(stack: kernel.Stack, m: int, spec: ArchSpec, split: Split, scal
         test_rows=split.test,
         scaler_mean=scaler[0],
         scaler_std=scaler[1],
-        weights=unpack_weights(spec, stack.P[m], n_inputs, width),
+        weights=weights,
         history=history,
         repeat=split.repeat,
         stopped_epoch=int(stack.state[m, kernel.S_BEST_EPOCH]) if protocol.patience else None,
+        test_predictions=predict(spec, weights, x_test),
     )
 
 

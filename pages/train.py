@@ -19,7 +19,8 @@ INPUT_MODE_LABELS = {"raw": "raw values (mg/dL, kg, L)",
                      "zscore": "z-scores (training rows' mean and SD)"}
 KIND_LABELS = {"kfold": "k-fold cross-validation", "repeated": "repeated k-fold",
                "study": "the study's random 80/20 splits"}
-STUDY_VAL_FRACTION = Protocol.study().val_fraction
+STUDY_VAL_PERCENT = round(100 * Protocol.study().val_fraction)
+DEFAULT_PATIENCE = 20
 
 
 def _control(widget, label: str, key: str, default, **kwargs):
@@ -143,13 +144,42 @@ def _protocol() -> Protocol | None:
                         max_value=2**31 - 1, step=1,
                         help="Fixes the splits, initial weights and batch order: the same seed "
                              "gives the same result.")
+    val_percent, patience = _validation(kind)
     try:
         return Protocol(kind=kind, folds=int(folds), repeats=int(repeats), epochs=int(epochs),
                         batch_size=int(batch), lr=float(lr), seed=int(seed),
-                        val_fraction=STUDY_VAL_FRACTION if kind == "study" else 0.0)
+                        val_fraction=val_percent / 100, patience=patience)
     except ValueError as err:
         st.error(escape_md(err))
         return None
+
+
+def _validation(kind: str) -> tuple[int, int | None]:
+    """Inner validation rows (percent of each training set) and early stopping's patience
+    (None: off). The study's splits default to its 20%, the other protocols to none."""
+    left, middle, _ = st.columns(3)
+    with left:
+        val_percent = _control(
+            st.number_input, "Validation rows (% of training rows)",
+            "proto_val_study" if kind == "study" else "proto_val",
+            STUDY_VAL_PERCENT if kind == "study" else 0, min_value=0, max_value=50, step=5,
+            help="Each model sets this share of its training rows aside: it does not learn from "
+                 "them, but its error on them is measured after every epoch (the validation "
+                 "curve), which shows when it starts to learn noise (over-fitting). 0: train on "
+                 "all training rows. The study set 20% aside.")
+    with middle:
+        stop = _control(st.toggle, "Stop early", "proto_early_stop", False,
+                        disabled=val_percent == 0,
+                        help="Stop training a model once its error on the validation rows has "
+                             "not improved for a number of epochs, and keep the network from "
+                             "its best epoch. Needs validation rows. Off in the study.")
+        if not (stop and val_percent > 0):
+            return val_percent, None
+        patience = _control(st.number_input, "Patience (epochs)", "proto_patience",
+                            DEFAULT_PATIENCE, min_value=1, max_value=10000, step=1,
+                            help="How many epochs in a row without a lower validation error "
+                                 "before a model stops.")
+    return val_percent, int(patience)
 
 
 # -------------------------------------------------------------------------------------- jobs
@@ -174,7 +204,8 @@ def _train_section(spec: ArchSpec | None, protocol: Protocol | None) -> None:
     st.text(f"Data: {ds.name} · {ds.n_usable} rows · inputs {', '.join(state.features())} "
             f"→ target {state.target()}")
     if protocol is not None:
-        st.caption(f"{protocol.n_models} models × {protocol.epochs} epochs.")
+        most = " at most" if protocol.patience else ""
+        st.caption(f"{protocol.n_models} models ×{most} {protocol.epochs} epochs.")
     if st.button("Train", key="train", type="primary", disabled=spec is None or protocol is None,
                  icon=":material/play_arrow:",
                  help="Train in the background; you can open other pages meanwhile. A run "

@@ -1,9 +1,12 @@
 """The compiled batched trainer against the torch.nn reference, after the full 200 epochs.
 
 Every architecture variant of the grid (hidden activation x output activation x input BN x hidden
-BN x depth) is trained as ONE stack of models by train_runs; each case then retrains its first
-fold alone with bnapp.reference.train_reference (plain torch.nn, float64) from the same initial
-weights and the same mini-batch orders, and everything must agree to 1e-5.
+BN x depth) is trained as ONE stack of models by train_runs; each case then retrains one of its
+folds (a different one from case to case, so every fold position is covered) alone with
+bnapp.reference.train_reference (plain torch.nn, float64) from the same initial weights and the
+same mini-batch orders, and everything must agree to 1e-5. Runs with an inner validation set and
+early stopping are checked the same way, every fold, against the reference's Keras-style
+validation and EarlyStopping.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from bnapp.model import (
     init_weights,
     predict,
 )
-from bnapp.reference import train_reference
+from bnapp.reference import KerasValidation, train_reference
 from bnapp.train import Protocol, make_splits, model_rngs, train_run, train_runs
 
 # 48 rows, 4 folds: 36 training rows = one full batch of 32 and a partial one of 4 per epoch
@@ -33,6 +36,7 @@ CASES = [
         ACTIVATIONS, OUTPUT_ACTIVATIONS, (False, True), (False, True), (1, 2, 3, 4))
 ]
 TOL = 1e-5
+FEATURES = ["a", "b", "c"]
 
 
 def _data():
@@ -45,55 +49,117 @@ def _data():
 @pytest.fixture(scope="module")
 def batched():
     X, y = _data()
-    return dict(zip(CASES, train_runs(X, y, CASES, PROTOCOL, features=["a", "b", "c"]), strict=True))
+    return dict(zip(CASES, train_runs(X, y, CASES, PROTOCOL, features=FEATURES), strict=True))
 
 
 def _assert_close(a, b, what):
     np.testing.assert_allclose(a, b, rtol=0, atol=TOL, err_msg=what)
 
 
-@pytest.mark.parametrize("spec", CASES, ids=[s.label for s in CASES])
-def test_batched_trainer_matches_torch_reference(batched, spec):
-    X, y = _data()
-    run = batched[spec]
-    fold = run.folds[0]
-    split = make_splits(PROTOCOL, len(X))[0]
-    init_rng, order_rng = model_rngs(PROTOCOL, split)
-    w0 = init_weights(spec, 3, init_rng)
-    orders = epoch_orders(len(split.train), PROTOCOL.epochs, order_rng)
-    ref, ref_loss = train_reference(spec, w0, X[split.train], y[split.train], orders)
+def _reference(spec, protocol, split, X, y, validation: bool):
+    """Train the split's model with torch from the kernel's initial weights and batch orders;
+    z-score inputs use a scaler fitted here on the split's training rows."""
+    shift, scale = 0.0, 1.0
+    if spec.input_mode == "zscore":
+        shift, scale = X[split.train].mean(axis=0), X[split.train].std(axis=0)
+    init_rng, order_rng = model_rngs(protocol, split)
+    monitor = None
+    if validation:
+        monitor = KerasValidation((X[split.val] - shift) / scale, y[split.val], protocol.patience)
+    weights, loss = train_reference(
+        spec, init_weights(spec, X.shape[1], init_rng), (X[split.train] - shift) / scale,
+        y[split.train], epoch_orders(len(split.train), protocol.epochs, order_rng),
+        batch_size=protocol.batch_size, lr=protocol.lr, validation=monitor)
+    return weights, loss, monitor, predict(spec, weights, (X[split.test] - shift) / scale)
+
+
+def _assert_same_model(run, fold, ref, ref_loss, ref_test_predictions):
     got = fold.weights
-    assert len(fold.history["loss"]) == PROTOCOL.epochs
     _assert_close(fold.history["loss"], ref_loss, "loss curve")
     for i, (k, k_ref) in enumerate(zip(got.kernels, ref.kernels, strict=True)):
         _assert_close(k, k_ref, f"kernel {i}")
         _assert_close(got.biases[i], ref.biases[i], f"bias {i}")
     pairs = list(zip(got.hidden_bn, ref.hidden_bn, strict=True))
-    if spec.input_bn:
+    if run.spec.input_bn:
         pairs.append((got.input_bn, ref.input_bn))
-        _assert_close(fold.history["input_gamma"][-1], ref.input_bn.gamma, "input gamma curve")
     for bn, bn_ref in pairs:
         for name in ("gamma", "beta", "moving_mean", "moving_var"):
             _assert_close(getattr(bn, name), getattr(bn_ref, name), name)
-    _assert_close(run.test_predictions(fold), predict(spec, ref, X[split.test]), "test predictions")
+    _assert_close(run.test_predictions(fold), ref_test_predictions, "test predictions")
+
+
+@pytest.mark.parametrize("spec", CASES, ids=[s.label for s in CASES])
+def test_batched_trainer_matches_torch_reference(batched, spec):
+    X, y = _data()
+    run = batched[spec]
+    k = CASES.index(spec) % PROTOCOL.folds
+    fold, split = run.folds[k], make_splits(PROTOCOL, len(X))[k]
+    ref, ref_loss, _, ref_pred = _reference(spec, PROTOCOL, split, X, y, validation=False)
+    assert len(fold.history["loss"]) == PROTOCOL.epochs
+    _assert_same_model(run, fold, ref, ref_loss, ref_pred)
+    if spec.input_bn:
+        _assert_close(fold.history["input_gamma"][-1], ref.input_bn.gamma, "input gamma curve")
 
 
 def test_zscore_mode_trains_on_the_training_scaler_with_the_reference():
     X, y = _data()
     spec = ArchSpec.study_zscore()
     protocol = Protocol(kind="study", folds=2, epochs=200, val_fraction=0.2, seed=1)
-    run = train_run(X, y, spec, protocol, features=["a", "b", "c"])
+    run = train_run(X, y, spec, protocol, features=FEATURES)
     for fold, split in zip(run.folds, make_splits(protocol, len(X)), strict=True):
         train = X[split.train]
         np.testing.assert_allclose(fold.scaler_mean, train.mean(axis=0), rtol=1e-12)
         np.testing.assert_allclose(fold.scaler_std, train.std(axis=0, ddof=0), rtol=1e-12)
-        init_rng, order_rng = model_rngs(protocol, split)
-        ref, ref_loss = train_reference(
-            spec, init_weights(spec, 3, init_rng), (train - fold.scaler_mean) / fold.scaler_std,
-            y[split.train], epoch_orders(len(split.train), protocol.epochs, order_rng))
-        _assert_close(fold.history["loss"], ref_loss, "loss curve")
-        x_val = (X[split.val] - fold.scaler_mean) / fold.scaler_std
-        val_mse = np.mean((predict(spec, ref, x_val) - y[split.val]) ** 2)
-        _assert_close(fold.history["val_loss"][-1], val_mse, "final validation loss")
-        _assert_close(run.test_predictions(fold), predict(spec, ref, (X[split.test] - fold.scaler_mean)
-                                                          / fold.scaler_std), "test predictions")
+        ref, ref_loss, monitor, ref_pred = _reference(spec, protocol, split, X, y, validation=True)
+        _assert_same_model(run, fold, ref, ref_loss, ref_pred)
+        _assert_close(fold.history["val_loss"], monitor.val_loss, "validation loss curve")
+
+
+# 9 validation and 27 training rows per fold (one partial batch per epoch). With these patiences
+# the folds between them stop early, run every epoch and restore an earlier epoch at the end,
+# and run every epoch with the last one best (test_early_stopping_cases_cover_every_path).
+STOPPING_SPECS = [ArchSpec.study_e2e(), ArchSpec.study_zscore(),
+                  ArchSpec(hidden=(4, 3), activation="relu", hidden_bn=False)]
+PATIENCES = (None, 3, 40)
+
+
+def _stopping_protocol(patience):
+    return Protocol(kind="kfold", folds=4, epochs=200, seed=7, val_fraction=0.25, patience=patience)
+
+
+@pytest.fixture(scope="module")
+def stopping_runs():
+    X, y = _data()
+    return {patience: dict(zip(STOPPING_SPECS, train_runs(X, y, STOPPING_SPECS,
+                                                          _stopping_protocol(patience),
+                                                          features=FEATURES), strict=True))
+            for patience in PATIENCES}
+
+
+@pytest.mark.parametrize("patience", PATIENCES)
+@pytest.mark.parametrize("spec", STOPPING_SPECS, ids=[s.label for s in STOPPING_SPECS])
+def test_validation_and_early_stopping_match_keras_semantics(stopping_runs, spec, patience):
+    X, y = _data()
+    protocol = _stopping_protocol(patience)
+    run = stopping_runs[patience][spec]
+    for fold, split in zip(run.folds, make_splits(protocol, len(X)), strict=True):
+        np.testing.assert_array_equal(fold.val_rows, split.val)
+        ref, ref_loss, monitor, ref_pred = _reference(spec, protocol, split, X, y, validation=True)
+        assert len(fold.history["loss"]) == len(ref_loss), f"fold {fold.fold}: epochs run"
+        _assert_close(fold.history["val_loss"], monitor.val_loss, "validation loss curve")
+        assert fold.stopped_epoch == monitor.best_epoch  # None without early stopping
+        _assert_same_model(run, fold, ref, ref_loss, ref_pred)
+
+
+def test_early_stopping_cases_cover_every_path(stopping_runs):
+    """The equivalence above is only as good as its cases: they must stop early, restore an
+    earlier epoch after running every epoch, and end on their best epoch."""
+    paths = set()
+    for patience in PATIENCES[1:]:
+        for run in stopping_runs[patience].values():
+            for fold in run.folds:
+                ran = len(fold.history["loss"])
+                assert fold.stopped_epoch == int(np.argmin(fold.history["val_loss"]))
+                paths.add("stopped early" if ran < 200 else
+                          "restored at the end" if fold.stopped_epoch < ran - 1 else "last is best")
+    assert paths == {"stopped early", "restored at the end", "last is best"}

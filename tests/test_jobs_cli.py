@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -15,6 +16,7 @@ from bnapp.model import ArchSpec
 from bnapp.results import run_from_bytes
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
+HANG_SECONDS = 300  # a bound for a hung job, not a speed requirement
 
 
 def _refuse(*args, **kwargs):
@@ -64,18 +66,39 @@ def test_cached_train_with_the_real_engine(urea_csv):
         assert same_run(jobs.cached_train(X, y, ArchSpec(), protocol, **kw), first)
 
 
-def test_cancel_a_real_training_job(urea_csv):
+def train_until_cancelled(X, y, spec, protocol, *, progress, cancel, **kwargs):
+    """The real train_run, held at its first progress report until the job is cancelled.
+
+    Module-level, so a job's worker process can import it by name."""
+    from bnapp.train import train_run
+
+    def report(fraction, message=""):
+        progress(fraction, message)
+        deadline = time.monotonic() + HANG_SECONDS  # a hang guard, not a timing
+        while not cancel():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test never cancelled")
+            time.sleep(0.01)
+
+    return train_run(X, y, spec, protocol, progress=report, cancel=cancel, **kwargs)
+
+
+def test_cancel_a_real_training_job(urea_csv, monkeypatch):
+    """The cancel always arrives mid-run, however slow or fast the machine: the run cannot go
+    past its first progress report until it is cancelled."""
     train = pytest.importorskip("bnapp.train")
     frame = pd.read_csv(urea_csv)
     X, y = frame[FEATURES].to_numpy(float), frame["Ueq"].to_numpy(float)
+    monkeypatch.setattr(jobs, "_train_run", train_until_cancelled)
     manager = jobs.JobManager(max_jobs=1)
-    job = manager.submit_train(X, y, ArchSpec(), train.Protocol(folds=2, epochs=5000, seed=1),
+    job = manager.submit_train(X, y, ArchSpec(), train.Protocol(folds=2, epochs=40, seed=1),
                                features=FEATURES, target="Ueq", data_key="real-cancel")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + HANG_SECONDS
     while job.progress == 0 and not job.wait(0.01):
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "no progress report"
+    assert job.state == "running", (job.state, job.error)
     job.cancel()
-    assert job.wait(120)
+    assert job.wait(HANG_SECONDS)
     assert job.state == "cancelled" and cache.entries().empty
 
 
@@ -94,6 +117,41 @@ def test_train_command_writes_results_and_uses_the_cache(urea_csv, tmp_path, mon
     monkeypatch.setattr(jobs, "_train_run", _refuse)
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     assert same_run(*((tmp_path / d / "results.npz").read_bytes() for d in "ab"))
+    # `cache open` writes the same files from the entry `cache list` shows
+    (key,) = cache.entries().key
+    assert main(["cache", "open", key[:12], "--out", str(tmp_path / "c")]) == 0
+    assert same_run(*((tmp_path / d / "results.npz").read_bytes() for d in "ac"))
+    assert (tmp_path / "c" / "folds.csv").read_bytes() == (tmp_path / "a" / "folds.csv").read_bytes()
+
+
+def test_cache_open_unknown_or_damaged_key_is_a_user_error(monkeypatch, tmp_path, capsys):
+    assert main(["cache", "open", "deadbeef", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no cache entries match 'deadbeef'") and "cache list" in err
+    assert not (tmp_path / "x").exists()
+    (key, _) = _fill_cache(monkeypatch).key
+    (cache.cache_dir() / f"{key}.npz").write_bytes(b"damaged")
+    with pytest.warns(cache.CacheWarning):
+        assert main(["cache", "open", key, "--out", str(tmp_path / "y")]) == 2
+    assert "could not be read" in capsys.readouterr().err and not (tmp_path / "y").exists()
+
+
+def test_train_command_with_validation_and_early_stopping(urea_csv, tmp_path, capsys):
+    pytest.importorskip("bnapp.data")
+    args = ["train", "--data", str(urea_csv), "--folds", "3", "--epochs", "200", "--lr", "0.05",
+            "--seed", "2", "--val-fraction", "0.25", "--out", str(tmp_path)]
+    assert main([*args, "--patience", "5"]) == 0
+    run = run_from_bytes((tmp_path / "results.npz").read_bytes())
+    folds = pd.read_csv(tmp_path / "folds.csv")
+    assert run.protocol["val_fraction"] == 0.25 and run.protocol["patience"] == 5
+    assert (folds.n_val == [math.ceil(0.25 * n) for n in folds.n_train + folds.n_val]).all()
+    for fold, stopped in zip(run.folds, folds.stopped_epoch, strict=True):
+        assert stopped == fold.stopped_epoch == int(np.argmin(fold.history["val_loss"]))
+    assert (folds.stopped_epoch < 194).any(), "early stopping must trigger on this data"
+    assert main(args) == 0  # validation rows without early stopping: off by default
+    assert pd.read_csv(tmp_path / "folds.csv").stopped_epoch.isna().all()
+    assert main([*args[:-4], "--patience", "5", "--out", str(tmp_path)]) == 2
+    assert "early stopping needs validation rows" in capsys.readouterr().err
 
 
 def test_train_command_refuses_a_missing_file(tmp_path, capsys):
@@ -117,3 +175,7 @@ def test_grid_command_twice_is_served_from_the_cache(urea_csv, tmp_path, monkeyp
     jobs.job_manager()._by_key.clear()  # a new process would not have the first job in memory
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     assert (tmp_path / "b" / "grid.csv").read_bytes() == (tmp_path / "a" / "grid.csv").read_bytes()
+    (key,) = cache.entries().key
+    assert main(["cache", "open", key[:8], "--out", str(tmp_path / "c")]) == 0
+    for name in ("grid.csv", "best.csv"):
+        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()

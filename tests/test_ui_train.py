@@ -3,6 +3,10 @@ of this session and the cache (reopen, delete, clear with confirmation)."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from bnapp import cache, data
 from bnapp.jobs import job_manager
 from tests.apptest import app_at, demo_run, texts
@@ -168,3 +172,41 @@ def test_clearing_the_cache_needs_a_confirmation():
     assert not at.exception
     assert cache.entries().empty
     assert "No cached runs yet" in texts(at)
+
+
+def test_validation_and_early_stopping_are_off_by_default_and_need_validation_rows():
+    at = app_at(PAGE)
+    assert at.number_input(key="proto_val").value == 0
+    assert at.toggle(key="proto_early_stop").disabled and not at.toggle(key="proto_early_stop").value
+    assert "proto_patience" not in {w.key for w in at.number_input}
+    at.radio(key="proto_kind").set_value("study").run()
+    assert at.number_input(key="proto_val_study").value == 20  # the study's inner 80/20 split
+    assert not at.toggle(key="proto_early_stop").disabled
+    assert "validation" in at.number_input(key="proto_val_study").help
+
+
+def test_training_with_early_stopping_keeps_each_models_best_epoch():
+    at = app_at(PAGE)
+    at.number_input(key="proto_val").set_value(25).run()
+    at.toggle(key="proto_early_stop").set_value(True).run()
+    assert at.number_input(key="proto_patience").value == 20
+    at.number_input(key="proto_patience").set_value(2)
+    at.number_input(key="proto_lr").set_value(0.05)
+    at.number_input(key="proto_folds").set_value(3)
+    at.number_input(key="proto_epochs").set_value(200)
+    at.number_input(key="proto_seed").set_value(8).run()
+    assert "3 models × at most 200 epochs" in texts(at)
+    at.button(key="train").click().run()
+    assert not at.exception
+    job = job_manager().get(at.session_state["train_job"])
+    assert job.wait(WAIT_SECONDS) and job.state == "done", job.error
+    at.run()
+    run = at.session_state["runs"][job.key].run
+    assert run.protocol["val_fraction"] == 0.25 and run.protocol["patience"] == 2
+    for fold in run.folds:
+        val = fold.history["val_loss"]
+        assert len(fold.val_rows) == math.ceil(0.25 * (200 - len(fold.test_rows)))
+        assert fold.stopped_epoch == int(np.argmin(val))
+        assert len(val) == min(200, fold.stopped_epoch + 3)
+    assert any(len(f.history["loss"]) < 200 for f in run.folds), "early stopping must trigger"
+    assert '"validation"' in at.get("vega_lite_chart")[1].proto.spec  # the validation curve

@@ -29,11 +29,16 @@ def register(sub) -> None:
     _protocol_options(grid, folds=5, epochs=200)
     grid.set_defaults(handler=cmd_grid)
 
-    cache_cmd = sub.add_parser("cache", help="list or clear cached results")
+    cache_cmd = sub.add_parser("cache", help="list, reopen or clear cached results")
     actions = cache_cmd.add_subparsers(dest="cache_action", required=True, metavar="ACTION")
     actions.add_parser("list", help="cached runs and grids, newest first").set_defaults(
         handler=cmd_cache_list
     )
+    reopen = actions.add_parser("open", help="write a cached result's files, as train or grid do")
+    reopen.add_argument("key", metavar="KEY", help="the key `cache list` shows (a unique prefix "
+                                                   "is enough)")
+    reopen.add_argument("--out", required=True, type=Path, help="output directory")
+    reopen.set_defaults(handler=cmd_cache_open)
     clear = actions.add_parser("clear", help="delete one cached result or all")
     which = clear.add_mutually_exclusive_group(required=True)
     which.add_argument("--key", help="the entry's key (a unique prefix is enough)")
@@ -52,6 +57,14 @@ def _protocol_options(parser, *, folds, epochs) -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="share of each training set held out as validation rows, for the "
+                             "validation curve and early stopping (default 0; the study's "
+                             "protocol 0.2)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="early stopping: stop a model after this many epochs without a "
+                             "lower validation loss and keep its best epoch (off by default; "
+                             "needs --val-fraction)")
 
 
 def _load(path: Path):
@@ -73,6 +86,7 @@ def _protocol(args, kind: str):
     given = {
         "folds": args.folds, "repeats": getattr(args, "repeats", None), "epochs": args.epochs,
         "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "val_fraction": args.val_fraction, "patience": args.patience,
     }
     try:
         return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
@@ -116,7 +130,6 @@ def _prepare_out(out: Path) -> None:
 
 def cmd_train(args) -> int:
     from bnapp.jobs import cached_train
-    from bnapp.results import run_to_bytes
 
     dataset, features, target = _load(args.data)
     spec, protocol = spec_from_args(args), _protocol(args, args.protocol)
@@ -126,17 +139,24 @@ def cmd_train(args) -> int:
         run = cached_train(dataset.X(features), dataset.y(target), spec, protocol,
                            features=features, target=target, data_key=dataset.fingerprint(),
                            row_ids=dataset.row_numbers, progress=report, data_name=dataset.name)
-    (args.out / "results.npz").write_bytes(run_to_bytes(run))
-    summary = fold_summary(run)
-    summary.to_csv(args.out / "folds.csv", index=False)
-    print(f"{spec.label}: {len(run.folds)} models, test RMSE {summary.test_rmse.mean():.3f} "
-          f"± {summary.test_rmse.std(ddof=1) if len(summary) > 1 else 0:.3f}; "
-          f"wrote {args.out / 'results.npz'} and {args.out / 'folds.csv'}")
+    _write_run(run, args.out)
     return 0
 
 
+def _write_run(run, out: Path) -> None:
+    """results.npz (every fold result) and folds.csv (one summary row per model) in out."""
+    from bnapp.results import run_to_bytes
+
+    (out / "results.npz").write_bytes(run_to_bytes(run))
+    summary = fold_summary(run)
+    summary.to_csv(out / "folds.csv", index=False)
+    print(f"{run.spec.label}: {len(run.folds)} models, test RMSE {summary.test_rmse.mean():.3f} "
+          f"± {summary.test_rmse.std(ddof=1) if len(summary) > 1 else 0:.3f}; "
+          f"wrote {out / 'results.npz'} and {out / 'folds.csv'}")
+
+
 def cmd_grid(args) -> int:
-    from bnapp.grid import best_per_mode, study_grid
+    from bnapp.grid import study_grid
     from bnapp.jobs import job_manager
 
     dataset, features, target = _load(args.data)
@@ -148,11 +168,18 @@ def cmd_grid(args) -> int:
                                     features=features, target=target,
                                     data_key=dataset.fingerprint(), data_name=dataset.name)
     grid = _follow(job, total=len(specs))
-    grid.to_csv(args.out / "grid.csv", index=False)
-    best_per_mode(grid).to_csv(args.out / "best.csv", index=False)
-    print(f"{len(grid)} configurations, {job.message} in {job.elapsed:.3g} s; "
-          f"wrote {args.out / 'grid.csv'} and {args.out / 'best.csv'}")
+    _write_grid(grid, args.out)
+    print(f"{len(grid)} configurations, {job.message} in {job.elapsed:.3g} s")
     return 0
+
+
+def _write_grid(grid: pd.DataFrame, out: Path) -> None:
+    """grid.csv (one row per configuration) and best.csv (the best per input mode) in out."""
+    from bnapp.grid import best_per_mode
+
+    grid.to_csv(out / "grid.csv", index=False)
+    best_per_mode(grid).to_csv(out / "best.csv", index=False)
+    print(f"wrote {out / 'grid.csv'} and {out / 'best.csv'}")
 
 
 def _follow(job, total: int):
@@ -205,15 +232,33 @@ def cmd_cache_list(args) -> int:
     return 0
 
 
+def _resolve(key_or_prefix: str) -> str:
+    try:
+        return cache.resolve(key_or_prefix)
+    except KeyError as exc:
+        raise UserError(f"{exc.args[0]}; `python -m bnapp cache list` shows the keys") from exc
+
+
+def cmd_cache_open(args) -> int:
+    key = _resolve(args.key)
+    entry = cache.open_entry(key)
+    if entry is None:
+        raise UserError(f"cache entry {key[:12]} could not be read (damaged or deleted meanwhile) "
+                        "and was discarded; train it again")
+    _prepare_out(args.out)
+    if isinstance(entry, pd.DataFrame):
+        _write_grid(entry, args.out)
+    else:
+        _write_run(entry, args.out)
+    return 0
+
+
 def cmd_cache_clear(args) -> int:
     if args.all:
         n = cache.clear()
         print(f"removed {n} cached result{'s' if n != 1 else ''} from {cache.cache_dir()}")
         return 0
-    try:
-        key = cache.resolve(args.key)
-    except KeyError as exc:
-        raise UserError(f"{exc.args[0]}; `python -m bnapp cache list` shows the keys") from exc
+    key = _resolve(args.key)
     cache.remove(key)
     print(f"removed {key[:12]}")
     return 0
