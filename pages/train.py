@@ -168,6 +168,8 @@ def _validation(kind: str) -> tuple[int, int | None]:
                  "curve), which shows when it starts to learn noise (over-fitting). 0: train on "
                  "all training rows. The study set 20% aside.")
     with middle:
+        if val_percent == 0:  # nothing to stop on: show the switch off, not greyed-out on
+            st.session_state["proto_early_stop"] = False
         stop = _control(st.toggle, "Stop early", "proto_early_stop", False,
                         disabled=val_percent == 0,
                         help="Stop training a model once its error on the validation rows has "

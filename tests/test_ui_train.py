@@ -183,6 +183,9 @@ def test_validation_and_early_stopping_are_off_by_default_and_need_validation_ro
     assert at.number_input(key="proto_val_study").value == 20  # the study's inner 80/20 split
     assert not at.toggle(key="proto_early_stop").disabled
     assert "validation" in at.number_input(key="proto_val_study").help
+    at.toggle(key="proto_early_stop").set_value(True).run()
+    at.radio(key="proto_kind").set_value("kfold").run()  # back to 0% validation rows
+    assert at.toggle(key="proto_early_stop").disabled and not at.toggle(key="proto_early_stop").value
 
 
 def test_training_with_early_stopping_keeps_each_models_best_epoch():
