@@ -16,6 +16,9 @@ from statsmodels.nonparametric.smoothers_lowess import lowess
 LOWESS_FRAC = 0.6  # the study's figures
 LINE_POINTS = 20
 ASSOCIATION_METRICS = ("bias", "delta_mse", "rmse")  # the study's bias, and two better-posed ones
+# columns whose values are never pooled, where sens has them: the runs of both input modes
+# stacked (bnapp.importance), and the hidden layers of a deep network
+SPLIT_COLUMNS = ("input_mode", "layer", "hidden_layer", "mode")
 
 
 def _usable(sens: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -24,30 +27,42 @@ def _usable(sens: pd.DataFrame, metric: str) -> pd.DataFrame:
     return sens.dropna(subset=["abs_gamma", metric])
 
 
+def _split(sens: pd.DataFrame) -> list[str]:
+    return [c for c in SPLIT_COLUMNS if c in sens.columns]
+
+
+def _typed(out: pd.DataFrame, sens: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The group columns back in sens's dtypes (row dicts turn a nullable int into objects)."""
+    return out.astype({k: sens[k].dtype for k in keys})
+
+
 def fit_lines(sens: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per layer, mode and unit, over folds: |gamma| vs metric as a linear fit and a LOWESS curve.
 
-    DataFrame[layer, mode, unit, kind ("linear"|"lowess"), x, y]; a unit needs at least two
-    distinct |gamma| values for a line and three points for LOWESS.
+    DataFrame[layer, mode, unit, kind ("linear"|"lowess"), x, y], plus the input_mode and
+    hidden_layer columns when sens has them; a unit needs at least two distinct |gamma| values for a
+    line and three points for LOWESS.
     """
+    keys = [*_split(sens), "unit"]
     parts = []
-    for (layer, mode, unit), g in _usable(sens, metric).groupby(
-            ["layer", "mode", "unit"], sort=False):
+    for values, g in _usable(sens, metric).groupby(keys, sort=False, dropna=False):
+        group = dict(zip(keys, values, strict=True))
         x, y = g["abs_gamma"].to_numpy(float), g[metric].to_numpy(float)
         if np.unique(x).size < 2:
             continue
         slope, intercept = np.polyfit(x, y, 1)
         grid = np.linspace(x.min(), x.max(), LINE_POINTS)
-        parts.append(pd.DataFrame({"layer": layer, "mode": mode, "unit": unit, "kind": "linear",
-                                   "x": grid, "y": intercept + slope * grid}))
+        parts.append(pd.DataFrame({**group, "kind": "linear", "x": grid,
+                                   "y": intercept + slope * grid}))
         if len(x) >= 3:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 curve = lowess(y, x, frac=LOWESS_FRAC, return_sorted=True)
-            parts.append(pd.DataFrame({"layer": layer, "mode": mode, "unit": unit,
-                                       "kind": "lowess", "x": curve[:, 0], "y": curve[:, 1]}))
-    columns = ["layer", "mode", "unit", "kind", "x", "y"]
-    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+            parts.append(pd.DataFrame({**group, "kind": "lowess", "x": curve[:, 0],
+                                       "y": curve[:, 1]}))
+    columns = [*keys, "kind", "x", "y"]
+    out = pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+    return _typed(out, sens, keys)
 
 
 def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -114,15 +129,17 @@ def association(sens: pd.DataFrame, metric: str, n_boot: int = 2000, seed: int =
     """Per layer and mode: pooled Pearson and Spearman of |gamma| vs metric, mean per-fold
     Kendall tau; percentile CIs from a bootstrap over folds.
 
-    DataFrame[layer, mode, metric, statistic, estimate, ci_low, ci_high, n, n_folds]: n counts
-    the pooled rows (for kendall_tau, the folds with a defined tau). The pooled CIs are NaN
-    when folds contribute unequal numbers of usable rows (e.g. NaN metrics in one fold).
+    DataFrame[layer, mode, metric, statistic, estimate, ci_low, ci_high, n, n_folds], plus the
+    input_mode and hidden_layer columns when sens has them (each value its own group): n counts the
+    pooled rows (for kendall_tau, the folds with a defined tau). The pooled CIs are NaN when
+    folds contribute unequal numbers of usable rows (e.g. NaN metrics in one fold).
     """
     rng = np.random.default_rng(seed)
+    keys = _split(sens)
     rows = []
-    for (layer, mode), g in _usable(sens, metric).groupby(["layer", "mode"], sort=False):
+    for values, g in _usable(sens, metric).groupby(keys, sort=False, dropna=False):
+        group = dict(zip(keys, values, strict=True))
         for r in _group_association(g, metric, n_boot, rng, level):
-            rows.append({"layer": layer, "mode": mode, "metric": metric, **r})
-    columns = ["layer", "mode", "metric", "statistic", "estimate", "ci_low", "ci_high", "n",
-               "n_folds"]
-    return pd.DataFrame(rows, columns=columns)
+            rows.append({**group, "metric": metric, **r})
+    columns = [*keys, "metric", "statistic", "estimate", "ci_low", "ci_high", "n", "n_folds"]
+    return _typed(pd.DataFrame(rows, columns=columns), sens, keys)

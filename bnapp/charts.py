@@ -15,8 +15,11 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from bnapp.model import ArchSpec
+from bnapp.data import STUDY_TARGET
+from bnapp.model import INPUT_MODES, ArchSpec
 from bnapp.units import LIBRARY_UNITS as UNITS
+from bnapp.units import label as column_label
+from bnapp.units import target_unit
 
 # Okabe & Ito (2008), the colour-blind-safe qualitative palette; yellow last (weak on white).
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000",
@@ -26,7 +29,6 @@ SHAPES = ("circle", "square", "triangle-up", "diamond", "cross", "triangle-down"
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 WIDTH = 600
 MAX_POINTS = 3000  # points per chart beyond which scatters are sampled and lines thinned
-TARGET_UNIT = "mg/dL"
 
 STAGE_TITLES = {
     "raw": "Raw",
@@ -34,21 +36,34 @@ STAGE_TITLES = {
     "bn_normalized": "BN-normalized (before γ, β)",
     "bn_output": "BN output (after γ, β)",
 }
-METRIC_LABELS = {
-    "bias": f"bias |mean error| (the study's 'MSPE'), {TARGET_UNIT}",
-    "mean_error": f"mean error, {TARGET_UNIT}",
-    "std_error": f"SD of the error, {TARGET_UNIT}",
-    "mse": "MSE, (mg/dL)²",
-    "rmse": f"RMSE, {TARGET_UNIT}",
-    "mae": f"mean absolute error, {TARGET_UNIT}",
-    "delta_mse": "ΔMSE vs intact model, (mg/dL)²",
-    "mean_percent_error": "mean percent error, %",
-    "std_percent_error": "SD of the percent error, %",
-    "r2": "R² (dimensionless)",
+# metric -> its words and the power of the target's unit it is in (0: unit given in the words)
+METRIC_WORDS = {
+    "bias": ("bias |mean error| (the study's 'MSPE')", 1),
+    "mean_error": ("mean error", 1),
+    "std_error": ("SD of the error", 1),
+    "mse": ("MSE", 2),
+    "rmse": ("RMSE", 1),
+    "mae": ("mean absolute error", 1),
+    "delta_mse": ("ΔMSE vs intact model", 2),
+    "mean_percent_error": ("mean percent error, %", 0),
+    "std_percent_error": ("SD of the percent error, %", 0),
+    "r2": ("R² (dimensionless)", 0),
 }
+
+
+def metric_label(metric: str, target: str = STUDY_TARGET) -> str:
+    """An axis title with the unit of the predicted column: 'RMSE, mg/dL', 'MSE, (kg)²'."""
+    if metric not in METRIC_WORDS:
+        return metric
+    words, power = METRIC_WORDS[metric]
+    unit = target_unit(target)
+    return words if power == 0 else f"{words}, {unit}" if power == 1 else f"{words}, ({unit})²"
+
+
+METRIC_LABELS = {metric: metric_label(metric) for metric in METRIC_WORDS}  # predicting Ueq
 MODE_LABELS = {
     ("input", "zero"): "input set to 0 (the study's ablation)",
-    ("input", "mean"): "input held at its training mean",
+    ("input", "mean"): "input held at its training mean (BN output = β)",
     ("input", "permutation"): "input permuted across test rows",
     ("hidden", "zero"): "node's weights zeroed, one node at a time (the study's ablation)",
     ("hidden", "mean"): "node held at β, the mean of its BN output",
@@ -61,6 +76,8 @@ METHOD_LABELS = {
     "tattersall": "Tattersall",
 }
 GAMMA_TITLE = "|γ| (dimensionless)"
+FIT_NAMES = {"linear": "linear fit", "lowess": "LOWESS (frac 0.6)"}
+INPUT_MODE_TITLES = {"raw": "Raw inputs", "zscore": "Z-scored inputs"}
 
 
 def theme() -> alt.Config:
@@ -94,11 +111,15 @@ def _finish(chart: alt.TopLevelMixin, title: str,
     return chart
 
 
+def _text_panel(message: str, width: int, height: int) -> alt.Chart:
+    return alt.Chart(pd.DataFrame({"message": [message]})).mark_text(
+        fontSize=13, color="#444444").encode(text="message:N").properties(width=width,
+                                                                            height=height)
+
+
 def _message_chart(title: str, message: str) -> alt.Chart:
     """A figure that says why there is nothing to draw (e.g. an imported model has no history)."""
-    text = alt.Chart(pd.DataFrame({"message": [message]})).mark_text(
-        fontSize=13, color="#444444").encode(text="message:N")
-    return _finish(text.properties(width=WIDTH, height=80), title)
+    return _finish(_text_panel(message, WIDTH, 80), title)
 
 
 def _unit_scale(units: Sequence[str]) -> alt.Scale:
@@ -132,7 +153,8 @@ def _with_unit(name: str) -> str:
 
 # ---------------------------------------------------------------- figure 1: architecture
 
-def _layer_boxes(spec: ArchSpec, n_inputs: int, features: Sequence[str] | None) -> pd.DataFrame:
+def _layer_boxes(spec: ArchSpec, n_inputs: int, features: Sequence[str] | None,
+                 target: str) -> pd.DataFrame:
     mode = "raw values" if spec.input_mode == "raw" else "z-scored with the training scaler"
     names = f": {', '.join(features)}" if features else ""
     rows = [("input", f"Input — {n_inputs} variables{names}", f"{mode}", 0, 0)]
@@ -147,7 +169,7 @@ def _layer_boxes(spec: ArchSpec, n_inputs: int, features: Sequence[str] | None) 
             rows.append(("bn", f"Batch normalization ({h}) → {spec.activation}",
                          "γ, β per unit; moving mean, variance", 2 * h, 2 * h))
         width = h
-    rows.append(("output", "Output (1 unit): equilibrated urea Ueq",
+    rows.append(("output", f"Output (1 unit): {column_label(target)}",
                  f"{spec.output_activation} activation", width + 1, 0))
     out = pd.DataFrame(rows, columns=["kind", "name", "detail", "trainable", "non_trainable"])
     out["params"] = [
@@ -157,10 +179,10 @@ def _layer_boxes(spec: ArchSpec, n_inputs: int, features: Sequence[str] | None) 
     return out
 
 
-def architecture_chart(spec: ArchSpec, n_inputs: int,
-                       features: Sequence[str] | None = None) -> alt.TopLevelMixin:
+def architecture_chart(spec: ArchSpec, n_inputs: int, features: Sequence[str] | None = None, *,
+                       target: str = STUDY_TARGET) -> alt.TopLevelMixin:
     """Study figure 1: the layers top to bottom as boxes with unit and parameter counts."""
-    boxes = _layer_boxes(spec, n_inputs, features)
+    boxes = _layer_boxes(spec, n_inputs, features, target)
     step, box_h = 56, 40
     boxes["top"] = np.arange(len(boxes)) * step
     boxes["bottom"] = boxes["top"] + box_h
@@ -326,29 +348,25 @@ def _sample(frame: pd.DataFrame, limit: int = MAX_POINTS, seed: int = 0) -> pd.D
     return frame if len(frame) <= limit else frame.sample(n=limit, random_state=seed)
 
 
-def gamma_scatter(sens: pd.DataFrame, lines: pd.DataFrame, metric: str,
-                  mode: str) -> alt.TopLevelMixin:
-    """Study figures 3-5: |γ| against the error with one unit turned off, per unit and fold.
-
-    `lines` is fit_lines(sens, metric): a linear fit (solid) and LOWESS curve (dashed) per unit.
-    More than MAX_POINTS points are sampled (the lines use every point).
-    """
+def _scatter_rows(sens: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     if metric not in sens.columns:
         raise ValueError(f"metric {metric!r} is not a column of the sensitivity table")
-    points = sens[sens["mode"] == mode].dropna(subset=["abs_gamma", metric])
-    if points.empty:
-        return _message_chart("|γ| against the error", f"No sensitivity rows for mode {mode!r}.")
-    layers = _ordered(points["layer"])
-    fits = lines[(lines["mode"] == mode) & lines["layer"].isin(layers)]
-    n_all = len(points)
-    points = _sample(points)[["unit", "fold", "abs_gamma", "gamma", metric]].rename(
+    return sens[sens["mode"] == mode].dropna(subset=["abs_gamma", metric])
+
+
+def _layer_names(points: pd.DataFrame) -> list[str]:
+    """'input layer', 'hidden layer' (or 'hidden layer 2' where the table numbers them)."""
+    numbers = points.get("hidden_layer", pd.Series(pd.NA, index=points.index))
+    return _ordered(pd.Series([f"{layer} layer" + ("" if pd.isna(n) else f" {n}")
+                               for layer, n in zip(points["layer"], numbers, strict=True)]))
+
+
+def _scatter_panel(points: pd.DataFrame, fits: pd.DataFrame, metric: str, units: list[str],
+                   legend: str, y_title: str, width: int) -> alt.LayerChart:
+    """Dots (one per unit and fold) under the fitted lines of each unit."""
+    points = points[["unit", "fold", "abs_gamma", "gamma", metric]].rename(
         columns={metric: "metric"}).assign(unit=lambda d: d["unit"].astype(str))
-    units = _ordered(sens.loc[sens["mode"] == mode, "unit"])
-    fits = fits.assign(
-        unit=fits["unit"].astype(str),
-        fit=fits["kind"].map({"linear": "linear fit", "lowess": "LOWESS (frac 0.6)"}))
-    y_title = METRIC_LABELS.get(metric, metric)
-    legend = "input" if layers == ["input"] else "node" if "input" not in layers else "unit"
+    fits = fits.assign(unit=fits["unit"].astype(str), fit=fits["kind"].map(FIT_NAMES))
     color = alt.Color("unit:N", scale=_unit_scale(units), title=legend, sort=units)
     dots = alt.Chart(points).mark_point(size=60, filled=True, opacity=0.8).encode(
         x=alt.X("abs_gamma:Q", title=GAMMA_TITLE),
@@ -362,18 +380,78 @@ def gamma_scatter(sens: pd.DataFrame, lines: pd.DataFrame, metric: str,
     fit = alt.Chart(fits).mark_line(strokeWidth=2).encode(
         x="x:Q", y="y:Q", color=color, detail="kind:N",
         strokeDash=alt.StrokeDash("fit:N", title="line",
-                                  scale=alt.Scale(domain=["linear fit", "LOWESS (frac 0.6)"],
+                                  scale=alt.Scale(domain=list(FIT_NAMES.values()),
                                                   range=[[1, 0], [6, 4]]),
                                   legend=alt.Legend(symbolSize=600, symbolStrokeWidth=2)),
     )
-    chart = alt.layer(fit, dots).properties(width=WIDTH, height=380)
-    sampled = f" (a random {MAX_POINTS:,} of {n_all:,} points shown)" if n_all > MAX_POINTS else ""
-    layer_name = " and ".join(f"{layer} layer" for layer in layers)
-    return _finish(chart, f"|γ| against the error with one unit turned off — {layer_name} BN", [
-        "Ablation: " + "; ".join(MODE_LABELS.get((layer, mode), mode) for layer in layers)
+    return alt.layer(fit, dots).properties(width=width, height=380)
+
+
+def _scatter_subtitle(points: pd.DataFrame, mode: str, n_shown: int) -> list[str]:
+    kinds = _ordered(points["layer"])
+    sampled = f" (a random {n_shown:,} of {len(points):,} points shown)" if len(points) > n_shown else ""
+    return [
+        "Ablation: " + "; ".join(MODE_LABELS.get((kind, mode), mode) for kind in kinds)
         + f"; one point per unit and fold{sampled}.",
         "γ is the BN scale each unit learns: how strongly the network amplifies that unit.",
-    ])
+    ]
+
+
+def _legend_title(points: pd.DataFrame) -> str:
+    kinds = _ordered(points["layer"])
+    return "input" if kinds == ["input"] else "node" if "input" not in kinds else "unit"
+
+
+def gamma_scatter(sens: pd.DataFrame, lines: pd.DataFrame, metric: str, mode: str, *,
+                  target: str = STUDY_TARGET) -> alt.TopLevelMixin:
+    """Study figures 3-5: |γ| against the error with one unit turned off, per unit and fold.
+
+    `lines` is fit_lines(sens, metric): a linear fit (solid) and LOWESS curve (dashed) per unit.
+    More than MAX_POINTS points are sampled (the lines use every point). target: the predicted
+    column, whose unit the error axis is in.
+    """
+    points = _scatter_rows(sens, metric, mode)
+    if points.empty:
+        return _message_chart("|γ| against the error", f"No sensitivity rows for mode {mode!r}.")
+    fits = lines[(lines["mode"] == mode) & lines["layer"].isin(points["layer"].unique())]
+    units = _ordered(sens.loc[sens["mode"] == mode, "unit"])
+    chart = _scatter_panel(_sample(points), fits, metric, units, _legend_title(points),
+                           metric_label(metric, target), WIDTH)
+    return _finish(chart, "|γ| against the error with one unit turned off — "
+                   f"{' and '.join(_layer_names(points))} BN",
+                   _scatter_subtitle(points, mode, MAX_POINTS))
+
+
+def input_mode_scatter(sens: pd.DataFrame, lines: pd.DataFrame, metric: str, mode: str, *,
+                       target: str = STUDY_TARGET) -> alt.TopLevelMixin:
+    """Study figures 3 and 4 side by side: gamma_scatter of the raw-input run beside that of the
+    z-score run, on shared axes.
+
+    sens, lines: compare_input_modes' "sensitivity" and "fit_lines" (for one metric), tables
+    with an input_mode column. Each panel samples MAX_POINTS / 2 points.
+    """
+    points = _scatter_rows(sens, metric, mode)
+    if points.empty:
+        return _message_chart("|γ| against the error", f"No sensitivity rows for mode {mode!r}.")
+    units = _ordered(sens.loc[sens["mode"] == mode, "unit"])
+    legend, y_title = _legend_title(points), metric_label(metric, target)
+    panels = []
+    for input_mode in INPUT_MODES:
+        mine = points[points["input_mode"] == input_mode]
+        title = alt.TitleParams(INPUT_MODE_TITLES[input_mode], anchor="middle", fontSize=13)
+        if mine.empty:
+            panels.append(_text_panel("No γ: this run has no BN on this layer.", WIDTH // 2,
+                                      380).properties(title=title))
+            continue
+        fits = lines[(lines["input_mode"] == input_mode) & (lines["mode"] == mode)
+                     & lines["layer"].isin(mine["layer"].unique())]
+        panels.append(_scatter_panel(_sample(mine, MAX_POINTS // 2), fits, metric, units, legend,
+                                     y_title, WIDTH // 2).properties(title=title))
+    chart = alt.hconcat(*panels, spacing=24).resolve_scale(x="shared", y="shared")
+    return _finish(chart, "|γ| against the error, raw against z-scored inputs — "
+                   f"{' and '.join(_layer_names(points))} BN",
+                   [*_scatter_subtitle(points, mode, MAX_POINTS), "The same network on the "
+                    "same folds; both panels share their axes."])
 
 
 # ---------------------------------------------------------------- parameters
@@ -479,7 +557,7 @@ def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = False) -> alt
                    f"Each unit's BN scale γ per epoch ({how}); γ starts at 1.")
 
 
-def loss_curves(loss: pd.DataFrame) -> alt.TopLevelMixin:
+def loss_curves(loss: pd.DataFrame, *, target: str = STUDY_TARGET) -> alt.TopLevelMixin:
     """Training and validation loss (MSE) per epoch, a thin line per fold, log scale."""
     if loss.empty:
         return _message_chart("Loss during training", "No training history: imported models "
@@ -494,7 +572,7 @@ def loss_curves(loss: pd.DataFrame) -> alt.TopLevelMixin:
     long = _thin_epochs(long, long.groupby(["series", "fold"]).ngroups)
     chart = alt.Chart(long).mark_line(strokeWidth=1.2, opacity=0.75).encode(
         x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(zero=False, nice=False)),
-        y=alt.Y("mse:Q", **_log_axis(long["mse"].min(), long["mse"].max(), "loss: MSE, (mg/dL)²")),
+        y=alt.Y("mse:Q", **_log_axis(long["mse"].min(), long["mse"].max(), f"loss: {metric_label('mse', target)}")),
         color=alt.Color("series:N", title="rows", scale=alt.Scale(
             domain=["training", "validation"], range=[OKABE_ITO[3], OKABE_ITO[4]]),
             legend=alt.Legend(symbolStrokeWidth=3)),
@@ -508,13 +586,14 @@ def loss_curves(loss: pd.DataFrame) -> alt.TopLevelMixin:
 
 # ---------------------------------------------------------------- baselines
 
-def baseline_chart(baselines: pd.DataFrame, metric: str = "rmse") -> alt.TopLevelMixin:
+def baseline_chart(baselines: pd.DataFrame, metric: str = "rmse", *,
+                   target: str = STUDY_TARGET) -> alt.TopLevelMixin:
     """Error of the network and the clinical formulas: pooled bar, one dot per fold."""
     data = baselines.assign(fold=baselines["fold"].astype(str), method=baselines["method"].astype(str))
     data["label"] = data["method"].map(METHOD_LABELS).fillna(data["method"])
     order = [METHOD_LABELS.get(m, m) for m in _ordered(data["method"])]
     pooled, folds = data[data["fold"] == "pooled"], data[data["fold"] != "pooled"]
-    title = METRIC_LABELS.get(metric, metric)
+    title = metric_label(metric, target)
     y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
     color = alt.Color("label:N", sort=order, scale=alt.Scale(domain=order, range=list(OKABE_ITO[:len(order)])),
                       legend=None)
@@ -546,7 +625,7 @@ def _bn_label(row: pd.Series) -> str:
     return "BN" if row["bn"] else "no BN"
 
 
-def grid_heatmap(grid_df: pd.DataFrame) -> alt.TopLevelMixin:
+def grid_heatmap(grid_df: pd.DataFrame, *, target: str = STUDY_TARGET) -> alt.TopLevelMixin:
     """Cross-validated MSE over hidden layers x nodes, a panel per input mode and BN (columns)
     and activations (rows); the best network of each input mode is outlined.
 
@@ -568,7 +647,7 @@ def grid_heatmap(grid_df: pd.DataFrame) -> alt.TopLevelMixin:
         x=alt.X("width:O", title="nodes per layer", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("n_layers:O", title=None))
     rect = base.mark_rect().encode(
-        color=alt.Color("cv_mse_mean:Q", title=["CV MSE", "(mg/dL)²"],
+        color=alt.Color("cv_mse_mean:Q", title=["CV MSE", f"({target_unit(target)})²"],
                         scale=alt.Scale(scheme="viridis", reverse=True,
                                         type="log" if lo > 0 and hi / lo > 10 else "linear")),
         tooltip=[alt.Tooltip("label:N", title="network"),

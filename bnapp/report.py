@@ -19,15 +19,14 @@ from dataclasses import dataclass
 import altair as alt
 import pandas as pd
 
-from bnapp import __version__, analysis, cache, charts, export
-from bnapp.association import ASSOCIATION_METRICS
+from bnapp import __version__, analysis, cache, charts, export, views
 from bnapp.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
+from bnapp.importance import importance_tables, layer_rows, layer_stem, run_layers, tag_layer
 from bnapp.model import ArchSpec
 from bnapp.results import RunResult
 from bnapp.train import Protocol
 from bnapp.units import LIBRARY_UNITS, UNIT_LABELS
 
-LAYERS = ("input", "hidden")  # the input BN and the first hidden layer; deeper ones via the library
 CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to
 # The tables the HTML report shows in full (the ZIP holds all of them): file stem -> heading.
 REPORT_TABLES = {
@@ -43,22 +42,18 @@ Progress = Callable[[float, str], None]
 
 def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
                seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Every analysis table of a run, keyed by file stem."""
+    """Every analysis table of a run, keyed by file stem; stages and sensitivity cover the input
+    and every hidden layer (told apart by the `layer` and `hidden_layer` columns)."""
     per_fold, summary = analysis.bn_parameters(run)
-    sens = pd.concat([analysis.sensitivity(run, layer, n_permutations=n_permutations, seed=seed)
-                      for layer in LAYERS], ignore_index=True)
-    quantiles = pd.concat([analysis.stage_summary(run, layer)
-                           .assign(layer=layer) for layer in LAYERS], ignore_index=True)
+    found = importance_tables(run, n_permutations=n_permutations, n_boot=n_boot, seed=seed)
+    quantiles = pd.concat([tag_layer(analysis.stage_summary(run, *layer), layer)
+                           for layer in run_layers(run.spec)], ignore_index=True)
     loss, gamma = analysis.training_curves(run)
     return {
         "bn_parameters": summary,
         "bn_parameters_per_fold": per_fold,
         "stage_quantiles": quantiles,
-        "sensitivity": sens,
-        "fit_lines": pd.concat([analysis.fit_lines(sens, m).assign(metric=m)
-                                for m in ASSOCIATION_METRICS], ignore_index=True),
-        "association": pd.concat([analysis.association(sens, m, n_boot=n_boot, seed=seed)
-                                  for m in ASSOCIATION_METRICS], ignore_index=True),
+        **found,
         "baselines": analysis.baselines(run),
         "paired_comparison": analysis.paired_comparison(run),
         "loss_curves": loss,
@@ -66,25 +61,37 @@ def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
     }
 
 
+def gamma_figures(sens: pd.DataFrame, lines: pd.DataFrame, spec: ArchSpec, target: str, *,
+                  metric: str = "bias", suffix: str = "") -> dict[str, alt.TopLevelMixin]:
+    """|γ| against `metric` per layer with a BN and ablation mode: one run's (gamma_scatter) or,
+    when the tables carry `input_mode`, both input modes side by side (input_mode_scatter)."""
+    draw = charts.input_mode_scatter if "input_mode" in sens.columns else charts.gamma_scatter
+    lines = lines[lines["metric"] == metric].drop(columns="metric")
+    figures = {}
+    for layer in run_layers(spec):
+        rows = layer_rows(sens, layer)
+        for mode in rows.dropna(subset=["gamma"])["mode"].unique():
+            figures[f"gamma_vs_{metric}_{layer_stem(layer)}_{mode}{suffix}"] = draw(
+                rows, layer_rows(lines, layer), metric, mode, target=target)
+    return figures
+
+
 def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
     """The charts of run_tables' output, keyed by file stem."""
-    sens, lines = tables["sensitivity"], tables["fit_lines"]
     figures = {
-        "architecture": charts.architecture_chart(run.spec, len(run.features), run.features),
+        "architecture": charts.architecture_chart(run.spec, len(run.features), run.features,
+                                                  target=run.target),
         "parameters": charts.parameter_chart(tables["bn_parameters_per_fold"]),
-        "baselines": charts.baseline_chart(tables["baselines"]),
+        "baselines": charts.baseline_chart(tables["baselines"], target=run.target),
     }
-    quantiles = tables["stage_quantiles"]
-    for layer in quantiles["layer"].unique():
-        figures[f"stages_{layer}"] = charts.stage_boxplot(
-            quantiles[quantiles["layer"] == layer].drop(columns="layer"), f"{layer} BN",
-            layer=layer)
-    for (layer, mode), _ in sens.dropna(subset=["gamma"]).groupby(["layer", "mode"]):
-        line_pick = (lines["layer"] == layer) & (lines["metric"] == "bias")
-        figures[f"gamma_vs_bias_{layer}_{mode}"] = charts.gamma_scatter(
-            sens[sens["layer"] == layer], lines[line_pick].drop(columns="metric"), "bias", mode)
+    for layer in run_layers(run.spec):
+        quantiles = layer_rows(tables["stage_quantiles"], layer)
+        figures[f"stages_{layer_stem(layer)}"] = charts.stage_boxplot(
+            quantiles.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer),
+            layer=layer[0])
+    figures |= gamma_figures(tables["sensitivity"], tables["fit_lines"], run.spec, run.target)
     if len(tables["loss_curves"]):
-        figures["loss"] = charts.loss_curves(tables["loss_curves"])
+        figures["loss"] = charts.loss_curves(tables["loss_curves"], target=run.target)
     if len(tables["gamma_curves"]):
         figures["gamma_trajectories"] = charts.gamma_trajectories(tables["gamma_curves"])
     return figures

@@ -4,11 +4,21 @@ Modes
 - zero: the study's. Input: the value entering the network set to 0 (the raw value for a raw-input
   model; the z-score for a z-score model, as the study's norm file did). Hidden node: its Dense
   kernel column and bias zeroed (the node's BN then sees 0).
-- mean: input held at its training mean (the fold's scaler mean, so the input BN outputs about
-  beta); hidden node's pre-activation clamped to beta (the training mean of the Dense output
-  where the layer has no BN).
+- mean: the unit held at its training mean, i.e. its BN output held at beta. Where the layer has
+  a BN, the mean is the BN's moving mean, the one value whose BN output is exactly beta (the
+  fold's scaler mean gives beta + gamma * (scaler mean - moving mean) / sqrt(moving var + eps),
+  not beta, as the two means differ); where
+  it has none, the training-row mean (input: the fold's scaler mean; hidden node: the mean of its
+  Dense output on the training rows).
 - permutation: the unit's values shuffled across the test rows, n seeded shuffles; the metrics
   are computed on the errors of all shuffles pooled.
+
+zero and mean coincide when 0 is the unit's mean: a z-scored input without BN, and the nodes of
+a hidden BN whose moving mean is 0. The latter is what training gives the first hidden layer
+after an input BN: a hidden BN removes any constant shift of its batch, so neither the Dense
+bias nor the input BN's beta receive a gradient; both stay at their initial 0, the Dense output
+of every training batch has mean beta @ kernel + bias = 0, and so has the moving mean (up to
+rounding: ~1e-16 in float64, ~1e-6 in the study's float32 checkpoints).
 
 Errors are prediction - truth on each fold's test rows. "bias" is |mean error|, what the study
 called "MSPE"; it is a bias, not a squared error.
@@ -49,35 +59,46 @@ def error_metrics(errors: np.ndarray, truth: np.ndarray, intact_mse: float) -> d
     }
 
 
-def _input_ablation(run: RunResult, fold: FoldResult, x: np.ndarray, unit: int, mode: str,
-                    perms: np.ndarray) -> list[np.ndarray]:
+def held_values(run: RunResult, fold: FoldResult, layer: str, hidden_index: int = 0) -> np.ndarray:
+    """Per unit, the value mode "mean" holds it at, where the ablation acts on it.
+
+    Input layer: a network input (raw or z-scored as the model sees it): the input BN's moving
+    mean, whose BN output is exactly beta, or without an input BN the fold's scaler mean.
+    Hidden layer: the node's pre-activation: beta where the layer has a BN (the BN output of the
+    moving mean), else the training-row mean of its Dense output.
+    """
+    bn = layer_bn(fold, layer, hidden_index)
+    if layer == "input":
+        return bn.moving_mean if bn is not None else fold.network_input(run.spec, fold.scaler_mean)
+    return bn.beta if bn is not None else layer_scaler(run, fold, layer, hidden_index)[0]
+
+
+def _with_column(x: np.ndarray, unit: int, values: float | np.ndarray) -> np.ndarray:
+    xa = x.copy()
+    xa[:, unit] = values
+    return xa
+
+
+def ablated_inputs(x: np.ndarray, unit: int, mode: str, held: np.ndarray,
+                   perms: np.ndarray) -> list[np.ndarray]:
+    """The network inputs x with input `unit` turned off: one array, or one per permutation.
+
+    held: held_values(run, fold, "input"), used by mode "mean"; perms: (n, rows) row orders.
+    """
     if mode == "permutation":
-        variants = []
-        for perm in perms:
-            xa = x.copy()
-            xa[:, unit] = x[perm, unit]
-            variants.append(xa)
-    else:
-        xa = x.copy()
-        if mode == "zero":
-            xa[:, unit] = 0.0
-        else:
-            xa[:, unit] = fold.network_input(run.spec, fold.scaler_mean)[unit]
-        variants = [xa]
-    return [forward(run.spec, fold.weights, xa).output for xa in variants]
+        return [_with_column(x, unit, x[perm, unit]) for perm in perms]
+    return [_with_column(x, unit, 0.0 if mode == "zero" else held[unit])]
 
 
 def _hidden_ablation(run: RunResult, fold: FoldResult, x: np.ndarray, index: int, unit: int,
-                     mode: str, perms: np.ndarray) -> list[np.ndarray]:
+                     mode: str, held: np.ndarray, perms: np.ndarray) -> list[np.ndarray]:
     if mode == "zero":
         w = fold.weights.copy()
         w.kernels[index][:, unit] = 0.0
         w.biases[index][unit] = 0.0
         return [forward(run.spec, w, x).output]
     if mode == "mean":
-        bn = layer_bn(fold, "hidden", index)
-        value = bn.beta[unit] if bn is not None else layer_scaler(run, fold, "hidden", index)[0][unit]
-        return [forward(run.spec, fold.weights, x, clamp={index: {unit: value}}).output]
+        return [forward(run.spec, fold.weights, x, clamp={index: {unit: held[unit]}}).output]
     trace = forward(run.spec, fold.weights, x)
     pre_activation = trace.hidden_bn_out[index]
     if pre_activation is None:
@@ -116,13 +137,15 @@ def sensitivity(
         rng = np.random.default_rng([seed, k])
         perms = np.stack([rng.permutation(len(truth)) for _ in range(n_permutations)])
         bn = layer_bn(fold, layer, hidden_index)
+        held = held_values(run, fold, layer, hidden_index) if "mean" in modes else None
         for unit, name in enumerate(names):
             gamma = float(bn.gamma[unit]) if bn is not None else np.nan
             for mode in modes:
                 if layer == "input":
-                    preds = _input_ablation(run, fold, x, unit, mode, perms)
+                    preds = [forward(run.spec, fold.weights, xa).output
+                             for xa in ablated_inputs(x, unit, mode, held, perms)]
                 else:
-                    preds = _hidden_ablation(run, fold, x, hidden_index, unit, mode, perms)
+                    preds = _hidden_ablation(run, fold, x, hidden_index, unit, mode, held, perms)
                 errors = np.concatenate([p - truth for p in preds])
                 metrics = error_metrics(errors, np.tile(truth, len(preds)), intact_mse)
                 rows.append({"layer": layer, "unit": name, "fold": fold.fold, "mode": mode,
@@ -153,3 +176,12 @@ def cumulative_hidden_zero(run: RunResult, hidden_index: int = 0) -> pd.DataFram
             rows.append({"layer": "hidden", "unit": name, "fold": fold.fold, "mode": "zero_cumulative",
                          "gamma": gamma, "abs_gamma": abs(gamma), **metrics})
     return pd.DataFrame(rows, columns=list(SENSITIVITY_COLUMNS))
+
+
+def modes_coincide(sens: pd.DataFrame, first: str = "zero", second: str = "mean",
+                   rtol: float = 1e-5) -> bool:
+    """Whether two ablation modes of `sens` give the same MSE (to rtol) in every fold and unit,
+    as "zero" and "mean" do where 0 is each unit's mean (see the module's docstring)."""
+    keys = ["layer", "unit", "fold"]
+    a, b = (sens[sens["mode"] == m].set_index(keys)["mse"].sort_index() for m in (first, second))
+    return bool(len(a)) and a.index.equals(b.index) and bool(np.allclose(a, b, rtol=rtol, atol=0))

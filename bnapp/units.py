@@ -90,6 +90,12 @@ def unit_label(column: str, urea_units: str | None = None) -> str | None:
     return LIBRARY_UNITS.get(column)
 
 
+def target_unit(column: str) -> str:
+    """The unit a prediction of `column`, and its error, is in: the library unit of a study
+    column (urea is held in mg/dL whatever the file's units), else 'units of <column>'."""
+    return LIBRARY_UNITS.get(column) or f"units of {column}"
+
+
 def label(column: str, urea_units: str | None = None) -> str:
     """'equilibrated urea Ueq (mg/dL)' for a study column, for forms and pickers; other columns
     by name."""

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 
 from bnapp.charts import METRIC_LABELS
+from bnapp.importance import Layer, run_layers
 from bnapp.model import ArchSpec
 from bnapp.results import RunResult
+from bnapp.sensitivity import modes_coincide
 from bnapp.units import LIBRARY_UNITS as UNITS
-
-Layer = tuple[str, int]  # ("input", 0) or ("hidden", index of the hidden layer)
 
 MISSING = "—"  # a cell the layer does not have (no BN there)
 PARAMETER_TITLES = {
@@ -38,9 +38,7 @@ STATISTIC_TITLES = {
 
 # ------------------------------------------------------------------------------- layers
 
-def layer_choices(spec: ArchSpec) -> list[Layer]:
-    """The layers a page can show: the input, then each hidden layer."""
-    return [("input", 0), *(("hidden", i) for i in range(len(spec.hidden)))]
+layer_choices = run_layers  # the layers a page can show: the input, then each hidden layer
 
 
 def has_bn(spec: ArchSpec, layer: Layer) -> bool:
@@ -219,3 +217,27 @@ def interpret_association(assoc: pd.DataFrame, mode: str, n_units: int,
         parts.append("Setting a raw input to 0 puts it far outside the data (a urea of 0 mg/dL); "
                      "the mean and permutation ablations are the fairer tests.")
     return " ".join(parts)
+
+
+def zero_mean_note(sens: pd.DataFrame, per_fold: pd.DataFrame, spec: ArchSpec,
+                   layer: Layer) -> str | None:
+    """One sentence when the zero and mean ablations of a layer give the same errors (sens has
+    both modes; per_fold: the layer's bn_parameters), saying why that is right; else None."""
+    if not modes_coincide(sens):
+        return None
+    same = "give the same errors here (MSE equal to 5 significant digits in every fold and unit)"
+    if layer[0] == "input":
+        return (f"Setting an input to 0 and holding it at its training mean {same}, as they "
+                "should: 0 is each input's training mean as the network sees it.")
+    if not has_bn(spec, layer):
+        largest = float(per_fold["scaler_mean"].abs().max())
+        return (f"Zeroing a node's weights and holding it at its training mean {same}, as they "
+                f"should: each node's Dense output has a training mean of about 0 (largest "
+                f"|mean| {largest:.1g}).")
+    largest = float(per_fold["moving_mean"].abs().max())
+    why = (", because a BN after the input BN's Dense layer cancels any constant shift in "
+           "training, so the Dense bias and the input BN's β never move from their initial 0"
+           if spec.input_bn and layer[1] == 0 else "")
+    return (f"Zeroing a node's weights and holding it at β {same}, as they should: this BN's "
+            f"moving mean is 0 up to rounding (largest |value| {largest:.1g}){why}, so a Dense "
+            "output of 0 is the node's mean and its BN output is β either way.")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bnapp import analysis, cache, charts, views
+from bnapp import analysis, cache, charts, importance, views
 from bnapp.association import ASSOCIATION_METRICS
 from bnapp.train import Protocol
 from bnapp.ui import state, widgets
+from bnapp.units import target_unit
 
 N_PERMUTATIONS = 10  # shuffles per unit and fold in the permutation ablation
 N_BOOT = 1000  # bootstrap resamples of the folds for the intervals
@@ -28,29 +29,83 @@ def _lines_and_association(run_key: str, layer: views.Layer, mode: str, metric: 
     return analysis.fit_lines(_sens, metric), analysis.association(_sens, metric, n_boot=N_BOOT)
 
 
-def run_panel(entry: state.RunEntry, layer: views.Layer, mode: str, metric: str) -> None:
-    """One run's scatter, correlation table and reading of it."""
-    spec = entry.run.spec
-    stem = f"{layer[0]}{layer[1] + 1}_{mode}_{metric}_{spec.input_mode}"
-    if layer not in views.layer_choices(spec):
-        st.info(f"This network has no hidden layer {layer[1] + 1}.")
+@st.cache_data(max_entries=32, show_spinner="Analysing the raw and the z-scored run…")
+def _side_by_side(raw_key: str, zscore_key: str, layer: views.Layer, mode: str, _raw,
+                  _zscore) -> dict[str, pd.DataFrame]:
+    return importance.compare_input_modes(_raw, _zscore, [layer], modes=(mode,),
+                                          n_permutations=N_PERMUTATIONS, n_boot=N_BOOT)
+
+
+def zero_mean_note(entry: state.RunEntry, layer: views.Layer, mode: str) -> None:
+    """Say so when turning the layer's units off by 0 and by their mean gives the same errors."""
+    if mode not in ("zero", "mean"):
         return
-    if not views.has_bn(spec, layer):
-        st.info(f"{views.layer_title(spec, layer)}: this network has no batch normalization "
-                "here, so there is no γ to plot against the error. (The study's z-score "
-                "comparison, its figure 4, kept the input BN and fed it z-scored inputs.)")
-        return
-    sens = sensitivity(entry, layer, mode)
-    lines, assoc = _lines_and_association(entry.key, layer, mode, metric, sens)
-    widgets.figure(charts.gamma_scatter(sens, lines, metric, mode), f"gamma_vs_{stem}")
+    both = pd.concat([sensitivity(entry, layer, m) for m in ("zero", "mean")])
+    per_fold, _ = widgets.compute(entry, "bn_parameters", layer[0], hidden_index=layer[1])
+    note = views.zero_mean_note(both, per_fold, entry.run.spec, layer)
+    if note:
+        st.info(note)
+
+
+def association_block(entry: state.RunEntry, layer: views.Layer, mode: str,
+                      sens: pd.DataFrame, assoc: pd.DataFrame, stem: str) -> None:
+    """One run's correlation table, the reading of it, and the errors behind the figure."""
     st.markdown("**How strongly |γ| and the error go together**")
     st.caption("Pearson and Spearman over all points; Kendall τ compares the |γ| ranking with "
                "the error ranking inside each fold, averaged over folds. 95% intervals: "
                f"percentile bootstrap resampling whole folds ({N_BOOT:,} resamples).")
     widgets.table(views.association_table(assoc, mode), f"association_{stem}")
-    st.markdown(views.interpret_association(assoc, mode, sens["unit"].nunique(), spec.input_mode))
+    st.markdown(views.interpret_association(assoc, mode, sens["unit"].nunique(),
+                                            entry.run.spec.input_mode))
+    zero_mean_note(entry, layer, mode)
     with st.expander("Per fold and unit: the errors behind the figure"):
         widgets.table(sens, f"sensitivity_{stem}")
+
+
+def no_bn_note(spec, layer: views.Layer) -> bool:
+    """Say so and return True where the layer has no BN, hence no γ."""
+    if views.has_bn(spec, layer):
+        return False
+    st.info(f"{views.layer_title(spec, layer)}: this network has no batch normalization "
+            "here, so there is no γ to plot against the error. (The study's z-score "
+            "comparison, its figure 4, kept the input BN and fed it z-scored inputs.)")
+    return True
+
+
+def run_panel(entry: state.RunEntry, layer: views.Layer, mode: str, metric: str) -> None:
+    """One run's scatter, correlation table and reading of it."""
+    if no_bn_note(entry.run.spec, layer):
+        return
+    stem = f"{layer[0]}{layer[1] + 1}_{mode}_{metric}_{entry.run.spec.input_mode}"
+    sens = sensitivity(entry, layer, mode)
+    lines, assoc = _lines_and_association(entry.key, layer, mode, metric, sens)
+    widgets.figure(charts.gamma_scatter(sens, lines, metric, mode, target=entry.run.target),
+                   f"gamma_vs_{stem}")
+    association_block(entry, layer, mode, sens, assoc, stem)
+
+
+def comparison_panel(pair: dict[str, state.RunEntry], layer: views.Layer, mode: str,
+                     metric: str) -> None:
+    """The same network on raw and on z-scored inputs: one figure on shared axes, then each
+    run's statistics side by side."""
+    if no_bn_note(pair["raw"].run.spec, layer):
+        return
+    tables = _side_by_side(pair["raw"].key, pair["zscore"].key, layer, mode, pair["raw"].run,
+                           pair["zscore"].run)
+    lines = tables["fit_lines"][tables["fit_lines"]["metric"] == metric].drop(columns="metric")
+    stem = f"{layer[0]}{layer[1] + 1}_{mode}_{metric}"
+    widgets.figure(charts.input_mode_scatter(tables["sensitivity"], lines, metric, mode,
+                                             target=pair["raw"].run.target),
+                   f"gamma_vs_{stem}_by_input_mode")
+    assoc = tables["association"][tables["association"]["metric"] == metric]
+    for column, (input_mode, shown) in zip(st.columns(2), pair.items(), strict=True):
+        with column:
+            st.subheader(MODE_WORDS[input_mode].capitalize())
+            st.caption(widgets.escape_md(shown.label))
+            mine = tables["sensitivity"]["input_mode"] == input_mode
+            association_block(shown, layer, mode,
+                              tables["sensitivity"][mine].drop(columns="input_mode"),
+                              assoc[assoc["input_mode"] == input_mode], f"{stem}_{input_mode}")
 
 
 def offer_other_mode(entry: state.RunEntry) -> None:
@@ -98,26 +153,30 @@ mode = c_mode.radio(
     help="Set to 0: the study's choice, but a raw urea of 0 mg/dL is far outside the data. "
          "Held at its training mean: the unit carries no information. Permuted: its values "
          f"shuffled among the test rows ({N_PERMUTATIONS} shuffles pooled).")
+unit = target_unit(entry.run.target)
 metric = c_metric.selectbox(
-    "Error measure", ASSOCIATION_METRICS, format_func=charts.METRIC_LABELS.get, key="sens-metric",
-    help="Bias: |mean of prediction − truth| in mg/dL, what the study called 'MSPE' (errors of "
-         "opposite sign cancel). ΔMSE: how much the mean squared error grows over the intact "
-         "network, in (mg/dL)². RMSE: root mean squared error with the unit off, in mg/dL.")
+    "Error measure", ASSOCIATION_METRICS, key="sens-metric",
+    format_func=lambda m: charts.metric_label(m, entry.run.target),
+    help=f"Bias: |mean of prediction − truth| in {unit}, what the study called 'MSPE' (errors "
+         "of opposite sign cancel). ΔMSE: how much the mean squared error grows over the intact "
+         f"network, in ({unit})². RMSE: root mean squared error with the unit off, in {unit}.")
 
 others = {key: e.run for key, e in state.runs().items() if key != entry.key}
 match = views.comparison_key(entry.run, others)
-if match is None:
-    run_panel(entry, layer, mode, metric)
+pair = problem = None
+if match is not None:
+    by_mode = {e.run.spec.input_mode: e for e in (entry, state.runs()[match])}
+    pair = {input_mode: by_mode[input_mode] for input_mode in MODE_WORDS}  # raw first
+    problem = importance.comparison_problem(pair["raw"].run, pair["zscore"].run)
+if pair is not None and problem is None:
+    comparison_panel(pair, layer, mode, metric)
 else:
-    pair = sorted([entry, state.runs()[match]], key=lambda e: e.run.spec.input_mode != "raw")
-    for column, shown in zip(st.columns(2), pair, strict=True):
-        with column:
-            st.subheader(MODE_WORDS[shown.run.spec.input_mode].capitalize())
-            st.caption(widgets.escape_md(shown.label))
-            run_panel(shown, layer, mode, metric)
-if views.has_bn(spec, layer) and (match is None
-                                  or state.runs()[match].run.spec != views.other_mode_spec(spec)):
-    offer_other_mode(entry)
+    run_panel(entry, layer, mode, metric)
+    if problem is not None:
+        st.info(f"The run on {MODE_WORDS[views.other_mode(spec)]} in this session is not shown "
+                f"beside this one: {problem}.")
+    if views.has_bn(spec, layer):
+        offer_other_mode(entry)
 
 if spec.hidden_bn:
     with st.expander("The study's published hidden-node ablation (cumulative), to reproduce "
@@ -131,5 +190,6 @@ if spec.hidden_bn:
         cumulative = widgets.compute(entry, "cumulative_hidden_zero", hidden_index=index)
         lines, _ = _lines_and_association(entry.key, ("hidden", index), "zero_cumulative", metric,
                                           cumulative)
-        widgets.figure(charts.gamma_scatter(cumulative, lines, metric, "zero_cumulative"),
+        widgets.figure(charts.gamma_scatter(cumulative, lines, metric, "zero_cumulative",
+                                            target=entry.run.target),
                        f"gamma_vs_{metric}_hidden{index + 1}_cumulative")

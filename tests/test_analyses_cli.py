@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pandas as pd
 import pytest
 
 from bnapp.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_reproduce_writes_the_published_tables(seed_dir, tmp_path, capsys):
@@ -41,12 +45,13 @@ def test_analyze_writes_every_table(urea_csv, tmp_path):
     pytest.importorskip("bnapp.data")
     pytest.importorskip("bnapp.kinetics")
     out = tmp_path / "analysis"
-    code = main(["analyze", "--data", str(urea_csv), "--mode", "zscore", "--arch", "4",
+    code = main(["analyze", "--data", str(urea_csv), "--mode", "zscore", "--arch", "4,3",
                  "--folds", "3", "--epochs", "5", "--seed", "1", "--out", str(out),
                  "--n-boot", "50", "--permutations", "2"])
     assert code == 0
     sens = pd.read_csv(out / "sensitivity.csv")
     assert set(sens["layer"]) == {"input", "hidden"}
+    assert set(sens["hidden_layer"].dropna()) == {1, 2}  # every hidden layer, not the first only
     assert {"unit", "fold", "mode", "gamma", "bias", "mse", "rmse", "delta_mse"} <= set(sens.columns)
     assoc = pd.read_csv(out / "association.csv")
     assert {"spearman", "pearson", "kendall_tau"} <= set(assoc["statistic"])
@@ -56,3 +61,21 @@ def test_analyze_writes_every_table(urea_csv, tmp_path):
     assert set(base["fold"]) == {"0", "1", "2", "pooled"} and "rmse" in base.columns
     assert pd.read_csv(out / "bn_parameters.csv")["unit"].tolist() == ["Upre", "U120", "Upos",
                                                                         "PP", "UF"]
+
+
+def test_analyze_writes_every_figure_as_png_and_svg(urea_csv, tmp_path):
+    pytest.importorskip("bnapp.kinetics")
+    out = tmp_path / "figures"
+    assert main(["analyze", "--data", str(urea_csv), "--arch", "4,3", "--folds", "3",
+                 "--epochs", "5", "--seed", "1", "--out", str(out), "--n-boot", "50",
+                 "--permutations", "2"]) == 0
+    expected = {"architecture", "parameters", "baselines", "loss", "gamma_trajectories",
+                *(f"stages_{stem}" for stem in ("input", "hidden1", "hidden2")),
+                *(f"gamma_vs_bias_{stem}_{mode}" for stem in ("input", "hidden1", "hidden2")
+                  for mode in ("zero", "mean", "permutation"))}
+    assert {p.stem for p in out.glob("*.png")} == expected
+    assert {p.stem for p in out.glob("*.svg")} == expected
+    for name in expected:
+        assert (out / f"{name}.png").read_bytes()[:8] == PNG_MAGIC, name
+        root = ET.fromstring((out / f"{name}.svg").read_text())
+        assert root.tag == "{http://www.w3.org/2000/svg}svg", name

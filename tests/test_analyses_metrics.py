@@ -138,7 +138,7 @@ def test_input_modes_by_hand():
     zero = x.copy()
     zero[:, 0] = 0.0
     mean = x.copy()
-    mean[:, 1] = fold.scaler_mean[1]
+    mean[:, 1] = fold.weights.input_bn.moving_mean[1]  # the BN output is then beta
     rng = np.random.default_rng([7, 1])
     perms = [rng.permutation(len(truth)) for _ in range(2)]
     shuffled = []
@@ -158,7 +158,9 @@ def test_input_modes_by_hand():
 
 
 def test_zscore_zero_ablation_is_the_training_mean():
-    sens = sensitivity(make_run(ArchSpec(input_mode="zscore")), "input", modes=("zero", "mean"))
+    """Without an input BN, mean holds a z-scored input at its training mean: 0."""
+    spec = ArchSpec(input_mode="zscore", input_bn=False)
+    sens = sensitivity(make_run(spec), "input", modes=("zero", "mean"))
     zero, mean = (sens[sens["mode"] == m].reset_index(drop=True) for m in ("zero", "mean"))
     np.testing.assert_allclose(zero["mse"], mean["mse"], rtol=1e-12)
 

@@ -71,6 +71,15 @@ def make_lines(sens: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def make_comparison(folds: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """compare_input_modes' sensitivity and fit_lines (one metric): both input modes stacked."""
+    sens = pd.concat([make_sensitivity(folds=folds, seed=k).assign(input_mode=mode)
+                      for k, mode in enumerate(("raw", "zscore"))], ignore_index=True)
+    lines = pd.concat([make_lines(sens[sens["input_mode"] == mode], "bias").assign(input_mode=mode)
+                       for mode in ("raw", "zscore")], ignore_index=True)
+    return sens, lines
+
+
 def make_per_fold(units=UNITS, folds: int = 10, seed: int = 0) -> pd.DataFrame:
     rng = _rng(seed)
     scale = np.array([33.0, 22.0, 16.0, 16.0, 1.1])[: len(units)]
@@ -137,6 +146,7 @@ def all_charts() -> dict[str, alt.TopLevelMixin]:
         "stages": charts.stage_boxplot(quantiles, "Input BN"),
         "stages_per_fold": charts.stage_boxplot(quantiles, "Input BN", per_fold=True),
         "scatter": charts.gamma_scatter(sens, make_lines(sens, "bias"), "bias", "zero"),
+        "scatter_by_input_mode": charts.input_mode_scatter(*make_comparison(), "bias", "zero"),
         "parameters": charts.parameter_chart(make_per_fold()),
         "trajectories": charts.gamma_trajectories(gamma),
         "trajectories_band": charts.gamma_trajectories(gamma, band=True),
@@ -284,6 +294,48 @@ def test_gamma_scatter_labels_the_metric_and_mode():
     assert "ΔMSE vs intact model" in text
     with pytest.raises(ValueError, match="not_a_metric"):
         charts.gamma_scatter(sens, make_lines(sens, "bias"), "not_a_metric", "zero")
+
+
+def test_side_by_side_scatter_samples_each_mode_within_the_budget():
+    sens, lines = make_comparison(folds=2000)
+    chart = charts.input_mode_scatter(sens, lines, "bias", "zero")
+    points = [d for d in chart.to_dict()["datasets"].values() if d and "abs_gamma" in d[0]]
+    assert [len(d) for d in points] == [charts.MAX_POINTS // 2] * 2
+
+
+def test_error_axes_carry_the_unit_of_the_runs_target():
+    """A run predicting something other than urea never gets mg/dL on its error axes."""
+    sens = make_sensitivity()
+    loss, _ = make_curves(epochs=20)
+    figures = [
+        charts.gamma_scatter(sens, make_lines(sens, "rmse"), "rmse", "zero", target="albumin"),
+        charts.input_mode_scatter(*make_comparison(), "bias", "zero", target="albumin"),
+        charts.baseline_chart(make_baselines(), target="albumin"),
+        charts.loss_curves(loss, target="albumin"),
+        charts.architecture_chart(ArchSpec.study_e2e(), 5, ["a", "b", "c", "d", "e"],
+                                  target="albumin"),
+        charts.grid_heatmap(make_grid(), target="albumin"),
+    ]
+    for chart in figures:
+        text = json.dumps(chart.to_dict(), ensure_ascii=False)
+        assert "mg/dL" not in text and "albumin" in text
+    assert "units of albumin" in json.dumps(figures[0].to_dict(), ensure_ascii=False)
+    assert charts.metric_label("mse", "albumin") == "MSE, (units of albumin)²"
+    assert charts.metric_label("rmse", "PP") == "RMSE, kg"  # a study column keeps its unit
+    assert charts.metric_label("rmse") == charts.METRIC_LABELS["rmse"] == "RMSE, mg/dL"
+    assert charts.metric_label("r2", "albumin") == "R² (dimensionless)"
+
+
+def test_a_runs_figures_follow_its_target():
+    from bnapp import report
+    from tests.test_analyses_metrics import make_run
+
+    run = make_run(ArchSpec())  # inputs a-d, target "y": no unit known for any of them
+    tables = report.run_tables(run, n_permutations=2, n_boot=20)
+    for name, chart in report.run_figures(run, tables).items():
+        assert "mg/dL" not in json.dumps(chart.to_dict(), ensure_ascii=False), name
+    text = json.dumps(report.run_figures(run, tables)["baselines"].to_dict(), ensure_ascii=False)
+    assert "RMSE, units of y" in text
 
 
 def test_trajectories_thin_epochs_within_the_point_budget():

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from bnapp import cache as result_cache
-from bnapp import data, views
+from bnapp import data, importance, views
 from bnapp.jobs import cached_train, job_manager
 from bnapp.ui.state import RunEntry, run_label
 from tests.apptest import SMALL, app_at, demo_run, texts
@@ -173,23 +173,27 @@ def test_raw_and_zscore_runs_are_shown_side_by_side():
     at = app_at(SENSITIVITY, runs=(zscored, raw))
     assert not at.exception
     assert [h.value for h in at.subheader] == ["Raw inputs", "Z-scored inputs"]
-    scatters = [c for c in charts(at) if "|γ| against the error" in chart_title(c)]
-    titles = [chart_title(c) for c in scatters]
-    assert len(scatters) >= 2 and sum("cumulative" not in t for t in titles) >= 2
+    side = [c for c in charts(at) if "raw against z-scored" in chart_title(c)]
+    assert len(side) == 1  # one figure, both runs on shared axes
     assert len([df for df in at.dataframe if "statistic" in df.value.columns]) == 2
     assert not at.button  # the matching run is there: nothing to offer
-    # the two scatters are the two runs' own numbers
-    first, second = (chart_data(c) for c in scatters[:2])
-    assert not np.allclose(np.sort(first["abs_gamma"].dropna()), np.sort(second["abs_gamma"].dropna()))
+    # the figure holds each run's own numbers, as the library compares them
+    expected = importance.compare_input_modes(raw.run, zscored.run, [("input", 0)],
+                                              modes=("zero",), n_permutations=10, n_boot=10)
+    points = chart_data(side[0]).dropna(subset=["abs_gamma"])
+    np.testing.assert_allclose(np.sort(points["abs_gamma"]),
+                               np.sort(expected["sensitivity"]["abs_gamma"]))
+    assert not np.allclose(*(np.sort(expected["sensitivity"].query(f"input_mode == '{m}'")["bias"])
+                             for m in ("raw", "zscore")))
 
 
-def test_without_a_zscore_bn_run_the_page_trains_one_and_then_shows_both():
+def test_without_a_matching_zscore_run_the_page_trains_one_and_then_shows_both():
     raw = demo_run()
     at = app_at(SENSITIVITY, runs=(demo_run("zscore"), raw))
     assert not at.exception
-    text = texts(at)
-    assert "no γ to plot" in text  # the study's z-score network has no input BN
-    assert "Z-scored inputs" in [h.value for h in at.subheader]
+    # the study's z-score network is another network: not drawn beside this one
+    assert "not shown beside this one: they are different networks" in texts(at)
+    assert not at.subheader
     at.button(key="sens-train-other").click().run()
     assert not at.exception
     job = job_manager().get(at.session_state["job_ids"][-1])
@@ -205,6 +209,16 @@ def test_without_a_zscore_bn_run_the_page_trains_one_and_then_shows_both():
                                   if "statistic" in df.value.columns]) == 2
 
 
+def test_hidden_zero_and_mean_ablations_are_said_to_coincide_when_they_do():
+    at = app_at(SENSITIVITY, runs=(demo_run(),))
+    assert "give the same errors here" not in texts(at)  # the input layer: 0 is not the mean
+    at.radio(key="sens-layer").set_value(("hidden", 0)).run()
+    assert not at.exception
+    assert "give the same errors here" in texts(at)  # input BN -> Dense -> BN: moving mean 0
+    at.radio(key="sens-mode").set_value("permutation").run()
+    assert "give the same errors here" not in texts(at)
+
+
 def test_the_cumulative_variant_is_offered_and_explained():
     at = app_at(SENSITIVITY, runs=(demo_run(),))
     assert "cumulatively" in texts(at)
@@ -213,11 +227,11 @@ def test_the_cumulative_variant_is_offered_and_explained():
     assert set(chart_data(cumulative[0])["unit"].dropna()) == {f"node {k}" for k in range(1, 7)}
 
 
-def test_a_hidden_layer_only_one_of_the_pair_has_is_explained():
+def test_a_hidden_layer_without_bn_is_explained():
     at = app_at(SENSITIVITY, runs=(demo_run(), demo_run("zscore")))  # 1 and 2 hidden layers
     at.radio(key="sens-layer").set_value(("hidden", 1)).run()
     assert not at.exception
-    assert "This network has no hidden layer 2." in texts(at)
+    assert "Hidden layer 2 (6 nodes, no BN): this network has no batch normalization" in texts(at)
 
 
 def test_the_train_button_refuses_when_the_session_data_changed():

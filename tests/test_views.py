@@ -181,3 +181,26 @@ def test_interpretation_names_the_caveats_that_apply():
     hidden = views.interpret_association(_assoc(0.1, 0.8, layer="hidden"), "zero", 6)
     assert "0 mg/dL" not in hidden
     assert "No correlation" in views.interpret_association(_assoc(0.1, 0.8), "mean", 5)
+
+
+# ------------------------------------------------------------------------------- zero vs mean
+
+def _hidden_note(spec: ArchSpec, moving_mean: float):
+    from tests.test_analyses_metrics import make_run
+
+    run = make_run(spec, folds=2)
+    for fold in run.folds:
+        fold.weights.hidden_bn[0].moving_mean[:] = moving_mean
+    sens = analysis.sensitivity(run, "hidden", modes=("zero", "mean"))
+    per_fold, _ = analysis.bn_parameters(run, "hidden")
+    return views.zero_mean_note(sens, per_fold, run.spec, ("hidden", 0))
+
+
+def test_the_zero_mean_note_appears_only_when_the_errors_coincide():
+    assert _hidden_note(ArchSpec(hidden=(4,)), 0.7) is None
+    note = _hidden_note(ArchSpec(hidden=(4,)), 3e-12)
+    assert "give the same errors here" in note and "3e-12" in note
+    assert "input BN's β" in note  # why the moving mean is 0 after an input BN
+    assert note.endswith(".") and ". " not in note  # one sentence
+    plain = _hidden_note(ArchSpec(hidden=(4,), input_bn=False), 0.0)
+    assert "give the same errors here" in plain and "input BN" not in plain

@@ -6,18 +6,22 @@ registering these commands costs nothing to the other commands.
 
 from __future__ import annotations
 
+import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bnapp.cli import UserError
 from bnapp.cli.options import add_arch_options, spec_from_args
-from bnapp.model import ArchSpec
+from bnapp.model import INPUT_MODES, ArchSpec
 
 if TYPE_CHECKING:
     from bnapp.results import RunResult
 
 DEFAULT_SEED_DIR = Path("../shared/seed")
+BOTH = "both"
+SIDE_BY_SIDE = "_by_input_mode"  # suffix of the side-by-side files of --mode both
 
 
 def register(sub) -> None:
@@ -28,10 +32,15 @@ def register(sub) -> None:
     _analysis_options(rep)
     rep.set_defaults(handler=cmd_reproduce)
 
-    ana = sub.add_parser("analyze", help="train (or reuse cached results) and write every analysis")
+    # "resolve": analyze's --mode (below) replaces the shared one, adding "both"
+    ana = sub.add_parser("analyze", conflict_handler="resolve",
+                         help="train (or reuse cached results) and write every analysis")
     ana.add_argument("--data", type=Path, required=True, help="CSV or XLSX data file")
     ana.add_argument("--out", type=Path, required=True, help="output directory")
     add_arch_options(ana)
+    ana.add_argument("--mode", choices=(*INPUT_MODES, BOTH), default="raw",
+                     help="network input; both: the same network on raw and on z-scored inputs, "
+                          "each analysed in OUT/raw and OUT/zscore, side by side in OUT")
     ana.add_argument("--folds", type=int, default=10, help="k of k-fold cross-validation")
     ana.add_argument("--epochs", type=int, default=200)
     ana.add_argument("--seed", type=int, default=0)
@@ -103,23 +112,44 @@ def _train(args, spec: ArchSpec) -> RunResult:
     return run
 
 
-def cmd_analyze(args) -> int:
-    from bnapp import report
+def _write(out: Path, tables: dict, figures: dict) -> None:
     from bnapp.export import chart_png, chart_svg
 
-    spec = spec_from_args(args)
-    run = _train(args, spec)
-    tables = report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
-                             seed=args.seed)
-    figures = report.run_figures(run, tables)
     images = {name: (chart_png(chart), chart_svg(chart)) for name, chart in figures.items()}
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
-        table.to_csv(args.out / f"{name}.csv", index=False)
+        table.to_csv(out / f"{name}.csv", index=False)
     for name, (png, svg) in images.items():
-        (args.out / f"{name}.png").write_bytes(png)
-        (args.out / f"{name}.svg").write_text(svg)
+        (out / f"{name}.png").write_bytes(png)
+        (out / f"{name}.svg").write_text(svg)
+    print(f"wrote {len(tables)} tables and {len(images)} figures (PNG + SVG) to {out}")
+
+
+def _analyze(args, run: RunResult, out: Path) -> dict:
+    from bnapp import report
+
+    tables = report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
+                               seed=args.seed)
+    _write(out, tables, report.run_figures(run, tables))
     pooled = tables["baselines"][tables["baselines"]["fold"] == "pooled"]
     print(pooled[["method", "n", "rmse", "mae", "bias", "r2"]].to_string(index=False))
-    print(f"wrote {len(tables)} tables and {len(images)} figures (PNG + SVG) to {args.out}")
+    return tables
+
+
+def cmd_analyze(args) -> int:
+    from bnapp import report
+    from bnapp.importance import parameter_tables, side_by_side
+
+    # spec_from_args reads --mode: give it one it knows, the input mode is set below
+    spec = spec_from_args(argparse.Namespace(**{**vars(args), "mode": INPUT_MODES[0]}))
+    if args.mode != BOTH:
+        _analyze(args, _train(args, replace(spec, input_mode=args.mode)), args.out)
+        return 0
+    runs = {mode: _train(args, replace(spec, input_mode=mode)) for mode in INPUT_MODES}
+    # what compare_input_modes returns, from the tables each run's own analysis computed
+    tables = side_by_side({mode: {**_analyze(args, run, args.out / mode), **parameter_tables(run)}
+                           for mode, run in runs.items()})
+    figures = report.gamma_figures(tables["sensitivity"], tables["fit_lines"], spec,
+                                   runs["raw"].target, suffix=SIDE_BY_SIDE)
+    _write(args.out, {f"{name}{SIDE_BY_SIDE}": table for name, table in tables.items()}, figures)
     return 0
