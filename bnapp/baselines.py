@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bnapp.data import STUDY_TARGET
 from bnapp.results import RunResult
 
 KINETIC_METHODS = ("rate_equation", "tattersall")
@@ -29,7 +30,8 @@ def _ols_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -
 
 def fold_predictions(run: RunResult) -> pd.DataFrame:
     """Every method's test-row predictions: DataFrame[method, fold, row, truth, prediction]."""
-    kinetic = set(KINETIC_INPUTS) <= set(run.features)
+    # the clinical formulas predict Ueq: against any other target they would score nonsense
+    kinetic = run.target == STUDY_TARGET and set(KINETIC_INPUTS) <= set(run.features)
     if kinetic:
         from bnapp.kinetics import predict_ueq  # imported here: kinetics is optional for analyses
     parts = []

@@ -6,12 +6,14 @@ import streamlit as st
 
 from bnapp import charts
 from bnapp.baselines import KINETIC_INPUTS
+from bnapp.data import STUDY_TARGET
 from bnapp.ui import widgets
+from bnapp.units import target_unit
 
 METRICS = {
-    "rmse": "RMSE (mg/dL): typical size of an error, large errors weigh more",
-    "mae": "mean absolute error (mg/dL)",
-    "bias": "bias |mean error| (mg/dL), the study's 'MSPE'",
+    "rmse": "RMSE ({unit}): typical size of an error, large errors weigh more",
+    "mae": "mean absolute error ({unit})",
+    "bias": "bias |mean error| ({unit}), the study's 'MSPE'",
     "r2": "R²: share of the variance in Ueq explained",
 }
 METHODS_TEXT = """
@@ -28,23 +30,28 @@ st.title("Baselines")
 st.caption("Does the network predict equilibrated urea (Ueq) better than what clinicians "
            "already use? Every method is scored on the same test rows of the run's folds.")
 entry = widgets.need_run()
+unit = target_unit(entry.run.target)
 st.text(entry.label)
 st.markdown(METHODS_TEXT)
-if not set(KINETIC_INPUTS) <= set(entry.run.features):
+if entry.run.target != STUDY_TARGET:
+    st.info(f"The clinical formulas predict equilibrated urea (Ueq); this run predicts "
+            f"{widgets.escape_md(entry.run.target)}, so only the network and linear regression "
+            "are compared.")
+elif not set(KINETIC_INPUTS) <= set(entry.run.features):
     st.info("The clinical formulas need Upre, Upos, PP and UF among the inputs; this run "
             "lacks some of them, so only the network and linear regression are compared.")
 
 table = widgets.compute(entry, "baselines")
 metric = st.selectbox(
-    "Error measure", list(METRICS), format_func=METRICS.get, key="baselines-metric",
+    "Error measure", list(METRICS), format_func=lambda m: METRICS[m].format(unit=unit), key="baselines-metric",
     help="RMSE and MAE say how far predictions typically are from the measured Ueq; bias says "
          "whether a method is systematically high or low; R² near 1 is best. ")
-widgets.figure(charts.baseline_chart(table, metric), f"baselines_{metric}")
+widgets.figure(charts.baseline_chart(table, metric, target=entry.run.target), f"baselines_{metric}")
 st.subheader("Per fold and pooled")
 widgets.table(table, "baselines", column_config={
     "method": "method", "fold": "fold ('pooled' = all test rows)", "n": "test rows",
-    "rmse": "RMSE (mg/dL)", "mae": "MAE (mg/dL)", "bias": "bias (mg/dL)",
-    "mean_error": "mean error, predicted − measured (mg/dL)", "r2": "R²"})
+    "rmse": f"RMSE ({unit})", "mae": f"MAE ({unit})", "bias": f"bias ({unit})",
+    "mean_error": f"mean error, predicted − measured ({unit})", "r2": "R²"})
 
 st.subheader("Network against each baseline, fold by fold")
 paired = widgets.compute(entry, "paired_comparison")
@@ -57,8 +64,8 @@ st.markdown(
     f"{2 / 2 ** n_folds:.3g} with {n_folds} folds. Read the count of folds the network won and "
     "the interval, not the p-value alone.")
 widgets.table(paired, "paired_comparison", column_config={
-    "baseline": "baseline", "n_folds": "folds", "network_rmse": "network RMSE (mg/dL)",
-    "baseline_rmse": "baseline RMSE (mg/dL)", "difference": "difference (mg/dL)",
+    "baseline": "baseline", "n_folds": "folds", "network_rmse": f"network RMSE ({unit})",
+    "baseline_rmse": f"baseline RMSE ({unit})", "difference": f"difference ({unit})",
     "ci_low": "95% CI low", "ci_high": "95% CI high", "t_statistic": "corrected t",
     "p_value": "p (corrected t)", "wilcoxon_p": "p (Wilcoxon)",
     "network_better_folds": "folds the network won"})

@@ -104,7 +104,8 @@ def _architecture(n_inputs: int) -> ArchSpec | None:
     moving = (f"{counts.trainable} trainable + {counts.non_trainable} BN moving statistics"
               if counts.non_trainable else "all trainable")
     st.markdown(f"**{counts.total} parameters** ({moving}) for {n_inputs} inputs")
-    widgets.figure(charts.architecture_chart(spec, n_inputs, state.features()), "architecture")
+    widgets.figure(charts.architecture_chart(spec, n_inputs, state.features(), target=state.target()),
+                   "architecture")
     return spec
 
 
@@ -245,7 +246,7 @@ def _runs_section() -> None:
                  help="The runs trained or opened in this browser tab; the analysis pages show "
                       "the one chosen here.")
     loss, gamma = widgets.compute(entry, "training_curves")
-    widgets.figure(charts.loss_curves(loss), "loss-curves")
+    widgets.figure(charts.loss_curves(loss, target=entry.run.target), "loss-curves")
     widgets.figure(charts.gamma_trajectories(gamma), "input-gamma-curves",
                    caption="γ is the scale the input BN layer learns for each input: how much "
                            "that input's normalised value is stretched before the network uses "

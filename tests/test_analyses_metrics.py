@@ -366,3 +366,15 @@ def test_paired_comparison_corrected_t():
     # the corrected interval is wider than the naive paired-t one
     naive = stats.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
     assert row["ci_high"] - row["ci_low"] > 2 * naive
+
+
+def test_clinical_formulas_only_score_a_run_that_predicts_ueq(seed_dir):
+    """The formulas predict Ueq; scored against another target they would be meaningless."""
+    import dataclasses
+
+    from bnapp.keras_import import load_keras_run
+
+    run = load_keras_run(seed_dir, "e2e")
+    assert {"rate_equation", "tattersall"} <= set(baselines(run)["method"])
+    other = dataclasses.replace(run, target="U120", y=run.X[:, run.features.index("U120")])
+    assert set(baselines(other)["method"]) == {"network", "linear_regression"}
