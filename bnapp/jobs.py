@@ -1,27 +1,33 @@
 """Background jobs: train and grid-search off the page, once per distinct input, on one machine
 or on a Dask cluster.
 
-- `cached_train` / `cached_grid`: synchronous and cache-through (bnapp.cache). A file lock per
-  key makes a second process asking for the same result wait and then read the first one's.
+- `cached_train` / `cached_grid` / `cached_analysis`: synchronous and cache-through
+  (bnapp.cache). A file lock per key makes a second process asking for the same run or grid wait
+  and then read the first one's.
 - `JobManager` (`job_manager()` is the process-wide one): `submit` returns a `Job` at once and
   runs the work on a thread of its own; at most BNAPP_MAX_JOBS run together, the rest queue.
   Submitting a key that is queued, running or done returns that same Job, so two sessions asking
-  for one result share one computation. Heavy fan-out (the grid) goes through joblib.Parallel,
-  whose loky workers are processes; a dead worker fails only its own job.
+  for one result share one computation. The heavy work runs in worker processes, so a crash or a
+  kill there fails only its own job: a training job in a loky worker of its own (reused by the
+  next one; progress and cancel cross over through a multiprocessing Manager's queue and event),
+  the grid's fan-out through joblib.Parallel's loky workers.
 - Scale-out: with BNAPP_DASK_SCHEDULER=tcp://host:port the work runs on that cluster through
   joblib's Dask backend (docs/cluster.md).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import inspect
 import itertools
 import os
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pandas as pd
@@ -122,6 +128,119 @@ def _on_cluster(fn, *args, **kwargs):
 
 
 # --------------------------------------------------------------------------------------------
+# one call in a worker process, with progress and cancel across the process boundary
+
+_POLL_SECONDS = 0.1  # how often a job thread relays its worker's progress and a cancel request
+_WORKER_IDLE_SECONDS = 600  # an idle worker process exits after this; the next job starts one
+_current = threading.local()  # the Job running on this thread (it records its worker's pid)
+
+
+class _Workers:
+    """Single-process loky executors, one per call running at once and reused by the next call:
+    a killed worker breaks its own executor (failing its own call), never another call's."""
+
+    def __init__(self):
+        self._idle: list = []
+        self._lock = threading.Lock()
+
+    def acquire(self):
+        from joblib.externals.loky import ProcessPoolExecutor
+
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return ProcessPoolExecutor(max_workers=1, timeout=_WORKER_IDLE_SECONDS)
+
+    def release(self, executor) -> None:
+        with self._lock:
+            self._idle.append(executor)
+
+
+_workers = _Workers()
+_sync_manager = None
+_sync_lock = threading.Lock()
+
+
+def _channels():
+    """A queue (worker to job thread: its pid, then progress) and an event (job thread to worker:
+    cancel), from this process's multiprocessing Manager, started on first use or if it died.
+
+    The Manager starts through loky, like the workers: neither forks the threaded server, nor
+    re-runs a main script that lacks the `if __name__ == "__main__"` guard."""
+    from joblib.externals.loky.backend.context import get_context
+
+    global _sync_manager
+    with _sync_lock:
+        if _sync_manager is not None:
+            try:
+                return _sync_manager.Queue(), _sync_manager.Event()
+            except (OSError, EOFError):
+                pass  # its server process is gone: start another
+        _sync_manager = get_context("loky").Manager()
+        return _sync_manager.Queue(), _sync_manager.Event()
+
+
+def _relayed(fn, args, kwargs, channel, stop):
+    """In the worker: fn with its progress sent through channel and cancel read from stop."""
+    channel.put(os.getpid())
+    return fn(*args, progress=lambda fraction, message="": channel.put((fraction, message)),
+              cancel=stop.is_set, **kwargs)
+
+
+def _drain(channel) -> Iterator:
+    while True:
+        try:
+            yield channel.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _note_worker(pid: int) -> None:
+    job = getattr(_current, "job", None)
+    if job is not None:
+        job.worker_pid = pid
+
+
+def _relay(future, channel, stop, progress: Progress | None, cancel: Cancel | None) -> bool:
+    """Until the worker is done, pass its progress on and a cancel request to it. True when
+    cancel was asked before the result was taken, even if the work finished meanwhile."""
+    cancelled = False
+    while True:
+        finished = not concurrent.futures.wait([future], timeout=_POLL_SECONDS).not_done
+        if not cancelled and cancel is not None and cancel():
+            cancelled = True
+            stop.set()
+        for item in _drain(channel):
+            if isinstance(item, int):
+                _note_worker(item)
+            elif progress is not None and not cancelled:
+                progress(*item)
+        if finished:
+            return cancelled
+
+
+def _in_worker(fn, *args, progress: Progress | None = None, cancel: Cancel | None = None,
+               **kwargs):
+    """fn(*args, progress=, cancel=, **kwargs) in a loky worker process. Its death (killed, out
+    of memory, a crash in compiled code) raises BrokenProcessPool here, for this call only."""
+    channel, stop = _channels()
+    executor = _workers.acquire()
+    future = executor.submit(_relayed, fn, args, kwargs, channel, stop)
+    try:
+        cancelled = _relay(future, channel, stop, progress, cancel)
+    except BaseException:
+        executor.shutdown(wait=False, kill_workers=True)  # its relay is gone: it cannot be told
+        raise
+    if isinstance(future.exception(), BrokenProcessPool):
+        executor.shutdown(wait=False)
+    else:
+        _workers.release(executor)
+    if cancelled:
+        raise JobCancelled("cancelled")
+    return future.result()
+
+
+# --------------------------------------------------------------------------------------------
 # cache-through computations
 
 
@@ -175,11 +294,14 @@ def cached_train(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     data_name: str = "",
+    in_worker: bool = False,
 ) -> RunResult:
     """train_run through the cache: the stored RunResult when this exact input was trained before.
 
     data_key is the data's content fingerprint (Dataset.fingerprint(), or
-    cache.array_fingerprint for bare arrays)."""
+    cache.array_fingerprint for bare arrays). in_worker: train in a worker process (jobs do, so
+    a dying trainer cannot take the server down; a terminal command saves the process start).
+    With a Dask scheduler configured, training runs on the cluster either way."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     key = cache.run_key(data_key, spec, protocol, features, target)
@@ -188,7 +310,7 @@ def cached_train(
         with _computation_lock(key, cancel):
             run = _cached_run(key, X, y)  # another process may have stored it while we waited
             if run is None:
-                compute = _on_cluster if dask_address() else _call
+                compute = _on_cluster if dask_address() else _in_worker if in_worker else _call
                 run = compute(_train_run, X, y, spec, protocol, features=list(features),
                               target=target, row_ids=row_ids, progress=progress, cancel=cancel)
                 cache.save_run(key, run, data_name=data_name)
@@ -236,6 +358,36 @@ def cached_grid(
     return grid
 
 
+def cached_analysis(run_key: str, function: str, compute: Callable[[], cache.Frames], *,
+                    args=(), kwargs=None) -> cache.Frames:
+    """compute() through the cache, as the analysis `function`(run, *args, **kwargs) of the run
+    cached under run_key: read back from disk after a restart, recomputed when corrupted."""
+    key = cache.analysis_key(run_key, function, args, kwargs)
+    result = cache.load_analysis(run_key, key)
+    if result is None:
+        result = compute()
+        cache.save_analysis(run_key, key, result, function=function)
+    return result
+
+
+def export_bundle(run: RunResult, *, run_key: str, data_name: str, dataset, options: dict,
+                  progress: Progress | None = None):
+    """report.build_export of a run, its tables through the analysis cache: the Export job."""
+    from bnapp import report
+
+    def step(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(fraction, message)
+
+    step(0.0, "computing the analyses")
+    tables = cached_analysis(run_key, "bnapp.report.run_tables",
+                             lambda: report.run_tables(run, **options), kwargs=options)
+    step(0.1, "drawing the figures")  # the analyses are the quick part; drawing takes the rest
+    return report.build_export(run, tables, report.run_figures(run, tables), run_key=run_key,
+                               data_name=data_name, dataset=dataset, options=options,
+                               progress=lambda f, message: step(0.1 + 0.9 * f, message))
+
+
 def _cancellable(progress: Progress | None, cancel: Cancel | None) -> Progress:
     """A progress callback that raises JobCancelled once cancel() is true: raised on the thread
     that drives joblib.Parallel, it aborts the run and terminates its worker processes."""
@@ -275,6 +427,7 @@ class Job:
         self.epochs_total = epochs_total
         self.error: str | None = None
         self.warnings: list[str] = []
+        self.worker_pid: int | None = None  # the local worker process running it, if any
         self.submitted = time.time()
         self.started: float | None = None
         self.finished: float | None = None
@@ -400,7 +553,7 @@ class JobManager:
         epochs = int(p.get("epochs", 0) * n_models)
         return self.submit("train", key, cached_train, X, y, spec, protocol, features=features,
                            target=target, data_key=data_key, row_ids=row_ids, data_name=data_name,
-                           label=spec.label, epochs_total=epochs or None)
+                           in_worker=True, label=spec.label, epochs_total=epochs or None)
 
     def submit_grid(self, X, y, protocol, specs=None, *, features, target, data_key: str,
                     data_name: str = "") -> Job:
@@ -408,6 +561,20 @@ class JobManager:
         return self.submit("grid", key, cached_grid, X, y, protocol, specs, features=features,
                            target=target, data_key=data_key, data_name=data_name,
                            label=f"grid ({'study' if specs is None else len(specs)} configurations)")
+
+    def submit_export(self, run: RunResult, *, run_key: str, data_name: str, dataset,
+                      options: dict) -> Job:
+        """An export_bundle job, keyed by the run, the options and the data set (whose
+        validation report goes in when the run was trained on it)."""
+        return self.submit("export", self.export_key(run_key, data_name, dataset, options),
+                           export_bundle, run, run_key=run_key, data_name=data_name,
+                           dataset=dataset, options=options, label=f"export: {run.label}")
+
+    @staticmethod
+    def export_key(run_key: str, data_name: str, dataset, options: dict) -> str:
+        fingerprint = None if dataset is None else dataset.fingerprint()
+        return cache.analysis_key(run_key, "bnapp.report.build_export",
+                                  kwargs={**options, "data_name": data_name, "data": fingerprint})
 
     def jobs(self) -> list[Job]:
         with self._lock:
@@ -446,6 +613,7 @@ class JobManager:
         job.started = time.time()
         job.state, job.message = "running", "started"
         cache._sinks.messages = job.warnings
+        _current.job = job
         try:
             job._result = fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure ends this job only, with its message
@@ -459,6 +627,7 @@ class JobManager:
             job.progress, job.state = 1.0, "done"
         finally:
             cache._sinks.messages = None
+            _current.job = None
             job._call = None  # drop references to the inputs
             job.finished = time.time()
             job._done.set()

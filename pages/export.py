@@ -1,20 +1,27 @@
-"""Export: every figure and table of the active run in one ZIP, and a self-contained HTML report."""
+"""Export: every figure and table of the active run in one ZIP, and a self-contained HTML report.
+
+The bundle is built by a background job (drawing the figures takes seconds); a reloaded page,
+or another tab with the same run and settings, finds the finished one.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from bnapp import report
+from bnapp.jobs import Job
 from bnapp.ui import state, widgets
 
-BUNDLE = "export_bundle"  # session key: (what it was built from, report.ExportBundle)
+BUILT = "export_built"  # session key: this session has asked for a build before
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _analyses(run_key: str, _run, options: tuple):
-    """run_tables and run_figures of one run, once per run key and options across sessions."""
-    tables = report.run_tables(_run, **dict(options))
-    return tables, report.run_figures(_run, tables)
+@st.fragment(run_every=widgets.POLL_SECONDS)
+def _progress(job: Job) -> None:
+    """Progress and Cancel while the bundle is built; the page redraws once it is done."""
+    if job.state in ("queued", "running"):
+        widgets.job_status(job, key="export")
+    else:
+        st.rerun(scope="app")
 
 
 entry = widgets.need_run()
@@ -38,28 +45,27 @@ n_boot = right.number_input(
     help="Resamples behind the 95% intervals of the γ-versus-importance correlations; 2000 is "
          "the usual choice for a paper")
 options = report.analysis_options(entry.run, n_permutations=n_permutations, n_boot=n_boot)
-built_from = (entry.key, tuple(sorted(options.items())))
+job = state.export_job(entry, options)
 
 if st.button("Build the ZIP and the HTML report", type="primary", key="export-build",
              icon=":material/package_2:",
-             help="Computes every analysis and draws every figure at print resolution; "
-                  "takes a few seconds"):
-    bar = st.progress(0.0, text="Computing the analyses")
-    tables, figures = _analyses(entry.key, entry.run, built_from[1])
-    bundle = report.build_export(entry.run, tables, figures, run_key=entry.key,
-                                 data_name=entry.data_name, dataset=state.dataset(),
-                                 options=options,
-                                 progress=lambda fraction, message: bar.progress(fraction, message))
-    bar.empty()
-    st.session_state[BUNDLE] = (built_from, bundle)
+             help="Computes every analysis and draws every figure at print resolution, in the "
+                  "background; takes a few seconds"):
+    job = state.submit_export(entry, options)
+    st.session_state[BUILT] = True
 
-built = st.session_state.get(BUNDLE)
-if built is None or built[0] != built_from:
-    if built is not None:
+if job is None:
+    if st.session_state.get(BUILT):
         st.info("The run or the settings changed since the last build: build again.")
     st.stop()
+if job.state in ("queued", "running"):
+    _progress(job)
+    st.stop()
+if job.state != "done":
+    widgets.job_status(job, key="export")  # failed (with its message) or cancelled
+    st.stop()
 
-bundle = built[1]
+bundle = job.result()
 zip_col, html_col, _ = st.columns([1, 1, 2])
 zip_col.download_button(
     "ZIP of figures and tables", bundle.zip_bytes, bundle.zip_name, "application/zip",

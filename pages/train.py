@@ -307,13 +307,14 @@ def _clear_all(n_entries: int) -> None:
         st.session_state["confirm_clear"] = True
     if not st.session_state.get("confirm_clear"):
         return
-    st.warning(f"Delete all {n_entries} cached results (runs and grid searches)? Runs open in "
-               "this tab stay open until you close it.")
+    st.warning(f"Delete all {n_entries} cached results (runs with their analyses, and grid "
+               "searches)? Runs open in this tab stay open until you close it.")
     yes, no, _ = st.columns([1, 1, 4])
-    if yes.button("Yes, delete them", key="clear_cache_confirm", type="primary"):
+    if yes.button("Yes, delete them", key="clear_cache_confirm", type="primary",
+                  help="Delete every cached result from this computer; this cannot be undone."):
         st.session_state["confirm_clear"] = False
         _delete(cache.clear)
-    if no.button("Keep them", key="clear_cache_cancel"):
+    if no.button("Keep them", key="clear_cache_cancel", help="Delete nothing."):
         st.session_state["confirm_clear"] = False
         st.rerun()
 

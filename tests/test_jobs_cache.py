@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from test_jobs_fakes import CALLS, FakeProtocol, fake_grid, fake_train, same_run
+from test_jobs_fakes import Calls, FakeProtocol, fake_grid, fake_train, same_run
 
 import bnapp
 from bnapp import cache, jobs
@@ -28,12 +29,11 @@ FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 
 
 @pytest.fixture()
-def fake_engine(monkeypatch):
-    monkeypatch.setattr(jobs, "_train_run", fake_train)
-    monkeypatch.setattr(jobs, "_run_grid", fake_grid)
-    monkeypatch.setattr(CALLS, "n", 0)
-    monkeypatch.setattr(CALLS, "gate", None)
-    return CALLS
+def fake_engine(monkeypatch, tmp_path):
+    calls = Calls.at(tmp_path / "calls")
+    monkeypatch.setattr(jobs, "_train_run", partial(fake_train, calls=calls))
+    monkeypatch.setattr(jobs, "_run_grid", partial(fake_grid, calls=calls))
+    return calls
 
 
 @pytest.fixture()
@@ -290,7 +290,7 @@ def test_grid_cache_round_trip_is_identical(fake_engine, data):
     np.testing.assert_array_equal(first.cv_mse_mean.to_numpy(), direct.cv_mse_mean.to_numpy())
     assert cache.entries().kind.tolist() == ["grid"]
     jobs.cached_grid(X, y, FakeProtocol(seed=3), specs, **kw)
-    assert fake_engine.n == 3, "one direct call, two distinct grids"
+    assert fake_engine.n == 2, "two distinct grids"
 
 
 # ---------------------------------------------------------------------------------- restart

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
 from joblib import Parallel, delayed
-from test_jobs_fakes import CALLS, FakeProtocol, fake_grid, fake_train, same_run, where_am_i
+from test_jobs_fakes import Calls, FakeProtocol, fake_grid, fake_train, same_run, where_am_i
 
 from bnapp import cache, jobs
 from bnapp.model import ArchSpec
@@ -58,14 +60,17 @@ def test_grid_runs_on_the_cluster_and_matches_local(cluster, data, monkeypatch):
     pd.testing.assert_frame_equal(remote.drop(columns="ran_on"), local.drop(columns="ran_on"))
 
 
-def test_train_runs_on_the_cluster_and_matches_local(cluster, data, monkeypatch):
-    monkeypatch.setattr(jobs, "_train_run", fake_train)
-    monkeypatch.setattr(CALLS, "n", 0)
+@pytest.mark.parametrize("in_worker", [False, True], ids=["direct", "as-a-job"])
+def test_train_runs_on_the_cluster_and_matches_local(cluster, data, monkeypatch, tmp_path,
+                                                     in_worker):
+    calls = Calls.at(tmp_path / "calls")
+    monkeypatch.setattr(jobs, "_train_run", partial(fake_train, calls=calls))
     monkeypatch.setenv("BNAPP_DASK_SCHEDULER", cluster)
     X, y = data
     remote = jobs.cached_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES, target="Ueq",
-                               data_key="d-dask")
-    assert CALLS.n == 0, "the training ran in a cluster worker, not in this process"
+                               data_key="d-dask", in_worker=in_worker)
+    (place,) = calls.places()
+    assert place.startswith("tcp://127.0.0.1:"), "the training ran in a cluster worker"
     local = fake_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES, target="Ueq")
     assert same_run(remote, local)
     assert len(cache.entries()) == 1, "the cluster's result is cached here"

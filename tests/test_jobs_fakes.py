@@ -1,15 +1,18 @@
 """Small stand-ins for the engine, shared by the test_jobs_* files.
 
 They live in an importable module (not inside a test) because loky and Dask workers import
-the functions they run by module name.
+the functions they run by module name. Training jobs run in worker processes, so the fakes
+count and hold their calls with files, which every process sees.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import threading
+import time
+import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,30 +33,65 @@ class FakeProtocol:
         return asdict(self)
 
 
-class Calls:
-    """Counts compute calls across threads; `gate` (when set up) holds every call until opened."""
+HOLD_SECONDS = 300  # a bound for a test that never releases a held call, not a speed figure
 
-    def __init__(self):
-        self.n = 0
-        self.lock = threading.Lock()
-        self.started = threading.Event()
-        self.gate: threading.Event | None = None
+
+def wait_for(path: Path, timeout: float = HOLD_SECONDS, give_up=lambda: False) -> bool:
+    """Whether the file appeared before the timeout or give_up() turned true."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if give_up() or time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def wait_until(predicate, timeout: float = HOLD_SECONDS) -> None:
+    """Poll with a generous bound: the assertion is on the state reached, not the time taken."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class Calls:
+    """Counts the fakes' calls in whatever process runs them (a job thread, a loky worker, a Dask
+    worker), one marker file per call holding where it ran; a gated Calls holds every call
+    until open()."""
+
+    directory: Path
+
+    @classmethod
+    def at(cls, directory: Path, *, gated: bool = False) -> Calls:
+        directory.mkdir(parents=True, exist_ok=True)
+        calls = cls(directory)
+        if not gated:
+            calls.open()
+        return calls
 
     def hit(self) -> None:
-        with self.lock:
-            self.n += 1
-        self.started.set()
-        if self.gate is not None and not self.gate.wait(60):
+        (self.directory / f"call-{uuid.uuid4().hex}").write_text(where_am_i())
+        if not wait_for(self.directory / "open"):
             raise RuntimeError("test gate never opened")
 
+    @property
+    def n(self) -> int:
+        return len(list(self.directory.glob("call-*")))
 
-CALLS = Calls()
+    def places(self) -> list[str]:
+        return [p.read_text() for p in self.directory.glob("call-*")]
+
+    def open(self) -> None:
+        (self.directory / "open").touch()
 
 
 def fake_train(X, y, spec, protocol, *, features, target="Ueq", row_ids=None, progress=None,
-               cancel=None) -> RunResult:
+               cancel=None, calls: Calls | None = None) -> RunResult:
     """A deterministic RunResult shaped like train_run's: k folds, init weights, a loss curve."""
-    CALLS.hit()
+    if calls is not None:
+        calls.hit()
     p = protocol.to_dict() if hasattr(protocol, "to_dict") else dict(protocol)
     rng = np.random.default_rng(p["seed"])
     X, y = np.asarray(X, float), np.asarray(y, float)
@@ -75,9 +113,11 @@ def fake_train(X, y, spec, protocol, *, features, target="Ueq", row_ids=None, pr
     return RunResult(spec, list(features), target, X, y, folds, protocol=p, row_ids=row_ids)
 
 
-def fake_grid(X, y, protocol, specs, *, features, progress=None, n_jobs=-1) -> pd.DataFrame:
+def fake_grid(X, y, protocol, specs, *, features, progress=None, n_jobs=-1,
+              calls: Calls | None = None) -> pd.DataFrame:
     """A grid table of the engine's shape: one row per spec with a made-up CV error."""
-    CALLS.hit()
+    if calls is not None:
+        calls.hit()
     from joblib import Parallel, delayed
 
     specs = specs or [ArchSpec(), ArchSpec.study_zscore()]
@@ -119,6 +159,30 @@ def where_am_i(_=None) -> str:
 
 def die(_=None) -> None:
     os._exit(3)
+
+
+def held_train(X, y, spec, protocol, *, hold: Path, progress, cancel, **kwargs):
+    """The real trainer, held at its first progress report (having written `held-<seed>` with
+    its pid) until `release-<seed>` appears or cancel() turns true (then it writes
+    `saw-cancel-<seed>`): the test acts mid-run, however fast or slow the machine."""
+    from bnapp.train import train_run
+
+    tag = protocol.seed
+    held = []
+
+    def report(fraction: float, message: str = "") -> None:
+        progress(fraction, message)
+        if held:
+            return
+        held.append(fraction)
+        (hold / f"held-{tag}").write_text(str(os.getpid()))
+        if wait_for(hold / f"release-{tag}", give_up=cancel):
+            return
+        if not cancel():
+            raise RuntimeError("the test never released the training")
+        (hold / f"saw-cancel-{tag}").touch()
+
+    return train_run(X, y, spec, protocol, progress=report, cancel=cancel, **kwargs)
 
 
 def test_fake_train_makes_a_complete_run():

@@ -6,13 +6,22 @@ import errno
 import os
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 from joblib import Parallel, delayed
-from test_jobs_fakes import CALLS, FakeProtocol, die, fake_train, same_run, where_am_i
+from test_jobs_fakes import (
+    Calls,
+    FakeProtocol,
+    die,
+    fake_train,
+    same_run,
+    wait_until,
+    where_am_i,
+)
 
 from bnapp import cache, jobs
 from bnapp.model import ArchSpec
@@ -21,29 +30,18 @@ FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 
 
 @pytest.fixture()
-def calls(monkeypatch):
-    monkeypatch.setattr(jobs, "_train_run", fake_train)
-    monkeypatch.setattr(CALLS, "n", 0)
-    monkeypatch.setattr(CALLS, "started", threading.Event())
-    gate = threading.Event()
-    monkeypatch.setattr(CALLS, "gate", gate)
-    yield CALLS
-    gate.set()  # never leave a job thread blocked
+def calls(monkeypatch, tmp_path):
+    """The fake trainer, counted and held at its start until calls.open() (in any process)."""
+    counted = Calls.at(tmp_path / "calls", gated=True)
+    monkeypatch.setattr(jobs, "_train_run", partial(fake_train, calls=counted))
+    yield counted
+    counted.open()  # never leave a job blocked
 
 
 @pytest.fixture()
 def data():
     X = np.random.default_rng(3).normal(50, 10, size=(24, 5))
     return X, X[:, 1] / 2
-
-
-def wait_until(predicate, timeout=60.0):
-    """Poll (generous timeout; the assertion is on the state reached, not the time taken)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 def _submit(manager, X, y, **kw):
@@ -58,14 +56,16 @@ def test_submit_returns_at_once_and_reports_progress(calls, data):
     job = _submit(manager, X, y)
     assert job.state in ("queued", "running") and not job.wait(0)
     assert job.kind == "train" and job.label == ArchSpec().label and job.epochs_total == 12
-    calls.gate.set()
+    calls.open()
     run = job.result(timeout=60)
     assert job.state == "done" and job.progress == 1.0 and job.epochs_done == 12
     assert job.elapsed >= 0 and job.eta_seconds is None
+    assert calls.places() == [f"pid {job.worker_pid}"] and job.worker_pid != os.getpid(), \
+        "the training ran in a worker process"
     direct = fake_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES)
     assert same_run(run, direct)
     again = _submit(jobs.JobManager(), X, y)  # another server process: served by the cache
-    assert same_run(again.result(60), run) and calls.n == 2  # the job and the direct call
+    assert same_run(again.result(60), run) and calls.n == 1
     assert again.message == "done (from the cache)"
 
 
@@ -96,7 +96,7 @@ def test_same_key_twice_shares_one_computation(calls, data):
     first = _submit(manager, X, y)
     second = _submit(manager, X.copy(), y.copy())
     assert second is first
-    calls.gate.set()
+    calls.open()
     assert first.result(60) is second.result(60)
     assert calls.n == 1
     assert _submit(manager, X, y) is first, "a finished job is still shared"
@@ -124,11 +124,11 @@ def test_concurrent_cached_train_calls_compute_once(calls, data, monkeypatch):
 
     a = threading.Thread(target=call, args=("a",))
     a.start()
-    assert calls.started.wait(60)
+    wait_until(lambda: calls.n == 1)
     b = threading.Thread(target=call, args=("b",))
     b.start()
     assert waiting.wait(60), "the second caller waits on the lock"
-    calls.gate.set()
+    calls.open()
     a.join(60)
     b.join(60)
     assert calls.n == 1
@@ -148,7 +148,7 @@ def test_queue_bound_positions_and_cancel_queued(calls, data, monkeypatch):
     assert submitted[2].state == "cancelled" and submitted[3].position == 1
     with pytest.raises(jobs.JobCancelled):
         submitted[2].result(1)
-    calls.gate.set()
+    calls.open()
     for j in (submitted[0], submitted[1], submitted[3]):
         j.result(60)
     assert calls.n == 3, "the cancelled job never ran"
@@ -159,9 +159,9 @@ def test_cancel_a_running_job(calls, data):
     X, y = data
     manager = jobs.JobManager(max_jobs=1)
     job = _submit(manager, X, y)
-    assert calls.started.wait(60)
+    wait_until(lambda: calls.n == 1)
     job.cancel()
-    calls.gate.set()
+    calls.open()
     assert job.wait(60)
     assert job.state == "cancelled" and job.error is None
     assert cache.entries().empty, "nothing is cached for a cancelled run"
@@ -241,7 +241,7 @@ def test_cache_warnings_are_kept_on_the_job(calls, data, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(cache.tempfile, "mkstemp", full)
-    calls.gate.set()
+    calls.open()
     job = _submit(jobs.JobManager(), X, y)
     run = job.result(60)
     assert len(run.folds) == 3 and job.state == "done"

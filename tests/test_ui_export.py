@@ -1,4 +1,5 @@
-"""The Export page: what to do without a run, and one build giving the ZIP and the HTML report."""
+"""The Export page: what to do without a run, and one background build giving the ZIP and the
+HTML report, found again by a reloaded page."""
 
 from __future__ import annotations
 
@@ -8,16 +9,34 @@ from html.parser import HTMLParser
 from streamlit.testing.v1 import AppTest
 
 from bnapp import data
+from bnapp.jobs import Job, job_manager
 from tests.apptest import APP, app_at, demo_run, texts
 
 PAGE = "pages/export.py"
+WAIT_SECONDS = 600  # a bound for a hung build, not a speed requirement
+
+
+def export_job(at: AppTest) -> Job:
+    """The export job this session submitted last (the page polls it; the test waits for it)."""
+    jobs = [job_manager().get(i) for i in at.session_state["job_ids"]]
+    return [j for j in jobs if j.kind == "export"][-1]
+
+
+def build(at: AppTest) -> AppTest:
+    """Click Build: the page shows the job's progress; once the job is done, the downloads."""
+    at.button(key="export-build").click().run()
+    assert not at.exception
+    job = export_job(at)
+    assert job.state == "done" or at.get("progress") or "queued" in texts(at)
+    assert job.wait(WAIT_SECONDS) and job.state == "done", job.error
+    return at.run()
 
 
 def small_build(at: AppTest) -> AppTest:
     """Few shuffles and resamples: the analyses take a moment; drawing the figures is the rest."""
     at.number_input(key="export-permutations").set_value(2)
     at.number_input(key="export-boot").set_value(20)
-    return at.button(key="export-build").click().run()
+    return build(at)
 
 
 def listed_files(at: AppTest) -> list[str]:
@@ -65,16 +84,41 @@ def test_building_offers_the_zip_and_the_report_and_follows_the_controls():
     files = listed_files(at)
     assert "figures/architecture.png" in files and "figures/architecture.svg" in files
     assert "tables/data_dropped_rows.csv" in files and "tables/sensitivity.xlsx" in files
-    bundle = at.session_state["export_bundle"][1]
+    bundle = export_job(at).result()
     assert bundle.zip_name.startswith("bnapp_demo_cohort_")
     assert report_settings(bundle.html)["analysis"]["n_boot"] == 20
 
     at.number_input(key="export-boot").set_value(30).run()  # the built files no longer match
     assert not at.get("download_button")
     assert "build again" in texts(at)
-    at.button(key="export-build").click().run()
-    bundle = at.session_state["export_bundle"][1]
+    bundle = export_job(build(at)).result()
     assert report_settings(bundle.html)["analysis"]["n_boot"] == 30
+    assert len(at.get("download_button")) == 2
+
+    reloaded = app_at(PAGE, runs=(entry,))  # a new session: the finished build is found
+    reloaded.number_input(key="export-permutations").set_value(2)
+    reloaded.number_input(key="export-boot").set_value(30).run()
+    assert not reloaded.exception and len(reloaded.get("download_button")) == 2
+    assert "job_ids" not in reloaded.session_state, "nothing was built again"
+
+
+def test_a_failed_build_says_why_and_can_be_retried(monkeypatch):
+    entry = demo_run()
+    at = app_at(PAGE, runs=(entry,))
+    at.number_input(key="export-permutations").set_value(3)
+    at.number_input(key="export-boot").set_value(40)
+
+    def broken(*args, **kwargs):
+        raise ValueError("no figure could be drawn")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("bnapp.report.build_export", broken)
+        at.button(key="export-build").click().run()
+        assert export_job(at).wait(WAIT_SECONDS)
+    at.run()
+    assert not at.exception and not at.get("download_button")
+    assert "no figure could be drawn" in texts(at)
+    at = build(at)
     assert len(at.get("download_button")) == 2
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from bnapp import cache, data
-from bnapp.jobs import Job, job_manager
+from bnapp.jobs import Job, JobManager, job_manager
 from bnapp.model import ArchSpec
 from bnapp.results import RunResult
 from bnapp.train import Protocol
@@ -136,6 +136,20 @@ def submit_grid(protocol: Protocol) -> Job:
     cols, tgt = features(), target()
     job = job_manager().submit_grid(ds.X(cols), ds.y(tgt), protocol, features=cols, target=tgt,
                                     data_key=ds.fingerprint(), data_name=ds.name)
+    track(job)
+    return job
+
+
+def export_job(entry: RunEntry, options: dict) -> Job | None:
+    """The job building this run's export with these options and this session's data set, if
+    any session submitted it (a reloaded page finds its finished bundle)."""
+    return job_manager().find(JobManager.export_key(entry.key, entry.data_name, dataset(), options))
+
+
+def submit_export(entry: RunEntry, options: dict) -> Job:
+    """Build the ZIP and the HTML report in the background (the figures take seconds to draw)."""
+    job = job_manager().submit_export(entry.run, run_key=entry.key, data_name=entry.data_name,
+                                      dataset=dataset(), options=options)
     track(job)
     return job
 

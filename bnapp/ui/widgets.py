@@ -18,7 +18,7 @@ import streamlit as st
 from bnapp import analysis, views
 from bnapp.data import DataError
 from bnapp.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
-from bnapp.jobs import Job, JobFailed
+from bnapp.jobs import Job, JobFailed, cached_analysis
 from bnapp.model import ArchSpec
 from bnapp.train import TrainingDiverged
 from bnapp.ui import state
@@ -84,13 +84,16 @@ def need_run() -> state.RunEntry:
 
 @st.cache_data(max_entries=256, show_spinner="Computing…")
 def _memo(name: str, run_key: str, args: tuple, kwargs: tuple, _fn, _run):
-    return _fn(_run, *args, **dict(kwargs))
+    return cached_analysis(run_key, name, lambda: _fn(_run, *args, **dict(kwargs)), args=args,
+                           kwargs=dict(kwargs))
 
 
 def compute(entry: state.RunEntry, fn: str | Callable, *args, **kwargs):
-    """fn(run, *args, **kwargs) memoized per run key and arguments, across pages and sessions.
+    """fn(run, *args, **kwargs) memoized per run key and arguments, across pages and sessions in
+    memory, and on disk beside the cached run, so an app restart does not recompute it.
 
-    fn: the name of a bnapp.analysis function, or any module-level function taking the run first.
+    fn: the name of a bnapp.analysis function, or any module-level function taking the run first
+    and returning a DataFrame (or a tuple or dict of them).
     """
     if isinstance(fn, str):
         fn = getattr(analysis, fn)

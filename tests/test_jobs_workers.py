@@ -1,0 +1,113 @@
+"""Training jobs in worker processes, with the real engine: progress and cancel cross the process
+boundary, the worker is reused, and a worker killed mid-run fails its own job only."""
+
+from __future__ import annotations
+
+import os
+import signal
+from functools import partial
+
+import pandas as pd
+import psutil
+import pytest
+from test_jobs_fakes import HOLD_SECONDS, held_train, same_run, wait_for, wait_until
+
+from bnapp import cache, jobs
+from bnapp.model import ArchSpec
+from bnapp.train import Protocol, train_run
+
+FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
+
+
+@pytest.fixture()
+def urea(urea_csv):
+    frame = pd.read_csv(urea_csv)
+    return frame[FEATURES].to_numpy(float), frame["Ueq"].to_numpy(float)
+
+
+@pytest.fixture()
+def hold(monkeypatch, tmp_path):
+    """The real trainer, held mid-run (after its first epochs) until released or cancelled."""
+    monkeypatch.setattr(jobs, "_train_run", partial(held_train, hold=tmp_path))
+    return tmp_path
+
+
+def _submit(manager, X, y, seed):
+    return manager.submit_train(X, y, ArchSpec(), Protocol(folds=2, epochs=40, seed=seed),
+                                features=FEATURES, target="Ueq",
+                                data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"))
+
+
+def _held_pid(hold, seed) -> int:
+    assert wait_for(hold / f"held-{seed}")
+    return int((hold / f"held-{seed}").read_text())
+
+
+def test_a_training_job_runs_in_a_reused_worker_with_live_progress(urea, hold):
+    X, y = urea
+    manager = jobs.JobManager(max_jobs=1)
+    job = _submit(manager, X, y, seed=1)
+    pid = _held_pid(hold, 1)
+    assert pid != os.getpid()
+    wait_until(lambda: job.progress > 0 and job.worker_pid == pid)
+    snap = job.snapshot()
+    assert snap["state"] == "running" and 0 < snap["progress"] < 1
+    assert 0 < snap["epochs_done"] < snap["epochs_total"] == 80 and snap["eta_seconds"] >= 0
+    assert snap["message"].startswith("epoch ")
+    (hold / "release-1").touch()
+    run = job.result(HOLD_SECONDS)
+    direct = train_run(X, y, ArchSpec(), Protocol(folds=2, epochs=40, seed=1), features=FEATURES,
+                       target="Ueq")
+    assert same_run(run, direct), "the worker's result is the engine's"
+    (hold / "release-2").touch()
+    assert _submit(manager, X, y, seed=2).result(HOLD_SECONDS) is not None
+    assert _held_pid(hold, 2) == pid, "the next job reuses the worker process"
+
+
+def test_cancel_reaches_the_worker_and_keeps_it(urea, hold):
+    X, y = urea
+    manager = jobs.JobManager(max_jobs=1)
+    job = _submit(manager, X, y, seed=3)
+    pid = _held_pid(hold, 3)
+    job.cancel()
+    assert job.wait(HOLD_SECONDS)
+    assert job.state == "cancelled" and job.error is None
+    assert wait_for(hold / "saw-cancel-3"), "the worker process saw the cancel"
+    assert cache.entries().empty
+    (hold / "release-4").touch()
+    assert _submit(manager, X, y, seed=4).result(HOLD_SECONDS) is not None
+    assert _held_pid(hold, 4) == pid, "a cancelled job leaves its worker usable"
+
+
+def test_a_killed_training_worker_fails_its_job_only(urea, hold):
+    X, y = urea
+    manager = jobs.JobManager(max_jobs=2)
+    doomed, other = _submit(manager, X, y, seed=5), _submit(manager, X, y, seed=6)
+    doomed_pid, other_pid = _held_pid(hold, 5), _held_pid(hold, 6)
+    assert len({doomed_pid, other_pid, os.getpid()}) == 3, "each job has a worker of its own"
+    os.kill(doomed_pid, signal.SIGKILL)
+    assert doomed.wait(HOLD_SECONDS)
+    assert doomed.state == "failed"
+    assert doomed.error.startswith("a worker process died mid-job (killed, or out of memory)")
+    assert "SIGKILL" in doomed.error
+    assert other.state == "running" and psutil.pid_exists(other_pid)
+    (hold / "release-6").touch()
+    assert other.result(HOLD_SECONDS) is not None and other.state == "done"
+    (hold / "release-5").touch()
+    retried = _submit(manager, X, y, seed=5)
+    assert retried is not doomed and retried.result(HOLD_SECONDS) is not None
+    assert retried.worker_pid not in (None, doomed_pid), "a new worker replaced the dead one"
+    assert len(cache.entries()) == 2
+
+
+def test_jobs_go_on_after_the_progress_channel_process_dies(urea, hold):
+    X, y = urea
+    manager = jobs.JobManager(max_jobs=1)
+    for seed in (7, 8):
+        (hold / f"release-{seed}").touch()
+    assert _submit(manager, X, y, seed=7).result(HOLD_SECONDS) is not None
+    channels = jobs._sync_manager._process  # the Manager's server process
+    os.kill(channels.pid, signal.SIGKILL)
+    wait_until(lambda: not channels.is_alive())
+    job = _submit(manager, X, y, seed=8)
+    assert job.result(HOLD_SECONDS) is not None and job.progress == 1.0
