@@ -59,9 +59,14 @@ def test_a_training_job_runs_in_a_reused_worker_with_live_progress(urea, hold):
     direct = train_run(X, y, ArchSpec(), Protocol(folds=2, epochs=40, seed=1), features=FEATURES,
                        target="Ueq")
     assert same_run(run, direct), "the worker's result is the engine's"
-    (hold / "release-2").touch()
-    assert _submit(manager, X, y, seed=2).result(HOLD_SECONDS) is not None
-    assert _held_pid(hold, 2) == pid, "the next job reuses the worker process"
+    assert _next_job_pid(manager, hold, X, y, seed=2) == pid, "the next job reuses the worker"
+
+
+def _next_job_pid(manager, hold, X, y, *, seed: int) -> int:
+    """Run one more (unheld) job to its end; the pid of the worker that ran it."""
+    (hold / f"release-{seed}").touch()
+    assert _submit(manager, X, y, seed=seed).result(HOLD_SECONDS) is not None
+    return _held_pid(hold, seed)
 
 
 def test_cancel_reaches_the_worker_and_keeps_it(urea, hold):
@@ -74,9 +79,7 @@ def test_cancel_reaches_the_worker_and_keeps_it(urea, hold):
     assert job.state == "cancelled" and job.error is None
     assert wait_for(hold / "saw-cancel-3"), "the worker process saw the cancel"
     assert cache.entries().empty
-    (hold / "release-4").touch()
-    assert _submit(manager, X, y, seed=4).result(HOLD_SECONDS) is not None
-    assert _held_pid(hold, 4) == pid, "a cancelled job leaves its worker usable"
+    assert _next_job_pid(manager, hold, X, y, seed=4) == pid, "a cancelled job leaves its worker usable"
 
 
 def test_a_killed_training_worker_fails_its_job_only(urea, hold):
