@@ -214,8 +214,20 @@ def _discard(base: Path, why: str) -> None:
     _warn(f"cache entry {base.name[:12]} was corrupted ({why}); discarded, recomputing")
     try:
         _unlink(base)
+        if base.parent == cache_dir():  # a run: its analyses describe what was discarded
+            _drop_analyses(base.name)
     except OSError:
         pass  # a read-only cache: the entry keeps failing verification and is never used
+
+
+def _drop_analyses(run_key: str) -> bool:
+    """Delete a run's analyses; True when there were any. A clear racing a page that writes an
+    analysis may find files already gone: that is fine."""
+    analyses = _analysis_dir(run_key)
+    if not analyses.is_dir():
+        return False
+    shutil.rmtree(analyses, ignore_errors=True)
+    return True
 
 
 def _unlink(base: Path) -> bool:
@@ -243,6 +255,7 @@ def save_run(key: str, run: RunResult, *, label: str = "", data_name: str = "") 
         "n_rows": int(len(run.y)),
         "n_folds": len(run.folds),
     }
+    _drop_analyses(key)  # a run stored anew (e.g. after a corrupted one) starts without analyses
     return _store(_base(key), "run", run_to_bytes(run), meta)
 
 
@@ -412,11 +425,7 @@ def remove(key: str) -> bool:
     """Delete one entry (payload and sidecar) and a run's analyses; True when something was
     removed."""
     removed = _unlink(_base(key))
-    analyses = _analysis_dir(key)
-    if analyses.is_dir():
-        shutil.rmtree(analyses)
-        removed = True
-    return removed
+    return _drop_analyses(key) or removed
 
 
 def clear() -> int:
@@ -427,7 +436,7 @@ def clear() -> int:
         remove(key)
     directory = cache_dir()
     if (directory / ANALYSES).is_dir():  # analyses of runs that were never listed
-        shutil.rmtree(directory / ANALYSES)
+        shutil.rmtree(directory / ANALYSES, ignore_errors=True)
     if directory.is_dir():
         for leftover in directory.glob(".*.tmp"):
             leftover.unlink(missing_ok=True)

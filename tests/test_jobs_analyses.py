@@ -209,6 +209,22 @@ def test_removing_a_run_removes_its_analyses_and_none_are_written_back(entry):
     assert CALLED == [2.0, 2.0] and not _analysis_files(entry.key)
 
 
+@pytest.mark.parametrize("how", ["corrupted", "stored again"])
+def test_a_run_discarded_or_stored_again_loses_its_analyses(entry, how):
+    """Analyses describe the stored run: when it is discarded as corrupted, or replaced (a
+    retrain after a corrupted entry), the old ones must never be served for the new run."""
+    widgets.compute(entry, column_means, scale=2.0)
+    assert _analysis_files(entry.key)
+    if how == "corrupted":
+        payload = cache.cache_dir() / f"{entry.key}{cache.PAYLOAD['run']}"
+        payload.write_bytes(payload.read_bytes()[:50])
+        with pytest.warns(cache.CacheWarning, match="corrupted"):
+            assert cache.load_run(entry.key) is None
+    else:
+        cache.save_run(entry.key, entry.run, data_name="fake.csv")
+    assert not _analysis_files(entry.key)
+
+
 def test_cli_clear_and_list_cover_analyses(entry, capsys):
     widgets.compute(entry, column_means, scale=2.0)
     assert main(["cache", "list"]) == 0
