@@ -151,3 +151,20 @@ def test_an_independent_column_is_never_flagged(seed, n, shape):
     frame["random"] = {"normal": rng.normal(0, 1, n), "lognormal": rng.lognormal(0, 1, n),
                        "integers": rng.integers(0, 3, n).astype(float)}[shape]
     assert columns.target_leaks(frame, "y", ["random"], base=["a", "b", "c"]) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(8, 60), k=st.integers(1, 5), collinear=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_press_matches_statsmodels(n, k, collinear, seed):
+    """The hand-written leave-one-out residuals are statsmodels' OLSInfluence.resid_press."""
+    from statsmodels.regression.linear_model import OLS
+    from statsmodels.stats.outliers_influence import OLSInfluence
+
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, k)) * rng.uniform(0.1, 100, k)])
+    if collinear:  # a column the others determine: the fit must treat it as pinv does
+        X = np.column_stack([X, X[:, 1] * 3 - 2])
+    y = X[:, 1:].sum(axis=1) + rng.normal(size=n)
+    expected = OLSInfluence(OLS(y, X).fit()).resid_press
+    assert columns._press(X, y) == pytest.approx(float((expected ** 2).sum()), rel=1e-7)
