@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bnapp import charts, views
+from bnapp import charts, importance, views
 from bnapp.ui import widgets
 
 entry = widgets.need_run()
@@ -40,11 +40,11 @@ if not views.has_bn(spec, layer):
 st.subheader("Mean ± SD over folds")
 st.caption(f"{n_folds} folds; {'sample' if sample_sd else 'population'} SD. Means and SDs in "
            "the variable's unit; γ and β are dimensionless.")
-widgets.table(views.parameter_table(summary, layer), f"bn_parameters_{layer[0]}{layer[1] + 1}")
-widgets.figure(charts.parameter_chart(per_fold), f"bn_parameters_{layer[0]}{layer[1] + 1}")
+widgets.table(views.parameter_table(summary, layer), f"bn_parameters_{importance.layer_stem(layer)}")
+widgets.figure(charts.parameter_chart(per_fold), f"bn_parameters_{importance.layer_stem(layer)}")
 
 st.subheader("Per fold")
 folds_table = views.per_fold_table(per_fold, layer)
-widgets.table(folds_table, f"bn_parameters_per_fold_{layer[0]}{layer[1] + 1}",
+widgets.table(folds_table, f"bn_parameters_per_fold_{importance.layer_stem(layer)}",
               column_config={c: st.column_config.NumberColumn(format="%.4g")
                              for c in folds_table.columns[2:]})

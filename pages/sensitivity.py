@@ -29,11 +29,12 @@ def _lines_and_association(run_key: str, layer: views.Layer, mode: str, metric: 
     return analysis.fit_lines(_sens, metric), analysis.association(_sens, metric, n_boot=N_BOOT)
 
 
-@st.cache_data(max_entries=32, show_spinner="Analysing the raw and the z-scored run…")
-def _side_by_side(raw_key: str, zscore_key: str, layer: views.Layer, mode: str, _raw,
-                  _zscore) -> dict[str, pd.DataFrame]:
-    return importance.compare_input_modes(_raw, _zscore, [layer], modes=(mode,),
-                                          n_permutations=N_PERMUTATIONS, n_boot=N_BOOT)
+def run_tables(entry: state.RunEntry, layer: views.Layer, mode: str,
+               metric: str) -> dict[str, pd.DataFrame]:
+    """One run's points, fitted lines and association, each computed (and cached) once."""
+    sens = sensitivity(entry, layer, mode)
+    lines, assoc = _lines_and_association(entry.key, layer, mode, metric, sens)
+    return {"sensitivity": sens, "fit_lines": lines, "association": assoc}
 
 
 def zero_mean_note(entry: state.RunEntry, layer: views.Layer, mode: str) -> None:
@@ -76,12 +77,11 @@ def run_panel(entry: state.RunEntry, layer: views.Layer, mode: str, metric: str)
     """One run's scatter, correlation table and reading of it."""
     if no_bn_note(entry.run.spec, layer):
         return
-    stem = f"{layer[0]}{layer[1] + 1}_{mode}_{metric}_{entry.run.spec.input_mode}"
-    sens = sensitivity(entry, layer, mode)
-    lines, assoc = _lines_and_association(entry.key, layer, mode, metric, sens)
-    widgets.figure(charts.gamma_scatter(sens, lines, metric, mode, target=entry.run.target),
-                   f"gamma_vs_{stem}")
-    association_block(entry, layer, mode, sens, assoc, stem)
+    stem = f"{importance.layer_stem(layer)}_{mode}_{metric}_{entry.run.spec.input_mode}"
+    tables = run_tables(entry, layer, mode, metric)
+    widgets.figure(charts.gamma_scatter(tables["sensitivity"], tables["fit_lines"], metric, mode,
+                                        target=entry.run.target), f"gamma_vs_{stem}")
+    association_block(entry, layer, mode, tables["sensitivity"], tables["association"], stem)
 
 
 def comparison_panel(pair: dict[str, state.RunEntry], layer: views.Layer, mode: str,
@@ -90,22 +90,20 @@ def comparison_panel(pair: dict[str, state.RunEntry], layer: views.Layer, mode: 
     run's statistics side by side."""
     if no_bn_note(pair["raw"].run.spec, layer):
         return
-    tables = _side_by_side(pair["raw"].key, pair["zscore"].key, layer, mode, pair["raw"].run,
-                           pair["zscore"].run)
-    lines = tables["fit_lines"][tables["fit_lines"]["metric"] == metric].drop(columns="metric")
-    stem = f"{layer[0]}{layer[1] + 1}_{mode}_{metric}"
-    widgets.figure(charts.input_mode_scatter(tables["sensitivity"], lines, metric, mode,
+    per_mode = {input_mode: run_tables(shown, layer, mode, metric)
+                 for input_mode, shown in pair.items()}
+    both = importance.side_by_side(per_mode, ("sensitivity", "fit_lines"))
+    stem = f"{importance.layer_stem(layer)}_{mode}_{metric}"
+    widgets.figure(charts.input_mode_scatter(both["sensitivity"], both["fit_lines"], metric, mode,
                                              target=pair["raw"].run.target),
                    f"gamma_vs_{stem}_by_input_mode")
-    assoc = tables["association"][tables["association"]["metric"] == metric]
     for column, (input_mode, shown) in zip(st.columns(2), pair.items(), strict=True):
         with column:
             st.subheader(MODE_WORDS[input_mode].capitalize())
             st.caption(widgets.escape_md(shown.label))
-            mine = tables["sensitivity"]["input_mode"] == input_mode
-            association_block(shown, layer, mode,
-                              tables["sensitivity"][mine].drop(columns="input_mode"),
-                              assoc[assoc["input_mode"] == input_mode], f"{stem}_{input_mode}")
+            tables = per_mode[input_mode]
+            association_block(shown, layer, mode, tables["sensitivity"], tables["association"],
+                              f"{stem}_{input_mode}")
 
 
 def offer_other_mode(entry: state.RunEntry) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bnapp import analysis, charts, views
+from bnapp import analysis, charts, importance, views
 from bnapp.ui import widgets
 
 STAGE_TEXT = {
@@ -65,7 +65,7 @@ if not views.has_bn(spec, layer):
     st.warning(f"{title}: this layer has no batch normalization, so only the raw and "
                "z-scored stages exist; the BN stages are left out.")
 view, per_fold = views.stage_view(quantiles, chosen)
-stem = f"{layer[0]}{layer[1] + 1}_{how if how != 'single' else f'fold{chosen}'}"
+stem = f"{importance.layer_stem(layer)}_{how if how != 'single' else f'fold{chosen}'}"
 widgets.figure(charts.stage_boxplot(view, title, per_fold=per_fold, layer=layer[0]),
                f"stages_{stem}")
 shown = [s for s in analysis.STAGES if s in set(view["stage"].astype(str))]
