@@ -5,9 +5,25 @@ Start it with `make run` (or `streamlit run app.py`); it serves on 127.0.0.1 onl
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from bnapp.ui import widgets
+
+
+def _log_to_stderr() -> None:
+    """bnapp's INFO lines (e.g. each job started) on the server's stderr; Streamlit configures
+    only its own loggers. Once per process: this script runs again on every rerun."""
+    log = logging.getLogger("bnapp")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
+_log_to_stderr()
 
 st.set_page_config(page_title="bnapp · BN input layer on dialysis data", layout="wide",
                    page_icon=widgets.FAVICON)

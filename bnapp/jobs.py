@@ -20,14 +20,18 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import inspect
-import itertools
+import logging
 import os
 import queue
+import re
+import secrets
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,6 +45,10 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 DASK_ENV = "BNAPP_DASK_SCHEDULER"
 MAX_JOBS_ENV = "BNAPP_MAX_JOBS"
 FROM_CACHE = "loaded from the cache"  # the last progress message of a cache hit
+# errors whose message is written for the user (it says what to do): shown without their class
+USER_ERRORS = ("TrainingDiverged", "DataError")
+_PACKAGE = str(Path(__file__).resolve().parent)
+logger = logging.getLogger(__name__)  # app.py prints the "bnapp" loggers' INFO to stderr
 
 Progress = Callable[[float, str], None]
 Cancel = Callable[[], bool]
@@ -406,13 +414,28 @@ def _cancellable(progress: Progress | None, cancel: Cancel | None) -> Progress:
 
 
 def _describe(exc: BaseException) -> str:
+    """A failed job's error: the message alone for errors written for the user, else with the
+    class name (a bug or a library's error: the name helps a report)."""
     name = type(exc).__name__
     if name in ("TerminatedWorkerError", "KilledWorker", "BrokenProcessPool"):
         return (
             "a worker process died mid-job (killed, or out of memory); other jobs are "
             f"unaffected, and submitting this one again retries it. ({name}: {str(exc)[:300]})"
         )
+    if name in USER_ERRORS or (type(exc) is ValueError and _raised_by_bnapp(exc)):
+        return str(exc)
     return f"{name}: {exc}"
+
+
+def _raised_by_bnapp(exc: BaseException) -> bool:
+    """Whether bnapp's own code raised exc (its ValueErrors are messages such as "too few rows
+    for 10 folds"; numpy's are not). From a worker process loky passes the traceback as text."""
+    remote = getattr(exc.__cause__, "tb", None)
+    if isinstance(remote, str):
+        files = re.findall(r'File "([^"]+)"', remote)
+    else:
+        files = [frame.filename for frame in traceback.extract_tb(exc.__traceback__)]
+    return bool(files) and files[-1].startswith(_PACKAGE)
 
 
 class Job:
@@ -421,6 +444,7 @@ class Job:
     def __init__(self, manager: JobManager, job_id: str, kind: str, key: str, fn, args, kwargs,
                  label: str, epochs_total: int | None):
         self.id, self.kind, self.key, self.label = job_id, kind, key, label
+        self.data_name: str = kwargs.get("data_name", "")  # the data set it works on, if named
         self.state = "queued"
         self.progress = 0.0
         self.message = "queued"
@@ -522,17 +546,19 @@ class JobManager:
         self._by_key: dict[str, Job] = {}
         self._queue: deque[Job] = deque()
         self._running = 0
-        self._ids = itertools.count(1)
 
     def submit(self, kind: str, key: str, fn, *args, label: str = "",
                epochs_total: int | None = None, **kwargs) -> Job:
         """Run fn(*args, **kwargs) in the background; the same key returns the same Job unless
-        that one failed or was cancelled. fn gets progress=/cancel= when it accepts them."""
+        that one failed or was cancelled. fn gets progress=/cancel= when it accepts them.
+
+        Job ids are random, not counted: a session that restores its jobs from its URL (a
+        reloaded page) cannot reach another session's job by guessing a neighbouring id."""
         with self._lock:
             existing = self._by_key.get(key)
             if existing is not None and existing.state not in ("failed", "cancelled"):
                 return existing
-            job = Job(self, f"{kind}-{next(self._ids)}", kind, key, fn, args, kwargs,
+            job = Job(self, f"{kind}-{secrets.token_hex(6)}", kind, key, fn, args, kwargs,
                       label or kind, epochs_total)
             self._jobs[job.id] = job
             self._by_key[key] = job
@@ -612,6 +638,7 @@ class JobManager:
             kwargs = {**kwargs, "cancel": job.cancel_requested}
         job.started = time.time()
         job.state, job.message = "running", "started"
+        logger.info("bnapp job started: %s %s", job.kind, job.key)  # the load test counts these
         cache._sinks.messages = job.warnings
         _current.job = job
         try:

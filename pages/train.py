@@ -188,16 +188,19 @@ def _validation(kind: str) -> tuple[int, int | None]:
 # -------------------------------------------------------------------------------------- jobs
 
 def _page_job():
-    """The job this page submitted last in this session, if any."""
+    """The job this page submitted last in this session; after a reload (which forgets that),
+    the session's newest training job, restored from the URL."""
     wanted = st.session_state.get("train_job")
-    return next((job for job in state.jobs() if job.id == wanted), None)
+    return next((job for job in state.jobs()
+                 if job.id == wanted or (wanted is None and job.kind == "train")), None)
 
 
 def _job_panel() -> None:
     job = _page_job()
     if job is None:
         return
-    widgets.job_status(job, key="train")
+    shown = state.active_run()  # its warnings are shown with its curves below
+    widgets.job_status(job, key="train", warnings=shown is None or shown.key != job.key)
     if job.state == "done" and state.collect_finished():
         st.rerun(scope="app")  # the new run is open: redraw the curves and the sidebar
 
@@ -245,6 +248,7 @@ def _runs_section() -> None:
                  format_func=lambda key: opened[key].label, on_change=_choose_active,
                  help="The runs trained or opened in this browser tab; the analysis pages show "
                       "the one chosen here.")
+    widgets.cache_warnings(entry.warnings)
     loss, gamma = widgets.compute(entry, "training_curves")
     widgets.figure(charts.loss_curves(loss, target=entry.run.target), "loss-curves")
     widgets.figure(charts.gamma_trajectories(gamma), "input-gamma-curves",
@@ -257,9 +261,12 @@ def _runs_section() -> None:
 
 def _cached_section() -> None:
     st.header("Cached runs")
+    shown = state.active_run()
+    unsaved = ("" if shown is None or shown.saved else
+               " The run shown above could not be saved there: see the warning with its curves.")
     st.caption(f"Trained runs are saved in {escape_md(cache.cache_dir())}, readable by your user "
                "account only. They hold patient-derived data (each row's values and the "
-               "networks' predictions): delete them when you no longer need them.")
+               f"networks' predictions): delete them when you no longer need them.{unsaved}")
     listing = state.cached_runs()
     if listing.empty:
         st.caption("No cached runs yet.")

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import weakref
 from collections.abc import Iterator
@@ -316,9 +317,14 @@ def _path(name: str) -> str:
     return "" if name == DEFAULT_PAGE else name
 
 
+def _page_of(url: str) -> str:
+    """The page part of an app URL, without the query (?jobs=… names the session's jobs)."""
+    return urllib.parse.urlsplit(url).path.rstrip("/").rpartition("/")[2]
+
+
 def go_to(page, name: str, timeout: float = 60.0) -> None:
     before = click_nav(page, name)
-    page.wait_for_url(f"**/{_path(name)}", timeout=timeout * 1000)
+    page.wait_for_url(lambda url: _page_of(url) == _path(name), timeout=timeout * 1000)
     wait_rerun(page, before, timeout)
 
 

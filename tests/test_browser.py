@@ -40,6 +40,7 @@ pytestmark = pytest.mark.browser
 
 SEED_URE = Path(__file__).resolve().parents[1].parent / "shared" / "seed" / "Urea.csv"
 TRAIN_TIMEOUT = 180  # seconds; the study's protocol trains in a few
+LONG_TRAIN_TIMEOUT = 900  # seconds for a million epochs (about 30 s on an idle core)
 PAGE_TIMEOUT = 120  # seconds for a page's first analyses (sensitivity permutes 10 folds)
 BUG_MESSAGE = "Something went wrong on this page"  # widgets.run_page's text for a bug
 HOSTILE = ["<img src=x onerror=window.__xss=1>", "[x](javascript:window.__xss=1)",
@@ -159,6 +160,31 @@ def check_sensitivity(page) -> None:
 
 CHECKS = {"stages": check_stages, "parameters": check_parameters,
           "sensitivity": check_sensitivity}
+
+
+# ------------------------------------------------------------------------------------ reload
+
+def test_a_reload_mid_training_finds_the_job_again(context, server):
+    """Issue 7: a reload starts a new session; the job ids kept in the URL bring the running
+    training back into its sidebar, and its run opens when it finishes. 100 folds x 10,000
+    epochs keeps the demo cohort training well past the reload (about 30 s on one core)."""
+    page = context.new_page()
+    open_app(page, server)
+    go_to(page, "train")
+    set_protocol(page, folds=100, epochs=10_000)
+    start_training(page)
+    running = "/1000000 epochs"  # the sidebar's progress line while the job runs
+    wait_for_sidebar(page, running, TRAIN_TIMEOUT, "starting the long training")
+    assert "jobs=train-" in page.url, page.url
+
+    before = runs_finished(page)
+    page.reload()
+    wait_rerun(page, before, PAGE_TIMEOUT)
+    wait_for_sidebar(page, running, 30, "the reloaded tab showing its running job")
+    wait_for_sidebar(page, "100-fold CV, 10000 epochs · demo_cohort.csv", LONG_TRAIN_TIMEOUT,
+                     "the reloaded tab opening the finished run")
+    assert_page_ok(page, "train after the reload", server)
+    assert_only_local(context, server)
 
 
 # ----------------------------------------------------------------------------------------- XSS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import threading
 import time
@@ -24,7 +25,9 @@ from test_jobs_fakes import (
 )
 
 from bnapp import cache, jobs
+from bnapp.data import STUDY_INPUTS, DataError, demo_dataset
 from bnapp.model import ArchSpec
+from bnapp.train import Protocol
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 
@@ -245,8 +248,69 @@ def test_cache_warnings_are_kept_on_the_job(calls, data, monkeypatch):
     job = _submit(jobs.JobManager(), X, y)
     run = job.result(60)
     assert len(run.folds) == 3 and job.state == "done"
+    assert job.worker_pid not in (None, os.getpid()), "trained in a worker, stored by the job"
     assert any("No space left" in w for w in job.warnings)
 
 
 def test_job_manager_is_one_per_process():
     assert jobs.job_manager() is jobs.job_manager()
+
+
+def _bnapp_value_error():
+    return Protocol(folds=0)  # bnapp's own check: a message for the user
+
+
+def _numpy_value_error():
+    return np.reshape(np.arange(3), (2, 2))  # a library's error: a bug somewhere
+
+
+def _data_error():
+    raise DataError("sessions.csv: column Upre, row 7: not a number")
+
+
+def test_user_facing_errors_read_as_messages_and_others_keep_their_class():
+    manager = jobs.JobManager(max_jobs=1)
+    failed = {name: manager.submit("train", f"k-{name}", fn) for name, fn in (
+        ("bnapp", _bnapp_value_error), ("numpy", _numpy_value_error), ("data", _data_error))}
+    for job in failed.values():
+        assert job.wait(60) and job.state == "failed"
+    assert failed["bnapp"].error == "folds must be at least 2 for k-fold (1 for study), not 0"
+    assert failed["data"].error == "sessions.csv: column Upre, row 7: not a number"
+    assert failed["numpy"].error.startswith("ValueError: cannot reshape")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    ds = demo_dataset()
+    return ds.X(STUDY_INPUTS), ds.y()
+
+
+def test_errors_raised_in_the_worker_process_read_as_messages(demo):
+    """Through the worker, loky re-raises the error with its traceback as text."""
+    X, y = demo
+    manager = jobs.JobManager(max_jobs=1)
+    few = _submit(manager, X[:5], y[:5], protocol=Protocol(folds=10))
+    no_bn = ArchSpec((6,), "sigmoid", "linear", input_bn=False, hidden_bn=False)
+    diverging = _submit(manager, X, y, spec=no_bn, protocol=Protocol(folds=3, epochs=60, lr=10))
+    for job in (few, diverging):
+        assert job.wait(300) and job.state == "failed", job
+        assert job.worker_pid not in (None, os.getpid())
+    assert few.error == "5 rows are too few for 10 folds: use fewer folds or more rows"
+    assert diverging.error.startswith("training diverged: "), diverging.error
+    assert "fold " in diverging.error and "epoch " in diverging.error
+    assert "Lower the learning rate (now 10)" in diverging.error
+
+
+def test_each_job_started_is_logged_once_per_computation(calls, data, caplog):
+    """One INFO line per job that starts, so a server log shows whether duplicate requests
+    shared one computation (the load test counts them)."""
+    X, y = data
+    caplog.set_level(logging.INFO, logger="bnapp")
+    manager = jobs.JobManager(max_jobs=2)
+    first, again = _submit(manager, X, y), _submit(manager, X, y)
+    other = _submit(manager, X, y, protocol=FakeProtocol(seed=1))
+    calls.open()
+    for job in (first, again, other):
+        job.result(60)
+    started = [r.getMessage() for r in caplog.records if r.name.startswith("bnapp")]
+    assert sorted(started) == sorted(f"bnapp job started: train {j.key}" for j in (first, other))

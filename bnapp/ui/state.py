@@ -1,7 +1,8 @@
 """One browser session's state: its data set, chosen columns, opened runs and background jobs.
 
 Everything lives in st.session_state, so each tab or user has their own; the job manager and
-the disk cache are shared, keyed by content, so equal work is still done once.
+the disk cache are shared, keyed by content, so equal work is still done once. The session's job
+ids are also kept in its URL (?jobs=id,id), so a reloaded tab finds its jobs again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from bnapp.model import ArchSpec
 from bnapp.results import RunResult
 from bnapp.train import Protocol
 
+JOBS_PARAM = "jobs"  # the URL query parameter naming this session's jobs
+NOT_CACHED = "not cached"  # in bnapp.cache's warnings when a result could not be stored
+
 
 @dataclass(frozen=True)
 class RunEntry:
@@ -26,6 +30,12 @@ class RunEntry:
     label: str  # what the user sees: architecture, protocol, data set
     run: RunResult
     data_name: str
+    warnings: tuple[str, ...] = ()  # the cache's complaints while training it (e.g. disk full)
+
+    @property
+    def saved(self) -> bool:
+        """False when the cache could not store it: it then lives in this tab only."""
+        return not any(NOT_CACHED in w for w in self.warnings)
 
 
 def _state():
@@ -126,7 +136,7 @@ def submit_training(spec: ArchSpec, protocol: Protocol) -> Job:
     job = job_manager().submit_train(
         ds.X(cols), ds.y(tgt), spec, protocol, features=cols, target=tgt,
         data_key=ds.fingerprint(), row_ids=ds.row_numbers, data_name=ds.name)
-    track(job)
+    track(job, ds.name)
     return job
 
 
@@ -154,10 +164,36 @@ def submit_export(entry: RunEntry, options: dict) -> Job:
     return job
 
 
-def track(job: Job) -> None:
+def restore_jobs() -> None:
+    """Keep this session's job ids in its URL; a new session (a reloaded tab) first tracks the
+    jobs its URL names that this server still knows, so a training started before the reload
+    shows again, and opens when done. Only ids in this URL are taken (they are random, so
+    another session's jobs cannot be guessed); unknown ones are dropped from it."""
+    if "job_ids" not in _state():
+        wanted = st.query_params.get(JOBS_PARAM, "").split(",")
+        _state().job_ids = [i for i in dict.fromkeys(wanted) if job_manager().get(i) is not None]
+    _write_url()  # also after a page change, which clears the URL's parameters
+
+
+def _write_url() -> None:
+    manager = job_manager()
+    ids = ",".join(i for i in _state().get("job_ids", []) if manager.get(i) is not None)
+    if st.query_params.get(JOBS_PARAM, "") != ids:
+        if ids:
+            st.query_params[JOBS_PARAM] = ids
+        else:
+            del st.query_params[JOBS_PARAM]
+
+
+def track(job: Job, data_name: str = "") -> None:
+    """Follow job in this session; data_name: this session's name for its data (a job shared
+    with another session that sent the same content under another name keeps the first's)."""
     ids = _state().setdefault("job_ids", [])
     if job.id not in ids:
         ids.append(job.id)
+    if data_name:
+        _state().setdefault("job_data_names", {})[job.id] = data_name
+    _write_url()
 
 
 def jobs() -> list[Job]:
@@ -175,8 +211,8 @@ def collect_finished() -> list[Job]:
         seen.add(job.id)
         if job.kind == "train":
             run = job.result()
-            name = dataset().name if job.key not in runs() else runs()[job.key].data_name
-            add_run(RunEntry(job.key, run_label(run, name), run, name))
+            name = _state().get("job_data_names", {}).get(job.id) or job.data_name
+            add_run(RunEntry(job.key, run_label(run, name), run, name, tuple(job.warnings)))
         elif job.kind == "grid":
             _state().grid_result = job.result()
     return fresh

@@ -26,6 +26,7 @@ from bnapp.ui import state
 TRAIN_PAGE = "pages/train.py"
 DATA_PAGE = "pages/data.py"
 POLL_SECONDS = 1.0
+MAX_TABLE_ROWS = 5_000  # rows a table sends to the browser; its downloads hold every row
 # a local file: an emoji or :material: page icon makes the browser fetch it from Google or a CDN
 FAVICON = Path(__file__).with_name("favicon.svg")
 logger = logging.getLogger(__name__)
@@ -54,9 +55,15 @@ def figure(chart: alt.TopLevelMixin, name: str, *, caption: str | None = None) -
                            help="The figure as vector graphics, for journals and editing")
 
 
-def table(df: pd.DataFrame, name: str, *, hide_index: bool = True, **kwargs) -> None:
-    """Draw a table with CSV and XLSX download buttons (text cells safe against formulas)."""
-    st.dataframe(df, hide_index=hide_index, **kwargs)
+def table(df: pd.DataFrame, name: str, *, hide_index: bool = True,
+          max_rows: int = MAX_TABLE_ROWS, **kwargs) -> None:
+    """Draw a table's first max_rows rows (a large upload's dropped rows would otherwise all go
+    to the browser) with CSV and XLSX download buttons holding all of it (text cells safe
+    against formulas)."""
+    st.dataframe(df.head(max_rows), hide_index=hide_index, **kwargs)
+    if len(df) > max_rows:
+        st.caption(f"First {max_rows:,} of {len(df):,} rows shown; the downloads hold all "
+                   f"{len(df):,}.")
     stem = safe_filename(name)
     with st.container(horizontal=True):
         st.download_button("CSV", lambda: table_csv(df), f"{stem}.csv", "text/csv",
@@ -111,6 +118,18 @@ def layer_picker(spec: ArchSpec, *, key: str, container=st,
 
 # ------------------------------------------------------------------------------- sidebar
 
+def cache_warnings(warnings) -> None:
+    """The cache's complaints about a job or run, in plain words with the way out."""
+    for warning in dict.fromkeys(warnings):
+        text = escape_md(warning)
+        if state.NOT_CACHED in warning:
+            text = ("This result is available in this tab but was not saved, so it is lost "
+                    f"when the tab closes and computed again next time ({text}). To save "
+                    "results, free disk space, or set `BNAPP_CACHE_DIR` to a writable "
+                    "directory and restart the app.")
+        st.warning(text, icon=":material/save:")
+
+
 def _job_line(job: Job) -> str:
     snap = job.snapshot()
     if snap["state"] == "queued":
@@ -124,7 +143,9 @@ def _job_line(job: Job) -> str:
         return f"{epochs}{snap['elapsed']:.0f} s{left}"
     if snap["state"] == "failed":
         return f"failed: {snap['error']}"
-    return snap["state"]
+    if snap["state"] == "cancelled":
+        return "cancelled; nothing was saved"
+    return snap["message"]  # done, or done (from the cache)
 
 
 def _jobs_panel() -> None:
@@ -138,8 +159,9 @@ def _jobs_panel() -> None:
         job_status(job, key="sidebar")
 
 
-def job_status(job: Job, *, key: str) -> None:
-    """One job: its label, a progress bar with epochs and ETA, and Cancel while it runs."""
+def job_status(job: Job, *, key: str, warnings: bool = True) -> None:
+    """One job: its label, a progress bar with epochs and ETA, and Cancel while it runs; then
+    how it ended, with the cache's warnings unless warnings=False (a page showing them itself)."""
     st.text(job.label)
     if job.state in ("queued", "running"):
         st.progress(job.progress, text=_job_line(job))
@@ -149,11 +171,14 @@ def job_status(job: Job, *, key: str) -> None:
     elif job.state == "failed":
         st.error(escape_md(_job_line(job)))
     else:
-        st.caption(_job_line(job))
+        st.caption(escape_md(_job_line(job)))
+    if warnings:
+        cache_warnings(job.warnings)
 
 
 def sidebar() -> None:
     """The current data set and this session's jobs, on every page."""
+    state.restore_jobs()
     ds = state.dataset()
     with st.sidebar:
         st.subheader("Data set")
@@ -162,7 +187,8 @@ def sidebar() -> None:
             st.caption("Synthetic demo cohort (two-pool urea kinetics). Load your own on Data.")
         entry = state.active_run()
         st.subheader("Run shown")
-        st.text(entry.label if entry else "none yet: train one on Train")
+        st.text("none yet: train one on Train" if entry is None else
+                entry.label if entry.saved else f"{entry.label} (not saved)")
         st.subheader("Jobs")
         busy = any(j.state in ("queued", "running") for j in state.jobs())
         st.fragment(_jobs_panel, run_every=POLL_SECONDS if busy else None)()
