@@ -5,7 +5,8 @@ or on a Dask cluster.
   (bnapp.cache). A file lock per key makes a second process asking for the same run or grid wait
   and then read the first one's.
 - `JobManager` (`job_manager()` is the process-wide one): `submit` returns a `Job` at once and
-  runs the work on a thread of its own; at most BNAPP_MAX_JOBS run together, the rest queue.
+  runs the work on a thread of its own; at most BNAPP_MAX_JOBS run together, the rest queue
+  (exports queue apart, so a long grid does not hold one up).
   Submitting a key that is queued, running or done returns that same Job, so two sessions asking
   for one result share one computation. The heavy work runs in worker processes, so a crash or a
   kill there fails only its own job: a training job in a loky worker of its own (reused by the
@@ -140,7 +141,7 @@ def _on_cluster(fn, *args, **kwargs):
 
 _POLL_SECONDS = 0.1  # how often a job thread relays its worker's progress and a cancel request
 _WORKER_IDLE_SECONDS = 600  # an idle worker process exits after this; the next job starts one
-_current = threading.local()  # the Job running on this thread (it records its worker's pid)
+_STARTED = "started"  # a worker's first message: the call reached a live worker
 
 
 class _Workers:
@@ -170,8 +171,9 @@ _sync_lock = threading.Lock()
 
 
 def _channels():
-    """A queue (worker to job thread: its pid, then progress) and an event (job thread to worker:
-    cancel), from this process's multiprocessing Manager, started on first use or if it died.
+    """A queue (worker to job thread: _STARTED, then progress) and an event (job thread to
+    worker: cancel), from this process's multiprocessing Manager, started on first use or if it
+    died.
 
     The Manager starts through loky, like the workers: neither forks the threaded server, nor
     re-runs a main script that lacks the `if __name__ == "__main__"` guard."""
@@ -189,8 +191,9 @@ def _channels():
 
 
 def _relayed(fn, args, kwargs, channel, stop):
-    """In the worker: fn with its progress sent through channel and cancel read from stop."""
-    channel.put(os.getpid())
+    """In the worker: _STARTED, then fn with its progress sent through channel and cancel read
+    from stop."""
+    channel.put(_STARTED)
     return fn(*args, progress=lambda fraction, message="": channel.put((fraction, message)),
               cancel=stop.is_set, **kwargs)
 
@@ -203,39 +206,67 @@ def _drain(channel) -> Iterator:
             return
 
 
-def _note_worker(pid: int) -> None:
-    job = getattr(_current, "job", None)
-    if job is not None:
-        job.worker_pid = pid
+def _passed_on(progress: Progress, item) -> bool:
+    """progress(*item); False when it raised JobCancelled (Job.report does once a cancel
+    landed after the relay last asked): the worker must then be stopped, not abandoned."""
+    try:
+        progress(*item)
+    except JobCancelled:
+        return False
+    return True
 
 
-def _relay(future, channel, stop, progress: Progress | None, cancel: Cancel | None) -> bool:
-    """Until the worker is done, pass its progress on and a cancel request to it. True when
-    cancel was asked before the result was taken, even if the work finished meanwhile."""
-    cancelled = False
+def _relay(future, channel, stop, progress: Progress | None,
+           cancel: Cancel | None) -> tuple[bool, bool]:
+    """Until the worker is done, pass its progress on and a cancel request to it. Returns
+    whether the worker began the call, and whether cancel was asked before the result was taken
+    (even if the work finished meanwhile)."""
+    started = cancelled = False
     while True:
         finished = not concurrent.futures.wait([future], timeout=_POLL_SECONDS).not_done
-        if not cancelled and cancel is not None and cancel():
+        asked = cancelled or (cancel is not None and cancel())
+        for item in _drain(channel):
+            if item == _STARTED:
+                started = True
+            elif progress is not None and not asked:
+                asked = not _passed_on(progress, item)
+        if asked and not cancelled:
             cancelled = True
             stop.set()
-        for item in _drain(channel):
-            if isinstance(item, int):
-                _note_worker(item)
-            elif progress is not None and not cancelled:
-                progress(*item)
         if finished:
-            return cancelled
+            return started, cancelled
 
 
 def _in_worker(fn, *args, progress: Progress | None = None, cancel: Cancel | None = None,
                **kwargs):
     """fn(*args, progress=, cancel=, **kwargs) in a loky worker process. Its death (killed, out
-    of memory, a crash in compiled code) raises BrokenProcessPool here, for this call only."""
+    of memory, a crash in compiled code) raises BrokenProcessPool here, for this call only. A
+    worker found dead before the call reached it (killed while idle) is replaced, once."""
     channel, stop = _channels()
+    call = (_relayed, fn, args, kwargs, channel, stop)
+    future, started, cancelled = _attempt(call, progress, cancel)
+    if not (started or cancelled) and isinstance(future.exception(), BrokenProcessPool):
+        # not this call's doing: its worker was dead before it could begin (killed while idle)
+        future, _, cancelled = _attempt(call, progress, cancel)
+    if cancelled:
+        raise JobCancelled("cancelled")
+    return future.result()
+
+
+def _attempt(call, progress: Progress | None, cancel: Cancel | None):
+    """call on a worker, relayed until it ends: its future, whether the worker began the call,
+    and whether cancel was asked. A worker that died leaves with its executor."""
     executor = _workers.acquire()
-    future = executor.submit(_relayed, fn, args, kwargs, channel, stop)
     try:
-        cancelled = _relay(future, channel, stop, progress, cancel)
+        future = executor.submit(*call)
+    except BrokenProcessPool as exc:  # its worker died while idle, and loky has seen it
+        executor.shutdown(wait=False)
+        future = concurrent.futures.Future()
+        future.set_exception(exc)
+        return future, False, False
+    channel, stop = call[-2:]
+    try:
+        started, cancelled = _relay(future, channel, stop, progress, cancel)
     except BaseException:
         executor.shutdown(wait=False, kill_workers=True)  # its relay is gone: it cannot be told
         raise
@@ -243,9 +274,7 @@ def _in_worker(fn, *args, progress: Progress | None = None, cancel: Cancel | Non
         executor.shutdown(wait=False)
     else:
         _workers.release(executor)
-    if cancelled:
-        raise JobCancelled("cancelled")
-    return future.result()
+    return future, started, cancelled
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,13 +480,13 @@ class Job:
         self.epochs_total = epochs_total
         self.error: str | None = None
         self.warnings: list[str] = []
-        self.worker_pid: int | None = None  # the local worker process running it, if any
         self.submitted = time.time()
         self.started: float | None = None
         self.finished: float | None = None
         self._manager = manager
         self._call = (fn, args, kwargs)
         self._result = None
+        self._forgotten = False  # its manager dropped it, and its result, to bound memory
         self._cancel = threading.Event()
         self._done = threading.Event()
 
@@ -521,6 +550,8 @@ class Job:
             raise JobFailed(self.error)
         if self.state == "cancelled":
             raise JobCancelled(f"job {self.id} was cancelled")
+        if self._forgotten:
+            raise JobFailed(f"job {self.id}'s result was dropped to free memory: submit it again")
         return self._result
 
     def __repr__(self) -> str:
@@ -535,17 +566,28 @@ def _accepts(fn, name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-class JobManager:
-    """Runs submitted work on background threads, at most max_jobs at once, the rest queued."""
+def _lane(job: Job) -> str:
+    """Exports queue apart: building one (no training) must not wait behind a long grid."""
+    return "export" if job.kind == "export" else "compute"
 
-    def __init__(self, max_jobs: int | None = None, keep_finished: int = 100):
+
+class JobManager:
+    """Runs submitted work on background threads, at most max_jobs trainings, grids and
+    analyses at once and max_exports exports beside them, the rest queued.
+
+    The latest keep_finished finished jobs stay findable (a reloaded page finds its result),
+    of them only the latest keep_exports exports: each holds a ZIP and an HTML report."""
+
+    def __init__(self, max_jobs: int | None = None, keep_finished: int = 100, *,
+                 max_exports: int = 1, keep_exports: int = 3):
         self.max_jobs = max(1, int(max_jobs or os.environ.get(MAX_JOBS_ENV) or 1))
-        self.keep_finished = keep_finished
+        self.keep_finished, self.keep_exports = keep_finished, keep_exports
+        self._slots = {"compute": self.max_jobs, "export": max(1, max_exports)}
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._by_key: dict[str, Job] = {}
-        self._queue: deque[Job] = deque()
-        self._running = 0
+        self._queues: dict[str, deque[Job]] = {lane: deque() for lane in self._slots}
+        self._running = dict.fromkeys(self._slots, 0)
 
     def submit(self, kind: str, key: str, fn, *args, label: str = "",
                epochs_total: int | None = None, **kwargs) -> Job:
@@ -563,11 +605,12 @@ class JobManager:
             self._jobs[job.id] = job
             self._by_key[key] = job
             self._forget_old()
-            if self._running < self.max_jobs:
-                self._running += 1
+            lane = _lane(job)
+            if self._running[lane] < self._slots[lane]:
+                self._running[lane] += 1
                 self._start(job)
             else:
-                self._queue.append(job)
+                self._queues[lane].append(job)
         return job
 
     def submit_train(self, X, y, spec: ArchSpec, protocol, *, features, target, data_key: str,
@@ -623,12 +666,15 @@ class JobManager:
         threading.Thread(target=self._worker, args=(job,), name=f"bnapp-{job.id}", daemon=True).start()
 
     def _worker(self, job: Job | None) -> None:
+        lane = _lane(job)
         while job is not None:
             self._execute(job)
             with self._lock:
-                job = self._queue.popleft() if self._queue else None
+                self._forget_old()
+                waiting = self._queues[lane]
+                job = waiting.popleft() if waiting else None
                 if job is None:
-                    self._running -= 1
+                    self._running[lane] -= 1
 
     def _execute(self, job: Job) -> None:
         fn, args, kwargs = job._call
@@ -640,7 +686,6 @@ class JobManager:
         job.state, job.message = "running", "started"
         logger.info("bnapp job started: %s %s", job.kind, job.key)  # the load test counts these
         cache._sinks.messages = job.warnings
-        _current.job = job
         try:
             job._result = fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure ends this job only, with its message
@@ -654,7 +699,6 @@ class JobManager:
             job.progress, job.state = 1.0, "done"
         finally:
             cache._sinks.messages = None
-            _current.job = None
             job._call = None  # drop references to the inputs
             job.finished = time.time()
             job._done.set()
@@ -662,25 +706,32 @@ class JobManager:
     def _position(self, job: Job) -> int | None:
         with self._lock:
             try:
-                return self._queue.index(job) + 1
+                return self._queues[_lane(job)].index(job) + 1
             except ValueError:
                 return None
 
     def _drop_queued(self, job: Job) -> bool:
         with self._lock:
-            if job not in self._queue:
+            waiting = self._queues[_lane(job)]
+            if job not in waiting:
                 return False
-            self._queue.remove(job)
+            waiting.remove(job)
         job.state, job.message, job.finished = "cancelled", "cancelled before it started", time.time()
         job._done.set()
         return True
 
     def _forget_old(self) -> None:
+        """Forget the finished jobs beyond the latest keep_finished, and the finished exports
+        beyond the latest keep_exports, dropping their results (held by a handle, if any)."""
         finished = [j for j in self._jobs.values() if j._done.is_set()]
-        for old in finished[: max(0, len(finished) - self.keep_finished)]:
-            del self._jobs[old.id]
-            if self._by_key.get(old.key) is old:
-                del self._by_key[old.key]
+        exports = [j for j in finished if j.kind == "export"]
+        old = {j.id: j for j in finished[: max(0, len(finished) - self.keep_finished)]}
+        old.update((j.id, j) for j in exports[: max(0, len(exports) - self.keep_exports)])
+        for job in old.values():
+            del self._jobs[job.id]
+            if self._by_key.get(job.key) is job:
+                del self._by_key[job.key]
+            job._result, job._forgotten = None, True
 
 
 _manager: JobManager | None = None

@@ -56,7 +56,8 @@ if st.button("Build the ZIP and the HTML report", type="primary", key="export-bu
 
 if job is None:
     if st.session_state.get(BUILT):
-        st.info("The run or the settings changed since the last build: build again.")
+        st.info("No bundle is kept for this run and these settings (they changed since the "
+                "last build, or the bundle was freed from memory): build again.")
     st.stop()
 if job.state in ("queued", "running"):
     _progress(job)

@@ -185,6 +185,30 @@ def held_train(X, y, spec, protocol, *, hold: Path, progress, cancel, **kwargs):
     return train_run(X, y, spec, protocol, progress=report, cancel=cancel, **kwargs)
 
 
+def counted_train(X, y, spec, protocol, *, calls: Calls, **kwargs):
+    """The real trainer, its calls counted with the process that ran them."""
+    from bnapp.train import train_run
+
+    calls.hit()
+    return train_run(X, y, spec, protocol, **kwargs)
+
+
+def worker_pid(progress, cancel) -> int:
+    """Which process ran this call (as jobs._in_worker calls it)."""
+    return os.getpid()
+
+
+def report_until_cancelled(progress, cancel, *, saw_cancel: Path) -> None:
+    """Reports progress once, then waits for cancel() (writing `saw_cancel` when it came)."""
+    progress(0.5, "halfway")
+    deadline = time.monotonic() + HOLD_SECONDS
+    while not cancel():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the cancel never reached the worker")
+        time.sleep(0.01)
+    saw_cancel.touch()
+
+
 def test_fake_train_makes_a_complete_run():
     X = np.random.default_rng(1).normal(size=(12, 5))
     run = fake_train(X, X[:, 0], ArchSpec(), FakeProtocol(), features=list("abcde"))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import threading
 import time
+import weakref
 from functools import partial
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from joblib import Parallel, delayed
 from test_jobs_fakes import (
     Calls,
     FakeProtocol,
+    counted_train,
     die,
     fake_train,
     same_run,
@@ -63,7 +66,7 @@ def test_submit_returns_at_once_and_reports_progress(calls, data):
     run = job.result(timeout=60)
     assert job.state == "done" and job.progress == 1.0 and job.epochs_done == 12
     assert job.elapsed >= 0 and job.eta_seconds is None
-    assert calls.places() == [f"pid {job.worker_pid}"] and job.worker_pid != os.getpid(), \
+    assert calls.places() != [f"pid {os.getpid()}"] and calls.n == 1, \
         "the training ran in a worker process"
     direct = fake_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES)
     assert same_run(run, direct)
@@ -248,7 +251,7 @@ def test_cache_warnings_are_kept_on_the_job(calls, data, monkeypatch):
     job = _submit(jobs.JobManager(), X, y)
     run = job.result(60)
     assert len(run.folds) == 3 and job.state == "done"
-    assert job.worker_pid not in (None, os.getpid()), "trained in a worker, stored by the job"
+    assert calls.places() != [f"pid {os.getpid()}"], "trained in a worker, stored by the job"
     assert any("No space left" in w for w in job.warnings)
 
 
@@ -285,16 +288,18 @@ def demo():
     return ds.X(STUDY_INPUTS), ds.y()
 
 
-def test_errors_raised_in_the_worker_process_read_as_messages(demo):
+def test_errors_raised_in_the_worker_process_read_as_messages(demo, monkeypatch, tmp_path):
     """Through the worker, loky re-raises the error with its traceback as text."""
     X, y = demo
+    calls = Calls.at(tmp_path / "calls")
+    monkeypatch.setattr(jobs, "_train_run", partial(counted_train, calls=calls))
     manager = jobs.JobManager(max_jobs=1)
     few = _submit(manager, X[:5], y[:5], protocol=Protocol(folds=10))
     no_bn = ArchSpec((6,), "sigmoid", "linear", input_bn=False, hidden_bn=False)
     diverging = _submit(manager, X, y, spec=no_bn, protocol=Protocol(folds=3, epochs=60, lr=10))
     for job in (few, diverging):
         assert job.wait(300) and job.state == "failed", job
-        assert job.worker_pid not in (None, os.getpid())
+    assert calls.n == 2 and f"pid {os.getpid()}" not in calls.places()
     assert few.error == "5 rows are too few for 10 folds: use fewer folds or more rows"
     assert diverging.error.startswith("training diverged: "), diverging.error
     assert "fold " in diverging.error and "epoch " in diverging.error
@@ -314,3 +319,49 @@ def test_each_job_started_is_logged_once_per_computation(calls, data, caplog):
         job.result(60)
     started = [r.getMessage() for r in caplog.records if r.name.startswith("bnapp")]
     assert sorted(started) == sorted(f"bnapp job started: train {j.key}" for j in (first, other))
+
+
+def test_exports_queue_apart_from_trainings_and_grids():
+    manager = jobs.JobManager(max_jobs=1)
+    training, exporting = threading.Event(), threading.Event()
+    train = manager.submit("train", "k-train", training.wait, 60)
+    grid = manager.submit("grid", "k-grid", lambda: "grid")
+    held = manager.submit("export", "k-held", exporting.wait, 60)
+    assert grid.position == 1 and held.position is None, "the export did not queue behind them"
+    after = manager.submit("export", "k-after", lambda: "next")
+    assert after.position == 1, "exports queue behind exports"
+    exporting.set()
+    assert held.result(60) and after.result(60) == "next"
+    assert train.state == "running" and grid.position == 1
+    training.set()
+    assert grid.result(60) == "grid"
+
+
+class _Bundle:
+    """Stands for an ExportBundle: a ZIP and an HTML report in memory."""
+
+
+def test_only_the_latest_exports_keep_their_bundles():
+    manager = jobs.JobManager(keep_exports=2)
+    train = manager.submit("train", "k-train", lambda: "run")
+    assert train.result(60) == "run"
+    built = []
+
+    def build():
+        bundle = _Bundle()
+        built.append(weakref.ref(bundle))
+        return bundle
+
+    exports = [manager.submit("export", f"k-export-{i}", build) for i in range(4)]
+    assert all(job.wait(60) for job in exports)
+    wait_until(lambda: len(manager.jobs()) == 3)
+    assert manager.jobs() == [train, *exports[2:]], "older exports are forgotten, not trainings"
+    assert manager.find(exports[0].key) is None and manager.get(exports[1].id) is None
+    gc.collect()
+    assert [ref() is None for ref in built] == [True, True, False, False], \
+        "a forgotten export's bytes are freed, even while its Job is still held"
+    with pytest.raises(jobs.JobFailed, match="dropped to free memory"):
+        exports[0].result()
+    assert exports[3].result() is built[3]()
+    again = manager.submit("export", "k-export-0", build)
+    assert again is not exports[0] and again.result(60) is built[4](), "built anew"

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from functools import partial
 
 import pandas as pd
 import psutil
 import pytest
-from test_jobs_fakes import HOLD_SECONDS, held_train, same_run, wait_for, wait_until
+from test_jobs_fakes import (
+    HOLD_SECONDS,
+    held_train,
+    report_until_cancelled,
+    same_run,
+    wait_for,
+    wait_until,
+    worker_pid,
+)
 
 from bnapp import cache, jobs
 from bnapp.model import ArchSpec
@@ -49,7 +58,7 @@ def test_a_training_job_runs_in_a_reused_worker_with_live_progress(urea, hold):
     job = _submit(manager, X, y, seed=1)
     pid = _held_pid(hold, 1)
     assert pid != os.getpid()
-    wait_until(lambda: job.progress > 0 and job.worker_pid == pid)
+    wait_until(lambda: job.progress > 0)
     snap = job.snapshot()
     assert snap["state"] == "running" and 0 < snap["progress"] < 1
     assert 0 < snap["epochs_done"] < snap["epochs_total"] == 80 and snap["eta_seconds"] >= 0
@@ -96,10 +105,11 @@ def test_a_killed_training_worker_fails_its_job_only(urea, hold):
     assert other.state == "running" and psutil.pid_exists(other_pid)
     (hold / "release-6").touch()
     assert other.result(HOLD_SECONDS) is not None and other.state == "done"
+    (hold / "held-5").unlink()
     (hold / "release-5").touch()
     retried = _submit(manager, X, y, seed=5)
     assert retried is not doomed and retried.result(HOLD_SECONDS) is not None
-    assert retried.worker_pid not in (None, doomed_pid), "a new worker replaced the dead one"
+    assert _held_pid(hold, 5) not in (doomed_pid, os.getpid()), "a new worker replaced the dead one"
     assert len(cache.entries()) == 2
 
 
@@ -114,3 +124,53 @@ def test_jobs_go_on_after_the_progress_channel_process_dies(urea, hold):
     wait_until(lambda: not channels.is_alive())
     job = _submit(manager, X, y, seed=8)
     assert job.result(HOLD_SECONDS) is not None and job.progress == 1.0
+
+
+@pytest.fixture()
+def workers(monkeypatch):
+    """A pool of its own, so the test knows which worker is idle; its workers end with it."""
+    pool = jobs._Workers()
+    monkeypatch.setattr(jobs, "_workers", pool)
+    yield pool
+    for executor in pool._idle:
+        executor.shutdown(wait=False, kill_workers=True)
+
+
+def test_a_worker_killed_while_idle_is_replaced_for_the_next_job(urea, hold, workers):
+    X, y = urea
+    manager = jobs.JobManager(max_jobs=1)
+    pid = _next_job_pid(manager, hold, X, y, seed=9)
+    (executor,) = workers._idle
+    os.kill(pid, signal.SIGKILL)  # as the OOM killer would, between two jobs
+    wait_until(lambda: executor._flags.broken is not None)  # loky saw it: the executor refuses calls
+    assert _next_job_pid(manager, hold, X, y, seed=10) not in (pid, os.getpid())
+
+
+def test_a_worker_dead_before_it_took_the_call_is_replaced(workers):
+    """The other order: the call is handed to the worker, which dies before reading it."""
+    pid = jobs._in_worker(worker_pid)
+    (executor,) = workers._idle
+    os.kill(pid, signal.SIGSTOP)  # alive (the executor takes the call) but never reads it
+    ran = []
+    call = threading.Thread(target=lambda: ran.append(jobs._in_worker(worker_pid)))
+    call.start()
+    wait_until(lambda: executor._pending_work_items)
+    os.kill(pid, signal.SIGKILL)
+    call.join(HOLD_SECONDS)
+    assert len(ran) == 1 and ran[0] not in (pid, os.getpid())
+
+
+def test_a_cancel_seen_first_by_the_progress_callback_stops_the_worker_and_keeps_it(workers,
+                                                                                 tmp_path):
+    """Job.report raises JobCancelled when the cancel lands after the relay last asked cancel():
+    the relay must then tell the worker to stop, not abandon (and kill) it."""
+    pid = jobs._in_worker(worker_pid)
+
+    def report(fraction, message=""):
+        raise jobs.JobCancelled("cancelled")
+
+    with pytest.raises(jobs.JobCancelled):
+        jobs._in_worker(report_until_cancelled, progress=report, cancel=lambda: False,
+                        saw_cancel=tmp_path / "saw-cancel")
+    assert (tmp_path / "saw-cancel").exists(), "the worker process saw the cancel"
+    assert jobs._in_worker(worker_pid) == pid, "and its worker is reused"
