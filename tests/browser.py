@@ -283,6 +283,11 @@ def runs_finished(page) -> int:
     return _watches[page].finished
 
 
+def last_event(page) -> float:
+    """time.monotonic() of the page's last script start or finish seen on its websocket."""
+    return _watches[page].last
+
+
 def wait_rerun(page, before: int, timeout: float = 60.0) -> None:
     """Wait until a whole-script run finished after `before` was counted, none has started
     since for QUIET seconds, and the page shows itself idle."""
