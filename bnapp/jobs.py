@@ -474,6 +474,7 @@ class Job:
                  label: str, epochs_total: int | None):
         self.id, self.kind, self.key, self.label = job_id, kind, key, label
         self.data_name: str = kwargs.get("data_name", "")  # the data set it works on, if named
+        self.target: str = kwargs.get("target", "")  # the column it predicts, if it trains
         self.state = "queued"
         self.progress = 0.0
         self.message = "queued"

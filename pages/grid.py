@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from bnapp import charts, grid
+from bnapp import charts, grid, units
 from bnapp.data import DataError
 from bnapp.model import ACTIVATIONS, INPUT_MODES
 from bnapp.train import Protocol
@@ -18,13 +18,18 @@ SORT_KEYS = {
     "cv_mse_sd": "SD of the MSE over folds, lowest first",
     "total_params": "number of parameters, fewest first",
 }
-COLUMNS = {
-    "label": "network", "input_mode": "input", "activation": "hidden activation",
-    "output_activation": "output activation", "bn": "BN layers", "n_layers": "hidden layers",
-    "width": "nodes per layer", "total_params": "parameters",
-    "cv_mse_mean": "CV MSE ((mg/dL)²)", "cv_mse_sd": "SD over folds ((mg/dL)²)",
-    "cv_rmse": "√CV MSE (mg/dL)", "diverged": "diverged",
-}
+
+
+def columns(target: str) -> dict[str, str]:
+    """Table headers, the errors in the unit of the target the grid predicted."""
+    unit = units.target_unit(target)
+    return {
+        "label": "network", "input_mode": "input", "activation": "hidden activation",
+        "output_activation": "output activation", "bn": "BN layers", "n_layers": "hidden layers",
+        "width": "nodes per layer", "total_params": "parameters",
+        "cv_mse_mean": f"CV MSE (({unit})²)", "cv_mse_sd": f"SD over folds (({unit})²)",
+        "cv_rmse": f"√CV MSE ({unit})", "diverged": "diverged",
+    }
 
 
 def protocol_controls() -> Protocol:
@@ -92,7 +97,7 @@ def filters(frame):
 st.title("Grid search")
 st.caption("The study's table 1 on your data: 1–4 hidden layers × 2–6 nodes × tanh/relu/sigmoid "
            "× linear/relu output × with/without BN × raw/z-scored inputs = 480 networks, each "
-           "scored by its cross-validated mean squared error (MSE) in predicting Ueq.")
+           "scored by its cross-validated mean squared error (MSE) in predicting the target.")
 ds = state.dataset()
 st.text(f"Data: {ds.name} · inputs {', '.join(state.features())} → {state.target()}")
 protocol = protocol_controls()
@@ -112,7 +117,10 @@ if results is None:
     st.info("No grid results in this session yet: set the protocol and run the grid search.")
     st.stop()
 
-results = results.assign(cv_rmse=np.sqrt(results["cv_mse_mean"]))  # in Ueq's own unit
+results = results.assign(cv_rmse=np.sqrt(results["cv_mse_mean"]))  # in the target's own unit
+predicted = state.grid_target()
+COLUMNS = columns(predicted)
+st.caption(f"These networks predicted {predicted}.")
 st.subheader("Best network per input mode")
 best = grid.best_per_mode(results)
 widgets.table(best[[c for c in COLUMNS if c in best]], "grid_best", column_config=COLUMNS)
@@ -129,6 +137,6 @@ if shown.empty:
     st.info("No network matches the filters; widen them.")
     st.stop()
 widgets.table(shown[[c for c in COLUMNS if c in shown]], "grid_search", column_config=COLUMNS)
-widgets.figure(charts.grid_heatmap(shown), "grid_heatmap",
+widgets.figure(charts.grid_heatmap(shown, target=predicted), "grid_heatmap",
                caption="Cells show the filtered networks; the outlined cell is the best of each "
                        "input mode among them.")

@@ -310,3 +310,21 @@ def test_a_sessions_file_needs_only_the_networks_inputs():
     assert shown["row"].tolist() == [2, 4]
     expected = entry.run.ensemble_predictions(np.array([[150, 50, 2], [130, 45, 1]])).mean(axis=0)
     np.testing.assert_allclose(shown["ueq_network"], expected, rtol=1e-12)
+
+
+def test_grid_headers_keep_the_unit_of_the_target_the_grid_predicted(fake_engine):
+    at = app_at("pages/grid.py")
+    at.session_state["features"] = ["Upre", "U120", "Upos", "PP"]
+    at.session_state["target"] = "UF"  # ultrafiltration volume, in litres
+    at.run()
+    at.button(key="grid-run").click().run()
+    wait_for_jobs(at)
+    at.run()
+    at.session_state["features"], at.session_state["target"] = data.STUDY_INPUTS, "Ueq"
+    at.run()  # the columns changed after the grid ran: its errors are still in litres
+    assert not at.exception
+    headers = json.loads(at.dataframe[0].proto.columns)
+    assert headers["cv_rmse"]["label"] == "√CV MSE (L)"
+    assert headers["cv_mse_mean"]["label"] == "CV MSE ((L)²)"
+    assert any("predicted UF" in c.value for c in at.caption)
+    assert "(L)²" in charts_on(at)[0].proto.spec

@@ -214,9 +214,14 @@ def collect_finished() -> list[Job]:
             name = _state().get("job_data_names", {}).get(job.id) or job.data_name
             add_run(RunEntry(job.key, run_label(run, name), run, name, tuple(job.warnings)))
         elif job.kind == "grid":
-            _state().grid_result = job.result()
+            _state().grid_result, _state().grid_target = job.result(), job.target
     return fresh
 
 
 def grid_result() -> pd.DataFrame | None:
     return _state().get("grid_result")
+
+
+def grid_target() -> str:
+    """The column the shown grid predicted (the columns chosen may have changed since)."""
+    return _state().get("grid_target") or target()
