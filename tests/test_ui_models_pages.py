@@ -327,4 +327,4 @@ def test_grid_headers_keep_the_unit_of_the_target_the_grid_predicted(fake_engine
     assert headers["cv_rmse"]["label"] == "√CV MSE (L)"
     assert headers["cv_mse_mean"]["label"] == "CV MSE ((L)²)"
     assert any("predicted UF" in c.value for c in at.caption)
-    assert "(L)²" in charts_on(at)[0].proto.spec
+    assert "(L)²" in json.dumps(chart_spec(charts_on(at)[0]), ensure_ascii=False)
