@@ -21,7 +21,14 @@ import pandas as pd
 
 from bnapp import __version__, analysis, cache, charts, export, views
 from bnapp.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
-from bnapp.importance import importance_tables, layer_rows, layer_stem, run_layers, tag_layer
+from bnapp.importance import (
+    importance_tables,
+    layer_rows,
+    layer_stem,
+    parameter_tables,
+    run_layers,
+    tag_layer,
+)
 from bnapp.model import ArchSpec
 from bnapp.results import RunResult
 from bnapp.train import Protocol
@@ -31,7 +38,8 @@ CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to
 # The tables the HTML report shows in full (the ZIP holds all of them): file stem -> heading.
 REPORT_TABLES = {
     "architecture": "Architecture and parameter counts",
-    "bn_parameters": "Input BN parameters, mean and SD across folds (study table 2)",
+    "bn_parameters": "BN parameters of each layer, mean and SD across folds (the input layer's "
+                     "is study table 2)",
     "association": "γ against importance: correlations with bootstrap intervals",
     "baselines": "Network against linear regression and the clinical formulas",
     "paired_comparison": "Network against each baseline, paired over folds",
@@ -44,14 +52,12 @@ def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
                seed: int = 0) -> dict[str, pd.DataFrame]:
     """Every analysis table of a run, keyed by file stem; stages and sensitivity cover the input
     and every hidden layer (told apart by the `layer` and `hidden_layer` columns)."""
-    per_fold, summary = analysis.bn_parameters(run)
     found = importance_tables(run, n_permutations=n_permutations, n_boot=n_boot, seed=seed)
     quantiles = pd.concat([tag_layer(analysis.stage_summary(run, *layer), layer)
                            for layer in run_layers(run.spec)], ignore_index=True)
     loss, gamma = analysis.training_curves(run)
     return {
-        "bn_parameters": summary,
-        "bn_parameters_per_fold": per_fold,
+        **parameter_tables(run),
         "stage_quantiles": quantiles,
         **found,
         "baselines": analysis.baselines(run),
@@ -81,10 +87,12 @@ def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, al
     figures = {
         "architecture": charts.architecture_chart(run.spec, len(run.features), run.features,
                                                   target=run.target),
-        "parameters": charts.parameter_chart(tables["bn_parameters_per_fold"]),
         "baselines": charts.baseline_chart(tables["baselines"], target=run.target),
     }
     for layer in run_layers(run.spec):
+        per_fold = layer_rows(tables["bn_parameters_per_fold"], layer)
+        figures[f"parameters_{layer_stem(layer)}"] = charts.parameter_chart(
+            per_fold.drop(columns=["layer", "hidden_layer"]))
         quantiles = layer_rows(tables["stage_quantiles"], layer)
         figures[f"stages_{layer_stem(layer)}"] = charts.stage_boxplot(
             quantiles.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer),

@@ -59,8 +59,11 @@ def test_analyze_writes_every_table(urea_csv, tmp_path):
     base = pd.read_csv(out / "baselines.csv", dtype={"fold": str})
     assert set(base["method"]) == {"network", "linear_regression", "rate_equation", "tattersall"}
     assert set(base["fold"]) == {"0", "1", "2", "pooled"} and "rmse" in base.columns
-    assert pd.read_csv(out / "bn_parameters.csv")["unit"].tolist() == ["Upre", "U120", "Upos",
-                                                                        "PP", "UF"]
+    params = pd.read_csv(out / "bn_parameters.csv")
+    assert params.loc[params["layer"] == "input", "unit"].tolist() == ["Upre", "U120", "Upos",
+                                                                       "PP", "UF"]
+    assert set(params["hidden_layer"].dropna()) == {1, 2}  # every BN layer, with its own units
+    assert params.loc[params["layer"] == "hidden", "gamma_mean"].notna().all()
 
 
 def test_analyze_writes_every_figure_as_png_and_svg(urea_csv, tmp_path):
@@ -69,8 +72,9 @@ def test_analyze_writes_every_figure_as_png_and_svg(urea_csv, tmp_path):
     assert main(["analyze", "--data", str(urea_csv), "--arch", "4,3", "--folds", "3",
                  "--epochs", "5", "--seed", "1", "--out", str(out), "--n-boot", "50",
                  "--permutations", "2"]) == 0
-    expected = {"architecture", "parameters", "baselines", "loss", "gamma_trajectories",
-                *(f"stages_{stem}" for stem in ("input", "hidden1", "hidden2")),
+    expected = {"architecture", "baselines", "loss", "gamma_trajectories",
+                *(f"{figure}_{stem}" for figure in ("stages", "parameters")
+                  for stem in ("input", "hidden1", "hidden2")),
                 *(f"gamma_vs_bias_{stem}_{mode}" for stem in ("input", "hidden1", "hidden2")
                   for mode in ("zero", "mean", "permutation"))}
     assert {p.stem for p in out.glob("*.png")} == expected
