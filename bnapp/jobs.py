@@ -152,11 +152,12 @@ class _Workers:
         self._idle: list = []
         self._lock = threading.Lock()
 
-    def acquire(self):
+    def acquire(self, fresh: bool = False):
+        """An idle executor, or (none idle, or fresh asked) a new one."""
         from joblib.externals.loky import ProcessPoolExecutor
 
         with self._lock:
-            if self._idle:
+            if self._idle and not fresh:
                 return self._idle.pop()
         return ProcessPoolExecutor(max_workers=1, timeout=_WORKER_IDLE_SECONDS)
 
@@ -246,17 +247,19 @@ def _in_worker(fn, *args, progress: Progress | None = None, cancel: Cancel | Non
     call = (_relayed, fn, args, kwargs, channel, stop)
     future, started, cancelled = _attempt(call, progress, cancel)
     if not (started or cancelled) and isinstance(future.exception(), BrokenProcessPool):
-        # not this call's doing: its worker was dead before it could begin (killed while idle)
-        future, _, cancelled = _attempt(call, progress, cancel)
+        # not this call's doing: its worker was dead before it could begin (killed while idle);
+        # a new worker, as other idle ones may have died with it (e.g. the out-of-memory killer)
+        future, _, cancelled = _attempt(call, progress, cancel, fresh=True)
     if cancelled:
         raise JobCancelled("cancelled")
     return future.result()
 
 
-def _attempt(call, progress: Progress | None, cancel: Cancel | None):
-    """call on a worker, relayed until it ends: its future, whether the worker began the call,
-    and whether cancel was asked. A worker that died leaves with its executor."""
-    executor = _workers.acquire()
+def _attempt(call, progress: Progress | None, cancel: Cancel | None, *, fresh: bool = False):
+    """call on a worker (a new one if fresh), relayed until it ends: its future, whether the
+    worker began the call, and whether cancel was asked. A worker that died leaves with its
+    executor."""
+    executor = _workers.acquire(fresh)
     try:
         future = executor.submit(*call)
     except BrokenProcessPool as exc:  # its worker died while idle, and loky has seen it
@@ -725,7 +728,7 @@ class JobManager:
         """Forget the finished jobs beyond the latest keep_finished, and the finished exports
         beyond the latest keep_exports, dropping their results (held by a handle, if any)."""
         finished = [j for j in self._jobs.values() if j._done.is_set()]
-        exports = [j for j in finished if j.kind == "export"]
+        exports = [j for j in finished if j.kind == "export" and j.state == "done"]
         old = {j.id: j for j in finished[: max(0, len(finished) - self.keep_finished)]}
         old.update((j.id, j) for j in exports[: max(0, len(exports) - self.keep_exports)])
         for job in old.values():

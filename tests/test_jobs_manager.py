@@ -365,3 +365,17 @@ def test_only_the_latest_exports_keep_their_bundles():
     assert exports[3].result() is built[3]()
     again = manager.submit("export", "k-export-0", build)
     assert again is not exports[0] and again.result(60) is built[4](), "built anew"
+
+
+def test_failed_and_cancelled_exports_do_not_push_out_a_built_bundle():
+    manager = jobs.JobManager(keep_exports=1)
+    good = manager.submit("export", "k-good", _Bundle)
+    assert good.wait(60)
+
+    def broken():
+        raise RuntimeError("no space left")
+
+    for i in range(3):
+        assert manager.submit("export", f"k-broken-{i}", broken).wait(60)
+    assert isinstance(good.result(), _Bundle), "the built bundle is kept"
+    assert manager.find("k-good") is good

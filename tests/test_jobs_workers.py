@@ -160,6 +160,22 @@ def test_a_worker_dead_before_it_took_the_call_is_replaced(workers):
     assert len(ran) == 1 and ran[0] not in (pid, os.getpid())
 
 
+def test_a_call_finding_every_idle_worker_dead_runs_on_a_new_one(workers):
+    """Idle workers killed together (the out-of-memory killer): the retry does not take the next
+    dead one."""
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    pids = []
+    for _ in range(2):
+        executor = ProcessPoolExecutor(max_workers=1)
+        pids.append(executor.submit(os.getpid).result())
+        workers.release(executor)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: all(e._flags.broken is not None for e in workers._idle))
+    assert jobs._in_worker(worker_pid) not in (*pids, os.getpid())
+
+
 def test_a_cancel_seen_first_by_the_progress_callback_stops_the_worker_and_keeps_it(workers,
                                                                                  tmp_path):
     """Job.report raises JobCancelled when the cancel lands after the relay last asked cancel():

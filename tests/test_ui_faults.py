@@ -157,6 +157,18 @@ def test_a_reloaded_tab_finds_its_jobs_from_the_url_and_no_others():
     assert done.key not in other.session_state.get("runs", {})
 
 
+def test_a_reloaded_tab_opens_its_newest_run_last():
+    tab = app_at(PAGE)
+    older = finish(tab, start(tab, proto_folds=3, proto_epochs=20, proto_seed=17))
+    newer = finish(tab, start(tab, proto_folds=3, proto_epochs=20, proto_seed=18))
+    reloaded = AppTest.from_file(APP, default_timeout=120)
+    reloaded.query_params["jobs"] = tab.query_params["jobs"]
+    reloaded.run()
+    assert not reloaded.exception
+    assert list(reloaded.session_state["runs"]) == [older.key, newer.key], "oldest first"
+    assert reloaded.session_state["active_run"] == newer.key
+
+
 # ------------------------------------------------------------------------------ large tables
 
 def test_a_table_sends_a_bounded_number_of_rows_and_downloads_all(tmp_path, monkeypatch):

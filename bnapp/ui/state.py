@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from bnapp import cache, data
-from bnapp.jobs import Job, JobManager, job_manager
+from bnapp.jobs import Job, JobFailed, JobManager, job_manager
 from bnapp.model import ArchSpec
 from bnapp.results import RunResult
 from bnapp.train import Protocol
@@ -207,14 +207,17 @@ def collect_finished() -> list[Job]:
     """Open the runs of newly finished training jobs; returns the jobs collected this call."""
     seen = _state().setdefault("collected_jobs", set())
     fresh = [j for j in jobs() if j.state == "done" and j.id not in seen]
-    for job in fresh:
+    for job in reversed(fresh):  # oldest first, so the newest run and grid are the ones shown
         seen.add(job.id)
+        try:
+            result = job.result()
+        except JobFailed:  # the manager dropped it meanwhile to bound memory
+            continue
         if job.kind == "train":
-            run = job.result()
             name = _state().get("job_data_names", {}).get(job.id) or job.data_name
-            add_run(RunEntry(job.key, run_label(run, name), run, name, tuple(job.warnings)))
+            add_run(RunEntry(job.key, run_label(result, name), result, name, tuple(job.warnings)))
         elif job.kind == "grid":
-            _state().grid_result, _state().grid_target = job.result(), job.target
+            _state().grid_result, _state().grid_target = result, job.target
     return fresh
 
 
