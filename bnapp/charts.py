@@ -456,8 +456,9 @@ def input_mode_scatter(sens: pd.DataFrame, lines: pd.DataFrame, metric: str, mod
 
 # ---------------------------------------------------------------- parameters
 
-def parameter_chart(per_fold: pd.DataFrame) -> alt.TopLevelMixin:
-    """γ and β of each unit across folds, beside the BN moving std against the scaler std."""
+def parameter_chart(per_fold: pd.DataFrame, layer_label: str = "") -> alt.TopLevelMixin:
+    """γ and β of each unit across folds, beside the BN moving std against the scaler std;
+    layer_label (views.layer_title) names the layer in the title."""
     data = per_fold.assign(unit=per_fold["unit"].astype(str))
     units = _ordered(data["unit"])
     color = alt.Color("unit:N", scale=_unit_scale(units), legend=None)
@@ -506,9 +507,11 @@ def parameter_chart(per_fold: pd.DataFrame) -> alt.TopLevelMixin:
                      alt.Tooltip("scaler_std:Q", format=".4g")])
         panels.append(alt.layer(diagonal, dots).properties(width=230, height=230))
     if not panels:
-        return _message_chart("BN parameters", "This layer has no batch normalization.")
+        return _message_chart(f"{layer_label or 'BN'} parameters",
+                              "This layer has no batch normalization.")
     chart = alt.hconcat(*panels, spacing=24).resolve_scale(color="independent", shape="independent")
-    return _finish(chart, "What the BN layer learned, per unit across folds", [
+    title = f"{layer_label}: what it learned" if layer_label else "What the BN layer learned"
+    return _finish(chart, f"{title}, per unit across folds", [
         "γ, β: one dot per fold; bar: mean ± SD. Right: the BN moving std against the z-score "
         "scaler's std (dashed: equal).",
     ])

@@ -420,7 +420,7 @@ def export_bundle(run: RunResult, *, run_key: str, data_name: str, dataset, opti
             progress(fraction, message)
 
     step(0.0, "computing the analyses")
-    tables = cached_analysis(run_key, "bnapp.report.run_tables",
+    tables = cached_analysis(run_key, f"bnapp.report.run_tables/{report.RUN_TABLES_SCHEMA}",
                              lambda: report.run_tables(run, **options), kwargs=options)
     step(0.1, "drawing the figures")  # the analyses are the quick part; drawing takes the rest
     return report.build_export(run, tables, report.run_figures(run, tables), run_key=run_key,

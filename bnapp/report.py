@@ -46,6 +46,9 @@ REPORT_TABLES = {
     "data_dropped_by_reason": "Rows dropped while reading the data, by reason",
 }
 Progress = Callable[[float, str], None]
+# Part of run_tables' cache key: raise it when its tables change shape, so a cached set of the
+# old shape is not served (the package version would also retire every cached run).
+RUN_TABLES_SCHEMA = 2
 
 
 def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
@@ -92,7 +95,7 @@ def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, al
     for layer in run_layers(run.spec):
         per_fold = layer_rows(tables["bn_parameters_per_fold"], layer)
         figures[f"parameters_{layer_stem(layer)}"] = charts.parameter_chart(
-            per_fold.drop(columns=["layer", "hidden_layer"]))
+            per_fold.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer))
         quantiles = layer_rows(tables["stage_quantiles"], layer)
         figures[f"stages_{layer_stem(layer)}"] = charts.stage_boxplot(
             quantiles.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer),

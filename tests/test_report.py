@@ -28,7 +28,7 @@ from apptest import demo_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnapp import cache, data, report
+from bnapp import cache, data, report, views
 from bnapp.cli import build_parser
 from bnapp.cli.options import spec_from_args
 from bnapp.jobs import cached_train
@@ -272,6 +272,17 @@ def test_zip_tables_match_the_analyses(demo):
     expected = report.run_tables(entry.run, **report.analysis_options(entry.run, **OPTIONS))
     got = pd.read_csv(io.BytesIO(members(bundle)["tables/bn_parameters.csv"]), encoding="utf-8-sig")
     pd.testing.assert_frame_equal(got, expected["bn_parameters"], check_dtype=False)
+
+
+def test_every_bn_layer_has_its_parameter_figure_named_by_its_layer(demo):
+    entry, figures, _ = demo
+    spec = entry.run.spec
+    titles = {stem: figures[f"parameters_{stem}"].to_dict()["title"]["text"]
+              for stem in ("input", "hidden1")}
+    assert titles["input"].startswith(views.layer_title(spec, ("input", 0)))
+    assert titles["hidden1"].startswith(views.layer_title(spec, ("hidden", 0)))
+    assert titles["input"] != titles["hidden1"]
+    assert f"parameters_hidden{len(spec.hidden) + 1}" not in figures
 
 
 def test_file_names_carry_the_data_set_name():
