@@ -476,8 +476,11 @@ class Job:
     def __init__(self, manager: JobManager, job_id: str, kind: str, key: str, fn, args, kwargs,
                  label: str, epochs_total: int | None):
         self.id, self.kind, self.key, self.label = job_id, kind, key, label
-        self.data_name: str = kwargs.get("data_name", "")  # the data set it works on, if named
-        self.target: str = kwargs.get("target", "")  # the column it predicts, if it trains
+        # what a training or grid works on: the data set (name, fingerprint) and its columns
+        self.data_name: str = kwargs.get("data_name", "")
+        self.data_key: str = kwargs.get("data_key", "")
+        self.features: tuple[str, ...] = tuple(kwargs.get("features", ()))
+        self.target: str = kwargs.get("target", "")
         self.state = "queued"
         self.progress = 0.0
         self.message = "queued"

@@ -124,9 +124,14 @@ st.caption(f"These networks predicted {predicted}.")
 st.subheader("Best network per input mode")
 best = grid.best_per_mode(results)
 widgets.table(best[[c for c in COLUMNS if c in best]], "grid_best", column_config=COLUMNS)
+current = state.grid_is_current()
+if not current:
+    st.warning("This grid was run on another data set or other input and target columns than "
+               "those chosen now, so its ranking may not hold for them: run the grid again "
+               "before training its best networks.")
 for _, row in best.iterrows():
     if st.button(f"Train {row['label']}", key=f"grid-train-{row['input_mode']}",
-                 icon=":material/model_training:",
+                 icon=":material/model_training:", disabled=not current,
                  help="Trains this network with the folds, epochs and seed set above; it opens "
                       "on every analysis page when done"):
         submit(state.submit_training, grid.grid_spec(row), protocol)

@@ -125,7 +125,7 @@ def test_grid_and_train_buttons_submit_jobs_with_the_chosen_protocol(fake_engine
     wait_for_jobs(at)
     assert fake_engine == [("grid", Protocol(folds=3, epochs=7))]
     at.run()
-    assert not at.exception
+    assert not at.exception and not at.warning
     best = grid.best_per_mode(seeded_grid())
     assert list(at.dataframe[0].value["label"]) == list(best["label"])
 
@@ -328,3 +328,5 @@ def test_grid_headers_keep_the_unit_of_the_target_the_grid_predicted(fake_engine
     assert headers["cv_mse_mean"]["label"] == "CV MSE ((L)²)"
     assert any("predicted UF" in c.value for c in at.caption)
     assert "(L)²" in json.dumps(chart_spec(charts_on(at)[0]), ensure_ascii=False)
+    assert "run the grid again" in at.warning[0].value
+    assert all(at.button(key=f"grid-train-{mode}").disabled for mode in ("raw", "zscore"))

@@ -217,7 +217,8 @@ def collect_finished() -> list[Job]:
             name = _state().get("job_data_names", {}).get(job.id) or job.data_name
             add_run(RunEntry(job.key, run_label(result, name), result, name, tuple(job.warnings)))
         elif job.kind == "grid":
-            _state().grid_result, _state().grid_target = result, job.target
+            _state().grid_result = result
+            _state().grid_basis = (job.data_key, job.features, job.target)
     return fresh
 
 
@@ -227,4 +228,12 @@ def grid_result() -> pd.DataFrame | None:
 
 def grid_target() -> str:
     """The column the shown grid predicted (the columns chosen may have changed since)."""
-    return _state().get("grid_target") or target()
+    basis = _state().get("grid_basis")
+    return basis[2] if basis else target()
+
+
+def grid_is_current() -> bool:
+    """Whether the shown grid was run on the data set and columns chosen now, so its best
+    networks can be trained on them."""
+    basis = _state().get("grid_basis")
+    return basis is None or basis == (dataset().fingerprint(), tuple(features()), target())
