@@ -445,18 +445,34 @@ def _cancellable(progress: Progress | None, cancel: Cancel | None) -> Progress:
 # jobs
 
 
+def user_message(exc: BaseException) -> str | None:
+    """exc's message when it was written for the user (it says what to do): bnapp's DataError,
+    TrainingDiverged and JobFailed, and the ValueErrors and KeyErrors bnapp's own code raises
+    ("too few rows for 10 folds"); None for a bug or a library's error."""
+    name = type(exc).__name__
+    if name in USER_ERRORS or isinstance(exc, JobFailed):
+        return str(exc)
+    if type(exc) in (ValueError, KeyError) and exc.args and _raised_by_bnapp(exc):
+        return str(exc.args[0])  # a KeyError's str() would quote it
+    return None
+
+
 def _describe(exc: BaseException) -> str:
-    """A failed job's error: the message alone for errors written for the user, else with the
-    class name (a bug or a library's error: the name helps a report)."""
+    """A failed job's error: the message alone for errors written for the user, else what
+    happened and what to do, with the class name (it helps a report); the traceback is logged."""
     name = type(exc).__name__
     if name in ("TerminatedWorkerError", "KilledWorker", "BrokenProcessPool"):
         return (
             "a worker process died mid-job (killed, or out of memory); other jobs are "
             f"unaffected, and submitting this one again retries it. ({name}: {str(exc)[:300]})"
         )
-    if name in USER_ERRORS or (type(exc) is ValueError and _raised_by_bnapp(exc)):
-        return str(exc)
-    return f"{name}: {exc}"
+    message = user_message(exc)
+    if message is not None:
+        return message
+    logger.error("job failed unexpectedly", exc_info=exc)
+    return (f"an unexpected error stopped this job ({name}: {str(exc)[:300]}). Your data and "
+            "other results are kept: submit it again, and if it fails again, report it with "
+            "the terminal's log.")
 
 
 def _raised_by_bnapp(exc: BaseException) -> bool:

@@ -23,13 +23,15 @@ from bnapp.results import RunResult
 from bnapp.units import (
     LIBRARY_UNITS,
     PREDICTION_LABELS,
+    UNIT_LABELS,
     UREA_COLUMNS,
     UREA_FACTORS,
     short_label,
+    target_unit,
 )
 
-UREA_OUTPUTS = ("ueq_network", "ueq_network_sd", "ueq_network_min", "ueq_network_max",
-                "ueq_rate_equation", "ueq_tattersall")
+NETWORK_OUTPUTS = ("ueq_network", "ueq_network_sd", "ueq_network_min", "ueq_network_max")
+UREA_OUTPUTS = (*NETWORK_OUTPUTS, "ueq_rate_equation", "ueq_tattersall")
 
 
 def ektv_from_ueq(ueq, upre, uf, post_weight, t_hours=4.0) -> np.ndarray:
@@ -85,15 +87,25 @@ def _outside_range(x: np.ndarray, trained: np.ndarray, features: Sequence[str]) 
     return text
 
 
-def in_units(table: pd.DataFrame, units: str = "mg/dL") -> tuple[pd.DataFrame, dict[str, str]]:
+def in_units(table: pd.DataFrame, units: str = "mg/dL",
+             target: str = data.STUDY_TARGET) -> tuple[pd.DataFrame, dict[str, str]]:
     """A predict_sessions table with every urea value (inputs and estimates, SDs alike: the
-    conversion is a factor) in `units`, and a label with its unit for every column."""
+    conversion is a factor) in `units`, and a label with its unit for every column.
+
+    The network's columns hold a prediction of the run's `target`: converted only when that is
+    a urea column, and labelled with the target's name and unit."""
     unit = data.urea_unit(units)
     factor = UREA_FACTORS[unit]
-    urea = [c for c in table.columns if c in UREA_COLUMNS or c in UREA_OUTPUTS]
+    urea_target = target in UREA_COLUMNS
+    urea = [c for c in table.columns if c in UREA_COLUMNS
+            or (c in UREA_OUTPUTS and (urea_target or c not in NETWORK_OUTPUTS))]
     converted = table.assign(**{c: table[c] / factor for c in urea})
     labels = {c: short_label(c, unit) for c in table.columns
               if c in LIBRARY_UNITS or c in PREDICTION_LABELS}
+    if target != data.STUDY_TARGET:
+        target_in = UNIT_LABELS[unit] if urea_target else target_unit(target)
+        labels |= {c: PREDICTION_LABELS[c].replace("Ueq", target).format(urea=target_in)
+                   for c in NETWORK_OUTPUTS if c in table.columns}
     return converted, labels
 
 

@@ -14,10 +14,11 @@ METRICS = {
     "rmse": "RMSE ({unit}): typical size of an error, large errors weigh more",
     "mae": "mean absolute error ({unit})",
     "bias": "bias |mean error| ({unit}), the study's 'MSPE'",
-    "r2": "R²: share of the variance in Ueq explained",
+    "r2": "R²: share of the variance in {target} explained",
 }
 METHODS_TEXT = """
-- **Network**: the trained network of each fold, predicting Ueq for that fold's test rows.
+- **Network**: the trained network of each fold, predicting the run's target for that fold's
+  test rows.
 - **Linear regression (OLS)**: ordinary least squares on the same inputs, fitted on each fold's
   training rows, the simplest model a statistician would try first.
 - **Rate equation (Daugirdas–Schneditz)**: spKt/V from Upre, Upos, UF and weight, turned into
@@ -43,8 +44,8 @@ elif not set(KINETIC_INPUTS) <= set(entry.run.features):
 
 table = widgets.compute(entry, "baselines")
 metric = st.selectbox(
-    "Error measure", list(METRICS), format_func=lambda m: METRICS[m].format(unit=unit), key="baselines-metric",
-    help="RMSE and MAE say how far predictions typically are from the measured Ueq; bias says "
+    "Error measure", list(METRICS), format_func=lambda m: METRICS[m].format(unit=unit, target=entry.run.target), key="baselines-metric",
+    help="RMSE and MAE say how far predictions typically are from the measured value; bias says "
          "whether a method is systematically high or low; R² near 1 is best. ")
 widgets.figure(charts.baseline_chart(table, metric, target=entry.run.target), f"baselines_{metric}")
 st.subheader("Per fold and pooled")

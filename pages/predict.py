@@ -18,7 +18,6 @@ from bnapp.units import (
     UREA_FACTORS,
     UREA_UNITS,
     label,
-    short_label,
 )
 
 MAX_SHOWN = 5000  # sessions drawn in the table; the download holds all
@@ -46,7 +45,7 @@ def patient_frame(run, units: str) -> pd.DataFrame | None:
                 step=0.1, format="%.2f", key=f"predict-{name}-{units}" if urea else f"predict-{name}",
                 help=DETAILS.get(name, "An input of the trained network"))
         st.form_submit_button("Predict", key="predict-submit", type="primary",
-                              help="Compute Ueq for these values")
+                              help="Compute the network's prediction for these values")
     try:
         return data.parse_patient(values, units, required=run.features)
     except DataError as err:
@@ -80,18 +79,18 @@ def sessions_frame(run, units: str) -> pd.DataFrame | None:
     return predict.indexed_by_row(sessions)
 
 
-def headline(row: pd.Series, units: str, n_folds: int) -> None:
+def headline(row: pd.Series, labels: dict[str, str], n_folds: int) -> None:
     """The single patient's answer: the network's Ueq and dose beside the rate equation."""
     net, ektv, rate = st.columns(3)
-    net.metric(short_label("ueq_network", units), f"{row['ueq_network']:.1f}",
+    net.metric(labels["ueq_network"], f"{row['ueq_network']:.1f}",
                help=f"Mean of the {n_folds} fold models' predictions")
     if n_folds > 1:
         net.caption(f"across folds: SD {row['ueq_network_sd']:.2f}, range "
                     f"{row['ueq_network_min']:.1f}–{row['ueq_network_max']:.1f}")
     if "ektv_network" in row:
-        ektv.metric(short_label("ektv_network"), f"{row['ektv_network']:.2f}",
+        ektv.metric(labels["ektv_network"], f"{row['ektv_network']:.2f}",
                     help="Daugirdas' formula with Ueq in place of Upos: the equilibrated dose")
-        rate.metric(short_label("ueq_rate_equation", units), f"{row['ueq_rate_equation']:.1f}",
+        rate.metric(labels["ueq_rate_equation"], f"{row['ueq_rate_equation']:.1f}",
                     help="Daugirdas–Schneditz rate equation (arterial access), for comparison")
         rate.caption(f"eKt/V {row['ektv_rate_equation']:.2f} · spKt/V {row['spktv']:.2f}")
 
@@ -124,9 +123,9 @@ frame = patient_frame(run, units) if source == "form" else sessions_frame(run, u
 if frame is None:
     st.stop()
 result = predict.predict_sessions(run, frame, hours)
-shown, labels = predict.in_units(result, units)
+shown, labels = predict.in_units(result, units, run.target)
 if source == "form":
-    headline(shown.iloc[0], units, len(run.folds))
+    headline(shown.iloc[0], labels, len(run.folds))
 if result["outside_training_range"].ne("").any():
     st.warning("Some inputs lie outside the range of the data the network was trained on; "
                "its Ueq there is an extrapolation (see the last column).")

@@ -15,7 +15,7 @@ from bnapp.ui.widgets import escape_md
 
 MAX_LAYERS = 4
 KEPT = "train_controls"  # last value of every control, kept while the user is on other pages
-INPUT_MODE_LABELS = {"raw": "raw values (mg/dL, kg, L)",
+INPUT_MODE_LABELS = {"raw": "raw values (in their own units)",
                      "zscore": "z-scores (training rows' mean and SD)"}
 KIND_LABELS = {"kfold": "k-fold cross-validation", "repeated": "repeated k-fold",
                "study": "the study's random 80/20 splits"}
@@ -83,7 +83,8 @@ def _architecture(n_inputs: int) -> ArchSpec | None:
                                    "sigmoid.")
         output = _control(st.selectbox, "Output activation", "arch_output", "linear",
                           options=OUTPUT_ACTIVATIONS,
-                          help="linear: Ueq in mg/dL as computed; relu: never below zero.")
+                          help="linear: the prediction (Ueq in the study) as computed; relu: never "
+                               "below zero.")
     with options:
         input_bn = _control(st.toggle, "BN at the input", "arch_input_bn", True,
                             help="A BatchNormalization layer on the inputs: it learns a scale γ "

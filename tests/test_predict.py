@@ -129,6 +129,20 @@ def test_a_run_predicting_another_outcome_gets_no_dose():
     assert "ueq_network" in out and not {"spktv", "ektv_network"} & set(out)
 
 
+@pytest.mark.parametrize(("target", "converted", "unit"), [
+    ("PP", False, "kg"), ("Kt", False, "units of Kt"), ("Upos", True, "urea mmol/L")])
+def test_a_prediction_of_another_target_keeps_its_own_unit_and_name(target, converted, unit):
+    run = dataclasses.replace(demo_run().run, target=target)
+    out = predict_sessions(run, data.demo_dataset().frame.head(3))
+    shown, labels = in_units(out, "mmol/L", target)
+    factor = 6.006 if converted else 1.0  # mg/dL urea per mmol/L
+    for column in ("ueq_network", "ueq_network_sd", "ueq_network_min", "ueq_network_max"):
+        np.testing.assert_allclose(shown[column] * factor, out[column], rtol=1e-12)
+    np.testing.assert_allclose(shown["Upre"] * 6.006, out["Upre"], rtol=1e-12)  # inputs: urea
+    assert labels["ueq_network"] == f"{target}, network mean over folds ({unit})"
+    assert labels["ueq_network_sd"] == f"{target}, SD across folds ({unit})"
+
+
 def test_urea_values_are_shown_in_the_users_unit():
     out = predict_sessions(demo_run().run, data.demo_dataset().frame.head(3))
     shown, labels = in_units(out, "BUN")

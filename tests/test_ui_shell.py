@@ -57,8 +57,11 @@ def test_errors_on_a_page_become_messages(tmp_path):
         "from bnapp.ui import widgets\n"
         "def bad_data():\n    raise DataError('file.csv: column Upre, row 7: not a number')\n"
         "def bug():\n    raise ZeroDivisionError('x')\n"
+        "def library():\n    import pandas as pd\n    pd.DataFrame({'a': [1]})['Upos']\n"
+        "def ours():\n    from bnapp import cache\n    cache.resolve('no-such-key')\n"
         "which = st.session_state.get('which', 'data')\n"
-        "page = st.navigation([st.Page(bad_data if which == 'data' else bug, title='p')])\n"
+        "pages = {'data': bad_data, 'bug': bug, 'library': library, 'ours': ours}\n"
+        "page = st.navigation([st.Page(pages[which], title='p')])\n"
         "widgets.run_page(page)\n"
         "st.text('still serving')\n")
     at = AppTest.from_file(str(script)).run()
@@ -69,6 +72,12 @@ def test_errors_on_a_page_become_messages(tmp_path):
     at.run()
     assert not at.exception
     assert "ZeroDivisionError" in at.error[0].value and "kept" in at.error[0].value
+    at.session_state["which"] = "library"  # a library's KeyError is a bug, not a message
+    at.run()
+    assert "Something went wrong" in at.error[0].value and "(KeyError)" in at.error[0].value
+    at.session_state["which"] = "ours"  # bnapp's own KeyError is written for the user
+    at.run()
+    assert at.error[0].value.startswith("no cache entries match") and not at.exception
 
 
 def _rendered_text(html: str) -> str:

@@ -16,11 +16,9 @@ import pandas as pd
 import streamlit as st
 
 from bnapp import analysis, views
-from bnapp.data import DataError
 from bnapp.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
-from bnapp.jobs import Job, JobFailed, cached_analysis
+from bnapp.jobs import Job, cached_analysis, user_message
 from bnapp.model import ArchSpec
-from bnapp.train import TrainingDiverged
 from bnapp.ui import state
 
 TRAIN_PAGE = "pages/train.py"
@@ -200,9 +198,12 @@ def run_page(page) -> None:
     """Run a page; any error becomes a message, and the session's data and runs stay as they were."""
     try:
         page.run()
-    except (DataError, TrainingDiverged, JobFailed, ValueError, KeyError) as err:
-        st.error(escape_md(err))
-    except Exception as err:  # a bug: say so plainly, keep serving, log the traceback
+    except Exception as err:  # noqa: BLE001 - the app keeps serving whatever a page raised
+        message = user_message(err)
+        if message is not None:
+            st.error(escape_md(message))
+            return
+        # a bug or a library's error: say so plainly, log the traceback
         logger.exception("page %s failed", getattr(page, "title", page))
         st.error(f"Something went wrong on this page ({type(err).__name__}). Your data and "
                  "results are kept; try again, or report this with the terminal's log.")
