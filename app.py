@@ -47,5 +47,5 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
-widgets.sidebar()
+widgets.guarded(widgets.sidebar, "in the sidebar")()
 widgets.run_page(page)

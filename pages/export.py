@@ -16,6 +16,7 @@ BUILT = "export_built"  # session key: this session has asked for a build before
 
 
 @st.fragment(run_every=widgets.POLL_SECONDS)
+@widgets.guarded
 def _progress(job: Job) -> None:
     """Progress and Cancel while the bundle is built; the page redraws once it is done."""
     if job.state in ("queued", "running"):

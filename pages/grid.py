@@ -107,7 +107,7 @@ if st.button("Run the grid search", key="grid-run", type="primary", icon=":mater
     submit(state.submit_grid, protocol)
 job = grid_job()
 if job is not None and job.state in ("queued", "running"):
-    st.fragment(job_panel, run_every=widgets.POLL_SECONDS)(job)
+    st.fragment(widgets.guarded(job_panel), run_every=widgets.POLL_SECONDS)(job)
 elif job is not None and job.state in ("failed", "cancelled"):
     widgets.job_status(job, key="grid-page")
 
@@ -120,7 +120,7 @@ if results is None:
 results = results.assign(cv_rmse=np.sqrt(results["cv_mse_mean"]))  # in the target's own unit
 predicted = state.grid_target()
 COLUMNS = columns(predicted)
-st.caption(f"These networks predicted {predicted}.")
+st.caption(f"These networks predicted {widgets.escape_md(predicted)}.")
 st.subheader("Best network per input mode")
 best = grid.best_per_mode(results)
 widgets.table(best[[c for c in COLUMNS if c in best]], "grid_best", column_config=COLUMNS)

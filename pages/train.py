@@ -227,7 +227,8 @@ def _train_section(spec: ArchSpec | None, protocol: Protocol | None) -> None:
     job = _page_job()
     if job is not None:
         busy = job.state in ("queued", "running")
-        st.fragment(_job_panel, run_every=widgets.POLL_SECONDS if busy else None)()
+        st.fragment(widgets.guarded(_job_panel),
+                    run_every=widgets.POLL_SECONDS if busy else None)()
 
 
 # ---------------------------------------------------------------------------------- run shown

@@ -60,7 +60,10 @@ def test_errors_on_a_page_become_messages(tmp_path):
         "def library():\n    import pandas as pd\n    pd.DataFrame({'a': [1]})['Upos']\n"
         "def ours():\n    from bnapp import cache\n    cache.resolve('no-such-key')\n"
         "which = st.session_state.get('which', 'data')\n"
-        "pages = {'data': bad_data, 'bug': bug, 'library': library, 'ours': ours}\n"
+        "def panel():\n    raise ZeroDivisionError('in a fragment')\n"
+        "def fragment():\n    st.fragment(widgets.guarded(panel, 'in the panel'))()\n"
+        "pages = {'data': bad_data, 'bug': bug, 'library': library, 'ours': ours,\n"
+        "         'fragment': fragment}\n"
         "page = st.navigation([st.Page(pages[which], title='p')])\n"
         "widgets.run_page(page)\n"
         "st.text('still serving')\n")
@@ -78,6 +81,12 @@ def test_errors_on_a_page_become_messages(tmp_path):
     at.session_state["which"] = "ours"  # bnapp's own KeyError is written for the user
     at.run()
     assert at.error[0].value.startswith("no cache entries match") and not at.exception
+    at.session_state["which"] = "fragment"  # a fragment's error never reaches run_page
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "Something went wrong in the panel (ZeroDivisionError). Your data and results are kept; "
+        "try again, or report this with the terminal's log."]
 
 
 def _rendered_text(html: str) -> str:

@@ -6,6 +6,7 @@ st.dataframe, Altair or `escape_md`, never as raw Markdown or HTML.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -82,7 +83,8 @@ def need_run() -> state.RunEntry:
     if entry is None:
         st.info("No trained network yet. Train one on the Train page (the demo cohort works "
                 "out of the box), or reopen a cached run there; this page then shows its results.")
-        st.page_link(TRAIN_PAGE, label="Go to Train", icon=":material/model_training:")
+        st.page_link(TRAIN_PAGE, label="Go to Train", icon=":material/model_training:",
+                     help="Open the Train page to train a network or reopen a cached run")
         st.stop()
     return entry
 
@@ -189,21 +191,32 @@ def sidebar() -> None:
                 entry.label if entry.saved else f"{entry.label} (not saved)")
         st.subheader("Jobs")
         busy = any(j.state in ("queued", "running") for j in state.jobs())
-        st.fragment(_jobs_panel, run_every=POLL_SECONDS if busy else None)()
+        st.fragment(guarded(_jobs_panel, "in the job list"),
+                    run_every=POLL_SECONDS if busy else None)()
 
 
 # ------------------------------------------------------------------------------ page runner
 
+def guarded(fn: Callable, where: str = "here") -> Callable:
+    """fn, with any error it raises shown as a message (the session's data and runs stay as
+    they were): its own text when written for the user, else a plain 'something went wrong'
+    with the traceback in the log. Fragments need this too: their errors never reach run_page."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - the app keeps serving whatever was raised
+            message = user_message(err)
+            if message is not None:
+                st.error(escape_md(message))
+                return None
+            logger.exception("%s failed", getattr(fn, "__qualname__", fn))
+            st.error(f"Something went wrong {where} ({type(err).__name__}). Your data and "
+                     "results are kept; try again, or report this with the terminal's log.")
+            return None
+    return run
+
+
 def run_page(page) -> None:
-    """Run a page; any error becomes a message, and the session's data and runs stay as they were."""
-    try:
-        page.run()
-    except Exception as err:  # noqa: BLE001 - the app keeps serving whatever a page raised
-        message = user_message(err)
-        if message is not None:
-            st.error(escape_md(message))
-            return
-        # a bug or a library's error: say so plainly, log the traceback
-        logger.exception("page %s failed", getattr(page, "title", page))
-        st.error(f"Something went wrong on this page ({type(err).__name__}). Your data and "
-                 "results are kept; try again, or report this with the terminal's log.")
+    """Run a page; any error becomes a message."""
+    guarded(page.run, "on this page")()
