@@ -197,10 +197,11 @@ def sidebar() -> None:
 
 # ------------------------------------------------------------------------------ page runner
 
-def guarded(fn: Callable, where: str = "here") -> Callable:
+def guarded(fn: Callable, where: str = "here", name: str | None = None) -> Callable:
     """fn, with any error it raises shown as a message (the session's data and runs stay as
     they were): its own text when written for the user, else a plain 'something went wrong'
-    with the traceback in the log. Fragments need this too: their errors never reach run_page."""
+    with the traceback in the log under `name` (default: fn's). Fragments need this too: their
+    errors never reach run_page."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
         try:
@@ -210,7 +211,7 @@ def guarded(fn: Callable, where: str = "here") -> Callable:
             if message is not None:
                 st.error(escape_md(message))
                 return None
-            logger.exception("%s failed", getattr(fn, "__qualname__", fn))
+            logger.exception("%s failed", name or getattr(fn, "__qualname__", fn))
             st.error(f"Something went wrong {where} ({type(err).__name__}). Your data and "
                      "results are kept; try again, or report this with the terminal's log.")
             return None
@@ -219,4 +220,4 @@ def guarded(fn: Callable, where: str = "here") -> Callable:
 
 def run_page(page) -> None:
     """Run a page; any error becomes a message."""
-    guarded(page.run, "on this page")()
+    guarded(page.run, "on this page", f"page {getattr(page, 'title', page)}")()
