@@ -73,7 +73,8 @@ def _source_section() -> None:
              "litres (UF) and equilibrated urea (Ueq). Column names are recognised in any order "
              "and case; the file stays on this computer. Files up to "
              f"{st.get_option('server.maxUploadSize')} MB are accepted.")
-    st.button("Use the demo cohort", key="demo", on_click=_use_demo,
+    st.button("Use the demo cohort", key="demo",
+              on_click=widgets.guarded(_use_demo, "while loading the demo cohort"),
               help="A synthetic cohort of 200 sessions simulated with a two-pool urea kinetic "
                    "model: no real patients. Use it to try every page.")
     _take_upload(upload)

@@ -107,6 +107,20 @@ def test_the_same_upload_is_not_read_again_on_later_runs(urea_csv):
     assert current(at).name == data.DEMO_PATH.name
 
 
+def test_a_demo_cohort_that_cannot_be_read_is_a_message_and_keeps_the_data(urea_csv,
+                                                                          monkeypatch):
+    at = upload(app_at(PAGE), "Urea.csv", urea_csv.read_bytes())
+    before = current(at)
+
+    def unreadable():
+        raise PermissionError(13, "Permission denied", str(data.DEMO_PATH))
+
+    monkeypatch.setattr(data, "demo_dataset", unreadable)
+    at.button(key="demo").click().run()
+    assert not at.exception and current(at) is before
+    assert "Something went wrong while loading the demo cohort (PermissionError)" in at.error[0].value
+
+
 def test_choosing_the_urea_unit_converts_the_values(demo_frame, tmp_path):
     content = in_mmol(demo_frame, tmp_path)
     at = upload(app_at(PAGE), "sessions_mmol.csv", content)
