@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
 
-from bnapp import data
+from bnapp import charts, data
+from bnapp.simulator import simulate_cohort
+from bnapp.ui import widgets
 from tests.apptest import app_at, texts
+from tests.page_payload import chart_rows, table_rows
 
 PAGE = "pages/data.py"
 MMOL_PER_MG_DL = 1 / 6.006  # urea: 60.06 g/mol, so 1 mmol/L = 6.006 mg/dL
@@ -119,6 +122,16 @@ def test_a_demo_cohort_that_cannot_be_read_is_a_message_and_keeps_the_data(urea_
     at.button(key="demo").click().run()
     assert not at.exception and current(at) is before
     assert "Something went wrong while loading the demo cohort (PermissionError)" in at.error[0].value
+
+
+def test_a_large_upload_sends_summaries_not_its_rows():
+    n = 200_000
+    content = simulate_cohort(n, seed=1).to_csv(index=False).encode()
+    at = upload(app_at(PAGE), "large.csv", content)
+    assert current(at).n_read == n
+    charts_sent = chart_rows(at)
+    assert charts_sent and max(charts_sent) <= charts.MAX_POINTS
+    assert table_rows(at) <= widgets.MAX_TABLE_ROWS
 
 
 def test_choosing_the_urea_unit_converts_the_values(demo_frame, tmp_path):
