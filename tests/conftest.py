@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Fresh random inputs on every run, in CI too (Hypothesis's own "ci" profile, loaded when it
+# sees a CI variable, derandomizes), and no per-example deadline: time never fails a test.
+settings.register_profile("bnapp", derandomize=False, deadline=None, print_blob=True)
+settings.load_profile("bnapp")
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_DIR = REPO.parent / "shared" / "seed"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pandas as pd
-import pytest
 
 from bnapp.cli import main
 
@@ -13,7 +12,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_reproduce_writes_the_published_tables(seed_dir, tmp_path, capsys):
-    pytest.importorskip("bnapp.kinetics")
     out = tmp_path / "repro"
     code = main(["reproduce", "--seed-dir", str(seed_dir), "--out", str(out), "--n-boot", "100",
                  "--permutations", "2"])
@@ -42,8 +40,6 @@ def test_analyze_refuses_a_bad_architecture(tmp_path, urea_csv, capsys):
 
 
 def test_analyze_writes_every_table(urea_csv, tmp_path):
-    pytest.importorskip("bnapp.data")
-    pytest.importorskip("bnapp.kinetics")
     out = tmp_path / "analysis"
     code = main(["analyze", "--data", str(urea_csv), "--mode", "zscore", "--arch", "4,3",
                  "--folds", "3", "--epochs", "5", "--seed", "1", "--out", str(out),
@@ -67,7 +63,6 @@ def test_analyze_writes_every_table(urea_csv, tmp_path):
 
 
 def test_analyze_writes_every_figure_as_png_and_svg(urea_csv, tmp_path):
-    pytest.importorskip("bnapp.kinetics")
     out = tmp_path / "figures"
     assert main(["analyze", "--data", str(urea_csv), "--arch", "4,3", "--folds", "3",
                  "--epochs", "5", "--seed", "1", "--out", str(out), "--n-boot", "50",

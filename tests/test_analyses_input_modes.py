@@ -135,7 +135,6 @@ def _is_svg(path) -> bool:
 
 
 def test_analyze_mode_both_writes_each_run_and_the_comparison(urea_csv, tmp_path, capsys):
-    pytest.importorskip("bnapp.kinetics")
     out = tmp_path / "both"
     code = main(["analyze", "--data", str(urea_csv), "--mode", "both", "--arch", "4,3",
                  "--folds", "3", "--epochs", "5", "--seed", "2", "--out", str(out),

@@ -98,7 +98,7 @@ def test_training_leaves_the_first_hidden_bn_centred_only_after_an_input_bn(inpu
     """Why the study's hidden zero and mean ablations agree: with a BN on the inputs, the Dense
     bias and the input BN's β get no gradient (the hidden BN cancels any constant shift), so
     the Dense output of every batch has mean 0 and so has the hidden BN's moving mean."""
-    train = pytest.importorskip("bnapp.train")
+    from bnapp import train
     rng = np.random.default_rng(0)
     X = rng.normal([150, 80, 50, 70, 2.5], [30, 20, 15, 15, 1], size=(90, 5))
     y = 0.6 * X[:, 2] + 0.1 * X[:, 0] + rng.normal(0, 1, 90)

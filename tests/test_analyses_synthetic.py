@@ -22,7 +22,7 @@ def known_answer_data(seed: int = 0, n: int = 240):
 
 @pytest.mark.parametrize("mode", ["raw", "zscore"])
 def test_ablation_ranks_inputs_by_their_true_effect(mode):
-    train = pytest.importorskip("bnapp.train")
+    from bnapp import train
     X, y = known_answer_data()
     run = train.train_run(X, y, ArchSpec(input_mode=mode), train.Protocol(folds=3, epochs=200),
                           features=FEATURES, target="y")

@@ -232,20 +232,24 @@ def test_unusable_cache_dir_still_returns_the_result(fake_engine, data, monkeypa
     assert len(run.folds) == 3
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")
-def test_read_only_cache_dir_still_serves_and_computes(fake_engine, data):
+def test_read_only_cache_dir_still_serves_and_computes(fake_engine, data, monkeypatch):
     X, y = data
     _train(X, y)
-    directory = cache.cache_dir()
-    directory.chmod(0o500)
-    try:
-        _train(X, y)
-        assert fake_engine.n == 1
-        with pytest.warns(cache.CacheWarning):
-            _train(X + 1, y)
-        assert fake_engine.n == 2
-    finally:
-        directory.chmod(0o700)
+    real_mkstemp = cache.tempfile.mkstemp
+
+    def read_only(*args, **kwargs):  # as mkstemp fails in a directory mode 0500 (root or not)
+        if kwargs.get("dir") and Path(kwargs["dir"]).is_relative_to(cache.cache_dir()):
+            raise PermissionError(errno.EACCES, "Permission denied", str(kwargs["dir"]))
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(cache.tempfile, "mkstemp", read_only)
+    _train(X, y)
+    assert fake_engine.n == 1, "served from the cache"
+    with pytest.warns(cache.CacheWarning, match="cannot write"):
+        _train(X + 1, y)
+    assert fake_engine.n == 2, "computed, not stored"
+    _train(X + 1, y)
+    assert fake_engine.n == 3, "nothing was half-written to be served later"
 
 
 # ---------------------------------------------------------------------------------- list, open, clear

@@ -53,7 +53,7 @@ def test_cache_clear_unknown_key_is_a_user_error(capsys):
 
 
 def test_cached_train_with_the_real_engine(urea_csv):
-    train = pytest.importorskip("bnapp.train")
+    from bnapp import train
     frame = pd.read_csv(urea_csv)
     X, y = frame[FEATURES].to_numpy(float), frame["Ueq"].to_numpy(float)
     protocol = train.Protocol(folds=2, epochs=3, seed=4)
@@ -86,7 +86,7 @@ def train_until_cancelled(X, y, spec, protocol, *, progress, cancel, **kwargs):
 def test_cancel_a_real_training_job(urea_csv, monkeypatch):
     """The cancel always arrives mid-run, however slow or fast the machine: the run cannot go
     past its first progress report until it is cancelled."""
-    train = pytest.importorskip("bnapp.train")
+    from bnapp import train
     frame = pd.read_csv(urea_csv)
     X, y = frame[FEATURES].to_numpy(float), frame["Ueq"].to_numpy(float)
     monkeypatch.setattr(jobs, "_train_run", train_until_cancelled)
@@ -103,8 +103,6 @@ def test_cancel_a_real_training_job(urea_csv, monkeypatch):
 
 
 def test_train_command_writes_results_and_uses_the_cache(urea_csv, tmp_path, monkeypatch):
-    pytest.importorskip("bnapp.data")
-    pytest.importorskip("bnapp.train")
     args = ["train", "--data", str(urea_csv), "--hidden", "6", "--folds", "2", "--epochs", "2",
             "--seed", "1"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
@@ -137,7 +135,6 @@ def test_cache_open_unknown_or_damaged_key_is_a_user_error(monkeypatch, tmp_path
 
 
 def test_train_command_with_validation_and_early_stopping(urea_csv, tmp_path, capsys):
-    pytest.importorskip("bnapp.data")
     args = ["train", "--data", str(urea_csv), "--folds", "3", "--epochs", "200", "--lr", "0.05",
             "--seed", "2", "--val-fraction", "0.25", "--out", str(tmp_path)]
     assert main([*args, "--patience", "5"]) == 0
@@ -155,14 +152,12 @@ def test_train_command_with_validation_and_early_stopping(urea_csv, tmp_path, ca
 
 
 def test_train_command_refuses_a_missing_file(tmp_path, capsys):
-    pytest.importorskip("bnapp.data")
     assert main(["train", "--data", str(tmp_path / "none.csv"), "--out", str(tmp_path)]) == 2
     assert "none.csv" in capsys.readouterr().err
 
 
 def test_grid_command_twice_is_served_from_the_cache(urea_csv, tmp_path, monkeypatch):
-    grid = pytest.importorskip("bnapp.grid")
-    pytest.importorskip("bnapp.data")
+    from bnapp import grid
     few = grid.study_grid()[::80]
     monkeypatch.setattr(grid, "study_grid", lambda: few)
     args = ["grid", "--data", str(urea_csv), "--folds", "2", "--epochs", "2", "--seed", "3"]

@@ -19,7 +19,7 @@ SPECS = [ArchSpec(), ArchSpec(hidden=(2, 3)), ArchSpec.study_zscore(), ArchSpec(
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = pytest.importorskip("distributed")
+    import distributed
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as local:
         yield local.scheduler_address
@@ -89,8 +89,7 @@ def test_unreachable_scheduler_fails_the_job_with_a_message(monkeypatch, data):
 
 
 def test_real_grid_on_the_cluster_matches_local(cluster, urea_csv, monkeypatch):
-    grid = pytest.importorskip("bnapp.grid")
-    train = pytest.importorskip("bnapp.train")
+    from bnapp import grid, train
     frame = pd.read_csv(urea_csv)
     X, y = frame[FEATURES].to_numpy(float), frame["Ueq"].to_numpy(float)
     specs = grid.study_grid()[::60]
