@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bnapp.data import STUDY_INPUTS
 from bnapp.keras_import import load_keras_run
 from bnapp.reproduce import (
     PUBLISHED_TABLE2,
@@ -38,7 +39,7 @@ def printed_table2(seed_dir) -> dict[str, dict[str, tuple[float, float]]]:
     table = {}
     for line in notes.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells[0] in STUDY_COLUMNS[:5] and len(cells) == 7:
+        if cells[0] in STUDY_INPUTS and len(cells) == 7:
             table[cells[0]] = {col: tuple(float(v) for v in cell.split("±"))
                                for col, cell in zip(TABLE2_COLUMNS, cells[1:], strict=True)
                                if col != "beta"}
