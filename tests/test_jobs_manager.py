@@ -173,7 +173,8 @@ def test_cancel_a_running_job(calls, data):
     assert cache.entries().empty, "nothing is cached for a cancelled run"
     again = _submit(manager, X, y)
     assert again is not job, "a cancelled job can be submitted anew"
-    assert again.result(60) is not None
+    assert same_run(again.result(60), fake_train(X, y, ArchSpec(), FakeProtocol(),
+                                                 features=FEATURES))
 
 
 def test_failing_job_ends_failed_and_others_continue():

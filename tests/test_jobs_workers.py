@@ -47,6 +47,13 @@ def _submit(manager, X, y, seed):
                                 data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"))
 
 
+def _is_the_engines_run(job, X, y, seed) -> bool:
+    """The job's result equals the engine's own run on the same inputs."""
+    direct = train_run(X, y, ArchSpec(), Protocol(folds=2, epochs=40, seed=seed),
+                       features=FEATURES, target="Ueq")
+    return same_run(job.result(HOLD_SECONDS), direct)
+
+
 def _held_pid(hold, seed) -> int:
     assert wait_for(hold / f"held-{seed}")
     return int((hold / f"held-{seed}").read_text())
@@ -64,17 +71,14 @@ def test_a_training_job_runs_in_a_reused_worker_with_live_progress(urea, hold):
     assert 0 < snap["epochs_done"] < snap["epochs_total"] == 80 and snap["eta_seconds"] >= 0
     assert snap["message"].startswith("epoch ")
     (hold / "release-1").touch()
-    run = job.result(HOLD_SECONDS)
-    direct = train_run(X, y, ArchSpec(), Protocol(folds=2, epochs=40, seed=1), features=FEATURES,
-                       target="Ueq")
-    assert same_run(run, direct), "the worker's result is the engine's"
+    assert _is_the_engines_run(job, X, y, 1), "the worker's result is the engine's"
     assert _next_job_pid(manager, hold, X, y, seed=2) == pid, "the next job reuses the worker"
 
 
 def _next_job_pid(manager, hold, X, y, *, seed: int) -> int:
     """Run one more (unheld) job to its end; the pid of the worker that ran it."""
     (hold / f"release-{seed}").touch()
-    assert _submit(manager, X, y, seed=seed).result(HOLD_SECONDS) is not None
+    assert _is_the_engines_run(_submit(manager, X, y, seed=seed), X, y, seed)
     return _held_pid(hold, seed)
 
 
@@ -104,11 +108,11 @@ def test_a_killed_training_worker_fails_its_job_only(urea, hold):
     assert "SIGKILL" in doomed.error
     assert other.state == "running" and psutil.pid_exists(other_pid)
     (hold / "release-6").touch()
-    assert other.result(HOLD_SECONDS) is not None and other.state == "done"
+    assert _is_the_engines_run(other, X, y, 6) and other.state == "done"
     (hold / "held-5").unlink()
     (hold / "release-5").touch()
     retried = _submit(manager, X, y, seed=5)
-    assert retried is not doomed and retried.result(HOLD_SECONDS) is not None
+    assert retried is not doomed and _is_the_engines_run(retried, X, y, 5)
     assert _held_pid(hold, 5) not in (doomed_pid, os.getpid()), "a new worker replaced the dead one"
     assert len(cache.entries()) == 2
 
@@ -118,12 +122,12 @@ def test_jobs_go_on_after_the_progress_channel_process_dies(urea, hold):
     manager = jobs.JobManager(max_jobs=1)
     for seed in (7, 8):
         (hold / f"release-{seed}").touch()
-    assert _submit(manager, X, y, seed=7).result(HOLD_SECONDS) is not None
+    assert _is_the_engines_run(_submit(manager, X, y, seed=7), X, y, 7)
     channels = jobs._sync_manager._process  # the Manager's server process
     os.kill(channels.pid, signal.SIGKILL)
     wait_until(lambda: not channels.is_alive())
     job = _submit(manager, X, y, seed=8)
-    assert job.result(HOLD_SECONDS) is not None and job.progress == 1.0
+    assert _is_the_engines_run(job, X, y, 8) and job.progress == 1.0
 
 
 @pytest.fixture()
