@@ -113,8 +113,12 @@ def test_sensitivity_columns_and_invariants(spec, layer):
     np.testing.assert_array_equal(sens["bias"], sens["mean_error"].abs())
     has_bn = spec.input_bn if layer == "input" else spec.hidden_bn
     assert sens["gamma"].notna().all() == has_bn
-    # the same call gives the same numbers (seeded permutations)
+    # the same call gives the same numbers (seeded permutations); another seed, other shuffles
     pd.testing.assert_frame_equal(sens, sensitivity(run, layer, n_permutations=3, seed=1))
+    other = sensitivity(run, layer, n_permutations=3, seed=2)
+    permuted = sens["mode"] == "permutation"
+    pd.testing.assert_frame_equal(other[~permuted], sens[~permuted])
+    assert not np.allclose(other.loc[permuted, "mse"], sens.loc[permuted, "mse"])
 
 
 def test_ablating_a_disconnected_unit_changes_nothing():
