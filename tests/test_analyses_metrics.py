@@ -328,6 +328,19 @@ def test_fit_lines_linear_and_lowess():
     assert fit_lines(_sens_table(gamma, gamma).assign(abs_gamma=np.nan), "bias").empty
 
 
+def test_lowess_is_the_studys_frac_06_on_curved_data():
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    rng = np.random.default_rng(5)
+    gamma = rng.uniform(0.2, 4, size=(12, 1))
+    metric = np.sin(2 * gamma) + rng.normal(0, 0.2, size=gamma.shape)
+    lines = fit_lines(_sens_table(gamma, metric), "bias")
+    curve = lines[lines["kind"] == "lowess"]
+    for frac, same in ((0.6, True), (2 / 3, False), (0.3, False)):
+        expected = lowess(metric.ravel(), gamma.ravel(), frac=frac, return_sorted=True)
+        assert np.allclose(curve[["x", "y"]].to_numpy(), expected) is same, frac
+
+
 # --------------------------------------------------------------------------------------------
 # baselines
 
@@ -367,7 +380,9 @@ def test_paired_comparison_corrected_t():
     assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), 4))
     assert row["wilcoxon_p"] == pytest.approx(stats.wilcoxon(d).pvalue)
     assert row["network_better_folds"] == int(np.sum(d < 0))
-    # the corrected interval is wider than the naive paired-t one
+    # the 95 % interval is the corrected t one, wider than the naive paired-t one
+    half = stats.t.ppf(0.975, 4) * np.sqrt((1 / 5 + n_test / n_train) * d.var(ddof=1))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
     naive = stats.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
     assert row["ci_high"] - row["ci_low"] > 2 * naive
 
