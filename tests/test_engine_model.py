@@ -7,9 +7,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from scipy import stats
 from torch import nn
 
-from bnapp.model import BN_EPSILON, BN_MOMENTUM, ArchSpec
+from bnapp.model import BN_EPSILON, BN_MOMENTUM, ArchSpec, epoch_orders, init_weights
 from bnapp.reference import KerasBatchNorm1d, ReferenceNet
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
@@ -83,3 +84,41 @@ def test_param_counts_match_torch_modules(hidden, in_bn, hid_bn, p):
     spec = ArchSpec(hidden=tuple(hidden), input_bn=in_bn, hidden_bn=hid_bn)
     c = spec.param_counts(p)
     assert (c.trainable, c.non_trainable) == _torch_counts(spec, p)
+
+
+# ------------------------------------------------------------------ initial weights, batch order
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(1, 8), min_size=1, max_size=4), st.integers(1, 8), st.booleans(),
+       st.integers(0, 2**32 - 1))
+def test_initial_weights_are_keras_glorot_uniform_with_fresh_bn(hidden, n_inputs, bn, seed):
+    spec = ArchSpec(hidden=tuple(hidden), input_bn=bn, hidden_bn=bn)
+    rng = np.random.default_rng(seed)
+    draws = [init_weights(spec, n_inputs, rng) for _ in range(200)]
+    for layer, kernel in enumerate(draws[0].kernels):
+        fan_in, fan_out = kernel.shape
+        # torch's xavier_uniform_ bound on the same (out, in) layer: sqrt(6 / (fan_in + fan_out))
+        reference = nn.init.xavier_uniform_(torch.empty(fan_out, fan_in, dtype=torch.float64))
+        bound = np.sqrt(6.0 / sum(nn.init._calculate_fan_in_and_fan_out(reference)))
+        values = np.concatenate([w.kernels[layer].ravel() for w in draws])
+        assert np.abs(values).max() <= bound
+        # a wrong bound or distribution gives p ~ 0; a true one fails once in 1e8 draws
+        assert stats.kstest(values, stats.uniform(-bound, 2 * bound).cdf).pvalue > 1e-8
+        assert not np.any(draws[0].biases[layer])
+    fresh = ([draws[0].input_bn] if bn else []) + draws[0].hidden_bn
+    assert len(fresh) == (1 + len(hidden) if bn else 0)
+    for state in fresh:  # Keras: gamma 1, beta 0, moving mean 0, moving variance 1
+        np.testing.assert_array_equal(np.stack([state.gamma, state.beta, state.moving_mean,
+                                                state.moving_var]),
+                                      np.stack([np.ones_like(state.gamma), np.zeros_like(state.gamma),
+                                                np.zeros_like(state.gamma),
+                                                np.ones_like(state.gamma)]))
+
+
+@given(st.integers(2, 60), st.integers(2, 30), st.integers(0, 2**32 - 1))
+def test_every_epoch_visits_every_row_once_in_a_new_order(n_rows, epochs, seed):
+    orders = epoch_orders(n_rows, epochs, np.random.default_rng(seed))
+    assert orders.shape == (epochs, n_rows)
+    assert (np.sort(orders, axis=1) == np.arange(n_rows)).all()
+    if n_rows >= 12:  # 12! orders: two equal epochs in a row would be a missing shuffle
+        assert all(not np.array_equal(a, b) for a, b in zip(orders[:-1], orders[1:], strict=True))
