@@ -115,11 +115,17 @@ def run_key(data_fingerprint: str, spec: ArchSpec, protocol, features, target: s
     )
 
 
+# Part of a grid's key: raise it when the grid table gains or changes columns, so a table of the
+# old shape is computed anew (the package version would also retire every cached run).
+GRID_SCHEMA = 2  # 2: cv_mse_se
+
+
 def grid_key(data_fingerprint: str, protocol, specs: Iterable[ArchSpec] | None, features, target: str) -> str:
     """The cache key of a grid table (specs None = the study's whole grid)."""
     return _digest(
         {
             "kind": "grid",
+            "schema": GRID_SCHEMA,
             "data": data_fingerprint,
             "specs": None if specs is None else [s.to_dict() for s in specs],
             "protocol": _protocol_dict(protocol),

@@ -75,9 +75,12 @@ def run_grid(X, y, protocol: Protocol, specs: Sequence[ArchSpec] | None = None, 
 def _grid_frame(specs: list[ArchSpec], mse: np.ndarray, n_inputs: int) -> pd.DataFrame:
     counts = [s.param_counts(n_inputs) for s in specs]
     diverged = np.isnan(mse).any(axis=1)
-    with np.errstate(over="ignore"):  # exploding (finite) relu runs: an SD of inf is the truth
+    k = mse.shape[1]
+    with np.errstate(over="ignore", invalid="ignore"):  # exploding relu runs: an SD of inf is the truth
         filled = np.where(diverged[:, None], 0.0, mse)
         mean, sd = filled.mean(axis=1), filled.std(axis=1)
+        # standard error of the CV mean: the sample SD over folds / sqrt(k) = sd / sqrt(k - 1)
+        se = sd / np.sqrt(k - 1) if k > 1 else np.full(len(specs), np.nan)
     return pd.DataFrame({
         "label": [s.label for s in specs],
         "hidden": [str(s.hidden) for s in specs],
@@ -95,6 +98,7 @@ def _grid_frame(specs: list[ArchSpec], mse: np.ndarray, n_inputs: int) -> pd.Dat
         # SD over folds with ddof=0, as numpy/sklearn's cross_val_score(...).std()
         "cv_mse_mean": np.where(diverged, np.nan, mean),
         "cv_mse_sd": np.where(diverged, np.nan, sd),
+        "cv_mse_se": np.where(diverged, np.nan, se),
         "diverged": diverged,
     })
 
@@ -116,3 +120,20 @@ def best_per_mode(grid_df: pd.DataFrame) -> pd.DataFrame:
     scored = grid_df.dropna(subset=["cv_mse_mean"])
     best = scored.loc[scored.groupby("input_mode")["cv_mse_mean"].idxmin()]
     return best.sort_values("input_mode").reset_index(drop=True)
+
+
+def near_best(grid_df: pd.DataFrame) -> pd.Series:
+    """Whether each configuration's CV MSE is within one standard error of the best of its input
+    mode (the one-standard-error rule; Hastie, Tibshirani & Friedman, The Elements of
+    Statistical Learning, 2nd ed., section 7.10): the folds cannot tell these apart from the
+    best, so their order among themselves is noise. The best itself is True."""
+    best = best_per_mode(grid_df).set_index("input_mode")
+    bound = grid_df["input_mode"].map(best["cv_mse_mean"] + best["cv_mse_se"].fillna(0.0))
+    return (grid_df["cv_mse_mean"] <= bound).rename("near_best")
+
+
+def simplest_near_best(grid_df: pd.DataFrame) -> pd.DataFrame:
+    """Per input mode, the network with the fewest parameters among those within one standard
+    error of the best (ties: the lower CV MSE), which the one-standard-error rule picks."""
+    close = grid_df[near_best(grid_df)].sort_values(["total_params", "cv_mse_mean"], kind="stable")
+    return close.drop_duplicates("input_mode").sort_values("input_mode").reset_index(drop=True)

@@ -28,7 +28,8 @@ def columns(target: str) -> dict[str, str]:
         "output_activation": "output activation", "bn": "BN layers", "n_layers": "hidden layers",
         "width": "nodes per layer", "total_params": "parameters",
         "cv_mse_mean": f"CV MSE (({unit})²)", "cv_mse_sd": f"SD over folds (({unit})²)",
-        "cv_rmse": f"√CV MSE ({unit})", "diverged": "diverged",
+        "cv_mse_se": f"SE of the CV MSE (({unit})²)", "cv_rmse": f"√CV MSE ({unit})",
+        "near_best": "within 1 SE of the best", "diverged": "diverged",
     }
 
 
@@ -117,7 +118,8 @@ if results is None:
     st.info("No grid results in this session yet: set the protocol and run the grid search.")
     st.stop()
 
-results = results.assign(cv_rmse=np.sqrt(results["cv_mse_mean"]))  # in the target's own unit
+results = results.assign(cv_rmse=np.sqrt(results["cv_mse_mean"]),  # in the target's own unit
+                          near_best=grid.near_best(results))
 predicted = state.grid_target()
 COLUMNS = columns(predicted)
 st.caption(f"These networks predicted {widgets.escape_md(predicted)}.")
@@ -135,6 +137,18 @@ for _, row in best.iterrows():
                  help="Trains this network with the folds, epochs and seed set above; it opens "
                       "on every analysis page when done"):
         submit(state.submit_training, grid.grid_spec(row), protocol)
+
+close = results[results["near_best"]]["input_mode"].value_counts()
+st.caption(
+    "Within one standard error of the best: "
+    + ", ".join(f"{close.get(mode, 0)} networks on {MODE_NAMES[mode]} inputs" for mode in INPUT_MODES
+                if mode in set(results["input_mode"]))
+    + ". The folds cannot tell these apart from the best (CV MSE ≤ best + SE, where SE is the SD "
+      "over folds ÷ √(k − 1)), so their order is noise: the one-standard-error rule picks the "
+      "simplest of them, below.")
+simplest = grid.simplest_near_best(results)
+widgets.table(simplest[[c for c in COLUMNS if c in simplest]], "grid_simplest_within_1se",
+              column_config=COLUMNS)
 
 st.subheader("All networks")
 shown = filters(results)

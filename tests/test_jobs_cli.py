@@ -156,7 +156,7 @@ def test_train_command_refuses_a_missing_file(tmp_path, capsys):
     assert "none.csv" in capsys.readouterr().err
 
 
-def test_grid_command_twice_is_served_from_the_cache(urea_csv, tmp_path, monkeypatch):
+def test_grid_command_twice_is_served_from_the_cache(urea_csv, tmp_path, monkeypatch, capsys):
     from bnapp import grid
     few = grid.study_grid()[::80]
     monkeypatch.setattr(grid, "study_grid", lambda: few)
@@ -166,6 +166,8 @@ def test_grid_command_twice_is_served_from_the_cache(urea_csv, tmp_path, monkeyp
     assert len(first) == len(few) and set(first.label) == {s.label for s in few}
     best = pd.read_csv(tmp_path / "a" / "best.csv")
     assert set(best.input_mode) <= {"raw", "zscore"} and len(best) >= 1
+    np.testing.assert_array_equal(first["near_best"], grid.near_best(first.drop(columns="near_best")))
+    assert "within one standard error of the best" in capsys.readouterr().out
     monkeypatch.setattr(jobs, "_run_grid", _refuse)
     jobs.job_manager()._by_key.clear()  # a new process would not have the first job in memory
     assert main([*args, "--out", str(tmp_path / "b")]) == 0

@@ -131,6 +131,7 @@ def fake_grid(X, y, protocol, specs, *, features, progress=None, n_jobs=-1,
         "total_params": [s.param_counts(X.shape[1]).total for s in specs],
         "cv_mse_mean": [m for m, _ in scores],
         "cv_mse_sd": [sd for _, sd in scores],
+        "cv_mse_se": [sd / 2 for _, sd in scores],
     })
 
 

@@ -44,6 +44,9 @@ def seeded_grid():
     return result_cache.canonical_grid(frame)
 
 
+BEST, SIMPLEST, ALL = range(3)  # the grid page's tables, in order
+
+
 def grid_page():
     at = app_at("pages/grid.py")
     at.session_state["grid_result"] = seeded_grid()
@@ -69,8 +72,14 @@ def test_grid_page_shows_the_best_per_mode_and_the_heatmap():
     shown = at.dataframe[0].value
     assert list(shown["label"]) == list(best["label"])
     np.testing.assert_allclose(shown["cv_rmse"], np.sqrt(best["cv_mse_mean"]))
-    assert len(at.dataframe[1].value) == len(frame)
-    assert at.dataframe[1].value["cv_mse_mean"].is_monotonic_increasing
+    assert len(at.dataframe[ALL].value) == len(frame)
+    simplest = grid.simplest_near_best(frame)
+    assert list(at.dataframe[SIMPLEST].value["label"]) == list(simplest["label"])
+    shown_all = at.dataframe[ALL].value.set_index("label")["near_best"]
+    np.testing.assert_array_equal(shown_all.loc[frame["label"]].to_numpy(),
+                                  grid.near_best(frame).to_numpy())
+    assert "Within one standard error of the best" in texts(at)
+    assert at.dataframe[ALL].value["cv_mse_mean"].is_monotonic_increasing
     (heatmap,) = charts_on(at)
     outlined = {row["label"] for row in chart_values(heatmap) if row.get("best")}
     assert outlined == set(best["label"])
@@ -81,13 +90,13 @@ def test_grid_filters_and_sorting_change_the_table_and_the_heatmap():
     assert {row["row"] for row in chart_values(charts_on(at)[0])} == {
         "tanh → linear", "sigmoid → linear"}
     at.multiselect(key="grid-filter-activation").set_value(["tanh"]).run()
-    table = at.dataframe[1].value
+    table = at.dataframe[ALL].value
     assert set(table["activation"]) == {"tanh"} and len(table) == len(seeded_grid()) // 2
     assert {row["row"] for row in chart_values(charts_on(at)[0])} == {"tanh → linear"}
     at.multiselect(key="grid-filter-bn").set_value([False]).run()
-    assert not at.dataframe[1].value["bn"].any()
+    assert not at.dataframe[ALL].value["bn"].any()
     at.selectbox(key="grid-sort").set_value("total_params").run()
-    assert at.dataframe[1].value["total_params"].is_monotonic_increasing
+    assert at.dataframe[ALL].value["total_params"].is_monotonic_increasing
     at.multiselect(key="grid-filter-mode").set_value([]).run()
     assert not at.exception and "No network matches" in texts(at)
 

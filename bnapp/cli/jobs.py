@@ -174,11 +174,16 @@ def cmd_grid(args) -> int:
 
 
 def _write_grid(grid: pd.DataFrame, out: Path) -> None:
-    """grid.csv (one row per configuration) and best.csv (the best per input mode) in out."""
-    from bnapp.grid import best_per_mode
+    """grid.csv (one row per configuration, near_best marking those within one standard error
+    of their input mode's best) and best.csv (the best per input mode) in out."""
+    from bnapp.grid import best_per_mode, near_best
 
+    grid = grid.assign(near_best=near_best(grid))
     grid.to_csv(out / "grid.csv", index=False)
     best_per_mode(grid).to_csv(out / "best.csv", index=False)
+    close = grid[grid["near_best"]]["input_mode"].value_counts().sort_index()
+    print("within one standard error of the best (not told apart by the folds): "
+          + ", ".join(f"{n} on {mode} inputs" for mode, n in close.items()))
     print(f"wrote {out / 'grid.csv'} and {out / 'best.csv'}")
 
 
