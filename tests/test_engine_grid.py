@@ -126,7 +126,8 @@ def test_near_best_is_within_one_standard_error_of_its_modes_best():
 def test_the_published_winners_are_not_told_apart_from_the_best_on_the_study_data(urea_csv):
     """The study named one best network per input mode. On its data, 5-fold CV with 200 epochs
     (its protocol) ranks others first, which ones depending on the folds and initial weights
-    (the seed), and the published winners stay within one standard error of the best."""
+    (the seed), and the published winners stay within one standard error of the best (seeds 0
+    and 1; with seed 2 the raw one falls just outside)."""
     ds = data.load_dataset(urea_csv.read_bytes(), urea_csv.name)
     X, y = ds.X(data.STUDY_INPUTS), ds.y()
     published = {"raw": ArchSpec.study_e2e(),
