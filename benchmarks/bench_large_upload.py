@@ -5,7 +5,7 @@ times `data.load_dataset` on its bytes (what the uploader hands over), then the 
 script run with that data set (AppTest, no browser), and counts what the page sends: chart
 rows and table rows. Run from the repository root:
 `.venv/bin/python benchmarks/bench_large_upload.py [N ...]` (default 100000 1000000).
-Prints figures; it asserts nothing about time (tests/test_ui_data.py checks the bounds).
+Prints figures; it asserts nothing about time (tests/ui/test_data_page.py checks the bounds).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bnapp import data  # noqa: E402
-from bnapp.simulator import simulate_cohort  # noqa: E402
+from bnapp.intake import data  # noqa: E402
+from bnapp.intake.simulator import simulate_cohort  # noqa: E402
 from tests.apptest import app_at, texts  # noqa: E402
 from tests.page_payload import chart_rows, table_rows  # noqa: E402
 

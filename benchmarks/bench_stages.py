@@ -18,11 +18,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bnapp.data import STUDY_INPUTS, STUDY_TARGET  # noqa: E402
-from bnapp.model import ArchSpec  # noqa: E402
-from bnapp.simulator import simulate_cohort  # noqa: E402
-from bnapp.stages import bn_stages, stage_quantiles, stage_summary  # noqa: E402
-from bnapp.train import Protocol, train_run  # noqa: E402
+from bnapp.analyses.stages import bn_stages, stage_quantiles, stage_summary  # noqa: E402
+from bnapp.engine.model import ArchSpec  # noqa: E402
+from bnapp.engine.train import Protocol, train_run  # noqa: E402
+from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET  # noqa: E402
+from bnapp.intake.simulator import simulate_cohort  # noqa: E402
 
 
 def timed(fn, *args):

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bnapp.cli import main  # noqa: E402
-from bnapp.simulator import simulate_cohort  # noqa: E402
+from bnapp.intake.simulator import simulate_cohort  # noqa: E402
 
 
 def bench(n: int) -> None:

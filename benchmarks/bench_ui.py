@@ -40,7 +40,7 @@ from tests.browser import (  # noqa: E402
     start_training,
     wait_for_sidebar,
 )
-from tests.test_browser_load import load_files  # noqa: E402
+from tests.ui.test_browser_load import load_files  # noqa: E402
 
 SEED_CSV = Path(__file__).resolve().parents[2] / "shared" / "seed" / "Urea.csv"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bnapp import charts
-from bnapp.baselines import KINETIC_INPUTS
-from bnapp.data import STUDY_TARGET
+from bnapp.analyses.baselines import KINETIC_INPUTS
+from bnapp.intake.data import STUDY_TARGET
+from bnapp.intake.units import target_unit
+from bnapp.report import charts
 from bnapp.ui import widgets
-from bnapp.units import target_unit
 
 METRICS = {
     "rmse": "RMSE ({unit}): typical size of an error, large errors weigh more",

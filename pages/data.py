@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bnapp import charts, columns, data
-from bnapp.data import DataError
-from bnapp.export import safe_filename
+from bnapp.intake import columns, data
+from bnapp.intake.data import DataError
+from bnapp.intake.units import DESCRIPTIONS, UNIT_LABELS, UREA_UNITS, label
+from bnapp.report import charts
+from bnapp.report.export import safe_filename
 from bnapp.ui import state, widgets
 from bnapp.ui.widgets import escape_md
-from bnapp.units import DESCRIPTIONS, UNIT_LABELS, UREA_UNITS, label
 
 UPLOAD = "data_upload"  # the file in the uploader: id, name, bytes, headers, mapping, error
 FEATURES, TARGET = "data_features", "data_target"  # widget keys of the column choice

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bnapp import report
-from bnapp.jobs import Job
+from bnapp.jobs.runner import Job
+from bnapp.report import run_report
 from bnapp.ui import state, widgets
 
 BUILT = "export_built"  # session key: this session has asked for a build before
@@ -45,7 +45,7 @@ n_boot = right.number_input(
     value=2000, step=100, key="export-boot",
     help="Resamples behind the 95% intervals of the γ-versus-importance correlations; 2000 is "
          "the usual choice for a paper")
-options = report.analysis_options(entry.run, n_permutations=n_permutations, n_boot=n_boot)
+options = run_report.analysis_options(entry.run, n_permutations=n_permutations, n_boot=n_boot)
 job = state.export_job(entry, options)
 
 if st.button("Build the ZIP and the HTML report", type="primary", key="export-build",
@@ -83,4 +83,4 @@ if not bundle.has_validation_report:
             "run's data set is not the one loaded now. Load it on the Data page and build again "
             "to add it.")
 st.subheader("What the ZIP contains")
-st.dataframe(report.zip_contents(bundle.zip_bytes), hide_index=True)
+st.dataframe(run_report.zip_contents(bundle.zip_bytes), hide_index=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from bnapp import charts, grid, units
-from bnapp.data import DataError
-from bnapp.model import ACTIVATIONS, INPUT_MODES
-from bnapp.train import Protocol
+from bnapp.engine import grid
+from bnapp.engine.model import ACTIVATIONS, INPUT_MODES
+from bnapp.engine.train import Protocol
+from bnapp.intake import units
+from bnapp.intake.data import DataError
+from bnapp.report import charts
 from bnapp.ui import state, widgets
 
 MODE_NAMES = {"raw": "raw", "zscore": "z-scored"}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bnapp import charts, importance, views
+from bnapp.analyses import importance
+from bnapp.report import charts, views
 from bnapp.ui import widgets
 
 entry = widgets.need_run()

@@ -6,11 +6,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bnapp import data, predict
-from bnapp.data import DataError
-from bnapp.export import table_csv
-from bnapp.ui import widgets
-from bnapp.units import (
+from bnapp.analyses import predict
+from bnapp.intake import data
+from bnapp.intake.data import DataError
+from bnapp.intake.units import (
     DESCRIPTIONS,
     DETAILS,
     UNIT_LABELS,
@@ -19,6 +18,8 @@ from bnapp.units import (
     UREA_UNITS,
     label,
 )
+from bnapp.report.export import table_csv
+from bnapp.ui import widgets
 
 MAX_SHOWN = 5000  # sessions drawn in the table; the download holds all
 

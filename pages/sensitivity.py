@@ -5,11 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bnapp import analysis, cache, charts, importance, views
-from bnapp.association import ASSOCIATION_METRICS
-from bnapp.train import Protocol
+from bnapp.analyses import catalog, importance
+from bnapp.analyses.association import ASSOCIATION_METRICS
+from bnapp.engine.train import Protocol
+from bnapp.intake.units import target_unit
+from bnapp.jobs import cache
+from bnapp.report import charts, views
 from bnapp.ui import state, widgets
-from bnapp.units import target_unit
 
 N_PERMUTATIONS = 10  # shuffles per unit and fold in the permutation ablation
 N_BOOT = 1000  # bootstrap resamples of the folds for the intervals
@@ -26,7 +28,7 @@ def sensitivity(entry: state.RunEntry, layer: views.Layer, mode: str) -> pd.Data
 @st.cache_data(max_entries=128, show_spinner="Fitting lines and bootstrapping the correlations…")
 def _lines_and_association(run_key: str, layer: views.Layer, mode: str, metric: str,
                            _sens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return analysis.fit_lines(_sens, metric), analysis.association(_sens, metric, n_boot=N_BOOT)
+    return catalog.fit_lines(_sens, metric), catalog.association(_sens, metric, n_boot=N_BOOT)
 
 
 def run_tables(entry: state.RunEntry, layer: views.Layer, mode: str,
@@ -146,7 +148,7 @@ layer = widgets.layer_picker(
     help="Input BN: one patient variable turned off at a time (figures 3-4). Hidden BN: one "
          "hidden node turned off at a time (figure 5).")
 mode = c_mode.radio(
-    "How a unit is turned off", analysis.MODES,
+    "How a unit is turned off", catalog.MODES,
     format_func=lambda m: charts.MODE_LABELS[(layer[0], m)], key="sens-mode",
     help="Set to 0: the study's choice, but a raw urea of 0 mg/dL is far outside the data. "
          "Held at its training mean: the unit carries no information. Permuted: its values "

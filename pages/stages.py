@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bnapp import analysis, charts, importance, views
+from bnapp.analyses import catalog, importance
+from bnapp.report import charts, views
 from bnapp.ui import widgets
 
 STAGE_TEXT = {
@@ -34,7 +35,7 @@ FOLD_VIEWS = {"pooled": "All folds pooled", "per_fold": "One box per fold",
 @st.cache_data(max_entries=64, show_spinner="Summarizing the test-set values…")
 def _quantiles(run_key: str, layer: str, hidden_index: int, _run) -> pd.DataFrame:
     """Box summaries of a layer's stages per run; the raw values themselves are not kept."""
-    return analysis.stage_summary(_run, layer, hidden_index)
+    return catalog.stage_summary(_run, layer, hidden_index)
 
 
 entry = widgets.need_run()
@@ -68,7 +69,7 @@ view, per_fold = views.stage_view(quantiles, chosen)
 stem = f"{importance.layer_stem(layer)}_{how if how != 'single' else f'fold{chosen}'}"
 widgets.figure(charts.stage_boxplot(view, title, per_fold=per_fold, layer=layer[0]),
                f"stages_{stem}")
-shown = [s for s in analysis.STAGES if s in set(view["stage"].astype(str))]
+shown = [s for s in catalog.STAGES if s in set(view["stage"].astype(str))]
 st.markdown("\n".join(f"- **{charts.STAGE_TITLES[s]}**: {STAGE_TEXT[layer[0]][s]}" for s in shown))
 with st.expander("The numbers behind the boxes"):
     st.caption("One row per fold, unit and stage (fold −1: all folds pooled); n test values, "

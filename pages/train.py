@@ -6,10 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bnapp import cache, charts
-from bnapp.data import DataError
-from bnapp.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
-from bnapp.train import PROTOCOL_KINDS, Protocol
+from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+from bnapp.engine.train import PROTOCOL_KINDS, Protocol
+from bnapp.intake.data import DataError
+from bnapp.jobs import cache
+from bnapp.report import charts
 from bnapp.ui import state, widgets
 from bnapp.ui.widgets import escape_md
 

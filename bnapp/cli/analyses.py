@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from bnapp.cli import UserError
 from bnapp.cli.options import add_arch_options, spec_from_args
-from bnapp.model import INPUT_MODES, ArchSpec
+from bnapp.engine.model import INPUT_MODES, ArchSpec
 
 if TYPE_CHECKING:
-    from bnapp.results import RunResult
+    from bnapp.engine.results import RunResult
 
 DEFAULT_SEED_DIR = Path("../shared/seed")
 BOTH = "both"
@@ -55,8 +55,8 @@ def _analysis_options(parser) -> None:
 
 
 def cmd_reproduce(args) -> int:
-    from bnapp.keras_import import KerasImportError
-    from bnapp.reproduce import reproduce, write_reproduction
+    from bnapp.analyses.reproduce import reproduce, write_reproduction
+    from bnapp.engine.keras_import import KerasImportError
 
     if not (args.seed_dir / "folds_e2e.json").is_file():
         raise UserError(f"{args.seed_dir}: not the study's seed folder (no folds_e2e.json); "
@@ -79,8 +79,8 @@ def cmd_reproduce(args) -> int:
 
 
 def _train(args, spec: ArchSpec) -> RunResult:
-    from bnapp.data import STUDY_INPUTS, STUDY_TARGET, DataError, load_dataset, require_rows
-    from bnapp.train import Protocol, TrainingDiverged
+    from bnapp.engine.train import Protocol, TrainingDiverged
+    from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET, DataError, load_dataset, require_rows
 
     if not args.data.is_file():
         raise UserError(f"{args.data}: no such file")
@@ -100,7 +100,7 @@ def _train(args, spec: ArchSpec) -> RunResult:
 
     X, y = dataset.X(STUDY_INPUTS), dataset.y(STUDY_TARGET)
     try:
-        from bnapp.jobs import cached_train
+        from bnapp.jobs.runner import cached_train
 
         run = cached_train(X, y, spec, protocol, features=STUDY_INPUTS, target=STUDY_TARGET,
                            data_key=dataset.fingerprint(), row_ids=dataset.row_numbers,
@@ -113,7 +113,7 @@ def _train(args, spec: ArchSpec) -> RunResult:
 
 
 def _write(out: Path, tables: dict, figures: dict) -> None:
-    from bnapp.export import chart_png, chart_svg
+    from bnapp.report.export import chart_png, chart_svg
 
     images = {name: (chart_png(chart), chart_svg(chart)) for name, chart in figures.items()}
     out.mkdir(parents=True, exist_ok=True)
@@ -126,19 +126,19 @@ def _write(out: Path, tables: dict, figures: dict) -> None:
 
 
 def _analyze(args, run: RunResult, out: Path) -> dict:
-    from bnapp import report
+    from bnapp.report import run_report
 
-    tables = report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
+    tables = run_report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
                                seed=args.seed)
-    _write(out, tables, report.run_figures(run, tables))
+    _write(out, tables, run_report.run_figures(run, tables))
     pooled = tables["baselines"][tables["baselines"]["fold"] == "pooled"]
     print(pooled[["method", "n", "rmse", "mae", "bias", "r2"]].to_string(index=False))
     return tables
 
 
 def cmd_analyze(args) -> int:
-    from bnapp import report
-    from bnapp.importance import parameter_tables, side_by_side
+    from bnapp.analyses.importance import parameter_tables, side_by_side
+    from bnapp.report import run_report
 
     # spec_from_args reads --mode: give it one it knows, the input mode is set below
     spec = spec_from_args(argparse.Namespace(**{**vars(args), "mode": INPUT_MODES[0]}))
@@ -149,7 +149,7 @@ def cmd_analyze(args) -> int:
     # what compare_input_modes returns, from the tables each run's own analysis computed
     tables = side_by_side({mode: {**_analyze(args, run, args.out / mode), **parameter_tables(run)}
                            for mode, run in runs.items()})
-    figures = report.gamma_figures(tables["sensitivity"], tables["fit_lines"], spec,
+    figures = run_report.gamma_figures(tables["sensitivity"], tables["fit_lines"], spec,
                                    runs["raw"].target, suffix=SIDE_BY_SIDE)
     _write(args.out, {f"{name}{SIDE_BY_SIDE}": table for name, table in tables.items()}, figures)
     return 0

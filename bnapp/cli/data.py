@@ -23,8 +23,8 @@ def register(subparsers) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from bnapp.columns import report_text
-    from bnapp.data import DataError, load_dataset, parse_mapping
+    from bnapp.intake.columns import report_text
+    from bnapp.intake.data import DataError, load_dataset, parse_mapping
 
     try:
         mapping = parse_mapping(args.mapping) if args.mapping is not None else None

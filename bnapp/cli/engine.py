@@ -22,8 +22,8 @@ def register(subparsers) -> None:
 
 def cmd_bench(args) -> int:
     t = time.perf_counter()
-    from bnapp import bench
-    from bnapp.data import STUDY_INPUTS, DataError
+    from bnapp.cli import bench
+    from bnapp.intake.data import STUDY_INPUTS, DataError
 
     import_seconds = time.perf_counter() - t
     try:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bnapp import cache
 from bnapp.cli import UserError
 from bnapp.cli.options import add_arch_options, spec_from_args
+from bnapp.jobs import cache
 
 
 def register(sub) -> None:
@@ -68,7 +68,7 @@ def _protocol_options(parser, *, folds, epochs) -> None:
 
 
 def _load(path: Path):
-    from bnapp.data import STUDY_INPUTS, STUDY_TARGET, DataError, load_dataset
+    from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET, DataError, load_dataset
 
     if not path.is_file():
         raise UserError(f"{path}: no such file")
@@ -80,7 +80,7 @@ def _load(path: Path):
 
 
 def _protocol(args, kind: str):
-    from bnapp.train import Protocol
+    from bnapp.engine.train import Protocol
 
     base = Protocol.study() if kind == "study" else Protocol(kind=kind)
     given = {
@@ -95,7 +95,7 @@ def _protocol(args, kind: str):
 
 
 def _require_rows(dataset, protocol) -> None:
-    from bnapp.data import DataError, require_rows
+    from bnapp.intake.data import DataError, require_rows
 
     try:
         require_rows(dataset, protocol.folds, protocol.kind)
@@ -129,7 +129,7 @@ def _prepare_out(out: Path) -> None:
 
 
 def cmd_train(args) -> int:
-    from bnapp.jobs import cached_train
+    from bnapp.jobs.runner import cached_train
 
     dataset, features, target = _load(args.data)
     spec, protocol = spec_from_args(args), _protocol(args, args.protocol)
@@ -145,7 +145,7 @@ def cmd_train(args) -> int:
 
 def _write_run(run, out: Path) -> None:
     """results.npz (every fold result) and folds.csv (one summary row per model) in out."""
-    from bnapp.results import run_to_bytes
+    from bnapp.engine.results import run_to_bytes
 
     (out / "results.npz").write_bytes(run_to_bytes(run))
     summary = fold_summary(run)
@@ -156,8 +156,8 @@ def _write_run(run, out: Path) -> None:
 
 
 def cmd_grid(args) -> int:
-    from bnapp.grid import study_grid
-    from bnapp.jobs import job_manager
+    from bnapp.engine.grid import study_grid
+    from bnapp.jobs.runner import job_manager
 
     dataset, features, target = _load(args.data)
     protocol = _protocol(args, "kfold")
@@ -176,7 +176,7 @@ def cmd_grid(args) -> int:
 def _write_grid(grid: pd.DataFrame, out: Path) -> None:
     """grid.csv (one row per configuration, near_best marking those within one standard error
     of their input mode's best) and best.csv (the best per input mode) in out."""
-    from bnapp.grid import best_per_mode, near_best
+    from bnapp.engine.grid import best_per_mode, near_best
 
     grid = grid.assign(near_best=near_best(grid))
     grid.to_csv(out / "grid.csv", index=False)
@@ -191,7 +191,7 @@ def _follow(job, total: int):
     """Show a job's progress on the terminal until it ends; Ctrl-C cancels it."""
     from tqdm import tqdm
 
-    from bnapp.jobs import JobFailed
+    from bnapp.jobs.runner import JobFailed
 
     with tqdm(total=total, unit="config", file=sys.stderr, dynamic_ncols=True) as bar:
         try:

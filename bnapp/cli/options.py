@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bnapp.cli import UserError
-from bnapp.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
 
 
 def add_arch_options(parser) -> None:

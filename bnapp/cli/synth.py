@@ -40,7 +40,7 @@ def write_csv_atomically(frame, out: Path) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from bnapp.simulator import simulate_cohort
+    from bnapp.intake.simulator import simulate_cohort
 
     if args.n < 1:
         raise UserError(f"--n must be at least 1 (got {args.n})")

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from bnapp import cache, data
-from bnapp.jobs import Job, JobFailed, JobManager, job_manager
-from bnapp.model import ArchSpec
-from bnapp.results import RunResult
-from bnapp.train import Protocol
+from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import RunResult
+from bnapp.engine.train import Protocol
+from bnapp.intake import data
+from bnapp.jobs import cache
+from bnapp.jobs.runner import Job, JobFailed, JobManager, job_manager
 
 JOBS_PARAM = "jobs"  # the URL query parameter naming this session's jobs
-NOT_CACHED = "not cached"  # in bnapp.cache's warnings when a result could not be stored
+NOT_CACHED = "not cached"  # in bnapp.jobs.cache's warnings when a result could not be stored
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from bnapp import analysis, views
-from bnapp.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
-from bnapp.jobs import Job, cached_analysis, user_message
-from bnapp.model import ArchSpec
+from bnapp.analyses import catalog
+from bnapp.engine.model import ArchSpec
+from bnapp.jobs.runner import Job, cached_analysis, user_message
+from bnapp.report import views
+from bnapp.report.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
 from bnapp.ui import state
 
 TRAIN_PAGE = "pages/train.py"
@@ -99,12 +100,18 @@ def compute(entry: state.RunEntry, fn: str | Callable, *args, **kwargs):
     """fn(run, *args, **kwargs) memoized per run key and arguments, across pages and sessions in
     memory, and on disk beside the cached run, so an app restart does not recompute it.
 
-    fn: the name of a bnapp.analysis function, or any module-level function taking the run first
+    fn: the name of a bnapp.analyses.catalog function, or any module-level function taking the run first
     and returning a DataFrame (or a tuple or dict of them).
     """
     if isinstance(fn, str):
-        fn = getattr(analysis, fn)
-    return _memo(f"{fn.__module__}.{fn.__qualname__}", entry.key, args,
+        fn = getattr(catalog, fn)
+    module = fn.__module__
+    if module.startswith("bnapp."):
+        # bnapp's analyses keep the keys they had before the subpackages (bnapp.stages.…), so
+        # what earlier versions cached on disk is still found
+        module = "bnapp." + module.rsplit(".", 1)[-1]
+    name = f"{module}.{fn.__qualname__}"
+    return _memo(name, entry.key, args,
                  tuple(sorted(kwargs.items())), fn, entry.run)
 
 

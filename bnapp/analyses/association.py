@@ -1,0 +1,145 @@
+"""How strongly |gamma| tracks importance: fitted lines per unit and correlations with CIs.
+
+Rows of one fold share a model, so they are not independent: the bootstrap resamples whole
+folds (all of a fold's units together), not single rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.nonparametric.smoothers_lowess import lowess
+
+LOWESS_FRAC = 0.6  # the study's figures
+LINE_POINTS = 20
+ASSOCIATION_METRICS = ("bias", "delta_mse", "rmse")  # the study's bias, and two better-posed ones
+# columns whose values are never pooled, where sens has them: the runs of both input modes
+# stacked (bnapp.analyses.importance), and the hidden layers of a deep network
+SPLIT_COLUMNS = ("input_mode", "layer", "hidden_layer", "mode")
+
+
+def _usable(sens: pd.DataFrame, metric: str) -> pd.DataFrame:
+    if metric not in sens.columns:
+        raise ValueError(f"metric {metric!r} is not a column of the sensitivity table")
+    return sens.dropna(subset=["abs_gamma", metric])
+
+
+def _split(sens: pd.DataFrame) -> list[str]:
+    return [c for c in SPLIT_COLUMNS if c in sens.columns]
+
+
+def _typed(out: pd.DataFrame, sens: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The group columns back in sens's dtypes (row dicts turn a nullable int into objects)."""
+    return out.astype({k: sens[k].dtype for k in keys})
+
+
+def fit_lines(sens: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per layer, mode and unit, over folds: |gamma| vs metric as a linear fit and a LOWESS curve.
+
+    DataFrame[layer, mode, unit, kind ("linear"|"lowess"), x, y], plus the input_mode and
+    hidden_layer columns when sens has them; a unit needs at least two distinct |gamma| values for a
+    line and three points for LOWESS.
+    """
+    keys = [*_split(sens), "unit"]
+    parts = []
+    for values, g in _usable(sens, metric).groupby(keys, sort=False, dropna=False):
+        group = dict(zip(keys, values, strict=True))
+        x, y = g["abs_gamma"].to_numpy(float), g[metric].to_numpy(float)
+        if np.unique(x).size < 2:
+            continue
+        slope, intercept = np.polyfit(x, y, 1)
+        grid = np.linspace(x.min(), x.max(), LINE_POINTS)
+        parts.append(pd.DataFrame({**group, "kind": "linear", "x": grid,
+                                   "y": intercept + slope * grid}))
+        if len(x) >= 3:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                curve = lowess(y, x, frac=LOWESS_FRAC, return_sorted=True)
+            parts.append(pd.DataFrame({**group, "kind": "lowess", "x": curve[:, 0],
+                                       "y": curve[:, 1]}))
+    columns = [*keys, "kind", "x", "y"]
+    out = pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+    return _typed(out, sens, keys)
+
+
+def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each row pair of (B, n) arrays (NaN where a row is constant)."""
+    xc = x - x.mean(1, keepdims=True)
+    yc = y - y.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (xc * yc).sum(1) / np.sqrt((xc**2).sum(1) * (yc**2).sum(1))
+
+
+def _percentile_ci(values: np.ndarray, level: float) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return np.nan, np.nan
+    tail = 50.0 * (1.0 - level)
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def _group_association(g: pd.DataFrame, metric: str, n_boot: int, rng: np.random.Generator,
+                       level: float) -> list[dict]:
+    folds = g["fold"].unique()
+    by_fold = [g[g["fold"] == f] for f in folds]
+    ordered = pd.concat(by_fold)  # rows grouped by fold, so a fold is a contiguous block
+    x, y = ordered["abs_gamma"].to_numpy(float), ordered[metric].to_numpy(float)
+    sizes = [len(part) for part in by_fold]
+    picks = rng.integers(0, len(folds), size=(n_boot, len(folds)))
+    boot_idx = None
+    if len(set(sizes)) == 1:  # equal blocks: every resample has the same length and stacks
+        starts = np.cumsum([0, *sizes[:-1]])
+        boot_idx = (starts[picks][:, :, None] + np.arange(sizes[0])).reshape(n_boot, -1)
+    out = []
+    for name, transform in (("pearson", None), ("spearman", stats.rankdata)):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fx, fy = (x, y) if transform is None else (transform(x), transform(y))
+            estimate = float(_rowwise_pearson(fx[None], fy[None])[0])
+            low = high = np.nan
+            if boot_idx is not None:
+                bx, by = x[boot_idx], y[boot_idx]
+                if transform is not None:
+                    bx, by = transform(bx, axis=1), transform(by, axis=1)
+                low, high = _percentile_ci(_rowwise_pearson(bx, by), level)
+        out.append({"statistic": name, "estimate": estimate, "ci_low": low, "ci_high": high,
+                    "n": len(x), "n_folds": len(folds)})
+    # per fold Kendall tau between the |gamma| ranking and the ablation ranking
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        taus = np.array([stats.kendalltau(p["abs_gamma"], p[metric]).statistic for p in by_fold])
+    finite = taus[np.isfinite(taus)]
+    if finite.size:
+        boot = finite[rng.integers(0, finite.size, size=(n_boot, finite.size))].mean(1)
+        low, high = _percentile_ci(boot, level)
+        estimate = float(finite.mean())
+    else:
+        estimate = low = high = np.nan
+    out.append({"statistic": "kendall_tau", "estimate": estimate, "ci_low": low, "ci_high": high,
+                "n": int(finite.size), "n_folds": len(folds)})
+    return out
+
+
+def association(sens: pd.DataFrame, metric: str, n_boot: int = 2000, seed: int = 0,
+                level: float = 0.95) -> pd.DataFrame:
+    """Per layer and mode: pooled Pearson and Spearman of |gamma| vs metric, mean per-fold
+    Kendall tau; percentile CIs from a bootstrap over folds.
+
+    DataFrame[layer, mode, metric, statistic, estimate, ci_low, ci_high, n, n_folds], plus the
+    input_mode and hidden_layer columns when sens has them (each value its own group): n counts the
+    pooled rows (for kendall_tau, the folds with a defined tau). The pooled CIs are NaN when
+    folds contribute unequal numbers of usable rows (e.g. NaN metrics in one fold).
+    """
+    rng = np.random.default_rng(seed)
+    keys = _split(sens)
+    rows = []
+    for values, g in _usable(sens, metric).groupby(keys, sort=False, dropna=False):
+        group = dict(zip(keys, values, strict=True))
+        for r in _group_association(g, metric, n_boot, rng, level):
+            rows.append({**group, "metric": metric, **r})
+    columns = [*keys, "metric", "statistic", "estimate", "ci_low", "ci_high", "n", "n_folds"]
+    return _typed(pd.DataFrame(rows, columns=columns), sens, keys)

@@ -1,0 +1,131 @@
+"""Does the network beat what clinicians already use? Baselines on the network's own folds.
+
+Methods: the network; ordinary least squares on the same inputs (fitted on each fold's training
+rows); and Ueq from the Daugirdas-Schneditz rate equation and from Tattersall's formula
+(`bnapp.intake.kinetics.predict_ueq`, no fitting, needs Upre, Upos, PP and UF among the features).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bnapp.engine.results import RunResult
+from bnapp.intake.data import STUDY_TARGET
+
+KINETIC_METHODS = ("rate_equation", "tattersall")
+KINETIC_INPUTS = ("Upre", "Upos", "PP", "UF")
+METHODS = ("network", "linear_regression", *KINETIC_METHODS)
+
+
+def _ols_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    design = np.column_stack([np.ones(len(x_train)), x_train])
+    coef, *_ = np.linalg.lstsq(design, y_train, rcond=None)
+    return np.column_stack([np.ones(len(x_test)), x_test]) @ coef
+
+
+def fold_predictions(run: RunResult) -> pd.DataFrame:
+    """Every method's test-row predictions: DataFrame[method, fold, row, truth, prediction]."""
+    # the clinical formulas predict Ueq: against any other target they would score nonsense
+    kinetic = run.target == STUDY_TARGET and set(KINETIC_INPUTS) <= set(run.features)
+    if kinetic:
+        from bnapp.intake.kinetics import (
+            predict_ueq,  # imported here: kinetics is optional for analyses
+        )
+    parts = []
+    for fold in run.folds:
+        rows = fold.test_rows
+        preds = {
+            "network": run.test_predictions(fold),
+            "linear_regression": _ols_predict(run.X[fold.train_rows], run.y[fold.train_rows],
+                                              run.X[rows]),
+        }
+        if kinetic:
+            frame = pd.DataFrame(run.X[rows], columns=run.features)
+            for method in KINETIC_METHODS:
+                preds[method] = np.asarray(predict_ueq(frame, method=method), dtype=np.float64)
+        for method, p in preds.items():
+            parts.append(pd.DataFrame({"method": method, "fold": fold.fold, "row": rows,
+                                       "truth": run.y[rows], "prediction": p}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def quality(truth: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    """rmse, mae, mean_error (prediction - truth), bias = |mean_error| and r2 (1 - SSE/SST)."""
+    e = np.asarray(prediction, float) - np.asarray(truth, float)
+    sst = float(np.sum((truth - np.mean(truth)) ** 2))
+    mean_error = float(e.mean())
+    return {
+        "n": len(e),
+        "rmse": float(np.sqrt(np.mean(e**2))),
+        "mae": float(np.mean(np.abs(e))),
+        "mean_error": mean_error,
+        "bias": abs(mean_error),
+        "r2": 1.0 - float(np.sum(e**2)) / sst if sst > 0 else np.nan,
+    }
+
+
+def baselines(run: RunResult) -> pd.DataFrame:
+    """DataFrame[method, fold, n, rmse, mae, bias, mean_error, r2]: per fold (fold as text) and
+    a "pooled" row per method over all folds' test rows (rows repeat if splits overlap).
+
+    The kinetic methods appear only when Upre, Upos, PP and UF are among the run's features.
+    """
+    preds = fold_predictions(run)
+    rows = []
+    for method, g in preds.groupby("method", sort=False):
+        for fold, gf in g.groupby("fold", sort=False):
+            rows.append({"method": method, "fold": str(fold),
+                         **quality(gf["truth"].to_numpy(), gf["prediction"].to_numpy())})
+        rows.append({"method": method, "fold": "pooled",
+                     **quality(g["truth"].to_numpy(), g["prediction"].to_numpy())})
+    out = pd.DataFrame(rows)
+    return out[["method", "fold", "n", "rmse", "mae", "bias", "mean_error", "r2"]]
+
+
+def paired_comparison(run: RunResult, table: pd.DataFrame | None = None,
+                      level: float = 0.95) -> pd.DataFrame:
+    """Network vs each baseline, paired by fold, on per-fold test RMSE.
+
+    The fold is the unit of replication: per-row errors of one fold share a model, and with
+    random splits a row is tested several times, so a test on pooled rows would count dependent
+    errors as independent. Folds are not independent either (their training sets overlap), so
+    the t-test uses Nadeau & Bengio's corrected variance (1/J + n_test/n_train) s^2, which widens
+    the interval accordingly; the Wilcoxon signed-rank p-value is an assumption-light check.
+    difference = network RMSE - baseline RMSE: negative means the network is better.
+    """
+    table = baselines(run) if table is None else table
+    per_fold = table[table["fold"] != "pooled"]
+    net = per_fold[per_fold["method"] == "network"].set_index("fold")["rmse"]
+    n_test = np.mean([len(f.test_rows) for f in run.folds])
+    n_train = np.mean([len(f.train_rows) for f in run.folds])
+    rows = []
+    for method in [m for m in METHODS[1:] if m in set(per_fold["method"])]:
+        other = per_fold[per_fold["method"] == method].set_index("fold")["rmse"]
+        d = (net - other.reindex(net.index)).to_numpy(float)
+        j = len(d)
+        mean = float(d.mean())
+        sd = float(d.std(ddof=1)) if j > 1 else np.nan
+        se = math.sqrt((1.0 / j + n_test / n_train) * sd**2) if j > 1 else np.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = mean / se if se and np.isfinite(se) else np.nan
+        p = float(2 * stats.t.sf(abs(t), j - 1)) if np.isfinite(t) else np.nan
+        half = float(stats.t.ppf(0.5 + level / 2, j - 1) * se) if j > 1 else np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                wilcoxon_p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+            except ValueError:
+                wilcoxon_p = np.nan
+        rows.append({
+            "baseline": method, "n_folds": j,
+            "network_rmse": float(net.mean()), "baseline_rmse": float(other.mean()),
+            "difference": mean, "ci_low": mean - half, "ci_high": mean + half,
+            "t_statistic": t, "p_value": p, "wilcoxon_p": wilcoxon_p,
+            "network_better_folds": int(np.sum(d < 0)),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,141 @@
+"""|γ| against importance for every layer of a run, and for a raw and a z-score run side by side.
+
+A run's layers are its input and each of its hidden layers. Tables covering several layers carry
+a `hidden_layer` column beside `layer` ("input" or "hidden"): 1, 2, ... for the hidden layers,
+empty for the input, so that no statistic pools the nodes of two hidden layers.
+
+Raw versus z-score is the study's figures 3 and 4: one network trained on raw values and, on the
+same data, columns and folds, on z-scored values (the study's z-score model kept its input BN),
+analysed the same way. The two runs' tables are stacked with an `input_mode` column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from bnapp.analyses.association import ASSOCIATION_METRICS, association, fit_lines
+from bnapp.analyses.sensitivity import MODES, sensitivity
+from bnapp.analyses.stages import bn_parameters
+from bnapp.engine.model import INPUT_MODES, ArchSpec
+from bnapp.engine.results import RunResult
+
+Layer = tuple[str, int]  # ("input", 0) or ("hidden", index of the hidden layer)
+# the tables compare_input_modes stacks, keyed as run_tables keys them
+COMPARED_TABLES = ("sensitivity", "fit_lines", "association", "bn_parameters",
+                   "bn_parameters_per_fold")
+
+
+def run_layers(spec: ArchSpec) -> list[Layer]:
+    """The input, then each hidden layer."""
+    return [("input", 0), *(("hidden", i) for i in range(len(spec.hidden)))]
+
+
+def layer_stem(layer: Layer) -> str:
+    """'input', 'hidden1', 'hidden2', ...: a layer in file names."""
+    return "input" if layer[0] == "input" else f"hidden{layer[1] + 1}"
+
+
+def tag_layer(frame: pd.DataFrame, layer: Layer) -> pd.DataFrame:
+    """frame with its layer's `layer` and `hidden_layer` columns (first, or where `layer` is)."""
+    out = frame.drop(columns=["layer", "hidden_layer"], errors="ignore")
+    at = frame.columns.get_loc("layer") if "layer" in frame.columns else 0
+    number = pd.NA if layer[0] == "input" else layer[1] + 1
+    out.insert(at, "layer", layer[0])
+    out.insert(at + 1, "hidden_layer", pd.array([number] * len(out), dtype="Int64"))
+    return out
+
+
+def layer_rows(frame: pd.DataFrame, layer: Layer) -> pd.DataFrame:
+    """The rows of one layer of a table tagged by tag_layer."""
+    pick = frame["layer"] == layer[0]
+    if layer[0] == "hidden":
+        pick &= (frame["hidden_layer"] == layer[1] + 1).fillna(False)
+    return frame[pick]
+
+
+def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(list(frames), ignore_index=True)
+
+
+def importance_tables(run: RunResult, layers: Sequence[Layer] | None = None, *,
+                      modes: Iterable[str] = MODES,
+                      metrics: Iterable[str] = ASSOCIATION_METRICS, n_permutations: int = 10,
+                      n_boot: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Sensitivity, fitted lines and association of each layer (default: every layer), tagged.
+
+    {"sensitivity", "fit_lines" (with a `metric` column), "association"}.
+    """
+    layers = run_layers(run.spec) if layers is None else list(layers)
+    modes, metrics = tuple(modes), tuple(metrics)
+    sens = _concat(tag_layer(sensitivity(run, kind, modes, n_permutations, seed,
+                                         hidden_index=index), (kind, index))
+                   for kind, index in layers)
+    return {
+        "sensitivity": sens,
+        "fit_lines": _concat(fit_lines(sens, m).assign(metric=m) for m in metrics),
+        "association": _concat(association(sens, m, n_boot=n_boot, seed=seed) for m in metrics),
+    }
+
+
+def parameter_tables(run: RunResult, layers: Sequence[Layer] | None = None,
+                     ddof: int = 0) -> dict[str, pd.DataFrame]:
+    """BN parameters of each layer (default: every layer), tagged:
+    {"bn_parameters" (mean and SD over folds), "bn_parameters_per_fold"}."""
+    layers = run_layers(run.spec) if layers is None else list(layers)
+    found = [(layer, bn_parameters(run, *layer, ddof=ddof)) for layer in layers]
+    return {"bn_parameters": _concat(tag_layer(s, layer) for layer, (_, s) in found),
+            "bn_parameters_per_fold": _concat(tag_layer(p, layer) for layer, (p, _) in found)}
+
+
+def comparison_problem(raw: RunResult, zscore: RunResult) -> str | None:
+    """Why the two runs are not the same network, data and folds on raw and on z-scored inputs,
+    or None when they are."""
+    if (raw.spec.input_mode, zscore.spec.input_mode) != INPUT_MODES:
+        return (f"the runs are on {raw.spec.input_mode} and {zscore.spec.input_mode} inputs; "
+                "give a raw run and a z-score run")
+    if replace(zscore.spec, input_mode="raw") != raw.spec:
+        return (f"they are different networks ({raw.spec.label} and {zscore.spec.label}); train "
+                "the same network on both input modes")
+    if raw.protocol != zscore.protocol:
+        return "they were trained under different protocols, so their folds differ"
+    same_data = (list(raw.features) == list(zscore.features) and raw.target == zscore.target
+                 and raw.X.shape == zscore.X.shape and np.array_equal(raw.X, zscore.X)
+                 and np.array_equal(raw.y, zscore.y))
+    if not same_data:
+        return "they were trained on different data or columns"
+    return None
+
+
+def side_by_side(tables: Mapping[str, Mapping[str, pd.DataFrame]],
+                 names: Iterable[str] = COMPARED_TABLES) -> dict[str, pd.DataFrame]:
+    """{input mode: {name: table}} -> {name: the tables of every mode stacked, input_mode first}."""
+    return {name: _concat(t[name].assign(input_mode=mode)[["input_mode", *t[name].columns]]
+                          for mode, t in tables.items())
+            for name in names}
+
+
+def compare_input_modes(raw: RunResult, zscore: RunResult,
+                        layers: Sequence[Layer] | None = None, *, modes: Iterable[str] = MODES,
+                        metrics: Iterable[str] = ASSOCIATION_METRICS, n_permutations: int = 10,
+                        n_boot: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Study figures 3 and 4: the same analyses of a raw-input run and a z-score run of one
+    network, data and protocol, stacked with an `input_mode` column ("raw", "zscore").
+
+    {"sensitivity", "fit_lines", "association", "bn_parameters", "bn_parameters_per_fold"} for
+    the layers given (default: every layer); the association is computed within each input mode.
+    A ValueError says why two runs cannot be compared.
+    """
+    problem = comparison_problem(raw, zscore)
+    if problem is not None:
+        raise ValueError(f"cannot compare the input modes: {problem}")
+    modes, metrics = tuple(modes), tuple(metrics)
+    return side_by_side({
+        run.spec.input_mode: {
+            **importance_tables(run, layers, modes=modes, metrics=metrics,
+                                n_permutations=n_permutations, n_boot=n_boot, seed=seed),
+            **parameter_tables(run, layers)}
+        for run in (raw, zscore)})

@@ -1,0 +1,115 @@
+"""Ueq for new sessions: the fold ensemble of a trained run beside the clinical formulas.
+
+A run holds one model per fold; a new session gets every model's Ueq, reported as their mean
+with the spread across folds (how much the answer depends on which rows trained the model).
+Each Ueq estimate, the network's and the formulas' alike, is turned into the dose it implies:
+Daugirdas' second-generation formula with Ueq in place of Upos gives eKt/V, the inverse of
+`kinetics.ueq_from_ektv`.
+
+A file of sessions is read with `data.load_sessions`, which needs only the run's inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from bnapp.analyses.baselines import KINETIC_INPUTS, KINETIC_METHODS
+from bnapp.engine.results import RunResult
+from bnapp.intake import data, kinetics
+from bnapp.intake.data import DataError
+from bnapp.intake.units import (
+    LIBRARY_UNITS,
+    PREDICTION_LABELS,
+    UNIT_LABELS,
+    UREA_COLUMNS,
+    UREA_FACTORS,
+    short_label,
+    target_unit,
+)
+
+NETWORK_OUTPUTS = ("ueq_network", "ueq_network_sd", "ueq_network_min", "ueq_network_max")
+UREA_OUTPUTS = (*NETWORK_OUTPUTS, "ueq_rate_equation", "ueq_tattersall")
+
+
+def ektv_from_ueq(ueq, upre, uf, post_weight, t_hours=4.0) -> np.ndarray:
+    """eKt/V implied by an equilibrated post-dialysis urea: Daugirdas' second-generation
+    formula with Ueq in place of Upos, -ln(Ueq/Upre - 0.008 t) + (4 - 3.5 Ueq/Upre) UF/W.
+    NaN where the logarithm is undefined or Upre, W <= 0."""
+    return kinetics.sp_ktv(upre, ueq, uf, post_weight, t_hours)
+
+
+def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours: float = 4.0) -> pd.DataFrame:
+    """One row per session (frame's index kept): the run's inputs, the fold ensemble's Ueq (mean,
+    SD with ddof=1, min, max), and, when Upre, Upos, PP and UF are given (and the run predicts
+    Ueq), spKt/V, the eKt/V the network's Ueq implies and the rate-equation and Tattersall
+    estimates of Ueq and eKt/V.
+
+    `frame` holds the run's inputs in library units (urea mg/dL, weight kg, UF L), e.g. from
+    `data.parse_patient` or `indexed_by_row(data.load_sessions(...))`; t_hours is the session length the formulas use.
+    """
+    missing = [f for f in run.features if f not in frame.columns]
+    if missing:
+        raise DataError(f"input(s) {', '.join(missing)} missing; the network was trained on "
+                        f"{', '.join(run.features)}")
+    if not (np.isfinite(t_hours) and t_hours > 0):
+        raise DataError(f"session time: {t_hours} h is not a positive number of hours")
+    x = frame[run.features].to_numpy(dtype=np.float64)
+    per_fold = run.ensemble_predictions(x)  # (folds, sessions)
+    out = frame[list(run.features)].copy()
+    out["ueq_network"] = per_fold.mean(axis=0)
+    out["ueq_network_sd"] = per_fold.std(axis=0, ddof=1) if len(per_fold) > 1 else np.nan
+    out["ueq_network_min"] = per_fold.min(axis=0)
+    out["ueq_network_max"] = per_fold.max(axis=0)
+    if run.target == data.STUDY_TARGET and set(KINETIC_INPUTS) <= set(frame.columns):
+        upre, upos, pp, uf = (frame[c].to_numpy(dtype=np.float64) for c in KINETIC_INPUTS)
+        weight = pp - uf
+        out["ektv_network"] = ektv_from_ueq(out["ueq_network"], upre, uf, weight, t_hours)
+        out["spktv"] = kinetics.sp_ktv(upre, upos, uf, weight, t_hours)
+        for method in KINETIC_METHODS:
+            ueq = kinetics.predict_ueq(frame, method, t_hours)
+            out[f"ueq_{method}"] = ueq
+            out[f"ektv_{method}"] = ektv_from_ueq(ueq, upre, uf, weight, t_hours)
+    out["outside_training_range"] = _outside_range(x, run.X, run.features)
+    return out
+
+
+def _outside_range(x: np.ndarray, trained: np.ndarray, features: Sequence[str]) -> list[str]:
+    """Per session, the inputs outside the range the network saw (where it extrapolates)."""
+    outside = (x < trained.min(axis=0)) | (x > trained.max(axis=0))
+    names = np.asarray(features, dtype=object)
+    flagged = np.flatnonzero(outside.any(axis=1))
+    text = [""] * len(x)
+    for i in flagged:
+        text[i] = ", ".join(names[outside[i]])
+    return text
+
+
+def in_units(table: pd.DataFrame, units: str = "mg/dL",
+             target: str = data.STUDY_TARGET) -> tuple[pd.DataFrame, dict[str, str]]:
+    """A predict_sessions table with every urea value (inputs and estimates, SDs alike: the
+    conversion is a factor) in `units`, and a label with its unit for every column.
+
+    The network's columns hold a prediction of the run's `target`: converted only when that is
+    a urea column, and labelled with the target's name and unit."""
+    unit = data.urea_unit(units)
+    factor = UREA_FACTORS[unit]
+    urea_target = target in UREA_COLUMNS
+    urea = [c for c in table.columns if c in UREA_COLUMNS
+            or (c in UREA_OUTPUTS and (urea_target or c not in NETWORK_OUTPUTS))]
+    converted = table.assign(**{c: table[c] / factor for c in urea})
+    labels = {c: short_label(c, unit) for c in table.columns
+              if c in LIBRARY_UNITS or c in PREDICTION_LABELS}
+    if target != data.STUDY_TARGET:
+        target_in = UNIT_LABELS[unit] if urea_target else target_unit(target)
+        labels |= {c: PREDICTION_LABELS[c].replace("Ueq", target).format(urea=target_in)
+                   for c in NETWORK_OUTPUTS if c in table.columns}
+    return converted, labels
+
+
+def indexed_by_row(sessions: data.Dataset) -> pd.DataFrame:
+    """A sessions file's usable rows (`data.load_sessions`) indexed by their row number in the
+    file as a spreadsheet shows it, so predictions point back to the user's rows."""
+    return sessions.frame.set_axis(pd.Index(sessions.row_numbers, name="row"))

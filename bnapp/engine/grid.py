@@ -1,0 +1,146 @@
+"""The study's grid search (its table 1): 480 architectures scored by cross-validated MSE.
+
+All models of one hidden shape (every activation, output, BN and input-mode variant, every fold)
+form one stack for the compiled kernel; the shapes are fanned out with joblib.Parallel. The
+kernel releases the GIL, so by default the shapes run on threads in this process (no worker
+start-up); an enclosing `joblib.parallel_config(backend=...)` (loky, Dask) takes over instead.
+The kernel (numba) and joblib are imported only when a grid is run, so listing the grid and
+reading a cached table stay cheap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+from bnapp.engine.train import (
+    Progress,
+    Protocol,
+    build_datasets,
+    check_arrays,
+    initial_stack,
+    make_splits,
+)
+
+GRID_DEPTHS = (1, 2, 3, 4)
+GRID_WIDTHS = (2, 3, 4, 5, 6)
+
+
+def study_grid() -> list[ArchSpec]:
+    """1-4 hidden layers x 2-6 units (same in every layer) x activation x output activation x
+    BN on/off (input and hidden together) x raw/z-scored input: 480 specs."""
+    return [
+        ArchSpec(hidden=(width,) * depth, activation=act, output_activation=out, input_bn=bn,
+                 hidden_bn=bn, input_mode=mode)
+        for depth, width, act, out, bn, mode in itertools.product(
+            GRID_DEPTHS, GRID_WIDTHS, ACTIVATIONS, OUTPUT_ACTIVATIONS, (False, True), INPUT_MODES)
+    ]
+
+
+def run_grid(X, y, protocol: Protocol, specs: Sequence[ArchSpec] | None = None, *,
+             features: Sequence[str], progress: Progress | None = None,
+             n_jobs: int = -1) -> pd.DataFrame:
+    """Cross-validated test MSE (mean and SD over folds) of every spec, one row per spec.
+
+    A configuration whose training diverges (NaN/inf loss in any fold) gets NaN scores and
+    diverged=True rather than stopping the grid.
+    """
+    from joblib import Parallel, delayed
+
+    from bnapp.engine import kernel
+
+    X, y = check_arrays(X, y, features)
+    specs = list(study_grid() if specs is None else specs)
+    splits = make_splits(protocol, len(X))
+    data, index, _ = build_datasets(X, y, splits, protocol, sorted({s.input_mode for s in specs}))
+    P, cfg = initial_stack(specs, splits, index, X.shape[1], protocol)
+    n_folds = len(splits)
+    # one task per hidden shape, the biggest first so the last tasks to start are short
+    shapes = sorted({s.hidden for s in specs}, key=lambda h: -sum(h) * len(h))
+    tasks = []
+    for shape in shapes:
+        models = np.concatenate([np.arange(i * n_folds, (i + 1) * n_folds)
+                                 for i, s in enumerate(specs) if s.hidden == shape])
+        tasks.append(models)
+    jobs = (delayed(kernel.score_stack)(P[models], cfg[models], data, epochs=protocol.epochs,
+                                        batch_size=protocol.batch_size, lr=protocol.lr,
+                                        patience=protocol.patience or 0) for models in tasks)
+    mse = np.empty(len(P))
+    parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
+    for done, (models, (scores, _)) in enumerate(zip(tasks, parallel(jobs), strict=True), 1):
+        mse[models] = scores
+        if progress is not None:
+            progress(done / len(tasks), f"{done}/{len(tasks)} network shapes")
+    return _grid_frame(specs, mse.reshape(len(specs), n_folds), X.shape[1])
+
+
+def _grid_frame(specs: list[ArchSpec], mse: np.ndarray, n_inputs: int) -> pd.DataFrame:
+    counts = [s.param_counts(n_inputs) for s in specs]
+    diverged = np.isnan(mse).any(axis=1)
+    k = mse.shape[1]
+    with np.errstate(over="ignore", invalid="ignore"):  # exploding relu runs: an SD of inf is the truth
+        filled = np.where(diverged[:, None], 0.0, mse)
+        mean, sd = filled.mean(axis=1), filled.std(axis=1)
+        # standard error of the CV mean: the sample SD over folds / sqrt(k) = sd / sqrt(k - 1)
+        se = sd / np.sqrt(k - 1) if k > 1 else np.full(len(specs), np.nan)
+    return pd.DataFrame({
+        "label": [s.label for s in specs],
+        "hidden": [str(s.hidden) for s in specs],
+        "n_layers": [len(s.hidden) for s in specs],
+        "width": [max(s.hidden) for s in specs],
+        "activation": [s.activation for s in specs],
+        "output_activation": [s.output_activation for s in specs],
+        "bn": [s.input_bn and s.hidden_bn for s in specs],
+        "input_bn": [s.input_bn for s in specs],
+        "hidden_bn": [s.hidden_bn for s in specs],
+        "input_mode": [s.input_mode for s in specs],
+        "trainable": [c.trainable for c in counts],
+        "non_trainable": [c.non_trainable for c in counts],
+        "total_params": [c.total for c in counts],
+        # SD over folds with ddof=0, as numpy/sklearn's cross_val_score(...).std()
+        "cv_mse_mean": np.where(diverged, np.nan, mean),
+        "cv_mse_sd": np.where(diverged, np.nan, sd),
+        "cv_mse_se": np.where(diverged, np.nan, se),
+        "diverged": diverged,
+    })
+
+
+def grid_spec(row) -> ArchSpec:
+    """The ArchSpec of one row of a run_grid table (also after a CSV round trip)."""
+    return ArchSpec(
+        hidden=tuple(int(h) for h in re.findall(r"\d+", str(row["hidden"]))),
+        activation=row["activation"],
+        output_activation=row["output_activation"],
+        input_bn=bool(row["input_bn"]),
+        hidden_bn=bool(row["hidden_bn"]),
+        input_mode=row["input_mode"],
+    )
+
+
+def best_per_mode(grid_df: pd.DataFrame) -> pd.DataFrame:
+    """The lowest-CV-MSE configuration for each input mode (diverged ones never win)."""
+    scored = grid_df.dropna(subset=["cv_mse_mean"])
+    best = scored.loc[scored.groupby("input_mode")["cv_mse_mean"].idxmin()]
+    return best.sort_values("input_mode").reset_index(drop=True)
+
+
+def near_best(grid_df: pd.DataFrame) -> pd.Series:
+    """Whether each configuration's CV MSE is within one standard error of the best of its input
+    mode (the one-standard-error rule; Hastie, Tibshirani & Friedman, The Elements of
+    Statistical Learning, 2nd ed., section 7.10): the folds cannot tell these apart from the
+    best, so their order among themselves is noise. The best itself is True."""
+    best = best_per_mode(grid_df).set_index("input_mode")
+    bound = grid_df["input_mode"].map(best["cv_mse_mean"] + best["cv_mse_se"].fillna(0.0))
+    return (grid_df["cv_mse_mean"] <= bound).rename("near_best")
+
+
+def simplest_near_best(grid_df: pd.DataFrame) -> pd.DataFrame:
+    """Per input mode, the network with the fewest parameters among those within one standard
+    error of the best (ties: the lower CV MSE), which the one-standard-error rule picks."""
+    close = grid_df[near_best(grid_df)].sort_values(["total_params", "cv_mse_mean"], kind="stable")
+    return close.drop_duplicates("input_mode").sort_values("input_mode").reset_index(drop=True)

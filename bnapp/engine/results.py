@@ -1,0 +1,250 @@
+"""Fold and run results: what training (or a Keras import) produces and every analysis reads.
+
+Saved as one .npz of plain arrays plus JSON metadata, loaded with allow_pickle=False, so a
+results file can never execute code when it is read back.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bnapp.engine.model import ArchSpec, BNState, Weights, forward, predict
+
+# 2: each fold stores its test predictions
+FORMAT_VERSION = 2
+# the BN layers an analysis can ask for: the input BN, or the BN after hidden layer i
+LAYERS = ("input", "hidden")
+FORWARD_BLOCK = 32_768  # rows per forward pass in RunResult.unit_values
+
+
+@dataclass
+class FoldResult:
+    """One trained model and the rows it saw. Row arrays index RunResult.X / RunResult.y."""
+
+    fold: int  # the model's number in the run; with repeats, repeat * folds + fold in repeat
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    test_rows: np.ndarray
+    scaler_mean: np.ndarray  # StandardScaler of the training rows (ddof=0), for every input mode
+    scaler_std: np.ndarray
+    weights: Weights
+    # per-epoch curves: "loss" (E,), optionally "val_loss" (E,) and "input_gamma" (E, p)
+    history: dict[str, np.ndarray] = field(default_factory=dict)
+    repeat: int = 0
+    stopped_epoch: int | None = None  # early stopping: the epoch whose weights were kept
+    # (len(test_rows),) the model's predictions for its test rows, kept from training; RunResult
+    # fills them in for folds built without them (a checkpoint import, a hand-made fold)
+    test_predictions: np.ndarray | None = None
+
+    def network_input(self, spec: ArchSpec, x_raw: np.ndarray) -> np.ndarray:
+        """Raw inputs as this fold's network sees them (z-scored with its own training scaler)."""
+        x_raw = np.asarray(x_raw, dtype=np.float64)
+        if spec.input_mode == "zscore":
+            return (x_raw - self.scaler_mean) / self.scaler_std
+        return x_raw
+
+    def bn(self, layer: str, hidden_index: int = 0) -> BNState | None:
+        """This fold's BN state of that layer, or None where the architecture has no BN there."""
+        if layer == "input":
+            return self.weights.input_bn
+        return self.weights.hidden_bn[hidden_index] if self.weights.hidden_bn else None
+
+
+@dataclass
+class RunResult:
+    """A cross-validated run: one architecture, one data set, one model per fold."""
+
+    spec: ArchSpec
+    features: list[str]
+    target: str
+    X: np.ndarray  # (n, p) raw inputs of the usable rows, float64
+    y: np.ndarray  # (n,)
+    folds: list[FoldResult]
+    protocol: dict = field(default_factory=dict)  # how the folds were made and trained
+    source: str = "trained"
+    row_ids: np.ndarray | None = None  # row numbers in the user's file, for display
+
+    def __post_init__(self):
+        for fold in self.folds:
+            if fold.test_predictions is None:
+                fold.test_predictions = self.fold_predictions(fold, self.X[fold.test_rows])
+            elif fold.test_predictions.shape != fold.test_rows.shape:
+                raise ValueError(f"fold {fold.fold}: {fold.test_predictions.shape} test predictions "
+                                 f"for {len(fold.test_rows)} test rows")
+
+    def fold_predictions(self, fold: FoldResult, x_raw: np.ndarray) -> np.ndarray:
+        return predict(self.spec, fold.weights, fold.network_input(self.spec, x_raw))
+
+    def test_predictions(self, fold: FoldResult) -> np.ndarray:
+        """The fold's model's predictions for its test rows, as stored with the fold."""
+        return fold.test_predictions
+
+    @property
+    def label(self) -> str:
+        """Architecture and protocol in a few words, e.g. "… · 10-fold CV, 200 epochs"."""
+        p = self.protocol
+        folds = p.get("folds", "?")
+        how = {"kfold": f"{folds}-fold CV", "study": f"{folds} study splits",
+               "repeated": f"{p.get('repeats', '?')}×{folds}-fold CV"}.get(p.get("kind"), "CV")
+        return f"{self.spec.label} · {how}, {p.get('epochs', '?')} epochs"
+
+    def ensemble_predictions(self, x_raw: np.ndarray) -> np.ndarray:
+        """(n_folds, n) predictions of every fold's model, for a fold-ensemble estimate."""
+        return np.stack([self.fold_predictions(f, x_raw) for f in self.folds])
+
+    # ---- one BN layer of the network: every analysis reaches its units through these
+
+    def check_layer(self, layer: str, hidden_index: int = 0) -> None:
+        if layer not in LAYERS:
+            raise ValueError(f"layer must be one of {LAYERS}, not {layer!r}")
+        if layer == "hidden" and not 0 <= hidden_index < len(self.spec.hidden):
+            raise ValueError(
+                f"hidden_index {hidden_index} is out of range: the network has "
+                f"{len(self.spec.hidden)} hidden layer(s)"
+            )
+
+    def unit_names(self, layer: str, hidden_index: int = 0) -> list[str]:
+        """The input layer's units are the features; hidden layer i's are "node 1", "node 2", ...
+        (the study's names), prefixed "layer i+1" beyond the first hidden layer."""
+        if layer == "input":
+            return list(self.features)
+        prefix = f"layer {hidden_index + 1} " if hidden_index else ""
+        return [f"{prefix}node {k + 1}" for k in range(self.spec.hidden[hidden_index])]
+
+    def unit_values(self, fold: FoldResult, rows: np.ndarray, layer: str,
+                    hidden_index: int = 0) -> np.ndarray:
+        """What enters the layer's BN (network input, or the hidden Dense output) for these rows."""
+        if layer == "input":
+            return fold.network_input(self.spec, self.X[rows])
+        # the network in blocks of rows: on a million training rows, whole-array temporaries
+        # cost more in page faults than the arithmetic
+        out = np.empty((len(rows), self.spec.hidden[hidden_index]))
+        for start in range(0, len(rows), FORWARD_BLOCK):
+            block = rows[start:start + FORWARD_BLOCK]
+            x = fold.network_input(self.spec, self.X[block])
+            out[start:start + len(block)] = forward(self.spec, fold.weights,
+                                                    x).hidden_pre_bn[hidden_index]
+        return out
+
+    def layer_scaler(self, fold: FoldResult, layer: str,
+                     hidden_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Training-row mean and std (ddof 0) of the layer's raw unit values.
+
+        For the input layer that is the fold's StandardScaler; for a hidden layer, the same
+        statistics of its Dense outputs on the fold's training rows (a hidden layer has no scaler
+        of its own).
+        """
+        if layer == "input":
+            return fold.scaler_mean, fold.scaler_std
+        values = self.unit_values(fold, fold.train_rows, layer, hidden_index)
+        return values.mean(0), values.std(0)
+
+
+# --------------------------------------------------------------------------------------------
+# persistence
+
+
+FOLD_ARRAYS = ("train_rows", "val_rows", "test_rows", "scaler_mean", "scaler_std",
+               "test_predictions")
+
+
+def _bn_arrays(prefix: str, bn: BNState) -> dict[str, np.ndarray]:
+    return {f"{prefix}.{k}": getattr(bn, k) for k in ("gamma", "beta", "moving_mean", "moving_var")}
+
+
+def _bn_from(arrays, prefix: str) -> BNState:
+    return BNState(*(arrays[f"{prefix}.{k}"] for k in ("gamma", "beta", "moving_mean", "moving_var")))
+
+
+def run_to_bytes(run: RunResult) -> bytes:
+    arrays: dict[str, np.ndarray] = {"X": run.X, "y": run.y}
+    if run.row_ids is not None:
+        arrays["row_ids"] = run.row_ids
+    folds_meta = []
+    for i, f in enumerate(run.folds):
+        p = f"f{i}"
+        for name in FOLD_ARRAYS:
+            arrays[f"{p}.{name}"] = getattr(f, name)
+        for j, (k, b) in enumerate(zip(f.weights.kernels, f.weights.biases, strict=True)):
+            arrays[f"{p}.kernel{j}"] = k
+            arrays[f"{p}.bias{j}"] = b
+        if f.weights.input_bn is not None:
+            arrays.update(_bn_arrays(f"{p}.input_bn", f.weights.input_bn))
+        for j, bn in enumerate(f.weights.hidden_bn):
+            arrays.update(_bn_arrays(f"{p}.hidden_bn{j}", bn))
+        for name, curve in f.history.items():
+            arrays[f"{p}.history.{name}"] = curve
+        folds_meta.append(
+            {
+                "fold": f.fold,
+                "repeat": f.repeat,
+                "stopped_epoch": f.stopped_epoch,
+                "n_layers": len(f.weights.kernels),
+                "n_hidden_bn": len(f.weights.hidden_bn),
+                "input_bn": f.weights.input_bn is not None,
+                "history": sorted(f.history),
+            }
+        )
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "spec": run.spec.to_dict(),
+        "features": list(run.features),
+        "target": run.target,
+        "protocol": run.protocol,
+        "source": run.source,
+        "folds": folds_meta,
+    }
+    arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def run_from_bytes(data: bytes) -> RunResult:
+    """Inverse of run_to_bytes; raises ValueError on anything that is not a complete result."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(arrays.pop("meta.json").tobytes().decode())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"results format {meta.get('format_version')} is not {FORMAT_VERSION}")
+        folds = []
+        for i, fm in enumerate(meta["folds"]):
+            p = f"f{i}"
+            w = Weights(
+                [arrays[f"{p}.kernel{j}"] for j in range(fm["n_layers"])],
+                [arrays[f"{p}.bias{j}"] for j in range(fm["n_layers"])],
+                _bn_from(arrays, f"{p}.input_bn") if fm["input_bn"] else None,
+                [_bn_from(arrays, f"{p}.hidden_bn{j}") for j in range(fm["n_hidden_bn"])],
+            )
+            folds.append(
+                FoldResult(
+                    fold=fm["fold"],
+                    **{name: arrays[f"{p}.{name}"] for name in FOLD_ARRAYS},
+                    weights=w,
+                    history={h: arrays[f"{p}.history.{h}"] for h in fm["history"]},
+                    repeat=fm["repeat"],
+                    stopped_epoch=fm["stopped_epoch"],
+                )
+            )
+        return RunResult(
+            spec=ArchSpec.from_dict(meta["spec"]),
+            features=meta["features"],
+            target=meta["target"],
+            X=arrays["X"],
+            y=arrays["y"],
+            folds=folds,
+            protocol=meta["protocol"],
+            source=meta["source"],
+            row_ids=arrays.get("row_ids"),
+        )
+    except (KeyError, OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a complete bnapp results file ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # zipfile.BadZipFile and numpy's own format errors
+        if isinstance(exc, ValueError):
+            raise
+        raise ValueError(f"not a bnapp results file ({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,461 @@
+"""Content-addressed store of trained runs, grid tables and analyses on the user's disk.
+
+Why not `joblib.Memory`: it pickles return values, and a pickle executes code when loaded, so a
+tampered cache file could run anything. Entries here are plain data instead: a RunResult as the
+npz+JSON of `run_to_bytes`, a grid as CSV, an analysis (DataFrames) as a ZIP of parquet files,
+each with a small JSON sidecar holding its metadata and the sha256 of the payload. Keys are
+sha256 over canonical JSON of everything that decides the result (data content, mapping and
+units via the data fingerprint, architecture, protocol with its seed, features, target, library
+version), so a changed input can never hit a stale entry.
+
+Runs and grids are the listed entries (`entries`). A run's analyses live in a folder named by
+the run's key (`analyses/<run key>/`) and go with it: removing the run removes them, and they
+are written only while the run itself is cached.
+
+Cached results hold patient-derived data: the directory is created readable by its owner only
+(0700). Every write is atomic (temp file in the same directory + os.replace, payload first and
+sidecar last), and a payload whose checksum or format does not verify is discarded, so a crash
+or a flipped byte costs a recomputation, never a wrong answer. A full or read-only disk never
+stops a computation: the store is skipped with a CacheWarning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bnapp import __version__
+from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import RunResult, run_from_bytes, run_to_bytes
+from bnapp.intake.data import Dataset
+
+SIDECAR = ".json"
+PAYLOAD = {"run": ".npz", "grid": ".csv", "analysis": ".zip"}
+ANALYSES = "analyses"  # cache_dir()/analyses/<run key>/<analysis key>.{zip,json}
+
+
+class CacheWarning(UserWarning):
+    """The cache could not be read or written; the computation went on without it."""
+
+
+# warnings raised on a job's thread are also collected there (jobs.py shows them per job)
+_sinks = threading.local()
+
+
+def _warn(message: str) -> None:
+    sink = getattr(_sinks, "messages", None)
+    if sink is not None:
+        sink.append(message)
+    warnings.warn(message, CacheWarning, stacklevel=3)
+
+
+def cache_dir() -> Path:
+    """BNAPP_CACHE_DIR or ~/.cache/bnapp; created (owner-only, 0700) when missing."""
+    path = Path(os.environ.get("BNAPP_CACHE_DIR") or Path.home() / ".cache" / "bnapp").expanduser()
+    if not path.is_dir():
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.chmod(0o700)  # mkdir's mode is filtered by the umask
+        except OSError as exc:
+            _warn(f"cache directory {path} cannot be created ({exc.strerror or exc}); results are not cached")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# keys
+
+
+def _digest(obj) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _protocol_dict(protocol) -> dict:
+    return protocol.to_dict() if hasattr(protocol, "to_dict") else dict(protocol)
+
+
+def array_fingerprint(X, y, features: Iterable[str], target: str, row_ids=None) -> str:
+    """sha256 of raw arrays and their column names, for data that has no Dataset.fingerprint()."""
+    h = hashlib.sha256()
+    h.update(json.dumps([list(features), target]).encode())
+    for arr in (X, y, row_ids):
+        if arr is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(arr)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def run_key(data_fingerprint: str, spec: ArchSpec, protocol, features, target: str) -> str:
+    """The cache key of one trained run; the protocol dict carries the seed."""
+    return _digest(
+        {
+            "kind": "run",
+            "data": data_fingerprint,
+            "spec": spec.to_dict(),
+            "protocol": _protocol_dict(protocol),
+            "features": list(features),
+            "target": target,
+            "version": __version__,
+        }
+    )
+
+
+# Part of a grid's key: raise it when the grid table gains or changes columns, so a table of the
+# old shape is computed anew (the package version would also retire every cached run).
+GRID_SCHEMA = 2  # 2: cv_mse_se
+
+
+def grid_key(data_fingerprint: str, protocol, specs: Iterable[ArchSpec] | None, features, target: str) -> str:
+    """The cache key of a grid table (specs None = the study's whole grid)."""
+    return _digest(
+        {
+            "kind": "grid",
+            "schema": GRID_SCHEMA,
+            "data": data_fingerprint,
+            "specs": None if specs is None else [s.to_dict() for s in specs],
+            "protocol": _protocol_dict(protocol),
+            "features": list(features),
+            "target": target,
+            "version": __version__,
+        }
+    )
+
+
+def trained_on(key: str, run: RunResult, dataset: Dataset | None) -> bool:
+    """Whether `dataset` is exactly the data `run` (cached under key) was trained on."""
+    if dataset is None:
+        return False
+    return run_key(dataset.fingerprint(), run.spec, run.protocol, run.features,
+                   run.target) == key
+
+
+def analysis_key(run_key: str, function: str, args=(), kwargs=None) -> str:
+    """The cache key of one analysis of a run: the function's qualified name and its arguments,
+    hashed by joblib (which tells 1 from 1.0 from "1" and a tuple from a list)."""
+    from joblib import hash as joblib_hash
+
+    arguments = joblib_hash([list(args), sorted((kwargs or {}).items())])
+    return _digest({"kind": "analysis", "run": run_key, "function": function,
+                    "arguments": arguments, "version": __version__})
+
+
+# --------------------------------------------------------------------------------------------
+# atomic files
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_key(key: str) -> str:
+    if not key or not all(c in "0123456789abcdef" for c in key):
+        raise ValueError(f"not a cache key: {key!r}")
+    return key
+
+
+def _analysis_dir(run_key: str) -> Path:
+    return cache_dir() / ANALYSES / _check_key(run_key)
+
+
+def _base(key: str, run_key: str | None = None) -> Path:
+    """An entry's path without suffix: runs and grids at the top, analyses in their run's folder."""
+    folder = cache_dir() if run_key is None else _analysis_dir(run_key)
+    return folder / _check_key(key)
+
+
+def _store(base: Path, kind: str, payload: bytes, meta: dict) -> bool:
+    """Write payload then sidecar; False (with a CacheWarning) when the disk refuses."""
+    try:
+        sidecar = {
+            **meta,
+            "key": base.name,
+            "kind": kind,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "version": __version__,
+            "size_bytes": len(payload),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+        }
+        base.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _atomic_write(base.with_suffix(PAYLOAD[kind]), payload)
+        _atomic_write(base.with_suffix(SIDECAR), json.dumps(sidecar, indent=1).encode())
+        return True
+    except OSError as exc:
+        _warn(f"result not cached: cannot write to {cache_dir()} ({exc.strerror or exc})")
+        return False
+
+
+def _fetch(base: Path, kind: str) -> tuple[bytes, dict] | None:
+    """Verified payload and sidecar, or None; an entry that fails verification is deleted."""
+    try:
+        meta = json.loads(base.with_suffix(SIDECAR).read_text())
+        payload = base.with_suffix(PAYLOAD[kind]).read_bytes()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        _discard(base, f"unreadable ({exc})")
+        return None
+    if meta.get("kind") != kind or hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
+        _discard(base, "checksum mismatch")
+        return None
+    return payload, meta
+
+
+def _discard(base: Path, why: str) -> None:
+    _warn(f"cache entry {base.name[:12]} was corrupted ({why}); discarded, recomputing")
+    try:
+        _unlink(base)
+        if base.parent == cache_dir():  # a run: its analyses describe what was discarded
+            _drop_analyses(base.name)
+    except OSError:
+        pass  # a read-only cache: the entry keeps failing verification and is never used
+
+
+def _drop_analyses(run_key: str) -> bool:
+    """Delete a run's analyses; True when there were any. A clear racing a page that writes an
+    analysis may find files already gone: that is fine."""
+    analyses = _analysis_dir(run_key)
+    if not analyses.is_dir():
+        return False
+    shutil.rmtree(analyses, ignore_errors=True)
+    return True
+
+
+def _unlink(base: Path) -> bool:
+    """Delete an entry's sidecar and payload; True when something was removed."""
+    removed = False
+    for suffix in (SIDECAR, *PAYLOAD.values()):  # sidecar first: no entry lists without payload
+        try:
+            base.with_suffix(suffix).unlink()
+            removed = True
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+# --------------------------------------------------------------------------------------------
+# runs and grids
+
+
+def save_run(key: str, run: RunResult, *, label: str = "", data_name: str = "") -> bool:
+    meta = {
+        "label": label or run.label,
+        "data_name": data_name,
+        "spec": run.spec.to_dict(),
+        "protocol": run.protocol,
+        "n_rows": int(len(run.y)),
+        "n_folds": len(run.folds),
+    }
+    _drop_analyses(key)  # a run stored anew (e.g. after a corrupted one) starts without analyses
+    return _store(_base(key), "run", run_to_bytes(run), meta)
+
+
+def load_run(key: str) -> RunResult | None:
+    """The cached run, or None when absent or corrupted (then the entry is discarded)."""
+    found = _fetch(_base(key), "run")
+    if found is None:
+        return None
+    try:
+        return run_from_bytes(found[0])
+    except ValueError as exc:
+        _discard(_base(key), str(exc))
+        return None
+
+
+def _grid_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def _grid_frame(data: bytes) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(data))
+
+
+def canonical_grid(frame: pd.DataFrame) -> pd.DataFrame:
+    """The grid as it reads back from the cache, so a fresh and a cached grid are identical."""
+    return _grid_frame(_grid_csv(frame))
+
+
+def save_grid(key: str, frame: pd.DataFrame, *, label: str = "", data_name: str = "", protocol=None) -> bool:
+    meta = {
+        "label": label or f"grid of {len(frame)} configurations",
+        "data_name": data_name,
+        "protocol": None if protocol is None else _protocol_dict(protocol),
+        "n_rows": int(len(frame)),
+    }
+    return _store(_base(key), "grid", _grid_csv(frame), meta)
+
+
+def load_grid(key: str) -> pd.DataFrame | None:
+    found = _fetch(_base(key), "grid")
+    if found is None:
+        return None
+    try:
+        return _grid_frame(found[0])
+    except (ValueError, pd.errors.ParserError) as exc:
+        _discard(_base(key), str(exc))
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# analyses: a DataFrame, or a tuple or dict of DataFrames, as parquet files in a ZIP
+
+Frames = pd.DataFrame | tuple[pd.DataFrame, ...] | dict[str, pd.DataFrame]
+
+
+def frames_to_bytes(result: Frames) -> bytes:
+    """parquet keeps dtypes (categories, integers, strings) exactly, unlike CSV."""
+    if isinstance(result, pd.DataFrame):
+        shape, parts = "frame", {"0": result}
+    elif isinstance(result, tuple):
+        shape, parts = "tuple", {str(i): part for i, part in enumerate(result)}
+    else:
+        shape, parts = "dict", result
+    if not (isinstance(parts, dict) and all(isinstance(name, str) and isinstance(part, pd.DataFrame)
+                                            for name, part in parts.items())):
+        raise TypeError("only a DataFrame, or a tuple or str-keyed dict of DataFrames, is cached, "
+                        f"not {type(result).__name__}")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("manifest.json", json.dumps({"shape": shape, "names": list(parts)}))
+        for i, part in enumerate(parts.values()):
+            archive.writestr(f"{i}.parquet", part.to_parquet())
+    return buffer.getvalue()
+
+
+def frames_from_bytes(data: bytes) -> Frames:
+    """The inverse of frames_to_bytes; ValueError when data is not one of its outputs."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+            names = manifest["names"]
+            # no reader threads: small tables, and arrow's pool can abort the process at exit
+            # after reading from a Python file object (apache/arrow#50482)
+            parts = [pd.read_parquet(io.BytesIO(archive.read(f"{i}.parquet")), use_threads=False)
+                     for i in range(len(names))]
+        shape = manifest["shape"]
+    except (zipfile.BadZipFile, KeyError, TypeError, OSError) as exc:
+        raise ValueError(f"not an analysis payload ({exc})") from exc
+    if shape == "frame" and len(parts) == 1:
+        return parts[0]
+    if shape == "tuple":
+        return tuple(parts)
+    if shape == "dict":
+        return dict(zip(names, parts, strict=True))
+    raise ValueError(f"not an analysis payload (shape {shape!r})")
+
+
+def save_analysis(run_key: str, key: str, result: Frames, *, function: str) -> bool:
+    """Store an analysis beside its run; skipped (False) when the run is not cached: a run
+    deleted while a tab still shows it is not written back piece by piece."""
+    if not _base(run_key).with_suffix(SIDECAR).is_file():
+        return False
+    try:
+        payload = frames_to_bytes(result)
+    except (TypeError, ValueError, NotImplementedError) as exc:  # e.g. text parquet cannot encode
+        _warn(f"result of {function} not cached: it cannot be stored ({exc})")
+        return False
+    return _store(_base(key, run_key), "analysis", payload, {"label": function, "run_key": run_key})
+
+
+def load_analysis(run_key: str, key: str) -> Frames | None:
+    """The cached analysis, or None when absent or corrupted (then the entry is discarded)."""
+    base = _base(key, run_key)
+    found = _fetch(base, "analysis")
+    if found is None:
+        return None
+    try:
+        return frames_from_bytes(found[0])
+    except ValueError as exc:
+        _discard(base, str(exc))
+        return None
+
+
+def _n_analyses(run_key: str) -> int:
+    folder = cache_dir() / ANALYSES / run_key
+    return len(list(folder.glob(f"*{SIDECAR}"))) if folder.is_dir() else 0
+
+
+# --------------------------------------------------------------------------------------------
+# listing and clearing
+
+LIST_COLUMNS = ["key", "kind", "label", "data_name", "created", "size_bytes", "n_rows",
+                "n_analyses"]
+
+
+def entries() -> pd.DataFrame:
+    """One row per cached run or grid, newest first; n_analyses counts a run's cached analyses."""
+    rows = []
+    directory = cache_dir()
+    for meta_path in sorted(directory.glob(f"*{SIDECAR}")) if directory.is_dir() else []:
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue  # a half-written or foreign file; load_* discards it when asked for
+        meta["n_analyses"] = _n_analyses(meta_path.stem)
+        rows.append({c: meta.get(c) for c in LIST_COLUMNS})
+    frame = pd.DataFrame(rows, columns=LIST_COLUMNS)
+    return frame.sort_values("created", ascending=False, ignore_index=True)
+
+
+def resolve(key_or_prefix: str) -> str:
+    """The full key of the one entry starting with this prefix; KeyError otherwise."""
+    keys = [k for k in entries()["key"] if k.startswith(key_or_prefix.strip().lower())]
+    if len(keys) != 1:
+        raise KeyError(f"{'no' if not keys else len(keys)} cache entries match {key_or_prefix!r}")
+    return keys[0]
+
+
+def open_entry(key: str) -> RunResult | pd.DataFrame | None:
+    """Reopen a listed entry: a RunResult for a run, a DataFrame for a grid."""
+    key = resolve(key)
+    kinds = entries().set_index("key")["kind"]
+    return load_run(key) if kinds[key] == "run" else load_grid(key)
+
+
+def remove(key: str) -> bool:
+    """Delete one entry (payload and sidecar) and a run's analyses; True when something was
+    removed."""
+    removed = _unlink(_base(key))
+    return _drop_analyses(key) or removed
+
+
+def clear() -> int:
+    """Delete every entry, every analysis and leftover temp file; returns the number of runs
+    and grids removed."""
+    keys = list(entries()["key"])
+    for key in keys:
+        remove(key)
+    directory = cache_dir()
+    if (directory / ANALYSES).is_dir():  # analyses of runs that were never listed
+        shutil.rmtree(directory / ANALYSES, ignore_errors=True)
+    if directory.is_dir():
+        for leftover in directory.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        for suffix in PAYLOAD.values():  # payloads whose sidecar never got written
+            for orphan in directory.glob(f"*{suffix}"):
+                orphan.unlink(missing_ok=True)
+    return len(keys)

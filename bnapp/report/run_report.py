@@ -1,0 +1,323 @@
+"""Every table and figure of one run, and the files the Export page and `analyze` write from them.
+
+`run_tables` / `run_figures` compute a run's analyses and charts; `build_export` turns them into a
+ZIP (figures as PNG + SVG, tables as CSV + XLSX) and a self-contained HTML report that says how
+to reproduce the run. Text from the user's file (names, columns, cells) reaches those files only
+through `bnapp.report.export`, which escapes it for HTML and neutralizes it for spreadsheets.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import altair as alt
+import pandas as pd
+
+from bnapp import __version__
+from bnapp.analyses import catalog
+from bnapp.analyses.importance import (
+    importance_tables,
+    layer_rows,
+    layer_stem,
+    parameter_tables,
+    run_layers,
+    tag_layer,
+)
+from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import RunResult
+from bnapp.engine.train import Protocol
+from bnapp.intake.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
+from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
+from bnapp.report import charts, export, views
+
+CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to
+# The tables the HTML report shows in full (the ZIP holds all of them): file stem -> heading.
+REPORT_TABLES = {
+    "architecture": "Architecture and parameter counts",
+    "bn_parameters": "BN parameters of each layer, mean and SD across folds (the input layer's "
+                     "is study table 2)",
+    "association": "γ against importance: correlations with bootstrap intervals",
+    "baselines": "Network against linear regression and the clinical formulas",
+    "paired_comparison": "Network against each baseline, paired over folds",
+    "data_dropped_by_reason": "Rows dropped while reading the data, by reason",
+}
+Progress = Callable[[float, str], None]
+# Part of run_tables' cache key: raise it when its tables change shape, so a cached set of the
+# old shape is not served (the package version would also retire every cached run).
+RUN_TABLES_SCHEMA = 2
+
+
+def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
+               seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Every analysis table of a run, keyed by file stem; stages and sensitivity cover the input
+    and every hidden layer (told apart by the `layer` and `hidden_layer` columns)."""
+    found = importance_tables(run, n_permutations=n_permutations, n_boot=n_boot, seed=seed)
+    quantiles = pd.concat([tag_layer(catalog.stage_summary(run, *layer), layer)
+                           for layer in run_layers(run.spec)], ignore_index=True)
+    loss, gamma = catalog.training_curves(run)
+    return {
+        **parameter_tables(run),
+        "stage_quantiles": quantiles,
+        **found,
+        "baselines": catalog.baselines(run),
+        "paired_comparison": catalog.paired_comparison(run),
+        "loss_curves": loss,
+        "gamma_curves": gamma,
+    }
+
+
+def gamma_figures(sens: pd.DataFrame, lines: pd.DataFrame, spec: ArchSpec, target: str, *,
+                  metric: str = "bias", suffix: str = "") -> dict[str, alt.TopLevelMixin]:
+    """|γ| against `metric` per layer with a BN and ablation mode: one run's (gamma_scatter) or,
+    when the tables carry `input_mode`, both input modes side by side (input_mode_scatter)."""
+    draw = charts.input_mode_scatter if "input_mode" in sens.columns else charts.gamma_scatter
+    lines = lines[lines["metric"] == metric].drop(columns="metric")
+    figures = {}
+    for layer in run_layers(spec):
+        rows = layer_rows(sens, layer)
+        for mode in rows.dropna(subset=["gamma"])["mode"].unique():
+            figures[f"gamma_vs_{metric}_{layer_stem(layer)}_{mode}{suffix}"] = draw(
+                rows, layer_rows(lines, layer), metric, mode, target=target)
+    return figures
+
+
+def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
+    """The charts of run_tables' output, keyed by file stem."""
+    figures = {
+        "architecture": charts.architecture_chart(run.spec, len(run.features), run.features,
+                                                  target=run.target),
+        "baselines": charts.baseline_chart(tables["baselines"], target=run.target),
+    }
+    for layer in run_layers(run.spec):
+        per_fold = layer_rows(tables["bn_parameters_per_fold"], layer)
+        figures[f"parameters_{layer_stem(layer)}"] = charts.parameter_chart(
+            per_fold.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer))
+        quantiles = layer_rows(tables["stage_quantiles"], layer)
+        figures[f"stages_{layer_stem(layer)}"] = charts.stage_boxplot(
+            quantiles.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer),
+            layer=layer[0])
+    figures |= gamma_figures(tables["sensitivity"], tables["fit_lines"], run.spec, run.target)
+    if len(tables["loss_curves"]):
+        figures["loss"] = charts.loss_curves(tables["loss_curves"], target=run.target)
+    if len(tables["gamma_curves"]):
+        figures["gamma_trajectories"] = charts.gamma_trajectories(tables["gamma_curves"])
+    return figures
+
+
+# ------------------------------------------------------------------------- what the run was made of
+
+def analysis_options(run: RunResult, *, n_permutations: int = 10,
+                     n_boot: int = 2000) -> dict[str, int]:
+    """run_tables' keyword arguments; the seed is the run's, as `analyze --seed` uses one seed."""
+    return {"n_permutations": int(n_permutations), "n_boot": int(n_boot),
+            "seed": int(run.protocol.get("seed", 0))}
+
+
+def _with_unit(column: str) -> str:
+    unit = LIBRARY_UNITS.get(column)
+    return f"{column} ({unit})" if unit else column
+
+
+def data_summary(run: RunResult, data_name: str, dataset: Dataset | None = None) -> dict[str, object]:
+    """Label -> value lines about the data; rows read and dropped only when `dataset` (the run's
+    own data set) is given."""
+    summary: dict[str, object] = {"Data set": data_name}
+    if dataset is not None:
+        summary |= {
+            "Rows read": dataset.n_read,
+            "Rows usable": dataset.n_usable,
+            "Rows dropped": (f"{dataset.n_dropped} (why: see the validation report in the ZIP)"
+                             if dataset.n_dropped else 0),
+            "Columns": ", ".join(_with_unit(str(c)) for c in dataset.frame.columns),
+            "Urea units in the file": UNIT_LABELS.get(dataset.units, dataset.units),
+            "Column mapping": ", ".join(f"{canon} ← {header}"
+                                        for canon, header in dataset.mapping.items()),
+        }
+        if dataset.notes:
+            summary["Notes"] = "; ".join(dataset.notes)
+    else:
+        summary["Validation report"] = ("not included: this data set is not loaded in the "
+                                        "session (load it on the Data page to add it)")
+    summary |= {
+        "Rows used by the run": len(run.y),
+        "Inputs": ", ".join(_with_unit(f) for f in run.features),
+        "Target": _with_unit(run.target),
+    }
+    return summary
+
+
+def data_tables(dataset: Dataset) -> dict[str, pd.DataFrame]:
+    """The data set's validation report: every dropped row's problem, and counts by reason."""
+    return {"data_dropped_rows": dataset.dropped, "data_dropped_by_reason": dropped_summary(dataset)}
+
+
+def architecture_table(spec: ArchSpec, n_inputs: int) -> pd.DataFrame:
+    counts = spec.param_counts(n_inputs)
+    rows = {"architecture": spec.label, "input mode": spec.input_mode,
+            "hidden layers": ", ".join(map(str, spec.hidden)), "activation": spec.activation,
+            "output activation": spec.output_activation, "BN on the inputs": spec.input_bn,
+            "BN after hidden layers": spec.hidden_bn, "trainable parameters": counts.trainable,
+            "non-trainable parameters (BN moving statistics)": counts.non_trainable,
+            "total parameters": counts.total}
+    return _as_table(rows, "property")
+
+
+def _as_table(items: Mapping[str, object], key: str) -> pd.DataFrame:
+    return pd.DataFrame({key: list(items), "value": [str(v) for v in items.values()]})
+
+
+def cli_command(run: RunResult, data_name: str, options: Mapping[str, int]) -> tuple[str, list[str]]:
+    """`python -m bnapp analyze ...` for this run, and what the command cannot reproduce
+    (`analyze` trains plain k-fold CV of the study's inputs and target)."""
+    spec, protocol = run.spec, run.protocol
+    # the bundled demo cohort is found at data/<name> from the repository's root
+    path = f"data/{data_name}" if data_name == DEMO_PATH.name else data_name
+    path = f"./{path}" if path.startswith("-") else path  # never read as an option
+    args = ["--data", path, "--out", CLI_OUT, "--mode", spec.input_mode,
+            "--arch", ",".join(map(str, spec.hidden)), "--activation", spec.activation,
+            "--output-activation", spec.output_activation]
+    args += ["--no-input-bn"] * (not spec.input_bn) + ["--no-hidden-bn"] * (not spec.hidden_bn)
+    args += ["--folds", str(protocol.get("folds", 10)), "--epochs", str(protocol.get("epochs", 200)),
+             "--seed", str(options["seed"]), "--permutations", str(options["n_permutations"]),
+             "--n-boot", str(options["n_boot"])]
+    command = "python -m bnapp analyze " + shlex.join(args)
+
+    differences = []
+    cli_protocol = Protocol(kind="kfold", folds=int(protocol.get("folds", 10)),
+                            epochs=int(protocol.get("epochs", 200)), seed=options["seed"]).to_dict()
+    differences += [f"protocol {k} = {protocol.get(k)!r} (the command uses {v!r})"
+                    for k, v in cli_protocol.items() if protocol.get(k) != v]
+    if list(run.features) != list(STUDY_INPUTS):
+        differences.append(f"inputs {', '.join(run.features)} (the command uses the study's "
+                           f"{', '.join(STUDY_INPUTS)})")
+    if run.target != STUDY_TARGET:
+        differences.append(f"target {run.target} (the command uses {STUDY_TARGET})")
+    return command, differences
+
+
+def reproduction_settings(run: RunResult, *, run_key: str, data_name: str,
+                          dataset: Dataset | None = None,
+                          options: Mapping[str, int] | None = None) -> dict[str, object]:
+    """Everything needed to train and analyse this run again, as JSON-ready values."""
+    options = options or analysis_options(run)
+    command, differences = cli_command(run, data_name, options)
+    if dataset is not None and dataset.units != "mg/dL":  # `analyze` reads urea as mg/dL
+        differences.append(f"urea read as {UNIT_LABELS.get(dataset.units, dataset.units)} "
+                           "(the command reads urea mg/dL)")
+    counts = run.spec.param_counts(len(run.features))
+    return {
+        "bnapp_version": __version__,
+        "data": {"name": data_name,
+                 "fingerprint": dataset.fingerprint() if dataset is not None else None,
+                 "rows_used": len(run.y),
+                 "units": dataset.units if dataset is not None else None},
+        "features": list(run.features),
+        "target": run.target,
+        "architecture": run.spec.to_dict(),
+        "architecture_label": run.spec.label,
+        "parameters": {"trainable": counts.trainable, "non_trainable": counts.non_trainable,
+                       "total": counts.total},
+        "protocol": dict(run.protocol),
+        "analysis": dict(options),
+        "run_key": run_key,
+        "cli_command": command,
+        "cli_command_differs_in": differences,
+    }
+
+
+# ------------------------------------------------------------------------------------ the files
+
+def _report_tables(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    own = {"architecture": architecture_table(run.spec, len(run.features)), **tables}
+    return {heading: own[stem] for stem, heading in REPORT_TABLES.items() if stem in own}
+
+
+def _html(run: RunResult, tables: Mapping[str, pd.DataFrame],
+          figures: Mapping[str, alt.TopLevelMixin], *, data_name: str,
+          summary: Mapping[str, object], settings: Mapping[str, object]) -> str:
+    return export.html_report(f"bnapp report: {run.spec.label} on {data_name}", summary=summary,
+                              figures=figures, tables=_report_tables(run, tables),
+                              settings=settings)
+
+
+def report_html(run: RunResult, tables: Mapping[str, pd.DataFrame],
+                figures: Mapping[str, alt.TopLevelMixin], *, run_key: str, data_name: str,
+                dataset: Dataset | None = None, options: Mapping[str, int] | None = None) -> str:
+    """The self-contained HTML report of a run: data summary, architecture, every figure, the
+    main tables and the settings (with the CLI command) that reproduce it.
+
+    tables: run_tables' output, plus data_tables(dataset) when the data set is at hand;
+    dataset: the run's own data set, or None when it is not loaded (then rows read and dropped
+    and the data fingerprint are left out); options: the run_tables arguments used.
+    """
+    settings = reproduction_settings(run, run_key=run_key, data_name=data_name, dataset=dataset,
+                                     options=options)
+    return _html(run, tables, figures, data_name=data_name, settings=settings,
+                 summary=data_summary(run, data_name, dataset))
+
+
+@dataclass(frozen=True)
+class ExportBundle:
+    """The Export page's downloads: the ZIP, the HTML report and their file names."""
+
+    zip_bytes: bytes
+    zip_name: str
+    html: str
+    html_name: str
+    has_validation_report: bool  # False when the run's data set was not at hand
+
+
+def export_names(data_name: str, run_key: str) -> tuple[str, str]:
+    """(ZIP, HTML) file names carrying the data set's name and the run's short key."""
+    stem = export.safe_filename(os.path.splitext(data_name)[0], 40)
+    base = f"bnapp_{stem}_{run_key[:8]}"
+    return f"{base}.zip", f"{base}_report.html"
+
+
+def build_export(run: RunResult, tables: Mapping[str, pd.DataFrame],
+                 figures: Mapping[str, alt.TopLevelMixin], *, run_key: str, data_name: str,
+                 dataset: Dataset | None = None, options: Mapping[str, int] | None = None,
+                 progress: Progress | None = None) -> ExportBundle:
+    """The ZIP (every figure as PNG and SVG; every table as CSV and XLSX, with the data summary,
+    the architecture, the settings and, when `dataset` is the run's own data, its validation
+    report) and the HTML report. `dataset` is the run's own data set, or None when it is not at
+    hand (jobs.cache.trained_on tells). progress(fraction, message) is called as figures are
+    drawn."""
+    settings = reproduction_settings(run, run_key=run_key, data_name=data_name, dataset=dataset,
+                                     options=options)
+    summary = data_summary(run, data_name, dataset)
+    all_tables = {**tables, **(data_tables(dataset) if dataset is not None else {}),
+                  "data_summary": _as_table(summary, "item"),
+                  "architecture": architecture_table(run.spec, len(run.features)),
+                  "settings": _as_table({k: json.dumps(v, ensure_ascii=False, default=str)
+                                         for k, v in settings.items()}, "setting")}
+    drawn = {}
+    for i, (name, chart) in enumerate(figures.items()):
+        if progress is not None:
+            progress(i / len(figures), f"Drawing figure {i + 1} of {len(figures)}: {name}")
+        drawn[name] = export.render(chart)
+    zipped = export.export_zip(drawn, all_tables)
+    html = _html(run, all_tables, drawn, data_name=data_name, summary=summary, settings=settings)
+    if progress is not None:
+        progress(1.0, "Done")
+    zip_name, html_name = export_names(data_name, run_key)
+    return ExportBundle(zipped, zip_name, html, html_name, dataset is not None)
+
+
+def zip_contents(zip_bytes: bytes) -> pd.DataFrame:
+    """file, what it is, size in kB: the listing of an export ZIP."""
+    kinds = {".png": "figure (PNG image)", ".svg": "figure (SVG vector graphics)",
+             ".csv": "table (CSV)", ".xlsx": "table (Excel workbook)"}
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+        infos = archive.infolist()
+    return pd.DataFrame({
+        "file": [i.filename for i in infos],
+        "content": [kinds.get(os.path.splitext(i.filename)[1], "") for i in infos],
+        "size_kB": [round(i.file_size / 1024, 1) for i in infos],
+    })

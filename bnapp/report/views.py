@@ -1,0 +1,243 @@
+"""Display tables and texts of the analysis pages: mean ± SD tables, layer choices, the comparison
+run, readable correlation tables and what they do (and do not) show. No streamlit here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from bnapp.analyses.importance import Layer, run_layers
+from bnapp.analyses.sensitivity import modes_coincide
+from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import RunResult
+from bnapp.intake.units import LIBRARY_UNITS as UNITS
+from bnapp.report.charts import METRIC_LABELS
+
+MISSING = "—"  # a cell the layer does not have (no BN there)
+PARAMETER_TITLES = {
+    "moving_mean": "BN moving mean",
+    "moving_std": "BN moving std",
+    "beta": "β (shift)",
+    "gamma": "γ (scale)",
+    "scaler_mean": "z-score scaler mean",
+    "scaler_std": "z-score scaler std",
+}
+# a hidden layer has no scaler: the same statistics of its Dense output on the training rows
+HIDDEN_SCALER_TITLES = {"scaler_mean": "Dense output mean (training rows)",
+                        "scaler_std": "Dense output std (training rows)"}
+STATISTIC_TITLES = {
+    "pearson": "Pearson r (all points pooled)",
+    "spearman": "Spearman ρ (all points pooled)",
+    "kendall_tau": "Kendall τ (mean over folds)",
+}
+
+
+# ------------------------------------------------------------------------------- layers
+
+layer_choices = run_layers  # the layers a page can show: the input, then each hidden layer
+
+
+def has_bn(spec: ArchSpec, layer: Layer) -> bool:
+    return spec.input_bn if layer[0] == "input" else spec.hidden_bn
+
+
+def layer_title(spec: ArchSpec, layer: Layer) -> str:
+    """E.g. 'Input BN (5 inputs)', 'BN after hidden layer 1 (6 nodes)', 'Hidden layer 2 (no BN)'."""
+    kind, index = layer
+    if kind == "input":
+        return "Input BN" if spec.input_bn else "Input (no BN)"
+    nodes = f"{spec.hidden[index]} node{'s' if spec.hidden[index] != 1 else ''}"
+    if spec.hidden_bn:
+        return f"BN after hidden layer {index + 1} ({nodes})"
+    return f"Hidden layer {index + 1} ({nodes}, no BN)"
+
+
+# ------------------------------------------------------------------------------- stages
+
+def stage_view(quantiles: pd.DataFrame, folds: str | int) -> tuple[pd.DataFrame, bool]:
+    """The box summaries to draw and whether one box per fold: folds is "pooled", "per_fold"
+    or one fold's number."""
+    if folds == "pooled":
+        return quantiles[quantiles["fold"] == -1], False
+    if folds == "per_fold":
+        return quantiles[quantiles["fold"] != -1], True
+    chosen = quantiles[quantiles["fold"] == folds]
+    if chosen.empty:
+        raise ValueError(f"fold {folds} is not in this run")
+    return chosen, True
+
+
+# ------------------------------------------------------------------------------- parameters
+
+def _number(x: float) -> str:
+    """Two decimals, or two significant digits in scientific notation for tiny values (the
+    study's β of ~1e-7 would otherwise print as 0.00)."""
+    if not math.isfinite(x):
+        return MISSING
+    if x != 0 and abs(x) < 0.01:
+        return f"{x:.1e}"
+    return f"{x:.2f}"
+
+
+def mean_sd(mean: float, sd: float) -> str:
+    """'148.89 ± 3.27' as the study's table 2; '—' where the layer has no such parameter."""
+    if not math.isfinite(mean):
+        return MISSING
+    return _number(mean) if not math.isfinite(sd) else f"{_number(mean)} ± {_number(sd)}"
+
+
+def _unit_label(unit: str) -> str:
+    return f"{unit} ({UNITS[unit]})" if unit in UNITS else unit
+
+
+def parameter_titles(layer: Layer) -> dict[str, str]:
+    return {**PARAMETER_TITLES, **(HIDDEN_SCALER_TITLES if layer[0] == "hidden" else {})}
+
+
+def parameter_table(summary: pd.DataFrame, layer: Layer) -> pd.DataFrame:
+    """Study table 2: one row per unit, each parameter as 'mean ± SD' over folds."""
+    titles = parameter_titles(layer)
+    table = pd.DataFrame({"input" if layer[0] == "input" else "node":
+                          [_unit_label(str(u)) for u in summary["unit"]]})
+    for col, title in titles.items():
+        table[title] = [mean_sd(m, s) for m, s in
+                        zip(summary[f"{col}_mean"], summary[f"{col}_sd"], strict=True)]
+    return table
+
+
+def per_fold_table(per_fold: pd.DataFrame, layer: Layer) -> pd.DataFrame:
+    """The per-fold parameters with readable column names (numbers kept numeric)."""
+    names = {"fold": "fold", "unit": "input" if layer[0] == "input" else "node",
+             **parameter_titles(layer)}
+    return per_fold[list(names)].rename(columns=names)
+
+
+# ------------------------------------------------------------------------------- comparison
+
+def other_mode(spec: ArchSpec) -> str:
+    return "zscore" if spec.input_mode == "raw" else "raw"
+
+
+def other_mode_spec(spec: ArchSpec) -> ArchSpec:
+    """The same network on the other input mode: the study's figure 4 comparison (its z-score
+    model kept the input BN)."""
+    return replace(spec, input_mode=other_mode(spec))
+
+
+def _same_data(a: RunResult, b: RunResult) -> bool:
+    return (list(a.features) == list(b.features) and a.target == b.target
+            and a.X.shape == b.X.shape and np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y))
+
+
+def comparison_key(run: RunResult, candidates: Mapping[str, RunResult]) -> str | None:
+    """Among candidates, the run of the other input mode on the same data and columns, or None.
+
+    Preferred: the same network (figure 4 of the study), then one with an input BN (it has γ to
+    plot); ties go to the same protocol, then the most recently opened.
+    """
+    best, best_score = None, None
+    for order, (key, other) in enumerate(candidates.items()):
+        if other.spec.input_mode == run.spec.input_mode or not _same_data(run, other):
+            continue
+        score = (other.spec == other_mode_spec(run.spec), other.spec.input_bn,
+                 other.protocol == run.protocol, order)
+        if best_score is None or score > best_score:
+            best, best_score = key, score
+    return best
+
+
+# ------------------------------------------------------------------------------- association
+
+def _interval(low: float, high: float) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "not available"
+    return f"{low:.2f} to {high:.2f}"
+
+
+def association_table(assoc: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """The correlations of one ablation mode as a readable table (estimate, 95% CI, counts)."""
+    rows = assoc[assoc["mode"] == mode]
+    return pd.DataFrame({
+        "statistic": [STATISTIC_TITLES.get(s, s) for s in rows["statistic"]],
+        "estimate": rows["estimate"].round(3).to_numpy(),
+        "95% interval": [
+            _interval(lo, hi) for lo, hi in zip(rows["ci_low"], rows["ci_high"], strict=True)],
+        "points": rows["n"].to_numpy(),
+        "folds": rows["n_folds"].to_numpy(),
+    })
+
+
+def _strength(rho: float) -> str:
+    size = abs(rho)
+    word = "weak" if size < 0.3 else "moderate" if size < 0.6 else "strong"
+    return f"{word} {'positive' if rho > 0 else 'negative'}"
+
+
+def interpret_association(assoc: pd.DataFrame, mode: str, n_units: int,
+                          input_mode: str = "raw") -> str:
+    """One honest paragraph on the rank correlation of |γ| with the ablation error of one mode."""
+    rows = assoc[assoc["mode"] == mode].set_index("statistic")
+    if "spearman" not in rows.index:
+        return "No correlation could be computed: there are no points with both a γ and an error."
+    rho = rows.loc["spearman"]
+    metric = METRIC_LABELS.get(str(rho["metric"]), str(rho["metric"])).split(",")[0]
+    n_folds = int(rho["n_folds"])
+    low, high = float(rho["ci_low"]), float(rho["ci_high"])
+    parts = []
+    if not math.isfinite(float(rho["estimate"])):
+        parts.append(f"The rank correlation of |γ| with the {metric} is undefined here (one of "
+                     "them does not vary).")
+    else:
+        parts.append(f"Across {n_folds} trained models × {n_units} units, |γ| and the {metric} show "
+                     f"a {_strength(rho['estimate'])} rank correlation (Spearman ρ = "
+                     f"{rho['estimate']:.2f}, 95% interval {_interval(low, high)}).")
+        if math.isfinite(low) and math.isfinite(high):
+            if low > 0 or high < 0:
+                parts.append("The interval excludes 0: across these folds, units with larger "
+                             f"|γ| consistently cost {'more' if low > 0 else 'less'} error when "
+                             "turned off.")
+            else:
+                parts.append("The interval includes 0: these data are compatible with no "
+                             "association at all.")
+    parts.append(f"Only {n_folds} folds and {n_units} units stand behind it, and units of one "
+                 "fold share a model, so the bootstrap resamples whole folds and the intervals "
+                 "are wide" + (" (with fewer than 5 folds they are too optimistic even so)"
+                               if n_folds < 5 else "") + ".")
+    parts.append("Even a clear correlation only says that in this model units with larger |γ| "
+                 "tend to matter more; it does not make γ a measure of importance in general, "
+                 "as it pools units with different ranges and roles.")
+    if str(rho["metric"]) == "bias":
+        parts.append("The bias (|mean error|) lets errors of opposite sign cancel; ΔMSE or RMSE "
+                     "count every error.")
+    if mode == "zero" and input_mode == "raw" and (rows["layer"] == "input").any():
+        parts.append("Setting a raw input to 0 puts it far outside the data (a urea of 0 mg/dL); "
+                     "the mean and permutation ablations are the fairer tests.")
+    return " ".join(parts)
+
+
+def zero_mean_note(sens: pd.DataFrame, per_fold: pd.DataFrame, spec: ArchSpec,
+                   layer: Layer) -> str | None:
+    """One sentence when the zero and mean ablations of a layer give the same errors (sens has
+    both modes; per_fold: the layer's bn_parameters), saying why that is right; else None."""
+    if not modes_coincide(sens):
+        return None
+    same = "give the same errors here (MSE equal to 5 significant digits in every fold and unit)"
+    if layer[0] == "input":
+        return (f"Setting an input to 0 and holding it at its training mean {same}, as they "
+                "should: 0 is each input's training mean as the network sees it.")
+    if not has_bn(spec, layer):
+        largest = float(per_fold["scaler_mean"].abs().max())
+        return (f"Zeroing a node's weights and holding it at its training mean {same}, as they "
+                f"should: each node's Dense output has a training mean of about 0 (largest "
+                f"|mean| {largest:.1g}).")
+    largest = float(per_fold["moving_mean"].abs().max())
+    why = (", because a BN after the input BN's Dense layer cancels any constant shift in "
+           "training, so the Dense bias and the input BN's β never move from their initial 0"
+           if spec.input_bn and layer[1] == 0 else "")
+    return (f"Zeroing a node's weights and holding it at β {same}, as they should: this BN's "
+            f"moving mean is 0 up to rounding (largest |value| {largest:.1g}){why}, so a Dense "
+            "output of 0 is the node's mean and its BN output is β either way.")

@@ -1,0 +1,34 @@
+"""The architecture options shared by `train` and `analyze` build one ArchSpec."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from bnapp.cli import UserError
+from bnapp.cli.options import add_arch_options, spec_from_args
+from bnapp.engine.model import ArchSpec
+
+
+def _parse(*argv: str):
+    parser = argparse.ArgumentParser()
+    add_arch_options(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults_are_the_study_network():
+    assert spec_from_args(_parse()) == ArchSpec.study_e2e()
+
+
+@pytest.mark.parametrize("flag", ["--arch", "--hidden"])
+def test_both_spellings_build_the_same_spec(flag):
+    spec = spec_from_args(_parse(flag, "6,6", "--mode", "zscore", "--no-input-bn",
+                                 "--no-hidden-bn"))
+    assert spec == ArchSpec.study_zscore()
+
+
+@pytest.mark.parametrize("widths", ["6,x", "0", ""])
+def test_bad_widths_are_a_user_error(widths):
+    with pytest.raises(UserError, match="give widths like 6 or 6,6"):
+        spec_from_args(_parse("--arch", widths))
