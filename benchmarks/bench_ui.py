@@ -3,7 +3,7 @@
 Run from the repository root: `.venv/bin/python benchmarks/bench_ui.py [--sessions N]`.
 Needs Debian's chromium and playwright (`make test` installs both). Each part gets a fresh
 server on a free 127.0.0.1 port with an empty cache directory. Prints figures; asserts nothing
-about time (tests/test_browser*.py check the behaviour).
+about time (tests/ui/test_browser*.py check the behaviour).
 
 1. Cold start: from `streamlit run` to the Data page rendered on the demo cohort, and the
    first script run of a new browser session on a warm server.

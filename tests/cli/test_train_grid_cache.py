@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from test_jobs_fakes import FakeProtocol, fake_train, same_run
 
 from bnapp.cli import main
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import run_from_bytes
 from bnapp.jobs import cache, runner
+from tests.jobs.fakes import FakeProtocol, fake_train, same_run
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 HANG_SECONDS = 300  # a bound for a hung job, not a speed requirement

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from test_jobs_fakes import Calls, FakeProtocol, fake_grid, fake_train, same_run
 
 import bnapp
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.results import run_to_bytes
+from bnapp.engine.results import run_from_bytes, run_to_bytes
 from bnapp.jobs import cache, runner
+from tests.jobs.fakes import Calls, FakeProtocol, fake_grid, fake_train, same_run
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 
@@ -303,7 +303,7 @@ _SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np
     sys.path.insert(0, sys.argv[2])
-    import test_jobs_fakes as fakes
+    from tests.jobs import fakes
     from bnapp.jobs import cache, runner
     from bnapp.engine.model import ArchSpec
     from bnapp.engine.results import run_to_bytes
@@ -328,8 +328,17 @@ def test_cache_persists_across_a_restart(tmp_path):
     repo = Path(__file__).resolve().parents[2]
     outputs = []
     for mode in ("write", "read"):
-        proc = subprocess.run([sys.executable, "-c", _SCRIPT, mode, str(repo / "tests")], cwd=repo,
+        proc = subprocess.run([sys.executable, "-c", _SCRIPT, mode, str(repo)], cwd=repo,
                               env=env, capture_output=True, timeout=120)
         assert proc.returncode == 0, proc.stderr.decode()
         outputs.append(proc.stdout)
     assert len(outputs[0]) > 1000 and same_run(outputs[0], outputs[1])
+
+
+def test_fake_train_makes_a_complete_run():
+    X = np.random.default_rng(1).normal(size=(12, 5))
+    run = fake_train(X, X[:, 0], ArchSpec(), FakeProtocol(), features=list("abcde"))
+    back = run_from_bytes(run_to_bytes(run))
+    assert len(back.folds) == 3
+    assert sorted(np.concatenate([f.test_rows for f in back.folds]).tolist()) == list(range(12))
+    np.testing.assert_array_equal(back.folds[1].weights.kernels[0], run.folds[1].weights.kernels[0])

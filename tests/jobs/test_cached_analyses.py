@@ -16,7 +16,6 @@ import streamlit as st
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 from hypothesis.extra.pandas import column, data_frames
-from test_jobs_fakes import FakeProtocol, fake_train
 
 import bnapp
 from bnapp.cli import main
@@ -24,6 +23,7 @@ from bnapp.engine.model import ArchSpec
 from bnapp.jobs import cache, runner
 from bnapp.ui import widgets
 from bnapp.ui.state import RunEntry
+from tests.jobs.fakes import FakeProtocol, fake_train
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 REPO = Path(__file__).resolve().parents[2]
@@ -154,7 +154,7 @@ _SCRIPT = textwrap.dedent(
     def refuse():
         raise SystemExit("recomputed although the analysis is cached")
 
-    frame = runner.cached_analysis(sys.argv[1], "test_jobs_analyses.column_means", refuse,
+    frame = runner.cached_analysis(sys.argv[1], sys.argv[2], refuse,
                                  kwargs={"scale": 2.0})
     sys.stdout.write(frame.to_json())
     """
@@ -163,7 +163,8 @@ _SCRIPT = textwrap.dedent(
 
 def test_an_analysis_is_read_from_disk_in_a_new_process(entry):
     first = widgets.compute(entry, column_means, scale=2.0)
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, entry.key], cwd=REPO, env=os.environ,
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, entry.key,
+                           f"{column_means.__module__}.column_means"], cwd=REPO, env=os.environ,
                           capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode() == first.to_json()

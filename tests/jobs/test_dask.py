@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from joblib import Parallel, delayed
-from test_jobs_fakes import Calls, FakeProtocol, fake_grid, fake_train, same_run, where_am_i
 
 from bnapp.engine.model import ArchSpec
 from bnapp.jobs import cache, runner
+from tests.jobs.fakes import Calls, FakeProtocol, fake_grid, fake_train, same_run, where_am_i
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 SPECS = [ArchSpec(), ArchSpec(hidden=(2, 3)), ArchSpec.study_zscore(), ArchSpec(activation="relu")]

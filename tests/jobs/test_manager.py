@@ -16,7 +16,12 @@ import numpy as np
 import psutil
 import pytest
 from joblib import Parallel, delayed
-from test_jobs_fakes import (
+
+from bnapp.engine.model import ArchSpec
+from bnapp.engine.train import Protocol
+from bnapp.intake.data import STUDY_INPUTS, DataError, demo_dataset
+from bnapp.jobs import cache, runner
+from tests.jobs.fakes import (
     Calls,
     FakeProtocol,
     counted_train,
@@ -26,11 +31,6 @@ from test_jobs_fakes import (
     wait_until,
     where_am_i,
 )
-
-from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol
-from bnapp.intake.data import STUDY_INPUTS, DataError, demo_dataset
-from bnapp.jobs import cache, runner
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 

@@ -11,7 +11,11 @@ from functools import partial
 import pandas as pd
 import psutil
 import pytest
-from test_jobs_fakes import (
+
+from bnapp.engine.model import ArchSpec
+from bnapp.engine.train import Protocol, train_run
+from bnapp.jobs import cache, runner
+from tests.jobs.fakes import (
     HOLD_SECONDS,
     held_train,
     report_until_cancelled,
@@ -20,10 +24,6 @@ from test_jobs_fakes import (
     wait_until,
     worker_pid,
 )
-
-from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol, train_run
-from bnapp.jobs import cache, runner
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 

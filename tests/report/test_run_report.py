@@ -24,7 +24,6 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
-from apptest import demo_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +35,7 @@ from bnapp.intake import data
 from bnapp.jobs import cache
 from bnapp.jobs.runner import cached_train
 from bnapp.report import run_report, views
+from tests.apptest import demo_run
 
 REPO = Path(__file__).resolve().parents[2]
 XSS = "<img src=x onerror=alert(1)>"

@@ -16,7 +16,7 @@ from bnapp.jobs import cache
 from bnapp.jobs.runner import job_manager
 from bnapp.ui import widgets
 from tests.apptest import APP, app_at, demo_run, texts
-from tests.jobs.test_fakes import wait_until
+from tests.jobs.fakes import wait_until
 
 PAGE = "pages/train.py"
 ANALYSIS_PAGES = ("pages/stages.py", "pages/parameters.py", "pages/sensitivity.py")

@@ -1,4 +1,4 @@
-"""Small stand-ins for the engine, shared by the test_jobs_* files.
+"""Small stand-ins for the engine, shared by the jobs tests.
 
 They live in an importable module (not inside a test) because loky and Dask workers import
 the functions they run by module name. Training jobs run in worker processes, so the fakes
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bnapp.engine.model import ArchSpec, init_weights
-from bnapp.engine.results import FoldResult, RunResult, run_from_bytes, run_to_bytes
+from bnapp.engine.results import FoldResult, RunResult, run_to_bytes
 
 
 @dataclass(frozen=True)
@@ -208,12 +208,3 @@ def report_until_cancelled(progress, cancel, *, saw_cancel: Path) -> None:
             raise RuntimeError("the cancel never reached the worker")
         time.sleep(0.01)
     saw_cancel.touch()
-
-
-def test_fake_train_makes_a_complete_run():
-    X = np.random.default_rng(1).normal(size=(12, 5))
-    run = fake_train(X, X[:, 0], ArchSpec(), FakeProtocol(), features=list("abcde"))
-    back = run_from_bytes(run_to_bytes(run))
-    assert len(back.folds) == 3
-    assert sorted(np.concatenate([f.test_rows for f in back.folds]).tolist()) == list(range(12))
-    np.testing.assert_array_equal(back.folds[1].weights.kernels[0], run.folds[1].weights.kernels[0])
