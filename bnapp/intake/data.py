@@ -1,9 +1,7 @@
 """A user's hemodialysis file becomes a validated Dataset, or one clear refusal (DataError).
 
-Reading: CSV (separator , ; or tab, sniffed; decimal commas; UTF-8 with or without BOM, UTF-16
-with BOM, Latin-1 as the fallback) or XLSX (first non-empty sheet), recognised by content, not by
-file name. Columns are found by name in any order and case, through common aliases or a mapping
-the user gives; other columns are kept as extras.
+Reading the file is bnapp.intake.reading's. Columns are found by name in any order and case,
+through common aliases or a mapping the user gives; other columns are kept as extras.
 
 Checking: a cell that is missing, not a number, not positive (negative for UF) or outside the
 plausible range of bnapp.intake.units, and a row breaking the study's rule Ueq >= Upos, drop that row and
@@ -14,6 +12,9 @@ one line naming the file, the problem and the fix.
 Entry points: load_dataset (a training file: all six study columns), load_sessions (sessions to
 predict for: only a network's inputs, checked the same way), read_headers and detect_mapping (for
 a column picker), parse_patient (one patient typed into a form).
+
+Over 600 lines as one cohesive thing: the rules a table must pass to become a Dataset, which
+read best together (each check's message follows the same wording rules).
 """
 
 from __future__ import annotations

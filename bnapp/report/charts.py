@@ -5,6 +5,10 @@ sampled here, on the server), so neither the browser nor an export ever receives
 rows or loads anything from the network. Text from a user's file (column names, units) is only
 ever used as data values and titles, which Vega draws as plain text — never as field names,
 which Vega-Lite would parse for dots and brackets.
+
+One module, over 600 lines, on purpose: every figure of the study shares this theme, palette,
+sampling bound and labelling, and reads best as one visual language in one place. Figures of
+the newer analyses live beside it in their own modules.
 """
 
 from __future__ import annotations
