@@ -1,3 +1,5 @@
+"""`python -m bnapp`: the command line (bnapp.cli)."""
+
 import sys
 
 from bnapp.cli import main

@@ -33,3 +33,10 @@ def urea_csv(seed_dir: Path) -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """No test reads or writes the user's real cache."""
     monkeypatch.setenv("BNAPP_CACHE_DIR", str(tmp_path_factory.mktemp("bnapp-cache")))
+
+
+def pytest_collection_modifyitems(items):
+    """Browser tests start a server and Chromium: they belong to the full run, not the quick loop."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)

@@ -134,6 +134,7 @@ def _is_svg(path) -> bool:
     return ET.fromstring(path.read_text()).tag.endswith("svg")
 
 
+@pytest.mark.slow
 def test_analyze_mode_both_writes_each_run_and_the_comparison(urea_csv, tmp_path, capsys):
     out = tmp_path / "both"
     code = main(["analyze", "--data", str(urea_csv), "--mode", "both", "--arch", "4,3",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pandas as pd
+import pytest
 
 from bnapp.cli import main
 
@@ -39,6 +40,7 @@ def test_analyze_refuses_a_bad_architecture(tmp_path, urea_csv, capsys):
     assert "--arch" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_analyze_writes_every_table(urea_csv, tmp_path):
     out = tmp_path / "analysis"
     code = main(["analyze", "--data", str(urea_csv), "--mode", "zscore", "--arch", "4,3",
@@ -62,6 +64,7 @@ def test_analyze_writes_every_table(urea_csv, tmp_path):
     assert params.loc[params["layer"] == "hidden", "gamma_mean"].notna().all()
 
 
+@pytest.mark.slow
 def test_analyze_writes_every_figure_as_png_and_svg(urea_csv, tmp_path):
     out = tmp_path / "figures"
     assert main(["analyze", "--data", str(urea_csv), "--arch", "4,3", "--folds", "3",

@@ -138,6 +138,7 @@ def stopping_runs():
 
 @pytest.mark.parametrize("patience", PATIENCES)
 @pytest.mark.parametrize("spec", STOPPING_SPECS, ids=[s.label for s in STOPPING_SPECS])
+@pytest.mark.slow
 def test_validation_and_early_stopping_match_keras_semantics(stopping_runs, spec, patience):
     X, y = _data()
     protocol = _stopping_protocol(patience)

@@ -266,6 +266,7 @@ def test_a_new_version_does_not_read_old_analyses(entry, monkeypatch):
 
 # ---------------------------------------------------------------------------------- export job
 
+@pytest.mark.slow
 def test_the_export_job_builds_once_and_reuses_cached_tables(monkeypatch):
     from bnapp.report import run_report
     from tests.apptest import demo_run

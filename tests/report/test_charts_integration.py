@@ -69,6 +69,7 @@ def figures(e2e, trained, seed_dir):
     }
 
 
+@pytest.mark.slow
 def test_every_chart_renders_the_real_analyses(figures):
     for name, chart in figures.items():
         png = chart_png(chart, scale=1)

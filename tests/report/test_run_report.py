@@ -37,6 +37,8 @@ from bnapp.jobs.runner import cached_train
 from bnapp.report import run_report, views
 from tests.apptest import demo_run
 
+pytestmark = pytest.mark.slow  # a module fixture trains and exports a run
+
 REPO = Path(__file__).resolve().parents[2]
 XSS = "<img src=x onerror=alert(1)>"
 MD = "[x](javascript:alert(1))"

@@ -125,6 +125,7 @@ def test_a_demo_cohort_that_cannot_be_read_is_a_message_and_keeps_the_data(urea_
     assert "Something went wrong while loading the demo cohort (PermissionError)" in at.error[0].value
 
 
+@pytest.mark.slow
 def test_a_large_upload_sends_summaries_not_its_rows():
     n = 200_000
     content = simulate_cohort(n, seed=1).to_csv(index=False).encode()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from html.parser import HTMLParser
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from bnapp.intake import data
@@ -75,6 +76,7 @@ def test_the_page_renders_on_the_demo_run_before_building():
     assert not at.get("download_button")  # nothing is drawn until asked
 
 
+@pytest.mark.slow
 def test_building_offers_the_zip_and_the_report_and_follows_the_controls():
     entry = demo_run()
     at = small_build(app_at(PAGE, runs=(entry,)))
@@ -102,6 +104,7 @@ def test_building_offers_the_zip_and_the_report_and_follows_the_controls():
     assert reloaded.session_state["job_ids"] == [], "nothing was built again"
 
 
+@pytest.mark.slow
 def test_a_failed_build_says_why_and_can_be_retried(monkeypatch):
     entry = demo_run()
     at = app_at(PAGE, runs=(entry,))
@@ -122,6 +125,7 @@ def test_a_failed_build_says_why_and_can_be_retried(monkeypatch):
     assert len(at.get("download_button")) == 2
 
 
+@pytest.mark.slow
 def test_a_run_of_another_data_set_is_exported_without_its_validation_report():
     entry = demo_run()
     at = AppTest.from_file(APP, default_timeout=120)

@@ -119,6 +119,7 @@ def test_a_diverging_training_is_a_message_and_keeps_the_run_and_data():
 
 # ------------------------------------------------------------------------------------ cancel
 
+@pytest.mark.slow
 def test_cancel_on_the_page_stops_the_training_and_saves_nothing():
     at = app_at(PAGE)
     job = start(at, **LONG, proto_seed=13)
@@ -133,6 +134,7 @@ def test_cancel_on_the_page_stops_the_training_and_saves_nothing():
 
 # ------------------------------------------------------------------------------------ reload
 
+@pytest.mark.slow
 def test_a_reloaded_tab_finds_its_jobs_from_the_url_and_no_others():
     tab = app_at(PAGE)
     done = finish(tab, start(tab, proto_folds=3, proto_epochs=20, proto_seed=14))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from bnapp.intake import data
 from bnapp.jobs import cache
@@ -117,6 +118,7 @@ def train_small(at):
     return job
 
 
+@pytest.mark.slow
 def test_training_opens_the_run_and_draws_its_curves_then_the_cache_reopens_and_deletes_it():
     at = app_at(PAGE)
     job = train_small(at)
@@ -189,6 +191,7 @@ def test_validation_and_early_stopping_are_off_by_default_and_need_validation_ro
     assert at.toggle(key="proto_early_stop").disabled and not at.toggle(key="proto_early_stop").value
 
 
+@pytest.mark.slow
 def test_training_with_early_stopping_keeps_each_models_best_epoch():
     at = app_at(PAGE)
     at.number_input(key="proto_val").set_value(25).run()
