@@ -354,13 +354,18 @@ def cached_train(
             if run is None:
                 compute = _on_cluster if dask_address() else _in_worker if in_worker else _call
                 run = compute(_train_run, X, y, spec, protocol, features=list(features),
-                              target=target, row_ids=row_ids, groups=groups, progress=progress,
-                              cancel=cancel)
+                              target=target, row_ids=row_ids, progress=progress, cancel=cancel,
+                              **_grouping(groups))
                 cache.save_run(key, run, data_name=data_name)
                 return run
     if progress is not None:
         progress(1.0, FROM_CACHE)
     return run
+
+
+def _grouping(groups) -> dict:
+    """groups= for the engine only when given: an ungrouped call is the same as before."""
+    return {} if groups is None else {"groups": groups}
 
 
 def _call(fn, *args, **kwargs):
@@ -393,7 +398,7 @@ def cached_grid(
                 report = _cancellable(progress, cancel)
                 with compute_backend():  # run_grid fans out to loky processes or to Dask
                     frame = _run_grid(X, y, protocol, specs, features=list(features),
-                                      groups=groups, progress=report, n_jobs=n_jobs)
+                                      progress=report, n_jobs=n_jobs, **_grouping(groups))
                 grid = cache.canonical_grid(frame)
                 cache.save_grid(key, grid, data_name=data_name, protocol=protocol)
                 return grid
