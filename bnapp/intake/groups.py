@@ -1,4 +1,4 @@
-"""Grouping columns (patient IDs, dialysis units) of a Dataset, and the row checks a file must pass."""
+"""A Dataset's grouping columns (patient IDs, dialysis units) and whether its rows suffice."""
 
 from __future__ import annotations
 

@@ -37,7 +37,8 @@ def test_each_unit_is_scored_on_its_own_rows(three_units):
         assert rows.at["network", "rmse"] == pytest.approx(np.sqrt(np.mean(err**2)))
         # OLS fitted on the other two units, by a separate least-squares solve
         train = fold.train_rows
-        coef = np.linalg.lstsq(np.c_[np.ones(len(train)), run.X[train]], run.y[train], rcond=None)[0]
+        design = np.c_[np.ones(len(train)), run.X[train]]
+        coef = np.linalg.lstsq(design, run.y[train], rcond=None)[0]
         ols = np.c_[np.ones(len(fold.test_rows)), run.X[fold.test_rows]] @ coef
         ols_rmse = np.sqrt(np.mean((ols - run.y[fold.test_rows]) ** 2))
         assert rows.at["linear_regression", "rmse"] == pytest.approx(ols_rmse)

@@ -117,3 +117,24 @@ def test_analyze_leave_one_centre_out_writes_groups_csv(urea_csv, tmp_path, caps
             rmse - got.at["network", "rmse"])
     rank = pd.read_csv(out / "groups_gamma_rank.csv")
     assert len(rank) == 1 and -1 <= rank.at[0, "spearman"] <= 1
+
+
+def test_the_exported_command_of_a_grouped_run_trains_the_same_protocol(urea_csv):
+    import shlex
+
+    from bnapp.cli.options import grouping, protocol_from_args
+    from bnapp.engine.train import train_run
+    from bnapp.intake.groups import group_labels
+    from bnapp.report import run_report
+
+    ds = load_dataset(urea_csv)
+    labels = group_labels(ds, "centro")
+    protocol = grouped(Protocol(epochs=1), "leave-one-group-out", "centro", labels)
+    run = train_run(ds.X(STUDY_INPUTS), ds.y(), ArchSpec.study_e2e(), protocol,
+                    features=STUDY_INPUTS, groups=labels)
+    options = run_report.analysis_options(run)
+    command, differences = run_report.cli_command(run, "Urea.csv", options)
+    assert differences == []
+    args = build_parser().parse_args(shlex.split(command)[3:])  # after "python -m bnapp"
+    rebuilt, _ = grouping(args, ds, protocol_from_args(args))
+    assert rebuilt.to_dict() == run.protocol

@@ -17,7 +17,9 @@ from bnapp.intake.data import STUDY_INPUTS, load_dataset
 
 def _labels(draw_codes: list[int], kind_text: bool) -> np.ndarray:
     codes = np.asarray(draw_codes)
-    return np.array([f"p{c:03d}" for c in codes], dtype=object) if kind_text else codes.astype(float)
+    if kind_text:
+        return np.array([f"p{c:03d}" for c in codes], dtype=object)
+    return codes.astype(float)
 
 
 def _assert_groups_whole(splits, labels) -> None:
@@ -63,7 +65,8 @@ def test_group_kfold_never_splits_a_group(codes, text, folds, val, seed):
             assert not set(labels_text[s.train]) & set(labels_text[s.val])
     # balanced: the largest fold exceeds the smallest by at most the largest group (greedy bound)
     sizes = [len(s.test) for s in splits]
-    assert max(sizes) - min(sizes) <= np.bincount(np.unique(labels_text, return_inverse=True)[1]).max()
+    largest_group = np.bincount(np.unique(labels_text, return_inverse=True)[1]).max()
+    assert max(sizes) - min(sizes) <= largest_group
 
 
 @settings(max_examples=40)
