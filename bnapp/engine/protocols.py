@@ -44,6 +44,8 @@ def grouped(protocol, kind: str, column: str, groups):
         raise ValueError(f"{column!r} has {len(names)} distinct value(s): grouped validation "
                          "needs at least 2 groups")
     folds = len(names) if kind == LEAVE_ONE_GROUP_OUT else protocol.folds
+    if folds > len(names):
+        raise ValueError(_too_few_groups(column, len(names), folds))
     return replace(protocol, kind=kind, folds=folds, repeats=1, group_by=column,
                    group_hash=group_hash(groups))
 
@@ -65,8 +67,7 @@ def group_folds(kind: str, folds: int, codes: np.ndarray, rng: np.random.Generat
         folds = n_groups
     else:
         if folds > n_groups:
-            raise ValueError(f"{column!r} has {n_groups} groups, too few for {folds} grouped "
-                             f"folds: use at most {n_groups} folds, or leave-one-group-out")
+            raise ValueError(_too_few_groups(column, n_groups, folds))
         sizes = np.bincount(codes, minlength=n_groups)
         order = rng.permutation(n_groups)
         order = order[np.argsort(-sizes[order], kind="stable")]
@@ -102,3 +103,8 @@ def group_holdout(train: np.ndarray, codes: np.ndarray, fraction: float,
         count += int(np.sum(codes[train] == g))
     out = np.isin(codes[train], held)
     return train[~out], train[out]
+
+
+def _too_few_groups(column: str, n_groups: int, folds: int) -> str:
+    return (f"{column!r} has {n_groups} groups, too few for {folds} grouped folds: use at most "
+            f"{n_groups} folds, or leave-one-group-out")

@@ -46,11 +46,11 @@ def test_group_kfold_never_splits_a_group(codes, text, folds, val, seed):
         with pytest.raises(ValueError, match="at least 2 groups"):
             grouped(base, GROUP_KFOLD, "pid", labels)
         return
-    protocol = grouped(base, GROUP_KFOLD, "pid", labels)
     if folds > n_groups:
-        with pytest.raises(ValueError, match="too few for"):
-            make_splits(protocol, len(labels), labels)
+        with pytest.raises(ValueError, match=f"has {n_groups} groups, too few for {folds}"):
+            grouped(base, GROUP_KFOLD, "pid", labels)
         return
+    protocol = grouped(base, GROUP_KFOLD, "pid", labels)
     try:
         splits = make_splits(protocol, len(labels), labels)
     except ValueError as exc:  # only when a fold's training set is left under 2 rows

@@ -88,3 +88,12 @@ def test_leave_one_centre_out_from_the_train_page_to_the_baselines_page(urea_csv
     net = units[units["method"] == "network"].set_index("held_out")["n"]
     assert net.to_dict() == {"0": int(np.sum(centres == 0)), "1": int(np.sum(centres == 1))}
     assert any("spearman" in d.value.columns for d in at.dataframe)
+
+
+def test_more_grouped_folds_than_groups_is_explained(urea_csv):
+    at = _with(data.load_dataset(urea_csv), TRAIN)
+    at.radio(key="proto_kind").set_value("group-kfold").run()  # 10 folds, 2 centres
+    assert not at.exception
+    assert "'centro' has 2 groups, too few for 10 grouped folds" in at.error[0].value.replace(
+        "\\", "")
+    assert at.button(key="train").disabled
