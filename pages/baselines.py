@@ -5,10 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from bnapp.analyses.baselines import KINETIC_INPUTS
+from bnapp.analyses.groups import gamma_rank_agreement, unit_comparison
 from bnapp.intake.data import STUDY_TARGET
+from bnapp.intake.groups import group_labels
 from bnapp.intake.units import target_unit
+from bnapp.jobs import cache
 from bnapp.report import charts
-from bnapp.ui import widgets
+from bnapp.ui import state, widgets
 
 METRICS = {
     "rmse": "RMSE ({unit}): typical size of an error, large errors weigh more",
@@ -70,3 +73,34 @@ widgets.table(paired, "paired_comparison", column_config={
     "ci_low": "95% CI low", "ci_high": "95% CI high", "t_statistic": "corrected t",
     "p_value": "p (corrected t)", "wilcoxon_p": "p (Wilcoxon)",
     "network_better_folds": "folds the network won"})
+
+group_by = entry.run.protocol.get("group_by")
+if group_by:
+    st.subheader(f"Each held-out {widgets.escape_md(group_by)}, trained on the others")
+    ds = state.dataset()
+    if not cache.trained_on(entry.key, entry.run, ds):
+        st.info(f"Load the data set this run was trained on ({widgets.escape_md(entry.data_name)})"
+                f" on the Data page to see its results per {widgets.escape_md(group_by)}.")
+    else:
+        labels = tuple(str(v) for v in group_labels(ds, group_by))  # hashable for the memo
+        units = widgets.compute(entry, unit_comparison, labels)
+        st.markdown(
+            f"Every fold's test rows are whole {widgets.escape_md(group_by)} groups the network "
+            "never saw: this is how it would do in a new unit or on new patients. A positive "
+            "'baseline RMSE − network RMSE' means the network was closer on that group.")
+        widgets.table(units, "groups", column_config={
+            "held_out": f"held-out {group_by}", "fold": "fold", "method": "method",
+            "n": "test rows", "rmse": f"RMSE ({unit})", "mae": f"MAE ({unit})",
+            "mean_error": f"mean error ({unit})", "r2": "R²",
+            "rmse_minus_network": f"baseline RMSE − network RMSE ({unit})"})
+        ranks = widgets.compute(entry, gamma_rank_agreement, labels)
+        if not ranks.empty:
+            st.markdown(
+                "Does the input BN rank the inputs the same way whichever group is left out? "
+                "Spearman's ρ and Kendall's τ between the inputs' |γ| of two folds: 1 = the "
+                "same order, 0 = unrelated, −1 = reversed.")
+            widgets.table(ranks, "groups_gamma_rank", column_config={
+                "held_out_a": "held out (a)", "held_out_b": "held out (b)",
+                "spearman": "Spearman ρ", "kendall": "Kendall τ",
+                "same_order": "same order", "order_a": "|γ| order (a)",
+                "order_b": "|γ| order (b)"})

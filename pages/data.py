@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bnapp.intake import columns, data
+from bnapp.intake import columns, data, groups
 from bnapp.intake.data import DataError
 from bnapp.intake.units import DESCRIPTIONS, UNIT_LABELS, UREA_UNITS, label
 from bnapp.report import charts
@@ -123,6 +123,7 @@ def _report_section(ds: data.Dataset) -> None:
         st.info("This is the demo cohort: synthetic sessions simulated with a two-pool urea "
                 "kinetic model, not real patients. Upload your own file above to analyse it.")
     st.text(f"{ds.name}\n{ds.n_read} rows read · {ds.n_usable} usable · {ds.n_dropped} dropped")
+    _rows_and_groups(ds)
     hint = columns.units_hint(ds)
     if hint:
         st.warning(hint)
@@ -145,6 +146,23 @@ def _report_section(ds: data.Dataset) -> None:
                "two problems is listed twice and counted under both reasons.")
     widgets.table(data.dropped_summary(ds), "dropped-by-reason")
     widgets.table(ds.dropped, "dropped-rows", height=300)
+
+
+def _rows_and_groups(ds: data.Dataset) -> None:
+    """Too few rows to cross-validate, and sessions that share a patient or unit while the
+    protocol treats them as independent."""
+    verdict, messages = groups.row_checks(ds)
+    for message in messages:
+        (st.error if verdict == "error" else st.warning)(escape_md(message))
+    if state.group_by() is not None:
+        return
+    for row in groups.likely_id_columns(ds).itertuples():
+        st.warning(
+            f"Column **{escape_md(row.column)}** looks like a patient or unit identifier "
+            f"({row.groups} values, up to {row.largest_group} sessions each). Sessions of one "
+            "patient or unit resemble each other: tested on sessions of patients it trained on, "
+            "a network looks better than it is. On the Train page choose grouped k-fold or "
+            f"leave one group out, grouped by {escape_md(row.column)}.", icon=":material/group:")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -7,8 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+from bnapp.engine.protocols import GROUPED_KINDS, LEAVE_ONE_GROUP_OUT, grouped
 from bnapp.engine.train import PROTOCOL_KINDS, Protocol
 from bnapp.intake.data import DataError
+from bnapp.intake.groups import group_columns
 from bnapp.jobs import cache
 from bnapp.report import charts
 from bnapp.ui import state, widgets
@@ -19,7 +21,9 @@ KEPT = "train_controls"  # last value of every control, kept while the user is o
 INPUT_MODE_LABELS = {"raw": "raw values (in their own units)",
                      "zscore": "z-scores (training rows' mean and SD)"}
 KIND_LABELS = {"kfold": "k-fold cross-validation", "repeated": "repeated k-fold",
-               "study": "the study's random 80/20 splits"}
+               "study": "the study's random 80/20 splits",
+               "group-kfold": "grouped k-fold (patients or units kept together)",
+               "leave-one-group-out": "leave one group (unit) out"}
 STUDY_VAL_PERCENT = round(100 * Protocol.study().val_fraction)
 DEFAULT_PATIENCE = 20
 
@@ -121,11 +125,16 @@ def _protocol() -> Protocol | None:
                         format_func=KIND_LABELS.get,
                         help="k-fold: every row is tested once. Repeated: k-fold again with "
                              "new shuffles. The study's splits: random 80/20 train/test splits, "
-                             "20% of each training set held out for a validation curve.")
+                             "20% of each training set held out for a validation curve. "
+                             "Grouped k-fold: all sessions of a patient (or unit) fall in the "
+                             "same fold, so a network is never tested on a patient it trained "
+                             "on. Leave one group out: one model per group, tested on that "
+                             "group after training on the others (e.g. per dialysis unit).")
         folds = _control(st.number_input, "Folds (splits)", "proto_folds", 10, min_value=1,
-                         max_value=100, step=1,
+                         max_value=100, step=1, disabled=kind == LEAVE_ONE_GROUP_OUT,
                          help="Number of models; each is tested on rows it did not see. The "
-                              "study used 10.")
+                              "study used 10. Leaving one group out makes one model per group.")
+        column = _group_by(kind)
         repeats = 1
         if kind == "repeated":
             repeats = _control(st.number_input, "Repeats", "proto_repeats", 3, min_value=1,
@@ -149,12 +158,43 @@ def _protocol() -> Protocol | None:
                              "gives the same result.")
     val_percent, patience = _validation(kind)
     try:
-        return Protocol(kind=kind, folds=int(folds), repeats=int(repeats), epochs=int(epochs),
-                        batch_size=int(batch), lr=float(lr), seed=int(seed),
-                        val_fraction=val_percent / 100, patience=patience)
-    except ValueError as err:
+        protocol = Protocol(kind="kfold" if kind in GROUPED_KINDS else kind, folds=int(folds),
+                            repeats=int(repeats), epochs=int(epochs), batch_size=int(batch),
+                            lr=float(lr), seed=int(seed), val_fraction=val_percent / 100,
+                            patience=patience)
+        if kind not in GROUPED_KINDS:
+            return protocol
+        if column is None:
+            return None
+        return grouped(protocol, kind, column, state.group_labels(column))
+    except (ValueError, DataError) as err:
         st.error(escape_md(err))
         return None
+
+
+def _group_by(kind: str) -> str | None:
+    """The grouping column of a grouped protocol (kept in the session, where the Data page's
+    warning looks for it); None for other protocols or when no column can group rows."""
+    if kind not in GROUPED_KINDS:
+        state.set_group_by(None)
+        return None
+    options = group_columns(state.dataset())
+    if not options:
+        st.warning("No column of this data set can group rows: a grouping column holds a "
+                   "patient ID or unit name (text or whole numbers) repeated on that group's "
+                   "sessions, with no empty cells. Add one to your file, or choose another "
+                   "protocol.")
+        state.set_group_by(None)
+        return None
+    if st.session_state.get("proto_group_by") not in options:
+        st.session_state.pop("proto_group_by", None)
+        st.session_state.setdefault(KEPT, {}).pop("proto_group_by", None)
+    column = _control(st.selectbox, "Keep together (group by)", "proto_group_by", options[0],
+                      options=options,
+                      help="The column naming each session's patient or dialysis unit: its "
+                           "sessions are never split between training and test rows.")
+    state.set_group_by(column)
+    return column
 
 
 def _validation(kind: str) -> tuple[int, int | None]:

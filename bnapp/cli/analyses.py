@@ -13,8 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bnapp.cli import UserError
-from bnapp.cli.options import add_arch_options, spec_from_args
+from bnapp.cli.options import (
+    add_arch_options,
+    add_group_option,
+    grouping,
+    protocol_from_args,
+    spec_from_args,
+)
 from bnapp.engine.model import INPUT_MODES, ArchSpec
+from bnapp.engine.protocols import GROUPED_KINDS
 
 if TYPE_CHECKING:
     from bnapp.engine.results import RunResult
@@ -41,6 +48,11 @@ def register(sub) -> None:
     ana.add_argument("--mode", choices=(*INPUT_MODES, BOTH), default="raw",
                      help="network input; both: the same network on raw and on z-scored inputs, "
                           "each analysed in OUT/raw and OUT/zscore, side by side in OUT")
+    ana.add_argument("--protocol", choices=("kfold", "repeated", "study", *GROUPED_KINDS),
+                     default="kfold", help="kfold (default), repeated k-fold, the study's random "
+                     "80/20 splits, or a grouped protocol (needs --group-by)")
+    ana.add_argument("--repeats", type=int, default=None, help="repeats of --protocol repeated")
+    add_group_option(ana)
     ana.add_argument("--folds", type=int, default=10, help="k of k-fold cross-validation")
     ana.add_argument("--epochs", type=int, default=200)
     ana.add_argument("--seed", type=int, default=0)
@@ -78,19 +90,21 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-def _train(args, spec: ArchSpec) -> RunResult:
-    from bnapp.engine.train import Protocol, TrainingDiverged
+def _train(args, spec: ArchSpec) -> tuple[RunResult, object]:
+    """The run, and its group labels (None unless the protocol is grouped)."""
+    from bnapp.engine.train import TrainingDiverged
     from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET, DataError, load_dataset, require_rows
 
     if not args.data.is_file():
         raise UserError(f"{args.data}: no such file")
-    try:
-        protocol = Protocol(kind="kfold", folds=args.folds, epochs=args.epochs, seed=args.seed)
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
+    protocol = protocol_from_args(args)
     try:
         dataset = load_dataset(args.data)
-        require_rows(dataset, args.folds)
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+    protocol, groups = grouping(args, dataset, protocol)
+    try:
+        require_rows(dataset, protocol.folds, protocol.kind)
     except DataError as exc:
         raise UserError(str(exc)) from exc
 
@@ -104,12 +118,12 @@ def _train(args, spec: ArchSpec) -> RunResult:
 
         run = cached_train(X, y, spec, protocol, features=STUDY_INPUTS, target=STUDY_TARGET,
                            data_key=dataset.fingerprint(), row_ids=dataset.row_numbers,
-                           progress=progress, data_name=dataset.name)
+                           groups=groups, progress=progress, data_name=dataset.name)
     except TrainingDiverged as exc:
         raise UserError(str(exc)) from exc
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    return run
+    return run, groups
 
 
 def _write(out: Path, tables: dict, figures: dict) -> None:
@@ -125,11 +139,17 @@ def _write(out: Path, tables: dict, figures: dict) -> None:
     print(f"wrote {len(tables)} tables and {len(images)} figures (PNG + SVG) to {out}")
 
 
-def _analyze(args, run: RunResult, out: Path) -> dict:
+def _analyze(args, run: RunResult, out: Path, groups=None) -> dict:
+    """Every table and figure of the run in out; groups.csv too when the run is grouped."""
     from bnapp.report import run_report
 
     tables = run_report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
                                seed=args.seed)
+    if groups is not None:
+        from bnapp.analyses.groups import gamma_rank_agreement, unit_comparison
+
+        tables["groups"] = unit_comparison(run, groups)
+        tables["groups_gamma_rank"] = gamma_rank_agreement(run, groups)
     _write(out, tables, run_report.run_figures(run, tables))
     pooled = tables["baselines"][tables["baselines"]["fold"] == "pooled"]
     print(pooled[["method", "n", "rmse", "mae", "bias", "r2"]].to_string(index=False))
@@ -143,12 +163,15 @@ def cmd_analyze(args) -> int:
     # spec_from_args reads --mode: give it one it knows, the input mode is set below
     spec = spec_from_args(argparse.Namespace(**{**vars(args), "mode": INPUT_MODES[0]}))
     if args.mode != BOTH:
-        _analyze(args, _train(args, replace(spec, input_mode=args.mode)), args.out)
+        run, groups = _train(args, replace(spec, input_mode=args.mode))
+        _analyze(args, run, args.out, groups)
         return 0
-    runs = {mode: _train(args, replace(spec, input_mode=mode)) for mode in INPUT_MODES}
+    trained = {mode: _train(args, replace(spec, input_mode=mode)) for mode in INPUT_MODES}
+    runs = {mode: run for mode, (run, _) in trained.items()}
     # what compare_input_modes returns, from the tables each run's own analysis computed
-    tables = side_by_side({mode: {**_analyze(args, run, args.out / mode), **parameter_tables(run)}
-                           for mode, run in runs.items()})
+    tables = side_by_side({mode: {**_analyze(args, run, args.out / mode, groups),
+                                  **parameter_tables(run)}
+                           for mode, (run, groups) in trained.items()})
     figures = run_report.gamma_figures(tables["sensitivity"], tables["fit_lines"], spec,
                                    runs["raw"].target, suffix=SIDE_BY_SIDE)
     _write(args.out, {f"{name}{SIDE_BY_SIDE}": table for name, table in tables.items()}, figures)

@@ -25,6 +25,7 @@ def register(subparsers) -> None:
 def _validate(args: argparse.Namespace) -> int:
     from bnapp.intake.columns import report_text
     from bnapp.intake.data import DataError, load_dataset, parse_mapping
+    from bnapp.intake.groups import likely_id_columns, row_checks
 
     try:
         mapping = parse_mapping(args.mapping) if args.mapping is not None else None
@@ -32,4 +33,14 @@ def _validate(args: argparse.Namespace) -> int:
     except DataError as exc:
         raise UserError(str(exc)) from exc
     print(report_text(dataset))
+    for row in likely_id_columns(dataset).itertuples():
+        print(f"note: column {row.column!r} looks like a patient or unit identifier "
+              f"({row.groups} values, up to {row.largest_group} rows each): validate with "
+              f"--protocol group-kfold --group-by {row.column!r} (or leave-one-group-out) so "
+              "no group is split between training and test rows")
+    verdict, messages = row_checks(dataset)
+    if verdict == "error":
+        raise UserError(f"{dataset.name}: {messages[0]}")
+    for message in messages:
+        print(f"warning: {message}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -11,7 +10,14 @@ import numpy as np
 import pandas as pd
 
 from bnapp.cli import UserError
-from bnapp.cli.options import add_arch_options, spec_from_args
+from bnapp.cli.options import (
+    add_arch_options,
+    add_group_option,
+    grouping,
+    protocol_from_args,
+    spec_from_args,
+)
+from bnapp.engine.protocols import GROUPED_KINDS
 from bnapp.jobs import cache
 
 
@@ -19,13 +25,17 @@ def register(sub) -> None:
     train = sub.add_parser("train", help="cross-validate one architecture on a data file")
     _data_options(train)
     add_arch_options(train)
-    train.add_argument("--protocol", choices=("kfold", "repeated", "study"), default="kfold")
+    train.add_argument("--protocol", choices=("kfold", "repeated", "study", *GROUPED_KINDS),
+                       default="kfold")
+    add_group_option(train)
     _protocol_options(train, folds=None, epochs=None)
     train.add_argument("--repeats", type=int, default=None)
     train.set_defaults(handler=cmd_train)
 
     grid = sub.add_parser("grid", help="the study's grid search (480 configurations)")
     _data_options(grid)
+    grid.add_argument("--protocol", choices=("kfold", *GROUPED_KINDS), default="kfold")
+    add_group_option(grid)
     _protocol_options(grid, folds=5, epochs=200)
     grid.set_defaults(handler=cmd_grid)
 
@@ -79,21 +89,6 @@ def _load(path: Path):
     return dataset, STUDY_INPUTS, STUDY_TARGET
 
 
-def _protocol(args, kind: str):
-    from bnapp.engine.train import Protocol
-
-    base = Protocol.study() if kind == "study" else Protocol(kind=kind)
-    given = {
-        "folds": args.folds, "repeats": getattr(args, "repeats", None), "epochs": args.epochs,
-        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-        "val_fraction": args.val_fraction, "patience": args.patience,
-    }
-    try:
-        return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"invalid protocol options: {exc}") from exc
-
-
 def _require_rows(dataset, protocol) -> None:
     from bnapp.intake.data import DataError, require_rows
 
@@ -132,13 +127,15 @@ def cmd_train(args) -> int:
     from bnapp.jobs.runner import cached_train
 
     dataset, features, target = _load(args.data)
-    spec, protocol = spec_from_args(args), _protocol(args, args.protocol)
+    spec, protocol = spec_from_args(args), protocol_from_args(args)
+    protocol, groups = grouping(args, dataset, protocol)
     _require_rows(dataset, protocol)
     _prepare_out(args.out)
     with _progress_bar(spec.label) as report:
         run = cached_train(dataset.X(features), dataset.y(target), spec, protocol,
                            features=features, target=target, data_key=dataset.fingerprint(),
-                           row_ids=dataset.row_numbers, progress=report, data_name=dataset.name)
+                           row_ids=dataset.row_numbers, groups=groups, progress=report,
+                           data_name=dataset.name)
     _write_run(run, args.out)
     return 0
 
@@ -160,13 +157,14 @@ def cmd_grid(args) -> int:
     from bnapp.jobs.runner import job_manager
 
     dataset, features, target = _load(args.data)
-    protocol = _protocol(args, "kfold")
+    protocol, groups = grouping(args, dataset, protocol_from_args(args))
     _require_rows(dataset, protocol)
     _prepare_out(args.out)
     specs = study_grid()
     job = job_manager().submit_grid(dataset.X(features), dataset.y(target), protocol, specs,
                                     features=features, target=target,
-                                    data_key=dataset.fingerprint(), data_name=dataset.name)
+                                    data_key=dataset.fingerprint(), groups=groups,
+                                    data_name=dataset.name)
     grid = _follow(job, total=len(specs))
     _write_grid(grid, args.out)
     print(f"{len(grid)} configurations, {job.message} in {job.elapsed:.3g} s")

@@ -43,7 +43,7 @@ def study_grid() -> list[ArchSpec]:
 
 
 def run_grid(X, y, protocol: Protocol, specs: Sequence[ArchSpec] | None = None, *,
-             features: Sequence[str], progress: Progress | None = None,
+             features: Sequence[str], groups=None, progress: Progress | None = None,
              n_jobs: int = -1) -> pd.DataFrame:
     """Cross-validated test MSE (mean and SD over folds) of every spec, one row per spec.
 
@@ -56,7 +56,7 @@ def run_grid(X, y, protocol: Protocol, specs: Sequence[ArchSpec] | None = None, 
 
     X, y = check_arrays(X, y, features)
     specs = list(study_grid() if specs is None else specs)
-    splits = make_splits(protocol, len(X))
+    splits = make_splits(protocol, len(X), groups)
     data, index, _ = build_datasets(X, y, splits, protocol, sorted({s.input_mode for s in specs}))
     P, cfg = initial_stack(specs, splits, index, X.shape[1], protocol)
     n_folds = len(splits)

@@ -89,7 +89,9 @@ class RunResult:
         p = self.protocol
         folds = p.get("folds", "?")
         how = {"kfold": f"{folds}-fold CV", "study": f"{folds} study splits",
-               "repeated": f"{p.get('repeats', '?')}×{folds}-fold CV"}.get(p.get("kind"), "CV")
+               "repeated": f"{p.get('repeats', '?')}×{folds}-fold CV",
+               "group-kfold": f"{folds}-fold CV by {p.get('group_by')}",
+               "leave-one-group-out": f"leave-one-{p.get('group_by')}-out"}.get(p.get("kind"), "CV")
         return f"{self.spec.label} · {how}, {p.get('epochs', '?')} epochs"
 
     def ensemble_predictions(self, x_raw: np.ndarray) -> np.ndarray:

@@ -19,12 +19,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bnapp.engine.model import ArchSpec, BNState, Weights, epoch_orders, init_weights, predict
+from bnapp.engine.protocols import (
+    GROUPED_KINDS,
+    group_codes,
+    group_folds,
+    group_hash,
+    group_holdout,
+)
 from bnapp.engine.results import FoldResult, RunResult
 
 if TYPE_CHECKING:
     from bnapp.engine import kernel
 
-PROTOCOL_KINDS = ("kfold", "repeated", "study")
+PROTOCOL_KINDS = ("kfold", "repeated", "study", *GROUPED_KINDS)
 STUDY_TEST_FRACTION = 0.2
 
 Progress = Callable[[float, str], None]
@@ -48,6 +55,9 @@ class Protocol:
     out that share of each training set (rounded up, as sklearn's train_test_split) for the
     validation curve and optional early stopping (patience epochs without improvement; the best
     epoch's weights are kept).
+    "group-kfold" / "leave-one-group-out" (bnapp.engine.protocols) keep each group's rows in one
+    test set; group_by names the grouping column and group_hash fingerprints its labels, so the
+    protocol (and the cache key made from it) tells one grouping from another.
     """
 
     kind: str = "kfold"
@@ -59,10 +69,16 @@ class Protocol:
     seed: int = 0
     val_fraction: float = 0.0
     patience: int | None = None
+    group_by: str | None = None
+    group_hash: str | None = None
 
     def __post_init__(self):
         if self.kind not in PROTOCOL_KINDS:
             raise ValueError(f"protocol kind must be one of {PROTOCOL_KINDS}, not {self.kind!r}")
+        is_grouped = self.kind in GROUPED_KINDS
+        if is_grouped != (self.group_by is not None and self.group_hash is not None):
+            raise ValueError(f"a {self.kind} protocol {'needs' if is_grouped else 'takes no'} "
+                             "grouping column (group_by and group_hash)")
         if self.folds < (1 if self.kind == "study" else 2):
             raise ValueError(f"folds must be at least 2 for k-fold (1 for study), not {self.folds}")
         if self.repeats < 1 or self.epochs < 1 or self.batch_size < 1:
@@ -87,7 +103,9 @@ class Protocol:
         return self.folds * (self.repeats if self.kind == "repeated" else 1)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # an ungrouped protocol's dict (and so its cache key) is what it was before grouping
+        return {k: v for k, v in asdict(self).items()
+                if not (k in ("group_by", "group_hash") and v is None)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Protocol:
@@ -112,8 +130,11 @@ def _holdout(rows: np.ndarray, fraction: float, rng: np.random.Generator):
     return perm[n_out:], perm[:n_out]
 
 
-def make_splits(protocol: Protocol, n_rows: int) -> list[Split]:
-    """The protocol's folds for n_rows rows, reproducible from protocol.seed."""
+def make_splits(protocol: Protocol, n_rows: int, groups=None) -> list[Split]:
+    """The protocol's folds for n_rows rows, reproducible from protocol.seed; a grouped protocol
+    needs groups, one label per row, matching its group_hash."""
+    if protocol.kind in GROUPED_KINDS:
+        return _grouped_splits(protocol, n_rows, groups)
     n_test_min = math.ceil(STUDY_TEST_FRACTION * n_rows) if protocol.kind == "study" else protocol.folds
     if n_rows < max(n_test_min, protocol.folds) + 2:
         raise ValueError(f"{n_rows} rows are too few for {protocol.folds} folds: use fewer folds "
@@ -134,6 +155,25 @@ def make_splits(protocol: Protocol, n_rows: int) -> list[Split]:
             if len(train) < 2:
                 raise ValueError(f"{n_rows} rows leave fewer than 2 training rows per fold")
             splits.append(Split(repeat, fold, train, val, test))
+    return splits
+
+
+def _grouped_splits(protocol: Protocol, n_rows: int, groups) -> list[Split]:
+    if groups is None or group_hash(groups) != protocol.group_hash:
+        raise ValueError(f"the protocol groups by {protocol.group_by!r}: pass that column's "
+                         "labels (groups=), the same ones the protocol was made with")
+    _, codes = group_codes(groups, n_rows)
+    rng = np.random.default_rng([protocol.seed, 0])
+    splits = []
+    for fold, (train, test) in enumerate(group_folds(protocol.kind, protocol.folds, codes, rng,
+                                                     protocol.group_by)):
+        val = np.empty(0, dtype=train.dtype)
+        if protocol.val_fraction > 0:
+            train, val = group_holdout(train, codes, protocol.val_fraction, rng)
+        if len(train) < 2:
+            raise ValueError(f"grouping by {protocol.group_by!r} leaves fewer than 2 training "
+                             f"rows in fold {fold + 1}")
+        splits.append(Split(0, fold, train, val, test))
     return splits
 
 
@@ -312,9 +352,11 @@ def _diverged_message(spec: ArchSpec, split: Split, epoch: int, protocol: Protoc
 
 
 def train_runs(X, y, specs: Sequence[ArchSpec], protocol: Protocol, *, features: Sequence[str],
-               target: str = "Ueq", row_ids=None, progress: Progress | None = None,
+               target: str = "Ueq", row_ids=None, groups=None, progress: Progress | None = None,
                cancel: Cancel | None = None) -> list[RunResult]:
     """Train every spec under the protocol, all folds of all specs as one stack of models.
+
+    groups: one label per row, for a grouped protocol (bnapp.engine.protocols.grouped).
 
     Raises TrainingDiverged (naming spec, fold and epoch) if any model's loss becomes NaN/inf,
     and TrainingCancelled when cancel() returns True between epoch chunks.
@@ -324,7 +366,7 @@ def train_runs(X, y, specs: Sequence[ArchSpec], protocol: Protocol, *, features:
     X, y = check_arrays(X, y, features)
     specs = list(specs)
     n_inputs = X.shape[1]
-    splits = make_splits(protocol, len(X))
+    splits = make_splits(protocol, len(X), groups)
     data, index, scalers = build_datasets(X, y, splits, protocol, sorted({s.input_mode for s in specs}))
     P, cfg = initial_stack(specs, splits, index, n_inputs, protocol)
     stack = kernel.Stack(P, cfg, protocol.epochs, n_inputs)
@@ -377,8 +419,8 @@ def _fold_result(stack: kernel.Stack, m: int, spec: ArchSpec, split: Split, scal
 
 
 def train_run(X, y, spec: ArchSpec, protocol: Protocol, *, features: Sequence[str],
-              target: str = "Ueq", row_ids=None, progress: Progress | None = None,
+              target: str = "Ueq", row_ids=None, groups=None, progress: Progress | None = None,
               cancel: Cancel | None = None) -> RunResult:
     """Train one architecture under the protocol: one model per fold, trained together."""
     return train_runs(X, y, [spec], protocol, features=features, target=target, row_ids=row_ids,
-                      progress=progress, cancel=cancel)[0]
+                      groups=groups, progress=progress, cancel=cancel)[0]

@@ -331,6 +331,7 @@ def cached_train(
     target,
     data_key: str,
     row_ids=None,
+    groups=None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     data_name: str = "",
@@ -341,6 +342,7 @@ def cached_train(
     data_key is the data's content fingerprint (Dataset.fingerprint(), or
     cache.array_fingerprint for bare arrays). in_worker: train in a worker process (jobs do, so
     a dying trainer cannot take the server down; a terminal command saves the process start).
+    groups: the row labels of a grouped protocol (its group_hash puts them in the key).
     With a Dask scheduler configured, training runs on the cluster either way."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -352,12 +354,18 @@ def cached_train(
             if run is None:
                 compute = _on_cluster if dask_address() else _in_worker if in_worker else _call
                 run = compute(_train_run, X, y, spec, protocol, features=list(features),
-                              target=target, row_ids=row_ids, progress=progress, cancel=cancel)
+                              target=target, row_ids=row_ids, progress=progress, cancel=cancel,
+                              **_grouping(groups))
                 cache.save_run(key, run, data_name=data_name)
                 return run
     if progress is not None:
         progress(1.0, FROM_CACHE)
     return run
+
+
+def _grouping(groups) -> dict:
+    """groups= for the engine only when given: an ungrouped call is the same as before."""
+    return {} if groups is None else {"groups": groups}
 
 
 def _call(fn, *args, **kwargs):
@@ -373,6 +381,7 @@ def cached_grid(
     features,
     target,
     data_key: str,
+    groups=None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     n_jobs: int = -1,
@@ -389,7 +398,7 @@ def cached_grid(
                 report = _cancellable(progress, cancel)
                 with compute_backend():  # run_grid fans out to loky processes or to Dask
                     frame = _run_grid(X, y, protocol, specs, features=list(features),
-                                      progress=report, n_jobs=n_jobs)
+                                      progress=report, n_jobs=n_jobs, **_grouping(groups))
                 grid = cache.canonical_grid(frame)
                 cache.save_grid(key, grid, data_name=data_name, protocol=protocol)
                 return grid
@@ -639,21 +648,22 @@ class JobManager:
         return job
 
     def submit_train(self, X, y, spec: ArchSpec, protocol, *, features, target, data_key: str,
-                     row_ids=None, data_name: str = "") -> Job:
+                     row_ids=None, groups=None, data_name: str = "") -> Job:
         """A cached_train job, keyed like the cache so duplicates share it."""
         key = cache.run_key(data_key, spec, protocol, features, target)
         p = cache._protocol_dict(protocol)
         n_models = p.get("folds", 1) * (p.get("repeats", 1) if p.get("kind") == "repeated" else 1)
         epochs = int(p.get("epochs", 0) * n_models)
         return self.submit("train", key, cached_train, X, y, spec, protocol, features=features,
-                           target=target, data_key=data_key, row_ids=row_ids, data_name=data_name,
-                           in_worker=True, label=spec.label, epochs_total=epochs or None)
+                           target=target, data_key=data_key, row_ids=row_ids, groups=groups,
+                           data_name=data_name, in_worker=True, label=spec.label,
+                           epochs_total=epochs or None)
 
     def submit_grid(self, X, y, protocol, specs=None, *, features, target, data_key: str,
-                    data_name: str = "") -> Job:
+                    groups=None, data_name: str = "") -> Job:
         key = cache.grid_key(data_key, protocol, specs, features, target)
         return self.submit("grid", key, cached_grid, X, y, protocol, specs, features=features,
-                           target=target, data_key=data_key, data_name=data_name,
+                           target=target, data_key=data_key, groups=groups, data_name=data_name,
                            label=f"grid ({'study' if specs is None else len(specs)} configurations)")
 
     def submit_export(self, run: RunResult, *, run_key: str, data_name: str, dataset,

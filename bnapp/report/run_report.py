@@ -186,11 +186,16 @@ def cli_command(run: RunResult, data_name: str, options: Mapping[str, int]) -> t
     args += ["--folds", str(protocol.get("folds", 10)), "--epochs", str(protocol.get("epochs", 200)),
              "--seed", str(options["seed"]), "--permutations", str(options["n_permutations"]),
              "--n-boot", str(options["n_boot"])]
+    grouping = ({k: protocol[k] for k in ("kind", "group_by", "group_hash")}
+                if protocol.get("group_by") else {})
+    if grouping:  # the same column of the same file gives the same labels, so the same hash
+        args += ["--protocol", grouping["kind"], "--group-by", grouping["group_by"]]
     command = "python -m bnapp analyze " + shlex.join(args)
 
     differences = []
-    cli_protocol = Protocol(kind="kfold", folds=int(protocol.get("folds", 10)),
-                            epochs=int(protocol.get("epochs", 200)), seed=options["seed"]).to_dict()
+    cli_protocol = {**Protocol(kind="kfold", folds=int(protocol.get("folds", 10)),
+                               epochs=int(protocol.get("epochs", 200)),
+                               seed=options["seed"]).to_dict(), **grouping}
     differences += [f"protocol {k} = {protocol.get(k)!r} (the command uses {v!r})"
                     for k, v in cli_protocol.items() if protocol.get(k) != v]
     if list(run.features) != list(STUDY_INPUTS):

@@ -15,7 +15,7 @@ import streamlit as st
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult
 from bnapp.engine.train import Protocol
-from bnapp.intake import data
+from bnapp.intake import data, groups
 from bnapp.jobs import cache
 from bnapp.jobs.runner import Job, JobFailed, JobManager, job_manager
 
@@ -64,6 +64,8 @@ def set_dataset(ds: data.Dataset) -> None:
     _state().features = chosen if chosen else [f for f in data.STUDY_INPUTS if f in available]
     if target() not in available:
         _state().target = data.STUDY_TARGET
+    if group_by() not in groups.group_columns(ds):
+        set_group_by(None)
 
 
 def features() -> list[str]:
@@ -80,6 +82,21 @@ def set_columns(features_: list[str], target_: str) -> None:
     if target_ in features_:
         raise data.DataError(f"{target_!r} cannot be both an input and the target")
     _state().features, _state().target = list(features_), target_
+
+
+def group_by() -> str | None:
+    """The column whose rows grouped validation keeps together (None: rows are independent)."""
+    return _state().get("group_by")
+
+
+def set_group_by(column: str | None) -> None:
+    _state().group_by = column
+
+
+def group_labels(column: str | None):
+    """The session data's labels in a grouping column (None for no column); DataError when the
+    column cannot group rows."""
+    return None if column is None else groups.group_labels(dataset(), column)
 
 
 # ----------------------------------------------------------------------------------------- runs
@@ -136,7 +153,8 @@ def submit_training(spec: ArchSpec, protocol: Protocol) -> Job:
     cols, tgt = features(), target()
     job = job_manager().submit_train(
         ds.X(cols), ds.y(tgt), spec, protocol, features=cols, target=tgt,
-        data_key=ds.fingerprint(), row_ids=ds.row_numbers, data_name=ds.name)
+        data_key=ds.fingerprint(), row_ids=ds.row_numbers, groups=group_labels(protocol.group_by),
+        data_name=ds.name)
     track(job, ds.name)
     return job
 

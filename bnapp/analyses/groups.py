@@ -1,0 +1,105 @@
+"""Validation across units: per held-out group, the network against the formulas, and whether
+the inputs' |γ| ranking learnt without that group is the same as without another."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bnapp.analyses.baselines import fold_predictions, quality
+from bnapp.engine.protocols import group_hash
+from bnapp.engine.results import RunResult
+
+UNIT_COLUMNS = ["held_out", "fold", "method", "n", "rmse", "mae", "mean_error", "r2",
+                "rmse_minus_network"]
+RANK_COLUMNS = ["held_out_a", "held_out_b", "spearman", "kendall", "same_order", "order_a",
+                "order_b"]
+
+
+def _check_groups(run: RunResult, groups) -> np.ndarray:
+    labels = np.asarray([str(v) for v in np.asarray(groups, dtype=object).tolist()])
+    if labels.shape != (len(run.y),):
+        raise ValueError(f"{labels.size} group labels for the run's {len(run.y)} rows")
+    expected = run.protocol.get("group_hash")
+    if expected is not None and group_hash(groups) != expected:
+        raise ValueError(f"these are not the labels of {run.protocol.get('group_by')!r} the run "
+                         "was trained with")
+    return labels
+
+
+def held_out_names(run: RunResult, groups) -> dict[int, str]:
+    """fold -> the group(s) its test rows come from, as text ("0", or "3, 7, 12")."""
+    labels = _check_groups(run, groups)
+    return {f.fold: ", ".join(_sorted_labels(labels[f.test_rows])) for f in run.folds}
+
+
+def _sorted_labels(values: np.ndarray) -> list[str]:
+    unique = list(dict.fromkeys(values.tolist()))
+    try:
+        return sorted(unique, key=float)
+    except ValueError:
+        return sorted(unique)
+
+
+def unit_comparison(run: RunResult, groups) -> pd.DataFrame:
+    """DataFrame[held_out, fold, method, n, rmse, mae, mean_error, r2, rmse_minus_network]: each
+    method (network, linear regression, the kinetic formulas, `baselines.fold_predictions`) on
+    the test rows of every fold, i.e. on the held-out group(s) after training on the others.
+    rmse_minus_network > 0: the network had the smaller error on that unit."""
+    names = held_out_names(run, groups)
+    preds = fold_predictions(run)
+    rows = []
+    for (fold, method), g in preds.groupby(["fold", "method"], sort=False):
+        q = quality(g["truth"].to_numpy(), g["prediction"].to_numpy())
+        rows.append({"held_out": names[fold], "fold": fold, "method": method,
+                     **{k: q[k] for k in ("n", "rmse", "mae", "mean_error", "r2")}})
+    out = pd.DataFrame(rows)
+    network = out[out["method"] == "network"].set_index("fold")["rmse"]
+    out["rmse_minus_network"] = out["rmse"] - out["fold"].map(network)
+    return out[UNIT_COLUMNS]
+
+
+def gamma_by_unit(run: RunResult, groups) -> pd.DataFrame:
+    """DataFrame[held_out, fold, input, abs_gamma, rank]: the input BN's |γ| of each fold's
+    network (trained without that fold's group(s)); rank 1 = largest |γ|. Empty without an
+    input BN layer."""
+    names = held_out_names(run, groups)
+    rows = []
+    for fold in run.folds:
+        bn = fold.bn("input")
+        if bn is None:
+            continue
+        size = np.abs(bn.gamma)
+        ranks = stats.rankdata(-size, method="average")
+        rows += [{"held_out": names[fold.fold], "fold": fold.fold, "input": name,
+                  "abs_gamma": float(g), "rank": float(r)}
+                 for name, g, r in zip(run.features, size, ranks, strict=True)]
+    return pd.DataFrame(rows, columns=["held_out", "fold", "input", "abs_gamma", "rank"])
+
+
+def gamma_rank_agreement(run: RunResult, groups) -> pd.DataFrame:
+    """Every pair of folds: Spearman's ρ and Kendall's τ between their inputs' |γ|, whether the
+    order (largest first) is identical, and both orders. Empty without an input BN layer or
+    with fewer than 2 inputs (no ranking to compare)."""
+    gammas = gamma_by_unit(run, groups)
+    if gammas.empty or len(run.features) < 2:
+        return pd.DataFrame(columns=RANK_COLUMNS)
+    per_fold = {fold: g.set_index("input")["abs_gamma"].reindex(run.features)
+                for fold, g in gammas.groupby("fold", sort=True)}
+    names = gammas.drop_duplicates("fold").set_index("fold")["held_out"]
+    rows = []
+    for a, b in itertools.combinations(per_fold, 2):
+        x, y = per_fold[a].to_numpy(), per_fold[b].to_numpy()
+        order_a, order_b = _order(per_fold[a]), _order(per_fold[b])
+        rows.append({"held_out_a": names[a], "held_out_b": names[b],
+                     "spearman": float(stats.spearmanr(x, y).statistic),
+                     "kendall": float(stats.kendalltau(x, y).statistic),
+                     "same_order": order_a == order_b, "order_a": order_a, "order_b": order_b})
+    return pd.DataFrame(rows, columns=RANK_COLUMNS)
+
+
+def _order(abs_gamma: pd.Series) -> str:
+    return " > ".join(abs_gamma.sort_values(ascending=False, kind="stable").index)

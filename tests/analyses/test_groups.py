@@ -1,0 +1,95 @@
+"""The leave-one-unit-out comparison: per held-out unit the network and the formulas, and the
+agreement of the |γ| rankings learnt without each unit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bnapp.analyses.groups import gamma_by_unit, gamma_rank_agreement, unit_comparison
+from bnapp.engine.model import ArchSpec
+from bnapp.engine.protocols import grouped
+from bnapp.engine.train import Protocol, train_run
+from bnapp.intake.simulator import simulate_cohort
+from bnapp.intake.units import STUDY_INPUTS
+
+
+@pytest.fixture(scope="module")
+def three_units():
+    cohort = simulate_cohort(60, seed=3)
+    units = np.array(["north", "south", "east"] * 20, dtype=object)
+    protocol = grouped(Protocol(epochs=5, seed=2), "leave-one-group-out", "unit", units)
+    run = train_run(cohort[STUDY_INPUTS].to_numpy(), cohort["Ueq"].to_numpy(),
+                    ArchSpec.study_e2e(), protocol, features=STUDY_INPUTS, groups=units)
+    return run, units
+
+
+def test_each_unit_is_scored_on_its_own_rows(three_units):
+    run, units = three_units
+    table = unit_comparison(run, units)
+    assert sorted(table["held_out"].unique()) == ["east", "north", "south"]
+    for fold in run.folds:
+        (unit,) = set(units[fold.test_rows])
+        rows = table[table["held_out"] == unit].set_index("method")
+        err = run.test_predictions(fold) - run.y[fold.test_rows]
+        assert rows.at["network", "n"] == 20
+        assert rows.at["network", "rmse"] == pytest.approx(np.sqrt(np.mean(err**2)))
+        # OLS fitted on the other two units, by a separate least-squares solve
+        train = fold.train_rows
+        design = np.c_[np.ones(len(train)), run.X[train]]
+        coef = np.linalg.lstsq(design, run.y[train], rcond=None)[0]
+        ols = np.c_[np.ones(len(fold.test_rows)), run.X[fold.test_rows]] @ coef
+        ols_rmse = np.sqrt(np.mean((ols - run.y[fold.test_rows]) ** 2))
+        assert rows.at["linear_regression", "rmse"] == pytest.approx(ols_rmse)
+        assert rows.at["linear_regression", "rmse_minus_network"] == pytest.approx(
+            ols_rmse - rows.at["network", "rmse"])
+    assert {"rate_equation", "tattersall"} <= set(table["method"])
+
+
+def _spearman_by_hand(x: np.ndarray, y: np.ndarray) -> float:
+    """1 - 6 Σd² / (n(n²-1)): exact without ties."""
+    rx, ry = np.argsort(np.argsort(-x)), np.argsort(np.argsort(-y))
+    n = len(x)
+    return 1 - 6 * np.sum((rx - ry) ** 2) / (n * (n**2 - 1))
+
+
+def _kendall_by_hand(x: np.ndarray, y: np.ndarray) -> float:
+    pairs = [(i, j) for i in range(len(x)) for j in range(i + 1, len(x))]
+    s = sum(np.sign(x[i] - x[j]) * np.sign(y[i] - y[j]) for i, j in pairs)
+    return s / len(pairs)
+
+
+def test_gamma_rankings_are_compared_for_every_pair_of_units(three_units):
+    run, units = three_units
+    gammas = gamma_by_unit(run, units)
+    assert len(gammas) == 3 * len(STUDY_INPUTS)
+    agreement = gamma_rank_agreement(run, units)
+    assert len(agreement) == 3  # 3 units: 3 pairs
+    by_unit = {u: g.set_index("input")["abs_gamma"].reindex(STUDY_INPUTS).to_numpy()
+               for u, g in gammas.groupby("held_out")}
+    for row in agreement.itertuples():
+        a, b = by_unit[row.held_out_a], by_unit[row.held_out_b]
+        assert row.spearman == pytest.approx(_spearman_by_hand(a, b))
+        assert row.kendall == pytest.approx(_kendall_by_hand(a, b))
+        assert row.same_order == (row.order_a == row.order_b) == (row.kendall == pytest.approx(1))
+        assert row.order_a.split(" > ")[0] == STUDY_INPUTS[int(np.argmax(a))]
+
+
+def test_labels_must_be_the_runs(three_units):
+    run, units = three_units
+    with pytest.raises(ValueError, match="not the labels of 'unit'"):
+        unit_comparison(run, units[::-1])
+    with pytest.raises(ValueError, match="59 group labels"):
+        unit_comparison(run, units[1:])
+
+
+def test_no_input_bn_means_no_ranking():
+    cohort = simulate_cohort(40, seed=1)
+    units = np.repeat([0, 1], 20)
+    protocol = grouped(Protocol(folds=2, epochs=2), "group-kfold", "unit", units)
+    run = train_run(cohort[STUDY_INPUTS].to_numpy(), cohort["Ueq"].to_numpy(),
+                    ArchSpec(input_bn=False), protocol, features=STUDY_INPUTS, groups=units)
+    assert gamma_by_unit(run, units).empty
+    assert isinstance(gamma_rank_agreement(run, units), pd.DataFrame)
+    assert gamma_rank_agreement(run, units).empty
