@@ -44,6 +44,9 @@ def register(sub) -> None:
     ana.add_argument("--folds", type=int, default=10, help="k of k-fold cross-validation")
     ana.add_argument("--epochs", type=int, default=200)
     ana.add_argument("--seed", type=int, default=0)
+    ana.add_argument("--interval", type=float, default=0.9,
+                     help="level of the CV+ prediction intervals in predictions.csv and "
+                          "coverage.csv (default 0.9)")
     _analysis_options(ana)
     ana.set_defaults(handler=cmd_analyze)
 
@@ -126,11 +129,15 @@ def _write(out: Path, tables: dict, figures: dict) -> None:
 
 
 def _analyze(args, run: RunResult, out: Path) -> dict:
-    from bnapp.report import run_report
+    from bnapp.intake.data import load_dataset
+    from bnapp.report import model_card, run_report
 
     tables = run_report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
-                               seed=args.seed)
+                               seed=args.seed, interval=args.interval)
     _write(out, tables, run_report.run_figures(run, tables))
+    card = model_card.model_card(run, tables, data_name=args.data.name,
+                                 dataset=load_dataset(args.data))
+    (out / "model_card.md").write_text(card, encoding="utf-8")
     pooled = tables["baselines"][tables["baselines"]["fold"] == "pooled"]
     print(pooled[["method", "n", "rmse", "mae", "bias", "r2"]].to_string(index=False))
     return tables
@@ -139,6 +146,9 @@ def _analyze(args, run: RunResult, out: Path) -> dict:
 def cmd_analyze(args) -> int:
     from bnapp.analyses.importance import parameter_tables, side_by_side
     from bnapp.report import run_report
+
+    if not 0 < args.interval < 1:
+        raise UserError(f"--interval {args.interval}: give a level between 0 and 1, e.g. 0.9")
 
     # spec_from_args reads --mode: give it one it knows, the input mode is set below
     spec = spec_from_args(argparse.Namespace(**{**vars(args), "mode": INPUT_MODES[0]}))
