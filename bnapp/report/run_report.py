@@ -340,7 +340,8 @@ def build_export(run: RunResult, tables: Mapping[str, pd.DataFrame],
 def zip_contents(zip_bytes: bytes) -> pd.DataFrame:
     """file, what it is, size in kB: the listing of an export ZIP."""
     kinds = {".png": "figure (PNG image)", ".svg": "figure (SVG vector graphics)",
-             ".csv": "table (CSV)", ".xlsx": "table (Excel workbook)"}
+             ".csv": "table (CSV)", ".xlsx": "table (Excel workbook)",
+             ".md": "model card (Markdown)"}
     with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
         infos = archive.infolist()
     return pd.DataFrame({
