@@ -5,11 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from bnapp.analyses import agreement, conformal
+from bnapp.intake.units import target_unit
 from bnapp.report import agreement_charts
 from bnapp.report.charts import METHOD_LABELS
 from bnapp.ui import widgets
 
 QUANTITIES = {"Ueq": "equilibrated urea Ueq (mg/dL)", "eKtV": "the dose it implies, eKt/V"}
+# the predicted column is the run's target: Ueq for the study, anything for another run
 CI_METHODS = {"exact": "exact (Carkeet 2015, non-central t)",
               "approximate": "approximate (Bland & Altman 1999)"}
 READING = """
@@ -53,11 +55,12 @@ ci_method = right.selectbox("CI of the limits of agreement", list(CI_METHODS),
 
 points = widgets.compute(entry, agreement.agreement_points)
 table = widgets.compute(entry, agreement.agreement, ci_method=ci_method)
-quantities = [q for q in QUANTITIES if q in set(points["quantity"])]
-if len(quantities) < len(QUANTITIES):
+quantities = list(dict.fromkeys(points["quantity"]))
+if "eKtV" not in quantities:
     st.info("eKt/V needs a run that predicts Ueq from Upre, Upos, PP and UF; only the "
             "predicted value itself is compared.")
-quantity = st.radio("Compare", quantities, format_func=QUANTITIES.get, horizontal=True,
+quantity = st.radio("Compare", quantities, format_func=lambda q: QUANTITIES.get(q, q),
+                    horizontal=True,
                     key="agreement-quantity")
 
 st.subheader("Bland–Altman plots")
@@ -79,8 +82,8 @@ widgets.table(table, "agreement", column_config={
     "sd": "SD of the differences", "proportional_slope": "proportional bias (slope)",
     "proportional_slope_ci_low": "slope, CI low", "proportional_slope_ci_high": "slope, CI high",
     "proportional_p": "p (slope = 0)", "ci_method": "CI method"})
-st.caption("Units: mg/dL for Ueq, none for eKt/V. Limits: bias ± 1.96 SD; CIs at 95 % "
-           f"({CI_METHODS[ci_method]}).")
+st.caption(f"Units: {target_unit(run.target)} for {run.target}, none for eKt/V. Limits: bias "
+           f"± 1.96 SD; CIs at 95 % ({CI_METHODS[ci_method]}).")
 
 st.subheader("Calibration")
 calibration = widgets.compute(entry, agreement.calibration)

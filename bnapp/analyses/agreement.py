@@ -111,11 +111,12 @@ def _has_dose(run: RunResult) -> bool:
 def agreement_points(run: RunResult, preds: pd.DataFrame | None = None) -> pd.DataFrame:
     """DataFrame[method, quantity, row, measured, predicted, mean, difference]: one line per
     method, quantity and test row (a row's predictions averaged over the models that tested it).
-    quantity eKtV only when the run predicts Ueq from Upre, Upos, PP and UF among its inputs."""
+    quantity: the run's target (Ueq for the study), and eKtV when the run predicts Ueq from
+    Upre, Upos, PP and UF among its inputs."""
     preds = fold_predictions(run) if preds is None else preds
     per_row = (preds.groupby(["method", "row"], sort=False)
                .agg(measured=("truth", "first"), predicted=("prediction", "mean")).reset_index())
-    parts = [per_row.assign(quantity="Ueq")]
+    parts = [per_row.assign(quantity=run.target)]
     if _has_dose(run):
         cols = {c: run.features.index(c) for c in KINETIC_INPUTS}
         x = run.X[per_row["row"].to_numpy()]

@@ -5,14 +5,19 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from bnapp.intake.units import target_unit
 from bnapp.report.charts import METHOD_LABELS, OKABE_ITO, WIDTH, _finish, _message_chart, _sample
 
-QUANTITY_UNITS = {"Ueq": "Ueq, mg/dL", "eKtV": "eKt/V (dimensionless)"}
 PANEL = 280  # side of one calibration panel
 
 
 def _method_label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
+
+
+def _unit(quantity: str) -> str:
+    """'Ueq, mg/dL'; eKt/V has no unit; any other target in its own ('y, units of y')."""
+    return "eKt/V (dimensionless)" if quantity == "eKtV" else f"{quantity}, {target_unit(quantity)}"
 
 
 def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
@@ -26,7 +31,7 @@ def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
     if rows.empty or found.empty or pd.isna(found.iloc[0]["bias"]):
         return _message_chart(title, "Too few test rows with a value for this method.")
     stats = found.iloc[0]
-    unit = QUANTITY_UNITS.get(quantity, quantity)
+    unit = _unit(quantity)
     x = alt.X("mean:Q", title=f"mean of method and measured ({unit})", scale=alt.Scale(zero=False))
     y = alt.Y("difference:Q", title=f"method − measured ({unit})")
     dots = alt.Chart(_sample(rows)).mark_circle(size=30, opacity=0.6, color=OKABE_ITO[3]).encode(
@@ -66,7 +71,7 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
                       quantity: str = "Ueq") -> alt.TopLevelMixin:
     """Measured against predicted, one panel per method: identity line, LOWESS, and the
     calibration slope and intercept in the panel's title."""
-    unit = QUANTITY_UNITS.get(quantity, quantity)
+    unit = _unit(quantity)
     rows = points[points["quantity"] == quantity].dropna(subset=["predicted", "measured"])
     if rows.empty:
         return _message_chart(f"Calibration, {quantity}", "No test rows with a value.")

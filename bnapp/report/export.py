@@ -193,7 +193,7 @@ th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: right; }
 th { background: #f3f3f3; } dt { font-weight: bold; } dd { margin: 0 0 .4em 1.5em; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; }
 figcaption { font-size: .9em; color: #555; } pre { background: #f6f6f6; padding: 1em;
-     overflow-x: auto; font-size: .85em; } pre.card { white-space: pre-wrap; } .note { color: #555; font-size: .9em; }
+     overflow-x: auto; font-size: .85em; } .card { white-space: pre-wrap; font-size: .9em; } .note { color: #555; font-size: .9em; }
 """
 # Defence in depth: even if something slipped through escaping, the page may run no script and
 # fetch nothing (images are data: URIs, the style is inline).
@@ -240,7 +240,7 @@ def html_report(title: str, *, summary: Mapping[str, object],
     usable/dropped, ...); figures: caption -> chart (the architecture chart among them), each
     embedded as a base64 SVG image; tables: heading -> DataFrame (first `max_rows` rows shown);
     settings: everything needed to reproduce the run (architecture, protocol, seed, columns,
-    data fingerprint), printed as JSON; model_card: Markdown shown as preformatted text. Every string is HTML-escaped; the page references no
+    data fingerprint), printed as JSON; model_card: Markdown shown as plain text. Every string is HTML-escaped; the page references no
     external resource and its Content-Security-Policy forbids scripts and fetches.
     """
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -256,7 +256,7 @@ def html_report(title: str, *, summary: Mapping[str, object],
         f"<h2>Data</h2><dl>{summary_html}</dl>",
     ]
     if model_card:
-        parts.append(f'<h2>Model card</h2><pre class="card">{_e(model_card)}</pre>')
+        parts.append(f'<h2>Model card</h2><div class="card">{_e(model_card)}</div>')
     if figures:
         parts.append("<h2>Figures</h2>")
         parts += [_figure_html(name, chart) for name, chart in figures.items()]
