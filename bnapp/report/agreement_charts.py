@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from bnapp.intake.units import target_unit
@@ -104,7 +105,9 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
 def coverage_chart(coverage: pd.DataFrame, level: float) -> alt.TopLevelMixin:
     """Share of test rows inside their prediction interval, per method: the pooled bar and one
     dot per fold, against the nominal level."""
-    data = coverage.assign(label=coverage["method"].map(_method_label).fillna(coverage["method"]))
+    # too few rows for the level give unbounded intervals: no width to draw (JSON has no inf)
+    data = coverage.replace([np.inf, -np.inf], np.nan)
+    data = data.assign(label=data["method"].map(_method_label).fillna(data["method"]))
     order = list(pd.unique(data["label"]))
     pooled, folds = data[data["fold"] == "pooled"], data[data["fold"] != "pooled"]
     y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))

@@ -126,3 +126,15 @@ def test_network_predictions_file_has_one_line_per_test_row():
     assert sorted(table["row"]) == sorted(run.row_ids)
     assert (table["pi_low"] < table["predicted"]).all()
     assert (table["predicted"] < table["pi_high"]).all()
+
+
+def test_too_few_rows_for_the_level_give_unbounded_intervals_and_a_drawable_chart():
+    from bnapp.report.agreement_charts import coverage_chart
+    from bnapp.report.export import chart_svg
+
+    low, high = conformal.cv_plus(np.array([1.0, 2.0, 3.0]), np.zeros((3, 1)), 0.9)
+    assert low[0] == -np.inf and high[0] == np.inf  # ceil(0.9 * 4) = 4 > 3 residuals
+    run = demo_run().run
+    table = conformal.coverage(conformal.held_out_intervals(run, 0.999), 0.999)
+    assert (table["coverage"] == 1.0).all() and np.isinf(table["mean_width"]).all()
+    assert chart_svg(coverage_chart(table, 0.999)).lstrip().startswith("<svg")
