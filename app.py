@@ -41,6 +41,7 @@ PAGES = {
     "Models and use": [
         st.Page("pages/grid.py", title="Grid search", icon=":material/grid_on:"),
         st.Page("pages/baselines.py", title="Baselines", icon=":material/compare_arrows:"),
+        st.Page("pages/agreement.py", title="Agreement", icon=":material/join_inner:"),
         st.Page("pages/predict.py", title="Predict", icon=":material/calculate:"),
         st.Page("pages/export.py", title="Export", icon=":material/download:"),
     ],

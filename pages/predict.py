@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bnapp.analyses import predict
+from bnapp.analyses import conformal, predict
 from bnapp.intake import data
 from bnapp.intake.data import DataError
 from bnapp.intake.units import (
@@ -80,17 +80,38 @@ def sessions_frame(run, units: str) -> pd.DataFrame | None:
     return predict.indexed_by_row(sessions)
 
 
-def headline(row: pd.Series, labels: dict[str, str], n_folds: int) -> None:
-    """The single patient's answer: the network's Ueq and dose beside the rate equation."""
+def _interval(low: float, high: float, digits: int) -> str:
+    """'52.1 to 60.3'; an end the data cannot bound (too few rows for the level) says so."""
+    def end(v: float) -> str:
+        return "unbounded" if not np.isfinite(v) else f"{v:.{digits}f}"
+    return f"{end(low)} to {end(high)}"
+
+
+def headline(row: pd.Series, labels: dict[str, str], n_folds: int, level: float) -> None:
+    """The single patient's answer: the network's Ueq and dose with their prediction intervals,
+    beside the rate equation."""
     net, ektv, rate = st.columns(3)
     net.metric(labels["ueq_network"], f"{row['ueq_network']:.1f}",
                help=f"Mean of the {n_folds} fold models' predictions")
+    net.markdown(f"**{level:.0%} prediction interval: "
+                 f"{_interval(row['ueq_network_pi_low'], row['ueq_network_pi_high'], 1)}**",
+                 help="CV+ interval (Barber et al. 2021) from the cross-validation residuals: "
+                      f"it contains the measured Ueq in about {level:.0%} of sessions like "
+                      "those the network was trained on (see the Agreement page for its "
+                      "coverage on the test rows). It errs on the wide side when the fold "
+                      "models disagree: on the synthetic cohort about 97 % of new sessions "
+                      "fall inside the network's 90 % interval")
     if n_folds > 1:
         net.caption(f"across folds: SD {row['ueq_network_sd']:.2f}, range "
-                    f"{row['ueq_network_min']:.1f}–{row['ueq_network_max']:.1f}")
+                    f"{row['ueq_network_min']:.1f}–{row['ueq_network_max']:.1f} (how much the "
+                    "answer depends on the training rows; not a prediction interval)")
     if "ektv_network" in row:
         ektv.metric(labels["ektv_network"], f"{row['ektv_network']:.2f}",
                     help="Daugirdas' formula with Ueq in place of Upos: the equilibrated dose")
+        ektv.markdown(f"**{level:.0%} interval: "
+                      f"{_interval(row['ektv_network_pi_low'], row['ektv_network_pi_high'], 2)}**",
+                      help="The doses the two ends of the Ueq interval imply (a higher Ueq is "
+                           "a lower dose)")
         rate.metric(labels["ueq_rate_equation"], f"{row['ueq_rate_equation']:.1f}",
                     help="Daugirdas–Schneditz rate equation (arterial access), for comparison")
         rate.caption(f"eKt/V {row['ektv_rate_equation']:.2f} · spKt/V {row['spktv']:.2f}")
@@ -99,14 +120,15 @@ def headline(row: pd.Series, labels: dict[str, str], n_folds: int) -> None:
 st.title("Predict")
 st.caption("Equilibrated post-dialysis urea (Ueq) for new sessions from the active run: every "
            "fold's network predicts, and the spread across them shows how much the answer "
-           "depends on the training rows. eKt/V is the dose that Ueq implies.")
+           "depends on the training rows; the prediction interval says where the measured Ueq "
+           "is likely to lie. eKt/V is the dose that Ueq implies.")
 entry = widgets.need_run()
 run = entry.run
 st.text(entry.label)
 if run.target != data.STUDY_TARGET:
     st.warning("This network predicts " + widgets.escape_md(run.target) + ", not Ueq: the "
                "columns named Ueq hold its prediction, and the dose and the formulas are left out.")
-unit_col, hours_col, source_col = st.columns(3)
+unit_col, hours_col, source_col, level_col = st.columns(4)
 units = unit_col.selectbox(
     "Urea unit", UREA_UNITS, format_func=UNIT_LABELS.get, key="predict-units",
     help="The unit of the urea values you type or upload; results are shown in it too "
@@ -120,13 +142,21 @@ source = source_col.radio(
     format_func={"form": "one patient", "file": "a file of sessions"}.get,
     help="Type one patient's values, or upload a CSV/XLSX with one session per row")
 
+level = level_col.slider(
+    "Prediction interval", 0.5, 0.99, conformal.DEFAULT_LEVEL, 0.01, key="predict-level",
+    help="Level of the prediction interval around the network's Ueq: the share of sessions "
+         "whose measured Ueq it should contain (default 90 %)")
+normalized = level_col.toggle(
+    "Scale by the fold spread", key="predict-normalized",
+    help="Wider intervals where the fold models disagree, narrower where they agree")
+
 frame = patient_frame(run, units) if source == "form" else sessions_frame(run, units)
 if frame is None:
     st.stop()
-result = predict.predict_sessions(run, frame, hours)
+result = predict.predict_sessions(run, frame, hours, level=level, normalized=normalized)
 shown, labels = predict.in_units(result, units, run.target)
 if source == "form":
-    headline(shown.iloc[0], labels, len(run.folds))
+    headline(shown.iloc[0], labels, len(run.folds), level)
 if result["outside_training_range"].ne("").any():
     st.warning("Some inputs lie outside the range of the data the network was trained on; "
                "its Ueq there is an extrapolation (see the last column).")

@@ -6,6 +6,10 @@ Each Ueq estimate, the network's and the formulas' alike, is turned into the dos
 Daugirdas' second-generation formula with Ueq in place of Upos gives eKt/V, the inverse of
 `kinetics.ueq_from_ektv`.
 
+The spread across folds is not a prediction interval: `ueq_network_pi_low/high` is, the CV+
+interval of `bnapp.analyses.conformal` at the chosen level, and `ektv_network_pi_low/high` the
+doses its ends imply (a higher Ueq means a lower dose, so the ends swap).
+
 A file of sessions is read with `data.load_sessions`, which needs only the run's inputs.
 """
 
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from bnapp.analyses import conformal
 from bnapp.analyses.baselines import KINETIC_INPUTS, KINETIC_METHODS
 from bnapp.engine.results import RunResult
 from bnapp.intake import data, kinetics
@@ -30,7 +35,8 @@ from bnapp.intake.units import (
     target_unit,
 )
 
-NETWORK_OUTPUTS = ("ueq_network", "ueq_network_sd", "ueq_network_min", "ueq_network_max")
+NETWORK_OUTPUTS = ("ueq_network", "ueq_network_sd", "ueq_network_min", "ueq_network_max",
+                   "ueq_network_pi_low", "ueq_network_pi_high")
 UREA_OUTPUTS = (*NETWORK_OUTPUTS, "ueq_rate_equation", "ueq_tattersall")
 
 
@@ -41,9 +47,12 @@ def ektv_from_ueq(ueq, upre, uf, post_weight, t_hours=4.0) -> np.ndarray:
     return kinetics.sp_ktv(upre, ueq, uf, post_weight, t_hours)
 
 
-def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours: float = 4.0) -> pd.DataFrame:
+def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours: float = 4.0, *,
+                     level: float | None = conformal.DEFAULT_LEVEL,
+                     normalized: bool = False) -> pd.DataFrame:
     """One row per session (frame's index kept): the run's inputs, the fold ensemble's Ueq (mean,
-    SD with ddof=1, min, max), and, when Upre, Upos, PP and UF are given (and the run predicts
+    SD with ddof=1, min, max), its CV+ prediction interval at `level` (None: no interval;
+    normalized: scaled by the fold spread), and, when Upre, Upos, PP and UF are given (and the run predicts
     Ueq), spKt/V, the eKt/V the network's Ueq implies and the rate-equation and Tattersall
     estimates of Ueq and eKt/V.
 
@@ -63,10 +72,18 @@ def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours: float = 4.0) 
     out["ueq_network_sd"] = per_fold.std(axis=0, ddof=1) if len(per_fold) > 1 else np.nan
     out["ueq_network_min"] = per_fold.min(axis=0)
     out["ueq_network_max"] = per_fold.max(axis=0)
+    if level is not None:
+        out["ueq_network_pi_low"], out["ueq_network_pi_high"] = conformal.new_intervals(
+            run, x, "network", level, normalized=normalized)
     if run.target == data.STUDY_TARGET and set(KINETIC_INPUTS) <= set(frame.columns):
         upre, upos, pp, uf = (frame[c].to_numpy(dtype=np.float64) for c in KINETIC_INPUTS)
         weight = pp - uf
         out["ektv_network"] = ektv_from_ueq(out["ueq_network"], upre, uf, weight, t_hours)
+        if level is not None:
+            out["ektv_network_pi_low"] = ektv_from_ueq(out["ueq_network_pi_high"], upre, uf,
+                                                       weight, t_hours)
+            out["ektv_network_pi_high"] = ektv_from_ueq(out["ueq_network_pi_low"], upre, uf,
+                                                        weight, t_hours)
         out["spktv"] = kinetics.sp_ktv(upre, upos, uf, weight, t_hours)
         for method in KINETIC_METHODS:
             ueq = kinetics.predict_ueq(frame, method, t_hours)

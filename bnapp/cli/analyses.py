@@ -56,6 +56,9 @@ def register(sub) -> None:
     ana.add_argument("--folds", type=int, default=10, help="k of k-fold cross-validation")
     ana.add_argument("--epochs", type=int, default=200)
     ana.add_argument("--seed", type=int, default=0)
+    ana.add_argument("--interval", type=float, default=0.9,
+                     help="level of the CV+ prediction intervals in predictions.csv and "
+                          "coverage.csv (default 0.9)")
     _analysis_options(ana)
     ana.set_defaults(handler=cmd_analyze)
 
@@ -90,8 +93,8 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-def _train(args, spec: ArchSpec) -> tuple[RunResult, object]:
-    """The run, and its group labels (None unless the protocol is grouped)."""
+def _train(args, spec: ArchSpec) -> tuple[RunResult, object, object]:
+    """The run, its group labels (None unless the protocol is grouped) and its data set."""
     from bnapp.engine.train import TrainingDiverged
     from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET, DataError, load_dataset, require_rows
 
@@ -123,7 +126,7 @@ def _train(args, spec: ArchSpec) -> tuple[RunResult, object]:
         raise UserError(str(exc)) from exc
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    return run, groups
+    return run, groups, dataset
 
 
 def _write(out: Path, tables: dict, figures: dict) -> None:
@@ -139,18 +142,22 @@ def _write(out: Path, tables: dict, figures: dict) -> None:
     print(f"wrote {len(tables)} tables and {len(images)} figures (PNG + SVG) to {out}")
 
 
-def _analyze(args, run: RunResult, out: Path, groups=None) -> dict:
-    """Every table and figure of the run in out; groups.csv too when the run is grouped."""
-    from bnapp.report import run_report
+def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
+    """Every table and figure of the run in out, its model card, and groups.csv when the run is
+    grouped."""
+    from bnapp.report import model_card, run_report
 
     tables = run_report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
-                               seed=args.seed)
+                                   seed=args.seed, interval=args.interval)
     if groups is not None:
         from bnapp.analyses.groups import gamma_rank_agreement, unit_comparison
 
         tables["groups"] = unit_comparison(run, groups)
         tables["groups_gamma_rank"] = gamma_rank_agreement(run, groups)
     _write(out, tables, run_report.run_figures(run, tables))
+    card = model_card.model_card(run, tables, data_name=args.data.name,
+                                 dataset=dataset)
+    (out / "model_card.md").write_text(card, encoding="utf-8")
     pooled = tables["baselines"][tables["baselines"]["fold"] == "pooled"]
     print(pooled[["method", "n", "rmse", "mae", "bias", "r2"]].to_string(index=False))
     return tables
@@ -160,18 +167,21 @@ def cmd_analyze(args) -> int:
     from bnapp.analyses.importance import parameter_tables, side_by_side
     from bnapp.report import run_report
 
+    if not 0 < args.interval < 1:
+        raise UserError(f"--interval {args.interval}: give a level between 0 and 1, e.g. 0.9")
+
     # spec_from_args reads --mode: give it one it knows, the input mode is set below
     spec = spec_from_args(argparse.Namespace(**{**vars(args), "mode": INPUT_MODES[0]}))
     if args.mode != BOTH:
-        run, groups = _train(args, replace(spec, input_mode=args.mode))
-        _analyze(args, run, args.out, groups)
+        run, groups, dataset = _train(args, replace(spec, input_mode=args.mode))
+        _analyze(args, run, args.out, dataset, groups)
         return 0
     trained = {mode: _train(args, replace(spec, input_mode=mode)) for mode in INPUT_MODES}
-    runs = {mode: run for mode, (run, _) in trained.items()}
+    runs = {mode: run for mode, (run, _, _) in trained.items()}
     # what compare_input_modes returns, from the tables each run's own analysis computed
-    tables = side_by_side({mode: {**_analyze(args, run, args.out / mode, groups),
+    tables = side_by_side({mode: {**_analyze(args, run, args.out / mode, dataset, groups),
                                   **parameter_tables(run)}
-                           for mode, (run, groups) in trained.items()})
+                           for mode, (run, groups, dataset) in trained.items()})
     figures = run_report.gamma_figures(tables["sensitivity"], tables["fit_lines"], spec,
                                    runs["raw"].target, suffix=SIDE_BY_SIDE)
     _write(args.out, {f"{name}{SIDE_BY_SIDE}": table for name, table in tables.items()}, figures)

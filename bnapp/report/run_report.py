@@ -20,7 +20,8 @@ import altair as alt
 import pandas as pd
 
 from bnapp import __version__
-from bnapp.analyses import catalog
+from bnapp.analyses import agreement, catalog
+from bnapp.analyses.conformal import DEFAULT_LEVEL
 from bnapp.analyses.importance import (
     importance_tables,
     layer_rows,
@@ -34,7 +35,7 @@ from bnapp.engine.results import RunResult
 from bnapp.engine.train import Protocol
 from bnapp.intake.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
 from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
-from bnapp.report import charts, export, views
+from bnapp.report import agreement_charts, charts, export, model_card, views
 
 CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to
 # The tables the HTML report shows in full (the ZIP holds all of them): file stem -> heading.
@@ -45,18 +46,22 @@ REPORT_TABLES = {
     "association": "γ against importance: correlations with bootstrap intervals",
     "baselines": "Network against linear regression and the clinical formulas",
     "paired_comparison": "Network against each baseline, paired over folds",
+    "agreement": "Agreement with the measured value (Bland–Altman)",
+    "calibration": "Calibration: measured regressed on predicted",
+    "coverage": "Coverage of the prediction intervals on the test rows",
     "data_dropped_by_reason": "Rows dropped while reading the data, by reason",
 }
 Progress = Callable[[float, str], None]
 # Part of run_tables' cache key: raise it when its tables change shape, so a cached set of the
 # old shape is not served (the package version would also retire every cached run).
-RUN_TABLES_SCHEMA = 2
+RUN_TABLES_SCHEMA = 3  # 3: agreement, calibration, coverage, predictions
 
 
 def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
-               seed: int = 0) -> dict[str, pd.DataFrame]:
+               seed: int = 0, interval: float = DEFAULT_LEVEL) -> dict[str, pd.DataFrame]:
     """Every analysis table of a run, keyed by file stem; stages and sensitivity cover the input
-    and every hidden layer (told apart by the `layer` and `hidden_layer` columns)."""
+    and every hidden layer (told apart by the `layer` and `hidden_layer` columns); agreement,
+    calibration, coverage and predictions with prediction intervals at level `interval`."""
     found = importance_tables(run, n_permutations=n_permutations, n_boot=n_boot, seed=seed)
     quantiles = pd.concat([tag_layer(catalog.stage_summary(run, *layer), layer)
                            for layer in run_layers(run.spec)], ignore_index=True)
@@ -69,6 +74,7 @@ def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
         "paired_comparison": catalog.paired_comparison(run),
         "loss_curves": loss,
         "gamma_curves": gamma,
+        **model_card.trust_tables(run, interval),
     }
 
 
@@ -107,6 +113,23 @@ def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, al
         figures["loss"] = charts.loss_curves(tables["loss_curves"], target=run.target)
     if len(tables["gamma_curves"]):
         figures["gamma_trajectories"] = charts.gamma_trajectories(tables["gamma_curves"])
+    return figures | agreement_figures(run, tables)
+
+
+def agreement_figures(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
+    """Bland–Altman plot per method and quantity, calibration per quantity, interval coverage."""
+    points = agreement.agreement_points(run)
+    curves = agreement.calibration_curves(points)
+    figures = {}
+    for quantity in pd.unique(points["quantity"]):
+        for method in pd.unique(points["method"]):
+            figures[f"bland_altman_{method}_{quantity}"] = agreement_charts.bland_altman_chart(
+                points, tables["agreement"], method, quantity)
+        figures[f"calibration_{quantity}"] = agreement_charts.calibration_chart(
+            points, curves, tables["calibration"], quantity)
+    coverage = tables["coverage"]
+    figures["interval_coverage"] = agreement_charts.coverage_chart(coverage,
+                                                                   float(coverage["level"].iloc[0]))
     return figures
 
 
@@ -245,10 +268,11 @@ def _report_tables(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> dict[s
 
 def _html(run: RunResult, tables: Mapping[str, pd.DataFrame],
           figures: Mapping[str, alt.TopLevelMixin], *, data_name: str,
-          summary: Mapping[str, object], settings: Mapping[str, object]) -> str:
+          summary: Mapping[str, object], settings: Mapping[str, object],
+          card: str | None = None) -> str:
     return export.html_report(f"bnapp report: {run.spec.label} on {data_name}", summary=summary,
                               figures=figures, tables=_report_tables(run, tables),
-                              settings=settings)
+                              settings=settings, model_card=card)
 
 
 def report_html(run: RunResult, tables: Mapping[str, pd.DataFrame],
@@ -263,8 +287,9 @@ def report_html(run: RunResult, tables: Mapping[str, pd.DataFrame],
     """
     settings = reproduction_settings(run, run_key=run_key, data_name=data_name, dataset=dataset,
                                      options=options)
+    card = model_card.model_card(run, tables, data_name=data_name, dataset=dataset)
     return _html(run, tables, figures, data_name=data_name, settings=settings,
-                 summary=data_summary(run, data_name, dataset))
+                 summary=data_summary(run, data_name, dataset), card=card)
 
 
 @dataclass(frozen=True)
@@ -307,8 +332,10 @@ def build_export(run: RunResult, tables: Mapping[str, pd.DataFrame],
         if progress is not None:
             progress(i / len(figures), f"Drawing figure {i + 1} of {len(figures)}: {name}")
         drawn[name] = export.render(chart)
-    zipped = export.export_zip(drawn, all_tables)
-    html = _html(run, all_tables, drawn, data_name=data_name, summary=summary, settings=settings)
+    card = model_card.model_card(run, tables, data_name=data_name, dataset=dataset)
+    zipped = export.export_zip(drawn, all_tables, files={"model_card.md": card})
+    html = _html(run, all_tables, drawn, data_name=data_name, summary=summary, settings=settings,
+                 card=card)
     if progress is not None:
         progress(1.0, "Done")
     zip_name, html_name = export_names(data_name, run_key)
@@ -318,7 +345,8 @@ def build_export(run: RunResult, tables: Mapping[str, pd.DataFrame],
 def zip_contents(zip_bytes: bytes) -> pd.DataFrame:
     """file, what it is, size in kB: the listing of an export ZIP."""
     kinds = {".png": "figure (PNG image)", ".svg": "figure (SVG vector graphics)",
-             ".csv": "table (CSV)", ".xlsx": "table (Excel workbook)"}
+             ".csv": "table (CSV)", ".xlsx": "table (Excel workbook)",
+             ".md": "model card (Markdown)"}
     with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
         infos = archive.infolist()
     return pd.DataFrame({

@@ -186,3 +186,27 @@ def test_a_network_on_three_inputs_needs_only_those_in_the_file():
     out = predict_sessions(run, indexed_by_row(data.load_sessions(text.encode(), run.features)))
     np.testing.assert_allclose(out["ueq_network"], run.ensemble_predictions(
         np.array([[150, 50, 2], [120, 40, 1.5]])).mean(axis=0), rtol=1e-12)
+
+
+def test_predictions_carry_the_cv_plus_interval_and_the_dose_it_implies():
+    from bnapp.analyses import conformal
+
+    run = demo_run().run
+    frame = pd.DataFrame(run.X[:4], columns=FEATURES)
+    out = predict_sessions(run, frame, level=0.8)
+    low, high = conformal.new_intervals(run, run.X[:4], "network", 0.8)
+    assert np.allclose(out["ueq_network_pi_low"], low)
+    assert np.allclose(out["ueq_network_pi_high"], high)
+    assert (out["ueq_network_pi_low"] < out["ueq_network"]).all()
+    # a higher Ueq is a lower dose: the eKt/V interval's low end comes from Ueq's high end
+    w = frame["PP"] - frame["UF"]
+    assert np.allclose(out["ektv_network_pi_low"],
+                       ektv_from_ueq(high, frame["Upre"], frame["UF"], w))
+    assert (out["ektv_network_pi_low"] < out["ektv_network"]).all()
+    assert (out["ektv_network"] < out["ektv_network_pi_high"]).all()
+    wider = predict_sessions(run, frame, level=0.95)
+    assert (wider["ueq_network_pi_high"] >= out["ueq_network_pi_high"]).all()
+    assert "ueq_network_pi_low" not in predict_sessions(run, frame, level=None).columns
+    shown, labels = in_units(out, "mmol/L")
+    assert shown["ueq_network_pi_low"].to_numpy() == pytest.approx(low / 6.006)
+    assert labels["ueq_network_pi_low"] == "Ueq, prediction interval low (urea mmol/L)"

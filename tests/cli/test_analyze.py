@@ -74,7 +74,10 @@ def test_analyze_writes_every_figure_as_png_and_svg(urea_csv, tmp_path):
                 *(f"{figure}_{stem}" for figure in ("stages", "parameters")
                   for stem in ("input", "hidden1", "hidden2")),
                 *(f"gamma_vs_bias_{stem}_{mode}" for stem in ("input", "hidden1", "hidden2")
-                  for mode in ("zero", "mean", "permutation"))}
+                  for mode in ("zero", "mean", "permutation")),
+                *(f"bland_altman_{method}_{quantity}" for quantity in ("Ueq", "eKtV")
+                  for method in ("network", "linear_regression", "rate_equation", "tattersall")),
+                "calibration_Ueq", "calibration_eKtV", "interval_coverage"}
     assert {p.stem for p in out.glob("*.png")} == expected
     assert {p.stem for p in out.glob("*.svg")} == expected
     for name in expected:

@@ -267,7 +267,8 @@ def test_zip_holds_every_figure_and_table_in_both_formats(demo):
     listing = run_report.zip_contents(bundle.zip_bytes)
     assert sorted(listing["file"]) == sorted(files)
     assert set(listing["content"]) == {"figure (PNG image)", "figure (SVG vector graphics)",
-                                       "table (CSV)", "table (Excel workbook)"}
+                                       "table (CSV)", "table (Excel workbook)",
+                                       "model card (Markdown)"}
     assert bundle.has_validation_report
 
 

@@ -158,8 +158,27 @@ def check_sensitivity(page) -> None:
     assert len(png) > 5_000, "the PNG is suspiciously small for a scatter"
 
 
+def check_agreement(page) -> None:
+    """Issue 16: a Bland–Altman plot drawn, with its PNG download, and the agreement table."""
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_text("How to read a Bland–Altman plot").first.wait_for(timeout=30_000)
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    chart.locator("canvas, svg").first.wait_for(timeout=30_000)
+    png = download(page, '[class*="st-key-png-bland_altman_network_Ueq"] button')
+    assert png.startswith(PNG_SIGNATURE), f"the Bland–Altman PNG is not a PNG: {png[:16]!r}"
+    assert table_rows(page, 0) == 8, "agreement: 4 methods x (Ueq, eKt/V)"
+
+
+def check_predict(page) -> None:
+    """Issue 16: the typed patient's Ueq comes with its prediction interval and the dose's."""
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "90% prediction interval:" in text, "Predict: no interval around the network's Ueq"
+    assert "90% interval:" in text, "Predict: no eKt/V interval"
+
+
 CHECKS = {"stages": check_stages, "parameters": check_parameters,
-          "sensitivity": check_sensitivity}
+          "sensitivity": check_sensitivity, "agreement": check_agreement,
+          "predict": check_predict}
 
 
 # ------------------------------------------------------------------------------------ reload

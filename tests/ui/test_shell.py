@@ -14,7 +14,7 @@ from bnapp.ui.widgets import escape_md
 from tests.apptest import app_at, demo_run
 
 PAGES = ("data", "train", "stages", "parameters", "sensitivity", "grid", "baselines",
-         "predict", "export")
+         "agreement", "predict", "export")
 
 
 def sidebar_text(at) -> str:

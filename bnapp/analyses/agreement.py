@@ -1,0 +1,168 @@
+"""Agreement with the measured value (Bland–Altman) and calibration, for the network and baselines.
+
+Bland–Altman (Bland JM, Altman DG, "Measuring agreement in method comparison studies", Stat
+Methods Med Res 1999;8:135-160): differences d = method - measured against the pair's mean;
+bias = mean(d), 95 % limits of agreement bias ± 1.96 SD(d). Their confidence intervals:
+
+- "exact" (the default): Carkeet A, "Exact parametric confidence intervals for Bland-Altman
+  limits of agreement", Optom Vis Sci 2015;92:e71-e80. A limit estimates the normal percentile
+  mu ± 1.96 sigma; its exact CI is bias ± SD · t'/sqrt(n), t' the quantiles of the non-central
+  t distribution with n - 1 degrees of freedom and non-centrality 1.96 sqrt(n) (the one-sided
+  tolerance factor), from scipy.stats.nct.
+- "approximate": Bland & Altman 1999: Var(limit) ≈ SD² (1/n + 1.96²/(2(n-1))),
+  limit ± t_{n-1} · sqrt(Var).
+
+Proportional bias: the ordinary least-squares slope of d on the pair's mean, with its CI (a
+slope away from 0 means the disagreement grows with the level). Calibration: measured regressed
+on predicted (statsmodels OLS), ideally intercept 0 and slope 1, with a LOWESS curve.
+
+Every method is judged on the test rows of the run's folds (`baselines.fold_predictions`); a row
+tested by several models (repeated k-fold, the study's random splits) enters once, with the mean
+of its predictions, so the pairs stay independent. eKt/V: each method's Ueq turned into the dose
+it implies (Daugirdas' formula with Ueq in place of Upos), against the dose of the measured Ueq.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+from statsmodels.nonparametric.smoothers_lowess import lowess
+
+from bnapp.analyses.baselines import KINETIC_INPUTS, fold_predictions
+from bnapp.engine.results import RunResult
+from bnapp.intake import kinetics
+from bnapp.intake.data import STUDY_TARGET
+
+LOA_Z = 1.96  # Bland and Altman's multiplier for 95 % limits
+CI_METHODS = ("exact", "approximate")
+QUANTITIES = ("Ueq", "eKtV")
+LOWESS_FRAC = 0.6  # as the study's γ figures
+AGREEMENT_COLUMNS = ["method", "quantity", "bias", "loa_low", "loa_high", "loa_low_ci_low",
+                     "loa_low_ci_high", "loa_high_ci_low", "loa_high_ci_high", "n",
+                     "bias_ci_low", "bias_ci_high", "sd", "proportional_slope",
+                     "proportional_slope_ci_low", "proportional_slope_ci_high",
+                     "proportional_p", "ci_method"]
+
+
+def _ols(x: np.ndarray, y: np.ndarray, level: float) -> dict[str, float]:
+    fit = sm.OLS(y, sm.add_constant(x, has_constant="add")).fit()
+    ci = fit.conf_int(alpha=1 - level)
+    return {"intercept": fit.params[0], "intercept_ci_low": ci[0, 0], "intercept_ci_high": ci[0, 1],
+            "slope": fit.params[1], "slope_ci_low": ci[1, 0], "slope_ci_high": ci[1, 1],
+            "slope_p": fit.pvalues[1]}
+
+
+def limits_of_agreement(predicted, measured, *, ci_method: str = "exact",
+                        level: float = 0.95) -> dict[str, float]:
+    """Bias, 95 % limits of agreement with their `level` CIs, and proportional bias for one
+    method; pairs with a NaN are left out (n counts the rest)."""
+    if ci_method not in CI_METHODS:
+        raise ValueError(f"ci_method must be one of {CI_METHODS}, not {ci_method!r}")
+    p, m = np.asarray(predicted, dtype=np.float64), np.asarray(measured, dtype=np.float64)
+    ok = np.isfinite(p) & np.isfinite(m)
+    d, mean = p[ok] - m[ok], (p[ok] + m[ok]) / 2
+    n = len(d)
+    out = {"n": n, "ci_method": ci_method}
+    if n < 3:  # an SD and a regression need at least three pairs
+        return out | dict.fromkeys(AGREEMENT_COLUMNS[2:9] + AGREEMENT_COLUMNS[10:17], np.nan)
+    bias, sd = float(d.mean()), float(d.std(ddof=1))
+    q = 0.5 + level / 2
+    t = stats.t.ppf(q, n - 1)
+    low, high = bias - LOA_Z * sd, bias + LOA_Z * sd
+    if ci_method == "exact":
+        # Carkeet 2015: the CI of mu + z sigma is bias + sd t'_{n-1, z sqrt(n)}(p) / sqrt(n)
+        lo_f, hi_f = stats.nct.ppf([1 - q, q], n - 1, LOA_Z * math.sqrt(n)) / math.sqrt(n)
+        high_ci = (bias + sd * lo_f, bias + sd * hi_f)
+        low_ci = (bias - sd * hi_f, bias - sd * lo_f)
+    else:
+        se = sd * math.sqrt(1 / n + LOA_Z**2 / (2 * (n - 1)))
+        high_ci = (high - t * se, high + t * se)
+        low_ci = (low - t * se, low + t * se)
+    slope = _ols(mean, d, level)
+    return out | {
+        "bias": bias, "loa_low": low, "loa_high": high,
+        "loa_low_ci_low": low_ci[0], "loa_low_ci_high": low_ci[1],
+        "loa_high_ci_low": high_ci[0], "loa_high_ci_high": high_ci[1],
+        "bias_ci_low": bias - t * sd / math.sqrt(n), "bias_ci_high": bias + t * sd / math.sqrt(n),
+        "sd": sd, "proportional_slope": slope["slope"],
+        "proportional_slope_ci_low": slope["slope_ci_low"],
+        "proportional_slope_ci_high": slope["slope_ci_high"], "proportional_p": slope["slope_p"],
+    }
+
+
+def calibration_line(predicted, measured, *, level: float = 0.95) -> dict[str, float]:
+    """measured = intercept + slope · predicted by OLS, with `level` CIs (ideal: 0 and 1)."""
+    p, m = np.asarray(predicted, dtype=np.float64), np.asarray(measured, dtype=np.float64)
+    ok = np.isfinite(p) & np.isfinite(m)
+    fit = _ols(p[ok], m[ok], level) if ok.sum() >= 3 else {}
+    return {"n": int(ok.sum()), **{k: fit.get(k, np.nan) for k in (
+        "intercept", "intercept_ci_low", "intercept_ci_high", "slope", "slope_ci_low",
+        "slope_ci_high")}}
+
+
+def _has_dose(run: RunResult) -> bool:
+    return run.target == STUDY_TARGET and set(KINETIC_INPUTS) <= set(run.features)
+
+
+def agreement_points(run: RunResult, preds: pd.DataFrame | None = None) -> pd.DataFrame:
+    """DataFrame[method, quantity, row, measured, predicted, mean, difference]: one line per
+    method, quantity and test row (a row's predictions averaged over the models that tested it).
+    quantity: the run's target (Ueq for the study), and eKtV when the run predicts Ueq from
+    Upre, Upos, PP and UF among its inputs."""
+    preds = fold_predictions(run) if preds is None else preds
+    per_row = (preds.groupby(["method", "row"], sort=False)
+               .agg(measured=("truth", "first"), predicted=("prediction", "mean")).reset_index())
+    parts = [per_row.assign(quantity=run.target)]
+    if _has_dose(run):
+        cols = {c: run.features.index(c) for c in KINETIC_INPUTS}
+        x = run.X[per_row["row"].to_numpy()]
+        upre, uf = x[:, cols["Upre"]], x[:, cols["UF"]]
+        weight = x[:, cols["PP"]] - uf
+
+        def dose(ueq):
+            return kinetics.sp_ktv(upre, np.asarray(ueq, dtype=np.float64), uf, weight)
+
+        parts.append(per_row.assign(quantity="eKtV", measured=dose(per_row["measured"]),
+                                    predicted=dose(per_row["predicted"])))
+    out = pd.concat(parts, ignore_index=True)
+    out["mean"] = (out["predicted"] + out["measured"]) / 2
+    out["difference"] = out["predicted"] - out["measured"]
+    return out[["method", "quantity", "row", "measured", "predicted", "mean", "difference"]]
+
+
+def agreement(run: RunResult, *, ci_method: str = "exact", level: float = 0.95,
+              points: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The agreement table: one line per method and quantity (columns AGREEMENT_COLUMNS)."""
+    points = agreement_points(run) if points is None else points
+    rows = [{"method": method, "quantity": quantity,
+             **limits_of_agreement(g["predicted"], g["measured"], ci_method=ci_method, level=level)}
+            for (method, quantity), g in points.groupby(["method", "quantity"], sort=False)]
+    return pd.DataFrame(rows)[AGREEMENT_COLUMNS]
+
+
+def calibration(run: RunResult, *, level: float = 0.95,
+                points: pd.DataFrame | None = None) -> pd.DataFrame:
+    """DataFrame[method, quantity, n, intercept (+ CI), slope (+ CI)]: measured on predicted."""
+    points = agreement_points(run) if points is None else points
+    rows = [{"method": method, "quantity": quantity,
+             **calibration_line(g["predicted"], g["measured"], level=level)}
+            for (method, quantity), g in points.groupby(["method", "quantity"], sort=False)]
+    return pd.DataFrame(rows)
+
+
+def calibration_curves(points: pd.DataFrame, frac: float = LOWESS_FRAC) -> pd.DataFrame:
+    """DataFrame[method, quantity, predicted, lowess]: LOWESS of measured on predicted."""
+    parts = []
+    for (method, quantity), g in points.dropna(subset=["predicted", "measured"]).groupby(
+            ["method", "quantity"], sort=False):
+        if len(g) < 3:
+            continue
+        fit = lowess(g["measured"].to_numpy(), g["predicted"].to_numpy(), frac=frac)
+        parts.append(pd.DataFrame({"method": method, "quantity": quantity,
+                                   "predicted": fit[:, 0], "lowess": fit[:, 1]}))
+    return (pd.concat(parts, ignore_index=True) if parts
+            else pd.DataFrame(columns=["method", "quantity", "predicted", "lowess"]))

@@ -1,0 +1,128 @@
+"""Altair figures of agreement: Bland–Altman plots, calibration, and interval coverage."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from bnapp.intake.units import target_unit
+from bnapp.report.charts import METHOD_LABELS, OKABE_ITO, WIDTH, _finish, _message_chart, _sample
+
+PANEL = 280  # side of one calibration panel
+
+
+def _method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def _unit(quantity: str) -> str:
+    """'Ueq, mg/dL'; eKt/V has no unit; any other target in its own ('y, units of y')."""
+    return "eKt/V (dimensionless)" if quantity == "eKtV" else f"{quantity}, {target_unit(quantity)}"
+
+
+def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
+                       quantity: str = "Ueq") -> alt.TopLevelMixin:
+    """Difference (method − measured) against the pair's mean, with the bias, the 95 % limits
+    of agreement, their confidence intervals as shaded bands and the proportional-bias line."""
+    title = f"Bland–Altman: {_method_label(method)}, {quantity}"
+    rows = points[(points["method"] == method) & (points["quantity"] == quantity)]
+    rows = rows.dropna(subset=["mean", "difference"])
+    found = table[(table["method"] == method) & (table["quantity"] == quantity)]
+    if rows.empty or found.empty or pd.isna(found.iloc[0]["bias"]):
+        return _message_chart(title, "Too few test rows with a value for this method.")
+    stats = found.iloc[0]
+    unit = _unit(quantity)
+    x = alt.X("mean:Q", title=f"mean of method and measured ({unit})", scale=alt.Scale(zero=False))
+    y = alt.Y("difference:Q", title=f"method − measured ({unit})")
+    dots = alt.Chart(_sample(rows)).mark_circle(size=30, opacity=0.6, color=OKABE_ITO[3]).encode(
+        x=x, y=y, tooltip=[alt.Tooltip("mean:Q", format=".3g"),
+                           alt.Tooltip("difference:Q", format=".3g")])
+    lines = pd.DataFrame({
+        "what": ["bias", "lower limit", "upper limit"],
+        "value": [stats["bias"], stats["loa_low"], stats["loa_high"]],
+        "low": [stats["bias_ci_low"], stats["loa_low_ci_low"], stats["loa_high_ci_low"]],
+        "high": [stats["bias_ci_high"], stats["loa_low_ci_high"], stats["loa_high_ci_high"]],
+    })
+    bands = alt.Chart(lines).mark_rect(opacity=0.15, color=OKABE_ITO[4]).encode(
+        y="low:Q", y2="high:Q")
+    rules = alt.Chart(lines).mark_rule(strokeWidth=1.5).encode(
+        y="value:Q", strokeDash=alt.condition(alt.datum.what == "bias", alt.value([1, 0]),
+                                              alt.value([6, 4])),
+        color=alt.value(OKABE_ITO[4]),
+        tooltip=[alt.Tooltip("what:N"), alt.Tooltip("value:Q", format=".3g"),
+                 alt.Tooltip("low:Q", title="CI low", format=".3g"),
+                 alt.Tooltip("high:Q", title="CI high", format=".3g")])
+    labels = alt.Chart(lines).mark_text(align="right", dy=-6, fontSize=11, color="#333333").encode(
+        y="value:Q", x=alt.value(WIDTH - 180),
+        text=alt.Text("label:N")).transform_calculate(
+        label="datum.what + ' ' + format(datum.value, '.3g')")
+    trend = dots.transform_regression("mean", "difference").mark_line(
+        color="#555555", strokeDash=[2, 2])
+    chart = alt.layer(bands, rules, dots, trend, labels).properties(width=WIDTH - 180, height=300)
+    return _finish(chart, title, [
+        f"n = {int(stats['n'])} test rows; bias {stats['bias']:.3g}, 95 % limits of agreement "
+        f"{stats['loa_low']:.3g} to {stats['loa_high']:.3g}",
+        f"Shaded: 95 % CIs ({stats['ci_method']}); dotted: proportional bias, slope "
+        f"{stats['proportional_slope']:.3g} [{stats['proportional_slope_ci_low']:.3g}, "
+        f"{stats['proportional_slope_ci_high']:.3g}]"])
+
+
+def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.DataFrame,
+                      quantity: str = "Ueq") -> alt.TopLevelMixin:
+    """Measured against predicted, one panel per method: identity line, LOWESS, and the
+    calibration slope and intercept in the panel's title."""
+    unit = _unit(quantity)
+    rows = points[points["quantity"] == quantity].dropna(subset=["predicted", "measured"])
+    if rows.empty:
+        return _message_chart(f"Calibration, {quantity}", "No test rows with a value.")
+    lo = float(min(rows["predicted"].min(), rows["measured"].min()))
+    hi = float(max(rows["predicted"].max(), rows["measured"].max()))
+    scale = alt.Scale(domain=[lo, hi], zero=False, nice=False)
+    panels = []
+    for i, method in enumerate(pd.unique(rows["method"])):
+        mine = rows[rows["method"] == method]
+        fit = table[(table["method"] == method) & (table["quantity"] == quantity)].iloc[0]
+        dots = alt.Chart(_sample(mine)).mark_circle(size=22, opacity=0.55,
+                                                    color=OKABE_ITO[i % len(OKABE_ITO)]).encode(
+            x=alt.X("predicted:Q", title=f"predicted ({unit})", scale=scale),
+            y=alt.Y("measured:Q", title=f"measured ({unit})", scale=scale))
+        identity = alt.Chart(pd.DataFrame({"v": [lo, hi]})).mark_line(
+            color="#888888", strokeDash=[4, 4]).encode(x="v:Q", y="v:Q")
+        curve = curves[(curves["method"] == method) & (curves["quantity"] == quantity)]
+        smooth = alt.Chart(curve).mark_line(color="#000000", strokeWidth=2).encode(
+            x="predicted:Q", y="lowess:Q")
+        panels.append(alt.layer(identity, dots, smooth).properties(
+            width=PANEL, height=PANEL, title=alt.TitleParams(
+                _method_label(method), subtitle=f"slope {fit['slope']:.3g} [{fit['slope_ci_low']:.3g}, "
+                f"{fit['slope_ci_high']:.3g}], intercept {fit['intercept']:.3g}", fontSize=13)))
+    chart = alt.concat(*panels, columns=2)
+    return _finish(chart, f"Calibration: measured against predicted {quantity}", [
+        "Dashed: identity (perfect calibration); black: LOWESS (frac 0.6). Slope and intercept "
+        "from measured = intercept + slope · predicted, 95 % CIs in brackets."])
+
+
+def coverage_chart(coverage: pd.DataFrame, level: float) -> alt.TopLevelMixin:
+    """Share of test rows inside their prediction interval, per method: the pooled bar and one
+    dot per fold, against the nominal level."""
+    # too few rows for the level give unbounded intervals: no width to draw (JSON has no inf)
+    data = coverage.replace([np.inf, -np.inf], np.nan)
+    data = data.assign(label=data["method"].map(_method_label).fillna(data["method"]))
+    order = list(pd.unique(data["label"]))
+    pooled, folds = data[data["fold"] == "pooled"], data[data["fold"] != "pooled"]
+    y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
+    x = alt.X("coverage:Q", title="coverage (share of test rows inside the interval)",
+              scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
+    bars = alt.Chart(pooled).mark_bar(opacity=0.5, height=22).encode(
+        x=x, y=y, color=alt.Color("label:N", sort=order, legend=None,
+                                  scale=alt.Scale(domain=order, range=list(OKABE_ITO[:len(order)]))),
+        tooltip=[alt.Tooltip("label:N", title="method"), alt.Tooltip("n:Q"),
+                 alt.Tooltip("coverage:Q", format=".1%"),
+                 alt.Tooltip("mean_width:Q", title="mean width", format=".3g")])
+    dots = alt.Chart(folds).mark_point(size=40, filled=True, opacity=0.8, color="#333333").encode(
+        x="coverage:Q", y=y, tooltip=[alt.Tooltip("fold:N"), alt.Tooltip("coverage:Q", format=".1%")])
+    nominal = alt.Chart(pd.DataFrame({"level": [level]})).mark_rule(
+        color=OKABE_ITO[4], strokeDash=[6, 4], strokeWidth=2).encode(x="level:Q")
+    chart = alt.layer(bars, dots, nominal).properties(width=WIDTH - 180, height=52 * len(order))
+    return _finish(chart, f"Coverage of the {level:.0%} prediction intervals",
+                   "Bar: all test rows pooled; dots: one per fold; dashed: the nominal level.")

@@ -1,0 +1,235 @@
+"""The model card of a run (Markdown) and the agreement/interval tables it reports.
+
+After Mitchell et al., "Model cards for model reporting" (FAT* 2019): what the model is for and
+not for, the data it learned from, how it was validated, how well it did beside the formulas a
+clinician already uses, how far to trust one prediction, and its known limits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bnapp import __version__
+from bnapp.analyses import agreement, conformal
+from bnapp.analyses.baselines import fold_predictions, quality
+from bnapp.engine.results import RunResult
+from bnapp.intake.data import Dataset, dropped_summary
+from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
+from bnapp.report.charts import METHOD_LABELS
+
+NOT_A_DEVICE = ("bnapp is a research tool, not a medical device: its predictions are not "
+                "certified for, and must not by themselves drive, clinical decisions.")
+# extra columns that name the dialysis unit of a session (the study's file has `centro`)
+UNIT_COLUMN = re.compile(r"^(centro|center|centre|unit|site|hospital|unidad)$", re.IGNORECASE)
+DATE_COLUMN = re.compile(r"date|fecha|datum", re.IGNORECASE)
+KNOWN_LIMITS = (
+    "The study's cohort is small (109 usable sessions) and from one country, with two dialysis "
+    "units; a network trained on it, or on a file of similar size, may not transfer to other "
+    "units, populations or laboratory methods. Validate on your own unit before relying on it.",
+    "The rate equation used as a baseline (Daugirdas–Schneditz) is the one for an arterial "
+    "access; for a venous access (catheter) its coefficients differ, and the comparison is "
+    "unfair to it there.",
+    "Every formula assumes a session of the length entered (the study's: 4 h) and a Ueq drawn "
+    "60 minutes after its end; other timings change what Ueq means.",
+    "Inputs outside the range of the training data are an extrapolation (the Predict page "
+    "flags them); the network has not seen such sessions.",
+    "Cross-validation estimates come from the same file the network was trained on: sessions "
+    "of one patient in both training and test rows make them optimistic unless a grouped "
+    "protocol is used.",
+)
+
+
+def trust_tables(run: RunResult, level: float = conformal.DEFAULT_LEVEL) -> dict[str, pd.DataFrame]:
+    """agreement, calibration, coverage (held-out CV+ intervals at `level`, per fold and pooled,
+    every method) and predictions (the network's test rows with their interval)."""
+    preds = fold_predictions(run)
+    points = agreement.agreement_points(run, preds)
+    intervals = conformal.held_out_intervals(run, level, preds=preds)
+    return {
+        "agreement": agreement.agreement(run, points=points),
+        "calibration": agreement.calibration(run, points=points),
+        "coverage": conformal.coverage(intervals, level),
+        "predictions": conformal.network_predictions(run, level),
+    }
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table; cells are numbers or bnapp's own words, with | escaped
+    (a file's column name may reach a cell)."""
+    def cell(v: object) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if pd.isna(v) else f"{v:.4g}"
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    head = "| " + " | ".join(cell(c) for c in df.columns) + " |"
+    rule = "|" + "---|" * len(df.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _method(m: str) -> str:
+    return METHOD_LABELS.get(m, m)
+
+
+def _performance(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Pooled RMSE and MAE per method, the mean per-fold RMSE with a t-interval over folds, and
+    the paired difference to the network (Nadeau–Bengio corrected CI)."""
+    base = tables["baselines"]
+    paired = tables.get("paired_comparison", pd.DataFrame(columns=["baseline"])).set_index("baseline")
+    rows = []
+    for method, g in base.groupby("method", sort=False):
+        pooled = g[g["fold"] == "pooled"].iloc[0]
+        folds = g.loc[g["fold"] != "pooled", "rmse"].to_numpy(float)
+        half = (stats.t.ppf(0.975, len(folds) - 1) * folds.std(ddof=1) / np.sqrt(len(folds))
+                if len(folds) > 1 else np.nan)
+        row = {"method": _method(method), "test rows": int(pooled["n"]),
+               "pooled RMSE": pooled["rmse"], "pooled MAE": pooled["mae"],
+               "mean error": pooled["mean_error"],
+               "fold RMSE, mean [95% CI]": f"{folds.mean():.3g} [{folds.mean() - half:.3g}, "
+                                           f"{folds.mean() + half:.3g}]"}
+        if method in paired.index:
+            p = paired.loc[method]
+            row["network − this RMSE [95% CI]"] = (f"{p['difference']:.3g} [{p['ci_low']:.3g}, "
+                                                   f"{p['ci_high']:.3g}]")
+        else:
+            row["network − this RMSE [95% CI]"] = ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _agreement(table: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "method": table["method"].map(_method), "quantity": table["quantity"], "n": table["n"],
+        "bias [95% CI]": [f"{r.bias:.3g} [{r.bias_ci_low:.3g}, {r.bias_ci_high:.3g}]"
+                          for r in table.itertuples()],
+        "lower limit [95% CI]": [f"{r.loa_low:.3g} [{r.loa_low_ci_low:.3g}, {r.loa_low_ci_high:.3g}]"
+                                 for r in table.itertuples()],
+        "upper limit [95% CI]": [f"{r.loa_high:.3g} [{r.loa_high_ci_low:.3g}, "
+                                 f"{r.loa_high_ci_high:.3g}]" for r in table.itertuples()],
+        "proportional bias slope [95% CI]": [
+            f"{r.proportional_slope:.3g} [{r.proportional_slope_ci_low:.3g}, "
+            f"{r.proportional_slope_ci_high:.3g}]" for r in table.itertuples()],
+    })
+    return out
+
+
+def _coverage(table: pd.DataFrame) -> pd.DataFrame:
+    pooled = table[table["fold"] == "pooled"]
+    per_fold = table[table["fold"] != "pooled"].groupby("method", sort=False)["coverage"]
+    return pd.DataFrame({
+        "method": pooled["method"].map(_method).to_numpy(), "test rows": pooled["n"].to_numpy(),
+        "pooled coverage": [f"{c:.1%}" for c in pooled["coverage"]],
+        "fold coverage, lowest–highest": [f"{per_fold.min()[m]:.0%}–{per_fold.max()[m]:.0%}"
+                                          for m in pooled["method"]],
+        "mean interval width": pooled["mean_width"].to_numpy(),
+    })
+
+
+def unit_column(dataset: Dataset | None) -> str | None:
+    """The extra column naming each session's dialysis unit, if the file has one."""
+    if dataset is None:
+        return None
+    return next((c for c in dataset.extra_columns if UNIT_COLUMN.match(str(c))), None)
+
+
+def _date_range(dataset: Dataset) -> str | None:
+    for col in dataset.extra_columns:
+        if DATE_COLUMN.search(str(col)):
+            dates = pd.to_datetime(dataset.frame[col], errors="coerce", dayfirst=True)
+            if dates.notna().any():
+                return f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d} (column {col})"
+    return None
+
+
+def subgroup_table(run: RunResult, dataset: Dataset | None) -> pd.DataFrame | None:
+    """Test-row RMSE, MAE and mean error of every method per dialysis unit, when the file names
+    the unit and `dataset` is the run's own data (its rows are the run's rows)."""
+    col = unit_column(dataset)
+    if col is None or run.row_ids is None or len(dataset.row_numbers) != len(run.y) or not (
+            np.array_equal(dataset.row_numbers, run.row_ids)):
+        return None
+    preds = fold_predictions(run)
+    units = dataset.frame[col]
+    if pd.api.types.is_float_dtype(units) and (units.dropna() % 1 == 0).all():
+        units = units.astype("Int64")  # unit 1, not 1.0
+    preds["unit"] = units.astype(str).to_numpy()[preds["row"].to_numpy()]
+    rows = []
+    for (unit, method), g in preds.dropna(subset=["prediction"]).groupby(["unit", "method"],
+                                                                         sort=True):
+        q = quality(g["truth"].to_numpy(), g["prediction"].to_numpy())
+        rows.append({col: unit, "method": _method(method), "test rows": q["n"],
+                     "RMSE": q["rmse"], "MAE": q["mae"], "mean error": q["mean_error"]})
+    return pd.DataFrame(rows)
+
+
+def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name: str,
+               dataset: Dataset | None = None, level: float | None = None) -> str:
+    """The run's model card in Markdown. tables: run_tables' output (baselines,
+    paired_comparison, agreement, coverage); dataset: the run's own data set, or None when it is
+    not at hand (then what was dropped while reading is left out)."""
+    spec, protocol = run.spec, run.protocol
+    counts = spec.param_counts(len(run.features))
+    unit = LIBRARY_UNITS.get(run.target, "")
+    cov = tables["coverage"]
+    level = float(cov["level"].iloc[0]) if level is None and len(cov) else level
+    lines = [f"# Model card: {spec.label} predicting {run.target}", "",
+             f"Generated by bnapp {__version__}.", "",
+             "## Intended use", "",
+             f"Estimate the equilibrated post-dialysis urea ({run.target}) from values already "
+             "taken during a session, and the dose (eKt/V) it implies, so that a research team "
+             "can study how a BatchNormalization input layer weighs those values and how the "
+             "network compares with the clinical formulas.", "", f"**{NOT_A_DEVICE}**", "",
+             "## Data", ""]
+    lines.append(f"- Data set: {data_name}")
+    if dataset is not None:
+        lines += [f"- Rows read: {dataset.n_read}; usable: {dataset.n_usable}; dropped: "
+                  f"{dataset.n_dropped}",
+                  f"- Urea units in the file: {UNIT_LABELS.get(dataset.units, dataset.units)}"]
+        reasons = dropped_summary(dataset)
+        if len(reasons):
+            lines += ["- Dropped rows by reason:"] + [f"  - {r}: {n}" for r, n in zip(
+                reasons["reason"], reasons["count"], strict=True)]
+        dates = _date_range(dataset)
+        lines.append(f"- Date range: {dates}" if dates else "- Date range: no date column")
+    else:
+        lines.append("- Rows read and dropped: not known here (the data set was not loaded)")
+    lines += [f"- Rows used: {len(run.y)}",
+              "- Inputs: " + ", ".join(f"{f} ({LIBRARY_UNITS[f]})" if f in LIBRARY_UNITS else f
+                                       for f in run.features),
+              f"- Target: {run.target}" + (f" ({unit})" if unit else ""), "",
+              "## Architecture and validation", "",
+              f"- Network: {spec.label}; {counts.trainable} trainable parameters and "
+              f"{counts.non_trainable} BN moving statistics ({counts.total} in all)",
+              f"- Validation: {run.label}; protocol {dict(protocol)}",
+              "- Every figure below is computed on test rows, each predicted by a model that did "
+              "not train on it.", "",
+              "## Performance beside the clinical formulas", "",
+              _md_table(_performance(tables)), "",
+              "Fold CIs are t-intervals over folds (optimistic: folds share training rows); the "
+              "network − formula difference uses Nadeau and Bengio's corrected variance.", "",
+              "## Agreement with the measured value (Bland–Altman)", "",
+              _md_table(_agreement(tables["agreement"])), "",
+              "Differences are method − measured; limits of agreement are bias ± 1.96 SD, their "
+              "CIs " + ("exact (Carkeet 2015)" if (tables["agreement"]["ci_method"] == "exact").all()
+                        else "approximate (Bland & Altman 1999)") + ". eKt/V is the dose each "
+              "Ueq implies by Daugirdas' formula.", "",
+              "## Prediction intervals and their coverage", ""]
+    if len(cov):
+        lines += [f"{level:.0%} CV+ prediction intervals (Barber et al. 2021) from the "
+                  "cross-validation residuals. Coverage is the share of test rows inside an "
+                  "interval built without them (nominal: "
+                  f"{level:.0%}).", "", _md_table(_coverage(cov)), ""]
+    lines += ["## Subgroups and dialysis units", ""]
+    groups = subgroup_table(run, dataset)
+    if groups is None:
+        lines.append("No column naming the dialysis unit was found with this run's data, so no "
+                     "per-unit results are given; performance may differ between units.")
+    else:
+        lines += [_md_table(groups), "", "Per-unit results on the test rows of the same folds; "
+                  "a leave-one-unit-out protocol tests transfer to an unseen unit."]
+    lines += ["", "## Known limits", ""] + [f"- {text}" for text in KNOWN_LIMITS]
+    return "\n".join(lines) + "\n"

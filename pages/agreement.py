@@ -1,0 +1,107 @@
+"""Agreement: Bland–Altman, calibration and prediction-interval coverage of every method."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bnapp.analyses import agreement, conformal
+from bnapp.intake.units import target_unit
+from bnapp.report import agreement_charts
+from bnapp.report.charts import METHOD_LABELS
+from bnapp.ui import widgets
+
+QUANTITIES = {"Ueq": "equilibrated urea Ueq (mg/dL)", "eKtV": "the dose it implies, eKt/V"}
+# the predicted column is the run's target: Ueq for the study, anything for another run
+CI_METHODS = {"exact": "exact (Carkeet 2015, non-central t)",
+              "approximate": "approximate (Bland & Altman 1999)"}
+READING = """
+**How to read a Bland–Altman plot.** Each dot is one test session: across, the mean of the
+method and the measured value; up, how far the method is from the measured value. The solid
+line is the bias (the average error) and the dashed lines the 95 % limits of agreement: 95 % of
+sessions should fall between them, so ask whether a difference that large would change your
+decision. The shaded bands are the limits' confidence intervals (how sure we are of the limits
+with this many sessions); a dotted line that slopes means the error grows with the urea level
+(proportional bias).
+"""
+INTERVALS = """
+**Prediction intervals.** Each method's {level:.0%} interval is built by CV+ (Barber et al.,
+Ann Stat 2021) from the cross-validation residuals: it should contain the measured value in
+{level:.0%} of new sessions. Below, every test row gets an interval made without it (its own
+fold's prediction ± the residual quantile of the other folds), and the share of rows inside is
+the coverage: near {level:.0%} means the intervals can be trusted at that level. The clinical
+formulas fit nothing, so their intervals are their value ± a quantile of their own residuals.
+"""
+
+st.title("Agreement")
+st.caption("Would the network's Ueq stand in for the measured one? Agreement, calibration and "
+           "prediction intervals, judged as in method-comparison studies, for the network and "
+           "every baseline on the test rows of the run's folds.")
+entry = widgets.need_run()
+run = entry.run
+st.text(entry.label)
+
+left, middle, right = st.columns(3)
+level = left.slider("Prediction interval level", 0.5, 0.99, conformal.DEFAULT_LEVEL, 0.01,
+                    key="agreement-level",
+                    help="The share of new sessions whose measured value the interval should "
+                         "contain (default 90 %)")
+normalized = middle.toggle("Scale intervals by the fold spread", key="agreement-normalized",
+                           help="Wider intervals where the fold models disagree, narrower where "
+                                "they agree (the formulas have no spread and are unchanged)")
+ci_method = right.selectbox("CI of the limits of agreement", list(CI_METHODS),
+                            format_func=CI_METHODS.get, key="agreement-ci",
+                            help="Carkeet's exact intervals are right for small samples; Bland "
+                                 "and Altman's approximation is the classic one")
+
+points = widgets.compute(entry, agreement.agreement_points)
+table = widgets.compute(entry, agreement.agreement, ci_method=ci_method)
+quantities = list(dict.fromkeys(points["quantity"]))
+if "eKtV" not in quantities:
+    st.info("eKt/V needs a run that predicts Ueq from Upre, Upos, PP and UF; only the "
+            "predicted value itself is compared.")
+quantity = st.radio("Compare", quantities, format_func=lambda q: QUANTITIES.get(q, q),
+                    horizontal=True,
+                    key="agreement-quantity")
+
+st.subheader("Bland–Altman plots")
+st.markdown(READING)
+methods = list(dict.fromkeys(points["method"]))
+for tab, method in zip(st.tabs([METHOD_LABELS.get(m, m) for m in methods]), methods,
+                       strict=True):
+    with tab:
+        widgets.figure(agreement_charts.bland_altman_chart(points, table, method, quantity),
+                       f"bland_altman_{method}_{quantity}")
+
+st.subheader("Agreement table")
+widgets.table(table, "agreement", column_config={
+    "method": "method", "quantity": "quantity", "bias": "bias (method − measured)",
+    "loa_low": "lower limit of agreement", "loa_high": "upper limit of agreement",
+    "loa_low_ci_low": "lower limit, CI low", "loa_low_ci_high": "lower limit, CI high",
+    "loa_high_ci_low": "upper limit, CI low", "loa_high_ci_high": "upper limit, CI high",
+    "n": "test rows", "bias_ci_low": "bias, CI low", "bias_ci_high": "bias, CI high",
+    "sd": "SD of the differences", "proportional_slope": "proportional bias (slope)",
+    "proportional_slope_ci_low": "slope, CI low", "proportional_slope_ci_high": "slope, CI high",
+    "proportional_p": "p (slope = 0)", "ci_method": "CI method"})
+st.caption(f"Units: {target_unit(run.target)} for {run.target}, none for eKt/V. Limits: bias "
+           f"± 1.96 SD; CIs at 95 % ({CI_METHODS[ci_method]}).")
+
+st.subheader("Calibration")
+calibration = widgets.compute(entry, agreement.calibration)
+curves = agreement.calibration_curves(points)
+widgets.figure(agreement_charts.calibration_chart(points, curves, calibration, quantity),
+               f"calibration_{quantity}")
+widgets.table(calibration, "calibration", column_config={
+    "n": "test rows", "intercept_ci_low": "intercept, CI low", "intercept_ci_high":
+    "intercept, CI high", "slope_ci_low": "slope, CI low", "slope_ci_high": "slope, CI high"})
+st.caption("A slope below 1 means predictions spread wider than the measured values (too "
+           "extreme), above 1 too timid; the intercept is the offset at predicted = 0.")
+
+st.subheader("Prediction intervals and their coverage")
+st.markdown(INTERVALS.format(level=level))
+intervals = widgets.compute(entry, conformal.held_out_intervals, level, normalized=normalized)
+coverage = conformal.coverage(intervals, level)
+widgets.figure(agreement_charts.coverage_chart(coverage, level), "interval_coverage")
+widgets.table(coverage, "interval_coverage", column_config={
+    "fold": "fold ('pooled' = all test rows)", "n": "test rows", "level": "nominal level",
+    "coverage": st.column_config.NumberColumn("coverage", format="percent"),
+    "mean_width": "mean width"})

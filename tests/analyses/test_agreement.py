@@ -1,0 +1,151 @@
+"""Bland–Altman limits of agreement and calibration against hand-worked and simulated references."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bnapp.analyses import agreement
+from bnapp.analyses.baselines import fold_predictions
+from bnapp.intake import kinetics
+from tests.apptest import demo_run
+
+MEASURED = [10.0, 12.0, 14.0, 16.0, 18.0]
+PREDICTED = [11.0, 11.0, 15.0, 18.0, 17.0]
+
+
+def test_limits_of_agreement_match_a_hand_worked_example():
+    # by hand: d = 1, -1, 1, 2, -1; mean 0.4; squared deviations .36 1.96 .36 2.56 1.96 = 7.2,
+    # SD = sqrt(7.2 / 4) = 1.341641; limits 0.4 -/+ 1.96 * 1.341641 = -2.229616 / 3.029616
+    sd = math.sqrt(7.2 / 4)
+    low, high = 0.4 - 1.96 * sd, 0.4 + 1.96 * sd
+    # Bland & Altman 1999: SE of a limit = sd sqrt(1/n + 1.96^2 / (2 (n - 1))); t(4, .975) from
+    # a printed t table = 2.776
+    se = sd * math.sqrt(1 / 5 + 1.96**2 / 8)
+    t4 = 2.776445
+    out = agreement.limits_of_agreement(PREDICTED, MEASURED, ci_method="approximate")
+    assert out["n"] == 5
+    assert out["bias"] == pytest.approx(0.4, abs=1e-12)
+    assert out["sd"] == pytest.approx(1.341641, abs=1e-6)
+    assert (out["loa_low"], out["loa_high"]) == pytest.approx((-2.229616, 3.029616), abs=1e-6)
+    assert (out["loa_low"], out["loa_high"]) == pytest.approx((low, high), abs=1e-12)
+    assert out["loa_low_ci_low"] == pytest.approx(low - t4 * se, abs=1e-5)
+    assert out["loa_low_ci_high"] == pytest.approx(low + t4 * se, abs=1e-5)
+    assert out["loa_high_ci_low"] == pytest.approx(high - t4 * se, abs=1e-5)
+    assert out["loa_high_ci_high"] == pytest.approx(high + t4 * se, abs=1e-5)
+    assert (out["bias_ci_low"], out["bias_ci_high"]) == pytest.approx(
+        (0.4 - t4 * sd / math.sqrt(5), 0.4 + t4 * sd / math.sqrt(5)), abs=1e-5)
+
+
+def test_exact_limits_share_the_estimates_and_are_asymmetric_about_them():
+    exact = agreement.limits_of_agreement(PREDICTED, MEASURED)
+    assert exact["ci_method"] == "exact"
+    assert exact["loa_high"] == pytest.approx(3.029616, abs=1e-6)
+    # a limit's sampling distribution is skewed (a scaled non-central t): its CI reaches
+    # further above the upper limit than below it, and mirrors that for the lower limit
+    assert exact["loa_high_ci_high"] - exact["loa_high"] > exact["loa_high"] - exact["loa_high_ci_low"]
+    assert exact["loa_low"] - exact["loa_low_ci_low"] > exact["loa_low_ci_high"] - exact["loa_low"]
+
+
+def test_exact_confidence_intervals_cover_the_true_limit_95_percent_of_the_time():
+    # the defining property of Carkeet's exact CI, checked by simulation with small samples
+    rng = np.random.default_rng(11)
+    n, reps, mu, sigma = 6, 3000, 2.0, 3.0
+    true_high, true_low = mu + 1.96 * sigma, mu - 1.96 * sigma
+    hits_high = hits_low = 0
+    for _ in range(reps):
+        d = rng.normal(mu, sigma, n)
+        out = agreement.limits_of_agreement(d, np.zeros(n))
+        hits_high += out["loa_high_ci_low"] <= true_high <= out["loa_high_ci_high"]
+        hits_low += out["loa_low_ci_low"] <= true_low <= out["loa_low_ci_high"]
+    tolerance = 3 * math.sqrt(0.95 * 0.05 / reps)
+    assert abs(hits_high / reps - 0.95) < tolerance
+    assert abs(hits_low / reps - 0.95) < tolerance
+
+
+def test_exact_and_approximate_intervals_agree_for_large_samples():
+    rng = np.random.default_rng(3)
+    d = rng.normal(1.0, 2.0, 5000)
+    exact = agreement.limits_of_agreement(d, np.zeros_like(d))
+    approx = agreement.limits_of_agreement(d, np.zeros_like(d), ci_method="approximate")
+    for key in ("loa_low_ci_low", "loa_low_ci_high", "loa_high_ci_low", "loa_high_ci_high"):
+        assert exact[key] == pytest.approx(approx[key], abs=0.01)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(-5, 5), st.floats(-0.5, 0.5), st.integers(0, 2**31))
+def test_proportional_bias_is_the_slope_of_difference_on_mean(offset, slope, seed):
+    rng = np.random.default_rng(seed)
+    measured = rng.uniform(20, 100, 60)
+    # choose predicted so that difference = offset + slope * mean exactly (no noise)
+    predicted = (offset + measured * (1 + slope / 2)) / (1 - slope / 2)
+    out = agreement.limits_of_agreement(predicted, measured)
+    assert out["proportional_slope"] == pytest.approx(slope, abs=1e-8)
+
+
+def test_pairs_with_nan_are_left_out_and_tiny_samples_give_nan():
+    out = agreement.limits_of_agreement([*PREDICTED, np.nan], [*MEASURED, 3.0])
+    assert out["n"] == 5 and out["bias"] == pytest.approx(0.4)
+    tiny = agreement.limits_of_agreement([1.0, 2.0], [1.5, 2.5])
+    assert tiny["n"] == 2 and math.isnan(tiny["loa_high"])
+    with pytest.raises(ValueError, match="ci_method"):
+        agreement.limits_of_agreement(PREDICTED, MEASURED, ci_method="guess")
+
+
+def test_calibration_slope_and_intercept_recover_a_known_line():
+    rng = np.random.default_rng(5)
+    predicted = rng.uniform(30, 90, 400)
+    measured = 4.0 + 0.85 * predicted + rng.normal(0, 3.0, 400)
+    out = agreement.calibration_line(predicted, measured)
+    # independent reference: least squares by numpy and the textbook slope SE
+    slope, intercept = np.polyfit(predicted, measured, 1)
+    resid = measured - (intercept + slope * predicted)
+    se = math.sqrt(resid @ resid / 398 / np.sum((predicted - predicted.mean()) ** 2))
+    assert out["slope"] == pytest.approx(slope, rel=1e-9)
+    assert out["intercept"] == pytest.approx(intercept, rel=1e-9)
+    assert out["slope_ci_high"] - out["slope"] == pytest.approx(1.9659 * se, rel=1e-3)
+    assert out["slope_ci_low"] < 0.85 < out["slope_ci_high"]
+    assert out["intercept_ci_low"] < 4.0 < out["intercept_ci_high"]
+
+
+def test_agreement_table_of_a_run_is_each_methods_test_rows():
+    run = demo_run().run
+    table = agreement.agreement(run)
+    assert list(table.columns[:10]) == ["method", "quantity", "bias", "loa_low", "loa_high",
+                                        "loa_low_ci_low", "loa_low_ci_high", "loa_high_ci_low",
+                                        "loa_high_ci_high", "n"]
+    assert set(table["quantity"]) == {"Ueq", "eKtV"}
+    preds = fold_predictions(run)
+    for method in ("network", "rate_equation"):
+        rows = preds[preds["method"] == method]
+        ueq = table.query("method == @method and quantity == 'Ueq'").iloc[0]
+        d = (rows["prediction"] - rows["truth"]).tolist()
+        assert ueq["n"] == len(d) == len(run.y)  # k-fold: every row tested once
+        assert ueq["bias"] == pytest.approx(statistics.fmean(d), rel=1e-9)
+        assert ueq["loa_high"] == pytest.approx(statistics.fmean(d) + 1.96 * statistics.stdev(d),
+                                                rel=1e-9)
+        # eKt/V: the dose each Ueq implies, by Daugirdas' formula with Ueq for Upos
+        x = pd.DataFrame(run.X[rows["row"]], columns=run.features)
+        w = x["PP"] - x["UF"]
+        dd = (kinetics.sp_ktv(x["Upre"], rows["prediction"], x["UF"], w)
+              - kinetics.sp_ktv(x["Upre"], rows["truth"], x["UF"], w))
+        ektv = table.query("method == @method and quantity == 'eKtV'").iloc[0]
+        assert ektv["bias"] == pytest.approx(np.nanmean(dd), rel=1e-9)
+
+
+def test_calibration_curves_follow_the_points():
+    run = demo_run().run
+    points = agreement.agreement_points(run)
+    curves = agreement.calibration_curves(points)
+    assert set(curves["method"]) == set(points["method"])
+    lr = points.query("method == 'linear_regression' and quantity == 'Ueq'")
+    fit = curves.query("method == 'linear_regression' and quantity == 'Ueq'")
+    assert fit["predicted"].min() == pytest.approx(lr["predicted"].min())
+    # a well-calibrated method's LOWESS stays near the identity line
+    assert np.median(np.abs(fit["lowess"] - fit["predicted"])) < 0.1 * lr["measured"].std()

@@ -1,0 +1,140 @@
+"""CV+ prediction intervals: the construction, and coverage near nominal on simulated data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from bnapp.analyses import conformal
+from bnapp.analyses.baselines import fold_predictions
+from tests.apptest import demo_run
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, st.integers(1, 60), elements=st.floats(0, 100)),
+       st.floats(0.05, 0.99))
+def test_conformal_quantile_is_the_rank_ceil_level_n_plus_1(scores, level):
+    rank = math.ceil(level * (len(scores) + 1))
+    got = conformal.conformal_quantile(scores, level)
+    if rank > len(scores):
+        assert got == math.inf
+    else:
+        # brute force: the smallest score with at least `rank` scores at or below it
+        assert got == min(s for s in scores if np.sum(scores <= s) >= rank)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, st.integers(2, 40), elements=st.floats(0, 50)),
+       st.floats(-100, 100), st.floats(0.5, 0.95))
+def test_one_model_for_every_fold_is_split_conformal(scores, centre, level):
+    # CV+ with identical fold models reduces to centre +/- the conformal quantile (both sides)
+    low, high = conformal.cv_plus(scores, np.full((len(scores), 1), centre), level)
+    q = conformal.conformal_quantile(scores, level)
+    assert high[0] == pytest.approx(centre + q)
+    assert low[0] == pytest.approx(centre - q)
+
+
+def test_bad_levels_are_refused():
+    for level in (0.0, 1.0, 90):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            conformal.check_level(level)
+
+
+def _ols(x, y):
+    design = np.column_stack([np.ones(len(x)), x])
+    return np.linalg.lstsq(design, y, rcond=None)[0]
+
+
+def test_cv_plus_covers_new_points_at_the_nominal_rate():
+    """One fresh point per simulated data set: the hits are independent Bernoulli draws, so the
+    rate must lie within a binomial tolerance of the level (CV+ may be slightly conservative)."""
+    rng = np.random.default_rng(20210101)
+    reps, n, k, level = 2000, 60, 5, 0.9
+    hits = 0
+    for _ in range(reps):
+        x = rng.uniform(0, 10, (n + 1, 2))
+        y = 1.0 + x @ np.array([2.0, -1.0]) + rng.standard_t(5, n + 1) * (1 + 0.2 * x[:, 0])
+        folds = np.array_split(rng.permutation(n), k)
+        scores, centres = [], []
+        for test in folds:
+            train = np.setdiff1d(np.arange(n), test)
+            coef = _ols(x[train], y[train])
+            fit = np.column_stack([np.ones(n + 1), x]) @ coef
+            scores += list(np.abs(y[test] - fit[test]))
+            centres += [fit[n]] * len(test)
+        low, high = conformal.cv_plus(np.array(scores), np.array(centres)[:, None], level)
+        hits += bool(low[0] <= y[n] <= high[0])
+    se = math.sqrt(level * (1 - level) / reps)
+    assert level - 3 * se <= hits / reps <= level + 3 * se
+
+
+def test_held_out_coverage_of_a_run_is_near_nominal_for_every_method():
+    run = demo_run().run
+    level = 0.8
+    intervals = conformal.held_out_intervals(run, level)
+    table = conformal.coverage(intervals, level)
+    pooled = table[table["fold"] == "pooled"].set_index("method")
+    n = len(run.y)
+    assert set(pooled.index) == {"network", "linear_regression", "rate_equation", "tattersall"}
+    assert (pooled["n"] == n).all()
+    tolerance = 3 * math.sqrt(level * (1 - level) / n)
+    assert (abs(pooled["coverage"] - level) < tolerance).all(), pooled
+    # per fold: the share of that fold's rows inside their interval
+    for (method, fold), g in intervals.groupby(["method", "fold"]):
+        row = table[(table["method"] == method) & (table["fold"] == str(fold))].iloc[0]
+        inside = ((g["truth"] >= g["pi_low"]) & (g["truth"] <= g["pi_high"])).mean()
+        assert row["coverage"] == pytest.approx(inside)
+
+
+def test_held_out_interval_uses_only_the_other_folds_residuals():
+    run = demo_run().run
+    preds = fold_predictions(run)
+    net = preds[preds["method"] == "network"]
+    intervals = conformal.held_out_intervals(run, 0.9, preds=net)
+    fold0 = run.folds[0].fold
+    others = net[net["fold"] != fold0]
+    q = conformal.conformal_quantile(np.abs(others["truth"] - others["prediction"]), 0.9)
+    mine = intervals[intervals["fold"] == fold0]
+    assert np.allclose(mine["pi_high"] - mine["prediction"], q)
+    assert np.allclose(mine["prediction"] - mine["pi_low"], q)
+
+
+def test_new_intervals_contain_the_fold_ensemble_and_normalize_by_the_spread():
+    run = demo_run().run
+    x = run.X[:5]
+    low, high = conformal.new_intervals(run, x, level=0.9)
+    centre = run.ensemble_predictions(x).mean(axis=0)
+    assert np.all(low < centre) and np.all(centre < high)
+    n_low, n_high = conformal.new_intervals(run, x, level=0.9, normalized=True)
+    assert np.all(n_low < n_high)
+    assert not np.allclose(n_high - n_low, high - low)
+    # a formula's interval is split-conformal: its value +/- one quantile for every session
+    f_low, f_high = conformal.new_intervals(run, x, "rate_equation", level=0.9)
+    assert np.allclose((f_high - f_low), (f_high - f_low)[0])
+
+
+def test_network_predictions_file_has_one_line_per_test_row():
+    run = demo_run().run
+    table = conformal.network_predictions(run, 0.9)
+    assert list(table.columns) == ["row", "fold", "measured", "predicted", "pi_low", "pi_high"]
+    assert len(table) == sum(len(f.test_rows) for f in run.folds)
+    assert sorted(table["row"]) == sorted(run.row_ids)
+    assert (table["pi_low"] < table["predicted"]).all()
+    assert (table["predicted"] < table["pi_high"]).all()
+
+
+def test_too_few_rows_for_the_level_give_unbounded_intervals_and_a_drawable_chart():
+    from bnapp.report.agreement_charts import coverage_chart
+    from bnapp.report.export import chart_svg
+
+    low, high = conformal.cv_plus(np.array([1.0, 2.0, 3.0]), np.zeros((3, 1)), 0.9)
+    assert low[0] == -np.inf and high[0] == np.inf  # ceil(0.9 * 4) = 4 > 3 residuals
+    run = demo_run().run
+    table = conformal.coverage(conformal.held_out_intervals(run, 0.999), 0.999)
+    assert (table["coverage"] == 1.0).all() and np.isinf(table["mean_width"]).all()
+    assert chart_svg(coverage_chart(table, 0.999)).lstrip().startswith("<svg")

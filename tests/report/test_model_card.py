@@ -1,0 +1,83 @@
+"""The model card: its sections and numbers, and its place in the export ZIP and HTML report."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import zipfile
+
+import pandas as pd
+import pytest
+
+from bnapp.intake import data
+from bnapp.report import model_card, run_report
+from tests.apptest import demo_run
+
+OPTIONS = {"n_permutations": 2, "n_boot": 20}
+
+
+@pytest.fixture(scope="module")
+def demo():
+    entry = demo_run()
+    tables = run_report.run_tables(entry.run, **OPTIONS, interval=0.8)
+    return entry, tables
+
+
+def test_card_states_use_data_validation_and_limits(demo):
+    entry, tables = demo
+    ds = data.demo_dataset()
+    card = model_card.model_card(entry.run, tables, data_name=ds.name, dataset=ds)
+    for heading in ("## Intended use", "## Data", "## Architecture and validation",
+                    "## Performance beside the clinical formulas",
+                    "## Agreement with the measured value (Bland–Altman)",
+                    "## Prediction intervals and their coverage",
+                    "## Subgroups and dialysis units", "## Known limits"):
+        assert heading in card
+    assert "research tool, not a medical device" in card
+    assert f"Rows read: {ds.n_read}; usable: {ds.n_usable}; dropped: {ds.n_dropped}" in card
+    assert "65 trainable parameters and 22 BN moving statistics (87 in all)" in card
+    assert "arterial access" in card and "from one country" in card
+    # the numbers are the tables'
+    pooled = tables["baselines"].query("fold == 'pooled' and method == 'rate_equation'").iloc[0]
+    assert f"| Rate equation (Daugirdas–Schneditz) | {pooled['n']} | {pooled['rmse']:.4g} |" in card
+    net = tables["agreement"].query("method == 'network' and quantity == 'Ueq'").iloc[0]
+    assert f"{net['loa_high']:.3g} [{net['loa_high_ci_low']:.3g}, {net['loa_high_ci_high']:.3g}]" in card
+    cov = tables["coverage"].query("method == 'network' and fold == 'pooled'").iloc[0]
+    assert "80% CV+ prediction intervals" in card and f"{cov['coverage']:.1%}" in card
+    assert "exact (Carkeet 2015)" in card
+    assert "Date range: no date column" in card
+
+
+def test_card_gives_the_date_range_and_per_unit_results_when_the_file_has_them():
+    entry = demo_run()
+    ds = data.demo_dataset()
+    n = ds.n_usable
+    frame = ds.frame.assign(fecha=pd.date_range("2021-03-01", periods=n, freq="D").strftime(
+        "%d/%m/%Y"), centro=[1.0, 2.0] * (n // 2) + [1.0] * (n % 2))
+    ds = dataclasses.replace(ds, frame=frame, extra_columns=[*ds.extra_columns, "fecha", "centro"])
+    tables = run_report.run_tables(entry.run, **OPTIONS)
+    card = model_card.model_card(entry.run, tables, data_name=ds.name, dataset=ds)
+    last = pd.Timestamp("2021-03-01") + pd.Timedelta(days=n - 1)
+    assert f"Date range: 2021-03-01 to {last:%Y-%m-%d} (column fecha)" in card
+    groups = model_card.subgroup_table(entry.run, ds)
+    assert set(groups["centro"]) == {"1", "2"}
+    assert groups.groupby("method")["test rows"].sum().eq(n).all()
+    assert "| centro | method | test rows | RMSE |" in card
+    # without the run's own data there is no unit to split by
+    assert model_card.subgroup_table(entry.run, None) is None
+
+
+def test_export_zip_and_html_report_carry_the_card(demo):
+    entry, tables = demo
+    ds = data.demo_dataset()
+    bundle = run_report.build_export(entry.run, tables, {}, run_key=entry.key,
+                                     data_name=ds.name, dataset=ds)
+    with zipfile.ZipFile(io.BytesIO(bundle.zip_bytes)) as archive:
+        card = archive.read("model_card.md").decode()
+        names = set(archive.namelist())
+    assert card.startswith("# Model card:")
+    for stem in ("agreement", "calibration", "coverage", "predictions"):
+        assert f"tables/{stem}.csv" in names
+    assert "<h2>Model card</h2>" in bundle.html
+    assert "research tool, not a medical device" in bundle.html
+    assert "Agreement with the measured value (Bland–Altman)" in bundle.html
