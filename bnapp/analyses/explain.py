@@ -23,6 +23,7 @@ from math import factorial
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from bnapp.engine.model import BN_EPSILON, ArchSpec, Weights
 from bnapp.engine.results import FoldResult, RunResult
@@ -34,7 +35,7 @@ IG_STEPS = 64
 IG_BASELINES = ("mean", "zero")
 ICE_GRID = 30
 ICE_ROWS = 50
-BLOCK = 1 << 22  # float64 elements of one block of the coalition tensor (32 MB)
+BLOCK = 1 << 18  # float64 elements of one block of the coalition tensor (2 MB: in cache)
 
 
 # ------------------------------------------------------------------------ the network as ops
@@ -136,11 +137,39 @@ def gradients(ops: list[Op], h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------- Shapley values
 
 def _peel(tail: list[Op]) -> tuple[list[Op], Op, list[Op]]:
-    """tail = per-unit ops, one Dense, the rest: the Dense mixes the units linearly."""
+    """tail = per-unit ops, one Dense mixing the units linearly, the rest; the per-unit scales
+    right after the Dense (a hidden BN) folded into it."""
     first = next(i for i, op in enumerate(tail) if op.kind == "dense")
     if any(op.kind != "scale" for op in tail[:first]):
         raise ValueError("the units must reach the first Dense layer through per-unit scales")
-    return tail[:first], tail[first], tail[first + 1:]
+    dense, rest = tail[first], tail[first + 1:]
+    while rest and rest[0].kind == "scale":
+        dense = Op("dense", dense.a * rest[0].a, dense.b * rest[0].a + rest[0].b)
+        rest = rest[1:]
+    return tail[:first], dense, rest
+
+
+def _mean_output(rest: list[Op], z: np.ndarray) -> np.ndarray:
+    """The mean over axis 2 of rest's output on z (n, C, m, h), overwriting z.
+
+    The hot loop of exact Shapley values (n x 2^k x m x h elements): activations in place, and
+    a linear output's Dense applied after the mean over the background rather than before."""
+    linear_end = len(rest) >= 2 and rest[-2].kind == "dense" and rest[-1].name == "linear"
+    for op in rest[:-2] if linear_end else rest:
+        if op.kind == "scale":
+            z *= op.a
+            z += op.b
+        elif op.kind == "dense":
+            z = z @ op.a + op.b
+        elif op.name == "sigmoid":
+            special.expit(z, out=z)
+        elif op.name == "tanh":
+            np.tanh(z, out=z)
+        elif op.name == "relu":
+            np.maximum(z, 0.0, out=z)
+    if linear_end:
+        return z.mean(2) @ rest[-2].a[:, 0] + rest[-2].b[0]
+    return z[..., 0].mean(2)
 
 
 def coalition_values(tail: list[Op], x: np.ndarray, background: np.ndarray,
@@ -158,8 +187,7 @@ def coalition_values(tail: list[Op], x: np.ndarray, background: np.ndarray,
     step = max(1, BLOCK // (n_coal * m * h))
     for start in range(0, n, step):
         mixed = np.einsum("cp,nph->nch", masks, c_x[start:start + step])
-        z = mixed[:, :, None, :] + base[None]
-        out[start:start + step] = run_ops(rest, z.reshape(-1, h)).reshape(-1, n_coal, m).mean(-1)
+        out[start:start + step] = _mean_output(rest, mixed[:, :, None, :] + base[None])
     return out
 
 
