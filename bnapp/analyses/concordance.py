@@ -18,7 +18,7 @@ from scipy import stats
 
 from bnapp.analyses import explain
 from bnapp.analyses.association import _percentile_ci
-from bnapp.analyses.importance import Layer, run_layers, tag_layer
+from bnapp.analyses.importance import Layer, layer_rows, run_layers, tag_layer
 from bnapp.analyses.sensitivity import MODES, sensitivity
 from bnapp.engine.results import RunResult
 
@@ -46,15 +46,18 @@ def explanations(run: RunResult, layer: Layer = ("input", 0), *,
 
 def global_importance(run: RunResult, explained: dict[str, pd.DataFrame],
                       layer: Layer = ("input", 0), *, n_permutations: int = 10,
-                      seed: int = 0) -> pd.DataFrame:
+                      seed: int = 0, sens: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per fold x unit x definition: DataFrame[layer, hidden_layer, fold, unit,
-    definition, importance, gamma] (gamma NaN where the layer has no BN)."""
+    definition, importance, gamma] (gamma NaN where the layer has no BN).
+
+    sens: the layer's sensitivity table with every mode, when already computed."""
     kind, index = layer
     parts = [explained[name].assign(value=explained[name]["value"].abs())
              .groupby(["fold", "unit"], sort=False)["value"].mean()
              .rename("importance").reset_index().assign(definition=name)
              for name in ("shapley", "integrated_gradients", "gradient_x_input")]
-    sens = sensitivity(run, kind, MODES, n_permutations, seed, hidden_index=index)
+    if sens is None:
+        sens = sensitivity(run, kind, MODES, n_permutations, seed, hidden_index=index)
     parts.append(sens.rename(columns={"delta_mse": "importance"})
                  .assign(definition="ablation_" + sens["mode"])[["fold", "unit", "importance",
                                                                   "definition"]])
@@ -112,17 +115,21 @@ def concordance(importance: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
 
 def importance_report(run: RunResult, layers: list[Layer] | None = None, *,
                       n_background: int = explain.N_BACKGROUND, n_permutations: int = 10,
-                      n_boot: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
-    """{"explanations" (the input layer's per-row Shapley values), "importance",
-    "concordance"} over the given layers (default: every layer)."""
+                      n_boot: int = 2000, seed: int = 0,
+                      sens: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """{"shapley" (the input layer's per-row Shapley values with base value and prediction),
+    "importance", "concordance"} over the given layers (default: every layer).
+
+    sens: importance_tables' "sensitivity" (every layer, every mode), when already computed."""
     layers = run_layers(run.spec) if layers is None else layers
     importance, shapley = [], None
     for layer in layers:
         explained = explanations(run, layer, n_background=n_background, seed=seed)
         if layer[0] == "input":
             shapley = explained["shapley"].merge(explained["shapley_rows"], on=["fold", "row"])
-        importance.append(global_importance(run, explained, layer, n_permutations=n_permutations,
-                                            seed=seed))
+        importance.append(global_importance(
+            run, explained, layer, n_permutations=n_permutations, seed=seed,
+            sens=None if sens is None else layer_rows(sens, layer).drop(columns="hidden_layer")))
     table = pd.concat(importance, ignore_index=True)
     return {"importance": table, "concordance": concordance(table, n_boot, seed),
             "shapley": shapley if shapley is not None else pd.DataFrame()}
