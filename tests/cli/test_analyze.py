@@ -71,7 +71,9 @@ def test_analyze_writes_every_figure_as_png_and_svg(urea_csv, tmp_path):
                 *(f"{figure}_{stem}" for figure in ("stages", "parameters")
                   for stem in ("input", "hidden1", "hidden2")),
                 *(f"gamma_vs_bias_{stem}_{mode}" for stem in ("input", "hidden1", "hidden2")
-                  for mode in ("zero", "mean", "permutation"))}
+                  for mode in ("zero", "mean", "permutation")),
+                *(f"{figure}_{stem}" for figure in ("concordance", "importance")
+                  for stem in ("input", "hidden1", "hidden2")), "ice_pdp"}
     assert {p.stem for p in out.glob("*.png")} == expected
     assert {p.stem for p in out.glob("*.svg")} == expected
     for name in expected:
