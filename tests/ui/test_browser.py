@@ -158,8 +158,34 @@ def check_sensitivity(page) -> None:
     assert len(png) > 5_000, "the PNG is suspiciously small for a scatter"
 
 
+def check_importance(page) -> None:
+    main = page.locator('[data-testid="stMain"]')
+    assert "The answer, definition by definition" in main.inner_text()
+    assert "mean |Shapley value|" in main.inner_text()
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    chart.locator("canvas, svg").first.wait_for(timeout=30_000)
+    png = download(page, '[class*="st-key-png-concordance_input"] button')
+    assert png.startswith(PNG_SIGNATURE), f"the PNG download is not a PNG: {png[:16]!r}"
+
+
+def check_predict_what_if(page) -> None:
+    """Moving a what-if slider updates the prediction (the section reruns on its own)."""
+    value = page.locator('[data-testid="stMetricValue"]').last
+    before = value.inner_text()
+    thumb = page.locator('[class*="st-key-whatif-"] [role="slider"]').nth(2)
+    thumb.focus()
+    for _ in range(5):
+        thumb.press("End")
+    page.wait_for_function(
+        """before => { const v = [...document.querySelectorAll('[data-testid="stMetricValue"]')];
+                       return v.length && v[v.length - 1].innerText !== before; }""",
+        arg=before, timeout=20_000)
+    assert page.locator('[class*="st-key-png-whatif_shapley"]').count() == 1
+
+
 CHECKS = {"stages": check_stages, "parameters": check_parameters,
-          "sensitivity": check_sensitivity}
+          "sensitivity": check_sensitivity, "importance": check_importance,
+          "predict": check_predict_what_if}
 
 
 # ------------------------------------------------------------------------------------ reload
