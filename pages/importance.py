@@ -30,6 +30,10 @@ layer = widgets.layer_picker(
 report = widgets.compute(entry, concordance.importance_report, layers=(layer,), n_boot=N_BOOT,
                          seed=0)
 title = views.layer_title(spec, layer)
+if len(entry.run.unit_names(*layer)) > explain.EXACT_MAX_UNITS:
+    st.caption(f"This layer has more than {explain.EXACT_MAX_UNITS} units: its Shapley values are "
+               f"estimated from {explain.N_PERMUTATIONS} sampled orders of the units and their "
+               "reverses (exact up to 10 units), still adding up exactly to each prediction.")
 stem = layer_stem(layer)
 conc = layer_rows(report["concordance"], layer)
 importance = layer_rows(report["importance"], layer)

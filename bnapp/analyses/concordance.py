@@ -32,13 +32,19 @@ CONCORDANCE_COLUMNS = ("layer", "hidden_layer", "definition", "statistic", "esti
 
 
 def explanations(run: RunResult, layer: Layer = ("input", 0), *,
-                 n_background: int = explain.N_BACKGROUND, seed: int = 0) -> dict[str, pd.DataFrame]:
+                 n_background: int = explain.N_BACKGROUND,
+                 n_permutations: int = explain.N_PERMUTATIONS, ig_baseline: str = "mean",
+                 seed: int = 0) -> dict[str, pd.DataFrame]:
     """Per-row attributions of every fold's test rows over one layer's units: {"shapley",
-    "shapley_rows", "integrated_gradients", "integrated_gradients_rows", "gradient_x_input"}."""
+    "shapley_rows", "integrated_gradients", "integrated_gradients_rows", "gradient_x_input"}.
+
+    n_permutations: sampled permutations of Shapley values above EXACT_MAX_UNITS units."""
     kind, index = layer
     shap, shap_rows = explain.shapley_values(run, kind, hidden_index=index,
-                                             n_background=n_background, seed=seed)
-    ig, ig_rows = explain.integrated_gradients(run, kind, hidden_index=index)
+                                             n_background=n_background,
+                                             n_permutations=n_permutations, seed=seed)
+    ig, ig_rows = explain.integrated_gradients(run, kind, hidden_index=index,
+                                               baseline=ig_baseline)
     return {"shapley": shap, "shapley_rows": shap_rows, "integrated_gradients": ig,
             "integrated_gradients_rows": ig_rows,
             "gradient_x_input": explain.gradient_x_input(run, kind, hidden_index=index)}

@@ -37,6 +37,12 @@ def register(sub) -> None:
     cmd.add_argument("--repeats", type=int, default=None)
     cmd.add_argument("--background", type=int, default=100,
                      help="training rows per fold that Shapley values average over")
+    cmd.add_argument("--shapley-permutations", type=int, default=100,
+                     help="sampled permutations (each also reversed) for Shapley values of "
+                          "layers with more than 10 units; up to 10, every coalition is exact")
+    cmd.add_argument("--ig-baseline", choices=("mean", "zero"), default="mean",
+                     help="integrated gradients from the training mean, or from 0 (the study's "
+                          "ablation)")
     cmd.add_argument("--permutations", type=int, default=10,
                      help="shuffles per unit for the permutation ablation")
     cmd.add_argument("--n-boot", type=int, default=2000,
@@ -51,8 +57,9 @@ def cmd_explain(args) -> int:
     from bnapp.analyses.importance import run_layers
     from bnapp.jobs.runner import cached_train
 
-    if args.background < 1 or args.permutations < 1 or args.n_boot < 1:
-        raise UserError("--background, --permutations and --n-boot must be at least 1")
+    if min(args.background, args.permutations, args.n_boot, args.shapley_permutations) < 1:
+        raise UserError("--background, --permutations, --shapley-permutations and --n-boot "
+                        "must be at least 1")
     dataset, features, target = _load(args.data)
     spec, protocol = spec_from_args(args), _protocol(args, args.protocol)
     _require_rows(dataset, protocol)
@@ -66,7 +73,8 @@ def cmd_explain(args) -> int:
     importance = []
     for layer in run_layers(spec):
         explained = concordance.explanations(run, layer, n_background=args.background,
-                                             seed=args.seed)
+                                             n_permutations=args.shapley_permutations,
+                                             ig_baseline=args.ig_baseline, seed=args.seed)
         if layer == ("input", 0):
             files |= {stem: explained[stem][columns] for stem, columns in INPUT_FILES.items()}
         importance.append(concordance.global_importance(run, explained, layer, **options))
