@@ -30,6 +30,10 @@ layer = widgets.layer_picker(
 report = widgets.compute(entry, concordance.importance_report, layers=(layer,), n_boot=N_BOOT,
                          seed=0)
 title = views.layer_title(spec, layer)
+if max(len(f.test_rows) for f in entry.run.folds) > concordance.MAX_ROWS:
+    st.caption(f"Shapley values, integrated gradients and gradient × input are averaged over "
+               f"{concordance.MAX_ROWS:,} test rows per fold, drawn at random (seeded); "
+               "`python -m bnapp explain` explains every row.")
 if len(entry.run.unit_names(*layer)) > explain.EXACT_MAX_UNITS:
     st.caption(f"This layer has more than {explain.EXACT_MAX_UNITS} units: its Shapley values are "
                f"estimated from {explain.N_PERMUTATIONS} sampled orders of the units and their "

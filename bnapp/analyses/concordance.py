@@ -27,6 +27,7 @@ DEFINITIONS = ("shapley", "integrated_gradients", "gradient_x_input", "ablation_
 STATISTICS = ("spearman", "kendall_tau", "top_unit_agreement")
 IMPORTANCE_COLUMNS = ("layer", "hidden_layer", "fold", "unit", "definition", "importance",
                       "gamma")
+MAX_ROWS = 2000  # test rows per fold the dashboard and the export explain (the CLI: all)
 CONCORDANCE_COLUMNS = ("layer", "hidden_layer", "definition", "statistic", "estimate", "ci_low",
                        "ci_high", "n_folds")
 
@@ -34,20 +35,23 @@ CONCORDANCE_COLUMNS = ("layer", "hidden_layer", "definition", "statistic", "esti
 def explanations(run: RunResult, layer: Layer = ("input", 0), *,
                  n_background: int = explain.N_BACKGROUND,
                  n_permutations: int = explain.N_PERMUTATIONS, ig_baseline: str = "mean",
-                 seed: int = 0) -> dict[str, pd.DataFrame]:
+                 seed: int = 0, max_rows: int | None = None) -> dict[str, pd.DataFrame]:
     """Per-row attributions of every fold's test rows over one layer's units: {"shapley",
     "shapley_rows", "integrated_gradients", "integrated_gradients_rows", "gradient_x_input"}.
 
-    n_permutations: sampled permutations of Shapley values above EXACT_MAX_UNITS units."""
+    n_permutations: sampled permutations of Shapley values above EXACT_MAX_UNITS units;
+    max_rows: at most this many test rows per fold (a seeded sample), default all."""
     kind, index = layer
     shap, shap_rows = explain.shapley_values(run, kind, hidden_index=index,
                                              n_background=n_background,
-                                             n_permutations=n_permutations, seed=seed)
+                                             n_permutations=n_permutations, seed=seed,
+                                             max_rows=max_rows)
     ig, ig_rows = explain.integrated_gradients(run, kind, hidden_index=index,
-                                               baseline=ig_baseline)
+                                               baseline=ig_baseline, seed=seed, max_rows=max_rows)
     return {"shapley": shap, "shapley_rows": shap_rows, "integrated_gradients": ig,
             "integrated_gradients_rows": ig_rows,
-            "gradient_x_input": explain.gradient_x_input(run, kind, hidden_index=index)}
+            "gradient_x_input": explain.gradient_x_input(run, kind, hidden_index=index, seed=seed,
+                                                         max_rows=max_rows)}
 
 
 def global_importance(run: RunResult, explained: dict[str, pd.DataFrame],
@@ -121,16 +125,18 @@ def concordance(importance: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
 
 def importance_report(run: RunResult, layers: list[Layer] | None = None, *,
                       n_background: int = explain.N_BACKGROUND, n_permutations: int = 10,
-                      n_boot: int = 2000, seed: int = 0,
-                      sens: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+                      n_boot: int = 2000, seed: int = 0, sens: pd.DataFrame | None = None,
+                      max_rows: int | None = MAX_ROWS) -> dict[str, pd.DataFrame]:
     """{"shapley" (the input layer's per-row Shapley values with base value and prediction),
     "importance", "concordance"} over the given layers (default: every layer).
 
-    sens: importance_tables' "sensitivity" (every layer, every mode), when already computed."""
+    sens: importance_tables' "sensitivity" (every layer, every mode), when already computed;
+    max_rows: test rows explained per fold (a seeded sample beyond it; None: all)."""
     layers = run_layers(run.spec) if layers is None else layers
     importance, shapley = [], None
     for layer in layers:
-        explained = explanations(run, layer, n_background=n_background, seed=seed)
+        explained = explanations(run, layer, n_background=n_background, seed=seed,
+                                 max_rows=max_rows)
         if layer[0] == "input":
             shapley = explained["shapley"].merge(explained["shapley_rows"], on=["fold", "row"])
         importance.append(global_importance(

@@ -333,6 +333,16 @@ def layer_units(run: RunResult, fold: FoldResult, head: list[Op], x_raw: np.ndar
     return run_ops(head, fold.network_input(run.spec, x_raw))
 
 
+def explained_rows(fold: FoldResult, max_rows: int | None = None, seed: int = 0) -> np.ndarray:
+    """The fold's test rows, or a seeded sample of max_rows of them (for the dashboard and the
+    export on large data sets, where mean |attribution| needs no million rows)."""
+    rows = fold.test_rows
+    if max_rows is None or len(rows) <= max_rows:
+        return rows
+    return np.sort(np.random.default_rng([seed, fold.fold, 1]).choice(rows, max_rows,
+                                                                       replace=False))
+
+
 def _row_ids(run: RunResult, rows: np.ndarray) -> np.ndarray:
     return run.row_ids[rows] if run.row_ids is not None else rows
 
@@ -345,8 +355,9 @@ def _tidy(run: RunResult, fold: FoldResult, rows: np.ndarray, names: list[str],
 
 def shapley_values(run: RunResult, layer: str = "input", *, hidden_index: int = 0,
                    n_background: int = N_BACKGROUND, n_permutations: int = N_PERMUTATIONS,
-                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Shapley values of every fold's test rows over the layer's units.
+                   seed: int = 0, max_rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Shapley values of every fold's test rows (at most max_rows per fold) over the layer's
+    units.
 
     (values DataFrame[fold, row, unit, value], rows DataFrame[fold, row, base_value,
     prediction]); row is the row number in the user's file where the run knows it.
@@ -355,12 +366,13 @@ def shapley_values(run: RunResult, layer: str = "input", *, hidden_index: int = 
     values, per_row = [], []
     for fold in run.folds:
         head, tail = _head_tail(run, fold, layer, hidden_index)
-        x = layer_units(run, fold, head, run.X[fold.test_rows])
+        rows = explained_rows(fold, max_rows, seed)
+        x = layer_units(run, fold, head, run.X[rows])
         bg = layer_units(run, fold, head, run.X[background_rows(fold, n_background, seed)])
         phi, base = shapley_matrix(tail, x, bg, n_permutations=n_permutations,
                                    rng=np.random.default_rng([seed, fold.fold]))
-        values.append(_tidy(run, fold, fold.test_rows, names, phi))
-        per_row.append(pd.DataFrame({"fold": fold.fold, "row": _row_ids(run, fold.test_rows),
+        values.append(_tidy(run, fold, rows, names, phi))
+        per_row.append(pd.DataFrame({"fold": fold.fold, "row": _row_ids(run, rows),
                                      "base_value": base, "prediction": base + phi.sum(1)}))
     return pd.concat(values, ignore_index=True), pd.concat(per_row, ignore_index=True)
 
@@ -377,9 +389,10 @@ def ig_baseline(run: RunResult, fold: FoldResult, head: list[Op], baseline: str)
 
 
 def integrated_gradients(run: RunResult, layer: str = "input", *, hidden_index: int = 0,
-                         baseline: str = "mean",
-                         steps: int = IG_STEPS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Integrated gradients of every fold's test rows over the layer's units.
+                         baseline: str = "mean", steps: int = IG_STEPS, seed: int = 0,
+                         max_rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Integrated gradients of every fold's test rows (at most max_rows per fold, as
+    shapley_values picks them) over the layer's units.
 
     (values DataFrame[fold, row, unit, value], rows DataFrame[fold, row, base_value,
     prediction, completeness_gap]): base_value is the prediction at the baseline.
@@ -388,26 +401,29 @@ def integrated_gradients(run: RunResult, layer: str = "input", *, hidden_index: 
     values, per_row = [], []
     for fold in run.folds:
         head, tail = _head_tail(run, fold, layer, hidden_index)
-        x = layer_units(run, fold, head, run.X[fold.test_rows])
+        rows = explained_rows(fold, max_rows, seed)
+        x = layer_units(run, fold, head, run.X[rows])
         start = ig_baseline(run, fold, head, baseline)
         attr, gap = integrated_gradients_matrix(tail, x, start, steps)
-        values.append(_tidy(run, fold, fold.test_rows, names, attr))
-        per_row.append(pd.DataFrame({"fold": fold.fold, "row": _row_ids(run, fold.test_rows),
+        values.append(_tidy(run, fold, rows, names, attr))
+        per_row.append(pd.DataFrame({"fold": fold.fold, "row": _row_ids(run, rows),
                                      "base_value": run_ops(tail, start[None])[0, 0],
                                      "prediction": run_ops(tail, x)[:, 0],
                                      "completeness_gap": gap}))
     return pd.concat(values, ignore_index=True), pd.concat(per_row, ignore_index=True)
 
 
-def gradient_x_input(run: RunResult, layer: str = "input", *,
-                     hidden_index: int = 0) -> pd.DataFrame:
-    """Gradient times input of every fold's test rows: DataFrame[fold, row, unit, value]."""
+def gradient_x_input(run: RunResult, layer: str = "input", *, hidden_index: int = 0,
+                     seed: int = 0, max_rows: int | None = None) -> pd.DataFrame:
+    """Gradient times input of every fold's test rows (at most max_rows per fold, as
+    shapley_values picks them): DataFrame[fold, row, unit, value]."""
     names = run.unit_names(layer, hidden_index)
     parts = []
     for fold in run.folds:
         head, tail = _head_tail(run, fold, layer, hidden_index)
-        x = layer_units(run, fold, head, run.X[fold.test_rows])
-        parts.append(_tidy(run, fold, fold.test_rows, names, x * gradients(tail, x)[1]))
+        rows = explained_rows(fold, max_rows, seed)
+        x = layer_units(run, fold, head, run.X[rows])
+        parts.append(_tidy(run, fold, rows, names, x * gradients(tail, x)[1]))
     return pd.concat(parts, ignore_index=True)
 
 

@@ -6,6 +6,7 @@ import itertools
 from math import factorial
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -198,3 +199,15 @@ def test_ice_and_pdp_and_what_if():
     moved[0] = grid[2, 0]
     curve = view.ice[view.ice["unit"] == run.features[0]]
     assert curve["prediction"].iloc[2] == pytest.approx(run.ensemble_predictions(moved[None]).mean())
+
+
+def test_max_rows_explains_a_seeded_sample_of_each_folds_test_rows():
+    run = make_run(ArchSpec(), n=90, folds=3)
+    values, rows = explain.shapley_values(run, max_rows=7, seed=4)
+    again, _ = explain.shapley_values(run, max_rows=7, seed=4)
+    assert rows.groupby("fold").size().tolist() == [7, 7, 7]
+    for fold in run.folds:
+        assert set(rows[rows["fold"] == fold.fold]["row"]) <= set(fold.test_rows)
+    pd.testing.assert_frame_equal(values, again)
+    ig, _ = explain.integrated_gradients(run, max_rows=7, seed=4)
+    assert ig[["fold", "row"]].equals(values[["fold", "row"]])
