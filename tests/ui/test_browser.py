@@ -172,7 +172,10 @@ def check_predict_what_if(page) -> None:
     """Moving a what-if slider updates the prediction (the section reruns on its own)."""
     value = page.locator('[data-testid="stMetricValue"]').last
     before = value.inner_text()
-    thumb = page.locator('[class*="st-key-whatif-"] [role="slider"]').nth(2)
+    sliders = page.locator('[data-testid="stSlider"]')
+    sliders.first.wait_for(timeout=30_000)
+    thumb = sliders.nth(2).get_by_role("slider")
+    assert thumb.count() == 1, sliders.nth(2).evaluate("e => e.outerHTML.slice(0, 2000)")
     thumb.focus()
     for _ in range(5):
         thumb.press("End")
