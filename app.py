@@ -37,6 +37,7 @@ PAGES = {
         st.Page("pages/stages.py", title="BN stages", icon=":material/stacked_line_chart:"),
         st.Page("pages/parameters.py", title="BN parameters", icon=":material/tune:"),
         st.Page("pages/sensitivity.py", title="Sensitivity", icon=":material/scatter_plot:"),
+        st.Page("pages/importance.py", title="Importance", icon=":material/leaderboard:"),
     ],
     "Models and use": [
         st.Page("pages/grid.py", title="Grid search", icon=":material/grid_on:"),

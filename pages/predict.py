@@ -19,7 +19,7 @@ from bnapp.intake.units import (
     label,
 )
 from bnapp.report.export import table_csv
-from bnapp.ui import widgets
+from bnapp.ui import whatif, widgets
 
 MAX_SHOWN = 5000  # sessions drawn in the table; the download holds all
 
@@ -171,3 +171,6 @@ else:
     st.download_button("All predictions (CSV)", lambda: table_csv(shown), "predictions.csv",
                        "text/csv", key="predict-download-all", on_click="ignore",
                        icon=":material/download:", help="Every session's prediction as CSV")
+
+st.divider()
+whatif.what_if_section(entry)

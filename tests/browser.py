@@ -36,8 +36,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_SHOT_HEIGHT = 8000  # pixels
 # The app's pages by file name, which st.navigation also makes their URL path (except for the
 # default page, served at the root).
-PAGES = ["data", "train", "stages", "parameters", "sensitivity", "grid", "baselines", "agreement",
-         "predict", "export"]
+PAGES = ["data", "train", "stages", "parameters", "sensitivity", "importance", "grid",
+         "baselines", "agreement", "predict", "export"]
 DEFAULT_PAGE = "data"
 
 

@@ -20,7 +20,7 @@ import altair as alt
 import pandas as pd
 
 from bnapp import __version__
-from bnapp.analyses import agreement, catalog
+from bnapp.analyses import agreement, catalog, concordance, explain
 from bnapp.analyses.conformal import DEFAULT_LEVEL
 from bnapp.analyses.importance import (
     importance_tables,
@@ -35,7 +35,7 @@ from bnapp.engine.results import RunResult
 from bnapp.engine.train import Protocol
 from bnapp.intake.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
 from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
-from bnapp.report import agreement_charts, charts, export, model_card, views
+from bnapp.report import agreement_charts, charts, export, importance_charts, model_card, views
 
 CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to
 # The tables the HTML report shows in full (the ZIP holds all of them): file stem -> heading.
@@ -44,6 +44,8 @@ REPORT_TABLES = {
     "bn_parameters": "BN parameters of each layer, mean and SD across folds (the input layer's "
                      "is study table 2)",
     "association": "γ against importance: correlations with bootstrap intervals",
+    "concordance": "|γ| against every definition of importance (Shapley, integrated gradients, "
+                   "ablations): rank agreement per fold, mean and bootstrap interval over folds",
     "baselines": "Network against linear regression and the clinical formulas",
     "paired_comparison": "Network against each baseline, paired over folds",
     "agreement": "Agreement with the measured value (Bland–Altman)",
@@ -54,7 +56,10 @@ REPORT_TABLES = {
 Progress = Callable[[float, str], None]
 # Part of run_tables' cache key: raise it when its tables change shape, so a cached set of the
 # old shape is not served (the package version would also retire every cached run).
-RUN_TABLES_SCHEMA = 3  # 3: agreement, calibration, coverage, predictions
+# 3: agreement, calibration, coverage, predictions (or, on another branch, the importance tables)
+# 4: both: agreement, calibration, coverage, predictions, importance, concordance, shapley_values,
+# ice, pdp
+RUN_TABLES_SCHEMA = 4
 
 
 def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
@@ -66,6 +71,9 @@ def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
     quantiles = pd.concat([tag_layer(catalog.stage_summary(run, *layer), layer)
                            for layer in run_layers(run.spec)], ignore_index=True)
     loss, gamma = catalog.training_curves(run)
+    explained = concordance.importance_report(run, n_permutations=n_permutations, n_boot=n_boot,
+                                              seed=seed, sens=found["sensitivity"])
+    ice, pdp = explain.ice_pdp(run, seed=seed)
     return {
         **parameter_tables(run),
         "stage_quantiles": quantiles,
@@ -75,6 +83,11 @@ def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
         "loss_curves": loss,
         "gamma_curves": gamma,
         **model_card.trust_tables(run, interval),
+        "importance": explained["importance"],
+        "concordance": explained["concordance"],
+        "shapley_values": explained["shapley"],
+        "ice": ice,
+        "pdp": pdp,
     }
 
 
@@ -113,7 +126,7 @@ def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, al
         figures["loss"] = charts.loss_curves(tables["loss_curves"], target=run.target)
     if len(tables["gamma_curves"]):
         figures["gamma_trajectories"] = charts.gamma_trajectories(tables["gamma_curves"])
-    return figures | agreement_figures(run, tables)
+    return figures | agreement_figures(run, tables) | importance_figures(run, tables)
 
 
 def agreement_figures(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
@@ -130,6 +143,23 @@ def agreement_figures(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> dic
     coverage = tables["coverage"]
     figures["interval_coverage"] = agreement_charts.coverage_chart(coverage,
                                                                    float(coverage["level"].iloc[0]))
+    return figures
+
+
+def importance_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
+    """The Importance page's figures: per layer the importance per definition and, where the
+    layer has a BN, the concordance heatmap; ICE/PDP of the inputs."""
+    figures = {}
+    for layer in run_layers(run.spec):
+        title = views.layer_title(run.spec, layer)
+        conc = layer_rows(tables["concordance"], layer)
+        if len(conc):
+            figures[f"concordance_{layer_stem(layer)}"] = importance_charts.concordance_heatmap(
+                conc, title)
+        figures[f"importance_{layer_stem(layer)}"] = importance_charts.importance_bars(
+            layer_rows(tables["importance"], layer), title)
+    figures["ice_pdp"] = importance_charts.ice_pdp_chart(tables["ice"], tables["pdp"],
+                                                         target=run.target)
     return figures
 
 

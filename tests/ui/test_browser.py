@@ -176,9 +176,39 @@ def check_predict(page) -> None:
     assert "90% interval:" in text, "Predict: no eKt/V interval"
 
 
+
+def check_importance(page) -> None:
+    main = page.locator('[data-testid="stMain"]')
+    assert "The answer, definition by definition" in main.inner_text()
+    assert "mean |Shapley value|" in main.inner_text()
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    chart.locator("canvas, svg").first.wait_for(timeout=30_000)
+    png = download(page, '[class*="st-key-png-concordance_input"] button')
+    assert png.startswith(PNG_SIGNATURE), f"the PNG download is not a PNG: {png[:16]!r}"
+
+
+def check_predict_what_if(page) -> None:
+    """Moving a what-if slider updates the prediction (the section reruns on its own)."""
+    check_predict(page)
+    value = page.locator('[data-testid="stMetricValue"]').last
+    before = value.inner_text()
+    sliders = page.locator('[data-testid="stSlider"]')
+    sliders.first.wait_for(timeout=30_000)
+    thumb = sliders.nth(2).get_by_role("slider")
+    assert thumb.count() == 1, sliders.nth(2).evaluate("e => e.outerHTML.slice(0, 2000)")
+    thumb.focus()
+    for _ in range(5):
+        thumb.press("End")
+    page.wait_for_function(
+        """before => { const v = [...document.querySelectorAll('[data-testid="stMetricValue"]')];
+                       return v.length && v[v.length - 1].innerText !== before; }""",
+        arg=before, timeout=20_000)
+    assert page.locator('[class*="st-key-png-whatif_shapley"]').count() == 1
+
+
 CHECKS = {"stages": check_stages, "parameters": check_parameters,
-          "sensitivity": check_sensitivity, "agreement": check_agreement,
-          "predict": check_predict}
+          "sensitivity": check_sensitivity, "importance": check_importance,
+          "agreement": check_agreement, "predict": check_predict_what_if}
 
 
 # ------------------------------------------------------------------------------------ reload

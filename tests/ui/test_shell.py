@@ -13,7 +13,7 @@ from bnapp.intake import data
 from bnapp.ui.widgets import escape_md
 from tests.apptest import app_at, demo_run
 
-PAGES = ("data", "train", "stages", "parameters", "sensitivity", "grid", "baselines",
+PAGES = ("data", "train", "stages", "parameters", "sensitivity", "importance", "grid", "baselines",
          "agreement", "predict", "export")
 
 

@@ -1,0 +1,96 @@
+"""`explain`: Shapley values, integrated gradients and |γ| against every definition of importance.
+
+The analyses (scipy) are imported by the handler, so registering the command costs nothing to
+the other commands.
+"""
+
+from __future__ import annotations
+
+from bnapp.cli import UserError
+from bnapp.cli.jobs import (
+    _data_options,
+    _load,
+    _prepare_out,
+    _progress_bar,
+    _protocol,
+    _protocol_options,
+    _require_rows,
+)
+from bnapp.cli.options import add_arch_options, spec_from_args
+
+INPUT_FILES = {  # file stem -> its columns, for the input layer
+    "shapley": ["fold", "row", "unit", "value"],
+    "shapley_rows": ["fold", "row", "base_value", "prediction"],
+    "integrated_gradients": ["fold", "row", "unit", "value"],
+    "integrated_gradients_rows": ["fold", "row", "base_value", "prediction", "completeness_gap"],
+    "gradient_x_input": ["fold", "row", "unit", "value"],
+}
+
+
+def register(sub) -> None:
+    cmd = sub.add_parser("explain", help="Shapley values, integrated gradients and |γ| against "
+                                         "every definition of importance")
+    _data_options(cmd)
+    add_arch_options(cmd)
+    cmd.add_argument("--protocol", choices=("kfold", "repeated", "study"), default="kfold")
+    _protocol_options(cmd, folds=None, epochs=None)
+    cmd.add_argument("--repeats", type=int, default=None)
+    cmd.add_argument("--background", type=int, default=100,
+                     help="training rows per fold that Shapley values average over")
+    cmd.add_argument("--shapley-permutations", type=int, default=100,
+                     help="sampled permutations (each also reversed) for Shapley values of "
+                          "layers with more than 10 units; up to 10, every coalition is exact")
+    cmd.add_argument("--ig-baseline", choices=("mean", "zero"), default="mean",
+                     help="integrated gradients from the training mean, or from 0 (the study's "
+                          "ablation)")
+    cmd.add_argument("--permutations", type=int, default=10,
+                     help="shuffles per unit for the permutation ablation")
+    cmd.add_argument("--n-boot", type=int, default=2000,
+                     help="bootstrap resamples of the folds for the intervals")
+    cmd.set_defaults(handler=cmd_explain)
+
+
+def cmd_explain(args) -> int:
+    import pandas as pd
+
+    from bnapp.analyses import concordance
+    from bnapp.analyses.importance import run_layers
+    from bnapp.jobs.runner import cached_train
+
+    if min(args.background, args.permutations, args.n_boot, args.shapley_permutations) < 1:
+        raise UserError("--background, --permutations, --shapley-permutations and --n-boot "
+                        "must be at least 1")
+    dataset, features, target = _load(args.data)
+    spec, protocol = spec_from_args(args), _protocol(args, args.protocol)
+    _require_rows(dataset, protocol)
+    _prepare_out(args.out)
+    with _progress_bar(spec.label) as report:
+        run = cached_train(dataset.X(features), dataset.y(target), spec, protocol,
+                           features=features, target=target, data_key=dataset.fingerprint(),
+                           row_ids=dataset.row_numbers, progress=report, data_name=dataset.name)
+    options = {"n_permutations": args.permutations, "seed": args.seed}
+    files = {}
+    importance = []
+    for layer in run_layers(spec):
+        explained = concordance.explanations(run, layer, n_background=args.background,
+                                             n_permutations=args.shapley_permutations,
+                                             ig_baseline=args.ig_baseline, seed=args.seed)
+        if layer == ("input", 0):
+            files |= {stem: explained[stem][columns] for stem, columns in INPUT_FILES.items()}
+        importance.append(concordance.global_importance(run, explained, layer, **options))
+    both = pd.concat(importance, ignore_index=True)
+    table = concordance.concordance(both, args.n_boot, args.seed)
+    inputs, hidden = both[both["layer"] == "input"], both[both["layer"] == "hidden"]
+    files["importance"] = inputs[["fold", "unit", "definition", "importance", "gamma"]]
+    files["concordance"] = table[table["layer"] == "input"][
+        ["definition", "statistic", "estimate", "ci_low", "ci_high", "n_folds"]]
+    if len(hidden):
+        files["importance_hidden"] = hidden
+        files["concordance_hidden"] = table[table["layer"] == "hidden"]
+    for stem, frame in files.items():
+        frame.to_csv(args.out / f"{stem}.csv", index=False)
+    print(f"{run.label}: |γ| against each definition of importance of the inputs "
+          "(mean over folds, 95% bootstrap interval)")
+    print(files["concordance"].round(3).to_string(index=False))
+    print(f"wrote {len(files)} files to {args.out}")
+    return 0

@@ -1,0 +1,233 @@
+"""Figures and plain-words readings of the importance analyses: concordance of |γ| with every
+definition of importance, importance per definition, ICE/PDP and a Shapley waterfall."""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from bnapp.intake.data import STUDY_TARGET
+from bnapp.intake.units import target_unit
+from bnapp.report.charts import MAX_POINTS, OKABE_ITO, _finish, _ordered, _unit_scale, _with_unit
+
+DEFINITION_TITLES = {
+    "shapley": "mean |Shapley value|",
+    "integrated_gradients": "mean |integrated gradients|",
+    "gradient_x_input": "mean |gradient × input|",
+    "ablation_zero": "ΔMSE, set to 0 (the study's)",
+    "ablation_mean": "ΔMSE, held at its mean",
+    "ablation_permutation": "ΔMSE, permuted",
+}
+STATISTIC_TITLES = {"spearman": "Spearman ρ", "kendall_tau": "Kendall τ",
+                    "top_unit_agreement": "same top unit (share of folds)"}
+GAMMA = "|γ|"
+
+
+def concordance_table(conc: pd.DataFrame) -> pd.DataFrame:
+    """One layer's concordance as a readable table: definition × statistic with its interval."""
+    return pd.DataFrame({
+        "definition of importance": [DEFINITION_TITLES.get(d, d) for d in conc["definition"]],
+        "statistic": [STATISTIC_TITLES.get(s, s) for s in conc["statistic"]],
+        "estimate": conc["estimate"].round(3).to_numpy(),
+        "95% interval": [_interval(lo, hi) for lo, hi in zip(conc["ci_low"], conc["ci_high"],
+                                                             strict=True)],
+        "folds": conc["n_folds"].to_numpy(),
+    })
+
+
+def _interval(low: float, high: float) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "not available"
+    return f"{low:.2f} to {high:.2f}"
+
+
+def concordance_heatmap(conc: pd.DataFrame, layer_label: str) -> alt.TopLevelMixin:
+    """Definition × statistic, coloured by the estimate (−1 to 1), labelled with the interval."""
+    data = conc.assign(
+        definition_title=[DEFINITION_TITLES.get(d, d) for d in conc["definition"]],
+        statistic_title=[STATISTIC_TITLES.get(s, s) for s in conc["statistic"]],
+        label=[f"{e:.2f} [{lo:.2f}, {hi:.2f}]" if math.isfinite(e) else "n/a"
+               for e, lo, hi in zip(conc["estimate"], conc["ci_low"], conc["ci_high"],
+                                    strict=True)])
+    rows = _ordered(data["definition_title"])
+    cols = _ordered(data["statistic_title"])
+    base = alt.Chart(data).encode(
+        x=alt.X("statistic_title:N", sort=cols, title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("definition_title:N", sort=rows, title=None))
+    cells = base.mark_rect(stroke="white").encode(
+        color=alt.Color("estimate:Q", scale=alt.Scale(scheme="blueorange", domain=[-1, 1]),
+                        title="agreement with |γ|"),
+        tooltip=[alt.Tooltip("definition_title:N", title="definition"),
+                 alt.Tooltip("statistic_title:N", title="statistic"),
+                 alt.Tooltip("estimate:Q", format=".3f"), alt.Tooltip("label:N", title="95% CI"),
+                 alt.Tooltip("n_folds:Q", title="folds")])
+    text = base.mark_text(fontSize=12).encode(text="label:N")
+    chart = alt.layer(cells, text).properties(width=180 * len(cols), height=34 * len(rows))
+    return _finish(chart, f"{layer_label}: does |γ| rank units as each definition of importance "
+                          "does?",
+                   ["Mean over folds of each fold's statistic over the units; [95% bootstrap "
+                    "interval over folds]. 1: the same order; 0: unrelated; −1: reversed."])
+
+
+def importance_bars(importance: pd.DataFrame, layer_label: str) -> alt.TopLevelMixin:
+    """Per definition (and |γ|), each unit's mean importance across folds with the fold range."""
+    data = importance.dropna(subset=["importance"])
+    gamma = data.drop_duplicates(["fold", "unit"]).dropna(subset=["gamma"])
+    parts = [data.assign(panel=[DEFINITION_TITLES.get(d, d) for d in data["definition"]])]
+    if len(gamma):
+        parts.insert(0, gamma.assign(panel=GAMMA, importance=gamma["gamma"].abs()))
+    both = pd.concat(parts, ignore_index=True).assign(unit=lambda d: d["unit"].astype(str))
+    stats = (both.groupby(["panel", "unit"], sort=False)["importance"]
+             .agg(mean="mean", low="min", high="max").reset_index())
+    units = _ordered(both["unit"])
+    y = alt.Y("unit:N", sort=units, title=None)
+    bars = alt.Chart().mark_bar(opacity=0.85).encode(
+        x=alt.X("mean:Q", title=None), y=y,
+        color=alt.Color("unit:N", scale=_unit_scale(units), legend=None),
+        tooltip=[alt.Tooltip("panel:N", title="definition"), "unit:N",
+                 alt.Tooltip("mean:Q", format=".4g", title="mean over folds"),
+                 alt.Tooltip("low:Q", format=".4g", title="lowest fold"),
+                 alt.Tooltip("high:Q", format=".4g", title="highest fold")])
+    spread = alt.Chart().mark_rule(color="black").encode(x="low:Q", x2="high:Q", y=y)
+    chart = alt.layer(bars, spread, data=stats).properties(
+        width=170, height=22 * len(units) + 10).facet(
+        facet=alt.Facet("panel:N", sort=_ordered(stats["panel"]), title=None), columns=4,
+    ).resolve_scale(x="independent")
+    return _finish(chart, f"{layer_label}: importance of each unit under each definition",
+                   ["Bar: mean over folds; line: lowest to highest fold. Each panel on its own "
+                    "scale (Shapley and IG in the target's unit, ablations in its square)."])
+
+
+def ice_pdp_chart(ice: pd.DataFrame, pdp: pd.DataFrame, *,
+                  target: str = STUDY_TARGET) -> alt.TopLevelMixin:
+    """Per input: ICE curves of sampled rows (grey), partial dependence (black) with the range of
+    the folds' own partial dependence (band)."""
+    unit = target_unit(target)
+    inputs = _ordered(pdp["unit"])
+    y_title = f"predicted {target} ({unit})" if unit else f"predicted {target}"
+    x = alt.X("value:Q", title=None, scale=alt.Scale(zero=False))
+    lines = alt.Chart().mark_line(color="#999999", opacity=0.35, strokeWidth=1).encode(
+        x=x, y=alt.Y("prediction:Q", title=y_title, scale=alt.Scale(zero=False)),
+        detail="row:N")
+    band = alt.Chart().mark_area(color=OKABE_ITO[3], opacity=0.25).encode(
+        x=x, y="pdp_low:Q", y2="pdp_high:Q")
+    mean = alt.Chart().mark_line(color="black", strokeWidth=2.5).encode(
+        x=x, y="pdp:Q", tooltip=[alt.Tooltip("value:Q", format=".4g"),
+                                 alt.Tooltip("pdp:Q", format=".4g", title="partial dependence")])
+    rows = ice["row"].unique()
+    keep = rows[:max(1, MAX_POINTS // max(1, len(ice) // len(rows)))]  # curves, not points, thinned
+    data = pd.concat([ice[ice["row"].isin(keep)].assign(kind="ice"), pdp.assign(kind="pdp")],
+                     ignore_index=True)
+    data["unit"] = data["unit"].astype(str)
+    chart = alt.layer(lines.transform_filter("datum.kind == 'ice'"),
+                      band.transform_filter("datum.kind == 'pdp'"),
+                      mean.transform_filter("datum.kind == 'pdp'"), data=data).properties(
+        width=220, height=180).facet(
+        facet=alt.Facet("unit:N", sort=inputs, title=None), columns=3).resolve_scale(x="independent")
+    return _finish(chart, "How the prediction moves with each input (ICE and partial dependence)",
+                   ["Grey: one sampled session with only that input changed (fold ensemble); "
+                    "black: their mean; band: range of the folds' own partial dependence. "
+                    "x: the input's 1st–99th percentile, in its data unit."])
+
+
+def shapley_waterfall(contributions: pd.DataFrame, base_value: float, *,
+                      target: str = STUDY_TARGET) -> alt.TopLevelMixin:
+    """Base value → each input's contribution (bar from the running total) → prediction."""
+    c = contributions.reset_index(drop=True)
+    ends = base_value + np.cumsum(c["contribution"].to_numpy())
+    starts = np.concatenate([[base_value], ends[:-1]])
+    labels = [f"{_with_unit(str(u))} = {v:.4g}" for u, v in zip(c["unit"], c["value"], strict=True)]
+    prediction = float(ends[-1]) if len(ends) else base_value
+    steps = pd.DataFrame({
+        "step": ["base value (mean prediction)", *labels, "prediction"],
+        "start": [0.0, *starts, 0.0], "end": [base_value, *ends, prediction],
+        "amount": [base_value, *c["contribution"], prediction],
+        "kind": ["total", *np.where(c["contribution"] >= 0, "raises", "lowers"), "total"]})
+    order = list(steps["step"])
+    lo = float(min(steps[["start", "end"]].to_numpy()[1:-1].min(initial=base_value),
+                   base_value, prediction))
+    hi = float(max(steps[["start", "end"]].to_numpy()[1:-1].max(initial=base_value),
+                   base_value, prediction))
+    pad = 0.15 * (hi - lo) or 1.0
+    steps.loc[steps["kind"] == "total", "start"] = lo - pad
+    steps["right"] = steps[["start", "end"]].max(axis=1)
+    unit = target_unit(target)
+    bars = alt.Chart(steps).mark_bar(size=22).encode(
+        y=alt.Y("step:N", sort=order, title=None),
+        x=alt.X("start:Q", scale=alt.Scale(domain=[lo - pad, hi + pad], nice=False, zero=False),
+                title=f"predicted {target}" + (f" ({unit})" if unit else ""),
+                axis=alt.Axis(tickCount=8)),
+        x2="end:Q",
+        color=alt.Color("kind:N", scale=alt.Scale(domain=["total", "raises", "lowers"],
+                                                  range=["#777777", OKABE_ITO[4], OKABE_ITO[3]]),
+                        title=None),
+        tooltip=["step:N", alt.Tooltip("amount:Q", format="+.4g", title="contribution / value")])
+    text = alt.Chart(steps).mark_text(align="left", dx=4).encode(
+        y=alt.Y("step:N", sort=order), x="right:Q",
+        text=alt.Text("amount:Q", format=".3g"))
+    chart = alt.layer(bars, text).properties(width=480, height=30 * len(steps))
+    return _finish(chart, "Why this prediction: Shapley values of the inputs",
+                   ["From the mean prediction over the training rows, each input's contribution "
+                    "(mean over folds) adds up exactly to the prediction."])
+
+
+def session_ice_chart(ice: pd.DataFrame, session: pd.DataFrame, *,
+                      target: str = STUDY_TARGET) -> alt.TopLevelMixin:
+    """Per input, the ensemble's prediction as that one input of the session moves (band: the
+    folds' range), with the session's own value marked."""
+    unit = target_unit(target)
+    inputs = _ordered(ice["unit"])
+    data = pd.concat([ice.assign(kind="curve"),
+                      session[["unit", "value"]].assign(kind="session")], ignore_index=True)
+    data["unit"] = data["unit"].astype(str)
+    x = alt.X("value:Q", title=None, scale=alt.Scale(zero=False))
+    band = alt.Chart().mark_area(color=OKABE_ITO[1], opacity=0.3).encode(
+        x=x, y=alt.Y("low:Q", title=f"predicted {target}" + (f" ({unit})" if unit else ""),
+                     scale=alt.Scale(zero=False)), y2="high:Q")
+    line = alt.Chart().mark_line(color=OKABE_ITO[3], strokeWidth=2).encode(
+        x=x, y="prediction:Q", tooltip=[alt.Tooltip("value:Q", format=".4g"),
+                                        alt.Tooltip("prediction:Q", format=".4g")])
+    here = alt.Chart().mark_rule(color=OKABE_ITO[4], strokeDash=[4, 3]).encode(x=x)
+    chart = alt.layer(band.transform_filter("datum.kind == 'curve'"),
+                      line.transform_filter("datum.kind == 'curve'"),
+                      here.transform_filter("datum.kind == 'session'"), data=data).properties(
+        width=200, height=150).facet(facet=alt.Facet("unit:N", sort=inputs, title=None),
+                                     columns=3).resolve_scale(x="independent")
+    return _finish(chart, "This session as one input moves (ICE)",
+                   ["Line: fold-ensemble prediction; band: range of the folds; dashed: the "
+                    "session's value."])
+
+
+# ------------------------------------------------------------------------------- plain words
+
+def _verdict(row: pd.Series) -> str:
+    est, low, high = float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"])
+    if not math.isfinite(est):
+        return "cannot be told (the statistic is undefined in every fold)"
+    if math.isfinite(low) and low > 0:
+        how = "clearly" if low >= 0.5 else "partly"
+        return f"yes, {how}: ρ = {est:.2f} (95% interval {low:.2f} to {high:.2f}, above 0)"
+    if math.isfinite(high) and high < 0:
+        return (f"no, the order is reversed: ρ = {est:.2f} (95% interval {low:.2f} to "
+                f"{high:.2f}, below 0)")
+    return (f"not established: ρ = {est:.2f} (95% interval {_interval(low, high)} includes 0, so no "
+            "agreement at all is compatible with these folds)")
+
+
+def concordance_answers(conc: pd.DataFrame) -> list[str]:
+    """One Markdown line per definition: does |γ| order the units as that definition does?"""
+    lines = []
+    spearman = conc[conc["statistic"] == "spearman"]
+    top = conc[conc["statistic"] == "top_unit_agreement"].set_index("definition")
+    for _, row in spearman.iterrows():
+        line = (f"- **{DEFINITION_TITLES.get(row['definition'], row['definition'])}**: "
+                f"{_verdict(row)}")
+        if row["definition"] in top.index and math.isfinite(top.loc[row["definition"], "estimate"]):
+            t = top.loc[row["definition"]]
+            line += (f"; the unit with the largest |γ| is also the most important in "
+                     f"{t['estimate']:.0%} of folds ({_interval(t['ci_low'], t['ci_high'])}).")
+        lines.append(line)
+    return lines

@@ -1,0 +1,73 @@
+"""Importance: |γ| against every definition of importance (Shapley, IG, ablations), and ICE/PDP."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from bnapp.analyses import concordance, explain
+from bnapp.analyses.importance import layer_rows, layer_stem
+from bnapp.report import importance_charts, views
+from bnapp.ui import widgets
+
+N_BOOT = 1000  # bootstrap resamples of the folds for the intervals
+
+entry = widgets.need_run()
+spec = entry.run.spec
+st.title("Importance: is |γ| importance under every definition?")
+st.markdown(
+    "The study measured an input's importance one way, the error when it is set to 0. Model "
+    "explanation offers several others: **Shapley values** (each input's fair share of every "
+    "prediction, against 100 training rows of the fold), **integrated gradients** (the gradient "
+    "summed along a straight path from the training mean to the session), **gradient × input**, "
+    "and the error when the input is set to 0, held at its mean or permuted. Here, fold by fold, "
+    "|γ| is ranked against each: does the input with the larger |γ| matter more?")
+st.caption(f"Run: {widgets.escape_md(entry.label)}")
+
+layer = widgets.layer_picker(
+    spec, key="imp-layer",
+    help="Input BN: the patient variables. Hidden BN: the hidden nodes, each explained as an "
+         "input of the rest of the network.")
+report = widgets.compute(entry, concordance.importance_report, layers=(layer,), n_boot=N_BOOT,
+                         seed=0)
+title = views.layer_title(spec, layer)
+if max(len(f.test_rows) for f in entry.run.folds) > concordance.MAX_ROWS:
+    st.caption(f"Shapley values, integrated gradients and gradient × input are averaged over "
+               f"{concordance.MAX_ROWS:,} test rows per fold, drawn at random (seeded); "
+               "`python -m bnapp explain` explains every row.")
+if len(entry.run.unit_names(*layer)) > explain.EXACT_MAX_UNITS:
+    st.caption(f"This layer has more than {explain.EXACT_MAX_UNITS} units: its Shapley values are "
+               f"estimated from {explain.N_PERMUTATIONS} sampled orders of the units and their "
+               "reverses (exact up to 10 units), still adding up exactly to each prediction.")
+stem = layer_stem(layer)
+conc = layer_rows(report["concordance"], layer)
+importance = layer_rows(report["importance"], layer)
+
+if not views.has_bn(spec, layer):
+    st.info(f"{title}: this network has no batch normalization here, so there is no γ to "
+            "compare with; the importance of each unit is still shown below.")
+else:
+    st.subheader("The answer, definition by definition")
+    st.markdown(
+        f"Across {int(conc['n_folds'].max())} folds, does |γ| order the units as each "
+        "definition of importance does (Spearman ρ over the units of each fold, averaged over "
+        "folds, with a 95% bootstrap interval over folds)?")
+    st.markdown("\n".join(importance_charts.concordance_answers(conc)))
+    st.caption("With only a handful of units per fold, a single fold's ρ takes few values; the "
+               "interval, not the estimate alone, says what the folds support.")
+    widgets.figure(importance_charts.concordance_heatmap(conc, title), f"concordance_{stem}")
+    widgets.table(importance_charts.concordance_table(conc), f"concordance_{stem}")
+
+st.subheader("Importance of each unit under each definition")
+widgets.figure(importance_charts.importance_bars(importance, title), f"importance_{stem}")
+with st.expander("Per fold and unit: the importance behind the figures"):
+    widgets.table(importance, f"importance_per_fold_{stem}")
+
+if layer[0] == "input":
+    st.subheader("How the prediction moves with each input")
+    ice, pdp = widgets.compute(entry, explain.ice_pdp, seed=0)
+    widgets.figure(importance_charts.ice_pdp_chart(ice, pdp, target=entry.run.target),
+                   "ice_pdp")
+    with st.expander("Each test row's Shapley values (base value + their sum = the prediction)"):
+        widgets.table(report["shapley"], "shapley_values")
+    st.caption("To explain one session of your own, and change its values, use the what-if "
+               "section at the end of the Predict page.")

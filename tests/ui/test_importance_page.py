@@ -1,0 +1,57 @@
+"""The Importance page and the what-if section of the Predict page, through AppTest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnapp.analyses import concordance, explain
+from bnapp.analyses.importance import layer_rows
+from tests.apptest import app_at, demo_run, texts
+
+IMPORTANCE = "pages/importance.py"
+
+
+def test_importance_page_states_the_answer_per_definition_with_its_interval():
+    entry = demo_run()
+    at = app_at(IMPORTANCE, runs=(entry,))
+    assert not at.exception
+    expected = concordance.importance_report(entry.run, layers=[("input", 0)], n_boot=1000)
+    conc = layer_rows(expected["concordance"], ("input", 0))
+    page = texts(at)
+    for _, row in conc[conc["statistic"] == "spearman"].iterrows():
+        assert f"ρ = {row['estimate']:.2f}" in page
+    table = at.dataframe[0].value
+    np.testing.assert_allclose(table["estimate"], conc["estimate"].round(3))
+    assert len(at.get("vega_lite_chart")) + len(at.get("arrow_vega_lite_chart")) >= 3
+
+
+def test_importance_page_explains_the_hidden_nodes():
+    entry = demo_run()
+    at = app_at(IMPORTANCE, runs=(entry,))
+    at.radio(key="imp-layer").set_value(("hidden", 0)).run()
+    assert not at.exception
+    expected = concordance.importance_report(entry.run, layers=[("hidden", 0)], n_boot=1000)
+    np.testing.assert_allclose(at.dataframe[0].value["estimate"],
+                               expected["concordance"]["estimate"].round(3))
+    assert set(at.dataframe[1].value["unit"]) == set(entry.run.unit_names("hidden"))
+
+
+def test_what_if_follows_the_sliders():
+    entry = demo_run()
+    run = entry.run
+    at = app_at("pages/predict.py", runs=(entry,))
+    assert not at.exception
+    sliders = sorted((s for s in at.slider if s.key.startswith("whatif-")),
+                     key=lambda s: int(s.key.rsplit("-", 1)[1]))  # columns list them out of order
+    assert len(sliders) == len(run.features)
+    session = np.array([s.value for s in sliders], dtype=float)
+    metric = at.metric[-1]
+    assert float(metric.value) == pytest.approx(run.ensemble_predictions(session[None]).mean(),
+                                                abs=0.005)
+    sliders[2].set_value(float(np.percentile(run.X[:, 2], 90))).run()
+    assert not at.exception
+    session[2] = at.slider(key=sliders[2].key).value
+    view = explain.what_if(run, session)
+    assert float(at.metric[-1].value) == pytest.approx(view.prediction, abs=0.005)
+    assert float(at.metric[-1].value) != pytest.approx(float(metric.value), abs=1e-6)
