@@ -10,6 +10,8 @@ bnapp's after 1 and after 200 epochs. The figures are in docs/keras.md.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -18,6 +20,7 @@ tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed: `mak
 keras = pytest.importorskip("keras")
 
 from bnapp.engine.export_model import keras_h5_bytes  # noqa: E402
+from bnapp.engine.grid import run_grid  # noqa: E402
 from bnapp.engine.keras_import import read_keras_model  # noqa: E402
 from bnapp.engine.model import ArchSpec, Weights, epoch_orders, init_weights, predict  # noqa: E402
 from bnapp.engine.train import Protocol, make_splits, model_rngs, train_runs  # noqa: E402
@@ -42,6 +45,10 @@ CASES = [
     ArchSpec(hidden=(3, 3), activation="relu", output_activation="linear", input_bn=False,
              hidden_bn=True, input_mode="zscore"),
 ]
+# networks whose training is chaotic on the study's data: rounding differences (1e-16 after one
+# epoch) grow until bnapp and Keras part, as bnapp parts from itself when its initial weights move
+# by 1e-12 (test_cases_that_part_are_chaotic); compared over the epochs before they part
+APART = {CASES[2]: 50, CASES[6]: 10}
 FOLD = 1  # any fold: its training set (87 rows) ends in a partial batch of 23 rows
 
 
@@ -169,8 +176,12 @@ def max_differences(spec, bnapp_weights, model, x_test, bnapp_pred):
 def test_bnapp_trains_as_keras_does(spec, bnapp_runs, study, float64):
     protocol, runs = bnapp_runs
     X, y = study
+    run = runs[spec]
+    if protocol.epochs > APART.get(spec, protocol.epochs):
+        protocol = replace(protocol, epochs=APART[spec])
+        run = train_runs(X, y, [spec], protocol, features=FEATURES)[0]
     split, initial, orders, x_train, y_train, x_test = _fold_inputs(spec, protocol, X, y)
-    fold = runs[spec].folds[FOLD]
+    fold = run.folds[FOLD]
     np.testing.assert_array_equal(fold.test_rows, split.test)
     model = keras_train(spec, initial, x_train, y_train, orders,
                         per_epoch_fit=protocol.epochs == 1)
@@ -179,6 +190,19 @@ def test_bnapp_trains_as_keras_does(spec, bnapp_runs, study, float64):
     print(f"\n{spec.label}, {protocol.epochs} epochs: max relative difference to Keras "
           f"{weight_diff:.2e} (weights and BN statistics), {pred_diff:.2e} (test predictions)")
     assert weight_diff <= TOL and pred_diff <= TOL
+
+
+def test_cases_that_part_are_chaotic(study):
+    """A 1e-12 change of the initial kernels moves these networks' 200-epoch CV MSE by more than
+    the rounding of float64 could (bnapp alone, no Keras involved): their parting from Keras is
+    the same chaos, not a difference of semantics (which the first epochs would show)."""
+    X, y = study
+    specs = list(APART)
+    grid = run_grid(X, y, Protocol(kind="kfold", folds=5, epochs=200, seed=11), specs,
+                    features=FEATURES, n_jobs=1)
+    print("\n" + "\n".join(f"{s.label}: instability {v:.2e}"
+                             for s, v in zip(specs, grid["instability"], strict=True)))
+    assert (grid["instability"] > 1e-4).all()
 
 
 def test_one_fit_per_epoch_and_one_stream_of_batches_train_alike(study, float64):
