@@ -21,7 +21,7 @@ from bnapp.engine.train import (
 )
 from bnapp.intake.data import STUDY_INPUTS, load_dataset
 
-# trained chaotically on the study's data: bnapp and torch part after ~100 epochs
+# trained chaotically on the study's data: bnapp and torch part within 50 epochs
 CHAOTIC = ArchSpec(hidden=(4, 3, 5), activation="tanh", input_bn=True, hidden_bn=True)
 CALM = ArchSpec.study_zscore()
 
@@ -82,10 +82,11 @@ def test_grid_without_stability_has_no_instability_column(study):
     assert "instability" not in grid
 
 
-@pytest.mark.parametrize("epochs", [25])
+@pytest.mark.parametrize("epochs", [20])
 def test_chaotic_network_equals_its_torch_reference_before_the_runs_part(study, epochs):
-    """The same weights and batch orders: bnapp and torch agree to 1e-8 over the first 25 epochs
-    (from 100 on, rounding differences have grown to O(1): the instability test above)."""
+    """The same weights and batch orders: bnapp and torch agree to 1e-8 over the first 20 epochs
+    (measured: 2e-10 at 20 epochs, 9e-9 at 25, O(1) at 50 with seed 0: rounding differences
+    grow until the runs part, as the instability test above shows from bnapp alone)."""
     X, y = study
     protocol = Protocol(kind="kfold", folds=5, epochs=epochs, seed=0)
     run = train_run(X, y, CHAOTIC, protocol, features=STUDY_INPUTS)
