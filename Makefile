@@ -42,14 +42,15 @@ bench: $(VENV)/.installed-run
 	$(PY) -m bnapp bench --json
 
 # bnapp against a real TensorFlow/Keras (tests/keras, marked `keras`; docs/keras.md): a separate
-# .venv-keras with tensorflow-cpu and the few packages bnapp's engine needs, no torch.
+# .venv-keras with tensorflow-cpu (Keras 3), tf-keras (Keras 2) and the few packages bnapp's
+# engine needs; no torch.
 KERAS_VENV := .venv-keras
 KERAS_PY := $(KERAS_VENV)/bin/python
 
 $(KERAS_VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(KERAS_VENV)
 	$(KERAS_PY) -m pip install --quiet tensorflow-cpu==2.21.0 numpy==2.4.6 pandas==3.1.1 \
-	  numba==0.68.1 joblib==1.6.0 pytest==9.2.0 hypothesis==6.170.17
+	  tf-keras==2.21.0 numba==0.68.1 joblib==1.6.0 pytest==9.2.0 hypothesis==6.170.17
 	touch $@
 
 test-keras: $(KERAS_VENV)/.installed

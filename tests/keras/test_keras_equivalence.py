@@ -2,10 +2,11 @@
 
 Run by `make test-keras` (which installs TensorFlow into .venv-keras); skipped with its reason
 where TensorFlow is not installed. Each case takes bnapp's initial weights and per-epoch mini-batch
-orders for one fold of the study's data, trains the same network in Keras (float64, SGD lr 0.01
-without momentum, MSE, batch 32, the rows in bnapp's order and not shuffled, the last partial
-batch included) and compares the final weights, BN moving statistics and test predictions with
-bnapp's after 1 and after 200 epochs. The figures are in docs/keras.md.
+orders for one fold of the study's data, trains the same network in Keras 3 and in Keras 2
+(tf_keras), float64, SGD lr 0.01 without momentum, MSE, batch 32, the rows in bnapp's order and
+not shuffled, the last partial batch included, and compares the final weights, BN moving
+statistics and test predictions with bnapp's after 1 and after 200 epochs. The figures are in
+docs/keras.md.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed: `make test-keras` "
                                               "installs it into .venv-keras and runs these tests")
-keras = pytest.importorskip("keras")
+# Keras 3 (the `keras` package TensorFlow 2.21 installs) and Keras 2 (`tf_keras`, the Keras 2
+# line TensorFlow still publishes): both are real Keras, both are checked
+IMPLEMENTATIONS = ("keras", "tf_keras")
 
 from bnapp.engine.export_model import keras_h5_bytes  # noqa: E402
 from bnapp.engine.grid import run_grid  # noqa: E402
@@ -65,21 +68,45 @@ def study(seed_dir):
     return _study_data(seed_dir)
 
 
+@pytest.fixture(params=IMPLEMENTATIONS)
+def kx(request):
+    """One Keras implementation, its floatx float32 (as Keras starts)."""
+    return pytest.importorskip(request.param, reason=f"{request.param} is not installed")
+
+
 @pytest.fixture
-def float64():
-    keras.config.set_floatx("float64")
-    yield
-    keras.config.set_floatx("float32")
+def kx64(kx):
+    """The Keras implementation with floatx float64 while the test runs."""
+    kx.backend.set_floatx("float64")
+    yield kx
+    kx.backend.set_floatx("float32")
 
 
-def _keras_model(spec: ArchSpec, w: Weights, n_inputs: int):
+def keras2_float64_decay(kx):
+    """Keras 2's BatchNormalization with its one difference from Keras 3 and bnapp undone.
+
+    tf_keras updates a moving statistic as `var -= (var - batch) * decay` with
+    `decay = tf.convert_to_tensor(1.0 - momentum)`, a float32 tensor cast to the variable's
+    float64 afterwards: 0.009999999776482582 instead of 0.01 (relative 2.2e-8). Keras 3 computes
+    `var * momentum + batch * (1 - momentum)` in the variable's dtype, as bnapp does.
+    """
+
+    class BatchNormalization(kx.layers.BatchNormalization):
+        def _assign_moving_average(self, variable, value, momentum, inputs_size):
+            decay = tf.constant(1.0 - momentum, dtype=variable.dtype)
+            return variable.assign_sub((variable - tf.cast(value, variable.dtype)) * decay)
+
+    return BatchNormalization
+
+
+def _keras_model(kx, spec: ArchSpec, w: Weights, n_inputs: int, bn_class=None):
     """The spec as a Keras Sequential model of the current floatx, holding the weights w."""
-    layers = keras.layers
-    model = keras.Sequential([keras.Input((n_inputs,))])
+    layers = kx.layers
+    model = kx.Sequential([kx.Input((n_inputs,))])
     values = []
 
     def bn(state):
-        model.add(layers.BatchNormalization(momentum=0.99, epsilon=1e-3))
+        model.add((bn_class or layers.BatchNormalization)(momentum=0.99, epsilon=1e-3))
         values.append([state.gamma, state.beta, state.moving_mean, state.moving_var])
 
     if spec.input_bn:
@@ -118,16 +145,17 @@ def _bnapp_weights(spec: ArchSpec, w: Weights) -> list[np.ndarray]:
     return out
 
 
-def keras_train(spec: ArchSpec, initial: Weights, x: np.ndarray, y: np.ndarray,
-                orders: np.ndarray, *, batch_size: int = 32, lr: float = 0.01, per_epoch_fit=False):
+def keras_train(kx, spec: ArchSpec, initial: Weights, x: np.ndarray, y: np.ndarray,
+                orders: np.ndarray, *, batch_size: int = 32, lr: float = 0.01, per_epoch_fit=False,
+                bn_class=None):
     """Train in Keras from `initial`, each epoch's rows in its order from `orders`.
 
     per_epoch_fit: one `fit(x[order], y[order], shuffle=False, epochs=1)` per epoch, as the
     study's loop would; else the same batches in the same order as one stream of batches through
     one `fit` (the same steps, 50x faster: a fit call costs ~0.2 s here).
     """
-    model = _keras_model(spec, initial, x.shape[1])
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=0.0), loss="mse")
+    model = _keras_model(kx, spec, initial, x.shape[1], bn_class)
+    model.compile(optimizer=kx.optimizers.SGD(learning_rate=lr, momentum=0.0), loss="mse")
     if per_epoch_fit:
         for order in orders:
             model.fit(x[order], y[order, None], batch_size=batch_size, epochs=1, shuffle=False,
@@ -173,7 +201,7 @@ def max_differences(spec, bnapp_weights, model, x_test, bnapp_pred):
 
 
 @pytest.mark.parametrize("spec", CASES, ids=lambda s: s.label)
-def test_bnapp_trains_as_keras_does(spec, bnapp_runs, study, float64):
+def test_bnapp_trains_as_keras_does(spec, bnapp_runs, study, kx64):
     protocol, runs = bnapp_runs
     X, y = study
     run = runs[spec]
@@ -183,11 +211,15 @@ def test_bnapp_trains_as_keras_does(spec, bnapp_runs, study, float64):
     split, initial, orders, x_train, y_train, x_test = _fold_inputs(spec, protocol, X, y)
     fold = run.folds[FOLD]
     np.testing.assert_array_equal(fold.test_rows, split.test)
-    model = keras_train(spec, initial, x_train, y_train, orders,
-                        per_epoch_fit=protocol.epochs == 1)
+    # Keras 2 with its float32 BN decay made float64 (the one difference: see
+    # test_keras2_moving_statistics_use_a_float32_decay)
+    bn_class = keras2_float64_decay(kx64) if kx64.__name__ == "tf_keras" else None
+    model = keras_train(kx64, spec, initial, x_train, y_train, orders,
+                        per_epoch_fit=protocol.epochs == 1, bn_class=bn_class)
     weight_diff, pred_diff = max_differences(spec, fold.weights, model, x_test,
                                              fold.test_predictions)
-    print(f"\n{spec.label}, {protocol.epochs} epochs: max relative difference to Keras "
+    print(f"\n{kx64.__name__} {kx64.__version__}: {spec.label}, {protocol.epochs} epochs: "
+          f"max relative difference to Keras "
           f"{weight_diff:.2e} (weights and BN statistics), {pred_diff:.2e} (test predictions)")
     assert weight_diff <= TOL and pred_diff <= TOL
 
@@ -205,20 +237,40 @@ def test_cases_that_part_are_chaotic(study):
     assert (grid["instability"] > 1e-4).all()
 
 
-def test_one_fit_per_epoch_and_one_stream_of_batches_train_alike(study, float64):
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_keras2_moving_statistics_use_a_float32_decay(impl):
+    """One training step of a fresh BN layer (moving mean 0) leaves moving mean = decay * batch
+    mean: decay is 1 - 0.99 in float64 in Keras 3 (and bnapp), float32's 0.01 in Keras 2."""
+    kx = pytest.importorskip(impl, reason=f"{impl} is not installed")
+    kx.backend.set_floatx("float64")
+    try:
+        layer = kx.layers.BatchNormalization(momentum=0.99, epsilon=1e-3)
+        x = np.random.default_rng(0).normal(size=(32, 3)) * 40 + 150
+        layer(tf.constant(x), training=True)
+        got = np.asarray(layer.moving_mean)
+    finally:
+        kx.backend.set_floatx("float32")
+    decay = float(np.float32(1 - 0.99)) if impl == "tf_keras" else 1 - 0.99
+    np.testing.assert_allclose(got, decay * x.mean(0), rtol=1e-14)
+    if impl == "tf_keras":
+        assert abs(decay / 0.01 - 1) > 2e-8  # what the Keras 2 cases would otherwise differ by
+
+
+def test_one_fit_per_epoch_and_one_stream_of_batches_train_alike(study, kx64):
     """The 200-epoch cases feed Keras one stream of batches: the same training as a fit per
     epoch (checked over 5 epochs)."""
     spec = ArchSpec.study_e2e()
     protocol = Protocol(kind="kfold", folds=5, epochs=5, seed=11)
     _, initial, orders, x_train, y_train, _ = _fold_inputs(spec, protocol, *study)
-    a = keras_train(spec, initial, x_train, y_train, orders, per_epoch_fit=True)
-    b = keras_train(spec, initial, x_train, y_train, orders)
+    a = keras_train(kx64, spec, initial, x_train, y_train, orders, per_epoch_fit=True)
+    b = keras_train(kx64, spec, initial, x_train, y_train, orders)
     for u, v in zip(_keras_weights(spec, a), _keras_weights(spec, b), strict=True):
         np.testing.assert_array_equal(u, v)
 
 
 @pytest.mark.parametrize("spec", CASES[:5], ids=lambda s: s.label)
-def test_exported_h5_loads_in_keras_with_the_same_predictions(spec, bnapp_runs, study, tmp_path):
+def test_exported_h5_loads_in_keras_with_the_same_predictions(spec, bnapp_runs, study, tmp_path,
+                                                              kx):
     protocol, runs = bnapp_runs
     X, _ = study
     run = runs[spec]
@@ -226,20 +278,23 @@ def test_exported_h5_loads_in_keras_with_the_same_predictions(spec, bnapp_runs, 
     x = fold.network_input(spec, X)
     path = tmp_path / "fold.h5"
     path.write_bytes(keras_h5_bytes(spec, fold.weights))
-    model = keras.models.load_model(path, compile=False)
+    model = kx.models.load_model(path, compile=False)
     assert all(layer.dtype == "float32" for layer in model.layers)
     got = model.predict(x.astype(np.float32), verbose=0)[:, 0]
-    np.testing.assert_allclose(got, predict(spec, fold.weights, x), rtol=1e-5)
+    want = predict(spec, fold.weights, x)
+    print(f"\n{kx.__name__}: {spec.label}: exported .h5 predicts with max relative difference "
+          f"{np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))):.1e}")
+    np.testing.assert_allclose(got, want, rtol=1e-5)
     # and bnapp reads the same file back as the same network
     read_spec, _ = read_keras_model(keras_h5_bytes(spec, fold.weights), input_mode=spec.input_mode)
     assert read_spec == spec
 
 
-def test_the_studys_checkpoints_predict_in_keras_as_bnapp_reads_them(seed_dir, study):
+def test_the_studys_checkpoints_predict_in_keras_as_bnapp_reads_them(seed_dir, study, kx):
     X, _ = study
     for which in ("e2e", "norm"):
         path = seed_dir / "checkpoints" / which / "fold_0.h5"
         spec, weights = read_keras_model(path)
-        model = keras.models.load_model(path, compile=False)
+        model = kx.models.load_model(path, compile=False)
         got = model.predict(X.astype(np.float32), verbose=0)[:, 0]
         np.testing.assert_allclose(got, predict(spec, weights, X), rtol=1e-5)
