@@ -162,7 +162,8 @@ def onnx_bytes(spec: ArchSpec, weights: Weights) -> bytes:
 
     buf = io.BytesIO()
     with warnings.catch_warnings():
-        # the TorchScript-based exporter needs only the onnx package (the dynamo one, onnxscript)
+        # dynamo=False: the TorchScript-based exporter needs only the onnx package, torch's
+        # default dynamo exporter onnxscript too; torch 2.13 warns that it is the legacy one
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(reference_module(spec, weights), (_example(weights),), buf,
                           dynamo=False, opset_version=ONNX_OPSET, input_names=[INPUT_NAME],
