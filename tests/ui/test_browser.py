@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -158,8 +159,18 @@ def check_sensitivity(page) -> None:
     assert len(png) > 5_000, "the PNG is suspiciously small for a scatter"
 
 
+def check_export(page) -> None:
+    """Download the networks (Keras, the default format): a ZIP built on click."""
+    data = download(page, ".st-key-export-networks button")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = set(zf.namelist())
+        readme = zf.read("README.txt").decode()
+    assert names == {f"fold_{k}.h5" for k in range(10)} | {"predictions.csv", "README.txt"}, names
+    assert "1. Upre [mg/dL]" in readme
+
+
 CHECKS = {"stages": check_stages, "parameters": check_parameters,
-          "sensitivity": check_sensitivity}
+          "sensitivity": check_sensitivity, "export": check_export}
 
 
 # ------------------------------------------------------------------------------------ reload
