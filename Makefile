@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench chromium
+.PHONY: run test lint bench chromium test-keras
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,18 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-run
 	$(PY) -m bnapp bench --json
+
+# bnapp against a real TensorFlow/Keras (tests/keras, marked `keras`; docs/keras.md): a separate
+# .venv-keras with tensorflow-cpu (Keras 3), tf-keras (Keras 2) and the few packages bnapp's
+# engine needs; no torch.
+KERAS_VENV := .venv-keras
+KERAS_PY := $(KERAS_VENV)/bin/python
+
+$(KERAS_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(KERAS_VENV)
+	$(KERAS_PY) -m pip install --quiet tensorflow-cpu==2.21.0 numpy==2.4.6 pandas==3.1.1 \
+	  tf-keras==2.21.0 numba==0.68.1 joblib==1.6.0 pytest==9.2.0 hypothesis==6.170.17
+	touch $@
+
+test-keras: $(KERAS_VENV)/.installed
+	$(KERAS_PY) -m pytest -m keras tests/keras -p no:cacheprovider -W ignore::UserWarning -rA $(PYTEST_ARGS)

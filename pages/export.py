@@ -6,13 +6,18 @@ or another tab with the same run and settings, finds the finished one.
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
+from bnapp.engine import export_model
+from bnapp.intake.units import unit_label
 from bnapp.jobs.runner import Job
 from bnapp.report import run_report
 from bnapp.ui import state, widgets
 
 BUILT = "export_built"  # session key: this session has asked for a build before
+NETWORK_FORMATS = {"keras": "Keras (.h5)", "torch": "torch (.pt)", "onnx": "ONNX (.onnx)"}
 
 
 @st.fragment(run_every=widgets.POLL_SECONDS)
@@ -28,6 +33,29 @@ def _progress(job: Job) -> None:
 entry = widgets.need_run()
 st.title("Export")
 st.text(entry.label)
+
+st.subheader("The trained networks")
+fmt_col, networks_col = st.columns([2, 1], vertical_alignment="bottom")
+fmt = fmt_col.radio(
+    "Format", list(NETWORK_FORMATS), format_func=NETWORK_FORMATS.get, horizontal=True,
+    key="export-network-format",
+    help="Keras: HDF5 that keras.models.load_model reads (float32, as Keras saves); torch: "
+         "TorchScript that torch.jit.load runs alone (float64); ONNX: for onnxruntime and other "
+         "runtimes (float64)")
+run = entry.run
+networks_col.download_button(
+    "Download the networks",
+    partial(export_model.networks_zip, run, fmt,
+            {c: unit_label(c) for c in [*run.features, run.target] if unit_label(c)}),
+    f"bnapp_networks_{fmt}.zip", "application/zip", key="export-networks", on_click="ignore",
+    icon=":material/download:",
+    help="A ZIP with every fold's network, predictions.csv (each network on every usable row) "
+         "and README.txt (inputs, their order and units, the scaler of z-scored networks, how "
+         "to load each file); built when you click")
+st.caption("The networks take the inputs as they were trained on: raw values, or for a z-scored "
+           "network values z-scored with its fold's scaler (in the ZIP's scaler.csv).")
+
+st.subheader("Figures, tables and report")
 st.markdown(
     "One **ZIP** with every figure of this run as PNG (for slides) and SVG (for journals) and "
     "every table as CSV and Excel, including the data set's validation report; and one "

@@ -31,7 +31,9 @@ def columns(target: str) -> dict[str, str]:
         "width": "nodes per layer", "total_params": "parameters",
         "cv_mse_mean": f"CV MSE (({unit})²)", "cv_mse_sd": f"SD over folds (({unit})²)",
         "cv_mse_se": f"SE of the CV MSE (({unit})²)", "cv_rmse": f"√CV MSE ({unit})",
-        "near_best": "within 1 SE of the best", "diverged": "diverged",
+        "near_best": "within 1 SE of the best",
+        "instability": "instability (relative CV-MSE change from a 1e-12 start)",
+        "diverged": "diverged",
     }
 
 
@@ -151,6 +153,15 @@ st.caption(
 simplest = grid.simplest_near_best(results)
 widgets.table(simplest[[c for c in COLUMNS if c in simplest]], "grid_simplest_within_1se",
               column_config=COLUMNS)
+
+if "instability" in results:
+    chaotic = int((results["instability"] > grid.CHAOTIC_INSTABILITY).sum())
+    st.caption(
+        f"Instability: each network is trained a second time from initial weights moved by 1e-12, "
+        f"and the column gives how far the two CV MSEs end apart (relative). {chaotic} of "
+        f"{len(results)} networks end more than {grid.CHAOTIC_INSTABILITY:.0%} apart: their "
+        "training is chaotic (rounding-sized differences grow), so their place in the ranking "
+        "is partly chance.")
 
 st.subheader("All networks")
 shown = filters(results)

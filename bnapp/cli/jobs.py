@@ -173,8 +173,9 @@ def cmd_grid(args) -> int:
 
 def _write_grid(grid: pd.DataFrame, out: Path) -> None:
     """grid.csv (one row per configuration, near_best marking those within one standard error
-    of their input mode's best) and best.csv (the best per input mode) in out."""
-    from bnapp.engine.grid import best_per_mode, near_best
+    of their input mode's best, instability how far a training from a 1e-12 different start
+    ends) and best.csv (the best per input mode) in out."""
+    from bnapp.engine.grid import CHAOTIC_INSTABILITY, best_per_mode, near_best
 
     grid = grid.assign(near_best=near_best(grid))
     grid.to_csv(out / "grid.csv", index=False)
@@ -182,6 +183,10 @@ def _write_grid(grid: pd.DataFrame, out: Path) -> None:
     close = grid[grid["near_best"]]["input_mode"].value_counts().sort_index()
     print("within one standard error of the best (not told apart by the folds): "
           + ", ".join(f"{n} on {mode} inputs" for mode, n in close.items()))
+    if "instability" in grid:
+        chaotic = int((grid["instability"] > CHAOTIC_INSTABILITY).sum())
+        print(f"chaotic training (CV MSE moves > {CHAOTIC_INSTABILITY:.0%} from a 1e-12 different "
+              f"start, column instability): {chaotic} of {len(grid)} configurations")
     print(f"wrote {out / 'grid.csv'} and {out / 'best.csv'}")
 
 

@@ -25,10 +25,15 @@ from bnapp.engine.train import (
     check_arrays,
     initial_stack,
     make_splits,
+    padded_width,
 )
 
 GRID_DEPTHS = (1, 2, 3, 4)
 GRID_WIDTHS = (2, 3, 4, 5, 6)
+# the stability column: how far a training ends from one whose initial kernels differ by this
+PERTURBATION = 1e-12
+# an instability above this (1 % of the CV MSE from a 1e-12 start) is reported as chaotic
+CHAOTIC_INSTABILITY = 0.01
 
 
 def study_grid() -> list[ArchSpec]:
@@ -42,13 +47,29 @@ def study_grid() -> list[ArchSpec]:
     ]
 
 
+def perturb_kernels(P: np.ndarray, n_inputs: int, specs: Sequence[ArchSpec],
+                    delta: float = PERTURBATION) -> np.ndarray:
+    """The stack's initial parameters with every kernel weight moved by delta (padding and the
+    BN parameters untouched)."""
+    from bnapp.engine import kernel
+
+    width = padded_width(specs, n_inputs)
+    out = P.copy()
+    block = out[:, : kernel.layout(width)["bias"]]
+    block[block != 0.0] += delta
+    return out
+
+
 def run_grid(X, y, protocol: Protocol, specs: Sequence[ArchSpec] | None = None, *,
              features: Sequence[str], groups=None, progress: Progress | None = None,
-             n_jobs: int = -1) -> pd.DataFrame:
+             n_jobs: int = -1, stability: bool = True) -> pd.DataFrame:
     """Cross-validated test MSE (mean and SD over folds) of every spec, one row per spec.
 
     A configuration whose training diverges (NaN/inf loss in any fold) gets NaN scores and
-    diverged=True rather than stopping the grid.
+    diverged=True rather than stopping the grid. stability: also train every model a second
+    time from initial kernels moved by PERTURBATION, and report in `instability` how far the two
+    CV MSEs end apart (|difference| / CV MSE): rounding-sized changes that grow to visible ones
+    mark a chaotic training, whose rank in the grid is partly chance.
     """
     from joblib import Parallel, delayed
 
@@ -62,24 +83,30 @@ def run_grid(X, y, protocol: Protocol, specs: Sequence[ArchSpec] | None = None, 
     n_folds = len(splits)
     # one task per hidden shape, the biggest first so the last tasks to start are short
     shapes = sorted({s.hidden for s in specs}, key=lambda h: -sum(h) * len(h))
+    stacks = [P, perturb_kernels(P, X.shape[1], specs)] if stability else [P]
     tasks = []
     for shape in shapes:
         models = np.concatenate([np.arange(i * n_folds, (i + 1) * n_folds)
                                  for i, s in enumerate(specs) if s.hidden == shape])
-        tasks.append(models)
-    jobs = (delayed(kernel.score_stack)(P[models], cfg[models], data, epochs=protocol.epochs,
-                                        batch_size=protocol.batch_size, lr=protocol.lr,
-                                        patience=protocol.patience or 0) for models in tasks)
-    mse = np.empty(len(P))
+        tasks += [(k, models) for k in range(len(stacks))]
+    jobs = (delayed(kernel.score_stack)(stacks[k][models], cfg[models], data,
+                                        epochs=protocol.epochs, batch_size=protocol.batch_size,
+                                        lr=protocol.lr, patience=protocol.patience or 0)
+            for k, models in tasks)
+    mse = np.empty((len(stacks), len(P)))
     parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
-    for done, (models, (scores, _)) in enumerate(zip(tasks, parallel(jobs), strict=True), 1):
-        mse[models] = scores
+    for done, ((k, models), (scores, _)) in enumerate(zip(tasks, parallel(jobs), strict=True), 1):
+        mse[k, models] = scores
         if progress is not None:
-            progress(done / len(tasks), f"{done}/{len(tasks)} network shapes")
-    return _grid_frame(specs, mse.reshape(len(specs), n_folds), X.shape[1])
+            progress(done / len(tasks), f"{done}/{len(tasks)} network shapes"
+                     + (" (each trained twice for the stability column)" if stability else ""))
+    shape = (len(specs), n_folds)
+    return _grid_frame(specs, mse[0].reshape(shape), X.shape[1],
+                       mse[1].reshape(shape) if stability else None)
 
 
-def _grid_frame(specs: list[ArchSpec], mse: np.ndarray, n_inputs: int) -> pd.DataFrame:
+def _grid_frame(specs: list[ArchSpec], mse: np.ndarray, n_inputs: int,
+                mse_perturbed: np.ndarray | None = None) -> pd.DataFrame:
     counts = [s.param_counts(n_inputs) for s in specs]
     diverged = np.isnan(mse).any(axis=1)
     k = mse.shape[1]
@@ -88,7 +115,7 @@ def _grid_frame(specs: list[ArchSpec], mse: np.ndarray, n_inputs: int) -> pd.Dat
         mean, sd = filled.mean(axis=1), filled.std(axis=1)
         # standard error of the CV mean: the sample SD over folds / sqrt(k) = sd / sqrt(k - 1)
         se = sd / np.sqrt(k - 1) if k > 1 else np.full(len(specs), np.nan)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "label": [s.label for s in specs],
         "hidden": [str(s.hidden) for s in specs],
         "n_layers": [len(s.hidden) for s in specs],
@@ -108,6 +135,22 @@ def _grid_frame(specs: list[ArchSpec], mse: np.ndarray, n_inputs: int) -> pd.Dat
         "cv_mse_se": np.where(diverged, np.nan, se),
         "diverged": diverged,
     })
+    if mse_perturbed is not None:
+        frame.insert(frame.columns.get_loc("diverged"), "instability",
+                     instability(mse, mse_perturbed))
+    return frame
+
+
+def instability(mse: np.ndarray, mse_perturbed: np.ndarray) -> np.ndarray:
+    """|CV MSE of the perturbed trainings - CV MSE| / CV MSE, per configuration (rows of the
+    (configs, folds) arrays); NaN where the unperturbed training diverged, inf where only the
+    perturbed one did."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        a, b = mse.mean(axis=1), mse_perturbed.mean(axis=1)
+        out = np.abs(b - a) / a
+    out[np.isnan(a)] = np.nan
+    out[~np.isnan(a) & np.isnan(b)] = np.inf
+    return out
 
 
 def grid_spec(row) -> ArchSpec:

@@ -118,7 +118,7 @@ def run_key(data_fingerprint: str, spec: ArchSpec, protocol, features, target: s
 
 # Part of a grid's key: raise it when the grid table gains or changes columns, so a table of the
 # old shape is computed anew (the package version would also retire every cached run).
-GRID_SCHEMA = 2  # 2: cv_mse_se
+GRID_SCHEMA = 3  # 2: cv_mse_se; 3: instability
 
 
 def grid_key(data_fingerprint: str, protocol, specs: Iterable[ArchSpec] | None, features, target: str) -> str:

@@ -136,7 +136,7 @@ def test_the_published_winners_are_not_told_apart_from_the_best_on_the_study_dat
     winners = []
     for seed in (0, 1):
         grid = run_grid(X, y, Protocol(folds=5, epochs=200, seed=seed),
-                        features=data.STUDY_INPUTS)
+                        features=data.STUDY_INPUTS, stability=False)  # rankings only
         close = grid[near_best(grid)]
         assert {s.label for s in published.values()} <= set(close["label"]), seed
         winners.append(best_per_mode(grid).set_index("input_mode")["label"])

@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -206,9 +207,20 @@ def check_predict_what_if(page) -> None:
     assert page.locator('[class*="st-key-png-whatif_shapley"]').count() == 1
 
 
+def check_export(page) -> None:
+    """Download the networks (Keras, the default format): a ZIP built on click."""
+    data = download(page, ".st-key-export-networks button")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = set(zf.namelist())
+        readme = zf.read("README.txt").decode()
+    assert names == {f"fold_{k}.h5" for k in range(10)} | {"predictions.csv", "README.txt"}, names
+    assert "1. Upre [mg/dL]" in readme
+
+
 CHECKS = {"stages": check_stages, "parameters": check_parameters,
           "sensitivity": check_sensitivity, "importance": check_importance,
-          "agreement": check_agreement, "predict": check_predict_what_if}
+          "agreement": check_agreement, "predict": check_predict_what_if,
+          "export": check_export}
 
 
 # ------------------------------------------------------------------------------------ reload

@@ -40,6 +40,11 @@ def small_build(at: AppTest) -> AppTest:
     return build(at)
 
 
+def downloads(at: AppTest) -> list:
+    """The bundle's download buttons (the networks' download is always there)."""
+    return [b for b in at.get("download_button") if b.proto.label != "Download the networks"]
+
+
 def listed_files(at: AppTest) -> list[str]:
     return list(at.dataframe[0].value["file"])
 
@@ -73,7 +78,11 @@ def test_the_page_renders_on_the_demo_run_before_building():
     assert not at.exception
     assert entry.label in texts(at)
     assert at.button(key="export-build")
-    assert not at.get("download_button")  # nothing is drawn until asked
+    assert not downloads(at)  # nothing is drawn until asked
+    networks = at.get("download_button")[0]
+    assert networks.proto.label == "Download the networks"
+    assert at.radio(key="export-network-format").options == ["Keras (.h5)", "torch (.pt)",
+                                                             "ONNX (.onnx)"]
 
 
 @pytest.mark.slow
@@ -81,7 +90,7 @@ def test_building_offers_the_zip_and_the_report_and_follows_the_controls():
     entry = demo_run()
     at = small_build(app_at(PAGE, runs=(entry,)))
     assert not at.exception
-    buttons = at.get("download_button")
+    buttons = downloads(at)
     assert [b.proto.label for b in buttons] == ["ZIP of figures and tables", "HTML report"]
     files = listed_files(at)
     assert "figures/architecture.png" in files and "figures/architecture.svg" in files
@@ -91,16 +100,16 @@ def test_building_offers_the_zip_and_the_report_and_follows_the_controls():
     assert report_settings(bundle.html)["analysis"]["n_boot"] == 20
 
     at.number_input(key="export-boot").set_value(30).run()  # the built files no longer match
-    assert not at.get("download_button")
+    assert not downloads(at)
     assert "build again" in texts(at)
     bundle = export_job(build(at)).result()
     assert report_settings(bundle.html)["analysis"]["n_boot"] == 30
-    assert len(at.get("download_button")) == 2
+    assert len(downloads(at)) == 2
 
     reloaded = app_at(PAGE, runs=(entry,))  # a new session: the finished build is found
     reloaded.number_input(key="export-permutations").set_value(2)
     reloaded.number_input(key="export-boot").set_value(30).run()
-    assert not reloaded.exception and len(reloaded.get("download_button")) == 2
+    assert not reloaded.exception and len(downloads(reloaded)) == 2
     assert reloaded.session_state["job_ids"] == [], "nothing was built again"
 
 
@@ -119,10 +128,10 @@ def test_a_failed_build_says_why_and_can_be_retried(monkeypatch):
         at.button(key="export-build").click().run()
         assert export_job(at).wait(WAIT_SECONDS)
     at.run()
-    assert not at.exception and not at.get("download_button")
+    assert not at.exception and not downloads(at)
     assert "no figure could be drawn" in texts(at)
     at = build(at)
-    assert len(at.get("download_button")) == 2
+    assert len(downloads(at)) == 2
 
 
 @pytest.mark.slow
@@ -138,4 +147,4 @@ def test_a_run_of_another_data_set_is_exported_without_its_validation_report():
     assert not at.exception
     assert "validation report" in texts(at) and "not included" in texts(at)
     assert not any(f.startswith("tables/data_dropped") for f in listed_files(at))
-    assert len(at.get("download_button")) == 2
+    assert len(downloads(at)) == 2
