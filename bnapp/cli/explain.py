@@ -12,11 +12,10 @@ from bnapp.cli.jobs import (
     _load,
     _prepare_out,
     _progress_bar,
-    _protocol,
     _protocol_options,
     _require_rows,
 )
-from bnapp.cli.options import add_arch_options, spec_from_args
+from bnapp.cli.options import add_arch_options, protocol_from_args, spec_from_args
 
 INPUT_FILES = {  # file stem -> its columns, for the input layer
     "shapley": ["fold", "row", "unit", "value"],
@@ -61,7 +60,7 @@ def cmd_explain(args) -> int:
         raise UserError("--background, --permutations, --shapley-permutations and --n-boot "
                         "must be at least 1")
     dataset, features, target = _load(args.data)
-    spec, protocol = spec_from_args(args), _protocol(args, args.protocol)
+    spec, protocol = spec_from_args(args), protocol_from_args(args)
     _require_rows(dataset, protocol)
     _prepare_out(args.out)
     with _progress_bar(spec.label) as report:

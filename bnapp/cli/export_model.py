@@ -10,11 +10,10 @@ from bnapp.cli.jobs import (
     _data_options,
     _load,
     _prepare_out,
-    _protocol,
     _protocol_options,
     _require_rows,
 )
-from bnapp.cli.options import add_arch_options, spec_from_args
+from bnapp.cli.options import add_arch_options, protocol_from_args, spec_from_args
 
 FORMAT_NAMES = ("keras", "torch", "onnx")  # bnapp.engine.export_model.FORMATS, without importing h5py
 
@@ -41,7 +40,7 @@ def cmd_export_model(args) -> int:
     from bnapp.jobs.runner import cached_train
 
     dataset, features, target = _load(args.data)
-    spec, protocol = spec_from_args(args), _protocol(args, args.protocol)
+    spec, protocol = spec_from_args(args), protocol_from_args(args)
     _require_rows(dataset, protocol)
     _prepare_out(args.out)
     try:
