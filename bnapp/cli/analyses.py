@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 from bnapp.cli import UserError
 from bnapp.cli.options import (
     add_arch_options,
-    add_group_option,
-    grouping,
-    protocol_from_args,
+    add_data_options,
+    add_protocol_options,
     spec_from_args,
+    trained_run,
 )
-from bnapp.engine.model import INPUT_MODES, ArchSpec
-from bnapp.engine.protocols import GROUPED_KINDS
+from bnapp.engine.model import INPUT_MODES
 
 if TYPE_CHECKING:
     from bnapp.engine.results import RunResult
@@ -42,20 +41,12 @@ def register(sub) -> None:
     # "resolve": analyze's --mode (below) replaces the shared one, adding "both"
     ana = sub.add_parser("analyze", conflict_handler="resolve",
                          help="train (or reuse cached results) and write every analysis")
-    ana.add_argument("--data", type=Path, required=True, help="CSV or XLSX data file")
-    ana.add_argument("--out", type=Path, required=True, help="output directory")
+    add_data_options(ana)
     add_arch_options(ana)
     ana.add_argument("--mode", choices=(*INPUT_MODES, BOTH), default="raw",
                      help="network input; both: the same network on raw and on z-scored inputs, "
                           "each analysed in OUT/raw and OUT/zscore, side by side in OUT")
-    ana.add_argument("--protocol", choices=("kfold", "repeated", "study", *GROUPED_KINDS),
-                     default="kfold", help="kfold (default), repeated k-fold, the study's random "
-                     "80/20 splits, or a grouped protocol (needs --group-by)")
-    ana.add_argument("--repeats", type=int, default=None, help="repeats of --protocol repeated")
-    add_group_option(ana)
-    ana.add_argument("--folds", type=int, default=10, help="k of k-fold cross-validation")
-    ana.add_argument("--epochs", type=int, default=200)
-    ana.add_argument("--seed", type=int, default=0)
+    add_protocol_options(ana, folds=10, epochs=200)
     ana.add_argument("--interval", type=float, default=0.9,
                      help="level of the CV+ prediction intervals in predictions.csv and "
                           "coverage.csv (default 0.9)")
@@ -91,42 +82,6 @@ def cmd_reproduce(args) -> int:
               file=sys.stderr)
         return 1
     return 0
-
-
-def _train(args, spec: ArchSpec) -> tuple[RunResult, object, object]:
-    """The run, its group labels (None unless the protocol is grouped) and its data set."""
-    from bnapp.engine.train import TrainingDiverged
-    from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET, DataError, load_dataset, require_rows
-
-    if not args.data.is_file():
-        raise UserError(f"{args.data}: no such file")
-    protocol = protocol_from_args(args)
-    try:
-        dataset = load_dataset(args.data)
-    except DataError as exc:
-        raise UserError(str(exc)) from exc
-    protocol, groups = grouping(args, dataset, protocol)
-    try:
-        require_rows(dataset, protocol.folds, protocol.kind)
-    except DataError as exc:
-        raise UserError(str(exc)) from exc
-
-    def progress(fraction: float, message: str) -> None:
-        if sys.stderr.isatty():
-            print(f"\r{fraction:6.1%} {message}"[:79].ljust(79), end="", file=sys.stderr)
-
-    X, y = dataset.X(STUDY_INPUTS), dataset.y(STUDY_TARGET)
-    try:
-        from bnapp.jobs.runner import cached_train
-
-        run = cached_train(X, y, spec, protocol, features=STUDY_INPUTS, target=STUDY_TARGET,
-                           data_key=dataset.fingerprint(), row_ids=dataset.row_numbers,
-                           groups=groups, progress=progress, data_name=dataset.name)
-    except TrainingDiverged as exc:
-        raise UserError(str(exc)) from exc
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    return run, groups, dataset
 
 
 def _write(out: Path, tables: dict, figures: dict) -> None:
@@ -173,10 +128,10 @@ def cmd_analyze(args) -> int:
     # spec_from_args reads --mode: give it one it knows, the input mode is set below
     spec = spec_from_args(argparse.Namespace(**{**vars(args), "mode": INPUT_MODES[0]}))
     if args.mode != BOTH:
-        run, groups, dataset = _train(args, replace(spec, input_mode=args.mode))
+        run, groups, dataset = trained_run(args, replace(spec, input_mode=args.mode))
         _analyze(args, run, args.out, dataset, groups)
         return 0
-    trained = {mode: _train(args, replace(spec, input_mode=mode)) for mode in INPUT_MODES}
+    trained = {mode: trained_run(args, replace(spec, input_mode=mode)) for mode in INPUT_MODES}
     runs = {mode: run for mode, (run, _, _) in trained.items()}
     # what compare_input_modes returns, from the tables each run's own analysis computed
     tables = side_by_side({mode: {**_analyze(args, run, args.out / mode, dataset, groups),

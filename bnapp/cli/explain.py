@@ -7,15 +7,13 @@ the other commands.
 from __future__ import annotations
 
 from bnapp.cli import UserError
-from bnapp.cli.jobs import (
-    _data_options,
-    _load,
-    _prepare_out,
-    _progress_bar,
-    _protocol_options,
-    _require_rows,
+from bnapp.cli.options import (
+    add_arch_options,
+    add_data_options,
+    add_protocol_options,
+    spec_from_args,
+    trained_run,
 )
-from bnapp.cli.options import add_arch_options, protocol_from_args, spec_from_args
 
 INPUT_FILES = {  # file stem -> its columns, for the input layer
     "shapley": ["fold", "row", "unit", "value"],
@@ -29,11 +27,9 @@ INPUT_FILES = {  # file stem -> its columns, for the input layer
 def register(sub) -> None:
     cmd = sub.add_parser("explain", help="Shapley values, integrated gradients and |γ| against "
                                          "every definition of importance")
-    _data_options(cmd)
+    add_data_options(cmd)
     add_arch_options(cmd)
-    cmd.add_argument("--protocol", choices=("kfold", "repeated", "study"), default="kfold")
-    _protocol_options(cmd, folds=None, epochs=None)
-    cmd.add_argument("--repeats", type=int, default=None)
+    add_protocol_options(cmd)
     cmd.add_argument("--background", type=int, default=100,
                      help="training rows per fold that Shapley values average over")
     cmd.add_argument("--shapley-permutations", type=int, default=100,
@@ -54,19 +50,12 @@ def cmd_explain(args) -> int:
 
     from bnapp.analyses import concordance
     from bnapp.analyses.importance import run_layers
-    from bnapp.jobs.runner import cached_train
 
     if min(args.background, args.permutations, args.n_boot, args.shapley_permutations) < 1:
         raise UserError("--background, --permutations, --shapley-permutations and --n-boot "
                         "must be at least 1")
-    dataset, features, target = _load(args.data)
-    spec, protocol = spec_from_args(args), protocol_from_args(args)
-    _require_rows(dataset, protocol)
-    _prepare_out(args.out)
-    with _progress_bar(spec.label) as report:
-        run = cached_train(dataset.X(features), dataset.y(target), spec, protocol,
-                           features=features, target=target, data_key=dataset.fingerprint(),
-                           row_ids=dataset.row_numbers, progress=report, data_name=dataset.name)
+    spec = spec_from_args(args)
+    run, _, _ = trained_run(args, spec)
     options = {"n_permutations": args.permutations, "seed": args.seed}
     files = {}
     importance = []

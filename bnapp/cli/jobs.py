@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 
@@ -12,31 +11,26 @@ import pandas as pd
 from bnapp.cli import UserError
 from bnapp.cli.options import (
     add_arch_options,
-    add_group_option,
-    grouping,
-    protocol_from_args,
+    add_data_options,
+    add_protocol_options,
+    data_and_protocol,
+    prepare_out,
     spec_from_args,
+    trained_run,
 )
-from bnapp.engine.protocols import GROUPED_KINDS
 from bnapp.jobs import cache
 
 
 def register(sub) -> None:
     train = sub.add_parser("train", help="cross-validate one architecture on a data file")
-    _data_options(train)
+    add_data_options(train)
     add_arch_options(train)
-    train.add_argument("--protocol", choices=("kfold", "repeated", "study", *GROUPED_KINDS),
-                       default="kfold")
-    add_group_option(train)
-    _protocol_options(train, folds=None, epochs=None)
-    train.add_argument("--repeats", type=int, default=None)
+    add_protocol_options(train)
     train.set_defaults(handler=cmd_train)
 
     grid = sub.add_parser("grid", help="the study's grid search (480 configurations)")
-    _data_options(grid)
-    grid.add_argument("--protocol", choices=("kfold", *GROUPED_KINDS), default="kfold")
-    add_group_option(grid)
-    _protocol_options(grid, folds=5, epochs=200)
+    add_data_options(grid)
+    add_protocol_options(grid, kinds=("kfold",), folds=5, epochs=200)
     grid.set_defaults(handler=cmd_grid)
 
     cache_cmd = sub.add_parser("cache", help="list, reopen or clear cached results")
@@ -54,48 +48,6 @@ def register(sub) -> None:
     which.add_argument("--key", help="the entry's key (a unique prefix is enough)")
     which.add_argument("--all", action="store_true", help="every cached result")
     clear.set_defaults(handler=cmd_cache_clear)
-
-
-def _data_options(parser) -> None:
-    parser.add_argument("--data", required=True, type=Path, help="CSV or XLSX data file")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-
-
-def _protocol_options(parser, *, folds, epochs) -> None:
-    parser.add_argument("--folds", type=int, default=folds)
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--val-fraction", type=float, default=None,
-                        help="share of each training set held out as validation rows, for the "
-                             "validation curve and early stopping (default 0; the study's "
-                             "protocol 0.2)")
-    parser.add_argument("--patience", type=int, default=None,
-                        help="early stopping: stop a model after this many epochs without a "
-                             "lower validation loss and keep its best epoch (off by default; "
-                             "needs --val-fraction)")
-
-
-def _load(path: Path):
-    from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET, DataError, load_dataset
-
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        dataset = load_dataset(path)
-    except DataError as exc:
-        raise UserError(str(exc)) from exc
-    return dataset, STUDY_INPUTS, STUDY_TARGET
-
-
-def _require_rows(dataset, protocol) -> None:
-    from bnapp.intake.data import DataError, require_rows
-
-    try:
-        require_rows(dataset, protocol.folds, protocol.kind)
-    except DataError as exc:
-        raise UserError(str(exc)) from exc
 
 
 def fold_summary(run) -> pd.DataFrame:
@@ -116,26 +68,8 @@ def fold_summary(run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _prepare_out(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot create the directory ({exc.strerror})") from exc
-
-
 def cmd_train(args) -> int:
-    from bnapp.jobs.runner import cached_train
-
-    dataset, features, target = _load(args.data)
-    spec, protocol = spec_from_args(args), protocol_from_args(args)
-    protocol, groups = grouping(args, dataset, protocol)
-    _require_rows(dataset, protocol)
-    _prepare_out(args.out)
-    with _progress_bar(spec.label) as report:
-        run = cached_train(dataset.X(features), dataset.y(target), spec, protocol,
-                           features=features, target=target, data_key=dataset.fingerprint(),
-                           row_ids=dataset.row_numbers, groups=groups, progress=report,
-                           data_name=dataset.name)
+    run, _, _ = trained_run(args, spec_from_args(args))
     _write_run(run, args.out)
     return 0
 
@@ -154,15 +88,13 @@ def _write_run(run, out: Path) -> None:
 
 def cmd_grid(args) -> int:
     from bnapp.engine.grid import study_grid
+    from bnapp.intake.units import STUDY_INPUTS, STUDY_TARGET
     from bnapp.jobs.runner import job_manager
 
-    dataset, features, target = _load(args.data)
-    protocol, groups = grouping(args, dataset, protocol_from_args(args))
-    _require_rows(dataset, protocol)
-    _prepare_out(args.out)
+    dataset, protocol, groups = data_and_protocol(args)
     specs = study_grid()
-    job = job_manager().submit_grid(dataset.X(features), dataset.y(target), protocol, specs,
-                                    features=features, target=target,
+    job = job_manager().submit_grid(dataset.X(STUDY_INPUTS), dataset.y(STUDY_TARGET), protocol,
+                                    specs, features=STUDY_INPUTS, target=STUDY_TARGET,
                                     data_key=dataset.fingerprint(), groups=groups,
                                     data_name=dataset.name)
     grid = _follow(job, total=len(specs))
@@ -215,20 +147,6 @@ def _follow(job, total: int):
         raise UserError(f"grid search failed: {exc}") from exc
 
 
-@contextlib.contextmanager
-def _progress_bar(label: str):
-    """A tqdm bar in percent, driven by the (fraction, message) progress callback it yields."""
-    from tqdm import tqdm
-
-    with tqdm(total=100, desc=label, unit="%", file=sys.stderr, dynamic_ncols=True) as bar:
-
-        def report(fraction: float, message: str = "") -> None:
-            bar.n = round(100 * fraction)
-            bar.set_postfix_str(message[:60], refresh=True)
-
-        yield report
-
-
 def cmd_cache_list(args) -> int:
     table = cache.entries()
     print(f"cache directory: {cache.cache_dir()}")
@@ -253,7 +171,7 @@ def cmd_cache_open(args) -> int:
     if entry is None:
         raise UserError(f"cache entry {key[:12]} could not be read (damaged or deleted meanwhile) "
                         "and was discarded; train it again")
-    _prepare_out(args.out)
+    prepare_out(args.out)
     if isinstance(entry, pd.DataFrame):
         _write_grid(entry, args.out)
     else:

@@ -1,8 +1,13 @@
-"""Command-line options shared by the commands that train one architecture."""
+"""Command-line options shared by the commands that train one architecture, and their
+progress bar."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from bnapp.cli import UserError
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
@@ -80,3 +85,112 @@ def protocol_from_args(args):
         return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
     except (TypeError, ValueError) as exc:
         raise UserError(f"invalid protocol options: {exc}") from exc
+
+
+@contextlib.contextmanager
+def epoch_bar(label: str, protocol) -> Iterator[Callable[[float, str], None]]:
+    """A tqdm bar on stderr counting the run's epochs (every model's), with epochs/s and the
+    time left; yields the (fraction, message) progress callback that drives it."""
+    from tqdm import tqdm
+
+    total = protocol.epochs * protocol.n_models
+    with tqdm(total=total, desc=label, unit="epoch", file=sys.stderr, dynamic_ncols=True,
+              smoothing=0.1) as bar:
+
+        def report(fraction: float, message: str = "") -> None:
+            bar.update(max(0, round(fraction * total) - bar.n))
+            if message:
+                bar.set_postfix_str(message[:40], refresh=False)
+
+        yield report
+
+
+def add_data_options(parser) -> None:
+    parser.add_argument("--data", required=True, type=Path, help="CSV or XLSX data file")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+
+
+def add_protocol_options(parser, *, kinds=("kfold", "repeated", "study"), folds=None,
+                         epochs=None) -> None:
+    """--protocol (one of kinds, or a grouped one with --group-by) and its settings; unset ones
+    keep the Protocol's defaults."""
+    from bnapp.engine.protocols import GROUPED_KINDS
+
+    parser.add_argument("--protocol", choices=(*kinds, *GROUPED_KINDS), default="kfold",
+                        help="how the folds are made (a grouped protocol needs --group-by)")
+    add_group_option(parser)
+    parser.add_argument("--folds", type=int, default=folds)
+    if "repeated" in kinds:
+        parser.add_argument("--repeats", type=int, default=None,
+                            help="repeats of --protocol repeated")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="share of each training set held out as validation rows, for the "
+                             "validation curve and early stopping (default 0; the study's "
+                             "protocol 0.2)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="early stopping: stop a model after this many epochs without a "
+                             "lower validation loss and keep its best epoch (off by default; "
+                             "needs --val-fraction)")
+
+
+def load_data(path: Path):
+    """The data set in path, or a UserError saying why not."""
+    from bnapp.intake.data import DataError, load_dataset
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        return load_dataset(path)
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def require_rows(dataset, protocol) -> None:
+    from bnapp.intake.data import DataError
+    from bnapp.intake.data import require_rows as check
+
+    try:
+        check(dataset, protocol.folds, protocol.kind)
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def prepare_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the directory ({exc.strerror})") from exc
+
+
+def data_and_protocol(args):
+    """(data set, protocol, group labels or None) of a command's --data and protocol options,
+    checked to be enough rows for the protocol; --out is made ready, so a bad folder is said
+    before any training."""
+    dataset = load_data(args.data)
+    protocol, groups = grouping(args, dataset, protocol_from_args(args))
+    require_rows(dataset, protocol)
+    prepare_out(args.out)
+    return dataset, protocol, groups
+
+
+def trained_run(args, spec: ArchSpec):
+    """(run, group labels or None, data set): the study's inputs and target of --data trained
+    under the command's protocol (or read from the cache), with a progress bar on stderr."""
+    from bnapp.engine.train import TrainingDiverged
+    from bnapp.intake.units import STUDY_INPUTS, STUDY_TARGET
+    from bnapp.jobs.runner import cached_train
+
+    dataset, protocol, groups = data_and_protocol(args)
+    try:
+        with epoch_bar(spec.label, protocol) as report:
+            run = cached_train(dataset.X(STUDY_INPUTS), dataset.y(STUDY_TARGET), spec, protocol,
+                               features=STUDY_INPUTS, target=STUDY_TARGET,
+                               data_key=dataset.fingerprint(), row_ids=dataset.row_numbers,
+                               groups=groups, progress=report, data_name=dataset.name)
+    except TrainingDiverged as exc:
+        raise UserError(str(exc)) from exc
+    return run, groups, dataset

@@ -89,7 +89,8 @@ def run_grid(X, y, protocol: Protocol, specs: Sequence[ArchSpec] | None = None, 
         models = np.concatenate([np.arange(i * n_folds, (i + 1) * n_folds)
                                  for i, s in enumerate(specs) if s.hidden == shape])
         tasks += [(k, models) for k in range(len(stacks))]
-    jobs = (delayed(kernel.score_stack)(stacks[k][models], cfg[models], data,
+    sets = data.without_data()  # x and y go as arguments of their own: see fan_out_data
+    jobs = (delayed(kernel.score_stack)(stacks[k][models], cfg[models], data.x, data.y, sets,
                                         epochs=protocol.epochs, batch_size=protocol.batch_size,
                                         lr=protocol.lr, patience=protocol.patience or 0)
             for k, models in tasks)

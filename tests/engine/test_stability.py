@@ -8,7 +8,8 @@ import pytest
 
 from bnapp.engine import kernel
 from bnapp.engine.grid import PERTURBATION, instability, perturb_kernels, run_grid
-from bnapp.engine.model import ArchSpec, epoch_orders, init_weights
+from bnapp.engine.kernel import epoch_orders
+from bnapp.engine.model import ArchSpec, init_weights
 from bnapp.engine.reference import train_reference
 from bnapp.engine.train import (
     Protocol,
@@ -92,10 +93,10 @@ def test_chaotic_network_equals_its_torch_reference_before_the_runs_part(study, 
     run = train_run(X, y, CHAOTIC, protocol, features=STUDY_INPUTS)
     worst = 0.0
     for split, fold in zip(make_splits(protocol, len(X)), run.folds, strict=True):
-        init_rng, order_rng = model_rngs(protocol, split)
+        init_rng, order_seed = model_rngs(protocol, split)
         ref, loss = train_reference(CHAOTIC, init_weights(CHAOTIC, 5, init_rng), X[split.train],
                                     y[split.train],
-                                    epoch_orders(len(split.train), epochs, order_rng))
+                                    epoch_orders(len(split.train), epochs, order_seed))
         ours = [*fold.weights.kernels, *fold.weights.biases,
                 *(getattr(bn, a) for bn in [fold.weights.input_bn, *fold.weights.hidden_bn]
                   for a in ("gamma", "beta", "moving_mean", "moving_var"))]

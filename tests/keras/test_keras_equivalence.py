@@ -25,7 +25,8 @@ IMPLEMENTATIONS = ("keras", "tf_keras")
 from bnapp.engine.export_model import keras_h5_bytes  # noqa: E402
 from bnapp.engine.grid import run_grid  # noqa: E402
 from bnapp.engine.keras_import import read_keras_model  # noqa: E402
-from bnapp.engine.model import ArchSpec, Weights, epoch_orders, init_weights, predict  # noqa: E402
+from bnapp.engine.kernel import epoch_orders  # noqa: E402
+from bnapp.engine.model import ArchSpec, Weights, init_weights, predict  # noqa: E402
 from bnapp.engine.train import Protocol, make_splits, model_rngs, train_runs  # noqa: E402
 
 pytestmark = pytest.mark.keras
@@ -175,9 +176,9 @@ def _fold_inputs(spec, protocol, X, y):
     shift, scale = 0.0, 1.0
     if spec.input_mode == "zscore":
         shift, scale = X[split.train].mean(axis=0), X[split.train].std(axis=0)
-    init_rng, order_rng = model_rngs(protocol, split)
+    init_rng, order_seed = model_rngs(protocol, split)
     return (split, init_weights(spec, X.shape[1], init_rng),
-            epoch_orders(len(split.train), protocol.epochs, order_rng),
+            np.stack(list(epoch_orders(len(split.train), protocol.epochs, order_seed))),
             (X[split.train] - shift) / scale, y[split.train], (X[split.test] - shift) / scale)
 
 
