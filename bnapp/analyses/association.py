@@ -82,6 +82,19 @@ def _percentile_ci(values: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def fold_mean_ci(per_fold: np.ndarray, n_boot: int, rng: np.random.Generator,
+                 level: float) -> tuple[float, float, float, int]:
+    """(mean, CI low, CI high, n) of a statistic's finite per-fold values, the interval a
+    percentile bootstrap over the folds; NaNs when no fold defines it."""
+    finite = np.asarray(per_fold, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return np.nan, np.nan, np.nan, 0
+    boot = finite[rng.integers(0, finite.size, size=(n_boot, finite.size))].mean(1)
+    low, high = _percentile_ci(boot, level)
+    return float(finite.mean()), low, high, int(finite.size)
+
+
 def _group_association(g: pd.DataFrame, metric: str, n_boot: int, rng: np.random.Generator,
                        level: float) -> list[dict]:
     folds = g["fold"].unique()
@@ -112,15 +125,9 @@ def _group_association(g: pd.DataFrame, metric: str, n_boot: int, rng: np.random
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         taus = np.array([stats.kendalltau(p["abs_gamma"], p[metric]).statistic for p in by_fold])
-    finite = taus[np.isfinite(taus)]
-    if finite.size:
-        boot = finite[rng.integers(0, finite.size, size=(n_boot, finite.size))].mean(1)
-        low, high = _percentile_ci(boot, level)
-        estimate = float(finite.mean())
-    else:
-        estimate = low = high = np.nan
+    estimate, low, high, n = fold_mean_ci(taus, n_boot, rng, level)
     out.append({"statistic": "kendall_tau", "estimate": estimate, "ci_low": low, "ci_high": high,
-                "n": int(finite.size), "n_folds": len(folds)})
+                "n": n, "n_folds": len(folds)})
     return out
 
 

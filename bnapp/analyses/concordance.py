@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from bnapp.analyses import explain
-from bnapp.analyses.association import _percentile_ci
+from bnapp.analyses.association import fold_mean_ci
 from bnapp.analyses.importance import Layer, layer_rows, run_layers, tag_layer
 from bnapp.analyses.sensitivity import MODES, sensitivity
 from bnapp.engine.results import RunResult
@@ -108,17 +108,9 @@ def concordance(importance: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
     for values, g in usable.groupby(keys, sort=False, dropna=False):
         per_fold = pd.DataFrame([_per_fold(f) for _, f in g.groupby("fold", sort=False)])
         for statistic in STATISTICS:
-            finite = per_fold[statistic].to_numpy(float)
-            finite = finite[np.isfinite(finite)]
-            if finite.size:
-                boot = finite[rng.integers(0, finite.size, size=(n_boot, finite.size))].mean(1)
-                low, high = _percentile_ci(boot, level)
-                estimate = float(finite.mean())
-            else:
-                estimate = low = high = np.nan
+            estimate, low, high, n = fold_mean_ci(per_fold[statistic], n_boot, rng, level)
             rows.append({**dict(zip(keys, values, strict=True)), "statistic": statistic,
-                         "estimate": estimate, "ci_low": low, "ci_high": high,
-                         "n_folds": int(finite.size)})
+                         "estimate": estimate, "ci_low": low, "ci_high": high, "n_folds": n})
     out = pd.DataFrame(rows, columns=list(CONCORDANCE_COLUMNS))
     return out.astype({"hidden_layer": "Int64", "n_folds": int})
 
