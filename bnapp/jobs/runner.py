@@ -12,18 +12,16 @@ or on a Dask cluster.
   kill there fails only its own job: a training job in a loky worker of its own (reused by the
   next one; progress and cancel cross over through a multiprocessing Manager's queue and event),
   the grid's fan-out through joblib.Parallel's loky workers.
-- Scale-out: with BNAPP_DASK_SCHEDULER=tcp://host:port the work runs on that cluster through
-  joblib's Dask backend (docs/cluster.md).
+- Where the work runs (a Dask cluster with BNAPP_DASK_SCHEDULER=tcp://host:port, else worker
+  processes here) is bnapp.jobs.backend's part (docs/cluster.md).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import inspect
 import logging
 import os
-import queue
 import re
 import secrets
 import threading
@@ -31,7 +29,6 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -40,23 +37,16 @@ from filelock import FileLock, Timeout
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult
-from bnapp.jobs import cache
+from bnapp.jobs import backend, cache
+from bnapp.jobs.backend import Cancel, JobCancelled, Progress
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
-DASK_ENV = "BNAPP_DASK_SCHEDULER"
 MAX_JOBS_ENV = "BNAPP_MAX_JOBS"
 FROM_CACHE = "loaded from the cache"  # the last progress message of a cache hit
 # errors whose message is written for the user (it says what to do): shown without their class
 USER_ERRORS = ("TrainingDiverged", "DataError")
 _PACKAGE = str(Path(__file__).resolve().parents[1])  # bnapp/
 logger = logging.getLogger(__name__)  # app.py prints the "bnapp" loggers' INFO to stderr
-
-Progress = Callable[[float, str], None]
-Cancel = Callable[[], bool]
-
-
-class JobCancelled(Exception):
-    """Raised inside a job's work when its progress is reported after cancel() was asked."""
 
 
 class JobFailed(RuntimeError):
@@ -77,207 +67,6 @@ def _run_grid(X, y, protocol, specs, **kwargs) -> pd.DataFrame:
     from bnapp.engine.grid import run_grid
 
     return run_grid(X, y, protocol, specs, **kwargs)
-
-
-_client_timeout = 20  # seconds to reach the scheduler
-_clients: dict[str, object] = {}
-_clients_lock = threading.Lock()
-
-
-def _dask_client(address: str):
-    """One distributed.Client per scheduler address, shared by every job of this process."""
-    from distributed import Client
-
-    with _clients_lock:
-        client = _clients.get(address)
-        if client is None or client.status not in ("running", "connecting"):
-            try:
-                client = Client(address, timeout=_client_timeout, set_as_default=True)
-            except OSError as exc:
-                raise RuntimeError(
-                    f"cannot reach the Dask scheduler at {address} ({exc}); check {DASK_ENV} "
-                    "or unset it to compute on this machine"
-                ) from exc
-            _clients[address] = client
-        return client
-
-
-def dask_address() -> str | None:
-    return os.environ.get(DASK_ENV, "").strip() or None
-
-
-@contextlib.contextmanager
-def compute_backend() -> Iterator[str]:
-    """Within this block joblib.Parallel runs on the Dask cluster when one is configured, else
-    in loky worker processes: slower to start than threads, but a crashed or killed worker then
-    fails one job instead of the server, and cancelling terminates the workers at once.
-
-    joblib's backend setting is thread-local, so each job thread chooses for itself."""
-    import joblib
-
-    address = dask_address()
-    if address is None:
-        with joblib.parallel_config(backend="loky"):
-            yield "local processes"
-        return
-    _dask_client(address)
-    with joblib.parallel_config(backend="dask"):
-        yield f"dask {address}"
-
-
-def _on_cluster(fn, *args, **kwargs):
-    """Run one call on the Dask cluster (progress and cancel callbacks stay behind: they hold
-    this process's locks and cannot travel)."""
-    import joblib
-
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("progress", "cancel")}
-    with compute_backend():
-        (result,) = joblib.Parallel(n_jobs=-1)([joblib.delayed(fn)(*args, **kwargs)])
-    return result
-
-
-# --------------------------------------------------------------------------------------------
-# one call in a worker process, with progress and cancel across the process boundary
-
-_POLL_SECONDS = 0.1  # how often a job thread relays its worker's progress and a cancel request
-_WORKER_IDLE_SECONDS = 600  # an idle worker process exits after this; the next job starts one
-_STARTED = "started"  # a worker's first message: the call reached a live worker
-
-
-class _Workers:
-    """Single-process loky executors, one per call running at once and reused by the next call:
-    a killed worker breaks its own executor (failing its own call), never another call's."""
-
-    def __init__(self):
-        self._idle: list = []
-        self._lock = threading.Lock()
-
-    def acquire(self, fresh: bool = False):
-        """An idle executor, or (none idle, or fresh asked) a new one."""
-        from joblib.externals.loky import ProcessPoolExecutor
-
-        with self._lock:
-            if self._idle and not fresh:
-                return self._idle.pop()
-        return ProcessPoolExecutor(max_workers=1, timeout=_WORKER_IDLE_SECONDS)
-
-    def release(self, executor) -> None:
-        with self._lock:
-            self._idle.append(executor)
-
-
-_workers = _Workers()
-_sync_manager = None
-_sync_lock = threading.Lock()
-
-
-def _channels():
-    """A queue (worker to job thread: _STARTED, then progress) and an event (job thread to
-    worker: cancel), from this process's multiprocessing Manager, started on first use or if it
-    died.
-
-    The Manager starts through loky, like the workers: neither forks the threaded server, nor
-    re-runs a main script that lacks the `if __name__ == "__main__"` guard."""
-    from joblib.externals.loky.backend.context import get_context
-
-    global _sync_manager
-    with _sync_lock:
-        if _sync_manager is not None:
-            try:
-                return _sync_manager.Queue(), _sync_manager.Event()
-            except (OSError, EOFError):
-                pass  # its server process is gone: start another
-        _sync_manager = get_context("loky").Manager()
-        return _sync_manager.Queue(), _sync_manager.Event()
-
-
-def _relayed(fn, args, kwargs, channel, stop):
-    """In the worker: _STARTED, then fn with its progress sent through channel and cancel read
-    from stop."""
-    channel.put(_STARTED)
-    return fn(*args, progress=lambda fraction, message="": channel.put((fraction, message)),
-              cancel=stop.is_set, **kwargs)
-
-
-def _drain(channel) -> Iterator:
-    while True:
-        try:
-            yield channel.get_nowait()
-        except queue.Empty:
-            return
-
-
-def _passed_on(progress: Progress, item) -> bool:
-    """progress(*item); False when it raised JobCancelled (Job.report does once a cancel
-    landed after the relay last asked): the worker must then be stopped, not abandoned."""
-    try:
-        progress(*item)
-    except JobCancelled:
-        return False
-    return True
-
-
-def _relay(future, channel, stop, progress: Progress | None,
-           cancel: Cancel | None) -> tuple[bool, bool]:
-    """Until the worker is done, pass its progress on and a cancel request to it. Returns
-    whether the worker began the call, and whether cancel was asked before the result was taken
-    (even if the work finished meanwhile)."""
-    started = cancelled = False
-    while True:
-        finished = not concurrent.futures.wait([future], timeout=_POLL_SECONDS).not_done
-        asked = cancelled or (cancel is not None and cancel())
-        for item in _drain(channel):
-            if item == _STARTED:
-                started = True
-            elif progress is not None and not asked:
-                asked = not _passed_on(progress, item)
-        if asked and not cancelled:
-            cancelled = True
-            stop.set()
-        if finished:
-            return started, cancelled
-
-
-def _in_worker(fn, *args, progress: Progress | None = None, cancel: Cancel | None = None,
-               **kwargs):
-    """fn(*args, progress=, cancel=, **kwargs) in a loky worker process. Its death (killed, out
-    of memory, a crash in compiled code) raises BrokenProcessPool here, for this call only. A
-    worker found dead before the call reached it (killed while idle) is replaced, once."""
-    channel, stop = _channels()
-    call = (_relayed, fn, args, kwargs, channel, stop)
-    future, started, cancelled = _attempt(call, progress, cancel)
-    if not (started or cancelled) and isinstance(future.exception(), BrokenProcessPool):
-        # not this call's doing: its worker was dead before it could begin (killed while idle);
-        # a new worker, as other idle ones may have died with it (e.g. the out-of-memory killer)
-        future, _, cancelled = _attempt(call, progress, cancel, fresh=True)
-    if cancelled:
-        raise JobCancelled("cancelled")
-    return future.result()
-
-
-def _attempt(call, progress: Progress | None, cancel: Cancel | None, *, fresh: bool = False):
-    """call on a worker (a new one if fresh), relayed until it ends: its future, whether the
-    worker began the call, and whether cancel was asked. A worker that died leaves with its
-    executor."""
-    executor = _workers.acquire(fresh)
-    try:
-        future = executor.submit(*call)
-    except BrokenProcessPool as exc:  # its worker died while idle, and loky has seen it
-        executor.shutdown(wait=False)
-        future = concurrent.futures.Future()
-        future.set_exception(exc)
-        return future, False, False
-    channel, stop = call[-2:]
-    try:
-        started, cancelled = _relay(future, channel, stop, progress, cancel)
-    except BaseException:
-        executor.shutdown(wait=False, kill_workers=True)  # its relay is gone: it cannot be told
-        raise
-    if isinstance(future.exception(), BrokenProcessPool):
-        executor.shutdown(wait=False)
-    else:
-        _workers.release(executor)
-    return future, started, cancelled
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,7 +139,8 @@ def cached_train(
         with _computation_lock(key, cancel):
             run = _cached_run(key, X, y)  # another process may have stored it while we waited
             if run is None:
-                compute = _on_cluster if dask_address() else _in_worker if in_worker else _call
+                compute = (backend.on_cluster if backend.dask_address() else
+                           backend.in_worker if in_worker else backend.call_here)
                 run = compute(_train_run, X, y, spec, protocol, features=list(features),
                               target=target, row_ids=row_ids, progress=progress, cancel=cancel)
                 cache.save_run(key, run, data_name=data_name)
@@ -358,10 +148,6 @@ def cached_train(
     if progress is not None:
         progress(1.0, FROM_CACHE)
     return run
-
-
-def _call(fn, *args, **kwargs):
-    return fn(*args, **kwargs)
 
 
 def cached_grid(
@@ -386,8 +172,8 @@ def cached_grid(
         with _computation_lock(key, cancel):
             grid = cache.load_grid(key)
             if grid is None:
-                report = _cancellable(progress, cancel)
-                with compute_backend():  # run_grid fans out to loky processes or to Dask
+                report = backend.cancellable(progress, cancel)
+                with backend.compute_backend():  # run_grid fans out to loky processes or to Dask
                     frame = _run_grid(X, y, protocol, specs, features=list(features),
                                       progress=report, n_jobs=n_jobs)
                 grid = cache.canonical_grid(frame)
@@ -428,19 +214,6 @@ def export_bundle(run: RunResult, *, run_key: str, data_name: str, dataset, opti
                                dataset=dataset if cache.trained_on(run_key, run, dataset) else None,
                                options=options,
                                progress=lambda f, message: step(0.1 + 0.9 * f, message))
-
-
-def _cancellable(progress: Progress | None, cancel: Cancel | None) -> Progress:
-    """A progress callback that raises JobCancelled once cancel() is true: raised on the thread
-    that drives joblib.Parallel, it aborts the run and terminates its worker processes."""
-
-    def report(fraction: float, message: str = "") -> None:
-        if cancel is not None and cancel():
-            raise JobCancelled("cancelled")
-        if progress is not None:
-            progress(fraction, message)
-
-    return report
 
 
 # --------------------------------------------------------------------------------------------

@@ -195,7 +195,7 @@ def counted_train(X, y, spec, protocol, *, calls: Calls, **kwargs):
 
 
 def worker_pid(progress, cancel) -> int:
-    """Which process ran this call (as jobs._in_worker calls it)."""
+    """Which process ran this call (as backend.in_worker calls it)."""
     return os.getpid()
 
 

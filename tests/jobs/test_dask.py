@@ -10,7 +10,7 @@ import pytest
 from joblib import Parallel, delayed
 
 from bnapp.engine.model import ArchSpec
-from bnapp.jobs import cache, runner
+from bnapp.jobs import backend, cache, runner
 from tests.jobs.fakes import Calls, FakeProtocol, fake_grid, fake_train, same_run, where_am_i
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
@@ -23,7 +23,7 @@ def cluster():
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as local:
         yield local.scheduler_address
-        client = runner._clients.pop(local.scheduler_address, None)
+        client = backend._clients.pop(local.scheduler_address, None)
         if client is not None:
             client.close()
 
@@ -78,7 +78,7 @@ def test_train_runs_on_the_cluster_and_matches_local(cluster, data, monkeypatch,
 
 def test_unreachable_scheduler_fails_the_job_with_a_message(monkeypatch, data):
     monkeypatch.setattr(runner, "_run_grid", fake_grid)
-    monkeypatch.setattr(runner, "_client_timeout", 2)
+    monkeypatch.setattr(backend, "_client_timeout", 2)
     monkeypatch.setenv("BNAPP_DASK_SCHEDULER", "tcp://127.0.0.1:9")
     X, y = data
     job = runner.JobManager().submit_grid(X, y, FakeProtocol(), SPECS, features=FEATURES,
@@ -100,7 +100,7 @@ def test_real_grid_on_the_cluster_matches_local(cluster, urea_csv, monkeypatch):
     monkeypatch.setenv("BNAPP_DASK_SCHEDULER", cluster)
     from distributed import get_task_stream
 
-    with get_task_stream(runner._dask_client(cluster)) as tasks:
+    with get_task_stream(backend.dask_client(cluster)) as tasks:
         remote = runner.cached_grid(X, y, protocol, specs, **kw)
     assert len(tasks.data) >= len({s.hidden for s in specs}), "every shape ran on the cluster"
     assert len(remote) == len(specs) and remote.cv_mse_mean.notna().all()

@@ -14,7 +14,7 @@ import pytest
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.train import Protocol, train_run
-from bnapp.jobs import cache, runner
+from bnapp.jobs import backend, cache, runner
 from tests.jobs.fakes import (
     HOLD_SECONDS,
     held_train,
@@ -123,7 +123,7 @@ def test_jobs_go_on_after_the_progress_channel_process_dies(urea, hold):
     for seed in (7, 8):
         (hold / f"release-{seed}").touch()
     assert _is_the_engines_run(_submit(manager, X, y, seed=7), X, y, 7)
-    channels = runner._sync_manager._process  # the Manager's server process
+    channels = backend._sync_manager._process  # the Manager's server process
     os.kill(channels.pid, signal.SIGKILL)
     wait_until(lambda: not channels.is_alive())
     job = _submit(manager, X, y, seed=8)
@@ -133,8 +133,8 @@ def test_jobs_go_on_after_the_progress_channel_process_dies(urea, hold):
 @pytest.fixture()
 def workers(monkeypatch):
     """A pool of its own, so the test knows which worker is idle; its workers end with it."""
-    pool = runner._Workers()
-    monkeypatch.setattr(runner, "_workers", pool)
+    pool = backend._Workers()
+    monkeypatch.setattr(backend, "_workers", pool)
     yield pool
     for executor in pool._idle:
         executor.shutdown(wait=False, kill_workers=True)
@@ -152,11 +152,11 @@ def test_a_worker_killed_while_idle_is_replaced_for_the_next_job(urea, hold, wor
 
 def test_a_worker_dead_before_it_took_the_call_is_replaced(workers):
     """The other order: the call is handed to the worker, which dies before reading it."""
-    pid = runner._in_worker(worker_pid)
+    pid = backend.in_worker(worker_pid)
     (executor,) = workers._idle
     os.kill(pid, signal.SIGSTOP)  # alive (the executor takes the call) but never reads it
     ran = []
-    call = threading.Thread(target=lambda: ran.append(runner._in_worker(worker_pid)))
+    call = threading.Thread(target=lambda: ran.append(backend.in_worker(worker_pid)))
     call.start()
     wait_until(lambda: executor._pending_work_items)
     os.kill(pid, signal.SIGKILL)
@@ -177,20 +177,20 @@ def test_a_call_finding_every_idle_worker_dead_runs_on_a_new_one(workers):
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     wait_until(lambda: all(e._flags.broken is not None for e in workers._idle))
-    assert runner._in_worker(worker_pid) not in (*pids, os.getpid())
+    assert backend.in_worker(worker_pid) not in (*pids, os.getpid())
 
 
 def test_a_cancel_seen_first_by_the_progress_callback_stops_the_worker_and_keeps_it(workers,
                                                                                  tmp_path):
     """Job.report raises JobCancelled when the cancel lands after the relay last asked cancel():
     the relay must then tell the worker to stop, not abandon (and kill) it."""
-    pid = runner._in_worker(worker_pid)
+    pid = backend.in_worker(worker_pid)
 
     def report(fraction, message=""):
         raise runner.JobCancelled("cancelled")
 
     with pytest.raises(runner.JobCancelled):
-        runner._in_worker(report_until_cancelled, progress=report, cancel=lambda: False,
-                        saw_cancel=tmp_path / "saw-cancel")
+        backend.in_worker(report_until_cancelled, progress=report, cancel=lambda: False,
+                          saw_cancel=tmp_path / "saw-cancel")
     assert (tmp_path / "saw-cancel").exists(), "the worker process saw the cancel"
-    assert runner._in_worker(worker_pid) == pid, "and its worker is reused"
+    assert backend.in_worker(worker_pid) == pid, "and its worker is reused"
