@@ -37,7 +37,7 @@ from filelock import FileLock, Timeout
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult
-from bnapp.jobs import backend, cache
+from bnapp.jobs import backend, cache, tasks
 from bnapp.jobs.backend import Cancel, JobCancelled, Progress
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -57,10 +57,15 @@ class JobFailed(RuntimeError):
 # compute: the engine's functions, looked up at call time (tests replace them with small fakes)
 
 
-def _train_run(X, y, spec, protocol, **kwargs) -> RunResult:
-    from bnapp.engine.train import train_run
+# defined in a module of its own, so that a worker process unpickling it imports only that
+_train_run = tasks.train_run
 
-    return train_run(X, y, spec, protocol, **kwargs)
+
+def prestart_worker() -> None:
+    """A training worker ready before the first job (the dashboard's start-up calls this);
+    nothing to do when the work goes to a Dask cluster."""
+    if backend.dask_address() is None:
+        backend.prestart_worker(tasks.warm_trainer)
 
 
 def _run_grid(X, y, protocol, specs, **kwargs) -> pd.DataFrame:

@@ -1,10 +1,13 @@
-"""Once per server process, after the first page is drawn: import what later pages need, in the background."""
+"""Once per server process, after the first page is drawn: a training worker started, and what
+later pages import imported, in the background."""
 
 from __future__ import annotations
 
 import importlib
 import logging
 import threading
+
+from bnapp.jobs import runner
 
 # What pages after the Data page import on first use and the Data page does not: scipy and
 # statsmodels (the analyses, ~1.5 s together), openpyxl (XLSX downloads), the export bundle.
@@ -34,6 +37,7 @@ def start() -> bool:
 
 def _warm() -> None:
     try:
+        runner.prestart_worker()  # first: the worker process boots on the other core meanwhile
         for name in MODULES:
             importlib.import_module(name)
     except Exception:  # noqa: BLE001 - a failed warm-up only means the first use pays for it
