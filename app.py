@@ -54,4 +54,5 @@ PAGES = {
 page = st.navigation(PAGES)
 widgets.guarded(widgets.sidebar, "in the sidebar")()
 widgets.run_page(page)
-warmup.start()  # once per process: what the other pages import, while this one is looked at
+if not st.get_option("global.appTest"):  # AppTest runs the app inside a test: nothing to warm
+    warmup.start()  # once per process: a worker, and what the other pages import

@@ -286,6 +286,10 @@ class Job:
         self.submitted = time.time()
         self.started: float | None = None
         self.finished: float | None = None
+        # (time, fraction) of the first and the latest progress report: the rate between them
+        # leaves out the worker's start-up and the data's transfer, which precede the first
+        self._first_report: tuple[float, float] | None = None
+        self._last_report: tuple[float, float] | None = None
         self._manager = manager
         self._call = (fn, args, kwargs)
         self._result = None
@@ -305,10 +309,29 @@ class Job:
         return (self.finished or time.time()) - self.started
 
     @property
+    def rate(self) -> float | None:
+        """Progress per second (fractions) between the first and the latest report, while
+        running; None until two reports are apart."""
+        first, last = self._first_report, self._last_report
+        if self.state != "running" or first is None or last[0] <= first[0] or last[1] <= first[1]:
+            return None
+        return (last[1] - first[1]) / (last[0] - first[0])
+
+    @property
+    def epochs_per_second(self) -> float | None:
+        rate = self.rate
+        return None if rate is None or self.epochs_total is None else rate * self.epochs_total
+
+    @property
     def eta_seconds(self) -> float | None:
+        """Seconds left at the measured rate, counted from the latest report; before a rate is
+        known, from the time elapsed since the start."""
         if self.state != "running" or self.progress <= 0:
             return None
-        return self.elapsed * (1 - self.progress) / self.progress
+        rate = self.rate
+        if rate is None:
+            return self.elapsed * (1 - self.progress) / self.progress
+        return max(0.0, (1 - self.progress) / rate - (time.time() - self._last_report[0]))
 
     @property
     def position(self) -> int | None:
@@ -321,7 +344,8 @@ class Job:
             "state": self.state, "position": self.position, "progress": self.progress,
             "message": self.message, "epochs_done": self.epochs_done,
             "epochs_total": self.epochs_total, "elapsed": self.elapsed,
-            "eta_seconds": self.eta_seconds, "error": self.error,
+            "epochs_per_second": self.epochs_per_second, "eta_seconds": self.eta_seconds,
+            "error": self.error,
         }
 
     # -- called by the work
@@ -330,6 +354,9 @@ class Job:
         if self._cancel.is_set():
             raise JobCancelled("cancelled")
         self.progress = float(min(max(fraction, 0.0), 1.0))
+        self._last_report = (time.time(), self.progress)
+        if self._first_report is None:
+            self._first_report = self._last_report
         if message:
             self.message = message
 
