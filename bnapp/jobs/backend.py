@@ -140,11 +140,11 @@ def prestart_worker(warm_up: Callable[[], object] | None = None) -> None:
     """Start the Manager and an idle worker process now, with warm_up (e.g. loading the compiled
     trainer) as the worker's first call, so the first job does not wait for them (~1-2 s). The
     worker is idle at once: a job taking it meanwhile runs right after warm_up."""
-    _channels()
     executor = _workers.acquire()
     if warm_up is not None:
-        executor.submit(warm_up)
+        executor.submit(warm_up)  # first: the worker boots in its own process meanwhile
     _workers.release(executor)
+    _channels()
 
 
 def _relayed(fn, args, kwargs, channel, stop):
