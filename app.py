@@ -10,7 +10,14 @@ import logging
 import streamlit as st
 from streamlit import delta_generator
 
-from bnapp.ui import warmup, widgets
+from bnapp.ui import warmup
+
+# AppTest runs the app inside a test: no warm-up there
+WARM_UP = not st.get_option("global.appTest")
+if WARM_UP:
+    warmup.start_worker()  # once per process; boots on the other core while this run imports
+
+from bnapp.ui import widgets  # noqa: E402 - after the worker's start: ~1 s of imports
 
 
 def _log_to_stderr() -> None:
@@ -54,5 +61,5 @@ PAGES = {
 page = st.navigation(PAGES)
 widgets.guarded(widgets.sidebar, "in the sidebar")()
 widgets.run_page(page)
-if not st.get_option("global.appTest"):  # AppTest runs the app inside a test: nothing to warm
-    warmup.start()  # once per process: a worker, and what the other pages import
+if WARM_UP:
+    warmup.start_imports()  # once per process: what the other pages import, while this one shows

@@ -139,7 +139,10 @@ def _channels():
 def prestart_worker(warm_up: Callable[[], object] | None = None) -> None:
     """Start the Manager and an idle worker process now, with warm_up (e.g. loading the compiled
     trainer) as the worker's first call, so the first job does not wait for them (~1-2 s). The
-    worker is idle at once: a job taking it meanwhile runs right after warm_up."""
+    worker is idle at once: a job taking it meanwhile runs right after warm_up. Nothing to do
+    when the work goes to a Dask cluster."""
+    if dask_address() is not None:
+        return
     executor = _workers.acquire()
     if warm_up is not None:
         executor.submit(warm_up)  # first: the worker boots in its own process meanwhile

@@ -61,13 +61,6 @@ class JobFailed(RuntimeError):
 _train_run = tasks.train_run
 
 
-def prestart_worker() -> None:
-    """A training worker ready before the first job (the dashboard's start-up calls this);
-    nothing to do when the work goes to a Dask cluster."""
-    if backend.dask_address() is None:
-        backend.prestart_worker(tasks.warm_trainer)
-
-
 def _run_grid(X, y, protocol, specs, **kwargs) -> pd.DataFrame:
     from bnapp.engine.grid import run_grid
 

@@ -14,7 +14,7 @@ import pytest
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.train import Protocol, train_run
-from bnapp.jobs import backend, cache, runner
+from bnapp.jobs import backend, cache, runner, tasks
 from tests.jobs.fakes import (
     HOLD_SECONDS,
     held_train,
@@ -205,7 +205,7 @@ def _maps(pid: int, part: str) -> bool:
 def test_a_prestarted_worker_has_the_trainer_loaded_takes_the_first_job_and_needs_no_pandas(
         workers, urea):
     X, y = urea
-    runner.prestart_worker()
+    backend.prestart_worker(tasks.warm_trainer)
     (executor,) = workers._idle  # idle at once: a job may take it while it warms up
     pid = executor.submit(os.getpid).result()  # runs after the warm-up: one process, in order
     assert pid != os.getpid() and _maps(pid, "numba"), "the warm-up imported the trainer"
@@ -216,3 +216,9 @@ def test_a_prestarted_worker_has_the_trainer_loaded_takes_the_first_job_and_need
     assert same_run(run, train_run(X, y, ArchSpec(), protocol, features=FEATURES, target="Ueq"))
     assert not _maps(pid, "pandas"), "a training worker imports neither pandas nor the cache"
     assert backend.in_worker(worker_pid) == pid, "the job ran on the prestarted worker"
+
+
+def test_no_worker_is_prestarted_when_the_work_goes_to_a_cluster(workers, monkeypatch):
+    monkeypatch.setenv(backend.DASK_ENV, "tcp://127.0.0.1:1")  # never reached: nothing starts
+    backend.prestart_worker(tasks.warm_trainer)
+    assert workers._idle == []
