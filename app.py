@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 
 import streamlit as st
-from streamlit import delta_generator
+from streamlit import config, delta_generator
 
 from bnapp.ui import warmup
 
-# AppTest runs the app inside a test: no warm-up there
-WARM_UP = not st.get_option("global.appTest")
+# AppTest runs the app inside a test: no warm-up there (it patches config.get_option only)
+WARM_UP = not config.get_option("global.appTest")
 if WARM_UP:
     warmup.start_worker()  # once per process; boots on the other core while this run imports
 
