@@ -10,14 +10,7 @@ import logging
 import streamlit as st
 from streamlit import config, delta_generator
 
-from bnapp.ui import warmup
-
-# AppTest runs the app inside a test: no warm-up there (it patches config.get_option only)
-WARM_UP = not config.get_option("global.appTest")
-if WARM_UP:
-    warmup.start_worker()  # once per process; boots on the other core while this run imports
-
-from bnapp.ui import widgets  # noqa: E402 - after the worker's start: ~1 s of imports
+from bnapp.ui import warmup, widgets
 
 
 def _log_to_stderr() -> None:
@@ -61,5 +54,8 @@ PAGES = {
 page = st.navigation(PAGES)
 widgets.guarded(widgets.sidebar, "in the sidebar")()
 widgets.run_page(page)
-if WARM_UP:
-    warmup.start_imports()  # once per process: what the other pages import, while this one shows
+# Once per process, after the first page is drawn (so as not to slow it down): a training
+# worker, then what the other pages import. AppTest (which patches config.get_option only) runs
+# the app inside a test: no warm-up there.
+if not config.get_option("global.appTest"):
+    warmup.start()

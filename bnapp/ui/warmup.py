@@ -1,13 +1,11 @@
 """Once per server process, in the background: a training worker started, and what later pages
-import imported. Light to import itself (the standard library only): app.py starts the worker
-before it imports the rest."""
+import imported, after the first page is drawn."""
 
 from __future__ import annotations
 
 import importlib
 import logging
 import threading
-from collections.abc import Callable
 
 # What pages after the Data page import on first use and the Data page does not: scipy and
 # statsmodels (the analyses, ~1.5 s together), openpyxl (XLSX downloads), the export bundle.
@@ -21,20 +19,28 @@ MODULES = (
     "openpyxl",
 )
 logger = logging.getLogger(__name__)
-_started: set[str] = set()
+_started = threading.Event()
 _lock = threading.Lock()
 
 
-def start_worker() -> bool:
-    """Prestart a training worker (its trainer loaded): it boots in a process of its own, so the
-    app calls this first; returns whether this call started it (once per process)."""
-    return _once("worker", _prestart_worker)
+def start() -> bool:
+    """Once per process, on a background thread: prestart a training worker (its trainer
+    loaded; it boots in a process of its own), then import MODULES. Returns whether this call
+    started it."""
+    with _lock:
+        if _started.is_set():
+            return False
+        _started.set()
+    threading.Thread(target=_warm, name="bnapp-warmup", daemon=True).start()
+    return True
 
 
-def start_imports() -> bool:
-    """Import MODULES; the app calls this after the first page is drawn, as these imports take
-    the interpreter from the page's own work. Returns whether this call started it."""
-    return _once("imports", _import_modules)
+def _warm() -> None:
+    try:
+        _prestart_worker()
+        _import_modules()
+    except Exception:  # noqa: BLE001 - a failed warm-up only means the first use pays for it
+        logger.warning("background warm-up failed; done on first use instead", exc_info=True)
 
 
 def _prestart_worker() -> None:
@@ -46,20 +52,3 @@ def _prestart_worker() -> None:
 def _import_modules() -> None:
     for name in MODULES:
         importlib.import_module(name)
-
-
-def _once(name: str, fn: Callable[[], None]) -> bool:
-    with _lock:
-        if name in _started:
-            return False
-        _started.add(name)
-    threading.Thread(target=_quietly, args=(fn,), name=f"bnapp-warmup-{name}",
-                     daemon=True).start()
-    return True
-
-
-def _quietly(fn: Callable[[], None]) -> None:
-    try:
-        fn()
-    except Exception:  # noqa: BLE001 - a failed warm-up only means the first use pays for it
-        logger.warning("background warm-up failed; done on first use instead", exc_info=True)
