@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bnapp.cli import UserError
-from bnapp.cli.options import add_arch_options, spec_from_args
+from bnapp.cli.options import add_arch_options, epoch_bar, spec_from_args
 from bnapp.engine.model import INPUT_MODES, ArchSpec
 
 if TYPE_CHECKING:
@@ -94,21 +94,16 @@ def _train(args, spec: ArchSpec) -> RunResult:
     except DataError as exc:
         raise UserError(str(exc)) from exc
 
-    def progress(fraction: float, message: str) -> None:
-        if sys.stderr.isatty():
-            print(f"\r{fraction:6.1%} {message}"[:79].ljust(79), end="", file=sys.stderr)
-
     X, y = dataset.X(STUDY_INPUTS), dataset.y(STUDY_TARGET)
     try:
         from bnapp.jobs.runner import cached_train
 
-        run = cached_train(X, y, spec, protocol, features=STUDY_INPUTS, target=STUDY_TARGET,
-                           data_key=dataset.fingerprint(), row_ids=dataset.row_numbers,
-                           progress=progress, data_name=dataset.name)
+        with epoch_bar(spec.label, protocol) as progress:
+            run = cached_train(X, y, spec, protocol, features=STUDY_INPUTS, target=STUDY_TARGET,
+                               data_key=dataset.fingerprint(), row_ids=dataset.row_numbers,
+                               progress=progress, data_name=dataset.name)
     except TrainingDiverged as exc:
         raise UserError(str(exc)) from exc
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
     return run
 
 

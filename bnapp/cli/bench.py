@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from bnapp.engine.grid import run_grid, study_grid
-from bnapp.engine.model import ArchSpec, epoch_orders, init_weights
+from bnapp.engine.kernel import epoch_orders
+from bnapp.engine.model import ArchSpec, init_weights
 from bnapp.engine.reference import train_reference
 from bnapp.engine.train import Protocol, make_splits, model_rngs, train_run
 from bnapp.intake.data import STUDY_INPUTS, Dataset, demo_dataset, load_dataset
@@ -77,8 +78,8 @@ def plain_torch_loop(X: np.ndarray, y: np.ndarray, protocol: Protocol) -> None:
     float32, plain SGD over the same mini-batch orders."""
     spec = ArchSpec.study_e2e()
     for split in make_splits(protocol, len(X)):
-        init_rng, order_rng = model_rngs(protocol, split)
-        orders = epoch_orders(len(split.train), protocol.epochs, order_rng)
+        init_rng, order_seed = model_rngs(protocol, split)
+        orders = epoch_orders(len(split.train), protocol.epochs, order_seed)
         train_reference(spec, init_weights(spec, X.shape[1], init_rng), X[split.train],
                         y[split.train], orders, batch_size=protocol.batch_size, lr=protocol.lr,
                         dtype=torch.float32)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bnapp.cli import UserError
-from bnapp.cli.options import add_arch_options, spec_from_args
+from bnapp.cli.options import add_arch_options, epoch_bar, spec_from_args
 from bnapp.jobs import cache
 
 
@@ -135,7 +134,7 @@ def cmd_train(args) -> int:
     spec, protocol = spec_from_args(args), _protocol(args, args.protocol)
     _require_rows(dataset, protocol)
     _prepare_out(args.out)
-    with _progress_bar(spec.label) as report:
+    with epoch_bar(spec.label, protocol) as report:
         run = cached_train(dataset.X(features), dataset.y(target), spec, protocol,
                            features=features, target=target, data_key=dataset.fingerprint(),
                            row_ids=dataset.row_numbers, progress=report, data_name=dataset.name)
@@ -210,20 +209,6 @@ def _follow(job, total: int):
         return job.result()
     except JobFailed as exc:
         raise UserError(f"grid search failed: {exc}") from exc
-
-
-@contextlib.contextmanager
-def _progress_bar(label: str):
-    """A tqdm bar in percent, driven by the (fraction, message) progress callback it yields."""
-    from tqdm import tqdm
-
-    with tqdm(total=100, desc=label, unit="%", file=sys.stderr, dynamic_ncols=True) as bar:
-
-        def report(fraction: float, message: str = "") -> None:
-            bar.n = round(100 * fraction)
-            bar.set_postfix_str(message[:60], refresh=True)
-
-        yield report
 
 
 def cmd_cache_list(args) -> int:

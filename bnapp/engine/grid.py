@@ -67,9 +67,11 @@ def run_grid(X, y, protocol: Protocol, specs: Sequence[ArchSpec] | None = None, 
         models = np.concatenate([np.arange(i * n_folds, (i + 1) * n_folds)
                                  for i, s in enumerate(specs) if s.hidden == shape])
         tasks.append(models)
-    jobs = (delayed(kernel.score_stack)(P[models], cfg[models], data, epochs=protocol.epochs,
-                                        batch_size=protocol.batch_size, lr=protocol.lr,
-                                        patience=protocol.patience or 0) for models in tasks)
+    sets = data.without_data()  # x and y go as arguments of their own: see fan_out_data
+    jobs = (delayed(kernel.score_stack)(P[models], cfg[models], data.x, data.y, sets,
+                                        epochs=protocol.epochs, batch_size=protocol.batch_size,
+                                        lr=protocol.lr, patience=protocol.patience or 0)
+            for models in tasks)
     mse = np.empty(len(P))
     parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
     for done, (models, (scores, _)) in enumerate(zip(tasks, parallel(jobs), strict=True), 1):

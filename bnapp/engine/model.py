@@ -224,8 +224,3 @@ def forward(
 
 def predict(spec: ArchSpec, weights: Weights, x: np.ndarray) -> np.ndarray:
     return forward(spec, weights, x).output
-
-
-def epoch_orders(n_rows: int, epochs: int, rng: np.random.Generator) -> np.ndarray:
-    """The training rows' order in each epoch (Keras shuffles every epoch): (epochs, n_rows)."""
-    return np.stack([rng.permutation(n_rows) for _ in range(epochs)])

@@ -167,7 +167,8 @@ def train_reference(
     dtype=torch.float64,
     validation: KerasValidation | None = None,
 ) -> tuple[Weights, np.ndarray]:
-    """Train one model with torch.nn and plain SGD, mini-batches taken from `orders`.
+    """Train one model with torch.nn and plain SGD, mini-batches taken from `orders` (an iterable
+    of each epoch's row order, e.g. kernel.epoch_orders).
 
     Returns the trained weights and the per-epoch mean training loss (Keras' reported loss: the
     mean over batches weighted by batch size, measured during the epoch in training mode), for
@@ -184,7 +185,7 @@ def train_reference(
     for epoch, order in enumerate(orders):
         total = 0.0
         for start in range(0, len(order), batch_size):
-            idx = torch.as_tensor(order[start : start + batch_size])
+            idx = torch.as_tensor(order[start : start + batch_size], dtype=torch.int64)
             opt.zero_grad()
             loss = loss_fn(net(xt[idx]), yt[idx])
             loss.backward()

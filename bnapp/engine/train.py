@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bnapp.engine.model import ArchSpec, BNState, Weights, epoch_orders, init_weights, predict
+from bnapp.engine.model import ArchSpec, BNState, Weights, init_weights, predict
 from bnapp.engine.results import FoldResult, RunResult
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class Protocol:
 
 @dataclass(frozen=True)
 class Split:
-    """Row positions (into X) of one fold's training, validation and test sets."""
+    """Row positions (into X, int32) of one fold's training, validation and test sets."""
 
     repeat: int
     fold: int
@@ -112,12 +112,17 @@ def _holdout(rows: np.ndarray, fraction: float, rng: np.random.Generator):
     return perm[n_out:], perm[:n_out]
 
 
+_ROW_DTYPE = np.int32  # row positions: half of int64's memory, 2**31 rows at most
+
+
 def make_splits(protocol: Protocol, n_rows: int) -> list[Split]:
     """The protocol's folds for n_rows rows, reproducible from protocol.seed."""
     n_test_min = math.ceil(STUDY_TEST_FRACTION * n_rows) if protocol.kind == "study" else protocol.folds
     if n_rows < max(n_test_min, protocol.folds) + 2:
         raise ValueError(f"{n_rows} rows are too few for {protocol.folds} folds: use fewer folds "
                          "or more rows")
+    if n_rows > np.iinfo(_ROW_DTYPE).max:
+        raise ValueError(f"{n_rows} rows are more than {np.iinfo(_ROW_DTYPE).max}: split the data")
     rng = np.random.default_rng([protocol.seed, 0])
     splits = []
     repeats = protocol.repeats if protocol.kind == "repeated" else 1
@@ -133,7 +138,7 @@ def make_splits(protocol: Protocol, n_rows: int) -> list[Split]:
                 train, val = _holdout(train, protocol.val_fraction, rng)
             if len(train) < 2:
                 raise ValueError(f"{n_rows} rows leave fewer than 2 training rows per fold")
-            splits.append(Split(repeat, fold, train, val, test))
+            splits.append(Split(repeat, fold, *(rows.astype(_ROW_DTYPE) for rows in (train, val, test))))
     return splits
 
 
@@ -145,10 +150,12 @@ def fit_scaler(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def model_rngs(protocol: Protocol, split: Split):
-    """Per-model generators for initial weights and mini-batch orders (shared across specs)."""
+def model_rngs(protocol: Protocol, split: Split) -> tuple[np.random.Generator, np.uint64]:
+    """Per-model generator of the initial weights, and seed of the mini-batch orders
+    (kernel.draw_order), shared across specs."""
     key = [protocol.seed, split.repeat, split.fold]
-    return np.random.default_rng([*key, 1]), np.random.default_rng([*key, 2])
+    order_seed = np.random.SeedSequence([*key, 2]).generate_state(1, np.uint64)[0]
+    return np.random.default_rng([*key, 1]), order_seed
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,33 +228,28 @@ def _padded(blocks: Sequence[np.ndarray], dtype=np.float64) -> tuple[np.ndarray,
 
 def build_datasets(X: np.ndarray, y: np.ndarray, splits: list[Split], protocol: Protocol,
                    modes: Sequence[str]) -> tuple[kernel.DataSets, dict, list]:
-    """One kernel data set per (split, input mode).
+    """One kernel data set per (split, input mode): row indices into X and y, never copies.
 
     Returns the data sets, the index {(split position, mode): data set}, and each split's scaler.
     """
     from bnapp.engine import kernel
 
-    cols: dict[str, list] = {k: [] for k in ("xt", "yt", "orders", "xv", "yv", "xs", "ys")}
-    index, scalers = {}, []
+    index, scalers, split_of, shifts, scales = {}, [], [], [], []
     for i, split in enumerate(splits):
         mean, std = fit_scaler(X[split.train])
         scalers.append((mean, std))
-        # (n_train, epochs): padded along the rows axis, transposed back below
-        orders = epoch_orders(len(split.train), protocol.epochs, model_rngs(protocol, split)[1]).T
         for mode in modes:
-            shift, scale = (mean, std) if mode == "zscore" else (0.0, 1.0)
-            index[i, mode] = len(cols["xt"])
-            for key, rows in (("xt", split.train), ("xv", split.val), ("xs", split.test)):
-                cols[key].append((X[rows] - shift) / scale)
-            for key, rows in (("yt", split.train), ("yv", split.val), ("ys", split.test)):
-                cols[key].append(y[rows])
-            cols["orders"].append(orders)
-    (x_train, n_train), (x_val, n_val), (x_test, n_test) = (
-        _padded(cols[k]) for k in ("xt", "xv", "xs"))
-    orders = np.ascontiguousarray(_padded(cols["orders"], np.int64)[0].transpose(0, 2, 1))
+            index[i, mode] = len(split_of)
+            split_of.append(i)
+            # raw inputs: (x - 0) / 1 is x exactly
+            shifts.append(mean if mode == "zscore" else np.zeros_like(mean))
+            scales.append(std if mode == "zscore" else np.ones_like(std))
+    rows = {part: _padded([getattr(s, part) for s in splits], _ROW_DTYPE)
+            for part in ("train", "val", "test")}
     data = kernel.DataSets(
-        x_train, _padded(cols["yt"])[0], n_train, orders,
-        x_val, _padded(cols["yv"])[0], n_val, x_test, _padded(cols["ys"])[0], n_test,
+        np.ascontiguousarray(X), np.ascontiguousarray(y), np.array(split_of, dtype=np.int64),
+        np.array(shifts), np.array(scales), *rows["train"], *rows["val"], *rows["test"],
+        np.array([model_rngs(protocol, s)[1] for s in splits], dtype=np.uint64),
     )
     return data, index, scalers
 
@@ -290,6 +292,32 @@ def _run_stack(stack: kernel.Stack, data: kernel.DataSets, protocol: Protocol,
             progress(stop / protocol.epochs, f"epoch {stop}/{protocol.epochs}")
 
 
+def _fanned_out(stack: kernel.Stack, data: kernel.DataSets, n_splits: int, protocol: Protocol,
+                progress: Progress | None, cancel: Cancel | None) -> None:
+    """Train each split's models (every spec's) as a task of joblib.Parallel: on threads here,
+    or on the workers of an enclosing parallel_config (a Dask cluster, which gets x and y once
+    per worker when they are scattered). Every model trains alone, so the result is the single
+    stack's, bit for bit."""
+    from joblib import Parallel, delayed
+
+    from bnapp.engine import kernel
+
+    groups = [np.arange(i, len(stack.P), n_splits) for i in range(n_splits)]
+    sets = data.without_data()
+    jobs = (delayed(kernel.trained_stack)(stack.P[models], stack.cfg[models], data.x, data.y,
+                                          sets.of_split(i), epochs=protocol.epochs,
+                                          batch_size=protocol.batch_size, lr=protocol.lr,
+                                          patience=protocol.patience or 0)
+            for i, models in enumerate(groups))
+    parallel = Parallel(n_jobs=-1, prefer="threads", return_as="generator")
+    for done, (models, part) in enumerate(zip(groups, parallel(jobs), strict=True), 1):
+        stack.adopt(models, part)
+        if cancel is not None and cancel():
+            raise TrainingCancelled("training cancelled")
+        if progress is not None:
+            progress(done / n_splits, f"fold {done}/{n_splits}")
+
+
 def check_arrays(X, y, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -313,8 +341,9 @@ def _diverged_message(spec: ArchSpec, split: Split, epoch: int, protocol: Protoc
 
 def train_runs(X, y, specs: Sequence[ArchSpec], protocol: Protocol, *, features: Sequence[str],
                target: str = "Ueq", row_ids=None, progress: Progress | None = None,
-               cancel: Cancel | None = None) -> list[RunResult]:
-    """Train every spec under the protocol, all folds of all specs as one stack of models.
+               cancel: Cancel | None = None, fan_out: bool = False) -> list[RunResult]:
+    """Train every spec under the protocol, all folds of all specs as one stack of models
+    (fan_out: one task per split through joblib, for a cluster; the same result).
 
     Raises TrainingDiverged (naming spec, fold and epoch) if any model's loss becomes NaN/inf,
     and TrainingCancelled when cancel() returns True between epoch chunks.
@@ -328,7 +357,10 @@ def train_runs(X, y, specs: Sequence[ArchSpec], protocol: Protocol, *, features:
     data, index, scalers = build_datasets(X, y, splits, protocol, sorted({s.input_mode for s in specs}))
     P, cfg = initial_stack(specs, splits, index, n_inputs, protocol)
     stack = kernel.Stack(P, cfg, protocol.epochs, n_inputs)
-    _run_stack(stack, data, protocol, progress, cancel)
+    if fan_out:
+        _fanned_out(stack, data, len(splits), protocol, progress, cancel)
+    else:
+        _run_stack(stack, data, protocol, progress, cancel)
     diverged = stack.state[:, kernel.S_DIVERGED_EPOCH]
     if (diverged >= 0).any():
         m = int(np.flatnonzero(diverged >= 0)[0])
@@ -340,7 +372,8 @@ def train_runs(X, y, specs: Sequence[ArchSpec], protocol: Protocol, *, features:
         folds = []
         for i, split in enumerate(splits):
             m = s * len(splits) + i
-            x_test = data.x_test[index[i, spec.input_mode], : len(split.test)]
+            d = index[i, spec.input_mode]
+            x_test = (X[split.test] - data.shift[d]) / data.scale[d]
             folds.append(_fold_result(stack, m, spec, split, scalers[i], x_test, width, protocol))
         runs.append(RunResult(spec=spec, features=list(features), target=target, X=X, y=y,
                               folds=folds, protocol=protocol.to_dict(),
@@ -378,7 +411,7 @@ def _fold_result(stack: kernel.Stack, m: int, spec: ArchSpec, split: Split, scal
 
 def train_run(X, y, spec: ArchSpec, protocol: Protocol, *, features: Sequence[str],
               target: str = "Ueq", row_ids=None, progress: Progress | None = None,
-              cancel: Cancel | None = None) -> RunResult:
+              cancel: Cancel | None = None, fan_out: bool = False) -> RunResult:
     """Train one architecture under the protocol: one model per fold, trained together."""
     return train_runs(X, y, [spec], protocol, features=features, target=target, row_ids=row_ids,
-                      progress=progress, cancel=cancel)[0]
+                      progress=progress, cancel=cancel, fan_out=fan_out)[0]

@@ -52,12 +52,15 @@ def dask_address() -> str | None:
 
 
 @contextlib.contextmanager
-def compute_backend() -> Iterator[str]:
+def compute_backend(scatter: tuple = ()) -> Iterator[str]:
     """Within this block joblib.Parallel runs on the Dask cluster when one is configured, else
     in loky worker processes: slower to start than threads, but a crashed or killed worker then
     fails one job instead of the server, and cancelling terminates the workers at once.
 
-    joblib's backend setting is thread-local, so each job thread chooses for itself."""
+    scatter: the arrays every task shares (the data): on a cluster they are sent to every
+    worker once (client.scatter(broadcast=True)), and a task that takes one of these very
+    objects as an argument gets the worker's copy instead of a pickled one. joblib's backend
+    setting is thread-local, so each job thread chooses for itself."""
     import joblib
 
     address = dask_address()
@@ -66,19 +69,15 @@ def compute_backend() -> Iterator[str]:
             yield "local processes"
         return
     dask_client(address)
-    with joblib.parallel_config(backend="dask"):
+    with joblib.parallel_config(backend="dask", scatter=list(scatter) or None):
         yield f"dask {address}"
 
 
-def on_cluster(fn, *args, **kwargs):
-    """Run one call on the Dask cluster (progress and cancel callbacks stay behind: they hold
-    this process's locks and cannot travel)."""
-    import joblib
-
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("progress", "cancel")}
-    with compute_backend():
-        (result,) = joblib.Parallel(n_jobs=-1)([joblib.delayed(fn)(*args, **kwargs)])
-    return result
+def fanned_out(fn, X, y, *args, **kwargs):
+    """fn(X, y, *args, fan_out=True, **kwargs) here, its tasks (a run's folds) on the Dask
+    cluster, X and y sent to each worker once; progress and cancel stay here, between tasks."""
+    with compute_backend(scatter=(X, y)):
+        return fn(X, y, *args, fan_out=True, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------

@@ -128,16 +128,17 @@ def cached_train(
     data_key is the data's content fingerprint (Dataset.fingerprint(), or
     cache.array_fingerprint for bare arrays). in_worker: train in a worker process (jobs do, so
     a dying trainer cannot take the server down; a terminal command saves the process start).
-    With a Dask scheduler configured, training runs on the cluster either way."""
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    With a Dask scheduler configured, its folds train on the cluster's workers either way."""
+    # contiguous: the very arrays the engine's tasks take, so a cluster's workers get them once
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
     key = cache.run_key(data_key, spec, protocol, features, target)
     run = _cached_run(key, X, y)
     if run is None:
         with _computation_lock(key, cancel):
             run = _cached_run(key, X, y)  # another process may have stored it while we waited
             if run is None:
-                compute = (backend.on_cluster if backend.dask_address() else
+                compute = (backend.fanned_out if backend.dask_address() else
                            backend.in_worker if in_worker else backend.call_here)
                 run = compute(_train_run, X, y, spec, protocol, features=list(features),
                               target=target, row_ids=row_ids, progress=progress, cancel=cancel)
@@ -164,6 +165,8 @@ def cached_grid(
 ) -> pd.DataFrame:
     """run_grid through the cache. The frame is returned as it reads back from the cache, so a
     fresh and a cached grid compare (and write) identically."""
+    X = np.ascontiguousarray(X, dtype=np.float64)  # as in cached_train
+    y = np.ascontiguousarray(y, dtype=np.float64)
     key = cache.grid_key(data_key, protocol, specs, features, target)
     grid = cache.load_grid(key)
     if grid is None:
@@ -171,7 +174,8 @@ def cached_grid(
             grid = cache.load_grid(key)
             if grid is None:
                 report = backend.cancellable(progress, cancel)
-                with backend.compute_backend():  # run_grid fans out to loky processes or to Dask
+                # run_grid fans out to loky processes or to Dask
+                with backend.compute_backend(scatter=(X, y)):
                     frame = _run_grid(X, y, protocol, specs, features=list(features),
                                       progress=report, n_jobs=n_jobs)
                 grid = cache.canonical_grid(frame)

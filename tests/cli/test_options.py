@@ -32,3 +32,15 @@ def test_both_spellings_build_the_same_spec(flag):
 def test_bad_widths_are_a_user_error(widths):
     with pytest.raises(UserError, match="give widths like 6 or 6,6"):
         spec_from_args(_parse("--arch", widths))
+
+
+def test_train_counts_every_models_epochs_with_a_rate_and_time_left(urea_csv, tmp_path, capsys,
+                                                                     monkeypatch):
+    from bnapp.cli import main
+
+    monkeypatch.setenv("BNAPP_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["train", "--data", str(urea_csv), "--out", str(tmp_path / "out"),
+                 "--folds", "3", "--epochs", "7"]) == 0
+    bar = capsys.readouterr().err.splitlines()[-1]
+    assert "21/21" in bar, "3 models x 7 epochs"
+    assert ("epoch/s" in bar or "s/epoch" in bar) and "<00:00" in bar, bar  # rate, no time left

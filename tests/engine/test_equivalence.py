@@ -16,11 +16,11 @@ import itertools
 import numpy as np
 import pytest
 
+from bnapp.engine.kernel import epoch_orders
 from bnapp.engine.model import (
     ACTIVATIONS,
     OUTPUT_ACTIVATIONS,
     ArchSpec,
-    epoch_orders,
     init_weights,
     predict,
 )
@@ -62,13 +62,13 @@ def _reference(spec, protocol, split, X, y, validation: bool):
     shift, scale = 0.0, 1.0
     if spec.input_mode == "zscore":
         shift, scale = X[split.train].mean(axis=0), X[split.train].std(axis=0)
-    init_rng, order_rng = model_rngs(protocol, split)
+    init_rng, order_seed = model_rngs(protocol, split)
     monitor = None
     if validation:
         monitor = KerasValidation((X[split.val] - shift) / scale, y[split.val], protocol.patience)
     weights, loss = train_reference(
         spec, init_weights(spec, X.shape[1], init_rng), (X[split.train] - shift) / scale,
-        y[split.train], epoch_orders(len(split.train), protocol.epochs, order_rng),
+        y[split.train], epoch_orders(len(split.train), protocol.epochs, order_seed),
         batch_size=protocol.batch_size, lr=protocol.lr, validation=monitor)
     return weights, loss, monitor, predict(spec, weights, (X[split.test] - shift) / scale)
 
