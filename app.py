@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 
 import streamlit as st
+from streamlit import config, delta_generator
 
-from bnapp.ui import widgets
+from bnapp.ui import warmup, widgets
 
 
 def _log_to_stderr() -> None:
@@ -24,6 +25,10 @@ def _log_to_stderr() -> None:
 
 
 _log_to_stderr()
+# Streamlit's first element of a process checks whether it runs in a REPL (to print a warning
+# `streamlit run` never needs) with inspect.stack(), which resolves the path of every loaded
+# module: 0.3 s of the first page's script run. Skipped by marking the warning as shown.
+delta_generator._use_warning_has_been_displayed = True
 
 st.set_page_config(page_title="bnapp · BN input layer on dialysis data", layout="wide",
                    page_icon=widgets.FAVICON)
@@ -51,3 +56,8 @@ PAGES = {
 page = st.navigation(PAGES)
 widgets.guarded(widgets.sidebar, "in the sidebar")()
 widgets.run_page(page)
+# Once per process, after the first page is drawn (so as not to slow it down): a training
+# worker, then what the other pages import. AppTest (which patches config.get_option only) runs
+# the app inside a test: no warm-up there.
+if not config.get_option("global.appTest"):
+    warmup.start()

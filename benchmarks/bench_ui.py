@@ -1,12 +1,15 @@
 """Time the dashboard in real headless Chromium: cold start, page switches, and eight sessions.
 
-Run from the repository root: `.venv/bin/python benchmarks/bench_ui.py [--sessions N]`.
+Run from the repository root: `.venv/bin/python benchmarks/bench_ui.py [--sessions N]
+[--repeat N] [--parts cold,pages,load]`.
 Needs Debian's chromium and playwright (`make test` installs both). Each part gets a fresh
-server on a free 127.0.0.1 port with an empty cache directory. Prints figures; asserts nothing
-about time (tests/ui/test_browser*.py check the behaviour).
+server on a free 127.0.0.1 port with an empty cache directory; cold start and page switches
+are repeated on --repeat fresh servers (default 3) and reported as medians. Prints figures;
+asserts nothing about time (tests/ui/test_browser*.py check the behaviour).
 
-1. Cold start: from `streamlit run` to the Data page rendered on the demo cohort, and the
-   first script run of a new browser session on a warm server.
+1. Cold start: from `streamlit run` to the Data page rendered on the demo cohort (the
+   browser already open; until the server's "script finished" message), and the first
+   script run of a new browser session on a warm server.
 2. Page switches: train the study's network (10 folds x 200 epochs) on the demo cohort, then
    visit every page twice; the first visit computes the page's analyses, the second is served
    from the cache. A switch is timed from the click in the sidebar to the server's "script
@@ -45,22 +48,28 @@ from tests.ui.test_browser_load import load_files  # noqa: E402
 SEED_CSV = Path(__file__).resolve().parents[2] / "shared" / "seed" / "Urea.csv"
 
 
-def cold_start(tmp: Path) -> None:
-    start = time.perf_counter()
-    with serve_app(tmp / "cold-cache") as server, chromium() as browser:
-        healthy = time.perf_counter() - start
-        page = new_session(browser).new_page()
-        open_app(page, server)
-        first = time.perf_counter() - start
-        again = new_session(browser).new_page()
-        t = time.perf_counter()
-        open_app(again, server)
-        warm = time.perf_counter() - t
-    print(f"cold start: server healthy {healthy:.2f} s, Data page rendered {first:.2f} s "
-          f"after `streamlit run`; a new session on the running server {warm:.2f} s")
+def cold_start(tmp: Path) -> dict[str, float]:
+    """Seconds from `streamlit run` to a healthy server and to the Data page rendered (the
+    server's "script finished" message), and for a new session on the running server. The
+    browser is open before the server starts, as a user's would be."""
+    with chromium() as browser:
+        context = new_session(browser)
+        start = time.monotonic()
+        with serve_app(tmp / "cold-cache") as server:
+            healthy = time.monotonic() - start
+            page = context.new_page()
+            open_app(page, server)
+            first = last_event(page) - start
+            again = new_session(browser).new_page()
+            t = time.monotonic()
+            open_app(again, server)
+            warm = last_event(again) - t
+    return {"healthy": healthy, "first": first, "warm": warm}
 
 
-def page_switches(tmp: Path) -> None:
+def page_switches(tmp: Path) -> dict:
+    """Seconds from the Train click to the run in the sidebar, and each page's first and second
+    visit after it."""
     with serve_app(tmp / "pages-cache") as server, chromium() as browser:
         page = new_session(browser).new_page()
         open_app(page, server)
@@ -68,19 +77,37 @@ def page_switches(tmp: Path) -> None:
         t = time.perf_counter()
         start_training(page)
         wait_for_sidebar(page, "10-fold CV, 200 epochs", 300, "training on the demo cohort")
-        print(f"train the study's network on the demo cohort (10 x 200): {time.perf_counter() - t:.2f} s "
-              "from the click to the run in the sidebar")
+        train = time.perf_counter() - t
         visits = {name: [] for name in PAGES}
         for _ in range(2):
             for name in [*PAGES[1:], DEFAULT_PAGE]:  # start from Train, end on Data
                 t = time.monotonic()
                 go_to(page, name, 300)  # also waits out a quiet spell: not counted
                 visits[name].append(last_event(page) - t)
-    print(f"{'page':<12} {'first visit':>12} {'again':>8}")
-    for name, (first, again) in visits.items():
-        print(f"{name:<12} {first:>10.2f} s {again:>6.2f} s")
-    print(f"median page switch with results cached: "
-          f"{statistics.median(v[1] for v in visits.values()):.2f} s")
+    return {"train": train, "visits": visits}
+
+
+def _median(values: list[float]) -> str:
+    """The median, with the single values when there are several."""
+    shown = f"{statistics.median(values):.2f} s"
+    return shown if len(values) == 1 else f"{shown} ({', '.join(f'{v:.2f}' for v in values)})"
+
+
+def report_cold(runs: list[dict[str, float]]) -> None:
+    print(f"cold start, median of {len(runs)}: server healthy {_median([r['healthy'] for r in runs])}, "
+          f"Data page rendered {_median([r['first'] for r in runs])} after `streamlit run`; "
+          f"a new session on the running server {_median([r['warm'] for r in runs])}")
+
+
+def report_pages(runs: list[dict]) -> None:
+    print(f"train the study's network on the demo cohort (10 x 200), median of {len(runs)}: "
+          f"{_median([r['train'] for r in runs])} from the click to the run in the sidebar")
+    print(f"{'page':<12} {'first visit':>12} {'again':>8}  (medians)")
+    for name in PAGES:
+        first, again = ([r["visits"][name][i] for r in runs] for i in (0, 1))
+        print(f"{name:<12} {statistics.median(first):>10.2f} s {statistics.median(again):>6.2f} s")
+    cached = [statistics.median(r["visits"][name][1] for name in PAGES) for r in runs]
+    print(f"median page switch with results cached: {statistics.median(cached):.2f} s")
 
 
 def load(tmp: Path, n: int) -> None:
@@ -100,12 +127,24 @@ def load(tmp: Path, n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="fresh servers per part for cold start and page switches (medians)")
+    parser.add_argument("--parts", default="cold,pages,load",
+                        help="comma-separated subset of cold, pages, load")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        cold_start(tmp)
-        page_switches(tmp)
-        load(tmp, args.sessions)
+        for name, part, report in (("cold", cold_start, report_cold),
+                                   ("pages", page_switches, report_pages)):
+            if name in parts:
+                runs = []
+                for i in range(args.repeat):
+                    (tmp / f"{name}-{i}").mkdir()
+                    runs.append(part(tmp / f"{name}-{i}"))
+                report(runs)
+        if "load" in parts:
+            load(tmp, args.sessions)
 
 
 if __name__ == "__main__":

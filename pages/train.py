@@ -264,6 +264,7 @@ def _train_section(spec: ArchSpec | None, protocol: Protocol | None) -> None:
             st.error(escape_md(str(err)))
         else:
             st.session_state["train_job"] = job.id
+            job.wait(widgets.QUICK_SECONDS)
             st.rerun()
     job = _page_job()
     if job is not None:

@@ -10,8 +10,9 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.nonparametric.smoothers_lowess import lowess
+
+# scipy.stats and statsmodels are imported where used: together they take ~1.5 s to import, which
+# every page of the dashboard would otherwise pay before its first paint
 
 LOWESS_FRAC = 0.6  # the study's figures
 LINE_POINTS = 20
@@ -43,6 +44,8 @@ def fit_lines(sens: pd.DataFrame, metric: str) -> pd.DataFrame:
     hidden_layer columns when sens has them; a unit needs at least two distinct |gamma| values for a
     line and three points for LOWESS.
     """
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
     keys = [*_split(sens), "unit"]
     parts = []
     for values, g in _usable(sens, metric).groupby(keys, sort=False, dropna=False):
@@ -97,6 +100,8 @@ def fold_mean_ci(per_fold: np.ndarray, n_boot: int, rng: np.random.Generator,
 
 def _group_association(g: pd.DataFrame, metric: str, n_boot: int, rng: np.random.Generator,
                        level: float) -> list[dict]:
+    from scipy import stats
+
     folds = g["fold"].unique()
     by_fold = [g[g["fold"] == f] for f in folds]
     ordered = pd.concat(by_fold)  # rows grouped by fold, so a fold is a contiguous block

@@ -12,7 +12,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from bnapp.engine.results import RunResult
 from bnapp.intake.data import STUDY_TARGET
@@ -98,6 +97,8 @@ def paired_comparison(run: RunResult, table: pd.DataFrame | None = None,
     the interval accordingly; the Wilcoxon signed-rank p-value is an assumption-light check.
     difference = network RMSE - baseline RMSE: negative means the network is better.
     """
+    from scipy import stats  # ~1 s to import: not at module import (bnapp.analyses.association)
+
     table = baselines(run) if table is None else table
     per_fold = table[table["fold"] != "pooled"]
     net = per_fold[per_fold["method"] == "network"].set_index("fold")["rmse"]

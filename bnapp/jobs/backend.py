@@ -135,6 +135,20 @@ def _channels():
         return _sync_manager.Queue(), _sync_manager.Event()
 
 
+def prestart_worker(warm_up: Callable[[], object] | None = None) -> None:
+    """Start the Manager and an idle worker process now, with warm_up (e.g. loading the compiled
+    trainer) as the worker's first call, so the first job does not wait for them (~1-2 s). The
+    worker is idle at once: a job taking it meanwhile runs right after warm_up. Nothing to do
+    when the work goes to a Dask cluster."""
+    if dask_address() is not None:
+        return
+    executor = _workers.acquire()
+    if warm_up is not None:
+        executor.submit(warm_up)  # first: the worker boots in its own process meanwhile
+    _workers.release(executor)
+    _channels()
+
+
 def _relayed(fn, args, kwargs, channel, stop):
     """In the worker: _STARTED, then fn with its progress sent through channel and cancel read
     from stop."""

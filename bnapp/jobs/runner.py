@@ -37,7 +37,7 @@ from filelock import FileLock, Timeout
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult
-from bnapp.jobs import backend, cache
+from bnapp.jobs import backend, cache, tasks
 from bnapp.jobs.backend import Cancel, JobCancelled, Progress
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -57,10 +57,8 @@ class JobFailed(RuntimeError):
 # compute: the engine's functions, looked up at call time (tests replace them with small fakes)
 
 
-def _train_run(X, y, spec, protocol, **kwargs) -> RunResult:
-    from bnapp.engine.train import train_run
-
-    return train_run(X, y, spec, protocol, **kwargs)
+# defined in a module of its own, so that a worker process unpickling it imports only that
+_train_run = tasks.train_run
 
 
 def _run_grid(X, y, protocol, specs, **kwargs) -> pd.DataFrame:
@@ -294,6 +292,10 @@ class Job:
         self.submitted = time.time()
         self.started: float | None = None
         self.finished: float | None = None
+        # (time, fraction) of the first and the latest progress report: the rate between them
+        # leaves out the worker's start-up and the data's transfer, which precede the first
+        self._first_report: tuple[float, float] | None = None
+        self._last_report: tuple[float, float] | None = None
         self._manager = manager
         self._call = (fn, args, kwargs)
         self._result = None
@@ -313,10 +315,29 @@ class Job:
         return (self.finished or time.time()) - self.started
 
     @property
+    def rate(self) -> float | None:
+        """Progress per second (fractions) between the first and the latest report, while
+        running; None until two reports are apart."""
+        first, last = self._first_report, self._last_report
+        if self.state != "running" or first is None or last[0] <= first[0] or last[1] <= first[1]:
+            return None
+        return (last[1] - first[1]) / (last[0] - first[0])
+
+    @property
+    def epochs_per_second(self) -> float | None:
+        rate = self.rate
+        return None if rate is None or self.epochs_total is None else rate * self.epochs_total
+
+    @property
     def eta_seconds(self) -> float | None:
+        """Seconds left at the measured rate, counted from the latest report; before a rate is
+        known, from the time elapsed since the start."""
         if self.state != "running" or self.progress <= 0:
             return None
-        return self.elapsed * (1 - self.progress) / self.progress
+        rate = self.rate
+        if rate is None:
+            return self.elapsed * (1 - self.progress) / self.progress
+        return max(0.0, (1 - self.progress) / rate - (time.time() - self._last_report[0]))
 
     @property
     def position(self) -> int | None:
@@ -329,7 +350,8 @@ class Job:
             "state": self.state, "position": self.position, "progress": self.progress,
             "message": self.message, "epochs_done": self.epochs_done,
             "epochs_total": self.epochs_total, "elapsed": self.elapsed,
-            "eta_seconds": self.eta_seconds, "error": self.error,
+            "epochs_per_second": self.epochs_per_second, "eta_seconds": self.eta_seconds,
+            "error": self.error,
         }
 
     # -- called by the work
@@ -338,6 +360,9 @@ class Job:
         if self._cancel.is_set():
             raise JobCancelled("cancelled")
         self.progress = float(min(max(fraction, 0.0), 1.0))
+        self._last_report = (time.time(), self.progress)
+        if self._first_report is None:
+            self._first_report = self._last_report
         if message:
             self.message = message
 

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 import altair as alt
 import pandas as pd
 import vl_convert as vlc
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 MAX_FILENAME = 80
@@ -132,6 +131,10 @@ def _sheet_name(name: str, taken: set[str]) -> str:
 
 def _xml_safe(value: object) -> object:
     """Drop the control characters XML (hence openpyxl) cannot store."""
+    # imported here: openpyxl takes ~0.15 s to import, which the pages drawing tables (with an
+    # XLSX button rendered only when clicked) would otherwise pay on their first paint
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
 
 

@@ -26,6 +26,9 @@ from bnapp.ui import state
 TRAIN_PAGE = "pages/train.py"
 DATA_PAGE = "pages/data.py"
 POLL_SECONDS = 1.0
+# how long a click submitting a job waits for it before it shows the job's progress: a job done
+# by then (a small data set, a warm worker) shows its result at once, without polls and reruns
+QUICK_SECONDS = 1.0
 MAX_TABLE_ROWS = 5_000  # rows a table sends to the browser; its downloads hold every row
 # a local file: an emoji or :material: page icon makes the browser fetch it from Google or a CDN
 FAVICON = Path(__file__).with_name("favicon.svg")
@@ -137,17 +140,29 @@ def cache_warnings(warnings) -> None:
         st.warning(text, icon=":material/save:")
 
 
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: 42 s, 3 min 05 s, 2 h 07 min."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
 def _job_line(job: Job) -> str:
     snap = job.snapshot()
     if snap["state"] == "queued":
         where = f" (place {snap['position']} in queue)" if snap["position"] else ""
         return f"queued{where}"
     if snap["state"] == "running":
-        eta = snap["eta_seconds"]
+        eta, speed = snap["eta_seconds"], snap["epochs_per_second"]
         epochs = (f"{snap['epochs_done']}/{snap['epochs_total']} epochs · "
                   if snap["epochs_total"] else "")
-        left = f" · about {eta:.0f} s left" if eta is not None else ""
-        return f"{epochs}{snap['elapsed']:.0f} s{left}"
+        rate = ("" if speed is None else
+                f"{speed:,.0f} epochs/s · " if speed >= 100 else f"{speed:.3g} epochs/s · ")
+        left = f" · about {duration(eta)} left" if eta is not None else ""
+        return f"{epochs}{rate}{duration(snap['elapsed'])}{left}"
     if snap["state"] == "failed":
         return f"failed: {snap['error']}"
     if snap["state"] == "cancelled":
@@ -186,6 +201,7 @@ def job_status(job: Job, *, key: str, warnings: bool = True) -> None:
 def sidebar() -> None:
     """The current data set and this session's jobs, on every page."""
     state.restore_jobs()
+    state.collect_finished()  # a run finished since the last poll shows now, not after a rerun
     ds = state.dataset()
     with st.sidebar:
         st.subheader("Data set")

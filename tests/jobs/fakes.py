@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -208,3 +209,23 @@ def report_until_cancelled(progress, cancel, *, saw_cancel: Path) -> None:
             raise RuntimeError("the cancel never reached the worker")
         time.sleep(0.01)
     saw_cancel.touch()
+
+
+def fake_clock(monkeypatch) -> list[float]:
+    """bnapp.jobs.runner's clock set by the test: it reads now[0] seconds."""
+    from bnapp.jobs import runner
+
+    now = [0.0]
+    monkeypatch.setattr(runner, "time", SimpleNamespace(time=lambda: now[0]))
+    return now
+
+
+def held_job(manager, release, *, key: str = "held", epochs_total: int | None = 2000):
+    """A running "train" job that reports nothing by itself and ends when release is set."""
+
+    def work(progress, cancel):
+        release.wait(HOLD_SECONDS)
+
+    job = manager.submit("train", key, work, label="held", epochs_total=epochs_total)
+    wait_until(lambda: job.state == "running")
+    return job

@@ -14,7 +14,7 @@ import pytest
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.train import Protocol, train_run
-from bnapp.jobs import backend, cache, runner
+from bnapp.jobs import backend, cache, runner, tasks
 from tests.jobs.fakes import (
     HOLD_SECONDS,
     held_train,
@@ -194,3 +194,31 @@ def test_a_cancel_seen_first_by_the_progress_callback_stops_the_worker_and_keeps
                           saw_cancel=tmp_path / "saw-cancel")
     assert (tmp_path / "saw-cancel").exists(), "the worker process saw the cancel"
     assert backend.in_worker(worker_pid) == pid, "and its worker is reused"
+
+
+def _maps(pid: int, part: str) -> bool:
+    """Whether the process has a shared library under a `part/` directory loaded (a compiled
+    extension of that package: it was imported)."""
+    return any(f"/{part}/" in m.path for m in psutil.Process(pid).memory_maps())
+
+
+def test_a_prestarted_worker_has_the_trainer_loaded_takes_the_first_job_and_needs_no_pandas(
+        workers, urea):
+    X, y = urea
+    backend.prestart_worker(tasks.warm_trainer)
+    (executor,) = workers._idle  # idle at once: a job may take it while it warms up
+    pid = executor.submit(os.getpid).result()  # runs after the warm-up: one process, in order
+    assert pid != os.getpid() and _maps(pid, "numba"), "the warm-up imported the trainer"
+    protocol = Protocol(folds=2, epochs=40, seed=11)
+    run = runner.cached_train(X, y, ArchSpec(), protocol, features=FEATURES, target="Ueq",
+                              data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"),
+                              in_worker=True)
+    assert same_run(run, train_run(X, y, ArchSpec(), protocol, features=FEATURES, target="Ueq"))
+    assert not _maps(pid, "pandas"), "a training worker imports neither pandas nor the cache"
+    assert backend.in_worker(worker_pid) == pid, "the job ran on the prestarted worker"
+
+
+def test_no_worker_is_prestarted_when_the_work_goes_to_a_cluster(workers, monkeypatch):
+    monkeypatch.setenv(backend.DASK_ENV, "tcp://127.0.0.1:1")  # never reached: nothing starts
+    backend.prestart_worker(tasks.warm_trainer)
+    assert workers._idle == []

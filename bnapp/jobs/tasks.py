@@ -1,0 +1,25 @@
+"""What a training worker process runs; light to import (no pandas, no cache), as every new worker imports it."""
+
+from __future__ import annotations
+
+from bnapp.engine.results import RunResult
+
+
+def train_run(X, y, spec, protocol, **kwargs) -> RunResult:
+    """bnapp.engine.train.train_run, imported (with numba) when first called."""
+    from bnapp.engine.train import train_run
+
+    return train_run(X, y, spec, protocol, **kwargs)
+
+
+def warm_trainer() -> None:
+    """In a new worker: import the trainer and load its compiled code (from numba's disk cache;
+    compiled there when empty) with one epoch on a few rows, before any job needs it."""
+    import numpy as np
+
+    from bnapp.engine.model import ArchSpec
+    from bnapp.engine.train import Protocol
+
+    rng = np.random.default_rng(0)
+    train_run(rng.random((8, 2)), rng.random(8), ArchSpec.study_e2e(), Protocol(folds=2, epochs=1),
+              features=["a", "b"])

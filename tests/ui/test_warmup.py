@@ -1,0 +1,37 @@
+"""The dashboard's background warm-up: once per process, a worker prestarted with the trainer's
+warm-up, then the listed modules imported."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+
+from bnapp.jobs import backend, tasks
+from bnapp.ui import warmup
+
+
+def test_warm_up_runs_once_prestarts_the_trainer_and_imports_the_listed_modules(tmp_path,
+                                                                                 monkeypatch):
+    (tmp_path / "bnapp_warmup_probe.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(warmup, "MODULES", ("bnapp_warmup_probe",))
+    monkeypatch.delitem(sys.modules, "bnapp_warmup_probe", raising=False)
+    monkeypatch.setattr(warmup, "_started", threading.Event())  # as in a new process
+    prestarted = []
+    monkeypatch.setattr(backend, "prestart_worker", prestarted.append)
+    failed = threading.Event()
+    monkeypatch.setattr(warmup.logger, "warning", lambda *a, **k: failed.set())
+    assert warmup.start() is True
+    assert warmup.start() is False, "a later script run starts nothing"
+    for thread in threading.enumerate():
+        if thread.name == "bnapp-warmup":
+            thread.join(60)
+    assert prestarted == [tasks.warm_trainer] and not failed.is_set()
+    assert "bnapp_warmup_probe" in sys.modules
+    sys.modules.pop("bnapp_warmup_probe")
+
+
+def test_every_listed_module_exists():
+    for name in warmup.MODULES:
+        assert importlib.util.find_spec(name) is not None, name
