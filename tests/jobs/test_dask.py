@@ -160,7 +160,8 @@ def test_real_grid_on_the_cluster_matches_local(cluster, urea_csv, monkeypatch):
     sent = Submissions(monkeypatch)
     with get_task_stream(backend.dask_client(cluster)) as tasks:
         remote = runner.cached_grid(X, y, protocol, specs, **kw)
-    assert len(sent.tasks) == len({s.hidden for s in specs}), "every shape went to the cluster"
+    # every shape twice: the second training is the grid's stability column
+    assert len(sent.tasks) == 2 * len({s.hidden for s in specs}), "every shape went to the cluster"
     assert tasks.data, "and ran there"
     assert len(sent.shared()) == 2, "X and y sent once, not with every shape"
     assert len(remote) == len(specs) and remote.cv_mse_mean.notna().all()
