@@ -25,6 +25,7 @@ KIND_LABELS = {"kfold": "k-fold cross-validation", "repeated": "repeated k-fold"
                "group-kfold": "grouped k-fold (patients or units kept together)",
                "leave-one-group-out": "leave one group (unit) out"}
 STUDY_VAL_PERCENT = round(100 * Protocol.study().val_fraction)
+BN_UPDATES = {"keras3": "Keras 3 (default)", "keras2": "Keras 2 (float32 decay)"}
 DEFAULT_PATIENCE = 20
 
 
@@ -156,12 +157,18 @@ def _protocol() -> Protocol | None:
                         max_value=2**31 - 1, step=1,
                         help="Fixes the splits, initial weights and batch order: the same seed "
                              "gives the same result.")
+        bn_decay = _control(st.selectbox, "BN statistics updated as", "proto_bn_decay", "keras3",
+                            options=list(BN_UPDATES), format_func=BN_UPDATES.get,
+                            help="How a training step moves each BN layer's moving mean and "
+                                 "variance: as Keras 3 does, or as Keras 2 (tf-keras), whose "
+                                 "decay 1 − 0.99 is rounded to float32 (a 2e-8 difference per "
+                                 "step). Both are real Keras; pick the one to match.")
     val_percent, patience = _validation(kind)
     try:
         protocol = Protocol(kind="kfold" if kind in GROUPED_KINDS else kind, folds=int(folds),
                             repeats=int(repeats), epochs=int(epochs), batch_size=int(batch),
                             lr=float(lr), seed=int(seed), val_fraction=val_percent / 100,
-                            patience=patience)
+                            patience=patience, bn_decay=bn_decay)
         if kind not in GROUPED_KINDS:
             return protocol
         if column is None:

@@ -79,7 +79,8 @@ def protocol_from_args(args):
     kind = args.protocol
     base = Protocol.study() if kind == "study" else Protocol(
         kind="kfold" if kind in GROUPED_KINDS else kind)
-    names = ("folds", "repeats", "epochs", "batch_size", "lr", "seed", "val_fraction", "patience")
+    names = ("folds", "repeats", "epochs", "batch_size", "lr", "seed", "val_fraction", "patience",
+             "bn_decay")
     given = {name: getattr(args, name, None) for name in names}
     try:
         return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
@@ -114,6 +115,7 @@ def add_protocol_options(parser, *, kinds=("kfold", "repeated", "study"), folds=
                          epochs=None) -> None:
     """--protocol (one of kinds, or a grouped one with --group-by) and its settings; unset ones
     keep the Protocol's defaults."""
+    from bnapp.engine.model import BN_DECAYS
     from bnapp.engine.protocols import GROUPED_KINDS
 
     parser.add_argument("--protocol", choices=(*kinds, *GROUPED_KINDS), default="kfold",
@@ -135,6 +137,9 @@ def add_protocol_options(parser, *, kinds=("kfold", "repeated", "study"), folds=
                         help="early stopping: stop a model after this many epochs without a "
                              "lower validation loss and keep its best epoch (off by default; "
                              "needs --val-fraction)")
+    parser.add_argument("--bn-decay", choices=tuple(BN_DECAYS), default=None,
+                        help="BN moving-statistics update: as Keras 3 (default) or as Keras 2, "
+                             "whose decay 1 - momentum is rounded to float32 (docs/keras.md)")
 
 
 def load_data(path: Path):

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+from bnapp.engine.model import ACTIVATIONS, BN_DECAYS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
 from bnapp.engine.train import (
     Progress,
     Protocol,
@@ -92,7 +92,8 @@ def run_grid(X, y, protocol: Protocol, specs: Sequence[ArchSpec] | None = None, 
     sets = data.without_data()  # x and y go as arguments of their own: see fan_out_data
     jobs = (delayed(kernel.score_stack)(stacks[k][models], cfg[models], data.x, data.y, sets,
                                         epochs=protocol.epochs, batch_size=protocol.batch_size,
-                                        lr=protocol.lr, patience=protocol.patience or 0)
+                                        lr=protocol.lr, patience=protocol.patience or 0,
+                                        bn_update=BN_DECAYS[protocol.bn_decay])
             for k, models in tasks)
     mse = np.empty((len(stacks), len(P)))
     parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")

@@ -36,6 +36,9 @@ MAX_DEPTH = 4
 # file alone, so a value imported from another module could be served stale after a change there
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
+# the BN moving-statistics update (decay, Keras 2 form) unless told otherwise: Keras 3's (see
+# bnapp.engine.model.BN_DECAYS)
+KERAS3_BN_UPDATE = (1.0 - BN_MOMENTUM, False)
 
 ACT_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
@@ -147,8 +150,19 @@ def _activation_slope(code, a):
 
 
 @njit(cache=True)
-def _bn_train_forward(x, n_rows, units, prm, off, w, xhat, inv_std):
-    """Batch-statistics BN in place on x[:n_rows, :units]; updates the moving statistics."""
+def _moving_average(old, batch, decay, keras2):
+    """A BN moving statistic after a training step (see bnapp.engine.model.BN_DECAYS)."""
+    if keras2:
+        return old - (old - batch) * decay
+    # Keras 3's old * momentum + (1 - momentum) * batch: 1 - decay is the momentum exactly, as
+    # decay = 1 - momentum is exact for 0.5 <= momentum <= 1 (Sterbenz)
+    return old * (1.0 - decay) + decay * batch
+
+
+@njit(cache=True)
+def _bn_train_forward(x, n_rows, units, prm, off, w, xhat, inv_std, decay, keras2):
+    """Batch-statistics BN in place on x[:n_rows, :units]; updates the moving statistics with
+    decay (1 - momentum) in Keras 3's form, or in Keras 2's when keras2."""
     for j in range(units):
         mean = 0.0
         for b in range(n_rows):
@@ -167,8 +181,8 @@ def _bn_train_forward(x, n_rows, units, prm, off, w, xhat, inv_std):
             xh = (x[b, j] - mean) * inv
             xhat[b, j] = xh
             x[b, j] = xh * gamma + beta
-        prm[off + 2 * w + j] = prm[off + 2 * w + j] * BN_MOMENTUM + (1.0 - BN_MOMENTUM) * mean
-        prm[off + 3 * w + j] = prm[off + 3 * w + j] * BN_MOMENTUM + (1.0 - BN_MOMENTUM) * var
+        prm[off + 2 * w + j] = _moving_average(prm[off + 2 * w + j], mean, decay, keras2)
+        prm[off + 3 * w + j] = _moving_average(prm[off + 3 * w + j], var, decay, keras2)
 
 
 @njit(cache=True)
@@ -237,7 +251,7 @@ def _mse(prm, cfg_row, w, x, y, rows, n_rows, shift, scale, pred, h_in, h_out):
 @njit(cache=True)
 def _train_model(m, P, P_best, cfg, state, best_val, x, y, split_of, shift, scale, train,
                  n_train, order_seed, val, n_val, epoch_start, epoch_stop, batch_size, lr,
-                 patience, loss, val_loss, input_gamma):
+                 bn_decay, bn_keras2, patience, loss, val_loss, input_gamma):
     """Epochs [epoch_start, epoch_stop) of plain SGD for model m of the stack."""
     if state[m, S_ACTIVE] == 0:
         return
@@ -283,7 +297,8 @@ def _train_model(m, P, P_best, cfg, state, best_val, x, y, split_of, shift, scal
                 for i in range(p):
                     acts[0, b, i] = (x[row, i] - sh[i]) / sc[i]
             if in_bn:
-                _bn_train_forward(acts[0], nb, p, prm, input_bn, w, xhat[0], inv_std[0])
+                _bn_train_forward(acts[0], nb, p, prm, input_bn, w, xhat[0], inv_std[0], bn_decay,
+                                  bn_keras2)
             n_in = p
             for layer in range(depth):
                 n_out = c[C_WIDTHS + layer]
@@ -299,7 +314,7 @@ def _train_model(m, P, P_best, cfg, state, best_val, x, y, split_of, shift, scal
                         a_out[b, j] = z
                 if hid_bn:
                     _bn_train_forward(a_out, nb, n_out, prm, hidden_bn + layer * 4 * w, w,
-                                      xhat[layer + 1], inv_std[layer + 1])
+                                      xhat[layer + 1], inv_std[layer + 1], bn_decay, bn_keras2)
                 for b in range(nb):
                     for j in range(n_out):
                         a_out[b, j] = _activate(act, a_out[b, j])
@@ -403,14 +418,14 @@ def _train_model(m, P, P_best, cfg, state, best_val, x, y, split_of, shift, scal
 @njit(cache=True, nogil=True)
 def train_models(first, step, P, P_best, cfg, state, best_val, x, y, split_of, shift, scale,
                  train, n_train, order_seed, val, n_val, epoch_start, epoch_stop, batch_size, lr,
-                 patience, loss, val_loss, input_gamma):
+                 bn_decay, bn_keras2, patience, loss, val_loss, input_gamma):
     """Train models first, first + step, ... of the stack. Releases the GIL, so threads given
     interleaved model sets run in parallel (cheaper to compile than numba's parallel=True, and
     safe to call from several threads at once)."""
     for m in range(first, P.shape[0], step):
         _train_model(m, P, P_best, cfg, state, best_val, x, y, split_of, shift, scale, train,
                      n_train, order_seed, val, n_val, epoch_start, epoch_stop, batch_size, lr,
-                     patience, loss, val_loss, input_gamma)
+                     bn_decay, bn_keras2, patience, loss, val_loss, input_gamma)
 
 
 @njit(cache=True)
@@ -486,11 +501,15 @@ class Stack:
         self.input_gamma = np.full((m, epochs, n_inputs), np.nan)
 
     def train(self, data: DataSets, epoch_start: int, epoch_stop: int, *, batch_size: int,
-              lr: float, patience: int = 0, threads: int = 1) -> None:
-        """Epochs [epoch_start, epoch_stop) for every model, over `threads` threads."""
+              lr: float, patience: int = 0, threads: int = 1,
+              bn_update: tuple[float, bool] = KERAS3_BN_UPDATE) -> None:
+        """Epochs [epoch_start, epoch_stop) for every model, over `threads` threads; bn_update is
+        the BN moving statistics' (decay, Keras 2 form)."""
+        decay, keras2 = bn_update
         args = (self.P, self.P_best, self.cfg, self.state, self.best_val, data.x, data.y,
                 data.split_of, data.shift, data.scale, data.train, data.n_train, data.order_seed,
-                data.val, data.n_val, epoch_start, epoch_stop, batch_size, lr, patience,
+                data.val, data.n_val, epoch_start, epoch_stop, batch_size, lr, decay, keras2,
+                patience,
                 self.loss, self.val_loss, self.input_gamma)
         threads = max(1, min(threads, len(self.P)))
         if threads == 1:
@@ -512,21 +531,25 @@ class Stack:
 
 
 def trained_stack(P, cfg, x, y, sets: DataSets, *, epochs: int, batch_size: int, lr: float,
-                  patience: int = 0) -> Stack:
+                  patience: int = 0,
+                  bn_update: tuple[float, bool] = KERAS3_BN_UPDATE) -> Stack:
     """Train a stack serially on sets' rows of x, y. A task of a run fanned out (x and y apart
     from the rest of the data sets: see DataSets.without_data)."""
     stack = Stack(P, cfg, epochs, x.shape[1])
-    stack.train(sets.with_data(x, y), 0, epochs, batch_size=batch_size, lr=lr, patience=patience)
+    stack.train(sets.with_data(x, y), 0, epochs, batch_size=batch_size, lr=lr, patience=patience,
+                bn_update=bn_update)
     return stack
 
 
 def score_stack(P, cfg, x, y, sets: DataSets, *, epochs: int, batch_size: int, lr: float,
-                patience: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                patience: int = 0,
+                  bn_update: tuple[float, bool] = KERAS3_BN_UPDATE) -> tuple[np.ndarray, np.ndarray]:
     """Train a stack serially; (test MSE, diverged epoch or -1) per model. A grid worker's task
     (x and y apart, as for trained_stack)."""
     data = sets.with_data(x, y)
     stack = Stack(P, cfg, epochs, data.x.shape[1])
-    stack.train(data, 0, epochs, batch_size=batch_size, lr=lr, patience=patience)
+    stack.train(data, 0, epochs, batch_size=batch_size, lr=lr, patience=patience,
+                bn_update=bn_update)
     diverged = stack.state[:, S_DIVERGED_EPOCH].copy()
     mse = stack.test_mse(data)
     mse[diverged >= 0] = np.nan

@@ -18,6 +18,12 @@ OUTPUT_ACTIVATIONS = ("linear", "relu")
 INPUT_MODES = ("raw", "zscore")
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
+# how a training step updates the BN moving statistics, as (decay, Keras 2 form) for the kernel:
+# Keras 3 computes moving * momentum + batch * (1 - momentum) in the variable's float64; Keras 2
+# (tf-keras) computes moving - (moving - batch) * decay with decay = 1 - momentum rounded to
+# float32, 0.009999999776... (see docs/keras.md). Both are real Keras; "keras3" is the default.
+BN_DECAYS = {"keras3": (1.0 - BN_MOMENTUM, False),
+             "keras2": (float(np.float32(1.0 - BN_MOMENTUM)), True)}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnapp.engine.model import BN_EPSILON, BN_MOMENTUM, ArchSpec, BNState, Weights
+from bnapp.engine.model import BN_DECAYS, BN_EPSILON, BN_MOMENTUM, ArchSpec, BNState, Weights
 
 
 class KerasBatchNorm1d(nn.Module):
@@ -23,10 +23,12 @@ class KerasBatchNorm1d(nn.Module):
     torch's nn.BatchNorm1d updates its running variance with the *unbiased* batch variance and
     refuses batches of one; Keras uses the biased variance and accepts any batch. The
     normalization itself is the same formula, which a test checks against nn.BatchNorm1d.
+    bn_decay "keras2" updates the moving statistics as Keras 2 does (`BN_DECAYS`).
     """
 
-    def __init__(self, units: int, dtype=torch.float64):
+    def __init__(self, units: int, dtype=torch.float64, bn_decay: str = "keras3"):
         super().__init__()
+        self.keras2 = BN_DECAYS[bn_decay][1]
         self.gamma = nn.Parameter(torch.ones(units, dtype=dtype))
         self.beta = nn.Parameter(torch.zeros(units, dtype=dtype))
         self.register_buffer("moving_mean", torch.zeros(units, dtype=dtype))
@@ -37,8 +39,12 @@ class KerasBatchNorm1d(nn.Module):
             mean = x.mean(0)
             var = x.var(0, unbiased=False)
             with torch.no_grad():
-                self.moving_mean.mul_(BN_MOMENTUM).add_((1 - BN_MOMENTUM) * mean)
-                self.moving_var.mul_(BN_MOMENTUM).add_((1 - BN_MOMENTUM) * var)
+                for moving, batch in ((self.moving_mean, mean), (self.moving_var, var)):
+                    if self.keras2:  # tf-keras: moving -= (moving - batch) * float32(1 - momentum)
+                        moving.sub_((moving - batch) * torch.tensor(1 - BN_MOMENTUM,
+                                                                   dtype=torch.float32))
+                    else:
+                        moving.mul_(BN_MOMENTUM).add_((1 - BN_MOMENTUM) * batch)
         else:
             mean, var = self.moving_mean, self.moving_var
         return (x - mean) / torch.sqrt(var + BN_EPSILON) * self.gamma + self.beta
@@ -50,17 +56,17 @@ _TORCH_ACT = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "linear":
 class ReferenceNet(nn.Module):
     """The ArchSpec as an nn.Sequential of torch.nn modules."""
 
-    def __init__(self, spec: ArchSpec, n_inputs: int, dtype=torch.float64):
+    def __init__(self, spec: ArchSpec, n_inputs: int, dtype=torch.float64, bn_decay: str = "keras3"):
         super().__init__()
         self.spec = spec
         layers: list[nn.Module] = []
         if spec.input_bn:
-            layers.append(KerasBatchNorm1d(n_inputs, dtype))
+            layers.append(KerasBatchNorm1d(n_inputs, dtype, bn_decay))
         width = n_inputs
         for h in spec.hidden:
             layers.append(nn.Linear(width, h, dtype=dtype))
             if spec.hidden_bn:
-                layers.append(KerasBatchNorm1d(h, dtype))
+                layers.append(KerasBatchNorm1d(h, dtype, bn_decay))
             layers.append(_TORCH_ACT[spec.activation]())
             width = h
         layers.append(nn.Linear(width, 1, dtype=dtype))
@@ -166,6 +172,7 @@ def train_reference(
     lr: float = 0.01,
     dtype=torch.float64,
     validation: KerasValidation | None = None,
+    bn_decay: str = "keras3",
 ) -> tuple[Weights, np.ndarray]:
     """Train one model with torch.nn and plain SGD, mini-batches taken from `orders` (an iterable
     of each epoch's row order, e.g. kernel.epoch_orders).
@@ -173,9 +180,10 @@ def train_reference(
     Returns the trained weights and the per-epoch mean training loss (Keras' reported loss: the
     mean over batches weighted by batch size, measured during the epoch in training mode), for
     the epochs run. `validation` (optional) records the validation loss after every epoch and may
-    stop training early and restore the best epoch's weights.
+    stop training early and restore the best epoch's weights. bn_decay: Keras 3's or Keras 2's
+    BN moving-statistics update (`bnapp.engine.model.BN_DECAYS`).
     """
-    net = ReferenceNet(spec, x.shape[1], dtype).load_weights(initial)
+    net = ReferenceNet(spec, x.shape[1], dtype, bn_decay).load_weights(initial)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.0)
     loss_fn = nn.MSELoss()
     xt = torch.as_tensor(np.asarray(x), dtype=dtype)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bnapp.engine.model import ArchSpec, BNState, Weights, init_weights, predict
+from bnapp.engine.model import BN_DECAYS, ArchSpec, BNState, Weights, init_weights, predict
 from bnapp.engine.protocols import (
     GROUPED_KINDS,
     group_codes,
@@ -58,6 +58,8 @@ class Protocol:
     "group-kfold" / "leave-one-group-out" (bnapp.engine.protocols) keep each group's rows in one
     test set; group_by names the grouping column and group_hash fingerprints its labels, so the
     protocol (and the cache key made from it) tells one grouping from another.
+    bn_decay: how BN moving statistics are updated, as Keras 3 ("keras3") or as Keras 2
+    ("keras2": the decay rounded to float32; see docs/keras.md).
     """
 
     kind: str = "kfold"
@@ -71,8 +73,12 @@ class Protocol:
     patience: int | None = None
     group_by: str | None = None
     group_hash: str | None = None
+    bn_decay: str = "keras3"
 
     def __post_init__(self):
+        if self.bn_decay not in BN_DECAYS:
+            raise ValueError(f"bn_decay must be one of {tuple(BN_DECAYS)}, "
+                             f"not {self.bn_decay!r}")
         if self.kind not in PROTOCOL_KINDS:
             raise ValueError(f"protocol kind must be one of {PROTOCOL_KINDS}, not {self.kind!r}")
         is_grouped = self.kind in GROUPED_KINDS
@@ -103,13 +109,16 @@ class Protocol:
         return self.folds * (self.repeats if self.kind == "repeated" else 1)
 
     def to_dict(self) -> dict:
-        # an ungrouped protocol's dict (and so its cache key) is what it was before grouping
-        return {k: v for k, v in asdict(self).items()
-                if not (k in ("group_by", "group_hash") and v is None)}
+        # settings at their default are left out, so a protocol's dict (and so its cache key) is
+        # what it was before the setting existed
+        return {k: v for k, v in asdict(self).items() if not (k in _ADDED and v == _ADDED[k])}
 
     @classmethod
     def from_dict(cls, d: dict) -> Protocol:
         return cls(**d)
+
+
+_ADDED = {"group_by": None, "group_hash": None, "bn_decay": "keras3"}
 
 
 @dataclass(frozen=True)
@@ -327,7 +336,8 @@ def _run_stack(stack: kernel.Stack, data: kernel.DataSets, protocol: Protocol,
             raise TrainingCancelled("training cancelled")
         stop = min(start + chunk, protocol.epochs)
         stack.train(data, start, stop, batch_size=protocol.batch_size, lr=protocol.lr,
-                    patience=protocol.patience or 0, threads=threads)
+                    patience=protocol.patience or 0, threads=threads,
+                    bn_update=BN_DECAYS[protocol.bn_decay])
         if progress is not None:
             progress(stop / protocol.epochs, f"epoch {stop}/{protocol.epochs}")
 
@@ -347,7 +357,8 @@ def _fanned_out(stack: kernel.Stack, data: kernel.DataSets, n_splits: int, proto
     jobs = (delayed(kernel.trained_stack)(stack.P[models], stack.cfg[models], data.x, data.y,
                                           sets.of_split(i), epochs=protocol.epochs,
                                           batch_size=protocol.batch_size, lr=protocol.lr,
-                                          patience=protocol.patience or 0)
+                                          patience=protocol.patience or 0,
+                                          bn_update=BN_DECAYS[protocol.bn_decay])
             for i, models in enumerate(groups))
     parallel = Parallel(n_jobs=-1, prefer="threads", return_as="generator")
     for done, (models, part) in enumerate(zip(groups, parallel(jobs), strict=True), 1):

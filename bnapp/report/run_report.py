@@ -243,12 +243,15 @@ def cli_command(run: RunResult, data_name: str, options: Mapping[str, int]) -> t
                 if protocol.get("group_by") else {})
     if grouping:  # the same column of the same file gives the same labels, so the same hash
         args += ["--protocol", grouping["kind"], "--group-by", grouping["group_by"]]
+    bn_decay = {"bn_decay": protocol["bn_decay"]} if "bn_decay" in protocol else {}
+    if bn_decay:  # in the dict only when not the default
+        args += ["--bn-decay", bn_decay["bn_decay"]]
     command = "python -m bnapp analyze " + shlex.join(args)
 
     differences = []
     cli_protocol = {**Protocol(kind="kfold", folds=int(protocol.get("folds", 10)),
                                epochs=int(protocol.get("epochs", 200)),
-                               seed=options["seed"]).to_dict(), **grouping}
+                               seed=options["seed"]).to_dict(), **grouping, **bn_decay}
     differences += [f"protocol {k} = {protocol.get(k)!r} (the command uses {v!r})"
                     for k, v in cli_protocol.items() if protocol.get(k) != v]
     if list(run.features) != list(STUDY_INPUTS):

@@ -1,4 +1,5 @@
-"""The architecture options shared by `train` and `analyze` build one ArchSpec."""
+"""The architecture options shared by `train` and `analyze` build one ArchSpec; the protocol
+options one Protocol."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ import argparse
 import pytest
 
 from bnapp.cli import UserError
-from bnapp.cli.options import add_arch_options, spec_from_args
+from bnapp.cli.options import (
+    add_arch_options,
+    add_protocol_options,
+    protocol_from_args,
+    spec_from_args,
+)
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.train import Protocol
 
 
 def _parse(*argv: str):
@@ -44,3 +51,17 @@ def test_train_counts_every_models_epochs_with_a_rate_and_time_left(urea_csv, tm
     bar = capsys.readouterr().err.splitlines()[-1]
     assert "21/21" in bar, "3 models x 7 epochs"
     assert ("epoch/s" in bar or "s/epoch" in bar) and "<00:00" in bar, bar  # rate, no time left
+
+
+def _protocol(*argv: str) -> Protocol:
+    parser = argparse.ArgumentParser()
+    add_protocol_options(parser)
+    return protocol_from_args(parser.parse_args(argv))
+
+
+def test_bn_decay_chooses_keras2_and_keeps_keras3_by_default():
+    assert _protocol() == Protocol()
+    assert _protocol("--bn-decay", "keras2", "--epochs", "5") == Protocol(epochs=5, bn_decay="keras2")
+    assert _protocol("--bn-decay", "keras3") == Protocol()
+    with pytest.raises(SystemExit):
+        _protocol("--bn-decay", "keras1")

@@ -110,7 +110,7 @@ def test_grouped_protocol_needs_its_labels_and_keeps_ungrouped_dicts_unchanged()
     assert Protocol.from_dict(protocol.to_dict()) == protocol
     assert protocol.to_dict()["group_hash"] == group_hash(labels)
     assert set(Protocol().to_dict()) == {f.name for f in dataclasses.fields(Protocol)} - {
-        "group_by", "group_hash"}
+        "group_by", "group_hash", "bn_decay"}
 
 
 @pytest.mark.slow

@@ -5,8 +5,8 @@ where TensorFlow is not installed. Each case takes bnapp's initial weights and p
 orders for one fold of the study's data, trains the same network in Keras 3 and in Keras 2
 (tf_keras), float64, SGD lr 0.01 without momentum, MSE, batch 32, the rows in bnapp's order and
 not shuffled, the last partial batch included, and compares the final weights, BN moving
-statistics and test predictions with bnapp's after 1 and after 200 epochs. The figures are in
-docs/keras.md.
+statistics and test predictions with bnapp's after 1 and after 200 epochs: Keras 3 with bnapp's
+default, Keras 2 as it is with bnapp's bn_decay="keras2". The figures are in docs/keras.md.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from bnapp.engine.export_model import keras_h5_bytes  # noqa: E402
 from bnapp.engine.grid import run_grid  # noqa: E402
 from bnapp.engine.keras_import import read_keras_model  # noqa: E402
 from bnapp.engine.kernel import epoch_orders  # noqa: E402
-from bnapp.engine.model import ArchSpec, Weights, init_weights, predict  # noqa: E402
+from bnapp.engine.model import BN_DECAYS, ArchSpec, Weights, init_weights, predict  # noqa: E402
 from bnapp.engine.train import Protocol, make_splits, model_rngs, train_runs  # noqa: E402
 
 pytestmark = pytest.mark.keras
@@ -53,6 +53,8 @@ CASES = [
 # epoch) grow until bnapp and Keras part, as bnapp parts from itself when its initial weights move
 # by 1e-12 (test_cases_that_part_are_chaotic); compared over the epochs before they part
 APART = {CASES[2]: 25, CASES[6]: 10}
+# bnapp's BN moving-statistics update that each Keras makes (Protocol.bn_decay)
+BN_DECAY = {"keras": "keras3", "tf_keras": "keras2"}
 FOLD = 1  # any fold: its training set (87 rows) ends in a partial batch of 23 rows
 
 
@@ -84,12 +86,12 @@ def kx64(kx):
 
 
 def keras2_float64_decay(kx):
-    """Keras 2's BatchNormalization with its one difference from Keras 3 and bnapp undone.
+    """Keras 2's BatchNormalization with its one difference from Keras 3 undone.
 
     tf_keras updates a moving statistic as `var -= (var - batch) * decay` with
     `decay = tf.convert_to_tensor(1.0 - momentum)`, a float32 tensor cast to the variable's
     float64 afterwards: 0.009999999776482582 instead of 0.01 (relative 2.2e-8). Keras 3 computes
-    `var * momentum + batch * (1 - momentum)` in the variable's dtype, as bnapp does.
+    `var * momentum + batch * (1 - momentum)` in the variable's dtype, as bnapp does by default.
     """
 
     class BatchNormalization(kx.layers.BatchNormalization):
@@ -184,10 +186,13 @@ def _fold_inputs(spec, protocol, X, y):
 
 @pytest.fixture(scope="module", params=[1, 200], ids=lambda e: f"{e}epochs")
 def bnapp_runs(request, study):
+    """The protocol (bnapp's default BN update) and, per bn_decay, each case's run."""
     X, y = study
     protocol = Protocol(kind="kfold", folds=5, epochs=request.param, seed=11)
-    runs = train_runs(X, y, CASES, protocol, features=FEATURES)
-    return protocol, dict(zip(CASES, runs, strict=True))
+    return protocol, {
+        bn_decay: dict(zip(CASES, train_runs(X, y, CASES, replace(protocol, bn_decay=bn_decay),
+                                             features=FEATURES), strict=True))
+        for bn_decay in BN_DECAY.values()}
 
 
 def max_differences(spec, bnapp_weights, model, x_test, bnapp_pred):
@@ -201,28 +206,46 @@ def max_differences(spec, bnapp_weights, model, x_test, bnapp_pred):
     return weight_diff, pred_diff
 
 
-@pytest.mark.parametrize("spec", CASES, ids=lambda s: s.label)
-def test_bnapp_trains_as_keras_does(spec, bnapp_runs, study, kx64):
-    protocol, runs = bnapp_runs
+def _compare(kx, spec, protocol, run, study, bn_class=None):
+    """Train the spec in Keras as bnapp trained the run's fold FOLD; assert they agree to TOL."""
     X, y = study
-    run = runs[spec]
     if protocol.epochs > APART.get(spec, protocol.epochs):
         protocol = replace(protocol, epochs=APART[spec])
         run = train_runs(X, y, [spec], protocol, features=FEATURES)[0]
     split, initial, orders, x_train, y_train, x_test = _fold_inputs(spec, protocol, X, y)
     fold = run.folds[FOLD]
     np.testing.assert_array_equal(fold.test_rows, split.test)
-    # Keras 2 with its float32 BN decay made float64 (the one difference: see
-    # test_keras2_moving_statistics_use_a_float32_decay)
-    bn_class = keras2_float64_decay(kx64) if kx64.__name__ == "tf_keras" else None
-    model = keras_train(kx64, spec, initial, x_train, y_train, orders,
+    model = keras_train(kx, spec, initial, x_train, y_train, orders,
                         per_epoch_fit=protocol.epochs == 1, bn_class=bn_class)
     weight_diff, pred_diff = max_differences(spec, fold.weights, model, x_test,
                                              fold.test_predictions)
-    print(f"\n{kx64.__name__} {kx64.__version__}: {spec.label}, {protocol.epochs} epochs: "
-          f"max relative difference to Keras "
-          f"{weight_diff:.2e} (weights and BN statistics), {pred_diff:.2e} (test predictions)")
+    print(f"\n{kx.__name__} {kx.__version__}{' (float64 decay)' if bn_class else ''} vs bnapp "
+          f"bn_decay={protocol.bn_decay}: {spec.label}, {protocol.epochs} epochs: max relative "
+          f"difference {weight_diff:.2e} (weights and BN statistics), {pred_diff:.2e} "
+          f"(test predictions)")
     assert weight_diff <= TOL and pred_diff <= TOL
+
+
+@pytest.mark.parametrize("spec", CASES, ids=lambda s: s.label)
+def test_bnapp_trains_as_keras_does(spec, bnapp_runs, study, kx64):
+    """Keras 3 against bnapp's default, Keras 2 as it is against bnapp's bn_decay="keras2"."""
+    protocol, runs = bnapp_runs
+    bn_decay = BN_DECAY[kx64.__name__]
+    _compare(kx64, spec, replace(protocol, bn_decay=bn_decay), runs[bn_decay][spec], study)
+
+
+@pytest.mark.parametrize("spec", CASES, ids=lambda s: s.label)
+def test_keras2_with_a_float64_decay_trains_as_bnapp_by_default(spec, study):
+    """The float32 decay is Keras 2's whole difference: undone, Keras 2 trains as bnapp's
+    default (Keras 3's update) does, over one epoch."""
+    tf_keras = pytest.importorskip("tf_keras", reason="tf_keras is not installed")
+    protocol = Protocol(kind="kfold", folds=5, epochs=1, seed=11)
+    run = train_runs(study[0], study[1], [spec], protocol, features=FEATURES)[0]
+    tf_keras.backend.set_floatx("float64")
+    try:
+        _compare(tf_keras, spec, protocol, run, study, keras2_float64_decay(tf_keras))
+    finally:
+        tf_keras.backend.set_floatx("float32")
 
 
 def test_cases_that_part_are_chaotic(study):
@@ -241,7 +264,8 @@ def test_cases_that_part_are_chaotic(study):
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_keras2_moving_statistics_use_a_float32_decay(impl):
     """One training step of a fresh BN layer (moving mean 0) leaves moving mean = decay * batch
-    mean: decay is 1 - 0.99 in float64 in Keras 3 (and bnapp), float32's 0.01 in Keras 2."""
+    mean: decay is 1 - 0.99 in float64 in Keras 3 (and bnapp's default), float32's 0.01 in Keras 2
+    (bnapp's bn_decay="keras2")."""
     kx = pytest.importorskip(impl, reason=f"{impl} is not installed")
     kx.backend.set_floatx("float64")
     try:
@@ -255,6 +279,7 @@ def test_keras2_moving_statistics_use_a_float32_decay(impl):
     np.testing.assert_allclose(got, decay * x.mean(0), rtol=1e-14)
     if impl == "tf_keras":
         assert abs(decay / 0.01 - 1) > 2e-8  # what the Keras 2 cases would otherwise differ by
+    assert BN_DECAYS[BN_DECAY[impl]][0] == decay  # bnapp's decay for this Keras
 
 
 def test_one_fit_per_epoch_and_one_stream_of_batches_train_alike(study, kx64):
@@ -274,7 +299,7 @@ def test_exported_h5_loads_in_keras_with_the_same_predictions(spec, bnapp_runs, 
                                                               kx):
     protocol, runs = bnapp_runs
     X, _ = study
-    run = runs[spec]
+    run = runs[protocol.bn_decay][spec]
     fold = run.folds[0]
     x = fold.network_input(spec, X)
     path = tmp_path / "fold.h5"

@@ -28,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnapp.cli import build_parser
-from bnapp.cli.options import spec_from_args
+from bnapp.cli.options import protocol_from_args, spec_from_args
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
 from bnapp.engine.train import Protocol
 from bnapp.intake import data
@@ -205,19 +205,20 @@ names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
        activation=st.sampled_from(ACTIVATIONS), output=st.sampled_from(OUTPUT_ACTIVATIONS),
        input_bn=st.booleans(), hidden_bn=st.booleans(), mode=st.sampled_from(INPUT_MODES),
        folds=st.integers(2, 20), epochs=st.integers(1, 500), seed=st.integers(0, 2**31),
-       name=names)
+       name=names, bn_decay=st.sampled_from(["keras3", "keras2"]))
 def test_cli_command_round_trips_any_spec_and_file_name(hidden, activation, output, input_bn,
                                                         hidden_bn, mode, folds, epochs, seed,
-                                                        name):
+                                                        name, bn_decay):
     spec = ArchSpec(hidden=tuple(hidden), activation=activation, output_activation=output,
                     input_bn=input_bn, hidden_bn=hidden_bn, input_mode=mode)
-    protocol = Protocol(folds=folds, epochs=epochs, seed=seed).to_dict()
+    protocol = Protocol(folds=folds, epochs=epochs, seed=seed, bn_decay=bn_decay).to_dict()
     run = replace(demo_run().run, spec=spec, protocol=protocol)
     command, differences = run_report.cli_command(run, name, {"seed": seed, "n_permutations": 3,
                                                           "n_boot": 100})
     args = build_parser().parse_args(shlex.split(command)[3:])
     assert spec_from_args(args) == spec
     assert (args.folds, args.epochs, args.seed) == (folds, epochs, seed)
+    assert protocol_from_args(args).bn_decay == bn_decay
     assert args.data == Path(name)  # a leading "./" keeps a name like "-x" from being an option
     assert differences == []
 

@@ -217,3 +217,18 @@ def test_training_with_early_stopping_keeps_each_models_best_epoch():
         assert len(val) == min(200, fold.stopped_epoch + 3)
     assert any(len(f.history["loss"]) < 200 for f in run.folds), "early stopping must trigger"
     assert '"validation"' in at.get("vega_lite_chart")[1].proto.spec  # the validation curve
+
+
+def test_the_bn_update_chosen_is_the_runs():
+    at = app_at(PAGE)
+    assert at.selectbox(key="proto_bn_decay").value == "keras3"
+    at.selectbox(key="proto_bn_decay").set_value("keras2")
+    at.number_input(key="proto_folds").set_value(2)
+    at.number_input(key="proto_epochs").set_value(2)
+    at.number_input(key="proto_seed").set_value(8)  # a key no other test trains
+    at.button(key="train").click().run()
+    assert not at.exception
+    job = job_manager().get(at.session_state["train_job"])
+    assert job is not None and job.wait(WAIT_SECONDS), job
+    at.run()
+    assert at.session_state["runs"][job.key].run.protocol["bn_decay"] == "keras2"
