@@ -53,6 +53,7 @@ def test_exact_limits_share_the_estimates_and_are_asymmetric_about_them():
     assert exact["loa_low"] - exact["loa_low_ci_low"] > exact["loa_low_ci_high"] - exact["loa_low"]
 
 
+@pytest.mark.slow
 def test_exact_confidence_intervals_cover_the_true_limit_95_percent_of_the_time():
     # the defining property of Carkeet's exact CI, checked by simulation with small samples
     rng = np.random.default_rng(11)
@@ -114,6 +115,7 @@ def test_calibration_slope_and_intercept_recover_a_known_line():
     assert out["intercept_ci_low"] < 4.0 < out["intercept_ci_high"]
 
 
+@pytest.mark.slow
 def test_agreement_table_of_a_run_is_each_methods_test_rows():
     run = demo_run().run
     table = agreement.agreement(run)

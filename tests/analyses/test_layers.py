@@ -81,6 +81,7 @@ def test_every_layer_has_its_figures(run, tables):
     assert units == {f"layer 2 node {k}" for k in range(1, 5)}
 
 
+@pytest.mark.slow
 def test_the_zip_and_report_hold_the_deep_layers(run, tables):
     figures = run_report.run_figures(run, tables)
     figures = {name: figures[name] for name in ("stages_hidden2", "gamma_vs_bias_hidden2_zero")}

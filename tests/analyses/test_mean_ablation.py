@@ -94,6 +94,7 @@ def test_modes_coincide_needs_every_row():
 
 
 @pytest.mark.parametrize("input_bn", [True, False])
+@pytest.mark.slow
 def test_training_leaves_the_first_hidden_bn_centred_only_after_an_input_bn(input_bn):
     """Why the study's hidden zero and mean ablations agree: with a BN on the inputs, the Dense
     bias and the input BN's β get no gradient (the hidden BN cancels any constant shift), so

@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 # packages that no cached result needs: the torch reference, the compiler, the analyses and
@@ -53,6 +55,7 @@ def test_registering_every_command_loads_no_heavy_package():
     assert report == {"code": 0, "loaded": []}
 
 
+@pytest.mark.slow
 def test_grid_from_the_cache_loads_neither_torch_nor_numba_and_writes_the_same_files(
         urea_csv, tmp_path):
     args = ["grid", "--data", str(urea_csv), "--folds", "2", "--epochs", "2", "--seed", "5"]

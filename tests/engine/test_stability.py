@@ -84,6 +84,7 @@ def test_grid_without_stability_has_no_instability_column(study):
 
 
 @pytest.mark.parametrize("epochs", [20])
+@pytest.mark.slow
 def test_chaotic_network_equals_its_torch_reference_before_the_runs_part(study, epochs):
     """The same weights and batch orders: bnapp and torch agree to 1e-8 over the first 20 epochs
     (measured: 2e-10 at 20 epochs, 9e-9 at 25, O(1) at 50 with seed 0: rounding differences

@@ -140,6 +140,7 @@ def _csv(table: dict[str, list[str]]) -> bytes:
 
 @PROPERTY
 @given(session_files())
+@pytest.mark.slow
 def test_sessions_are_read_as_load_dataset_reads_them_with_a_ueq_column(file):
     table, units, where = file
     n = len(next(iter(table.values())))

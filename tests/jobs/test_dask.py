@@ -49,6 +49,7 @@ def _grid(X, y):
                             data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"))
 
 
+@pytest.mark.slow
 def test_grid_runs_on_the_cluster_and_matches_local(cluster, data, monkeypatch):
     monkeypatch.setattr(runner, "_run_grid", grid_recording_workers)
     X, y = data
@@ -102,6 +103,7 @@ class Submissions:
 
 
 @pytest.mark.parametrize("as_job", [False, True], ids=["direct", "as-a-job"])
+@pytest.mark.slow
 def test_a_runs_folds_spread_over_the_workers_with_the_data_sent_once_to_each(
         cluster, monkeypatch, as_job):
     from distributed import get_task_stream

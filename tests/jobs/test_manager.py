@@ -291,6 +291,7 @@ def demo():
     return ds.X(STUDY_INPUTS), ds.y()
 
 
+@pytest.mark.slow
 def test_errors_raised_in_the_worker_process_read_as_messages(demo, monkeypatch, tmp_path):
     """Through the worker, loky re-raises the error with its traceback as text."""
     X, y = demo

@@ -140,6 +140,7 @@ def workers(monkeypatch):
         executor.shutdown(wait=False, kill_workers=True)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_while_idle_is_replaced_for_the_next_job(urea, hold, workers):
     X, y = urea
     manager = runner.JobManager(max_jobs=1)

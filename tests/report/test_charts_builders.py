@@ -176,6 +176,7 @@ def _walk(node):
 
 
 @pytest.mark.parametrize("name", list(CHARTS))
+@pytest.mark.slow
 def test_chart_renders_a_real_png_and_svg(name):
     chart = CHARTS[name]
     png = chart_png(chart, scale=1)
@@ -231,6 +232,7 @@ def test_architecture_chart_states_the_study_parameter_counts():
     assert "85 parameters: 85 trainable, 0 non-trainable" in json.dumps(z, ensure_ascii=False)
 
 
+@pytest.mark.slow
 def test_stage_boxplot_ships_only_the_summaries_for_a_million_rows():
     stages = make_stages(1_000_000 // (5 * 4 * 2), folds=2)  # 1,000,000 values in all
     assert len(stages) == 1_000_000
@@ -326,6 +328,7 @@ def test_error_axes_carry_the_unit_of_the_runs_target():
     assert charts.metric_label("r2", "albumin") == "R² (dimensionless)"
 
 
+@pytest.mark.slow
 def test_a_runs_figures_follow_its_target():
     from bnapp.report import run_report
     from tests.analyses.test_metrics import make_run

@@ -4,6 +4,7 @@ ablations the sensitivity tables already hold."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from bnapp.analyses import concordance
 from bnapp.report import run_report
@@ -12,6 +13,7 @@ from tests.apptest import demo_run
 OPTIONS = {"n_permutations": 2, "n_boot": 50, "seed": 0}
 
 
+@pytest.mark.slow
 def test_run_tables_hold_the_importance_report_and_its_figures():
     run = demo_run().run
     tables = run_report.run_tables(run, **OPTIONS)

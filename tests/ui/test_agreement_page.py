@@ -34,6 +34,7 @@ def test_agreement_page_shows_bland_altman_calibration_and_coverage():
     assert len(charts) == 4 + 2  # Bland–Altman per method, calibration, coverage
 
 
+@pytest.mark.slow
 def test_agreement_controls_change_the_tables():
     entry = demo_run()
     at = app_at("pages/agreement.py", runs=(entry,))
