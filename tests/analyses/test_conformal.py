@@ -50,6 +50,7 @@ def _ols(x, y):
     return np.linalg.lstsq(design, y, rcond=None)[0]
 
 
+@pytest.mark.slow
 def test_cv_plus_covers_new_points_at_the_nominal_rate():
     """One fresh point per simulated data set: the hits are independent Bernoulli draws, so the
     rate must lie within a binomial tolerance of the level (CV+ may be slightly conservative)."""

@@ -68,6 +68,7 @@ def test_the_association_never_pools_two_hidden_layers(run, tables):
     assert set(assoc["hidden_layer"].dropna()) == {1, 2}
 
 
+@pytest.mark.slow
 def test_every_layer_has_its_figures(run, tables):
     figures = run_report.run_figures(run, tables)
     for stem in ("input", "hidden1", "hidden2"):

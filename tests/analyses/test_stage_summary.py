@@ -58,6 +58,7 @@ specs = st.builds(
 @settings(max_examples=40, deadline=None)
 @given(spec=specs, n=st.integers(6, 80), folds=st.integers(2, 4), repeats=st.integers(1, 2),
        ties=st.booleans(), seed=st.integers(0, 2**32 - 1), data=st.data())
+@pytest.mark.slow
 def test_matches_the_long_frame_path_on_random_runs(spec, n, folds, repeats, ties, seed, data):
     run = random_run(spec, n, folds, repeats, ties, seed)
     x_before = run.X.copy()

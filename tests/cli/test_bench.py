@@ -23,6 +23,7 @@ def test_bench_reads_the_study_rows_by_default():
     assert (y >= X[:, 2]).all()  # Ueq >= Upos, as the study keeps
 
 
+@pytest.mark.slow
 def test_plain_loop_trains_the_same_models_in_float32(urea_csv):
     """The float32 baseline is the same computation: close to the float64 batched result."""
     dataset = bench.bench_dataset(urea_csv)

@@ -70,6 +70,7 @@ def test_grid_from_the_cache_loads_neither_torch_nor_numba_and_writes_the_same_f
         assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_train_from_the_cache_loads_no_heavy_package(urea_csv, tmp_path):
     args = ["train", "--data", str(urea_csv), "--folds", "2", "--epochs", "2", "--seed", "5"]
     first, _ = _run(*args, "--out", str(tmp_path / "a"))

@@ -83,6 +83,7 @@ def train_until_cancelled(X, y, spec, protocol, *, progress, cancel, **kwargs):
     return train_run(X, y, spec, protocol, progress=report, cancel=cancel, **kwargs)
 
 
+@pytest.mark.slow
 def test_cancel_a_real_training_job(urea_csv, monkeypatch):
     """The cancel always arrives mid-run, however slow or fast the machine: the run cannot go
     past its first progress report until it is cancelled."""
@@ -156,6 +157,7 @@ def test_train_command_refuses_a_missing_file(tmp_path, capsys):
     assert "none.csv" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_grid_command_twice_is_served_from_the_cache(urea_csv, tmp_path, monkeypatch, capsys):
     from bnapp.engine import grid
     few = grid.study_grid()[::80]

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import openpyxl
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -138,6 +139,7 @@ def tables(draw):
 @given(tables(), st.sampled_from([",", ";", "\t"]), st.booleans(),
        st.sampled_from(["utf-8", "utf-8-sig", "latin-1", "utf-16"]),
        st.sampled_from(["\n", "\r\n"]), st.sampled_from(["mg/dL", "mmol/L", "BUN"]))
+@pytest.mark.slow
 def test_random_csv_tables(table, sep, quote, encoding, eol, units):
     header, rows = table
     text = _table_text(header, rows, sep, quote).replace("\n", eol)
@@ -153,6 +155,7 @@ def test_random_csv_tables(table, sep, quote, encoding, eol, units):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables(), st.booleans())
+@pytest.mark.slow
 def test_random_xlsx_tables(table, numbers):
     header, rows = table
     book = openpyxl.Workbook()
@@ -310,6 +313,7 @@ def sessions(draw):
 
 @FUZZ
 @given(sessions(), st.permutations(range(6)), st.sampled_from([",", ";", "\t"]))
+@pytest.mark.slow
 def test_exactly_the_broken_rows_are_dropped(table, order, sep):
     rows, broken = table
     header = [STUDY_COLUMNS[j] for j in order]

@@ -323,6 +323,7 @@ _SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_cache_persists_across_a_restart(tmp_path):
     env = {**os.environ, "BNAPP_CACHE_DIR": str(tmp_path / "shared-cache")}
     repo = Path(__file__).resolve().parents[2]

@@ -96,6 +96,7 @@ def _parts(result) -> list[pd.DataFrame]:
 
 @settings(max_examples=30, deadline=None)
 @given(frames, frames)
+@pytest.mark.slow
 def test_frames_round_trip_exactly(first, second):
     if len(first):  # an empty categorical column reads back as object
         first = first.assign(layer=first["layer"].astype("category"))
@@ -238,6 +239,7 @@ def test_cli_clear_and_list_cover_analyses(entry, capsys):
     assert not (cache.cache_dir() / cache.ANALYSES).exists() and cache.entries().empty
 
 
+@pytest.mark.slow
 def test_the_train_pages_delete_and_clear_all_buttons_remove_analyses(entry):
     from tests.apptest import app_at
 

@@ -135,6 +135,7 @@ def test_a_runs_folds_spread_over_the_workers_with_the_data_sent_once_to_each(
     assert len(cache.entries()) == 1, "the cluster's result is cached here"
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_fails_the_job_with_a_message(monkeypatch, data):
     monkeypatch.setattr(runner, "_run_grid", fake_grid)
     monkeypatch.setattr(backend, "_client_timeout", 2)
@@ -147,6 +148,7 @@ def test_unreachable_scheduler_fails_the_job_with_a_message(monkeypatch, data):
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in job.error
 
 
+@pytest.mark.slow
 def test_real_grid_on_the_cluster_matches_local(cluster, urea_csv, monkeypatch):
     from bnapp.engine import grid, train
     frame = pd.read_csv(urea_csv)

@@ -198,6 +198,7 @@ def _parallel_with_a_dying_worker():
     return Parallel(n_jobs=2, backend="loky")(delayed(die)(i) for i in range(4))
 
 
+@pytest.mark.slow
 def test_worker_process_killed_mid_job():
     manager = runner.JobManager(max_jobs=2)
     dying = manager.submit("grid", "k-die", _parallel_with_a_dying_worker)

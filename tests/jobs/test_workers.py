@@ -151,6 +151,7 @@ def test_a_worker_killed_while_idle_is_replaced_for_the_next_job(urea, hold, wor
     assert _next_job_pid(manager, hold, X, y, seed=10) not in (pid, os.getpid())
 
 
+@pytest.mark.slow
 def test_a_worker_dead_before_it_took_the_call_is_replaced(workers):
     """The other order: the call is handed to the worker, which dies before reading it."""
     pid = backend.in_worker(worker_pid)
@@ -165,6 +166,7 @@ def test_a_worker_dead_before_it_took_the_call_is_replaced(workers):
     assert len(ran) == 1 and ran[0] not in (pid, os.getpid())
 
 
+@pytest.mark.slow
 def test_a_call_finding_every_idle_worker_dead_runs_on_a_new_one(workers):
     """Idle workers killed together (the out-of-memory killer): the retry does not take the next
     dead one."""
@@ -203,6 +205,7 @@ def _maps(pid: int, part: str) -> bool:
     return any(f"/{part}/" in m.path for m in psutil.Process(pid).memory_maps())
 
 
+@pytest.mark.slow
 def test_a_prestarted_worker_has_the_trainer_loaded_takes_the_first_job_and_needs_no_pandas(
         workers, urea):
     X, y = urea

@@ -201,6 +201,7 @@ def test_png_scale_doubles_the_pixels():
 
 
 @pytest.mark.parametrize("name", list(CHARTS))
+@pytest.mark.slow
 def test_charts_carry_inline_small_data_and_no_urls(name):
     spec = CHARTS[name].to_dict()
     assert not [k for k, _ in _walk(spec) if k == "url"]
@@ -263,6 +264,7 @@ def test_stage_boxplot_without_extremes_draws_no_stray_dots():
     assert all(r["unit"] in UNITS for d in spec["datasets"].values() for r in d)
 
 
+@pytest.mark.slow
 def test_distributions_are_binned_on_the_server():
     rng = _rng(1)
     frame = pd.DataFrame({"Upre": rng.normal(150, 30, 1_000_000), "UF": rng.gamma(2, 1, 1_000_000),
@@ -374,6 +376,7 @@ def test_parameter_chart_without_bn_says_so():
     assert len(with_bn["hconcat"]) == 3
 
 
+@pytest.mark.slow
 def test_hostile_text_is_drawn_as_text_in_svg():
     units = [XSS, MD, "<script>alert(1)</script>", "Upos", "&amp;"]
     sens = make_sensitivity(units=units, folds=4)

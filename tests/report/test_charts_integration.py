@@ -76,12 +76,14 @@ def test_every_chart_renders_the_real_analyses(figures):
         assert _is_png(png) and len(png) > 5_000, name
 
 
+@pytest.mark.slow
 def test_study_figure_3_shows_every_unit_and_fold(e2e, figures):
     spec = figures["figure 3"].to_dict()
     points = [d for d in spec["datasets"].values() if d and "abs_gamma" in d[0]]
     assert sum(map(len, points)) == len(e2e.features) * len(e2e.folds)
 
 
+@pytest.mark.slow
 def test_export_bundle_and_report_from_real_tables(e2e, figures):
     per_fold, summary = catalog.bn_parameters(e2e)
     tables = {"bn_parameters": summary, "baselines": catalog.baselines(e2e)}

@@ -67,6 +67,7 @@ def test_card_gives_the_date_range_and_per_unit_results_when_the_file_has_them()
     assert model_card.subgroup_table(entry.run, None) is None
 
 
+@pytest.mark.slow
 def test_export_zip_and_html_report_carry_the_card(demo):
     entry, tables = demo
     ds = data.demo_dataset()

@@ -16,6 +16,7 @@ def test_agreement_page_asks_for_a_run_first():
     assert "No trained network yet" in texts(at)
 
 
+@pytest.mark.slow
 def test_agreement_page_shows_bland_altman_calibration_and_coverage():
     entry = demo_run()
     at = app_at("pages/agreement.py", runs=(entry,))

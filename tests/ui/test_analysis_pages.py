@@ -54,6 +54,7 @@ def table(at, index: int) -> pd.DataFrame:
 # ------------------------------------------------------------------------------- every page
 
 @pytest.mark.parametrize("page", [STAGES, PARAMETERS, SENSITIVITY])
+@pytest.mark.slow
 def test_each_page_renders_on_the_demo_run(page):
     at = app_at(page, runs=(demo_run(),))
     assert not at.exception
@@ -72,6 +73,7 @@ def test_before_a_run_each_page_says_to_train_first(page):
 
 # ------------------------------------------------------------------------------- BN stages
 
+@pytest.mark.slow
 def test_stages_fold_control_changes_the_boxes():
     at = app_at(STAGES, runs=(demo_run(),))
     assert set(chart_data(charts(at)[0])["fold"].dropna()) == {-1}

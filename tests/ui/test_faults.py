@@ -58,6 +58,7 @@ def unbackslash(text: str) -> str:
 
 # --------------------------------------------------------------------------------- full disk
 
+@pytest.mark.slow
 def test_a_full_cache_is_reported_and_the_run_stays_usable(monkeypatch):
     def full(path, payload):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -160,6 +161,7 @@ def test_a_reloaded_tab_finds_its_jobs_from_the_url_and_no_others():
     assert done.key not in other.session_state.get("runs", {})
 
 
+@pytest.mark.slow
 def test_a_reloaded_tab_opens_its_newest_run_last():
     tab = app_at(PAGE)
     older = finish(tab, start(tab, proto_folds=3, proto_epochs=20, proto_seed=17))

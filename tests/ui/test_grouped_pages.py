@@ -22,6 +22,7 @@ def _with(dataset, page: str):
     return at
 
 
+@pytest.mark.slow
 def test_a_unit_column_warns_on_the_data_page_until_a_grouped_protocol_is_chosen(urea_csv):
     at = _with(data.load_dataset(urea_csv), DATA)
     assert not at.exception
