@@ -54,8 +54,15 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
     """The ceil(level (n+1))-th smallest score (split-conformal's quantile); inf when that rank
     exceeds n (too few rows for the level: the interval is unbounded)."""
     scores = np.sort(np.asarray(scores, dtype=np.float64))
-    rank = math.ceil(check_level(level) * (len(scores) + 1))
+    rank = _rank(level, len(scores))
     return float(scores[rank - 1]) if rank <= len(scores) else math.inf
+
+
+def _rank(level: float, n: int) -> int:
+    """ceil(level (n+1)), the conformal rank. The product is rounded first: a decimal level is
+    not exact in binary (1 - 0.8 is 0.19999999999999996), and ceil/floor of a product that is a
+    whole number in exact arithmetic must not move by one."""
+    return math.ceil(round(check_level(level) * (n + 1), 9))
 
 
 def cv_plus(scores: np.ndarray, centres: np.ndarray, level: float = DEFAULT_LEVEL,
@@ -65,13 +72,12 @@ def cv_plus(scores: np.ndarray, centres: np.ndarray, level: float = DEFAULT_LEVE
     scores: (n,) out-of-fold residuals |y_i - mu_{-k(i)}(x_i)| (divided by s(x_i) when scaled);
     centres: (n, m) mu_{-k(i)}(x) for each new point x; scale: (m,) s(x) or None.
     """
-    alpha = 1.0 - check_level(level)
     scores = np.asarray(scores, dtype=np.float64)[:, None]
     centres = np.asarray(centres, dtype=np.float64)
     n = len(scores)
     spread = scores if scale is None else scores * np.asarray(scale, dtype=np.float64)[None, :]
-    k_low = math.floor(alpha * (n + 1))
-    k_high = math.ceil((1.0 - alpha) * (n + 1))
+    k_high = _rank(level, n)
+    k_low = n + 1 - k_high  # floor(alpha (n+1)), alpha = 1 - level
     m = centres.shape[1]
     low = (np.partition(centres - spread, k_low - 1, axis=0)[k_low - 1] if k_low >= 1
            else np.full(m, -np.inf))

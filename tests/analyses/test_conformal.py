@@ -139,3 +139,9 @@ def test_too_few_rows_for_the_level_give_unbounded_intervals_and_a_drawable_char
     table = conformal.coverage(conformal.held_out_intervals(run, 0.999), 0.999)
     assert (table["coverage"] == 1.0).all() and np.isinf(table["mean_width"]).all()
     assert chart_svg(coverage_chart(table, 0.999)).lstrip().startswith("<svg")
+
+
+def test_a_decimal_level_gives_the_exact_rank():
+    # 1 - 0.8 is 0.19999999999999996 in binary: the lower rank floor(0.2 * 5) must still be 1
+    low, high = conformal.cv_plus(np.array([1.0, 2.0, 3.0, 4.0]), np.zeros((4, 1)), 0.8)
+    assert (low[0], high[0]) == (-4.0, 4.0)
