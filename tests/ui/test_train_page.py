@@ -104,11 +104,12 @@ def test_too_few_rows_for_the_folds_is_a_message(tmp_path):
     assert "train_job" not in at.session_state
 
 
-def train_small(at):
-    """Train the study's network with 3 folds x 20 epochs through the page; wait for the job."""
-    at.number_input(key="proto_folds").set_value(3)
-    at.number_input(key="proto_epochs").set_value(20)
-    at.number_input(key="proto_seed").set_value(7)  # a key no other test trains
+def train_small(at, *, folds: int = 3, epochs: int = 20, seed: int = 7):
+    """Train with folds x epochs through the page (the seed a key no other test trains); wait for
+    the job."""
+    at.number_input(key="proto_folds").set_value(folds)
+    at.number_input(key="proto_epochs").set_value(epochs)
+    at.number_input(key="proto_seed").set_value(seed)
     at.button(key="train").click().run()
     assert not at.exception
     job = job_manager().get(at.session_state["train_job"])
@@ -223,12 +224,5 @@ def test_the_bn_update_chosen_is_the_runs():
     at = app_at(PAGE)
     assert at.selectbox(key="proto_bn_decay").value == "keras3"
     at.selectbox(key="proto_bn_decay").set_value("keras2")
-    at.number_input(key="proto_folds").set_value(2)
-    at.number_input(key="proto_epochs").set_value(2)
-    at.number_input(key="proto_seed").set_value(8)  # a key no other test trains
-    at.button(key="train").click().run()
-    assert not at.exception
-    job = job_manager().get(at.session_state["train_job"])
-    assert job is not None and job.wait(WAIT_SECONDS), job
-    at.run()
+    job = train_small(at, folds=2, epochs=2, seed=8)
     assert at.session_state["runs"][job.key].run.protocol["bn_decay"] == "keras2"
