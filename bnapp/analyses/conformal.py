@@ -36,7 +36,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bnapp.analyses.baselines import KINETIC_METHODS, _ols_predict, fold_predictions
+from bnapp.analyses.baselines import KINETIC_METHODS, LeastSquares, fold_predictions
 from bnapp.engine.results import RunResult
 
 DEFAULT_LEVEL = 0.9
@@ -99,8 +99,8 @@ def method_models(run: RunResult, method: str, x: np.ndarray) -> np.ndarray:
     if method == "network":
         return run.ensemble_predictions(x)
     if method == "linear_regression":
-        return np.stack([_ols_predict(run.X[f.train_rows], run.y[f.train_rows], x)
-                         for f in run.folds])
+        ols = LeastSquares(run.X, run.y)
+        return np.stack([ols.predict(ols.fit(f.train_rows), x) for f in run.folds])
     if method in KINETIC_METHODS:
         from bnapp.intake.kinetics import predict_ueq  # as in baselines: kinetics is optional
 
@@ -168,10 +168,11 @@ def coverage(intervals: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFr
 
 
 def network_predictions(run: RunResult, level: float = DEFAULT_LEVEL, *,
-                        normalized: bool = False) -> pd.DataFrame:
+                        normalized: bool = False, preds: pd.DataFrame | None = None) -> pd.DataFrame:
     """The network's test rows with their held-out interval, one line per (row, fold): the
-    `predictions.csv` of `analyze`. `row` is the row number in the user's file when known."""
-    preds = fold_predictions(run)
+    `predictions.csv` of `analyze`. `row` is the row number in the user's file when known.
+    preds: fold_predictions(run), when already computed."""
+    preds = fold_predictions(run) if preds is None else preds
     net = held_out_intervals(run, level, normalized=normalized,
                              preds=preds[preds["method"] == "network"])
     rows = net["row"].to_numpy()

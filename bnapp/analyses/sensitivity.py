@@ -26,12 +26,24 @@ called "MSPE"; it is a bias, not a squared error.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
-from bnapp.engine.model import forward
+from bnapp.engine.model import (
+    ArchSpec,
+    BNState,
+    Trace,
+    Weights,
+    activate,
+    bn_inference,
+    forward,
+    forward_from,
+)
 from bnapp.engine.results import FoldResult, RunResult
 
 MODES = ("zero", "mean", "permutation")
@@ -72,39 +84,43 @@ def held_values(run: RunResult, fold: FoldResult, layer: str, hidden_index: int 
     return bn.beta if bn is not None else run.layer_scaler(fold, layer, hidden_index)[0]
 
 
-def _with_column(x: np.ndarray, unit: int, values: float | np.ndarray) -> np.ndarray:
-    xa = x.copy()
-    xa[:, unit] = values
-    return xa
+def _unit_bn(bn: BNState | None, unit: int, values: float | np.ndarray) -> float | np.ndarray:
+    """One unit's BN output for `values` (the values themselves where the layer has no BN): the
+    same arithmetic as bn_inference on the whole layer."""
+    if bn is None:
+        return values
+    return bn_inference(BNState(bn.gamma[unit], bn.beta[unit], bn.moving_mean[unit],
+                                bn.moving_var[unit]), values)
 
 
-def ablated_inputs(x: np.ndarray, unit: int, mode: str, held: np.ndarray,
-                   perms: np.ndarray) -> list[np.ndarray]:
-    """The network inputs x with input `unit` turned off: one array, or one per permutation.
+def ablated_outputs(spec: ArchSpec, weights: Weights, trace: Trace, layer: str, index: int,
+                    unit: int, mode: str, held: np.ndarray | None,
+                    perms: np.ndarray) -> list[np.ndarray]:
+    """The network's outputs on the trace's rows with `unit` of the layer turned off (see the
+    module's modes): one array, or one per permutation (perms: (n, rows) row orders).
 
-    held: held_values(run, fold, "input"), used by mode "mean"; perms: (n, rows) row orders.
-    """
+    Resumed from the intact pass (forward_from): only the layers from the ablated one on are
+    recomputed, from the values the unit's layer hands on (the input BN's output, or the hidden
+    pre-activation), where turning the unit off changes one column. held: held_values(...)."""
+    if layer == "input":
+        bn, start, resume = weights.input_bn, trace.dense_input(), 0
+    else:
+        bn, start, resume = (weights.hidden_bn[index] if weights.hidden_bn else None,
+                             trace.pre_activation(index), index + 1)
     if mode == "permutation":
-        return [_with_column(x, unit, x[perm, unit]) for perm in perms]
-    return [_with_column(x, unit, 0.0 if mode == "zero" else held[unit])]
-
-
-def _hidden_ablation(run: RunResult, fold: FoldResult, x: np.ndarray, index: int, unit: int,
-                     mode: str, held: np.ndarray, perms: np.ndarray) -> list[np.ndarray]:
-    if mode == "zero":
-        w = fold.weights.copy()
-        w.kernels[index][:, unit] = 0.0
-        w.biases[index][unit] = 0.0
-        return [forward(run.spec, w, x).output]
-    if mode == "mean":
-        return [forward(run.spec, fold.weights, x, clamp={index: {unit: held[unit]}}).output]
-    trace = forward(run.spec, fold.weights, x)
-    pre_activation = trace.hidden_bn_out[index]
-    if pre_activation is None:
-        pre_activation = trace.hidden_pre_bn[index]
-    # forward's clamp assigns z[:, unit] = value, so a per-row array holds the shuffled values
-    return [forward(run.spec, fold.weights, x, clamp={index: {unit: pre_activation[perm, unit]}}).output
-            for perm in perms]
+        # the layer's BN is elementwise, so shuffling its output shuffles its input
+        columns = [start[perm, unit] for perm in perms]
+    elif mode == "zero":  # the input set to 0, or the node's Dense output zeroed: its BN sees 0
+        columns = [_unit_bn(bn, unit, 0.0)]
+    else:  # held: a network input, or already a hidden pre-activation
+        columns = [_unit_bn(bn, unit, held[unit]) if layer == "input" else held[unit]]
+    outputs = []
+    for column in columns:
+        ablated = start.copy()
+        ablated[:, unit] = column
+        h = ablated if layer == "input" else activate(spec.activation, ablated)
+        outputs.append(forward_from(spec, weights, h, resume))
+    return outputs
 
 
 def sensitivity(
@@ -128,28 +144,36 @@ def sensitivity(
     if n_permutations < 1:
         raise ValueError("n_permutations must be at least 1")
     names = run.unit_names(layer, hidden_index)
-    rows = []
-    for k, fold in enumerate(run.folds):
-        x = fold.network_input(run.spec, run.X[fold.test_rows])
+
+    def fold_rows(k: int, fold: FoldResult) -> list[dict]:
+        trace = forward(run.spec, fold.weights, fold.network_input(run.spec, run.X[fold.test_rows]))
         truth = run.y[fold.test_rows]
-        intact_mse = float(np.mean((forward(run.spec, fold.weights, x).output - truth) ** 2))
+        intact_mse = float(np.mean((trace.output - truth) ** 2))
         rng = np.random.default_rng([seed, k])
         perms = np.stack([rng.permutation(len(truth)) for _ in range(n_permutations)])
         bn = fold.bn(layer, hidden_index)
         held = held_values(run, fold, layer, hidden_index) if "mean" in modes else None
+        rows = []
         for unit, name in enumerate(names):
             gamma = float(bn.gamma[unit]) if bn is not None else np.nan
             for mode in modes:
-                if layer == "input":
-                    preds = [forward(run.spec, fold.weights, xa).output
-                             for xa in ablated_inputs(x, unit, mode, held, perms)]
-                else:
-                    preds = _hidden_ablation(run, fold, x, hidden_index, unit, mode, held, perms)
+                preds = ablated_outputs(run.spec, fold.weights, trace, layer, hidden_index, unit,
+                                        mode, held, perms)
                 errors = np.concatenate([p - truth for p in preds])
                 metrics = error_metrics(errors, np.tile(truth, len(preds)), intact_mse)
                 rows.append({"layer": layer, "unit": name, "fold": fold.fold, "mode": mode,
                              "gamma": gamma, "abs_gamma": abs(gamma), **metrics})
-    return pd.DataFrame(rows, columns=list(SENSITIVITY_COLUMNS))
+        return rows
+
+    # the folds on every core: numpy leaves the GIL on whole-array operations, which on large
+    # test sets are nearly all the work (1.3e8 row passes for a million sessions). BLAS gets
+    # one thread per fold: its own threads on these narrow products spin more than they work
+    # (a million sessions: 19 s with BLAS on two threads, 10 s this way)
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(
+            min(os.cpu_count() or 1, len(run.folds))) as pool:
+        per_fold = list(pool.map(fold_rows, range(len(run.folds)), run.folds))
+    return pd.DataFrame([row for rows in per_fold for row in rows],
+                        columns=list(SENSITIVITY_COLUMNS))
 
 
 def cumulative_hidden_zero(run: RunResult, hidden_index: int = 0) -> pd.DataFrame:

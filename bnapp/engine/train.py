@@ -370,8 +370,10 @@ def _fanned_out(stack: kernel.Stack, data: kernel.DataSets, n_splits: int, proto
 
 
 def check_arrays(X, y, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    # row-major: the kernel and the analyses gather whole rows (a column-major X, as a
+    # DataFrame's to_numpy gives, would put a row's values in p different cache lines)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
     if X.ndim != 2 or y.shape != (len(X),):
         raise ValueError(f"X must be (n, p) and y (n,), got {X.shape} and {y.shape}")
     if len(features) != X.shape[1]:

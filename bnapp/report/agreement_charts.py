@@ -97,9 +97,13 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
                 _method_label(method), subtitle=f"slope {fit['slope']:.3g} [{fit['slope_ci_low']:.3g}, "
                 f"{fit['slope_ci_high']:.3g}], intercept {fit['intercept']:.3g}", fontSize=13)))
     chart = alt.concat(*panels, columns=2)
+    mine = curves[curves["quantity"] == quantity]
+    sampled = mine[mine["fitted_rows"] < mine["rows"]]
+    fitted_on = (f", fitted on a random {int(sampled['fitted_rows'].iloc[0]):,} of the "
+                 f"{int(sampled['rows'].iloc[0]):,} test rows" if len(sampled) else "")
     return _finish(chart, f"Calibration: measured against predicted {quantity}", [
-        "Dashed: identity (perfect calibration); black: LOWESS (frac 0.6). Slope and intercept "
-        "from measured = intercept + slope · predicted, 95 % CIs in brackets."])
+        f"Dashed: identity (perfect calibration); black: LOWESS (frac 0.6){fitted_on}. Slope "
+        "and intercept from measured = intercept + slope · predicted, 95 % CIs in brackets."])
 
 
 def coverage_chart(coverage: pd.DataFrame, level: float) -> alt.TopLevelMixin:

@@ -44,17 +44,19 @@ KNOWN_LIMITS = (
 )
 
 
-def trust_tables(run: RunResult, level: float = conformal.DEFAULT_LEVEL) -> dict[str, pd.DataFrame]:
+def trust_tables(run: RunResult, level: float = conformal.DEFAULT_LEVEL,
+                 preds: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """agreement, calibration, coverage (held-out CV+ intervals at `level`, per fold and pooled,
-    every method) and predictions (the network's test rows with their interval)."""
-    preds = fold_predictions(run)
+    every method) and predictions (the network's test rows with their interval).
+    preds: fold_predictions(run), when already computed."""
+    preds = fold_predictions(run) if preds is None else preds
     points = agreement.agreement_points(run, preds)
     intervals = conformal.held_out_intervals(run, level, preds=preds)
     return {
         "agreement": agreement.agreement(run, points=points),
         "calibration": agreement.calibration(run, points=points),
         "coverage": conformal.coverage(intervals, level),
-        "predictions": conformal.network_predictions(run, level),
+        "predictions": conformal.network_predictions(run, level, preds=preds),
     }
 
 

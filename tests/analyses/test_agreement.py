@@ -151,3 +151,26 @@ def test_calibration_curves_follow_the_points():
     assert fit["predicted"].min() == pytest.approx(lr["predicted"].min())
     # a well-calibrated method's LOWESS stays near the identity line
     assert np.median(np.abs(fit["lowess"] - fit["predicted"])) < 0.1 * lr["measured"].std()
+
+
+def test_a_large_calibration_curve_is_fitted_on_a_sample_and_thinned():
+    """Beyond max_rows the LOWESS is fitted on a seeded sample (said in the rows columns), drawn
+    through at most CURVE_POINTS points, and still follows the exact curve of all the rows."""
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    rng = np.random.default_rng(7)
+    predicted = rng.uniform(40.0, 90.0, 3000)
+    measured = predicted + 5.0 * np.sin(predicted / 8.0) + rng.normal(0.0, 2.0, 3000)
+    points = pd.DataFrame({"method": "network", "quantity": "Ueq", "predicted": predicted,
+                           "measured": measured})
+    curves = agreement.calibration_curves(points, max_rows=1000)
+    assert len(curves) <= agreement.CURVE_POINTS
+    assert (curves["rows"] == 3000).all() and (curves["fitted_rows"] == 1000).all()
+    assert curves["predicted"].is_monotonic_increasing
+    exact = lowess(measured, predicted, frac=agreement.LOWESS_FRAC)
+    expected = np.interp(curves["predicted"], exact[:, 0], exact[:, 1])
+    assert np.abs(curves["lowess"] - expected).max() < 1.0  # noise SD 2, wave amplitude 5
+    again = agreement.calibration_curves(points, max_rows=1000)
+    pd.testing.assert_frame_equal(curves, again)
+    whole = agreement.calibration_curves(points)
+    assert (whole["fitted_rows"] == 3000).all()

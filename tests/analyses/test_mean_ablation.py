@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from bnapp.analyses.sensitivity import ablated_inputs, held_values, modes_coincide, sensitivity
-from bnapp.engine.model import INPUT_MODES, ArchSpec, forward
+from bnapp.analyses.sensitivity import ablated_outputs, held_values, modes_coincide, sensitivity
+from bnapp.engine.model import INPUT_MODES, ArchSpec, bn_inference, forward
 from tests.analyses.test_metrics import make_run
 
 NO_PERMUTATIONS = np.empty((0, 0), dtype=int)
@@ -34,11 +34,14 @@ def test_mean_mode_makes_the_input_bn_output_beta(input_mode, unit, seed, moving
     bn = fold.weights.input_bn
     bn.moving_mean, bn.moving_var, bn.gamma, bn.beta = moving_mean, moving_var, gamma, beta
     x = fold.network_input(run.spec, run.X[fold.test_rows])
-    (xa,) = ablated_inputs(x, unit, "mean", held_values(run, fold, "input"), NO_PERMUTATIONS)
-    out = forward(run.spec, fold.weights, xa).input_bn_out
-    np.testing.assert_allclose(out[:, unit], beta[unit], rtol=0, atol=1e-12)
-    others = [u for u in range(4) if u != unit]
-    np.testing.assert_array_equal(xa[:, others], x[:, others])
+    held = held_values(run, fold, "input")
+    np.testing.assert_allclose(bn_inference(bn, held)[unit], beta[unit], rtol=0, atol=1e-12)
+    # the ablation resumed from the intact pass is a whole pass on the inputs with that unit held
+    (out,) = ablated_outputs(run.spec, fold.weights, forward(run.spec, fold.weights, x), "input",
+                             0, unit, "mean", held, NO_PERMUTATIONS)
+    xa = x.copy()
+    xa[:, unit] = held[unit]
+    np.testing.assert_array_equal(out, forward(run.spec, fold.weights, xa).output)
 
 
 @pytest.mark.parametrize("input_mode", INPUT_MODES)

@@ -397,3 +397,30 @@ def test_clinical_formulas_only_score_a_run_that_predicts_ueq(seed_dir):
     assert {"rate_equation", "tattersall"} <= set(baselines(run)["method"])
     other = dataclasses.replace(run, target="U120", y=run.X[:, run.features.index("U120")])
     assert set(baselines(other)["method"]) == {"network", "linear_regression"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(12, 200), p=st.integers(1, 5),
+       scales=st.lists(st.floats(1e-3, 1e4), min_size=5, max_size=5),
+       collinear=st.booleans())
+def test_least_squares_from_the_normal_equations_matches_lstsq_on_the_rows(seed, n, p, scales,
+                                                                          collinear):
+    """The Gram-matrix OLS of the baselines gives lstsq's fit on the training rows, for inputs of
+    any scale and (minimum-norm) for collinear ones."""
+    from bnapp.analyses.baselines import LeastSquares
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(50.0, 1.0, (n, p)) * np.array(scales[:p])
+    if collinear and p > 1:
+        X[:, -1] = 2.0 * X[:, 0] - 3.0
+    y = X @ rng.normal(size=p) + rng.normal(size=n)
+    train = np.sort(rng.choice(n, size=max(p + 3, int(0.8 * n)), replace=False))
+    x_new = rng.normal(50.0, 1.0, (7, p)) * np.array(scales[:p])
+    if collinear and p > 1:
+        x_new[:, -1] = 2.0 * x_new[:, 0] - 3.0
+    ols = LeastSquares(X, y)
+    design = np.column_stack([np.ones(len(train)), X[train]])
+    coef, *_ = np.linalg.lstsq(design, y[train], rcond=None)
+    expected = np.column_stack([np.ones(len(x_new)), x_new]) @ coef
+    np.testing.assert_allclose(ols.predict(ols.fit(train), x_new), expected,
+                               rtol=1e-7, atol=1e-7 * np.abs(y).max())

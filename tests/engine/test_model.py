@@ -11,7 +11,16 @@ from scipy import stats
 from torch import nn
 
 from bnapp.engine.kernel import epoch_orders
-from bnapp.engine.model import BN_EPSILON, BN_MOMENTUM, ArchSpec, init_weights
+from bnapp.engine.model import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    ArchSpec,
+    activate,
+    dense_output,
+    forward,
+    forward_from,
+    init_weights,
+)
 from bnapp.engine.reference import KerasBatchNorm1d, ReferenceNet
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
@@ -135,3 +144,27 @@ def test_every_order_of_four_rows_is_equally_likely(seed):
     _, counts = np.unique(codes, return_counts=True)
     assert len(counts) == 24
     assert stats.chisquare(counts).pvalue > 1e-6
+
+
+# ------------------------------------------------------------------ inference resumed mid-network
+
+@settings(max_examples=40, deadline=None)
+@given(hidden=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+       activation=st.sampled_from(["sigmoid", "tanh", "relu"]), bn=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_forward_from_a_trace_gives_its_output_bit_for_bit(hidden, activation, bn, seed):
+    """forward_from resumes at any layer from a trace's values with forward's own arithmetic, and
+    dense_output stops at any layer's Dense output with it."""
+    spec = ArchSpec(hidden=tuple(hidden), activation=activation, input_bn=bn, hidden_bn=bn)
+    rng = np.random.default_rng(seed)
+    weights = init_weights(spec, 4, rng)
+    for state in ([weights.input_bn] if bn else []) + weights.hidden_bn:
+        state.moving_mean, state.moving_var = rng.normal(size=(2, len(state.gamma)))
+        state.moving_var = np.abs(state.moving_var) + 0.1
+    trace = forward(spec, weights, rng.normal(2.0, 3.0, (50, 4)))
+    np.testing.assert_array_equal(forward_from(spec, weights, trace.dense_input(), 0), trace.output)
+    for layer in range(len(hidden)):
+        h = activate(activation, trace.pre_activation(layer))
+        np.testing.assert_array_equal(forward_from(spec, weights, h, layer + 1), trace.output)
+        np.testing.assert_array_equal(dense_output(spec, weights, trace.network_input, layer),
+                                      trace.hidden_pre_bn[layer])
