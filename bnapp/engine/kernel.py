@@ -67,30 +67,15 @@ def _mix(z):
 
 @njit(cache=True)
 def draw_order(seed, epoch, order):
-    """Fill order (n,) with the epoch's permutation of 0..n-1 for the seed."""
-    for i in range(order.shape[0]):
-        order[i] = i
-    _shuffle(seed, epoch, order)
-
-
-@njit(cache=True)
-def _draw_rows(seed, epoch, rows, order):
-    """Fill order (n,) with rows[:n] in the epoch's order: rows[draw_order(...)] without a second
-    gather per row in the training loop (Fisher-Yates moves values, whatever they are)."""
-    for i in range(order.shape[0]):
-        order[i] = rows[i]
-    _shuffle(seed, epoch, order)
-
-
-@njit(cache=True)
-def _shuffle(seed, epoch, order):
-    """Shuffle order in place with the epoch's Fisher-Yates permutation for the seed.
+    """Fill order (n,) with the epoch's permutation of 0..n-1 for the seed (Fisher-Yates).
 
     Hand-written because numpy's Generator cannot be called from compiled code, and drawing the
     orders outside it costs either memory (all epochs at once: the old O(epochs x rows)) or time
     (numpy shuffles 900k rows in ~47 ms, 94 s of a 1M-row 10-fold run). Each epoch has its own
     splitmix64 stream, so any epoch can be drawn alone and training chunks resume anywhere."""
     n = order.shape[0]
+    for i in range(n):
+        order[i] = i
     state = _mix(np.uint64(seed) ^ _mix(np.uint64(epoch) + _GOLDEN))
     for j in range(n - 1, 0, -1):
         state += _GOLDEN
@@ -175,62 +160,45 @@ def _moving_average(old, batch, decay, keras2):
 
 
 @njit(cache=True)
-def _bn_train_forward(x, n_rows, units, prm, off, w, xhat, inv_std, acc, decay, keras2):
+def _bn_train_forward(x, n_rows, units, prm, off, w, xhat, inv_std, decay, keras2):
     """Batch-statistics BN in place on x[:n_rows, :units]; updates the moving statistics with
-    decay (1 - momentum) in Keras 3's form, or in Keras 2's when keras2. acc: (3, w) scratch.
-
-    Every sum over the batch runs with the batch loop outermost: each unit's sum still adds its
-    rows in order (the same bits), but the units' sums are independent chains the CPU overlaps
-    instead of one chain of dependent additions after another."""
-    mean = acc[0]
-    var = acc[1]
+    decay (1 - momentum) in Keras 3's form, or in Keras 2's when keras2."""
     for j in range(units):
-        mean[j] = 0.0
-        var[j] = 0.0
-    for b in range(n_rows):
-        for j in range(units):
-            mean[j] += x[b, j]
-    for j in range(units):
-        mean[j] /= n_rows
-    for b in range(n_rows):
-        for j in range(units):
-            dev = x[b, j] - mean[j]
-            var[j] += dev * dev
-    for j in range(units):
-        var[j] /= n_rows  # biased, as Keras uses for the moving variance too
-        inv_std[j] = 1.0 / math.sqrt(var[j] + BN_EPSILON)
-    for b in range(n_rows):
-        for j in range(units):
-            xh = (x[b, j] - mean[j]) * inv_std[j]
+        mean = 0.0
+        for b in range(n_rows):
+            mean += x[b, j]
+        mean /= n_rows
+        var = 0.0
+        for b in range(n_rows):
+            dev = x[b, j] - mean
+            var += dev * dev
+        var /= n_rows  # biased, as Keras uses for the moving variance too
+        inv = 1.0 / math.sqrt(var + BN_EPSILON)
+        inv_std[j] = inv
+        gamma = prm[off + j]
+        beta = prm[off + w + j]
+        for b in range(n_rows):
+            xh = (x[b, j] - mean) * inv
             xhat[b, j] = xh
-            x[b, j] = xh * prm[off + j] + prm[off + w + j]
-    for j in range(units):
-        prm[off + 2 * w + j] = _moving_average(prm[off + 2 * w + j], mean[j], decay, keras2)
-        prm[off + 3 * w + j] = _moving_average(prm[off + 3 * w + j], var[j], decay, keras2)
+            x[b, j] = xh * gamma + beta
+        prm[off + 2 * w + j] = _moving_average(prm[off + 2 * w + j], mean, decay, keras2)
+        prm[off + 3 * w + j] = _moving_average(prm[off + 3 * w + j], var, decay, keras2)
 
 
 @njit(cache=True)
-def _bn_backward_step(grad, n_rows, units, prm, off, w, xhat, inv_std, acc, lr):
-    """grad (d loss / d BN output) -> d loss / d BN input, in place; SGD step on gamma, beta.
-    acc: (3, w) scratch (batch loop outermost, as in _bn_train_forward)."""
-    s = acc[0]
-    sx = acc[1]
-    scale = acc[2]
+def _bn_backward_step(grad, n_rows, units, prm, off, w, xhat, inv_std, lr):
+    """grad (d loss / d BN output) -> d loss / d BN input, in place; SGD step on gamma, beta."""
     for j in range(units):
-        s[j] = 0.0
-        sx[j] = 0.0
-    for b in range(n_rows):
-        for j in range(units):
-            s[j] += grad[b, j]
-            sx[j] += grad[b, j] * xhat[b, j]
-    for j in range(units):
-        scale[j] = prm[off + j] * inv_std[j] / n_rows
-    for b in range(n_rows):
-        for j in range(units):
-            grad[b, j] = scale[j] * (n_rows * grad[b, j] - s[j] - xhat[b, j] * sx[j])
-    for j in range(units):
-        prm[off + j] -= lr * sx[j]
-        prm[off + w + j] -= lr * s[j]
+        s = 0.0
+        sx = 0.0
+        for b in range(n_rows):
+            s += grad[b, j]
+            sx += grad[b, j] * xhat[b, j]
+        scale = prm[off + j] * inv_std[j] / n_rows
+        for b in range(n_rows):
+            grad[b, j] = scale * (n_rows * grad[b, j] - s - xhat[b, j] * sx)
+        prm[off + j] -= lr * sx
+        prm[off + w + j] -= lr * s
 
 
 @njit(cache=True)
@@ -314,25 +282,23 @@ def _train_model(m, P, P_best, cfg, state, best_val, x, y, split_of, shift, scal
     pred = np.empty(max(nv, 1))
     h_in = np.empty(w)
     h_out = np.empty(w)
-    acc = np.empty((3, w))  # per-unit sums over a batch
-    g_kernel = np.empty(w * w)  # a layer's kernel gradient
     order = np.empty(n, dtype=np.int32)
     batch_rows = np.empty(batch_size, dtype=np.int64)
 
     for e in range(epoch_start, epoch_stop):
-        _draw_rows(order_seed[s], e, rows, order)
+        draw_order(order_seed[s], e, order)
         total = 0.0
         for start in range(0, n, batch_size):
             nb = min(batch_size, n - start)
             # ---- forward, batch statistics
             for b in range(nb):
-                row = order[start + b]
+                row = rows[order[start + b]]
                 batch_rows[b] = row
                 for i in range(p):
                     acts[0, b, i] = (x[row, i] - sh[i]) / sc[i]
             if in_bn:
-                _bn_train_forward(acts[0], nb, p, prm, input_bn, w, xhat[0], inv_std[0], acc,
-                                  bn_decay, bn_keras2)
+                _bn_train_forward(acts[0], nb, p, prm, input_bn, w, xhat[0], inv_std[0], bn_decay,
+                                  bn_keras2)
             n_in = p
             for layer in range(depth):
                 n_out = c[C_WIDTHS + layer]
@@ -348,8 +314,7 @@ def _train_model(m, P, P_best, cfg, state, best_val, x, y, split_of, shift, scal
                         a_out[b, j] = z
                 if hid_bn:
                     _bn_train_forward(a_out, nb, n_out, prm, hidden_bn + layer * 4 * w, w,
-                                      xhat[layer + 1], inv_std[layer + 1], acc, bn_decay,
-                                      bn_keras2)
+                                      xhat[layer + 1], inv_std[layer + 1], bn_decay, bn_keras2)
                 for b in range(nb):
                     for j in range(n_out):
                         a_out[b, j] = _activate(act, a_out[b, j])
@@ -371,20 +336,19 @@ def _train_model(m, P, P_best, cfg, state, best_val, x, y, split_of, shift, scal
                     g = 0.0
                 out_grad[b] = g
             total += batch_loss  # = batch mean loss * batch size (Keras' weighted epoch mean)
-            # ---- backward + SGD, each layer's gradients from its pre-update weights. Sums over
-            # the batch run with the batch loop outermost (see _bn_train_forward).
+            # ---- backward + SGD, each layer's gradients from its pre-update weights
             cur = 0
-            g_out = acc[0]
-            for i in range(n_in):
-                g_out[i] = 0.0
-            g = 0.0
             for b in range(nb):
                 for i in range(n_in):
                     grads[cur, b, i] = out_grad[b] * prm[k_off + i * w]
-                    g_out[i] += a_last[b, i] * out_grad[b]
-                g += out_grad[b]
             for i in range(n_in):
-                prm[k_off + i * w] -= lr * g_out[i]
+                g = 0.0
+                for b in range(nb):
+                    g += a_last[b, i] * out_grad[b]
+                prm[k_off + i * w] -= lr * g
+            g = 0.0
+            for b in range(nb):
+                g += out_grad[b]
             prm[b_off] -= lr * g
             for layer in range(depth - 1, -1, -1):
                 n_out = c[C_WIDTHS + layer]
@@ -399,7 +363,7 @@ def _train_model(m, P, P_best, cfg, state, best_val, x, y, split_of, shift, scal
                         grad[b, j] *= _activation_slope(act, a_out[b, j])
                 if hid_bn:
                     _bn_backward_step(grad, nb, n_out, prm, hidden_bn + layer * 4 * w, w,
-                                      xhat[layer + 1], inv_std[layer + 1], acc, lr)
+                                      xhat[layer + 1], inv_std[layer + 1], lr)
                 if layer > 0 or in_bn:
                     prev = grads[1 - cur]
                     for b in range(nb):
@@ -408,28 +372,20 @@ def _train_model(m, P, P_best, cfg, state, best_val, x, y, split_of, shift, scal
                             for j in range(n_out):
                                 g += grad[b, j] * prm[k_off + i * w + j]
                             prev[b, i] = g
-                g_bias = acc[0]
-                for j in range(n_out):
-                    g_bias[j] = 0.0
                 for i in range(n_in):
                     for j in range(n_out):
-                        g_kernel[i * w + j] = 0.0
-                for b in range(nb):
-                    for i in range(n_in):
-                        a = a_in[b, i]
-                        for j in range(n_out):
-                            g_kernel[i * w + j] += a * grad[b, j]
-                    for j in range(n_out):
-                        g_bias[j] += grad[b, j]
-                for i in range(n_in):
-                    for j in range(n_out):
-                        prm[k_off + i * w + j] -= lr * g_kernel[i * w + j]
+                        g = 0.0
+                        for b in range(nb):
+                            g += a_in[b, i] * grad[b, j]
+                        prm[k_off + i * w + j] -= lr * g
                 for j in range(n_out):
-                    prm[b_off + j] -= lr * g_bias[j]
+                    g = 0.0
+                    for b in range(nb):
+                        g += grad[b, j]
+                    prm[b_off + j] -= lr * g
                 cur = 1 - cur
             if in_bn:
-                _bn_backward_step(grads[cur], nb, p, prm, input_bn, w, xhat[0], inv_std[0], acc,
-                                  lr)
+                _bn_backward_step(grads[cur], nb, p, prm, input_bn, w, xhat[0], inv_std[0], lr)
 
         # ---- end of epoch: curves, divergence, early stopping
         epoch_loss = total / n
