@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+import altair as alt
 import streamlit as st
 from streamlit import config, delta_generator
 
@@ -29,6 +30,10 @@ _log_to_stderr()
 # `streamlit run` never needs) with inspect.stack(), which resolves the path of every loaded
 # module: 0.3 s of the first page's script run. Skipped by marking the warning as shown.
 delta_generator._use_warning_has_been_displayed = True
+# Altair checks every chart object against the Vega-Lite schema as it is built ("debug mode"),
+# about a fifth of a page's drawing time. The report tests build every chart with it on; the
+# dashboard draws the same builders without it.
+alt.utils.schemapi.disable_debug_mode()
 
 st.set_page_config(page_title="bnapp · BN input layer on dialysis data", layout="wide",
                    page_icon=widgets.FAVICON)
@@ -53,9 +58,10 @@ PAGES = {
     ],
 }
 
-page = st.navigation(PAGES)
-widgets.guarded(widgets.sidebar, "in the sidebar")()
-widgets.run_page(page)
+with warmup.script_run():  # the warm-up's imports wait while a page is drawn
+    page = st.navigation(PAGES)
+    widgets.guarded(widgets.sidebar, "in the sidebar")()
+    widgets.run_page(page)
 # Once per process, after the first page is drawn (so as not to slow it down): a training
 # worker, then what the other pages import. AppTest (which patches config.get_option only) runs
 # the app inside a test: no warm-up there.

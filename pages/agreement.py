@@ -65,12 +65,12 @@ quantity = st.radio("Compare", quantities, format_func=lambda q: QUANTITIES.get(
 
 st.subheader("Bland–Altman plots")
 st.markdown(READING)
-methods = list(dict.fromkeys(points["method"]))
-for tab, method in zip(st.tabs([METHOD_LABELS.get(m, m) for m in methods]), methods,
-                       strict=True):
-    with tab:
-        widgets.figure(agreement_charts.bland_altman_chart(points, table, method, quantity),
-                       f"bland_altman_{method}_{quantity}")
+# one plot, for the method picked: drawing every method's takes longer than the page should
+method = st.segmented_control("Method", list(dict.fromkeys(points["method"])),
+                              format_func=lambda m: METHOD_LABELS.get(m, m), key="agreement-method",
+                              required=True, default=points["method"].iloc[0])
+widgets.figure(agreement_charts.bland_altman_chart(points, table, method, quantity),
+               f"bland_altman_{method}_{quantity}")
 
 st.subheader("Agreement table")
 widgets.table(table, "agreement", column_config={
@@ -87,7 +87,7 @@ st.caption(f"Units: {target_unit(run.target)} for {run.target}, none for eKt/V. 
 
 st.subheader("Calibration")
 calibration = widgets.compute(entry, agreement.calibration)
-curves = agreement.calibration_curves(points)
+curves = widgets.compute(entry, agreement.run_calibration_curves)
 widgets.figure(agreement_charts.calibration_chart(points, curves, calibration, quantity),
                f"calibration_{quantity}")
 widgets.table(calibration, "calibration", column_config={

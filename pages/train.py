@@ -271,8 +271,12 @@ def _train_section(spec: ArchSpec | None, protocol: Protocol | None) -> None:
             st.error(escape_md(str(err)))
         else:
             st.session_state["train_job"] = job.id
-            job.wait(widgets.QUICK_SECONDS)
-            st.rerun()
+            if not job.wait(widgets.QUICK_SECONDS):
+                st.rerun()  # the sidebar, drawn before the click, lists the job and its progress
+            # done already (a small data set): its run opens in this very script run, the page
+            # below draws its results, and a rerun at the end brings the sidebar up to date
+            state.collect_finished()
+            st.session_state["train_sidebar_stale"] = True
     job = _page_job()
     if job is not None:
         busy = job.state in ("queued", "running")
@@ -386,3 +390,5 @@ chosen_protocol = _protocol()
 _train_section(chosen_spec, chosen_protocol)
 _runs_section()
 _cached_section()
+if st.session_state.pop("train_sidebar_stale", False):
+    st.rerun()

@@ -239,6 +239,7 @@ class RunWatch:
     finished: int = 0  # whole-script runs finished (fragment reruns are not counted)
     running: bool = False
     last: float = field(default_factory=time.monotonic)
+    finish_times: list[float] = field(default_factory=list)  # when each of those finished
 
     def on_frame(self, payload) -> None:
         if not isinstance(payload, bytes):
@@ -256,6 +257,7 @@ class RunWatch:
             self.running, self.last = False, time.monotonic()
             if status != ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY:
                 self.finished += 1
+                self.finish_times.append(self.last)
 
 
 _watches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -281,6 +283,11 @@ def wait_idle(page, timeout: float = 60.0) -> None:
 
 def runs_finished(page) -> int:
     return _watches[page].finished
+
+
+def finish_time(page, run: int) -> float:
+    """time.monotonic() when the page's whole-script run number `run` (from 0) finished."""
+    return _watches[page].finish_times[run]
 
 
 def last_event(page) -> float:

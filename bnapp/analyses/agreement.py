@@ -28,9 +28,10 @@ import math
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
 from statsmodels.nonparametric.smoothers_lowess import lowess
+from statsmodels.regression.linear_model import OLS  # not statsmodels.api: 0.4 s less to import
+from statsmodels.tools.tools import add_constant
 
 from bnapp.analyses.baselines import KINETIC_INPUTS, fold_predictions
 from bnapp.engine.results import RunResult
@@ -56,7 +57,7 @@ AGREEMENT_COLUMNS = ["method", "quantity", "bias", "loa_low", "loa_high", "loa_l
 
 
 def _ols(x: np.ndarray, y: np.ndarray, level: float) -> dict[str, float]:
-    fit = sm.OLS(y, sm.add_constant(x, has_constant="add")).fit()
+    fit = OLS(y, add_constant(x, has_constant="add")).fit()
     ci = fit.conf_int(alpha=1 - level)
     return {"intercept": fit.params[0], "intercept_ci_low": ci[0, 0], "intercept_ci_high": ci[0, 1],
             "slope": fit.params[1], "slope_ci_low": ci[1, 0], "slope_ci_high": ci[1, 1],
@@ -178,6 +179,11 @@ def calibration(run: RunResult, *, level: float = 0.95,
              **calibration_line(g["predicted"], g["measured"], level=level)}
             for (method, quantity), g in points.groupby(["method", "quantity"], sort=False)]
     return pd.DataFrame(rows)
+
+
+def run_calibration_curves(run: RunResult) -> pd.DataFrame:
+    """calibration_curves of the run's agreement_points (the Agreement page's, cached with it)."""
+    return calibration_curves(agreement_points(run))
 
 
 def calibration_curves(points: pd.DataFrame, frac: float = LOWESS_FRAC,

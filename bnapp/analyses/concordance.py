@@ -81,8 +81,9 @@ def global_importance(run: RunResult, explained: dict[str, pd.DataFrame],
 
 
 def _per_fold(g: pd.DataFrame) -> dict[str, float]:
-    g = g.dropna(subset=["gamma", "importance"])
-    x, y = g["gamma"].abs().to_numpy(), g["importance"].to_numpy()
+    x, y = np.abs(g["gamma"].to_numpy(float)), g["importance"].to_numpy(float)
+    known = ~(np.isnan(x) | np.isnan(y))  # a mask, not dropna: this runs for every fold
+    x, y = x[known], y[known]
     if len(x) < 2:
         return dict.fromkeys(STATISTICS, np.nan)
     with warnings.catch_warnings():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bnapp.analyses import agreement, conformal
 from bnapp.analyses.predict import predict_sessions
 from bnapp.intake import data
+from bnapp.report.charts import METHOD_LABELS
 from tests.apptest import app_at, demo_run, texts
 
 
@@ -23,7 +26,6 @@ def test_agreement_page_shows_bland_altman_calibration_and_coverage():
     assert not at.exception
     text = texts(at)
     assert "How to read a Bland–Altman plot" in text and "CV+" in text
-    assert len(at.tabs) == 4  # one Bland–Altman plot per method
     expected = agreement.agreement(entry.run)
     shown = next(t for t in at.dataframe if "loa_high_ci_high" in t.value.columns).value
     assert shown["loa_high"].to_numpy() == pytest.approx(expected["loa_high"].to_numpy())
@@ -32,7 +34,16 @@ def test_agreement_page_shows_bland_altman_calibration_and_coverage():
     want = conformal.coverage(conformal.held_out_intervals(entry.run, 0.9), 0.9)
     assert coverage["coverage"].to_numpy() == pytest.approx(want["coverage"].to_numpy())
     charts = list(at.get("vega_lite_chart"))
-    assert len(charts) == 4 + 2  # Bland–Altman per method, calibration, coverage
+    assert len(charts) == 1 + 2  # Bland–Altman of the method picked, calibration, coverage
+    methods = list(dict.fromkeys(agreement.agreement_points(entry.run)["method"]))
+    assert len(methods) == 4 and METHOD_LABELS[methods[0]] in _title(charts[0])
+    at.button_group(key="agreement-method").set_value(methods[2]).run()
+    assert not at.exception
+    assert METHOD_LABELS[methods[2]] in _title(at.get("vega_lite_chart")[0])
+
+
+def _title(chart) -> str:
+    return json.loads(chart.proto.spec)["title"]["text"]
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import threading
+import time
 
 from bnapp.jobs import backend, tasks
 from bnapp.ui import warmup
@@ -35,3 +36,16 @@ def test_warm_up_runs_once_prestarts_the_trainer_and_imports_the_listed_modules(
 def test_every_listed_module_exists():
     for name in warmup.MODULES:
         assert importlib.util.find_spec(name) is not None, name
+
+
+def test_imports_wait_while_a_page_is_drawn(monkeypatch):
+    monkeypatch.setattr(warmup, "IDLE_SECONDS", 0.2)
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: (warmup.wait_idle(0.01), done.set()))
+    with warmup.script_run():
+        waiter.start()
+        assert not done.wait(0.5), "an import started while a script was running"
+    started = time.monotonic()
+    assert done.wait(5), "the imports never went on once the page was drawn"
+    assert time.monotonic() - started >= 0.15  # after a quiet spell, not at once
+    waiter.join()
