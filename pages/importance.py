@@ -6,10 +6,9 @@ import streamlit as st
 
 from bnapp.analyses import concordance, explain
 from bnapp.analyses.importance import layer_rows, layer_stem
+from bnapp.jobs.first_visit import N_BOOT, SEED
 from bnapp.report import importance_charts, views
 from bnapp.ui import widgets
-
-N_BOOT = 1000  # bootstrap resamples of the folds for the intervals
 
 entry = widgets.need_run()
 spec = entry.run.spec
@@ -28,7 +27,7 @@ layer = widgets.layer_picker(
     help="Input BN: the patient variables. Hidden BN: the hidden nodes, each explained as an "
          "input of the rest of the network.")
 report = widgets.compute(entry, concordance.importance_report, layers=(layer,), n_boot=N_BOOT,
-                         seed=0)
+                         seed=SEED)
 title = views.layer_title(spec, layer)
 if max(len(f.test_rows) for f in entry.run.folds) > concordance.MAX_ROWS:
     st.caption(f"Shapley values, integrated gradients and gradient × input are averaged over "
@@ -64,7 +63,7 @@ with st.expander("Per fold and unit: the importance behind the figures"):
 
 if layer[0] == "input":
     st.subheader("How the prediction moves with each input")
-    ice, pdp = widgets.compute(entry, explain.ice_pdp, seed=0)
+    ice, pdp = widgets.compute(entry, explain.ice_pdp, seed=SEED)
     widgets.figure(importance_charts.ice_pdp_chart(ice, pdp, target=entry.run.target),
                    "ice_pdp")
     with st.expander("Each test row's Shapley values (base value + their sum = the prediction)"):

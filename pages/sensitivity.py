@@ -10,11 +10,10 @@ from bnapp.analyses.association import ASSOCIATION_METRICS
 from bnapp.engine.train import Protocol
 from bnapp.intake.units import target_unit
 from bnapp.jobs import cache
+from bnapp.jobs.first_visit import N_BOOT, N_PERMUTATIONS, SEED
 from bnapp.report import charts, views
 from bnapp.ui import state, widgets
 
-N_PERMUTATIONS = 10  # shuffles per unit and fold in the permutation ablation
-N_BOOT = 1000  # bootstrap resamples of the folds for the intervals
 MODE_WORDS = {"raw": "raw inputs", "zscore": "z-scored inputs"}
 
 
@@ -22,7 +21,7 @@ def sensitivity(entry: state.RunEntry, layer: views.Layer, mode: str) -> pd.Data
     """One ablation mode at a time: permutation costs N_PERMUTATIONS times the others, so it
     runs only when asked for (then memoized like every mode)."""
     return widgets.compute(entry, "sensitivity", layer[0], modes=(mode,),
-                           n_permutations=N_PERMUTATIONS, seed=0, hidden_index=layer[1])
+                           n_permutations=N_PERMUTATIONS, seed=SEED, hidden_index=layer[1])
 
 
 @st.cache_data(max_entries=128, show_spinner="Fitting lines and bootstrapping the correlations…")

@@ -368,10 +368,15 @@ def frames_from_bytes(data: bytes) -> Frames:
     raise ValueError(f"not an analysis payload (shape {shape!r})")
 
 
+def is_stored(run_key: str) -> bool:
+    """Whether the run is in the cache (its analyses can be stored beside it)."""
+    return _base(run_key).with_suffix(SIDECAR).is_file()
+
+
 def save_analysis(run_key: str, key: str, result: Frames, *, function: str) -> bool:
     """Store an analysis beside its run; skipped (False) when the run is not cached: a run
     deleted while a tab still shows it is not written back piece by piece."""
-    if not _base(run_key).with_suffix(SIDECAR).is_file():
+    if not is_stored(run_key):
         return False
     try:
         payload = frames_to_bytes(result)

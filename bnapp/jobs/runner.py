@@ -29,6 +29,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -140,9 +141,14 @@ def cached_train(
         with _computation_lock(key, cancel):
             run = _cached_run(key, X, y)  # another process may have stored it while we waited
             if run is None:
-                compute = (backend.fanned_out if backend.dask_address() else
-                           backend.in_worker if in_worker else backend.call_here)
-                run = compute(_train_run, X, y, spec, protocol, features=list(features),
+                if backend.dask_address():
+                    compute, train = backend.fanned_out, _train_run
+                elif in_worker:  # then the worker goes on to the pages' first analyses
+                    compute = backend.in_worker
+                    train = partial(tasks.train_then_prepare, _train_run, key)
+                else:
+                    compute, train = backend.call_here, _train_run
+                run = compute(train, X, y, spec, protocol, features=list(features),
                               target=target, row_ids=row_ids, progress=progress, cancel=cancel,
                               **_grouping(groups))
                 cache.save_run(key, run, data_name=data_name)

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from bnapp.engine.results import RunResult
+
+
+def train_then_prepare(train: Callable[..., RunResult], run_key: str, *args,
+                       **kwargs) -> RunResult:
+    """train(*args, **kwargs), then the run's first-visit analyses on a thread of this worker's
+    own (bnapp.jobs.first_visit, imported there: with pandas and scipy it would slow the job)."""
+    run = train(*args, **kwargs)
+    threading.Thread(target=_prepare, args=(run, run_key), name="bnapp-first-visit",
+                     daemon=True).start()
+    return run
+
+
+def _prepare(run: RunResult, run_key: str) -> None:
+    from bnapp.jobs import first_visit
+
+    first_visit.prepare(run, run_key)
 
 
 def train_run(X, y, spec, protocol, **kwargs) -> RunResult:

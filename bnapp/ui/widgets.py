@@ -18,6 +18,7 @@ import streamlit as st
 
 from bnapp.analyses import catalog
 from bnapp.engine.model import ArchSpec
+from bnapp.jobs import first_visit
 from bnapp.jobs.runner import Job, cached_analysis, user_message
 from bnapp.report import views
 from bnapp.report.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
@@ -120,13 +121,7 @@ def compute(entry: state.RunEntry, fn: str | Callable, *args, **kwargs):
     """
     if isinstance(fn, str):
         fn = getattr(catalog, fn)
-    module = fn.__module__
-    if module.startswith("bnapp."):
-        # bnapp's analyses keep the keys they had before the subpackages (bnapp.stages.…), so
-        # what earlier versions cached on disk is still found
-        module = "bnapp." + module.rsplit(".", 1)[-1]
-    name = f"{module}.{fn.__qualname__}"
-    return _memo(name, entry.key, args,
+    return _memo(first_visit.analysis_name(fn), entry.key, args,
                  tuple(sorted(kwargs.items())), fn, entry.run)
 
 

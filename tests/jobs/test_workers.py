@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from functools import partial
 
 import pandas as pd
@@ -14,7 +15,8 @@ import pytest
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.train import Protocol, train_run
-from bnapp.jobs import backend, cache, runner, tasks
+from bnapp.intake import data
+from bnapp.jobs import backend, cache, first_visit, runner, tasks
 from tests.jobs.fakes import (
     HOLD_SECONDS,
     held_train,
@@ -213,12 +215,13 @@ def test_a_prestarted_worker_has_the_trainer_loaded_takes_the_first_job_and_need
     (executor,) = workers._idle  # idle at once: a job may take it while it warms up
     pid = executor.submit(os.getpid).result()  # runs after the warm-up: one process, in order
     assert pid != os.getpid() and _maps(pid, "numba"), "the warm-up imported the trainer"
+    # a worker starts light; its first-visit thread takes pandas and scipy after its training
+    assert not _maps(pid, "pandas"), "a training worker starts without pandas or the cache"
     protocol = Protocol(folds=2, epochs=40, seed=11)
     run = runner.cached_train(X, y, ArchSpec(), protocol, features=FEATURES, target="Ueq",
                               data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"),
                               in_worker=True)
     assert same_run(run, train_run(X, y, ArchSpec(), protocol, features=FEATURES, target="Ueq"))
-    assert not _maps(pid, "pandas"), "a training worker imports neither pandas nor the cache"
     assert backend.in_worker(worker_pid) == pid, "the job ran on the prestarted worker"
 
 
@@ -226,3 +229,21 @@ def test_no_worker_is_prestarted_when_the_work_goes_to_a_cluster(workers, monkey
     monkeypatch.setenv(backend.DASK_ENV, "tcp://127.0.0.1:1")  # never reached: nothing starts
     backend.prestart_worker(tasks.warm_trainer)
     assert workers._idle == []
+
+
+@pytest.mark.slow
+def test_a_training_job_leaves_its_worker_preparing_the_pages(workers):
+    """A worker of its own: a worker keeps the cache directory it started with."""
+    ds = data.demo_dataset()
+    cols = list(data.STUDY_INPUTS)
+    protocol = Protocol(folds=3, epochs=20, seed=6)
+    job = runner.JobManager().submit_train(ds.X(cols), ds.y(), ArchSpec.study_e2e(), protocol,
+                                    features=cols, target=data.STUDY_TARGET,
+                                    data_key=ds.fingerprint(), data_name=ds.name)
+    run = job.result(timeout=300)
+    wanted = {cache.analysis_key(job.key, first_visit.analysis_name(fn), args, kwargs)
+              for fn, args, kwargs in first_visit.analyses(run)}
+    deadline = time.monotonic() + 300
+    while not all(cache.load_analysis(job.key, key) is not None for key in wanted):
+        assert time.monotonic() < deadline, "the worker never stored the first-visit analyses"
+        time.sleep(0.5)
