@@ -50,14 +50,15 @@ def trust_tables(run: RunResult, level: float = conformal.DEFAULT_LEVEL,
     every method) and predictions (the network's test rows with their interval).
     preds: fold_predictions(run), when already computed."""
     preds = fold_predictions(run) if preds is None else preds
+    # one row-level frame alive at a time: each is ~0.5 GB for a million sessions
     points = agreement.agreement_points(run, preds)
-    intervals = conformal.held_out_intervals(run, level, preds=preds)
-    return {
-        "agreement": agreement.agreement(run, points=points),
-        "calibration": agreement.calibration(run, points=points),
-        "coverage": conformal.coverage(intervals, level),
-        "predictions": conformal.network_predictions(run, level, preds=preds),
-    }
+    tables = {"agreement": agreement.agreement(run, points=points),
+              "calibration": agreement.calibration(run, points=points)}
+    del points
+    tables["coverage"] = conformal.coverage(conformal.held_out_intervals(run, level, preds=preds),
+                                            level)
+    tables["predictions"] = conformal.network_predictions(run, level, preds=preds)
+    return tables
 
 
 def _md_table(df: pd.DataFrame) -> str:
