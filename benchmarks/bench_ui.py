@@ -12,9 +12,10 @@ asserts nothing about time (tests/ui/test_browser*.py check the behaviour).
    script run of a new browser session on a warm server.
 2. Page switches: train the study's network (10 folds x 200 epochs) on the demo cohort (timed
    from the click to the end of the script run that draws its results, to the browser showing
-   them, and to the sidebar's update), then visit every page twice; the first visit computes the page's analyses, the second is served
-   from the cache. A switch is timed from the click in the sidebar to the server's "script
-   finished" message on the page's websocket.
+   them, and to the sidebar's update), then visit every page twice; the first visit reads the
+   analyses the training worker prepared (or computes what is not ready yet), the second is
+   served from Streamlit's memory. A switch is timed from the click in the sidebar to the
+   server's "script finished" message on the page's websocket.
 3. Load: N sessions at once, each uploading its own file and training 5 folds x 50 epochs
    (the load test's protocol); time per phase, runs per second, and the server's peak memory.
 """

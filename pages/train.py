@@ -254,7 +254,10 @@ def _job_panel() -> None:
         st.rerun(scope="app")  # the new run is open: redraw the curves and the sidebar
 
 
-def _train_section(spec: ArchSpec | None, protocol: Protocol | None) -> None:
+def _train_section(spec: ArchSpec | None, protocol: Protocol | None) -> bool:
+    """The data, the Train button and the job's panel. True when a click's job finished at once:
+    its run opened in this script run, and the sidebar, drawn before the click, is out of date."""
+    sidebar_stale = False
     ds = state.dataset()
     st.text(f"Data: {ds.name} · {ds.n_usable} rows · inputs {', '.join(state.features())} "
             f"→ target {state.target()}")
@@ -276,12 +279,13 @@ def _train_section(spec: ArchSpec | None, protocol: Protocol | None) -> None:
             # done already (a small data set): its run opens in this very script run, the page
             # below draws its results, and a rerun at the end brings the sidebar up to date
             state.collect_finished()
-            st.session_state["train_sidebar_stale"] = True
+            sidebar_stale = True
     job = _page_job()
     if job is not None:
         busy = job.state in ("queued", "running")
         st.fragment(widgets.guarded(_job_panel),
                     run_every=widgets.POLL_SECONDS if busy else None)()
+    return sidebar_stale
 
 
 # ---------------------------------------------------------------------------------- run shown
@@ -387,8 +391,8 @@ st.title("Train")
 state.collect_finished()
 chosen_spec = _architecture(len(state.features()))
 chosen_protocol = _protocol()
-_train_section(chosen_spec, chosen_protocol)
+sidebar_stale = _train_section(chosen_spec, chosen_protocol)
 _runs_section()
 _cached_section()
-if st.session_state.pop("train_sidebar_stale", False):
+if sidebar_stale:
     st.rerun()

@@ -61,20 +61,11 @@ def analyses(run: RunResult) -> list[Analysis]:
     ]
 
 
-def analysis_name(fn: Callable) -> str:
-    """The name an analysis is cached under. bnapp's analyses keep the keys they had before the
-    subpackages (bnapp.stages.…), so what earlier versions cached on disk is still found."""
-    module = fn.__module__
-    if module.startswith("bnapp."):
-        module = "bnapp." + module.rsplit(".", 1)[-1]
-    return f"{module}.{fn.__qualname__}"
-
-
 def prepare(run: RunResult, run_key: str, *, wait: float = STORE_WAIT_SECONDS) -> int:
     """Compute and store every first-visit analysis of the run not stored yet, once the run
     itself is stored (the analysis cache keeps nothing for a run it does not hold). Returns how
     many it computed; a failure only means the page computes that one itself."""
-    from bnapp.jobs.runner import cached_analysis
+    from bnapp.jobs.runner import analysis_name, cached_analysis
 
     deadline = time.monotonic() + wait
     while not cache.is_stored(run_key):

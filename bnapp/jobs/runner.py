@@ -201,6 +201,16 @@ def cached_grid(
     return grid
 
 
+def analysis_name(fn: Callable) -> str:
+    """The name an analysis function's results are cached under (cached_analysis' `function`).
+    bnapp's analyses keep the keys they had before the subpackages (bnapp.stages.…), so what
+    earlier versions cached on disk is still found."""
+    module = fn.__module__
+    if module.startswith("bnapp."):
+        module = "bnapp." + module.rsplit(".", 1)[-1]
+    return f"{module}.{fn.__qualname__}"
+
+
 def cached_analysis(run_key: str, function: str, compute: Callable[[], cache.Frames], *,
                     args=(), kwargs=None) -> cache.Frames:
     """compute() through the cache, as the analysis `function`(run, *args, **kwargs) of the run

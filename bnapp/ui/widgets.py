@@ -18,8 +18,7 @@ import streamlit as st
 
 from bnapp.analyses import catalog
 from bnapp.engine.model import ArchSpec
-from bnapp.jobs import first_visit
-from bnapp.jobs.runner import Job, cached_analysis, user_message
+from bnapp.jobs.runner import Job, analysis_name, cached_analysis, user_message
 from bnapp.report import views
 from bnapp.report.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
 from bnapp.ui import state
@@ -121,7 +120,7 @@ def compute(entry: state.RunEntry, fn: str | Callable, *args, **kwargs):
     """
     if isinstance(fn, str):
         fn = getattr(catalog, fn)
-    return _memo(first_visit.analysis_name(fn), entry.key, args,
+    return _memo(analysis_name(fn), entry.key, args,
                  tuple(sorted(kwargs.items())), fn, entry.run)
 
 

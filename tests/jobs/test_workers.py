@@ -241,7 +241,7 @@ def test_a_training_job_leaves_its_worker_preparing_the_pages(workers):
                                     features=cols, target=data.STUDY_TARGET,
                                     data_key=ds.fingerprint(), data_name=ds.name)
     run = job.result(timeout=300)
-    wanted = {cache.analysis_key(job.key, first_visit.analysis_name(fn), args, kwargs)
+    wanted = {cache.analysis_key(job.key, runner.analysis_name(fn), args, kwargs)
               for fn, args, kwargs in first_visit.analyses(run)}
     deadline = time.monotonic() + 300
     while not all(cache.load_analysis(job.key, key) is not None for key in wanted):
