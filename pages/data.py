@@ -55,8 +55,7 @@ def _take_upload(upload) -> None:
     record["mapping"] = data.detect_mapping(record["headers"])
     for canon, header in record["mapping"].items():
         st.session_state[_map_key(canon)] = header
-    if _load(record, None, st.session_state.get("data_units", "mg/dL")):
-        st.rerun()  # the sidebar, drawn before this page, shows the new data set
+    _load(record, None, st.session_state.get("data_units", "mg/dL"))
 
 
 def _use_demo() -> None:

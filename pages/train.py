@@ -3,6 +3,7 @@ look at the training curves of the run shown on every page."""
 
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -65,6 +66,14 @@ def _widths(layers: int) -> tuple[int, ...]:
                  for i in range(layers))
 
 
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _architecture_chart(spec: ArchSpec, n_inputs: int, features: tuple[str, ...],
+                        target: str) -> alt.TopLevelMixin:
+    """The drawing of the network, built once per architecture (a sixth of this page's script
+    run, on every click of it, before); shared, as figure() only reads a chart."""
+    return charts.architecture_chart(spec, n_inputs, features, target=target)
+
+
 def _architecture(n_inputs: int) -> ArchSpec | None:
     st.header("Network")
     e2e, zscore, _ = st.columns([1, 1, 2])
@@ -111,7 +120,7 @@ def _architecture(n_inputs: int) -> ArchSpec | None:
     moving = (f"{counts.trainable} trainable + {counts.non_trainable} BN moving statistics"
               if counts.non_trainable else "all trainable")
     st.markdown(f"**{counts.total} parameters** ({moving}) for {n_inputs} inputs")
-    widgets.figure(charts.architecture_chart(spec, n_inputs, state.features(), target=state.target()),
+    widgets.figure(_architecture_chart(spec, n_inputs, tuple(state.features()), state.target()),
                    "architecture")
     return spec
 
@@ -254,10 +263,8 @@ def _job_panel() -> None:
         st.rerun(scope="app")  # the new run is open: redraw the curves and the sidebar
 
 
-def _train_section(spec: ArchSpec | None, protocol: Protocol | None) -> bool:
-    """The data, the Train button and the job's panel. True when a click's job finished at once:
-    its run opened in this script run, and the sidebar, drawn before the click, is out of date."""
-    sidebar_stale = False
+def _train_section(spec: ArchSpec | None, protocol: Protocol | None) -> None:
+    """The data, the Train button and the job's panel."""
     ds = state.dataset()
     st.text(f"Data: {ds.name} · {ds.n_usable} rows · inputs {', '.join(state.features())} "
             f"→ target {state.target()}")
@@ -274,24 +281,34 @@ def _train_section(spec: ArchSpec | None, protocol: Protocol | None) -> bool:
             st.error(escape_md(str(err)))
         else:
             st.session_state["train_job"] = job.id
-            if not job.wait(widgets.QUICK_SECONDS):
-                st.rerun()  # the sidebar, drawn before the click, lists the job and its progress
-            # done already (a small data set): its run opens in this very script run, the page
-            # below draws its results, and a rerun at the end brings the sidebar up to date
-            state.collect_finished()
-            sidebar_stale = True
+            # done within a second (a small data set): its run opens in this very script run,
+            # shown below and in the sidebar (drawn after the page); else both follow the job
+            if job.wait(widgets.QUICK_SECONDS):
+                state.collect_finished()
     job = _page_job()
     if job is not None:
         busy = job.state in ("queued", "running")
         st.fragment(widgets.guarded(_job_panel),
                     run_every=widgets.POLL_SECONDS if busy else None)()
-    return sidebar_stale
 
 
 # ---------------------------------------------------------------------------------- run shown
 
 def _choose_active() -> None:
     state.set_active(st.session_state["train_active"])
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _curve_charts(run_key: str, _entry: state.RunEntry) -> dict[str, tuple[alt.TopLevelMixin, ...]]:
+    """A run's loss and γ curves, light for the screen and detailed for the downloads, built
+    once per run (this page runs again on every click of its controls); shared, as figure()
+    only reads a chart."""
+    loss, gamma = widgets.compute(_entry, "training_curves")
+    target = _entry.run.target
+    return {"loss": tuple(charts.loss_curves(loss, target=target, max_points=points)
+                          for points in (charts.SCREEN_LINE_POINTS, charts.MAX_POINTS)),
+            "gamma": tuple(charts.gamma_trajectories(gamma, max_points=points)
+                           for points in (charts.SCREEN_LINE_POINTS, charts.MAX_POINTS))}
 
 
 def _runs_section() -> None:
@@ -308,9 +325,11 @@ def _runs_section() -> None:
                  help="The runs trained or opened in this browser tab; the analysis pages show "
                       "the one chosen here.")
     widgets.cache_warnings(entry.warnings)
-    loss, gamma = widgets.compute(entry, "training_curves")
-    widgets.figure(charts.loss_curves(loss, target=entry.run.target), "loss-curves")
-    widgets.figure(charts.gamma_trajectories(gamma), "input-gamma-curves",
+    curves = _curve_charts(entry.key, entry)
+    screen, export = curves["loss"]
+    widgets.figure(screen, "loss-curves", export=export)
+    screen, export = curves["gamma"]
+    widgets.figure(screen, "input-gamma-curves", export=export,
                    caption="γ is the scale the input BN layer learns for each input: how much "
                            "that input's normalised value is stretched before the network uses "
                            "it.")
@@ -391,8 +410,6 @@ st.title("Train")
 state.collect_finished()
 chosen_spec = _architecture(len(state.features()))
 chosen_protocol = _protocol()
-sidebar_stale = _train_section(chosen_spec, chosen_protocol)
+_train_section(chosen_spec, chosen_protocol)
 _runs_section()
 _cached_section()
-if sidebar_stale:
-    st.rerun()

@@ -33,6 +33,10 @@ SHAPES = ("circle", "square", "triangle-up", "diamond", "cross", "triangle-down"
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 WIDTH = 600
 MAX_POINTS = 3000  # points per chart beyond which scatters are sampled and lines thinned
+# a line chart's budget on screen: a browser on a 2-core machine draws ~0.1 ms per point, so a
+# run's two curve charts at MAX_POINTS took 0.6 s after the Train click; their downloads keep
+# MAX_POINTS
+SCREEN_LINE_POINTS = 800
 
 STAGE_TITLES = {
     "raw": "Raw",
@@ -523,17 +527,26 @@ def parameter_chart(per_fold: pd.DataFrame, layer_label: str = "") -> alt.TopLev
 
 # ---------------------------------------------------------------- training curves
 
-def _thin_epochs(frame: pd.DataFrame, series: int, limit: int = MAX_POINTS) -> pd.DataFrame:
-    """Every k-th epoch (and the last) so `series` lines stay within `limit` points."""
+def _thin_epochs(frame: pd.DataFrame, series: int, limit: int) -> tuple[pd.DataFrame, str]:
+    """Every k-th epoch (and the last) so `series` lines stay within `limit` points, and the
+    words saying so ("" when every epoch is kept)."""
     epochs = np.sort(frame["epoch"].unique())
     step = max(1, int(np.ceil(len(epochs) * max(series, 1) / limit)))
+    if step == 1:
+        return frame, ""
     keep = set(epochs[::step]) | {epochs[-1]}
-    return frame[frame["epoch"].isin(keep)]
+    return frame[frame["epoch"].isin(keep)], f" Every {_ordinal(step)} epoch drawn."
 
 
-def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = False) -> alt.TopLevelMixin:
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = False,
+                       max_points: int = MAX_POINTS) -> alt.TopLevelMixin:
     """Input-BN γ over the training epochs, a line per unit: each fold a thin line (default)
-    or the mean over folds with a ± SD band (band=True)."""
+    or the mean over folds with a ± SD band (band=True); epochs thinned to max_points."""
     if gamma_curves.empty:
         return _message_chart("γ during training", "No training history: imported models carry "
                               "only their final weights.")
@@ -546,7 +559,7 @@ def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = False) -> alt
         stats = data.groupby(["unit", "epoch"], sort=False)["gamma"].agg(["mean", "std"]).reset_index()
         stats["std"] = stats["std"].fillna(0.0)
         stats["low"], stats["high"] = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
-        stats = _thin_epochs(stats, 3 * len(units))
+        stats, thinned = _thin_epochs(stats, 3 * len(units), max_points)
         area = alt.Chart(stats).mark_area(opacity=0.2).encode(
             x=x, y=alt.Y("low:Q", title="γ (dimensionless)"), y2="high:Q",
             color=alt.Color("unit:N", scale=_unit_scale(units), legend=None))
@@ -554,18 +567,20 @@ def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = False) -> alt
         chart, how = alt.layer(area, line), "mean over folds ± SD"
     else:
         series = data.groupby(["unit", "fold"]).ngroups
-        thin = _thin_epochs(data, series)
+        thin, thinned = _thin_epochs(data, series, max_points)
         chart = alt.Chart(thin).mark_line(strokeWidth=1.2, opacity=0.7).encode(
             x=x, y=alt.Y("gamma:Q", title="γ (dimensionless)"), color=color, detail="fold:N",
             tooltip=[alt.Tooltip("unit:N"), alt.Tooltip("fold:N"), alt.Tooltip("epoch:Q"),
                      alt.Tooltip("gamma:Q", format=".3f", title="γ")])
         how = "one line per fold"
     return _finish(chart.properties(width=WIDTH, height=320), "Input-BN γ during training",
-                   f"Each unit's BN scale γ per epoch ({how}); γ starts at 1.")
+                   f"Each unit's BN scale γ per epoch ({how}); γ starts at 1.{thinned}")
 
 
-def loss_curves(loss: pd.DataFrame, *, target: str = STUDY_TARGET) -> alt.TopLevelMixin:
-    """Training and validation loss (MSE) per epoch, a thin line per fold, log scale."""
+def loss_curves(loss: pd.DataFrame, *, target: str = STUDY_TARGET,
+                max_points: int = MAX_POINTS) -> alt.TopLevelMixin:
+    """Training and validation loss (MSE) per epoch, a thin line per fold, log scale; epochs
+    thinned to max_points."""
     if loss.empty:
         return _message_chart("Loss during training", "No training history: imported models "
                               "carry only their final weights.")
@@ -576,7 +591,7 @@ def loss_curves(loss: pd.DataFrame, *, target: str = STUDY_TARGET) -> alt.TopLev
         return _message_chart("Loss during training", "The recorded losses are not positive "
                               "numbers, so there is no curve to draw.")
     long["series"] = long["series"].map({"loss": "training", "val_loss": "validation"})
-    long = _thin_epochs(long, long.groupby(["series", "fold"]).ngroups)
+    long, thinned = _thin_epochs(long, long.groupby(["series", "fold"]).ngroups, max_points)
     chart = alt.Chart(long).mark_line(strokeWidth=1.2, opacity=0.75).encode(
         x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(zero=False, nice=False)),
         y=alt.Y("mse:Q", **_log_axis(long["mse"].min(), long["mse"].max(), f"loss: {metric_label('mse', target)}")),
@@ -588,7 +603,7 @@ def loss_curves(loss: pd.DataFrame, *, target: str = STUDY_TARGET) -> alt.TopLev
                  alt.Tooltip("mse:Q", format=".4g", title="MSE")],
     ).properties(width=WIDTH, height=320)
     return _finish(chart, "Loss during training", "Mean squared error per epoch, one line per fold "
-                   "(log scale).")
+                   f"(log scale).{thinned}")
 
 
 # ---------------------------------------------------------------- baselines

@@ -55,12 +55,15 @@ class _Unchecked:
         return self.chart.to_dict(validate=False, **kwargs)
 
 
-def figure(chart: alt.TopLevelMixin, name: str, *, caption: str | None = None) -> None:
-    """Draw a chart with PNG and SVG download buttons; the files render only when clicked."""
+def figure(chart: alt.TopLevelMixin, name: str, *, caption: str | None = None,
+           export: alt.TopLevelMixin | None = None) -> None:
+    """Draw a chart with PNG and SVG download buttons; the files render only when clicked, from
+    `export` when given (the same figure in more detail than the screen needs)."""
     st.altair_chart(_Unchecked(chart), theme=None)
     if caption:
         st.caption(caption)
     stem = safe_filename(name)
+    chart = chart if export is None else export
     with st.container(horizontal=True):
         st.download_button("PNG", lambda: chart_png(chart), f"{stem}.png", "image/png",
                            key=f"png-{stem}", on_click="ignore", icon=":material/download:",
@@ -204,10 +207,17 @@ def job_status(job: Job, *, key: str, warnings: bool = True) -> None:
         cache_warnings(job.warnings)
 
 
-def sidebar() -> None:
-    """The current data set and this session's jobs, on every page."""
+def sync_jobs() -> None:
+    """Before a page: this session's jobs (a reloaded tab's from its URL), and the runs of those
+    finished since the last poll opened, so the page shows them now rather than after a rerun."""
     state.restore_jobs()
-    state.collect_finished()  # a run finished since the last poll shows now, not after a rerun
+    state.collect_finished()
+
+
+def sidebar() -> None:
+    """The current data set and this session's jobs, on every page. Drawn after the page, so
+    that what the page changed (a Train click's run, an upload's data set) shows in the same
+    script run: no rerun just for the sidebar."""
     ds = state.dataset()
     with st.sidebar:
         st.subheader("Data set")

@@ -11,6 +11,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from bnapp.analyses.stages import STAGES, stage_quantiles
@@ -350,6 +352,25 @@ def test_trajectories_thin_epochs_within_the_point_budget():
     assert 1000 <= inline_rows(chart) <= charts.MAX_POINTS
     data = pd.DataFrame(next(iter(chart.to_dict()["datasets"].values())))
     assert data["epoch"].max() == 1000  # the last epoch is always kept
+
+
+@given(epochs=st.integers(1, 400), folds=st.integers(1, 12),
+       budget=st.sampled_from([charts.SCREEN_LINE_POINTS, charts.MAX_POINTS]))
+@settings(max_examples=25, deadline=None)
+def test_curves_keep_every_kth_epoch_within_a_budget_and_say_so(epochs, folds, budget):
+    loss, gamma = make_curves(epochs=epochs, folds=folds)
+    for chart, lines in ((charts.loss_curves(loss, max_points=budget), 2 * folds),
+                         (charts.gamma_trajectories(gamma, max_points=budget), len(UNITS) * folds)):
+        data = pd.DataFrame(next(iter(chart.to_dict()["datasets"].values())))
+        kept = np.sort(data["epoch"].unique())
+        step = int(np.ceil(epochs * lines / budget))
+        assert len(data) <= budget + 2 * lines  # rounding up, and the last epoch on top
+        assert kept[-1] == epochs and kept[0] == 1
+        assert set(np.diff(kept[:-1])) <= {max(step, 1)}
+        subtitle = json.dumps(chart.to_dict()["title"]["subtitle"])
+        assert ("epoch drawn" in subtitle) == (step > 1)
+        if step > 1:
+            assert f"Every {step}" in subtitle
 
 
 def test_empty_history_says_why():

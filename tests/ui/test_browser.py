@@ -103,7 +103,10 @@ def test_study_journey(context, server):
     """Issue 6: upload the study's CSV, train its network with its protocol, see every page."""
     page = context.new_page()
     open_app(page, server)
+    before = runs_finished(page)
     upload(page, SEED_URE)
+    # one script run: the sidebar, drawn after the page, shows the new data set without a rerun
+    assert runs_finished(page) == before + 1, runs_finished(page) - before
     wait_for_sidebar(page, "109 rows usable · 20 dropped", 60, "after uploading Urea.csv")
     wait_for_sidebar(page, "Urea.csv", 5, "after uploading Urea.csv")
 

@@ -7,11 +7,16 @@ import math
 
 import numpy as np
 import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
 
+from bnapp.engine.train import Protocol
 from bnapp.intake import data
 from bnapp.jobs import cache
 from bnapp.jobs.runner import job_manager
+from bnapp.report import charts
+from bnapp.ui import widgets
 from tests.apptest import app_at, demo_run, texts
+from tests.page_payload import chart_rows
 
 PAGE = "pages/train.py"
 WAIT_SECONDS = 600  # a bound for a hung job, not a speed requirement
@@ -150,6 +155,29 @@ def test_training_opens_the_run_and_draws_its_curves_then_the_cache_reopens_and_
     assert cache.entries().empty and cache.load_run(job.key) is None
     assert "No cached runs yet" in texts(other)
     assert other.session_state["active_run"] == job.key
+
+
+def test_the_curves_on_screen_are_light_and_their_downloads_detailed(monkeypatch):
+    """Issue 13: a long run's curves reach the browser thinned to SCREEN_LINE_POINTS; their PNG
+    and SVG downloads draw the detailed chart."""
+    deferred = {}  # download key -> the callable streamlit keeps until the button is clicked
+
+    def keep(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        deferred[file_name] = data_callable
+        return add_deferred(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    add_deferred = MediaFileManager.add_deferred
+    monkeypatch.setattr(MediaFileManager, "add_deferred", keep)
+    drawn = []
+    monkeypatch.setattr(widgets, "chart_svg", lambda chart: drawn.append(chart) or "<svg/>")
+    at = app_at(PAGE, runs=(demo_run(protocol=Protocol(folds=5, epochs=200)),))
+    assert not at.exception
+    screen = chart_rows(at)[1:]  # after the architecture: loss, γ
+    assert len(screen) == 2 and max(screen) <= charts.SCREEN_LINE_POINTS
+    for name, rows in zip(("loss-curves", "input-gamma-curves"), screen, strict=True):
+        deferred[f"{name}.svg"]()
+        detailed = drawn.pop()
+        assert rows < sum(map(len, detailed.to_dict()["datasets"].values())) <= charts.MAX_POINTS
 
 
 def test_the_run_shown_can_be_switched():
