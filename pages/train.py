@@ -3,6 +3,8 @@ look at the training curves of the run shown on every page."""
 
 from __future__ import annotations
 
+import functools
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -299,16 +301,16 @@ def _choose_active() -> None:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _curve_charts(run_key: str, _entry: state.RunEntry) -> dict[str, tuple[alt.TopLevelMixin, ...]]:
-    """A run's loss and γ curves, light for the screen and detailed for the downloads, built
-    once per run (this page runs again on every click of its controls); shared, as figure()
-    only reads a chart."""
+def _curve_charts(run_key: str, _entry: state.RunEntry) -> tuple[tuple[alt.TopLevelMixin, ...], ...]:
+    """A run's loss and γ curves, each (light for the screen, detailed for the downloads),
+    built once per run (this page runs again on every click of its controls); shared, as
+    figure() only reads a chart."""
     loss, gamma = widgets.compute(_entry, "training_curves")
-    target = _entry.run.target
-    return {"loss": tuple(charts.loss_curves(loss, target=target, max_points=points)
-                          for points in (charts.SCREEN_LINE_POINTS, charts.MAX_POINTS)),
-            "gamma": tuple(charts.gamma_trajectories(gamma, max_points=points)
-                           for points in (charts.SCREEN_LINE_POINTS, charts.MAX_POINTS))}
+    builders = (functools.partial(charts.loss_curves, loss, target=_entry.run.target),
+                functools.partial(charts.gamma_trajectories, gamma))
+    return tuple(tuple(build(max_points=points)
+                       for points in (charts.SCREEN_LINE_POINTS, charts.MAX_POINTS))
+                 for build in builders)
 
 
 def _runs_section() -> None:
@@ -325,11 +327,9 @@ def _runs_section() -> None:
                  help="The runs trained or opened in this browser tab; the analysis pages show "
                       "the one chosen here.")
     widgets.cache_warnings(entry.warnings)
-    curves = _curve_charts(entry.key, entry)
-    screen, export = curves["loss"]
-    widgets.figure(screen, "loss-curves", export=export)
-    screen, export = curves["gamma"]
-    widgets.figure(screen, "input-gamma-curves", export=export,
+    (loss, loss_detailed), (gamma, gamma_detailed) = _curve_charts(entry.key, entry)
+    widgets.figure(loss, "loss-curves", export=loss_detailed)
+    widgets.figure(gamma, "input-gamma-curves", export=gamma_detailed,
                    caption="γ is the scale the input BN layer learns for each input: how much "
                            "that input's normalised value is stretched before the network uses "
                            "it.")
@@ -407,7 +407,6 @@ def _clear_all(n_entries: int) -> None:
 # ------------------------------------------------------------------------------------- page
 
 st.title("Train")
-state.collect_finished()
 chosen_spec = _architecture(len(state.features()))
 chosen_protocol = _protocol()
 _train_section(chosen_spec, chosen_protocol)

@@ -63,12 +63,12 @@ def figure(chart: alt.TopLevelMixin, name: str, *, caption: str | None = None,
     if caption:
         st.caption(caption)
     stem = safe_filename(name)
-    chart = chart if export is None else export
+    download = chart if export is None else export
     with st.container(horizontal=True):
-        st.download_button("PNG", lambda: chart_png(chart), f"{stem}.png", "image/png",
+        st.download_button("PNG", lambda: chart_png(download), f"{stem}.png", "image/png",
                            key=f"png-{stem}", on_click="ignore", icon=":material/download:",
                            help="The figure at twice screen resolution, for slides and papers")
-        st.download_button("SVG", lambda: chart_svg(chart), f"{stem}.svg", "image/svg+xml",
+        st.download_button("SVG", lambda: chart_svg(download), f"{stem}.svg", "image/svg+xml",
                            key=f"svg-{stem}", on_click="ignore", icon=":material/download:",
                            help="The figure as vector graphics, for journals and editing")
 

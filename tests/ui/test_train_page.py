@@ -169,15 +169,17 @@ def test_the_curves_on_screen_are_light_and_their_downloads_detailed(monkeypatch
     add_deferred = MediaFileManager.add_deferred
     monkeypatch.setattr(MediaFileManager, "add_deferred", keep)
     drawn = []
-    monkeypatch.setattr(widgets, "chart_svg", lambda chart: drawn.append(chart) or "<svg/>")
+    for render in ("chart_png", "chart_svg"):
+        monkeypatch.setattr(widgets, render, lambda chart: drawn.append(chart) or b"")
     at = app_at(PAGE, runs=(demo_run(protocol=Protocol(folds=5, epochs=200)),))
     assert not at.exception
     screen = chart_rows(at)[1:]  # after the architecture: loss, γ
     assert len(screen) == 2 and max(screen) <= charts.SCREEN_LINE_POINTS
     for name, rows in zip(("loss-curves", "input-gamma-curves"), screen, strict=True):
-        deferred[f"{name}.svg"]()
-        detailed = drawn.pop()
-        assert rows < sum(map(len, detailed.to_dict()["datasets"].values())) <= charts.MAX_POINTS
+        for suffix in ("png", "svg"):
+            deferred[f"{name}.{suffix}"]()
+            detailed = drawn.pop()
+            assert rows < sum(map(len, detailed.to_dict()["datasets"].values())) <= charts.MAX_POINTS
 
 
 def test_the_run_shown_can_be_switched():
