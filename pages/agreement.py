@@ -89,19 +89,25 @@ st.subheader("Calibration")
 calibration = widgets.compute(entry, agreement.calibration)
 curves = widgets.compute(entry, agreement.run_calibration_curves)
 widgets.figure(agreement_charts.calibration_chart(points, curves, calibration, quantity),
-               f"calibration_{quantity}")
-widgets.table(calibration, "calibration", column_config={
-    "n": "test rows", "intercept_ci_low": "intercept, CI low", "intercept_ci_high":
-    "intercept, CI high", "slope_ci_low": "slope, CI low", "slope_ci_high": "slope, CI high"})
-st.caption("A slope below 1 means predictions spread wider than the measured values (too "
-           "extreme), above 1 too timid; the intercept is the offset at predicted = 0.")
+               f"calibration_{quantity}", caption=(
+                   "A slope below 1 means predictions spread wider than the measured values "
+                   "(too extreme), above 1 too timid; the intercept is the offset at "
+                   "predicted = 0."))
+if box := widgets.details("Calibration lines: the numbers", key="agreement-calibration-table"):
+    with box:
+        widgets.table(calibration, "calibration", column_config={
+            "n": "test rows", "intercept_ci_low": "intercept, CI low", "intercept_ci_high":
+            "intercept, CI high", "slope_ci_low": "slope, CI low", "slope_ci_high":
+            "slope, CI high"})
 
 st.subheader("Prediction intervals and their coverage")
 st.markdown(INTERVALS.format(level=level))
-intervals = widgets.compute(entry, conformal.held_out_intervals, level, normalized=normalized)
-coverage = conformal.coverage(intervals, level)
+coverage = widgets.compute(entry, conformal.held_out_coverage, level, normalized=normalized)
 widgets.figure(agreement_charts.coverage_chart(coverage, level), "interval_coverage")
-widgets.table(coverage, "interval_coverage", column_config={
-    "fold": "fold ('pooled' = all test rows)", "n": "test rows", "level": "nominal level",
-    "coverage": st.column_config.NumberColumn("coverage", format="percent"),
-    "mean_width": "mean width"})
+if box := widgets.details("Coverage per fold and pooled: the numbers",
+                          key="agreement-coverage-table"):
+    with box:
+        widgets.table(coverage, "interval_coverage", column_config={
+            "fold": "fold ('pooled' = all test rows)", "n": "test rows", "level": "nominal level",
+            "coverage": st.column_config.NumberColumn("coverage", format="percent"),
+            "mean_width": "mean width"})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from bnapp.analyses import concordance, explain
 from bnapp.analyses.importance import layer_rows, layer_stem
 from bnapp.jobs.first_visit import N_BOOT, SEED
-from bnapp.report import importance_charts, views
+from bnapp.report import charts, importance_charts, views
 from bnapp.ui import widgets
 
 entry = widgets.need_run()
@@ -58,15 +60,20 @@ else:
 
 st.subheader("Importance of each unit under each definition")
 widgets.figure(importance_charts.importance_bars(importance, title), f"importance_{stem}")
-with st.expander("Per fold and unit: the importance behind the figures"):
-    widgets.table(importance, f"importance_per_fold_{stem}")
+if box := widgets.details("Per fold and unit: the importance behind the figures",
+                          key="imp-per-fold"):
+    with box:
+        widgets.table(importance, f"importance_per_fold_{stem}")
 
 if layer[0] == "input":
     st.subheader("How the prediction moves with each input")
     ice, pdp = widgets.compute(entry, explain.ice_pdp, seed=SEED)
-    widgets.figure(importance_charts.ice_pdp_chart(ice, pdp, target=entry.run.target),
-                   "ice_pdp")
-    with st.expander("Each test row's Shapley values (base value + their sum = the prediction)"):
-        widgets.table(report["shapley"], "shapley_values")
+    ice_pdp = functools.partial(importance_charts.ice_pdp_chart, ice, pdp,
+                                target=entry.run.target)
+    widgets.figure(ice_pdp(max_points=charts.SCREEN_LINE_POINTS), "ice_pdp", export=ice_pdp)
+    if box := widgets.details("Each test row's Shapley values (base value + their sum = the "
+                              "prediction)", key="imp-shapley"):
+        with box:
+            widgets.table(report["shapley"], "shapley_values")
     st.caption("To explain one session of your own, and change its values, use the what-if "
                "section at the end of the Predict page.")

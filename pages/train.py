@@ -4,6 +4,7 @@ look at the training curves of the run shown on every page."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import altair as alt
 import pandas as pd
@@ -301,16 +302,15 @@ def _choose_active() -> None:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _curve_charts(run_key: str, _entry: state.RunEntry) -> tuple[tuple[alt.TopLevelMixin, ...], ...]:
-    """A run's loss and γ curves, each (light for the screen, detailed for the downloads),
-    built once per run (this page runs again on every click of its controls); shared, as
-    figure() only reads a chart."""
+def _curve_charts(run_key: str, _entry: state.RunEntry) -> tuple[tuple[alt.TopLevelMixin, Callable], ...]:
+    """A run's loss and γ curves, each (light for the screen, the detailed one's builder for the
+    downloads), built once per run (this page runs again on every click of its controls);
+    shared, as figure() only reads a chart."""
     loss, gamma = widgets.compute(_entry, "training_curves")
     builders = (functools.partial(charts.loss_curves, loss, target=_entry.run.target),
                 functools.partial(charts.gamma_trajectories, gamma))
-    return tuple(tuple(build(max_points=points)
-                       for points in (charts.SCREEN_LINE_POINTS, charts.MAX_POINTS))
-                 for build in builders)
+    return tuple((build(max_points=charts.SCREEN_LINE_POINTS),
+                  functools.partial(build, max_points=charts.MAX_POINTS)) for build in builders)
 
 
 def _runs_section() -> None:

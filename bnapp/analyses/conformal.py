@@ -167,6 +167,12 @@ def coverage(intervals: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFr
     return pd.DataFrame(out)
 
 
+def held_out_coverage(run: RunResult, level: float = DEFAULT_LEVEL, *,
+                      normalized: bool = False) -> pd.DataFrame:
+    """coverage of held_out_intervals: the Agreement page's table and chart, cached as one."""
+    return coverage(held_out_intervals(run, level, normalized=normalized), level)
+
+
 def network_predictions(run: RunResult, level: float = DEFAULT_LEVEL, *,
                         normalized: bool = False, preds: pd.DataFrame | None = None) -> pd.DataFrame:
     """The network's test rows with their held-out interval, one line per (row, fold): the

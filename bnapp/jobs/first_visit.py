@@ -57,7 +57,7 @@ def analyses(run: RunResult) -> list[Analysis]:
         (agreement.agreement, (), {"ci_method": "exact"}),
         (agreement.calibration, (), {}),
         (agreement.run_calibration_curves, (), {}),
-        (conformal.held_out_intervals, (conformal.DEFAULT_LEVEL,), {"normalized": False}),
+        (conformal.held_out_coverage, (conformal.DEFAULT_LEVEL,), {"normalized": False}),
     ]
 
 

@@ -34,8 +34,8 @@ FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 WIDTH = 600
 MAX_POINTS = 3000  # points per chart beyond which scatters are sampled and lines thinned
 # a line chart's budget on screen: a browser on a 2-core machine draws ~0.1 ms per point, so a
-# run's two curve charts at MAX_POINTS took 0.6 s after the Train click; their downloads keep
-# MAX_POINTS
+# run's two curve charts at MAX_POINTS took 0.6 s after the Train click, and the ICE curves
+# half the Importance page's first visit; their downloads keep MAX_POINTS
 SCREEN_LINE_POINTS = 800
 
 STAGE_TITLES = {
@@ -121,7 +121,7 @@ def _finish(chart: alt.TopLevelMixin, title: str,
 
 def _text_panel(message: str, width: int, height: int) -> alt.Chart:
     return alt.Chart(pd.DataFrame({"message": [message]})).mark_text(
-        fontSize=13, color="#444444").encode(text="message:N").properties(width=width,
+        fontSize=13, color="#444444").encode(text=alt.Text("message:N")).properties(width=width,
                                                                             height=height)
 
 
@@ -210,19 +210,19 @@ def architecture_chart(spec: ArchSpec, n_inputs: int, features: Sequence[str] | 
     kind_scale = alt.Scale(domain=list(kinds), range=list(kinds.values()))
     base = alt.Chart(boxes)
     rect = base.mark_rect(cornerRadius=4, strokeWidth=1.5, fillOpacity=0.3).encode(
-        x=x("left"), x2="right:Q", y=y("top"), y2="bottom:Q",
+        x=x("left"), x2=alt.X2("right:Q"), y=y("top"), y2=alt.Y2("bottom:Q"),
         fill=alt.Fill("kind:N", scale=kind_scale, legend=None),
         stroke=alt.Stroke("kind:N", scale=kind_scale, legend=None))
     name = base.mark_text(align="left", baseline="bottom", dy=-1, fontSize=13, fontWeight="bold",
-                          limit=380).encode(x=x("text_left"), y=y("mid"), text="name:N")
+                          limit=380).encode(x=x("text_left"), y=y("mid"), text=alt.Text("name:N"))
     detail = base.mark_text(align="left", baseline="top", dy=2, fontSize=11, color="#333333",
-                            limit=330).encode(x=x("text_left"), y=y("mid"), text="detail:N")
+                            limit=330).encode(x=x("text_left"), y=y("mid"), text=alt.Text("detail:N"))
     params = base.mark_text(align="right", baseline="middle", fontSize=12).encode(
-        x=x("text_right"), y=y("mid"), text="params:N")
+        x=x("text_right"), y=y("mid"), text=alt.Text("params:N"))
     arrows = pd.DataFrame({"start": boxes["bottom"].iloc[:-1].to_numpy(),
                            "end": boxes["top"].iloc[1:].to_numpy(), "centre": 50})
     shaft = alt.Chart(arrows).mark_rule(strokeWidth=1.5, color="#555555").encode(
-        x=x("centre"), y=y("start"), y2="end:Q")
+        x=x("centre"), y=y("start"), y2=alt.Y2("end:Q"))
     head = alt.Chart(arrows.assign(tip=arrows["end"] - 4)).mark_point(
         shape="triangle-down", filled=True, size=60, color="#555555", opacity=1).encode(
         x=x("centre"), y=y("tip"))
@@ -267,7 +267,7 @@ def distributions_chart(frame: pd.DataFrame, columns: Sequence[str]) -> alt.TopL
     order = _ordered(data["variable"])
     bars = alt.Chart(data).mark_rect(color=OKABE_ITO[3], stroke="white", strokeWidth=0.5).encode(
         x=alt.X("start:Q", title="value", scale=alt.Scale(zero=False, nice=False)),
-        x2="end:Q",
+        x2=alt.X2("end:Q"),
         y=alt.Y("count:Q", title="patients (rows)"),
         tooltip=[alt.Tooltip("variable:N"), alt.Tooltip("start:Q", format=".4g", title="from"),
                  alt.Tooltip("end:Q", format=".4g", title="to"), alt.Tooltip("count:Q")],
@@ -300,18 +300,18 @@ def _stage_panel(data: pd.DataFrame, units: list[str], title: str, y_title: str,
     offset = {"xOffset": alt.XOffset("fold:N")} if per_fold else {}
     y = alt.Y("whisker_low:Q", title=y_title, scale=alt.Scale(zero=False))
     base = alt.Chart(data).encode(x=x, **offset)
-    whisker = base.mark_rule(color="#333333").encode(y=y, y2="whisker_high:Q")
+    whisker = base.mark_rule(color="#333333").encode(y=y, y2=alt.Y2("whisker_high:Q"))
     box = base.mark_bar(size=size, stroke="#333333", strokeWidth=0.8).encode(
-        y="q1:Q", y2="q3:Q", color=alt.Color("unit:N", scale=_unit_scale(units), legend=None),
+        y=alt.Y("q1:Q"), y2=alt.Y2("q3:Q"), color=alt.Color("unit:N", scale=_unit_scale(units), legend=None),
         tooltip=[alt.Tooltip("unit:N"), alt.Tooltip("fold:N"), alt.Tooltip("n:Q"),
                  *(alt.Tooltip(f"{c}:Q", format=".4g") for c in
                    ("min", "whisker_low", "q1", "median", "q3", "whisker_high", "max"))])
-    median = base.mark_tick(color="black", thickness=2, size=size).encode(y="median:Q")
+    median = base.mark_tick(color="black", thickness=2, size=size).encode(y=alt.Y("median:Q"))
     # min/max beyond the whiskers stand in for the outliers the summary does not carry
     low, high = data[data["min"] < data["whisker_low"]], data[data["max"] > data["whisker_high"]]
     extremes = pd.concat([low.assign(extreme=low["min"]), high.assign(extreme=high["max"])])
     dots = alt.Chart(extremes).mark_point(shape="circle", size=14, color="#333333").encode(
-        x=x, y="extreme:Q", **offset)
+        x=x, y=alt.Y("extreme:Q"), **offset)
     return alt.layer(whisker, box, median, dots).properties(
         width=panel_width, height=220, title=alt.TitleParams(title, anchor="middle", fontSize=13))
 
@@ -386,7 +386,7 @@ def _scatter_panel(points: pd.DataFrame, fits: pd.DataFrame, metric: str, units:
                  alt.Tooltip("metric:Q", format=".3f", title=y_title)],
     )
     fit = alt.Chart(fits).mark_line(strokeWidth=2).encode(
-        x="x:Q", y="y:Q", color=color, detail="kind:N",
+        x=alt.X("x:Q"), y=alt.Y("y:Q"), color=color, detail=alt.Detail("kind:N"),
         strokeDash=alt.StrokeDash("fit:N", title="line",
                                   scale=alt.Scale(domain=list(FIT_NAMES.values()),
                                                   range=[[1, 0], [6, 4]]),
@@ -483,9 +483,9 @@ def parameter_chart(per_fold: pd.DataFrame, layer_label: str = "") -> alt.TopLev
             x=alt.X(f"{column}:Q", title=title, axis=axis), y=y, color=color,
             tooltip=[*tooltip, alt.Tooltip(f"{column}:Q", format=".4g")])
         spread = alt.Chart(stats).mark_rule(strokeWidth=2, color="black").encode(
-            x="low:Q", x2="high:Q", y=y)
+            x=alt.X("low:Q"), x2=alt.X2("high:Q"), y=y)
         mean = alt.Chart(stats).mark_tick(color="black", thickness=2.5, size=16).encode(
-            x="mean:Q", y=y)
+            x=alt.X("mean:Q"), y=y)
         return alt.layer(dots, spread, mean).properties(width=190, height=28 * len(units) + 20)
 
     panels = []
@@ -561,15 +561,15 @@ def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = False,
         stats["low"], stats["high"] = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
         stats, thinned = _thin_epochs(stats, 3 * len(units), max_points)
         area = alt.Chart(stats).mark_area(opacity=0.2).encode(
-            x=x, y=alt.Y("low:Q", title="γ (dimensionless)"), y2="high:Q",
+            x=x, y=alt.Y("low:Q", title="γ (dimensionless)"), y2=alt.Y2("high:Q"),
             color=alt.Color("unit:N", scale=_unit_scale(units), legend=None))
-        line = alt.Chart(stats).mark_line(strokeWidth=2).encode(x=x, y="mean:Q", color=color)
+        line = alt.Chart(stats).mark_line(strokeWidth=2).encode(x=x, y=alt.Y("mean:Q"), color=color)
         chart, how = alt.layer(area, line), "mean over folds ± SD"
     else:
         series = data.groupby(["unit", "fold"]).ngroups
         thin, thinned = _thin_epochs(data, series, max_points)
         chart = alt.Chart(thin).mark_line(strokeWidth=1.2, opacity=0.7).encode(
-            x=x, y=alt.Y("gamma:Q", title="γ (dimensionless)"), color=color, detail="fold:N",
+            x=x, y=alt.Y("gamma:Q", title="γ (dimensionless)"), color=color, detail=alt.Detail("fold:N"),
             tooltip=[alt.Tooltip("unit:N"), alt.Tooltip("fold:N"), alt.Tooltip("epoch:Q"),
                      alt.Tooltip("gamma:Q", format=".3f", title="γ")])
         how = "one line per fold"
@@ -598,7 +598,7 @@ def loss_curves(loss: pd.DataFrame, *, target: str = STUDY_TARGET,
         color=alt.Color("series:N", title="rows", scale=alt.Scale(
             domain=["training", "validation"], range=[OKABE_ITO[3], OKABE_ITO[4]]),
             legend=alt.Legend(symbolStrokeWidth=3)),
-        detail="fold:N",
+        detail=alt.Detail("fold:N"),
         tooltip=[alt.Tooltip("series:N"), alt.Tooltip("fold:N"), alt.Tooltip("epoch:Q"),
                  alt.Tooltip("mse:Q", format=".4g", title="MSE")],
     ).properties(width=WIDTH, height=320)
@@ -626,9 +626,9 @@ def baseline_chart(baselines: pd.DataFrame, metric: str = "rmse", *,
         tooltip=[alt.Tooltip("label:N", title="method"), alt.Tooltip("n:Q"),
                  alt.Tooltip(f"{metric}:Q", format=".3f")])
     values = alt.Chart(pooled).mark_text(align="left", dx=10, fontSize=12, fontWeight="bold").encode(
-        x="text_x:Q", y=y, text=alt.Text(f"{metric}:Q", format=".2f"))
+        x=alt.X("text_x:Q"), y=y, text=alt.Text(f"{metric}:Q", format=".2f"))
     dots = alt.Chart(folds).mark_point(size=40, filled=True, opacity=0.8, color="#333333").encode(
-        x=f"{metric}:Q", y=y,
+        x=alt.X(f"{metric}:Q"), y=y,
         tooltip=[alt.Tooltip("label:N", title="method"), alt.Tooltip("fold:N"),
                  alt.Tooltip(f"{metric}:Q", format=".3f")])
     chart = alt.layer(bars, dots, values).properties(width=WIDTH - 180, height=52 * len(order))

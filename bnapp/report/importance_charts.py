@@ -64,7 +64,7 @@ def concordance_heatmap(conc: pd.DataFrame, layer_label: str) -> alt.TopLevelMix
                  alt.Tooltip("statistic_title:N", title="statistic"),
                  alt.Tooltip("estimate:Q", format=".3f"), alt.Tooltip("label:N", title="95% CI"),
                  alt.Tooltip("n_folds:Q", title="folds")])
-    text = base.mark_text(fontSize=12).encode(text="label:N")
+    text = base.mark_text(fontSize=12).encode(text=alt.Text("label:N"))
     chart = alt.layer(cells, text).properties(width=180 * len(cols), height=34 * len(rows))
     return _finish(chart, f"{layer_label}: does |γ| rank units as each definition of importance "
                           "does?",
@@ -87,11 +87,11 @@ def importance_bars(importance: pd.DataFrame, layer_label: str) -> alt.TopLevelM
     bars = alt.Chart().mark_bar(opacity=0.85).encode(
         x=alt.X("mean:Q", title=None), y=y,
         color=alt.Color("unit:N", scale=_unit_scale(units), legend=None),
-        tooltip=[alt.Tooltip("panel:N", title="definition"), "unit:N",
+        tooltip=[alt.Tooltip("panel:N", title="definition"), alt.Tooltip("unit:N"),
                  alt.Tooltip("mean:Q", format=".4g", title="mean over folds"),
                  alt.Tooltip("low:Q", format=".4g", title="lowest fold"),
                  alt.Tooltip("high:Q", format=".4g", title="highest fold")])
-    spread = alt.Chart().mark_rule(color="black").encode(x="low:Q", x2="high:Q", y=y)
+    spread = alt.Chart().mark_rule(color="black").encode(x=alt.X("low:Q"), x2=alt.X2("high:Q"), y=y)
     chart = alt.layer(bars, spread, data=stats).properties(
         width=170, height=22 * len(units) + 10).facet(
         facet=alt.Facet("panel:N", sort=_ordered(stats["panel"]), title=None), columns=4,
@@ -101,25 +101,26 @@ def importance_bars(importance: pd.DataFrame, layer_label: str) -> alt.TopLevelM
                     "scale (Shapley and IG in the target's unit, ablations in its square)."])
 
 
-def ice_pdp_chart(ice: pd.DataFrame, pdp: pd.DataFrame, *,
-                  target: str = STUDY_TARGET) -> alt.TopLevelMixin:
-    """Per input: ICE curves of sampled rows (grey), partial dependence (black) with the range of
-    the folds' own partial dependence (band)."""
+def ice_pdp_chart(ice: pd.DataFrame, pdp: pd.DataFrame, *, target: str = STUDY_TARGET,
+                  max_points: int = MAX_POINTS) -> alt.TopLevelMixin:
+    """Per input: ICE curves of sampled rows (grey, as many rows as max_points allows), partial
+    dependence (black) with the range of the folds' own partial dependence (band)."""
     unit = target_unit(target)
     inputs = _ordered(pdp["unit"])
     y_title = f"predicted {target} ({unit})" if unit else f"predicted {target}"
     x = alt.X("value:Q", title=None, scale=alt.Scale(zero=False))
     lines = alt.Chart().mark_line(color="#999999", opacity=0.35, strokeWidth=1).encode(
         x=x, y=alt.Y("prediction:Q", title=y_title, scale=alt.Scale(zero=False)),
-        detail="row:N")
+        detail=alt.Detail("row:N"))
     band = alt.Chart().mark_area(color=OKABE_ITO[3], opacity=0.25).encode(
-        x=x, y="pdp_low:Q", y2="pdp_high:Q")
+        x=x, y=alt.Y("pdp_low:Q"), y2=alt.Y2("pdp_high:Q"))
     mean = alt.Chart().mark_line(color="black", strokeWidth=2.5).encode(
-        x=x, y="pdp:Q", tooltip=[alt.Tooltip("value:Q", format=".4g"),
+        x=x, y=alt.Y("pdp:Q"), tooltip=[alt.Tooltip("value:Q", format=".4g"),
                                  alt.Tooltip("pdp:Q", format=".4g", title="partial dependence")])
     rows = ice["row"].unique()
-    keep = rows[:max(1, MAX_POINTS // max(1, len(ice) // len(rows)))]  # curves, not points, thinned
-    data = pd.concat([ice[ice["row"].isin(keep)].assign(kind="ice"), pdp.assign(kind="pdp")],
+    keep = rows[:max(1, max_points // max(1, len(ice) // len(rows)))]  # curves, not points, thinned
+    data = pd.concat([ice[ice["row"].isin(keep)].assign(kind="ice"),
+                      pdp[["unit", "value", "pdp", "pdp_low", "pdp_high"]].assign(kind="pdp")],
                      ignore_index=True)
     data["unit"] = data["unit"].astype(str)
     chart = alt.layer(lines.transform_filter("datum.kind == 'ice'"),
@@ -128,9 +129,15 @@ def ice_pdp_chart(ice: pd.DataFrame, pdp: pd.DataFrame, *,
         width=220, height=180).facet(
         facet=alt.Facet("unit:N", sort=inputs, title=None), columns=3).resolve_scale(x="independent")
     return _finish(chart, "How the prediction moves with each input (ICE and partial dependence)",
-                   ["Grey: one sampled session with only that input changed (fold ensemble); "
-                    "black: their mean; band: range of the folds' own partial dependence. "
+                   [f"Grey: {_sessions(len(keep), len(rows))} with only that input changed "
+                    "(fold ensemble); black: the mean over all; band: range of the folds' own "
+                    "partial dependence. "
                     "x: the input's 1st–99th percentile, in its data unit."])
+
+
+def _sessions(drawn: int, sampled: int) -> str:
+    return (f"each of the {sampled} sampled sessions" if drawn == sampled else
+            f"{drawn} of the {sampled} sampled sessions, one line each")
 
 
 def shapley_waterfall(contributions: pd.DataFrame, base_value: float, *,
@@ -160,13 +167,13 @@ def shapley_waterfall(contributions: pd.DataFrame, base_value: float, *,
         x=alt.X("start:Q", scale=alt.Scale(domain=[lo - pad, hi + pad], nice=False, zero=False),
                 title=f"predicted {target}" + (f" ({unit})" if unit else ""),
                 axis=alt.Axis(tickCount=8)),
-        x2="end:Q",
+        x2=alt.X2("end:Q"),
         color=alt.Color("kind:N", scale=alt.Scale(domain=["total", "raises", "lowers"],
                                                   range=["#777777", OKABE_ITO[4], OKABE_ITO[3]]),
                         title=None),
-        tooltip=["step:N", alt.Tooltip("amount:Q", format="+.4g", title="contribution / value")])
+        tooltip=[alt.Tooltip("step:N"), alt.Tooltip("amount:Q", format="+.4g", title="contribution / value")])
     text = alt.Chart(steps).mark_text(align="left", dx=4).encode(
-        y=alt.Y("step:N", sort=order), x="right:Q",
+        y=alt.Y("step:N", sort=order), x=alt.X("right:Q"),
         text=alt.Text("amount:Q", format=".3g"))
     chart = alt.layer(bars, text).properties(width=480, height=30 * len(steps))
     return _finish(chart, "Why this prediction: Shapley values of the inputs",
@@ -186,9 +193,9 @@ def session_ice_chart(ice: pd.DataFrame, session: pd.DataFrame, *,
     x = alt.X("value:Q", title=None, scale=alt.Scale(zero=False))
     band = alt.Chart().mark_area(color=OKABE_ITO[1], opacity=0.3).encode(
         x=x, y=alt.Y("low:Q", title=f"predicted {target}" + (f" ({unit})" if unit else ""),
-                     scale=alt.Scale(zero=False)), y2="high:Q")
+                     scale=alt.Scale(zero=False)), y2=alt.Y2("high:Q"))
     line = alt.Chart().mark_line(color=OKABE_ITO[3], strokeWidth=2).encode(
-        x=x, y="prediction:Q", tooltip=[alt.Tooltip("value:Q", format=".4g"),
+        x=x, y=alt.Y("prediction:Q"), tooltip=[alt.Tooltip("value:Q", format=".4g"),
                                         alt.Tooltip("prediction:Q", format=".4g")])
     here = alt.Chart().mark_rule(color=OKABE_ITO[4], strokeDash=[4, 3]).encode(x=x)
     chart = alt.layer(band.transform_filter("datum.kind == 'curve'"),

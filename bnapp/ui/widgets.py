@@ -56,19 +56,21 @@ class _Unchecked:
 
 
 def figure(chart: alt.TopLevelMixin, name: str, *, caption: str | None = None,
-           export: alt.TopLevelMixin | None = None) -> None:
+           export: Callable[[], alt.TopLevelMixin] | None = None) -> None:
     """Draw a chart with PNG and SVG download buttons; the files render only when clicked, from
-    `export` when given (the same figure in more detail than the screen needs)."""
+    export() when given (the same figure in more detail than the screen needs, built then)."""
     st.altair_chart(_Unchecked(chart), theme=None)
     if caption:
         st.caption(caption)
     stem = safe_filename(name)
-    download = chart if export is None else export
+    def download() -> alt.TopLevelMixin:
+        return chart if export is None else export()
+
     with st.container(horizontal=True):
-        st.download_button("PNG", lambda: chart_png(download), f"{stem}.png", "image/png",
+        st.download_button("PNG", lambda: chart_png(download()), f"{stem}.png", "image/png",
                            key=f"png-{stem}", on_click="ignore", icon=":material/download:",
                            help="The figure at twice screen resolution, for slides and papers")
-        st.download_button("SVG", lambda: chart_svg(download), f"{stem}.svg", "image/svg+xml",
+        st.download_button("SVG", lambda: chart_svg(download()), f"{stem}.svg", "image/svg+xml",
                            key=f"svg-{stem}", on_click="ignore", icon=":material/download:",
                            help="The figure as vector graphics, for journals and editing")
 
@@ -92,6 +94,14 @@ def table(df: pd.DataFrame, name: str, *, hide_index: bool = True,
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             key=f"xlsx-{stem}", on_click="ignore", icon=":material/download:",
             help="The table as an Excel workbook")
+
+
+def details(label: str, *, key: str):
+    """An expander whose content is sent only once it is opened (opening it runs the page
+    again): its container while open, else None. For the numbers behind a figure, which a
+    closed expander would still send to the browser, to be laid out there on every visit."""
+    box = st.expander(label, key=key, on_change="rerun")
+    return box if box.open else None
 
 
 # ----------------------------------------------------------------------------- guards

@@ -414,3 +414,35 @@ def test_hostile_text_is_drawn_as_text_in_svg():
         assert not tags & {"img", "script", "foreignObject", "a", "iframe"}
         texts = " ".join("".join(el.itertext()) for el in root.iter() if el.tag.endswith("text"))
         assert XSS[:12] in texts or MD in texts
+
+
+def test_builders_give_altair_channel_objects_not_shorthand(monkeypatch):
+    """A channel given as a string ("x:Q") or an alt.value dict makes Altair hash its whole
+    schema to find the class (~3 ms each; vega/altair#3547): tens of them were a third of a
+    page's drawing time. Every builder, over a run's whole export and the what-if figures, gives
+    channel objects instead."""
+    from altair.utils import schemapi
+
+    from bnapp.analyses import explain
+    from bnapp.report import importance_charts, run_report
+    from tests.analyses.test_metrics import make_run
+
+    parsed, hash_schema = [], schemapi._FromDict.__init__
+
+    def counted(self, classes):
+        parsed.append(self)
+        hash_schema(self, classes)
+
+    monkeypatch.setattr(schemapi._FromDict, "__init__", counted)
+    run = make_run(ArchSpec.study_e2e())
+    figures = run_report.run_figures(run, run_report.run_tables(run, n_permutations=2, n_boot=50))
+    view = explain.what_if(run, run.X[0])
+    figures |= all_charts() | {
+        "waterfall": importance_charts.shapley_waterfall(view.shapley, view.base_value),
+        "session_ice": importance_charts.session_ice_chart(view.ice, view.shapley)}
+    assert {"calibration_y", "bland_altman_network_y", "ice_pdp", "importance_input",
+            "interval_coverage", "architecture", "grid"} <= set(figures)
+    assert parsed == []
+    # the one way back to strings: confirm the guard sees it
+    alt.Chart(pd.DataFrame({"a": [1]})).encode(x="a:Q")
+    assert len(parsed) == 1

@@ -30,6 +30,9 @@ def test_agreement_page_shows_bland_altman_calibration_and_coverage():
     shown = next(t for t in at.dataframe if "loa_high_ci_high" in t.value.columns).value
     assert shown["loa_high"].to_numpy() == pytest.approx(expected["loa_high"].to_numpy())
     assert set(shown["ci_method"]) == {"exact"}
+    assert len(at.dataframe) == 1, "the numbers behind calibration and coverage wait to be opened"
+    open_tables(at)
+    assert "slope_ci_low" in at.dataframe[1].value.columns  # the calibration table
     coverage = next(t for t in at.dataframe if "coverage" in t.value.columns).value
     want = conformal.coverage(conformal.held_out_intervals(entry.run, 0.9), 0.9)
     assert coverage["coverage"].to_numpy() == pytest.approx(want["coverage"].to_numpy())
@@ -42,6 +45,14 @@ def test_agreement_page_shows_bland_altman_calibration_and_coverage():
     assert METHOD_LABELS[methods[2]] in _title(at.get("vega_lite_chart")[0])
 
 
+def open_tables(at) -> None:
+    """Open the expanders holding the numbers behind the calibration and coverage figures."""
+    for key in ("agreement-calibration-table", "agreement-coverage-table"):
+        at.session_state[key] = True
+    at.run()
+    assert not at.exception
+
+
 def _title(chart) -> str:
     return json.loads(chart.proto.spec)["title"]["text"]
 
@@ -50,6 +61,7 @@ def _title(chart) -> str:
 def test_agreement_controls_change_the_tables():
     entry = demo_run()
     at = app_at("pages/agreement.py", runs=(entry,))
+    open_tables(at)
     at.selectbox(key="agreement-ci").set_value("approximate").run()
     at.slider(key="agreement-level").set_value(0.8).run()
     assert not at.exception

@@ -24,6 +24,14 @@ def test_importance_page_states_the_answer_per_definition_with_its_interval():
     table = at.dataframe[0].value
     np.testing.assert_allclose(table["estimate"], conc["estimate"].round(3))
     assert len(at.get("vega_lite_chart")) + len(at.get("arrow_vega_lite_chart")) >= 3
+    assert len(at.dataframe) == 1, "the per-row tables are sent only when opened"
+    at.session_state["imp-shapley"] = True
+    at.run()
+    assert not at.exception
+    shapley = at.dataframe[1].value
+    assert len(shapley) == len(expected["shapley"])
+    np.testing.assert_allclose(shapley.select_dtypes("number"),
+                               expected["shapley"].select_dtypes("number"))
 
 
 def test_importance_page_explains_the_hidden_nodes():
@@ -34,6 +42,8 @@ def test_importance_page_explains_the_hidden_nodes():
     expected = concordance.importance_report(entry.run, layers=[("hidden", 0)], n_boot=1000)
     np.testing.assert_allclose(at.dataframe[0].value["estimate"],
                                expected["concordance"]["estimate"].round(3))
+    at.session_state["imp-per-fold"] = True
+    at.run()
     assert set(at.dataframe[1].value["unit"]) == set(entry.run.unit_names("hidden"))
 
 
