@@ -15,6 +15,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from bnapp.analyses import catalog
 from bnapp.engine.model import ArchSpec
@@ -96,7 +97,7 @@ def table(df: pd.DataFrame, name: str, *, hide_index: bool = True,
             help="The table as an Excel workbook")
 
 
-def details(label: str, *, key: str):
+def details(label: str, *, key: str) -> DeltaGenerator | None:
     """An expander whose content is sent only once it is opened (opening it runs the page
     again): its container while open, else None. For the numbers behind a figure, which a
     closed expander would still send to the browser, to be laid out there on every visit."""
