@@ -302,7 +302,8 @@ def _choose_active() -> None:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _curve_charts(run_key: str, _entry: state.RunEntry) -> tuple[tuple[alt.TopLevelMixin, Callable], ...]:
+def _curve_charts(run_key: str,
+                  _entry: state.RunEntry) -> tuple[tuple[alt.TopLevelMixin, Callable], ...]:
     """A run's loss and γ curves, each (light for the screen, the detailed one's builder for the
     downloads), built once per run (this page runs again on every click of its controls);
     shared, as figure() only reads a chart."""

@@ -167,10 +167,11 @@ def coverage(intervals: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFr
     return pd.DataFrame(out)
 
 
-def held_out_coverage(run: RunResult, level: float = DEFAULT_LEVEL, *,
-                      normalized: bool = False) -> pd.DataFrame:
-    """coverage of held_out_intervals: the Agreement page's table and chart, cached as one."""
-    return coverage(held_out_intervals(run, level, normalized=normalized), level)
+def held_out_coverage(run: RunResult, level: float = DEFAULT_LEVEL, *, normalized: bool = False,
+                      preds: pd.DataFrame | None = None) -> pd.DataFrame:
+    """coverage of held_out_intervals: the Agreement page's table and chart (cached as one
+    analysis) and the exports' coverage table. preds: fold_predictions(run), when computed."""
+    return coverage(held_out_intervals(run, level, normalized=normalized, preds=preds), level)
 
 
 def network_predictions(run: RunResult, level: float = DEFAULT_LEVEL, *,

@@ -119,9 +119,10 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
                       dots.transform_filter("datum.kind == 'dot'"),
                       line.transform_filter("datum.kind == 'lowess'"), data=data).properties(
         width=PANEL, height=PANEL).facet(
-        facet=alt.Facet("panel:N", sort=[headers[m] for m in methods], title=None, header=alt.Header(
-            labelExpr="split(datum.value, '|')", labelAnchor="start", labelAlign="left",
-            labelFontSize=12, labelLimit=2 * PANEL)), columns=2)
+        facet=alt.Facet("panel:N", sort=[headers[m] for m in methods], title=None,
+                        header=alt.Header(labelExpr="split(datum.value, '|')", labelAnchor="start",
+                                          labelAlign="left", labelFontSize=12,
+                                          labelLimit=2 * PANEL)), columns=2)
     mine = curves[curves["quantity"] == quantity]
     sampled = mine[mine["fitted_rows"] < mine["rows"]]
     fitted_on = (f", fitted on a random {int(sampled['fitted_rows'].iloc[0]):,} of the "
@@ -153,7 +154,8 @@ def coverage_chart(coverage: pd.DataFrame, level: float) -> alt.TopLevelMixin:
                  alt.Tooltip("coverage:Q", format=".1%"),
                  alt.Tooltip("mean_width:Q", title="mean width", format=".3g")])
     dots = alt.Chart(folds).mark_point(size=40, filled=True, opacity=0.8, color="#333333").encode(
-        x=alt.X("coverage:Q"), y=y, tooltip=[alt.Tooltip("fold:N"), alt.Tooltip("coverage:Q", format=".1%")])
+        x=alt.X("coverage:Q"), y=y,
+        tooltip=[alt.Tooltip("fold:N"), alt.Tooltip("coverage:Q", format=".1%")])
     nominal = alt.Chart(pd.DataFrame({"level": [level]})).mark_rule(
         color=OKABE_ITO[4], strokeDash=[6, 4], strokeWidth=2).encode(x=alt.X("level:Q"))
     chart = alt.layer(bars, dots, nominal).properties(width=WIDTH - 180, height=52 * len(order))

@@ -216,7 +216,8 @@ def architecture_chart(spec: ArchSpec, n_inputs: int, features: Sequence[str] | 
     name = base.mark_text(align="left", baseline="bottom", dy=-1, fontSize=13, fontWeight="bold",
                           limit=380).encode(x=x("text_left"), y=y("mid"), text=alt.Text("name:N"))
     detail = base.mark_text(align="left", baseline="top", dy=2, fontSize=11, color="#333333",
-                            limit=330).encode(x=x("text_left"), y=y("mid"), text=alt.Text("detail:N"))
+                            limit=330).encode(x=x("text_left"), y=y("mid"),
+                                              text=alt.Text("detail:N"))
     params = base.mark_text(align="right", baseline="middle", fontSize=12).encode(
         x=x("text_right"), y=y("mid"), text=alt.Text("params:N"))
     arrows = pd.DataFrame({"start": boxes["bottom"].iloc[:-1].to_numpy(),
@@ -302,7 +303,8 @@ def _stage_panel(data: pd.DataFrame, units: list[str], title: str, y_title: str,
     base = alt.Chart(data).encode(x=x, **offset)
     whisker = base.mark_rule(color="#333333").encode(y=y, y2=alt.Y2("whisker_high:Q"))
     box = base.mark_bar(size=size, stroke="#333333", strokeWidth=0.8).encode(
-        y=alt.Y("q1:Q"), y2=alt.Y2("q3:Q"), color=alt.Color("unit:N", scale=_unit_scale(units), legend=None),
+        y=alt.Y("q1:Q"), y2=alt.Y2("q3:Q"),
+        color=alt.Color("unit:N", scale=_unit_scale(units), legend=None),
         tooltip=[alt.Tooltip("unit:N"), alt.Tooltip("fold:N"), alt.Tooltip("n:Q"),
                  *(alt.Tooltip(f"{c}:Q", format=".4g") for c in
                    ("min", "whisker_low", "q1", "median", "q3", "whisker_high", "max"))])
@@ -569,7 +571,8 @@ def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = False,
         series = data.groupby(["unit", "fold"]).ngroups
         thin, thinned = _thin_epochs(data, series, max_points)
         chart = alt.Chart(thin).mark_line(strokeWidth=1.2, opacity=0.7).encode(
-            x=x, y=alt.Y("gamma:Q", title="γ (dimensionless)"), color=color, detail=alt.Detail("fold:N"),
+            x=x, y=alt.Y("gamma:Q", title="γ (dimensionless)"), color=color,
+            detail=alt.Detail("fold:N"),
             tooltip=[alt.Tooltip("unit:N"), alt.Tooltip("fold:N"), alt.Tooltip("epoch:Q"),
                      alt.Tooltip("gamma:Q", format=".3f", title="γ")])
         how = "one line per fold"

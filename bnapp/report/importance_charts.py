@@ -171,7 +171,8 @@ def shapley_waterfall(contributions: pd.DataFrame, base_value: float, *,
         color=alt.Color("kind:N", scale=alt.Scale(domain=["total", "raises", "lowers"],
                                                   range=["#777777", OKABE_ITO[4], OKABE_ITO[3]]),
                         title=None),
-        tooltip=[alt.Tooltip("step:N"), alt.Tooltip("amount:Q", format="+.4g", title="contribution / value")])
+        tooltip=[alt.Tooltip("step:N"),
+                 alt.Tooltip("amount:Q", format="+.4g", title="contribution / value")])
     text = alt.Chart(steps).mark_text(align="left", dx=4).encode(
         y=alt.Y("step:N", sort=order), x=alt.X("right:Q"),
         text=alt.Text("amount:Q", format=".3g"))

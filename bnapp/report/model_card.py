@@ -55,8 +55,7 @@ def trust_tables(run: RunResult, level: float = conformal.DEFAULT_LEVEL,
     tables = {"agreement": agreement.agreement(run, points=points),
               "calibration": agreement.calibration(run, points=points)}
     del points
-    tables["coverage"] = conformal.coverage(conformal.held_out_intervals(run, level, preds=preds),
-                                            level)
+    tables["coverage"] = conformal.held_out_coverage(run, level, preds=preds)
     tables["predictions"] = conformal.network_predictions(run, level, preds=preds)
     return tables
 

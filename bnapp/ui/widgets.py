@@ -64,9 +64,7 @@ def figure(chart: alt.TopLevelMixin, name: str, *, caption: str | None = None,
     if caption:
         st.caption(caption)
     stem = safe_filename(name)
-    def download() -> alt.TopLevelMixin:
-        return chart if export is None else export()
-
+    download = (lambda: chart) if export is None else export
     with st.container(horizontal=True):
         st.download_button("PNG", lambda: chart_png(download()), f"{stem}.png", "image/png",
                            key=f"png-{stem}", on_click="ignore", icon=":material/download:",
