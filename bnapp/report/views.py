@@ -15,7 +15,7 @@ from bnapp.analyses.sensitivity import modes_coincide
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult
 from bnapp.intake.units import LIBRARY_UNITS as UNITS
-from bnapp.report.charts import METRIC_LABELS
+from bnapp.report.style import METRIC_LABELS
 
 MISSING = "—"  # a cell the layer does not have (no BN there)
 PARAMETER_TITLES = {
