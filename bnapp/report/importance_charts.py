@@ -15,6 +15,7 @@ from bnapp.report.style import (
     MAX_POINTS,
     OKABE_ITO,
     finish,
+    interval_text,
     ordered,
     unit_scale,
     with_unit,
@@ -39,16 +40,10 @@ def concordance_table(conc: pd.DataFrame) -> pd.DataFrame:
         "definition of importance": [DEFINITION_TITLES.get(d, d) for d in conc["definition"]],
         "statistic": [STATISTIC_TITLES.get(s, s) for s in conc["statistic"]],
         "estimate": conc["estimate"].round(3).to_numpy(),
-        "95% interval": [_interval(lo, hi) for lo, hi in zip(conc["ci_low"], conc["ci_high"],
-                                                             strict=True)],
+        "95% interval": [interval_text(lo, hi)
+                         for lo, hi in zip(conc["ci_low"], conc["ci_high"], strict=True)],
         "folds": conc["n_folds"].to_numpy(),
     })
-
-
-def _interval(low: float, high: float) -> str:
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "not available"
-    return f"{low:.2f} to {high:.2f}"
 
 
 def concordance_heatmap(conc: pd.DataFrame, layer_label: str) -> alt.TopLevelMixin:
@@ -228,8 +223,8 @@ def _verdict(row: pd.Series) -> str:
     if math.isfinite(high) and high < 0:
         return (f"no, the order is reversed: ρ = {est:.2f} (95% interval {low:.2f} to "
                 f"{high:.2f}, below 0)")
-    return (f"not established: ρ = {est:.2f} (95% interval {_interval(low, high)} includes 0, so no "
-            "agreement at all is compatible with these folds)")
+    return (f"not established: ρ = {est:.2f} (95% interval {interval_text(low, high)} includes "
+            "0, so no agreement at all is compatible with these folds)")
 
 
 def concordance_answers(conc: pd.DataFrame) -> list[str]:
@@ -243,6 +238,7 @@ def concordance_answers(conc: pd.DataFrame) -> list[str]:
         if row["definition"] in top.index and math.isfinite(top.loc[row["definition"], "estimate"]):
             t = top.loc[row["definition"]]
             line += (f"; the unit with the largest |γ| is also the most important in "
-                     f"{t['estimate']:.0%} of folds ({_interval(t['ci_low'], t['ci_high'])}).")
+                     f"{t['estimate']:.0%} of folds "
+                     f"({interval_text(t['ci_low'], t['ci_high'])}).")
         lines.append(line)
     return lines

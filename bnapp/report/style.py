@@ -14,6 +14,7 @@ for dots and brackets.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import altair as alt
@@ -151,3 +152,10 @@ def sample(frame: pd.DataFrame, limit: int = MAX_POINTS, seed: int = 0) -> pd.Da
     return frame if len(frame) <= limit else frame.sample(n=limit, random_state=seed)
 
 
+
+def interval_text(low: float, high: float) -> str:
+    """A 95% interval in tables and sentences, 'low to high', or 'not available' when either
+    end is not finite."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "not available"
+    return f"{low:.2f} to {high:.2f}"
