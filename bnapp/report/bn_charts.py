@@ -160,7 +160,8 @@ def _scatter_panel(points: pd.DataFrame, fits: pd.DataFrame, metric: str, units:
 
 def _scatter_subtitle(points: pd.DataFrame, mode: str, n_shown: int) -> list[str]:
     kinds = ordered(points["layer"])
-    sampled = f" (a random {n_shown:,} of {len(points):,} points shown)" if len(points) > n_shown else ""
+    sampled = (f" (a random {n_shown:,} of {len(points):,} points shown)"
+               if len(points) > n_shown else "")
     return [
         "Ablation: " + "; ".join(MODE_LABELS.get((kind, mode), mode) for kind in kinds)
         + f"; one point per unit and fold{sampled}.",
@@ -251,7 +252,8 @@ def parameter_chart(per_fold: pd.DataFrame, layer_label: str = "") -> alt.TopLev
 
     panels = []
     if data["gamma"].notna().any():
-        panels += [strip("gamma", "γ (scale, dimensionless)"), strip("beta", "β (shift, dimensionless)")]
+        panels += [strip("gamma", "γ (scale, dimensionless)"),
+                   strip("beta", "β (shift, dimensionless)")]
     stds = data.dropna(subset=["moving_std", "scaler_std"])
     if not stds.empty:
         lo = float(min(stds["moving_std"].min(), stds["scaler_std"].min()))

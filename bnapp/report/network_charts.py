@@ -37,8 +37,8 @@ def _layer_boxes(spec: ArchSpec, n_inputs: int, features: Sequence[str] | None,
     names = f": {', '.join(features)}" if features else ""
     rows = [("input", f"Input — {n_inputs} variables{names}", f"{mode}", 0, 0)]
     if spec.input_bn:
-        rows.append(("bn", f"Batch normalization ({n_inputs})", "γ, β per input; moving mean, variance",
-                     2 * n_inputs, 2 * n_inputs))
+        rows.append(("bn", f"Batch normalization ({n_inputs})",
+                     "γ, β per input; moving mean, variance", 2 * n_inputs, 2 * n_inputs))
     width = n_inputs
     for i, h in enumerate(spec.hidden, 1):
         act = spec.activation if not spec.hidden_bn else "no activation: BN comes first"
@@ -51,7 +51,8 @@ def _layer_boxes(spec: ArchSpec, n_inputs: int, features: Sequence[str] | None,
                  f"{spec.output_activation} activation", width + 1, 0))
     out = pd.DataFrame(rows, columns=["kind", "name", "detail", "trainable", "non_trainable"])
     out["params"] = [
-        "no parameters" if t + nt == 0 else f"{t} trainable" + (f" + {nt} non-trainable" if nt else "")
+        "no parameters" if t + nt == 0
+        else f"{t} trainable" + (f" + {nt} non-trainable" if nt else "")
         for t, nt in zip(out["trainable"], out["non_trainable"], strict=True)
     ]
     return out
@@ -98,7 +99,8 @@ def architecture_chart(spec: ArchSpec, n_inputs: int, features: Sequence[str] | 
         shape="triangle-down", filled=True, size=60, color="#555555", opacity=1).encode(
         x=x("centre"), y=y("tip"))
     counts = spec.param_counts(n_inputs)
-    chart = alt.layer(rect, shaft, head, name, detail, params).properties(width=WIDTH, height=height)
+    chart = alt.layer(rect, shaft, head, name, detail, params).properties(width=WIDTH,
+                                                                          height=height)
     moving = " (the BN moving statistics)" if counts.non_trainable else ""
     return finish(chart, "Network architecture", [
         spec.label,
@@ -138,7 +140,8 @@ def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = False,
                       legend=alt.Legend(symbolStrokeWidth=3))
     x = alt.X("epoch:Q", title="epoch", scale=alt.Scale(zero=False, nice=False))
     if band:
-        stats = data.groupby(["unit", "epoch"], sort=False)["gamma"].agg(["mean", "std"]).reset_index()
+        stats = (data.groupby(["unit", "epoch"], sort=False)["gamma"].agg(["mean", "std"])
+                 .reset_index())
         stats["std"] = stats["std"].fillna(0.0)
         stats["low"], stats["high"] = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
         stats, thinned = _thin_epochs(stats, 3 * len(units), max_points)
@@ -177,7 +180,8 @@ def loss_curves(loss: pd.DataFrame, *, target: str = STUDY_TARGET,
     long, thinned = _thin_epochs(long, long.groupby(["series", "fold"]).ngroups, max_points)
     chart = alt.Chart(long).mark_line(strokeWidth=1.2, opacity=0.75).encode(
         x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(zero=False, nice=False)),
-        y=alt.Y("mse:Q", **log_axis(long["mse"].min(), long["mse"].max(), f"loss: {metric_label('mse', target)}")),
+        y=alt.Y("mse:Q", **log_axis(long["mse"].min(), long["mse"].max(),
+                                    f"loss: {metric_label('mse', target)}")),
         color=alt.Color("series:N", title="rows", scale=alt.Scale(
             domain=["training", "validation"], range=[OKABE_ITO[3], OKABE_ITO[4]]),
             legend=alt.Legend(symbolStrokeWidth=3)),
@@ -194,13 +198,15 @@ def loss_curves(loss: pd.DataFrame, *, target: str = STUDY_TARGET,
 def baseline_chart(baselines: pd.DataFrame, metric: str = "rmse", *,
                    target: str = STUDY_TARGET) -> alt.TopLevelMixin:
     """Error of the network and the clinical formulas: pooled bar, one dot per fold."""
-    data = baselines.assign(fold=baselines["fold"].astype(str), method=baselines["method"].astype(str))
+    data = baselines.assign(fold=baselines["fold"].astype(str),
+                            method=baselines["method"].astype(str))
     data["label"] = data["method"].map(METHOD_LABELS).fillna(data["method"])
     order = [METHOD_LABELS.get(m, m) for m in ordered(data["method"])]
     pooled, folds = data[data["fold"] == "pooled"], data[data["fold"] != "pooled"]
     title = metric_label(metric, target)
     y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
-    color = alt.Color("label:N", sort=order, scale=alt.Scale(domain=order, range=list(OKABE_ITO[:len(order)])),
+    color = alt.Color("label:N", sort=order,
+                      scale=alt.Scale(domain=order, range=list(OKABE_ITO[:len(order)])),
                       legend=None)
     reach = folds.groupby("label")[metric].max()
     pooled = pooled.assign(text_x=np.fmax(pooled[metric], pooled["label"].map(reach).to_numpy()))
@@ -208,7 +214,8 @@ def baseline_chart(baselines: pd.DataFrame, metric: str = "rmse", *,
         x=alt.X(f"{metric}:Q", title=title), y=y, color=color,
         tooltip=[alt.Tooltip("label:N", title="method"), alt.Tooltip("n:Q"),
                  alt.Tooltip(f"{metric}:Q", format=".3f")])
-    values = alt.Chart(pooled).mark_text(align="left", dx=10, fontSize=12, fontWeight="bold").encode(
+    values = alt.Chart(pooled).mark_text(align="left", dx=10, fontSize=12,
+                                         fontWeight="bold").encode(
         x=alt.X("text_x:Q"), y=y, text=alt.Text(f"{metric}:Q", format=".2f"))
     dots = alt.Chart(folds).mark_point(size=40, filled=True, opacity=0.8, color="#333333").encode(
         x=alt.X(f"{metric}:Q"), y=y,
