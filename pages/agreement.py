@@ -7,7 +7,7 @@ import streamlit as st
 from bnapp.analyses import agreement, conformal
 from bnapp.intake.units import target_unit
 from bnapp.report import agreement_charts
-from bnapp.report.charts import METHOD_LABELS
+from bnapp.report.style import METHOD_LABELS
 from bnapp.ui import widgets
 
 QUANTITIES = {"Ueq": "equilibrated urea Ueq (mg/dL)", "eKtV": "the dose it implies, eKt/V"}

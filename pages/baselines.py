@@ -10,7 +10,7 @@ from bnapp.intake.data import STUDY_TARGET
 from bnapp.intake.groups import group_labels
 from bnapp.intake.units import target_unit
 from bnapp.jobs import cache
-from bnapp.report import charts
+from bnapp.report import network_charts
 from bnapp.ui import state, widgets
 
 METRICS = {
@@ -50,7 +50,8 @@ metric = st.selectbox(
     "Error measure", list(METRICS), format_func=lambda m: METRICS[m].format(unit=unit, target=entry.run.target), key="baselines-metric",
     help="RMSE and MAE say how far predictions typically are from the measured value; bias says "
          "whether a method is systematically high or low; R² near 1 is best. ")
-widgets.figure(charts.baseline_chart(table, metric, target=entry.run.target), f"baselines_{metric}")
+widgets.figure(network_charts.baseline_chart(table, metric, target=entry.run.target),
+               f"baselines_{metric}")
 st.subheader("Per fold and pooled")
 widgets.table(table, "baselines", column_config={
     "method": "method", "fold": "fold ('pooled' = all test rows)", "n": "test rows",

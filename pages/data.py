@@ -8,7 +8,7 @@ import streamlit as st
 from bnapp.intake import columns, data, groups
 from bnapp.intake.data import DataError
 from bnapp.intake.units import DESCRIPTIONS, UNIT_LABELS, UREA_UNITS, label
-from bnapp.report import charts
+from bnapp.report import data_charts
 from bnapp.report.export import safe_filename
 from bnapp.ui import state, widgets
 from bnapp.ui.widgets import escape_md
@@ -186,7 +186,7 @@ def _leak_warning(ds: data.Dataset, target: str, candidates: list[str]) -> None:
 @st.cache_data(max_entries=8, show_spinner="Summarising…")
 def _overview(fingerprint: str, _frame, shown: tuple[str, ...]):
     """Summary table and histograms, once per data content (a million rows take a second)."""
-    return columns.summary_table(_frame, shown), charts.distributions_chart(_frame, shown)
+    return columns.summary_table(_frame, shown), data_charts.distributions_chart(_frame, shown)
 
 
 def _overview_section(ds: data.Dataset) -> None:

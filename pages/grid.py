@@ -10,7 +10,7 @@ from bnapp.engine.model import ACTIVATIONS, INPUT_MODES
 from bnapp.engine.train import Protocol
 from bnapp.intake import units
 from bnapp.intake.data import DataError
-from bnapp.report import charts
+from bnapp.report import network_charts
 from bnapp.ui import state, widgets
 
 MODE_NAMES = {"raw": "raw", "zscore": "z-scored"}
@@ -169,6 +169,6 @@ if shown.empty:
     st.info("No network matches the filters; widen them.")
     st.stop()
 widgets.table(shown[[c for c in COLUMNS if c in shown]], "grid_search", column_config=COLUMNS)
-widgets.figure(charts.grid_heatmap(shown, target=predicted), "grid_heatmap",
+widgets.figure(network_charts.grid_heatmap(shown, target=predicted), "grid_heatmap",
                caption="Cells show the filtered networks; the outlined cell is the best of each "
                        "input mode among them.")

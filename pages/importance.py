@@ -9,7 +9,7 @@ import streamlit as st
 from bnapp.analyses import concordance, explain
 from bnapp.analyses.importance import layer_rows, layer_stem
 from bnapp.jobs.first_visit import N_BOOT, SEED
-from bnapp.report import charts, importance_charts, views
+from bnapp.report import importance_charts, style, views
 from bnapp.ui import widgets
 
 entry = widgets.need_run()
@@ -70,7 +70,7 @@ if layer[0] == "input":
     ice, pdp = widgets.compute(entry, explain.ice_pdp, seed=SEED)
     ice_pdp = functools.partial(importance_charts.ice_pdp_chart, ice, pdp,
                                 target=entry.run.target)
-    widgets.figure(ice_pdp(max_points=charts.SCREEN_LINE_POINTS), "ice_pdp", export=ice_pdp)
+    widgets.figure(ice_pdp(max_points=style.SCREEN_LINE_POINTS), "ice_pdp", export=ice_pdp)
     if box := widgets.details("Each test row's Shapley values (base value + their sum = the "
                               "prediction)", key="imp-shapley"):
         with box:

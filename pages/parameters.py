@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from bnapp.analyses import importance
-from bnapp.report import charts, views
+from bnapp.report import bn_charts, views
 from bnapp.ui import widgets
 
 entry = widgets.need_run()
@@ -42,7 +42,8 @@ st.subheader("Mean ± SD over folds")
 st.caption(f"{n_folds} folds; {'sample' if sample_sd else 'population'} SD. Means and SDs in "
            "the variable's unit; γ and β are dimensionless.")
 widgets.table(views.parameter_table(summary, layer), f"bn_parameters_{importance.layer_stem(layer)}")
-widgets.figure(charts.parameter_chart(per_fold, title), f"bn_parameters_{importance.layer_stem(layer)}")
+widgets.figure(bn_charts.parameter_chart(per_fold, title),
+               f"bn_parameters_{importance.layer_stem(layer)}")
 
 st.subheader("Per fold")
 folds_table = views.per_fold_table(per_fold, layer)

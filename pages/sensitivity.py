@@ -11,7 +11,7 @@ from bnapp.engine.train import Protocol
 from bnapp.intake.units import target_unit
 from bnapp.jobs import cache
 from bnapp.jobs.first_visit import N_BOOT, N_PERMUTATIONS, SEED
-from bnapp.report import charts, views
+from bnapp.report import bn_charts, style, views
 from bnapp.ui import state, widgets
 
 MODE_WORDS = {"raw": "raw inputs", "zscore": "z-scored inputs"}
@@ -80,8 +80,8 @@ def run_panel(entry: state.RunEntry, layer: views.Layer, mode: str, metric: str)
         return
     stem = f"{importance.layer_stem(layer)}_{mode}_{metric}_{entry.run.spec.input_mode}"
     tables = run_tables(entry, layer, mode, metric)
-    widgets.figure(charts.gamma_scatter(tables["sensitivity"], tables["fit_lines"], metric, mode,
-                                        target=entry.run.target), f"gamma_vs_{stem}")
+    widgets.figure(bn_charts.gamma_scatter(tables["sensitivity"], tables["fit_lines"], metric,
+                                           mode, target=entry.run.target), f"gamma_vs_{stem}")
     association_block(entry, layer, mode, tables["sensitivity"], tables["association"], stem)
 
 
@@ -95,8 +95,8 @@ def comparison_panel(pair: dict[str, state.RunEntry], layer: views.Layer, mode: 
                  for input_mode, shown in pair.items()}
     both = importance.side_by_side(per_mode, ("sensitivity", "fit_lines"))
     stem = f"{importance.layer_stem(layer)}_{mode}_{metric}"
-    widgets.figure(charts.input_mode_scatter(both["sensitivity"], both["fit_lines"], metric, mode,
-                                             target=pair["raw"].run.target),
+    widgets.figure(bn_charts.input_mode_scatter(both["sensitivity"], both["fit_lines"], metric,
+                                                mode, target=pair["raw"].run.target),
                    f"gamma_vs_{stem}_by_input_mode")
     for column, (input_mode, shown) in zip(st.columns(2), pair.items(), strict=True):
         with column:
@@ -148,14 +148,14 @@ layer = widgets.layer_picker(
          "hidden node turned off at a time (figure 5).")
 mode = c_mode.radio(
     "How a unit is turned off", catalog.MODES,
-    format_func=lambda m: charts.MODE_LABELS[(layer[0], m)], key="sens-mode",
+    format_func=lambda m: bn_charts.MODE_LABELS[(layer[0], m)], key="sens-mode",
     help="Set to 0: the study's choice, but a raw urea of 0 mg/dL is far outside the data. "
          "Held at its training mean: the unit carries no information. Permuted: its values "
          f"shuffled among the test rows ({N_PERMUTATIONS} shuffles pooled).")
 unit = target_unit(entry.run.target)
 metric = c_metric.selectbox(
     "Error measure", ASSOCIATION_METRICS, key="sens-metric",
-    format_func=lambda m: charts.metric_label(m, entry.run.target),
+    format_func=lambda m: style.metric_label(m, entry.run.target),
     help=f"Bias: |mean of prediction − truth| in {unit}, what the study called 'MSPE' (errors "
          "of opposite sign cancel). ΔMSE: how much the mean squared error grows over the intact "
          f"network, in ({unit})². RMSE: root mean squared error with the unit off, in {unit}.")
@@ -189,6 +189,6 @@ if spec.hidden_bn:
         cumulative = widgets.compute(entry, "cumulative_hidden_zero", hidden_index=index)
         lines, _ = _lines_and_association(entry.key, ("hidden", index), "zero_cumulative", metric,
                                           cumulative)
-        widgets.figure(charts.gamma_scatter(cumulative, lines, metric, "zero_cumulative",
-                                            target=entry.run.target),
+        widgets.figure(bn_charts.gamma_scatter(cumulative, lines, metric, "zero_cumulative",
+                                               target=entry.run.target),
                        f"gamma_vs_{metric}_hidden{index + 1}_cumulative")

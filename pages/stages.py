@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from bnapp.analyses import catalog, importance
-from bnapp.report import charts, views
+from bnapp.report import bn_charts, views
 from bnapp.ui import widgets
 
 STAGE_TEXT = {
@@ -67,10 +67,11 @@ if not views.has_bn(spec, layer):
                "z-scored stages exist; the BN stages are left out.")
 view, per_fold = views.stage_view(quantiles, chosen)
 stem = f"{importance.layer_stem(layer)}_{how if how != 'single' else f'fold{chosen}'}"
-widgets.figure(charts.stage_boxplot(view, title, per_fold=per_fold, layer=layer[0]),
+widgets.figure(bn_charts.stage_boxplot(view, title, per_fold=per_fold, layer=layer[0]),
                f"stages_{stem}")
 shown = [s for s in catalog.STAGES if s in set(view["stage"].astype(str))]
-st.markdown("\n".join(f"- **{charts.STAGE_TITLES[s]}**: {STAGE_TEXT[layer[0]][s]}" for s in shown))
+st.markdown("\n".join(f"- **{bn_charts.STAGE_TITLES[s]}**: {STAGE_TEXT[layer[0]][s]}"
+                      for s in shown))
 with st.expander("The numbers behind the boxes"):
     st.caption("One row per fold, unit and stage (fold −1: all folds pooled); n test values, "
                "quartiles, whisker ends and extremes.")

@@ -16,7 +16,7 @@ from bnapp.engine.train import PROTOCOL_KINDS, Protocol
 from bnapp.intake.data import DataError
 from bnapp.intake.groups import group_columns
 from bnapp.jobs import cache
-from bnapp.report import charts
+from bnapp.report import network_charts, style
 from bnapp.ui import state, widgets
 from bnapp.ui.widgets import escape_md
 
@@ -74,7 +74,7 @@ def _architecture_chart(spec: ArchSpec, n_inputs: int, features: tuple[str, ...]
                         target: str) -> alt.TopLevelMixin:
     """The drawing of the network, built once per architecture (a sixth of this page's script
     run, on every click of it, before); shared, as figure() only reads a chart."""
-    return charts.architecture_chart(spec, n_inputs, features, target=target)
+    return network_charts.architecture_chart(spec, n_inputs, features, target=target)
 
 
 def _architecture(n_inputs: int) -> ArchSpec | None:
@@ -308,10 +308,10 @@ def _curve_charts(run_key: str,
     downloads), built once per run (this page runs again on every click of its controls);
     shared, as figure() only reads a chart."""
     loss, gamma = widgets.compute(_entry, "training_curves")
-    builders = (functools.partial(charts.loss_curves, loss, target=_entry.run.target),
-                functools.partial(charts.gamma_trajectories, gamma))
-    return tuple((build(max_points=charts.SCREEN_LINE_POINTS),
-                  functools.partial(build, max_points=charts.MAX_POINTS)) for build in builders)
+    builders = (functools.partial(network_charts.loss_curves, loss, target=_entry.run.target),
+                functools.partial(network_charts.gamma_trajectories, gamma))
+    return tuple((build(max_points=style.SCREEN_LINE_POINTS),
+                  functools.partial(build, max_points=style.MAX_POINTS)) for build in builders)
 
 
 def _runs_section() -> None:

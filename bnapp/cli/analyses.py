@@ -13,13 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bnapp.cli import UserError
-from bnapp.cli.options import (
-    add_arch_options,
-    add_data_options,
-    add_protocol_options,
-    spec_from_args,
-    trained_run,
-)
+from bnapp.cli.options import add_training_options, spec_from_args, trained_run
 from bnapp.engine.model import INPUT_MODES
 
 if TYPE_CHECKING:
@@ -38,15 +32,12 @@ def register(sub) -> None:
     _analysis_options(rep)
     rep.set_defaults(handler=cmd_reproduce)
 
-    # "resolve": analyze's --mode (below) replaces the shared one, adding "both"
-    ana = sub.add_parser("analyze", conflict_handler="resolve",
+    ana = sub.add_parser("analyze",
                          help="train (or reuse cached results) and write every analysis")
-    add_data_options(ana)
-    add_arch_options(ana)
-    ana.add_argument("--mode", choices=(*INPUT_MODES, BOTH), default="raw",
-                     help="network input; both: the same network on raw and on z-scored inputs, "
-                          "each analysed in OUT/raw and OUT/zscore, side by side in OUT")
-    add_protocol_options(ana, folds=10, epochs=200)
+    add_training_options(ana, folds=10, epochs=200, modes=(*INPUT_MODES, BOTH),
+                         mode_help="network input; both: the same network on raw and on z-scored "
+                                   "inputs, each analysed in OUT/raw and OUT/zscore, side by side "
+                                   "in OUT")
     ana.add_argument("--interval", type=float, default=0.9,
                      help="level of the CV+ prediction intervals in predictions.csv and "
                           "coverage.csv (default 0.9)")

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from bnapp.cli import UserError
 from bnapp.cli.options import (
-    add_arch_options,
-    add_data_options,
-    add_protocol_options,
+    add_training_options,
     spec_from_args,
     trained_run,
 )
@@ -27,9 +25,7 @@ INPUT_FILES = {  # file stem -> its columns, for the input layer
 def register(sub) -> None:
     cmd = sub.add_parser("explain", help="Shapley values, integrated gradients and |γ| against "
                                          "every definition of importance")
-    add_data_options(cmd)
-    add_arch_options(cmd)
-    add_protocol_options(cmd)
+    add_training_options(cmd)
     cmd.add_argument("--background", type=int, default=100,
                      help="training rows per fold that Shapley values average over")
     cmd.add_argument("--shapley-permutations", type=int, default=100,

@@ -7,9 +7,7 @@ from pathlib import Path
 
 from bnapp.cli import UserError
 from bnapp.cli.options import (
-    add_arch_options,
-    add_data_options,
-    add_protocol_options,
+    add_training_options,
     spec_from_args,
     trained_run,
 )
@@ -20,9 +18,7 @@ FORMAT_NAMES = ("keras", "torch", "onnx")  # bnapp.engine.export_model.FORMATS, 
 def register(sub) -> None:
     exp = sub.add_parser(
         "export-model", help="the trained networks as Keras (.h5), torch (.pt) or ONNX files")
-    add_data_options(exp)
-    add_arch_options(exp)
-    add_protocol_options(exp)
+    add_training_options(exp)
     exp.add_argument("--format", choices=FORMAT_NAMES, required=True,
                      help="keras: fold_K.h5 (Keras 2/3 HDF5, float32); torch: fold_K.pt "
                           "(TorchScript, float64); onnx: fold_K.onnx (float64)")

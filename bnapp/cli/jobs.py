@@ -10,9 +10,9 @@ import pandas as pd
 
 from bnapp.cli import UserError
 from bnapp.cli.options import (
-    add_arch_options,
     add_data_options,
     add_protocol_options,
+    add_training_options,
     data_and_protocol,
     prepare_out,
     spec_from_args,
@@ -23,9 +23,7 @@ from bnapp.jobs import cache
 
 def register(sub) -> None:
     train = sub.add_parser("train", help="cross-validate one architecture on a data file")
-    add_data_options(train)
-    add_arch_options(train)
-    add_protocol_options(train)
+    add_training_options(train)
     train.set_defaults(handler=cmd_train)
 
     grid = sub.add_parser("grid", help="the study's grid search (480 configurations)")

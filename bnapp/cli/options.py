@@ -13,8 +13,17 @@ from bnapp.cli import UserError
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
 
 
-def add_arch_options(parser) -> None:
-    parser.add_argument("--mode", choices=INPUT_MODES, default="raw", help="network input")
+def add_training_options(parser, *, folds=None, epochs=None, **arch) -> None:
+    """What every command that trains one network takes: --data and --out, the architecture
+    options (`arch`: add_arch_options' keywords) and the protocol options with these defaults."""
+    add_data_options(parser)
+    add_arch_options(parser, **arch)
+    add_protocol_options(parser, folds=folds, epochs=epochs)
+
+
+def add_arch_options(parser, *, modes=INPUT_MODES, mode_help="network input") -> None:
+    """The options spec_from_args reads; --mode takes one of `modes` (analyze adds "both")."""
+    parser.add_argument("--mode", choices=modes, default="raw", help=mode_help)
     parser.add_argument("--arch", "--hidden", dest="arch", default="6",
                         help="hidden layer widths, e.g. 6 or 6,6")
     parser.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid")

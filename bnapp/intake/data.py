@@ -1,27 +1,20 @@
 """A user's hemodialysis file becomes a validated Dataset, or one clear refusal (DataError).
 
-Reading the file is bnapp.intake.reading's. Columns are found by name in any order and case,
-through common aliases or a mapping the user gives; other columns are kept as extras.
-
-Checking: a cell that is missing, not a number, not positive (negative for UF) or outside the
-plausible range of bnapp.intake.units, and a row breaking the study's rule Ueq >= Upos, drop that row and
-are listed in Dataset.dropped (one line per problem; rows as a spreadsheet numbers them, header =
-row 1). Nothing is silently repaired. Problems with the whole file raise DataError, whose text is
-one line naming the file, the problem and the fix.
+Reading the file is bnapp.intake.reading's; finding its columns (by name in any order and case,
+through common aliases or a mapping the user gives) bnapp.intake.headers'; the rules its cells
+and rows must pass bnapp.intake.rules'. Here they are put together: the usable rows in the
+library's units, other columns kept as extras, the dropped rows listed with their reasons.
 
 Entry points: load_dataset (a training file: all six study columns), load_sessions (sessions to
 predict for: only a network's inputs, checked the same way), read_headers and detect_mapping (for
-a column picker), parse_patient (one patient typed into a form).
-
-Over 600 lines as one cohesive thing: the rules a table must pass to become a Dataset, which
-read best together (each check's message follows the same wording rules).
+a column picker), parse_patient (one patient typed into a form); rows_needed and require_rows
+(the rows a protocol needs).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bnapp.intake.headers import candidates, canonical_name, clean_headers, resolve_columns
 from bnapp.intake.reading import (
     DataError,
     Table,
@@ -37,6 +31,19 @@ from bnapp.intake.reading import (
     quote,
     read_file,
     source_label,
+)
+from bnapp.intake.rules import (
+    NUMBER,
+    CheckedColumn,
+    blank,
+    cell_numbers,
+    checked_column,
+    dropped_rows,
+    non_empty_rows,
+    problem_counts,
+    refuse_constant_inputs,
+    require_some_value,
+    ueq_rule,
 )
 from bnapp.intake.units import (
     LIBRARY_UNITS,
@@ -53,28 +60,6 @@ from bnapp.intake.units import (
 )
 
 DEMO_PATH = Path(__file__).resolve().parents[2] / "data" / "demo_cohort.csv"
-
-# Column-name aliases, compared after _name_key() (lower case, letters and digits only, bracketed
-# parts and trailing unit words removed): "urea_pre", "Pre urea (mg/dL)" and "UREA PRE" all match.
-ALIASES = {
-    "Upre": ["upre", "ureapre", "preurea", "predialysisurea", "ureapredialysis", "ureabefore",
-             "ureastart", "urea0", "u0", "bunpre", "prebun", "predialysisbun", "bun0"],
-    "U120": ["u120", "urea120", "urea120min", "ureamid", "midurea", "ureaintra", "intraurea",
-             "u2h", "urea2h", "bun120", "bunmid", "midbun"],
-    "Upos": ["upos", "upost", "ureapos", "ureapost", "posturea", "postdialysisurea",
-             "ureapostdialysis", "ureaend", "endurea", "urea240", "u240", "bunpost", "postbun",
-             "bunpos", "postdialysisbun"],
-    "Ueq": ["ueq", "ureaeq", "equrea", "equilibratedurea", "ureaequilibrated",
-            "equilibratedposturea", "reboundurea", "ureareb", "urea300", "buneq", "eqbun",
-            "equilibratedbun", "bunequilibrated"],
-    "PP": ["pp", "weight", "preweight", "weightpre", "predialysisweight", "bodyweight", "bw",
-           "prebw", "wt", "prewt", "weightbefore", "peso", "pesopre", "pesoprevio"],
-    "UF": ["uf", "ufvolume", "ufvol", "ultrafiltration", "ultrafiltrationvolume", "netuf",
-           "ufnet", "totaluf", "uftotal"],
-}
-_ALIAS_TO_CANON = {alias: canon for canon, names in ALIASES.items() for alias in names}
-_UNIT_WORDS = {"mg", "dl", "mgdl", "mmol", "l", "mmoll", "kg", "liters", "litres", "liter", "litre"}
-_NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")
 
 
 @dataclass
@@ -126,12 +111,17 @@ class Dataset:
         if not pd.api.types.is_float_dtype(values):
             raise DataError(f"{self.name}: column {quote(column)} holds text, not numbers; "
                             "pick a numeric column")
-        missing = np.flatnonzero(values.isna().to_numpy())
+        self.require_filled(column, "fill them or do not use it as an input")
+        return values.to_numpy(dtype=np.float64)
+
+    def require_filled(self, column: str, fix: str, kind: str = "column") -> None:
+        """DataError naming the rows (the first five) where `column` has an empty cell; `kind`
+        and `fix` word it for what the caller uses the column for."""
+        missing = np.flatnonzero(self.frame[column].isna().to_numpy())
         if len(missing):
             rows = ", ".join(str(r) for r in self.row_numbers[missing[:5]])
-            raise DataError(f"{self.name}: column {quote(column)} has {len(missing)} empty "
-                            f"cell(s) (rows {rows}); fill them or do not use it as an input")
-        return values.to_numpy(dtype=np.float64)
+            raise DataError(f"{self.name}: {kind} {quote(column)} has {len(missing)} empty "
+                            f"cell(s) (rows {rows}); {fix}")
 
     def fingerprint(self) -> str:
         """sha256 of the usable content, mapping and units: equal data gives an equal key."""
@@ -179,7 +169,7 @@ def load_sessions(source, features: Sequence[str], name: str | None = None, *,
 def read_headers(source, name: str | None = None) -> list[str]:
     """A CSV or XLSX file's column names, read and cleaned as load_dataset reads them."""
     name = source_label(source, name)
-    return _clean_headers(read_file(source, name), name)[0]
+    return clean_headers(read_file(source, name), name)[0]
 
 
 def detect_mapping(headers: Sequence[str]) -> dict[str, str | None]:
@@ -188,7 +178,7 @@ def detect_mapping(headers: Sequence[str]) -> dict[str, str | None]:
     everywhere = list(range(len(headers)))  # no header can be two study columns: aliases differ
     out: dict[str, str | None] = {}
     for canon in STUDY_COLUMNS:
-        hits = _candidates(headers, canon, everywhere)
+        hits = candidates(headers, canon, everywhere)
         out[canon] = headers[hits[0]] if len(hits) == 1 else None
     return out
 
@@ -225,7 +215,8 @@ def require_rows(dataset: Dataset, n_folds: int, protocol_kind: str = "kfold") -
                 else f"{n_folds}-fold cross-validation")
         raise DataError(f"{dataset.name}: {dataset.n_usable} usable rows are too few for {what}, "
                         f"which needs at least {need}; choose fewer folds or add rows "
-                        f"({dataset.n_dropped} of {dataset.n_read} rows were dropped, see the list)")
+                        f"({dataset.n_dropped} of {dataset.n_read} rows were dropped, see the "
+                        "list)")
 
 
 def parse_mapping(text: str) -> dict[str, str]:
@@ -259,7 +250,7 @@ def parse_patient(values: Mapping[str, str | float], units: str = "mg/dL", *,
     for key, raw in values.items():
         if not isinstance(key, str) or not key.strip():
             raise DataError(f"field {quote(str(key))}: a field needs a name")
-        field = key.strip() if key.strip() in needed else _canonical_name(key) or clean(key.strip())
+        field = key.strip() if key.strip() in needed else canonical_name(key) or clean(key.strip())
         if field in row:
             raise DataError(f"{field}: given twice")
         if field not in needed and (raw is None or isinstance(raw, str) and not raw.strip()):
@@ -298,7 +289,8 @@ def report_text(ds: Dataset, max_rows: int = 10) -> str:
     summary = dropped_summary(ds)
     if len(summary):
         lines.append("dropped rows by reason:")
-        lines += [f"  {reason}: {n}" for reason, n in zip(summary.reason, summary["count"], strict=True)]
+        lines += [f"  {reason}: {n}"
+                  for reason, n in zip(summary.reason, summary["count"], strict=True)]
         first = ds.dropped.head(max_rows)
         lines.append(f"first dropped rows (of {len(ds.dropped)} problems):")
         lines += [f"  row {r.row}, {r.column} = {r.value or '(empty)'}: {r.reason}"
@@ -318,54 +310,39 @@ def report_text(ds: Dataset, max_rows: int = 10) -> str:
 
 # --------------------------------------------------------------------------------------- checking
 
-@dataclass
-class _Column:
-    """One checked column's values in library units and the problem masks found in it."""
-
-    canon: str
-    header: str
-    cells: pd.Series  # as read, for showing in the dropped list
-    values: np.ndarray
-    problems: dict[str, np.ndarray]  # reason -> mask, in the order they are listed
-
-    @property
-    def bad(self) -> np.ndarray:
-        return np.logical_or.reduce(list(self.problems.values()))
-
-
 def _check(table: Table, name: str, mapping, file_units: str, wanted: list[str], *,
            training: bool) -> Dataset:
     """Find the wanted columns, drop the rows with a bad value in any of them, keep the rest.
 
     For training (all study columns wanted) a constant input refuses the whole file; a file of
     sessions to predict for may hold one patient's visits with the same weight."""
-    headers, body = _clean_headers(table, name)
-    keep = _non_empty_rows(body)
+    headers, body = clean_headers(table, name)
+    keep = non_empty_rows(body)
     body = body.loc[keep].reset_index(drop=True)
     row_numbers = table.first_row + np.flatnonzero(keep)
     if body.empty:
         raise DataError(f"{name}: the file has a header row but no data rows; "
                         "export it again with the data")
-    found = _resolve_columns(headers, mapping, name, wanted, training)
+    found = resolve_columns(headers, mapping, name, wanted, training)
     checked, notes = [], list(table.notes)
     for column in wanted:
-        col, note = _checked_column(column, headers[found[column]], body[found[column]],
-                                    file_units)
-        _require_some_value(col, name)
+        col, note = checked_column(column, headers[found[column]], body[found[column]],
+                                   file_units)
+        require_some_value(col, name)
         checked.append(col)
         notes += [note] if note else []
-    rules = [_ueq_rule(checked)] if {"Upos", STUDY_TARGET} <= set(wanted) else []
+    rules = [ueq_rule(checked)] if {"Upos", STUDY_TARGET} <= set(wanted) else []
     columns = [*checked, *rules]
     usable = ~np.logical_or.reduce([col.bad for col in columns])
     if not usable.any():
         raise DataError(f"{name}: none of the {len(body)} rows is usable "
-                        f"({_problem_counts(columns)}); check the column mapping and units")
+                        f"({problem_counts(columns)}); check the column mapping and units")
     frame = _frame(checked, headers, body, found, usable)
     if training:
-        _refuse_constant_inputs(frame, found, headers, name)
+        refuse_constant_inputs(frame, found, headers, name)
     return Dataset(
         name=name, frame=frame, row_numbers=row_numbers[usable].astype(np.int64),
-        dropped=_dropped(columns, row_numbers), n_read=len(body), units=file_units,
+        dropped=dropped_rows(columns, row_numbers), n_read=len(body), units=file_units,
         mapping={column: headers[found[column]] for column in wanted},
         extra_columns=[c for c in frame.columns if c not in wanted], notes=notes,
         column_units={c.canon: column_unit(c.header, file_units) for c in checked
@@ -373,200 +350,10 @@ def _check(table: Table, name: str, mapping, file_units: str, wanted: list[str],
     )
 
 
-def _clean_headers(table: Table, name: str) -> tuple[list[str], pd.DataFrame]:
-    """Stripped header names; unnamed empty columns removed; duplicates refused."""
-    body = table.body
-    headers, keep = [], []
-    for pos, raw in enumerate(table.headers):
-        header = clean(str(raw)).strip()
-        column_empty = pos not in body.columns or _blank(body[pos]).all()
-        if not header:
-            if column_empty:
-                continue
-            header = f"(unnamed column {pos + 1})"
-        headers.append(header)
-        keep.append(pos)
-    body = body.reindex(columns=keep)
-    body.columns = range(len(keep))
-    seen: dict[str, str] = {}
-    for header in headers:
-        key = header.casefold()
-        if key in seen:
-            what = (f"the column name {quote(header)} appears twice" if seen[key] == header else
-                    f"the column names {quote(seen[key])} and {quote(header)} differ only in "
-                    "case or spaces")
-            raise DataError(f"{name}: {what}; rename one of them so every name is unique")
-        seen[key] = header
-    return headers, body
-
-
-def _blank(col: pd.Series) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-        return col.isna().to_numpy()
-    text = _text(col).str.strip()
-    return (text.isna() | text.eq("")).to_numpy(dtype=bool, na_value=True)
-
-
-def _text(col: pd.Series) -> pd.Series:
-    """A column as pandas strings (missing cells stay missing), without copying if it is one."""
-    return col if isinstance(col.dtype, pd.StringDtype) else col.astype("str")
-
-
-def _non_empty_rows(body: pd.DataFrame) -> np.ndarray:
-    if body.shape[1] == 0:
-        return np.zeros(len(body), dtype=bool)
-    blank = np.column_stack([_blank(body[c]) for c in body.columns])
-    return ~blank.all(axis=1)
-
-
-def _name_key(header: str) -> str:
-    words = re.findall(r"[a-z0-9]+", re.sub(r"[(\[].*?[)\]]", " ", header.casefold()))
-    while len(words) > 1 and words[-1] in _UNIT_WORDS:
-        words.pop()
-    return "".join(words)
-
-
-def _canonical_name(text: str) -> str | None:
-    """The study column a name or alias stands for, or None."""
-    exact = {c.casefold(): c for c in STUDY_COLUMNS}
-    return exact.get(text.strip().casefold()) or _ALIAS_TO_CANON.get(_name_key(text))
-
-
-def _candidates(headers: Sequence[str], column: str, free: list[int]) -> list[int]:
-    """Positions among `free` that could hold `column`: its exact name (any case) beats a study
-    column's aliases."""
-    exact = [i for i in free if headers[i].casefold() == column.casefold()]
-    if exact or column not in STUDY_COLUMNS:
-        return exact
-    return [i for i in free if _ALIAS_TO_CANON.get(_name_key(headers[i])) == column]
-
-
-def _resolve_columns(headers: list[str], mapping, name: str, wanted: list[str],
-                     training: bool) -> dict[str, int]:
-    """wanted column -> header position: the user's mapping first, then names and aliases
-    (other columns first, so a study alias never takes a column wanted by its own name)."""
-    found = _user_mapping(headers, mapping, name)
-    used = set(found.values())
-    for column in sorted(wanted, key=lambda c: c in STUDY_COLUMNS):
-        if column in found:
-            continue
-        candidates = _candidates(headers, column, [i for i in range(len(headers)) if i not in used])
-        if len(candidates) > 1:
-            both = " and ".join(quote(headers[i]) for i in candidates[:3])
-            fix = f"map the right one explicitly ({column}=<column>)" if training else \
-                "keep one of them"
-            raise DataError(f"{name}: columns {both} could each be {column}; {fix}")
-        if candidates:
-            found[column] = candidates[0]
-            used.add(candidates[0])
-    missing = [c for c in wanted if c not in found]
-    if missing:
-        fix = (f"Rename the columns or map them (e.g. {missing[0]}=<your column>)." if training
-               else f"The network needs {names_text(wanted)}: rename the columns to match.")
-        hint = (" The first row holds numbers: add a header row." if headers and all(
-            _NUMBER.fullmatch(h) for h in headers) else "")
-        raise DataError(f"{name}: required column(s) {', '.join(missing)} not found; found "
-                        f"{names_text(headers)}. {fix}{hint}")
-    return found
-
-
-def _user_mapping(headers: list[str], mapping, name: str) -> dict[str, int]:
-    if mapping is None:
-        return {}
-    if not isinstance(mapping, Mapping):
-        raise DataError("the column mapping must be pairs like Upre=<your column>")
-    by_name = {h.casefold(): i for i, h in enumerate(headers)}
-    found: dict[str, int] = {}
-    for key, header in mapping.items():
-        if not isinstance(key, str) or not isinstance(header, str):
-            raise DataError("the column mapping must pair names with names, like Upre=urea_pre")
-        canon = {c.casefold(): c for c in STUDY_COLUMNS}.get(key.strip().casefold())
-        if canon is None:
-            raise DataError(f"mapping {quote(key)}: not a study column; map one of "
-                            f"{', '.join(STUDY_COLUMNS)}")
-        pos = by_name.get(clean(header).strip().casefold())
-        if pos is None:
-            raise DataError(f"{name}: mapping {canon}={quote(header)}: no such column; found "
-                            f"{names_text(headers)}")
-        if pos in found.values():
-            raise DataError(f"mapping: column {quote(headers[pos])} is mapped twice; "
-                            "map each study column to a different column")
-        found[canon] = pos
-    return found
-
-
-def _numbers(cells: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(float values, missing mask, not-a-number mask); one decimal comma and no point = '1,5'."""
-    if pd.api.types.is_numeric_dtype(cells) and not pd.api.types.is_bool_dtype(cells):
-        values = cells.to_numpy(dtype=np.float64, na_value=np.nan)
-        missing = np.isnan(values)
-        return values, missing, ~missing & ~np.isfinite(values)
-    text = _text(cells).str.strip()
-    missing = (text.isna() | text.eq("")).to_numpy(dtype=bool, na_value=True)
-    text = text.str.replace(r"^([^.,]*),([^.,]*)$", r"\1.\2", regex=True)
-    values = np.array(pd.to_numeric(text, errors="coerce"), dtype=np.float64)  # writable copy
-    values[missing] = np.nan
-    return values, missing, ~missing & ~np.isfinite(values)
-
-
-def _checked_column(canon: str, header: str, cells: pd.Series,
-                    file_units: str) -> tuple[_Column, str | None]:
-    """A column's values in library units and its problems, and a note on the unit read in.
-    A study column is converted and range-checked; another column need only hold numbers."""
-    values, missing, not_number = _numbers(cells)
-    if canon not in STUDY_COLUMNS:
-        return _Column(canon, header, cells, values,
-                       {"missing": missing, "not a number": not_number}), None
-    note = None
-    if canon in UREA_COLUMNS:
-        unit = column_unit(header, file_units)
-        values = values * UREA_FACTORS[unit]
-        if unit != "mg/dL":
-            why = " (as its name says)" if unit != file_units else ""
-            note = (f"{quote(header)} read as {UNIT_LABELS[unit]}{why}, "
-                    f"x {UREA_FACTORS[unit]:.4g} -> urea mg/dL")
-    low, high = PLAUSIBLE_RANGES[canon]
-    unit_label = LIBRARY_UNITS[canon]
-    known = ~missing & ~not_number
-    with np.errstate(invalid="ignore"):
-        sign = known & ((values < 0) if low == 0 else (values <= 0))
-        outside = known & ~sign & ((values < low) | (values > high))
-    problems = {
-        "missing": missing,
-        "not a number": not_number,
-        ("negative" if low == 0 else "not positive"): sign,
-        f"outside plausible range {low:g}-{high:g} {unit_label}": outside,
-    }
-    return _Column(canon, header, cells, values, problems), note
-
-
-def _require_some_value(col: _Column, name: str) -> None:
-    if not col.bad.all():
-        return
-    reason, mask = max(col.problems.items(), key=lambda item: item[1].sum())
-    example = ("" if reason == "missing" else
-               f", e.g. {quote(_cells_text(col.cells, np.array([mask.argmax()]))[0])}")
-    hint = ("check the units (mg/dL, mmol/L or BUN)" if reason.startswith("outside") else
-            "check that the right column is mapped")
-    raise DataError(f"{name}: column {quote(col.header)} ({col.canon}) has no usable value "
-                    f"(all {len(mask)} cells {reason}{example}); {hint}")
-
-
-def _ueq_rule(checked: list[_Column]) -> _Column:
-    """The study's rule: equilibrated urea is never below post-dialysis urea."""
-    by_name = {col.canon: col for col in checked}
-    ueq, upos = by_name[STUDY_TARGET], by_name["Upos"]
-    with np.errstate(invalid="ignore"):
-        below = ~ueq.bad & ~upos.bad & (ueq.values < upos.values)
-    cells = pd.Series("", index=range(len(below)), dtype=object)  # text only where shown
-    where = np.flatnonzero(below)
-    cells.iloc[where] = [f"{ueq_text} (Upos {upos_text})" for ueq_text, upos_text in
-                         zip(_cells_text(ueq.cells, where), _cells_text(upos.cells, where), strict=True)]
-    return _Column("Ueq", ueq.header, cells, ueq.values, {"Ueq < Upos": below})
-
-
-def _frame(checked: list[_Column], headers: list[str], body: pd.DataFrame,
+def _frame(checked: list[CheckedColumn], headers: list[str], body: pd.DataFrame,
            found: dict[str, int], usable: np.ndarray) -> pd.DataFrame:
+    """The usable rows: the wanted columns in library units, then every other column (numbers
+    where every cell is one, else the text as written)."""
     data = {col.canon: col.values[usable] for col in checked}
     mapped = set(found.values())
     taken = {c.casefold() for c in data} | {h.casefold() for h in headers}
@@ -574,65 +361,15 @@ def _frame(checked: list[_Column], headers: list[str], body: pd.DataFrame,
         if pos in mapped:
             continue
         cells = body[pos][usable].reset_index(drop=True)
-        values, _, not_number = _numbers(cells)
+        values, _, not_number = cell_numbers(cells)
         label = header
         if label.casefold() in {c.casefold() for c in STUDY_COLUMNS}:
             while label.casefold() in taken:
                 label += " (unused)"  # a study name the mapping gave to another column
             taken.add(label.casefold())
         data[label] = values if not not_number.any() else cells.astype(object).where(
-            ~_blank(cells), None)
+            ~blank(cells), None)
     return pd.DataFrame(data)
-
-
-def _refuse_constant_inputs(frame: pd.DataFrame, found, headers, name: str) -> None:
-    if len(frame) < 2:
-        return  # one row is refused later by require_rows, with a better message
-    for canon in STUDY_INPUTS:
-        values = frame[canon].to_numpy()
-        if values.min() == values.max():
-            raise DataError(f"{name}: input {canon} (column {quote(headers[found[canon]])}) has "
-                            f"the same value {values[0]:g} in every usable row; a constant input "
-                            "carries no information: check the mapping or fix the column")
-
-
-def _dropped(columns: list[_Column], row_numbers: np.ndarray) -> pd.DataFrame:
-    parts = []
-    for order, col in enumerate(columns):
-        for reason, mask in col.problems.items():
-            where = np.flatnonzero(mask)
-            if not len(where):
-                continue
-            parts.append(pd.DataFrame({
-                "row": row_numbers[where].astype(np.int64), "order": order,
-                "column": col.header, "value": _cells_text(col.cells, where),
-                "reason": reason}))
-    if not parts:
-        return pd.DataFrame({"row": pd.Series(dtype=np.int64), "column": pd.Series(dtype=object),
-                             "value": pd.Series(dtype=object), "reason": pd.Series(dtype=object)})
-    out = pd.concat(parts, ignore_index=True).sort_values(["row", "order"], kind="stable")
-    return out.drop(columns="order").reset_index(drop=True).astype(
-        {"column": object, "value": object, "reason": object})
-
-
-def _cells_text(cells: pd.Series, where: np.ndarray) -> list[str]:
-    """Cells at the given positions as the user wrote them (floats without a trailing .0)."""
-    return [_cell_str(v) for v in cells.iloc[where].tolist()]
-
-
-def _cell_str(value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.15g}"
-    return clean(str(value))[:80]
-
-
-def _problem_counts(columns: list[_Column]) -> str:
-    counts = [(f"{col.header}: {reason}", int(mask.sum())) for col in columns
-              for reason, mask in col.problems.items() if mask.any()]
-    counts.sort(key=lambda item: -item[1])
-    return "; ".join(f"{label} in {n}" for label, n in counts[:4])
 
 
 # ------------------------------------------------------------------------------------ form values
@@ -644,7 +381,7 @@ def _form_number(field: str, raw) -> float:
         text = raw.strip()
         if not text:
             raise DataError(f"{field}: missing; enter a number")
-        if not _NUMBER.fullmatch(text) or text.count(",") + text.count(".") > 1:
+        if not NUMBER.fullmatch(text) or text.count(",") + text.count(".") > 1:
             raise DataError(f"{field}: {quote(text)} is not a number (use digits and one "
                             "decimal point or comma)")
         value = float(text.replace(",", "."))
@@ -666,5 +403,3 @@ def _check_form_value(canon: str, row: dict[str, float], unit: str) -> None:
     if row[canon] < low or row[canon] > high:
         raise DataError(f"{canon}: {shown} is outside the plausible range {low:g}-{high:g} "
                         f"{LIBRARY_UNITS[canon]}; check the value and the units")
-
-

@@ -42,12 +42,8 @@ def group_labels(ds: Dataset, column: str) -> np.ndarray:
     if column not in ds.frame.columns:
         raise DataError(f"{ds.name}: no column {quote(column)} to group by; available: "
                         f"{names_text(ds.extra_columns)}")
+    ds.require_filled(column, "fill them so every session has its group", kind="grouping column")
     values = ds.frame[column]
-    missing = np.flatnonzero(values.isna().to_numpy())
-    if len(missing):
-        rows = ", ".join(str(r) for r in ds.row_numbers[missing[:5]])
-        raise DataError(f"{ds.name}: grouping column {quote(column)} has {len(missing)} empty "
-                        f"cell(s) (rows {rows}); fill them so every session has its group")
     if values.nunique() < 2:
         raise DataError(f"{ds.name}: grouping column {quote(column)} has a single value; "
                         "grouped validation needs at least 2 groups")

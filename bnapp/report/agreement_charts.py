@@ -7,14 +7,14 @@ import numpy as np
 import pandas as pd
 
 from bnapp.intake.units import target_unit
-from bnapp.report.charts import (
+from bnapp.report.style import (
     MAX_POINTS,
     METHOD_LABELS,
     OKABE_ITO,
     WIDTH,
-    _finish,
-    _message_chart,
-    _sample,
+    finish,
+    message_chart,
+    sample,
 )
 
 PANEL = 280  # side of one calibration panel
@@ -38,12 +38,12 @@ def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
     rows = rows.dropna(subset=["mean", "difference"])
     found = table[(table["method"] == method) & (table["quantity"] == quantity)]
     if rows.empty or found.empty or pd.isna(found.iloc[0]["bias"]):
-        return _message_chart(title, "Too few test rows with a value for this method.")
+        return message_chart(title, "Too few test rows with a value for this method.")
     stats = found.iloc[0]
     unit = _unit(quantity)
     x = alt.X("mean:Q", title=f"mean of method and measured ({unit})", scale=alt.Scale(zero=False))
     y = alt.Y("difference:Q", title=f"method − measured ({unit})")
-    dots = alt.Chart(_sample(rows)).mark_circle(size=30, opacity=0.6, color=OKABE_ITO[3]).encode(
+    dots = alt.Chart(sample(rows)).mark_circle(size=30, opacity=0.6, color=OKABE_ITO[3]).encode(
         x=x, y=y, tooltip=[alt.Tooltip("mean:Q", format=".3g"),
                            alt.Tooltip("difference:Q", format=".3g")])
     lines = pd.DataFrame({
@@ -74,7 +74,7 @@ def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
         "difference": stats["bias"] + stats["proportional_slope"] * (ends - rows["mean"].mean()),
     })).mark_line(color="#555555", strokeDash=[2, 2]).encode(x=x, y=y)
     chart = alt.layer(bands, rules, dots, trend, labels).properties(width=WIDTH - 180, height=300)
-    return _finish(chart, title, [
+    return finish(chart, title, [
         f"n = {int(stats['n'])} test rows; bias {stats['bias']:.3g}, 95 % limits of agreement "
         f"{stats['loa_low']:.3g} to {stats['loa_high']:.3g}",
         f"Shaded: 95 % CIs ({stats['ci_method']}); dotted: proportional bias, slope "
@@ -89,7 +89,7 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
     unit = _unit(quantity)
     rows = points[points["quantity"] == quantity].dropna(subset=["predicted", "measured"])
     if rows.empty:
-        return _message_chart(f"Calibration, {quantity}", "No test rows with a value.")
+        return message_chart(f"Calibration, {quantity}", "No test rows with a value.")
     lo = float(min(rows["predicted"].min(), rows["measured"].min()))
     hi = float(max(rows["predicted"].max(), rows["measured"].max()))
     methods = list(pd.unique(rows["method"]))
@@ -101,7 +101,7 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
     per_panel = MAX_POINTS // len(methods)
     # one faceted chart rather than a panel per method: a third of the time to build and convert
     data = pd.concat([
-        *(_sample(rows[rows["method"] == m], per_panel).assign(kind="dot") for m in methods),
+        *(sample(rows[rows["method"] == m], per_panel).assign(kind="dot") for m in methods),
         smooth.assign(kind="lowess"),
         pd.DataFrame({"method": np.repeat(methods, 2), "predicted": [lo, hi] * len(methods),
                       "measured": [lo, hi] * len(methods), "kind": "identity"}),
@@ -130,7 +130,7 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
     largest = int(rows["method"].value_counts().max())
     dots = (f"Dots: a random {per_panel:,} of each method's {largest:,} test rows. "
             if largest > per_panel else "")
-    return _finish(chart, f"Calibration: measured against predicted {quantity}", [
+    return finish(chart, f"Calibration: measured against predicted {quantity}", [
         f"{dots}Dashed: identity (perfect calibration); black: LOWESS (frac 0.6){fitted_on}.",
         "Slope and intercept from measured = intercept + slope · predicted, 95 % CIs in "
         "brackets."])
@@ -159,5 +159,5 @@ def coverage_chart(coverage: pd.DataFrame, level: float) -> alt.TopLevelMixin:
     nominal = alt.Chart(pd.DataFrame({"level": [level]})).mark_rule(
         color=OKABE_ITO[4], strokeDash=[6, 4], strokeWidth=2).encode(x=alt.X("level:Q"))
     chart = alt.layer(bars, dots, nominal).properties(width=WIDTH - 180, height=52 * len(order))
-    return _finish(chart, f"Coverage of the {level:.0%} prediction intervals",
-                   "Bar: all test rows pooled; dots: one per fold; dashed: the nominal level.")
+    return finish(chart, f"Coverage of the {level:.0%} prediction intervals",
+                  "Bar: all test rows pooled; dots: one per fold; dashed: the nominal level.")

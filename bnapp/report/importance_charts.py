@@ -11,7 +11,15 @@ import pandas as pd
 
 from bnapp.intake.data import STUDY_TARGET
 from bnapp.intake.units import target_unit
-from bnapp.report.charts import MAX_POINTS, OKABE_ITO, _finish, _ordered, _unit_scale, _with_unit
+from bnapp.report.style import (
+    MAX_POINTS,
+    OKABE_ITO,
+    finish,
+    interval_text,
+    ordered,
+    unit_scale,
+    with_unit,
+)
 
 DEFINITION_TITLES = {
     "shapley": "mean |Shapley value|",
@@ -32,16 +40,10 @@ def concordance_table(conc: pd.DataFrame) -> pd.DataFrame:
         "definition of importance": [DEFINITION_TITLES.get(d, d) for d in conc["definition"]],
         "statistic": [STATISTIC_TITLES.get(s, s) for s in conc["statistic"]],
         "estimate": conc["estimate"].round(3).to_numpy(),
-        "95% interval": [_interval(lo, hi) for lo, hi in zip(conc["ci_low"], conc["ci_high"],
-                                                             strict=True)],
+        "95% interval": [interval_text(lo, hi)
+                         for lo, hi in zip(conc["ci_low"], conc["ci_high"], strict=True)],
         "folds": conc["n_folds"].to_numpy(),
     })
-
-
-def _interval(low: float, high: float) -> str:
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "not available"
-    return f"{low:.2f} to {high:.2f}"
 
 
 def concordance_heatmap(conc: pd.DataFrame, layer_label: str) -> alt.TopLevelMixin:
@@ -52,8 +54,8 @@ def concordance_heatmap(conc: pd.DataFrame, layer_label: str) -> alt.TopLevelMix
         label=[f"{e:.2f} [{lo:.2f}, {hi:.2f}]" if math.isfinite(e) else "n/a"
                for e, lo, hi in zip(conc["estimate"], conc["ci_low"], conc["ci_high"],
                                     strict=True)])
-    rows = _ordered(data["definition_title"])
-    cols = _ordered(data["statistic_title"])
+    rows = ordered(data["definition_title"])
+    cols = ordered(data["statistic_title"])
     base = alt.Chart(data).encode(
         x=alt.X("statistic_title:N", sort=cols, title=None, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("definition_title:N", sort=rows, title=None))
@@ -66,10 +68,10 @@ def concordance_heatmap(conc: pd.DataFrame, layer_label: str) -> alt.TopLevelMix
                  alt.Tooltip("n_folds:Q", title="folds")])
     text = base.mark_text(fontSize=12).encode(text=alt.Text("label:N"))
     chart = alt.layer(cells, text).properties(width=180 * len(cols), height=34 * len(rows))
-    return _finish(chart, f"{layer_label}: does |γ| rank units as each definition of importance "
-                          "does?",
-                   ["Mean over folds of each fold's statistic over the units; [95% bootstrap "
-                    "interval over folds]. 1: the same order; 0: unrelated; −1: reversed."])
+    return finish(chart, f"{layer_label}: does |γ| rank units as each definition of importance "
+                         "does?",
+                  ["Mean over folds of each fold's statistic over the units; [95% bootstrap "
+                   "interval over folds]. 1: the same order; 0: unrelated; −1: reversed."])
 
 
 def importance_bars(importance: pd.DataFrame, layer_label: str) -> alt.TopLevelMixin:
@@ -82,11 +84,11 @@ def importance_bars(importance: pd.DataFrame, layer_label: str) -> alt.TopLevelM
     both = pd.concat(parts, ignore_index=True).assign(unit=lambda d: d["unit"].astype(str))
     stats = (both.groupby(["panel", "unit"], sort=False)["importance"]
              .agg(mean="mean", low="min", high="max").reset_index())
-    units = _ordered(both["unit"])
+    units = ordered(both["unit"])
     y = alt.Y("unit:N", sort=units, title=None)
     bars = alt.Chart().mark_bar(opacity=0.85).encode(
         x=alt.X("mean:Q", title=None), y=y,
-        color=alt.Color("unit:N", scale=_unit_scale(units), legend=None),
+        color=alt.Color("unit:N", scale=unit_scale(units), legend=None),
         tooltip=[alt.Tooltip("panel:N", title="definition"), alt.Tooltip("unit:N"),
                  alt.Tooltip("mean:Q", format=".4g", title="mean over folds"),
                  alt.Tooltip("low:Q", format=".4g", title="lowest fold"),
@@ -94,11 +96,11 @@ def importance_bars(importance: pd.DataFrame, layer_label: str) -> alt.TopLevelM
     spread = alt.Chart().mark_rule(color="black").encode(x=alt.X("low:Q"), x2=alt.X2("high:Q"), y=y)
     chart = alt.layer(bars, spread, data=stats).properties(
         width=170, height=22 * len(units) + 10).facet(
-        facet=alt.Facet("panel:N", sort=_ordered(stats["panel"]), title=None), columns=4,
+        facet=alt.Facet("panel:N", sort=ordered(stats["panel"]), title=None), columns=4,
     ).resolve_scale(x="independent")
-    return _finish(chart, f"{layer_label}: importance of each unit under each definition",
-                   ["Bar: mean over folds; line: lowest to highest fold. Each panel on its own "
-                    "scale (Shapley and IG in the target's unit, ablations in its square)."])
+    return finish(chart, f"{layer_label}: importance of each unit under each definition",
+                  ["Bar: mean over folds; line: lowest to highest fold. Each panel on its own "
+                   "scale (Shapley and IG in the target's unit, ablations in its square)."])
 
 
 def ice_pdp_chart(ice: pd.DataFrame, pdp: pd.DataFrame, *, target: str = STUDY_TARGET,
@@ -106,7 +108,7 @@ def ice_pdp_chart(ice: pd.DataFrame, pdp: pd.DataFrame, *, target: str = STUDY_T
     """Per input: ICE curves of sampled rows (grey, as many rows as max_points allows), partial
     dependence (black) with the range of the folds' own partial dependence (band)."""
     unit = target_unit(target)
-    inputs = _ordered(pdp["unit"])
+    inputs = ordered(pdp["unit"])
     y_title = f"predicted {target} ({unit})" if unit else f"predicted {target}"
     x = alt.X("value:Q", title=None, scale=alt.Scale(zero=False))
     lines = alt.Chart().mark_line(color="#999999", opacity=0.35, strokeWidth=1).encode(
@@ -128,11 +130,11 @@ def ice_pdp_chart(ice: pd.DataFrame, pdp: pd.DataFrame, *, target: str = STUDY_T
                       mean.transform_filter("datum.kind == 'pdp'"), data=data).properties(
         width=220, height=180).facet(
         facet=alt.Facet("unit:N", sort=inputs, title=None), columns=3).resolve_scale(x="independent")
-    return _finish(chart, "How the prediction moves with each input (ICE and partial dependence)",
-                   [f"Grey: {_sessions(len(keep), len(rows))} with only that input changed "
-                    "(fold ensemble); black: the mean over all; band: range of the folds' own "
-                    "partial dependence. "
-                    "x: the input's 1st–99th percentile, in its data unit."])
+    return finish(chart, "How the prediction moves with each input (ICE and partial dependence)",
+                  [f"Grey: {_sessions(len(keep), len(rows))} with only that input changed "
+                   "(fold ensemble); black: the mean over all; band: range of the folds' own "
+                   "partial dependence. "
+                   "x: the input's 1st–99th percentile, in its data unit."])
 
 
 def _sessions(drawn: int, sampled: int) -> str:
@@ -146,7 +148,7 @@ def shapley_waterfall(contributions: pd.DataFrame, base_value: float, *,
     c = contributions.reset_index(drop=True)
     ends = base_value + np.cumsum(c["contribution"].to_numpy())
     starts = np.concatenate([[base_value], ends[:-1]])
-    labels = [f"{_with_unit(str(u))} = {v:.4g}" for u, v in zip(c["unit"], c["value"], strict=True)]
+    labels = [f"{with_unit(str(u))} = {v:.4g}" for u, v in zip(c["unit"], c["value"], strict=True)]
     prediction = float(ends[-1]) if len(ends) else base_value
     steps = pd.DataFrame({
         "step": ["base value (mean prediction)", *labels, "prediction"],
@@ -177,9 +179,9 @@ def shapley_waterfall(contributions: pd.DataFrame, base_value: float, *,
         y=alt.Y("step:N", sort=order), x=alt.X("right:Q"),
         text=alt.Text("amount:Q", format=".3g"))
     chart = alt.layer(bars, text).properties(width=480, height=30 * len(steps))
-    return _finish(chart, "Why this prediction: Shapley values of the inputs",
-                   ["From the mean prediction over the training rows, each input's contribution "
-                    "(mean over folds) adds up exactly to the prediction."])
+    return finish(chart, "Why this prediction: Shapley values of the inputs",
+                  ["From the mean prediction over the training rows, each input's contribution "
+                   "(mean over folds) adds up exactly to the prediction."])
 
 
 def session_ice_chart(ice: pd.DataFrame, session: pd.DataFrame, *,
@@ -187,7 +189,7 @@ def session_ice_chart(ice: pd.DataFrame, session: pd.DataFrame, *,
     """Per input, the ensemble's prediction as that one input of the session moves (band: the
     folds' range), with the session's own value marked."""
     unit = target_unit(target)
-    inputs = _ordered(ice["unit"])
+    inputs = ordered(ice["unit"])
     data = pd.concat([ice.assign(kind="curve"),
                       session[["unit", "value"]].assign(kind="session")], ignore_index=True)
     data["unit"] = data["unit"].astype(str)
@@ -204,9 +206,9 @@ def session_ice_chart(ice: pd.DataFrame, session: pd.DataFrame, *,
                       here.transform_filter("datum.kind == 'session'"), data=data).properties(
         width=200, height=150).facet(facet=alt.Facet("unit:N", sort=inputs, title=None),
                                      columns=3).resolve_scale(x="independent")
-    return _finish(chart, "This session as one input moves (ICE)",
-                   ["Line: fold-ensemble prediction; band: range of the folds; dashed: the "
-                    "session's value."])
+    return finish(chart, "This session as one input moves (ICE)",
+                  ["Line: fold-ensemble prediction; band: range of the folds; dashed: the "
+                   "session's value."])
 
 
 # ------------------------------------------------------------------------------- plain words
@@ -221,8 +223,8 @@ def _verdict(row: pd.Series) -> str:
     if math.isfinite(high) and high < 0:
         return (f"no, the order is reversed: ρ = {est:.2f} (95% interval {low:.2f} to "
                 f"{high:.2f}, below 0)")
-    return (f"not established: ρ = {est:.2f} (95% interval {_interval(low, high)} includes 0, so no "
-            "agreement at all is compatible with these folds)")
+    return (f"not established: ρ = {est:.2f} (95% interval {interval_text(low, high)} includes "
+            "0, so no agreement at all is compatible with these folds)")
 
 
 def concordance_answers(conc: pd.DataFrame) -> list[str]:
@@ -236,6 +238,7 @@ def concordance_answers(conc: pd.DataFrame) -> list[str]:
         if row["definition"] in top.index and math.isfinite(top.loc[row["definition"], "estimate"]):
             t = top.loc[row["definition"]]
             line += (f"; the unit with the largest |γ| is also the most important in "
-                     f"{t['estimate']:.0%} of folds ({_interval(t['ci_low'], t['ci_high'])}).")
+                     f"{t['estimate']:.0%} of folds "
+                     f"({interval_text(t['ci_low'], t['ci_high'])}).")
         lines.append(line)
     return lines

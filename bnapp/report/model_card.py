@@ -20,7 +20,7 @@ from bnapp.analyses.baselines import fold_predictions, quality
 from bnapp.engine.results import RunResult
 from bnapp.intake.data import Dataset, dropped_summary
 from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
-from bnapp.report.charts import METHOD_LABELS
+from bnapp.report.style import METHOD_LABELS
 
 NOT_A_DEVICE = ("bnapp is a research tool, not a medical device: its predictions are not "
                 "certified for, and must not by themselves drive, clinical decisions.")

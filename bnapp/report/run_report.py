@@ -34,8 +34,17 @@ from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult
 from bnapp.engine.train import Protocol
 from bnapp.intake.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
-from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
-from bnapp.report import agreement_charts, charts, export, importance_charts, model_card, views
+from bnapp.intake.units import UNIT_LABELS
+from bnapp.report import (
+    agreement_charts,
+    bn_charts,
+    export,
+    importance_charts,
+    model_card,
+    network_charts,
+    views,
+)
+from bnapp.report.style import with_unit
 
 CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to
 # The tables the HTML report shows in full (the ZIP holds all of them): file stem -> heading.
@@ -97,7 +106,7 @@ def gamma_figures(sens: pd.DataFrame, lines: pd.DataFrame, spec: ArchSpec, targe
                   metric: str = "bias", suffix: str = "") -> dict[str, alt.TopLevelMixin]:
     """|γ| against `metric` per layer with a BN and ablation mode: one run's (gamma_scatter) or,
     when the tables carry `input_mode`, both input modes side by side (input_mode_scatter)."""
-    draw = charts.input_mode_scatter if "input_mode" in sens.columns else charts.gamma_scatter
+    draw = bn_charts.input_mode_scatter if "input_mode" in sens.columns else bn_charts.gamma_scatter
     lines = lines[lines["metric"] == metric].drop(columns="metric")
     figures = {}
     for layer in run_layers(spec):
@@ -111,23 +120,23 @@ def gamma_figures(sens: pd.DataFrame, lines: pd.DataFrame, spec: ArchSpec, targe
 def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
     """The charts of run_tables' output, keyed by file stem."""
     figures = {
-        "architecture": charts.architecture_chart(run.spec, len(run.features), run.features,
-                                                  target=run.target),
-        "baselines": charts.baseline_chart(tables["baselines"], target=run.target),
+        "architecture": network_charts.architecture_chart(run.spec, len(run.features), run.features,
+                                                          target=run.target),
+        "baselines": network_charts.baseline_chart(tables["baselines"], target=run.target),
     }
     for layer in run_layers(run.spec):
         per_fold = layer_rows(tables["bn_parameters_per_fold"], layer)
-        figures[f"parameters_{layer_stem(layer)}"] = charts.parameter_chart(
+        figures[f"parameters_{layer_stem(layer)}"] = bn_charts.parameter_chart(
             per_fold.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer))
         quantiles = layer_rows(tables["stage_quantiles"], layer)
-        figures[f"stages_{layer_stem(layer)}"] = charts.stage_boxplot(
+        figures[f"stages_{layer_stem(layer)}"] = bn_charts.stage_boxplot(
             quantiles.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer),
             layer=layer[0])
     figures |= gamma_figures(tables["sensitivity"], tables["fit_lines"], run.spec, run.target)
     if len(tables["loss_curves"]):
-        figures["loss"] = charts.loss_curves(tables["loss_curves"], target=run.target)
+        figures["loss"] = network_charts.loss_curves(tables["loss_curves"], target=run.target)
     if len(tables["gamma_curves"]):
-        figures["gamma_trajectories"] = charts.gamma_trajectories(tables["gamma_curves"])
+        figures["gamma_trajectories"] = network_charts.gamma_trajectories(tables["gamma_curves"])
     return figures | agreement_figures(run, tables) | importance_figures(run, tables)
 
 
@@ -176,11 +185,6 @@ def analysis_options(run: RunResult, *, n_permutations: int = 10,
             "seed": int(run.protocol.get("seed", 0))}
 
 
-def _with_unit(column: str) -> str:
-    unit = LIBRARY_UNITS.get(column)
-    return f"{column} ({unit})" if unit else column
-
-
 def data_summary(run: RunResult, data_name: str, dataset: Dataset | None = None) -> dict[str, object]:
     """Label -> value lines about the data; rows read and dropped only when `dataset` (the run's
     own data set) is given."""
@@ -191,7 +195,7 @@ def data_summary(run: RunResult, data_name: str, dataset: Dataset | None = None)
             "Rows usable": dataset.n_usable,
             "Rows dropped": (f"{dataset.n_dropped} (why: see the validation report in the ZIP)"
                              if dataset.n_dropped else 0),
-            "Columns": ", ".join(_with_unit(str(c)) for c in dataset.frame.columns),
+            "Columns": ", ".join(with_unit(str(c)) for c in dataset.frame.columns),
             "Urea units in the file": UNIT_LABELS.get(dataset.units, dataset.units),
             "Column mapping": ", ".join(f"{canon} ← {header}"
                                         for canon, header in dataset.mapping.items()),
@@ -203,8 +207,8 @@ def data_summary(run: RunResult, data_name: str, dataset: Dataset | None = None)
                                         "session (load it on the Data page to add it)")
     summary |= {
         "Rows used by the run": len(run.y),
-        "Inputs": ", ".join(_with_unit(f) for f in run.features),
-        "Target": _with_unit(run.target),
+        "Inputs": ", ".join(with_unit(f) for f in run.features),
+        "Target": with_unit(run.target),
     }
     return summary
 

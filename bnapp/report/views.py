@@ -15,7 +15,7 @@ from bnapp.analyses.sensitivity import modes_coincide
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult
 from bnapp.intake.units import LIBRARY_UNITS as UNITS
-from bnapp.report.charts import METRIC_LABELS
+from bnapp.report.style import METRIC_LABELS, interval_text
 
 MISSING = "—"  # a cell the layer does not have (no BN there)
 PARAMETER_TITLES = {
@@ -152,12 +152,6 @@ def comparison_key(run: RunResult, candidates: Mapping[str, RunResult]) -> str |
 
 # ------------------------------------------------------------------------------- association
 
-def _interval(low: float, high: float) -> str:
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "not available"
-    return f"{low:.2f} to {high:.2f}"
-
-
 def association_table(assoc: pd.DataFrame, mode: str) -> pd.DataFrame:
     """The correlations of one ablation mode as a readable table (estimate, 95% CI, counts)."""
     rows = assoc[assoc["mode"] == mode]
@@ -165,7 +159,8 @@ def association_table(assoc: pd.DataFrame, mode: str) -> pd.DataFrame:
         "statistic": [STATISTIC_TITLES.get(s, s) for s in rows["statistic"]],
         "estimate": rows["estimate"].round(3).to_numpy(),
         "95% interval": [
-            _interval(lo, hi) for lo, hi in zip(rows["ci_low"], rows["ci_high"], strict=True)],
+            interval_text(lo, hi)
+            for lo, hi in zip(rows["ci_low"], rows["ci_high"], strict=True)],
         "points": rows["n"].to_numpy(),
         "folds": rows["n_folds"].to_numpy(),
     })
@@ -194,7 +189,7 @@ def interpret_association(assoc: pd.DataFrame, mode: str, n_units: int,
     else:
         parts.append(f"Across {n_folds} trained models × {n_units} units, |γ| and the {metric} show "
                      f"a {_strength(rho['estimate'])} rank correlation (Spearman ρ = "
-                     f"{rho['estimate']:.2f}, 95% interval {_interval(low, high)}).")
+                     f"{rho['estimate']:.2f}, 95% interval {interval_text(low, high)}).")
         if math.isfinite(low) and math.isfinite(high):
             if low > 0 or high < 0:
                 parts.append("The interval excludes 0: across these folds, units with larger "

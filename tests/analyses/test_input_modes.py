@@ -16,7 +16,7 @@ from bnapp.analyses.catalog import association, bn_parameters, fit_lines, sensit
 from bnapp.analyses.importance import compare_input_modes, comparison_problem, layer_rows
 from bnapp.cli import main
 from bnapp.engine.model import ArchSpec
-from bnapp.report import charts
+from bnapp.report import bn_charts
 from bnapp.report.export import chart_png, chart_svg
 from tests.analyses.test_metrics import make_run
 
@@ -94,7 +94,8 @@ def test_runs_that_are_not_one_network_on_one_data_set_are_refused(runs):
 def test_the_side_by_side_chart_shares_its_axes_and_renders(compared):
     sens = layer_rows(compared["sensitivity"], ("input", 0))
     lines = layer_rows(compared["fit_lines"], ("input", 0))
-    chart = charts.input_mode_scatter(sens, lines[lines["metric"] == "bias"].drop(columns="metric"),
+    chart = bn_charts.input_mode_scatter(sens,
+                                         lines[lines["metric"] == "bias"].drop(columns="metric"),
                                       "bias", "zero")
     spec = chart.to_dict()
     assert len(spec["hconcat"]) == 2
@@ -117,7 +118,7 @@ def test_the_side_by_side_chart_shares_its_axes_and_renders(compared):
 def test_a_mode_without_bn_says_so_in_its_panel(compared):
     sens = compared["sensitivity"]
     sens = sens.assign(abs_gamma=np.where(sens["input_mode"] == "zscore", np.nan, sens["abs_gamma"]))
-    chart = charts.input_mode_scatter(sens, compared["fit_lines"], "bias", "zero")
+    chart = bn_charts.input_mode_scatter(sens, compared["fit_lines"], "bias", "zero")
     spec = chart.to_dict()
     panel = spec["hconcat"][1]
     assert panel["mark"]["type"] == "text"

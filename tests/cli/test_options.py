@@ -65,3 +65,31 @@ def test_bn_decay_chooses_keras2_and_keeps_keras3_by_default():
     assert _protocol("--bn-decay", "keras3") == Protocol()
     with pytest.raises(SystemExit):
         _protocol("--bn-decay", "keras1")
+
+
+TRAINING_COMMANDS = ("train", "analyze", "explain", "export-model")
+
+
+@pytest.mark.parametrize("command", TRAINING_COMMANDS)
+def test_every_training_command_reads_one_network_and_protocol_alike(command, tmp_path):
+    from bnapp.cli import build_parser
+
+    extra = ["--format", "onnx"] if command == "export-model" else []
+    args = build_parser().parse_args([
+        command, "--data", "d.csv", "--out", str(tmp_path), "--mode", "zscore", "--arch", "6,6",
+        "--no-input-bn", "--no-hidden-bn", "--folds", "4", "--epochs", "9", "--lr", "0.01",
+        "--protocol", "group-kfold", "--group-by", "centre", *extra])
+    assert spec_from_args(args) == ArchSpec.study_zscore()
+    assert protocol_from_args(args) == Protocol(kind="kfold", folds=4, epochs=9, lr=0.01)
+    assert (args.data.name, args.out, args.group_by) == ("d.csv", tmp_path, "centre")
+
+
+def test_only_analyze_takes_both_input_modes_and_its_own_protocol_defaults(tmp_path):
+    from bnapp.cli import build_parser
+
+    parser, common = build_parser(), ["--data", "d.csv", "--out", str(tmp_path)]
+    args = parser.parse_args(["analyze", *common, "--mode", "both"])
+    assert (args.mode, args.folds, args.epochs) == ("both", 10, 200)
+    assert protocol_from_args(args) == Protocol(folds=10, epochs=200)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", *common, "--mode", "both"])

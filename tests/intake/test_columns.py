@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnapp.intake import columns, data, units
-from bnapp.report import charts
+from bnapp.report import style
 
 
 @settings(max_examples=30, deadline=None)
@@ -47,7 +47,7 @@ def test_labels_name_the_variable_and_its_unit():
 def test_every_study_column_has_one_description_unit_and_range():
     for table in (units.DESCRIPTIONS, units.DETAILS, units.LIBRARY_UNITS, units.PLAUSIBLE_RANGES):
         assert set(table) == set(data.STUDY_COLUMNS)
-    assert charts.UNITS is units.LIBRARY_UNITS  # the charts' axis units are these
+    assert style.UNITS is units.LIBRARY_UNITS  # the charts' axis units are these
 
 
 def test_short_labels_for_tables():

@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bnapp.intake.data import (
-    ALIASES,
     STUDY_COLUMNS,
     STUDY_INPUTS,
     DataError,
@@ -24,6 +23,7 @@ from bnapp.intake.data import (
     parse_patient,
     read_headers,
 )
+from bnapp.intake.headers import ALIASES
 from bnapp.intake.units import PLAUSIBLE_RANGES
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

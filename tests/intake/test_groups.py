@@ -7,6 +7,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bnapp.intake.data import DataError, load_dataset, rows_needed
 from bnapp.intake.groups import group_columns, group_labels, likely_id_columns, row_checks
@@ -55,6 +57,22 @@ def test_group_labels_refuse_what_cannot_group(urea_csv):
         group_labels(ds, "unit")
     with pytest.raises(DataError, match="'one' has a single value"):
         group_labels(ds, "one")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.booleans(), min_size=4, max_size=30).filter(lambda e: any(e) and not all(e)))
+def test_an_empty_cell_is_named_alike_as_an_input_and_as_a_group(empty):
+    ds = _dataset(len(empty), unit=np.where(empty, np.nan, np.arange(len(empty)) % 3))
+    rows = [i + 2 for i, e in enumerate(empty) if e]  # header = row 1, no blank rows
+    said = f"has {len(rows)} empty cell(s) (rows {', '.join(map(str, rows[:5]))}); "
+    with pytest.raises(DataError) as as_group:
+        group_labels(ds, "unit")
+    with pytest.raises(DataError) as as_input:
+        ds.X(["Upre", "unit"])
+    assert str(as_group.value) == f"t.csv: grouping column 'unit' {said}fill them so every " \
+                                  "session has its group"
+    assert str(as_input.value) == f"t.csv: column 'unit' {said}fill them or do not use it as " \
+                                  "an input"
 
 
 @pytest.mark.parametrize("n", [1, 3, 4, 15, 19, 20, 40])

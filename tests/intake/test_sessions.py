@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from bnapp.intake import data
 from bnapp.intake.data import (
-    ALIASES,
     STUDY_COLUMNS,
     STUDY_INPUTS,
     DataError,
@@ -24,6 +23,7 @@ from bnapp.intake.data import (
     parse_patient,
     read_headers,
 )
+from bnapp.intake.headers import ALIASES
 from bnapp.intake.units import PLAUSIBLE_RANGES, UREA_COLUMNS, UREA_FACTORS
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

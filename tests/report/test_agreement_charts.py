@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bnapp.analyses import agreement
 from bnapp.report import agreement_charts
-from bnapp.report.charts import MAX_POINTS
+from bnapp.report.style import MAX_POINTS
 
 
 def make_points(n: int, slope: float, seed: int, methods=("network", "tattersall")) -> pd.DataFrame:

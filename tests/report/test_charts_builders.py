@@ -17,7 +17,7 @@ from PIL import Image
 
 from bnapp.analyses.stages import STAGES, stage_quantiles
 from bnapp.engine.model import ArchSpec
-from bnapp.report import charts
+from bnapp.report import bn_charts, data_charts, network_charts, style
 from bnapp.report.export import chart_png, chart_svg
 
 UNITS = ["Upre", "U120", "Upos", "PP", "UF"]
@@ -143,18 +143,18 @@ def all_charts() -> dict[str, alt.TopLevelMixin]:
     frame = pd.DataFrame(_rng().normal(100, 20, (300, 5)), columns=UNITS)
     quantiles = stage_quantiles(make_stages(40))
     return {
-        "architecture": charts.architecture_chart(ArchSpec.study_e2e(), 5, UNITS),
-        "distributions": charts.distributions_chart(frame, UNITS),
-        "stages": charts.stage_boxplot(quantiles, "Input BN"),
-        "stages_per_fold": charts.stage_boxplot(quantiles, "Input BN", per_fold=True),
-        "scatter": charts.gamma_scatter(sens, make_lines(sens, "bias"), "bias", "zero"),
-        "scatter_by_input_mode": charts.input_mode_scatter(*make_comparison(), "bias", "zero"),
-        "parameters": charts.parameter_chart(make_per_fold()),
-        "trajectories": charts.gamma_trajectories(gamma),
-        "trajectories_band": charts.gamma_trajectories(gamma, band=True),
-        "loss": charts.loss_curves(loss),
-        "baselines": charts.baseline_chart(make_baselines()),
-        "grid": charts.grid_heatmap(make_grid()),
+        "architecture": network_charts.architecture_chart(ArchSpec.study_e2e(), 5, UNITS),
+        "distributions": data_charts.distributions_chart(frame, UNITS),
+        "stages": bn_charts.stage_boxplot(quantiles, "Input BN"),
+        "stages_per_fold": bn_charts.stage_boxplot(quantiles, "Input BN", per_fold=True),
+        "scatter": bn_charts.gamma_scatter(sens, make_lines(sens, "bias"), "bias", "zero"),
+        "scatter_by_input_mode": bn_charts.input_mode_scatter(*make_comparison(), "bias", "zero"),
+        "parameters": bn_charts.parameter_chart(make_per_fold()),
+        "trajectories": network_charts.gamma_trajectories(gamma),
+        "trajectories_band": network_charts.gamma_trajectories(gamma, band=True),
+        "loss": network_charts.loss_curves(loss),
+        "baselines": network_charts.baseline_chart(make_baselines()),
+        "grid": network_charts.grid_heatmap(make_grid()),
     }
 
 
@@ -209,7 +209,7 @@ def test_charts_carry_inline_small_data_and_no_urls(name):
     assert not [k for k, _ in _walk(spec) if k == "url"]
     text = json.dumps({k: v for k, v in spec.items() if k != "$schema"})
     assert "http" not in text
-    assert inline_rows(CHARTS[name]) <= charts.MAX_POINTS + 100
+    assert inline_rows(CHARTS[name]) <= style.MAX_POINTS + 100
     # the theme is applied: fonts at least 11 px everywhere it is set
     sizes = [v for k, v in _walk(spec) if k.lower().endswith("fontsize")]
     assert sizes and min(sizes) >= 11
@@ -217,21 +217,21 @@ def test_charts_carry_inline_small_data_and_no_urls(name):
 
 def test_okabe_ito_palette_is_the_category_range():
     spec = CHARTS["scatter"].to_dict()
-    assert spec["config"]["range"]["category"] == list(charts.OKABE_ITO)
+    assert spec["config"]["range"]["category"] == list(style.OKABE_ITO)
     scales = [v for k, v in _walk(spec) if k == "scale" and isinstance(v, dict) and "range" in v]
     colours = {c for s in scales for c in s["range"] if isinstance(c, str) and c.startswith("#")}
-    assert colours and colours <= set(charts.OKABE_ITO)
+    assert colours and colours <= set(style.OKABE_ITO)
 
 
 def test_architecture_chart_states_the_study_parameter_counts():
-    spec = charts.architecture_chart(ArchSpec.study_e2e(), 5).to_dict()
+    spec = network_charts.architecture_chart(ArchSpec.study_e2e(), 5).to_dict()
     assert "87 parameters: 65 trainable, 22 non-trainable" in json.dumps(spec, ensure_ascii=False)
     rows = next(iter(spec["datasets"].values()))
     # input, BN, Dense, BN, output; the per-layer counts add up to ArchSpec's total
     assert [r["kind"] for r in rows] == ["input", "bn", "dense", "bn", "output"]
     assert sum(r["trainable"] for r in rows) == 65
     assert sum(r["non_trainable"] for r in rows) == 22
-    z = charts.architecture_chart(ArchSpec.study_zscore(), 5).to_dict()
+    z = network_charts.architecture_chart(ArchSpec.study_zscore(), 5).to_dict()
     assert "85 parameters: 85 trainable, 0 non-trainable" in json.dumps(z, ensure_ascii=False)
 
 
@@ -241,28 +241,28 @@ def test_stage_boxplot_ships_only_the_summaries_for_a_million_rows():
     assert len(stages) == 1_000_000
     quantiles = stage_quantiles(stages)
     for per_fold in (False, True):
-        chart = charts.stage_boxplot(quantiles, "Input BN", per_fold=per_fold)
+        chart = bn_charts.stage_boxplot(quantiles, "Input BN", per_fold=per_fold)
         rows = inline_rows(chart)
         assert 0 < rows <= 2 * len(quantiles)  # a box and at most two extreme dots each
         assert len(json.dumps(chart.to_dict())) < 200_000
     with pytest.raises(ValueError, match="stage_quantiles"):
-        charts.stage_boxplot(stages, "Input BN")
+        bn_charts.stage_boxplot(stages, "Input BN")
 
 
 def test_stage_boxplot_pooled_draws_one_box_per_unit_and_stage():
     quantiles = stage_quantiles(make_stages(30, folds=3))
-    spec = charts.stage_boxplot(quantiles, "Input BN").to_dict()
+    spec = bn_charts.stage_boxplot(quantiles, "Input BN").to_dict()
     boxes = [d for d in spec["datasets"].values() if d and "q1" in d[0] and "extreme" not in d[0]]
     assert sum(len(d) for d in boxes) == len(UNITS) * len(STAGES)
     assert all(r["fold"] == -1 for d in boxes for r in d)
     titles = [c["title"]["text"] for c in spec["concat"]]
-    assert titles == [charts.STAGE_TITLES[s] for s in STAGES]
+    assert titles == [bn_charts.STAGE_TITLES[s] for s in STAGES]
 
 
 def test_stage_boxplot_without_extremes_draws_no_stray_dots():
     quantiles = stage_quantiles(make_stages(30, folds=2))
     quantiles["min"], quantiles["max"] = quantiles["whisker_low"], quantiles["whisker_high"]
-    spec = charts.stage_boxplot(quantiles, "Input BN").to_dict()
+    spec = bn_charts.stage_boxplot(quantiles, "Input BN").to_dict()
     assert all(r["unit"] in UNITS for d in spec["datasets"].values() for r in d)
 
 
@@ -272,7 +272,7 @@ def test_distributions_are_binned_on_the_server():
     frame = pd.DataFrame({"Upre": rng.normal(150, 30, 1_000_000), "UF": rng.gamma(2, 1, 1_000_000),
                           "note": "text"})
     frame.loc[::1000, "Upre"] = np.nan
-    chart = charts.distributions_chart(frame, ["Upre", "UF", "note"])
+    chart = data_charts.distributions_chart(frame, ["Upre", "UF", "note"])
     data = next(iter(chart.to_dict()["datasets"].values()))
     assert len(data) <= 2 * 40
     by_var = pd.DataFrame(data).groupby("variable")["count"].sum()
@@ -282,31 +282,32 @@ def test_distributions_are_binned_on_the_server():
 
 def test_gamma_scatter_samples_large_inputs_but_fits_all():
     sens = make_sensitivity(units=[f"u{k}" for k in range(5)], folds=2000, modes=("zero",))
-    chart = charts.gamma_scatter(sens, make_lines(sens, "bias"), "bias", "zero")
+    chart = bn_charts.gamma_scatter(sens, make_lines(sens, "bias"), "bias", "zero")
     datasets = chart.to_dict()["datasets"].values()
     points = [d for d in datasets if d and "abs_gamma" in d[0]]
-    assert sum(map(len, points)) == charts.MAX_POINTS
+    assert sum(map(len, points)) == style.MAX_POINTS
     assert "3,000 of 10,000 points" in json.dumps(chart.to_dict(), ensure_ascii=False)
 
 
 def test_gamma_scatter_labels_the_metric_and_mode():
     sens = make_sensitivity()
-    text = json.dumps(charts.gamma_scatter(sens, make_lines(sens, "bias"), "bias", "mean").to_dict(),
+    text = json.dumps(bn_charts.gamma_scatter(sens, make_lines(sens, "bias"), "bias",
+                                              "mean").to_dict(),
                       ensure_ascii=False)
     assert "bias |mean error| (the study's 'MSPE')" in text
     assert "training mean" in text
-    text = json.dumps(charts.gamma_scatter(sens, make_lines(sens, "delta_mse"), "delta_mse",
-                                           "zero").to_dict(), ensure_ascii=False)
+    text = json.dumps(bn_charts.gamma_scatter(sens, make_lines(sens, "delta_mse"), "delta_mse",
+                                              "zero").to_dict(), ensure_ascii=False)
     assert "ΔMSE vs intact model" in text
     with pytest.raises(ValueError, match="not_a_metric"):
-        charts.gamma_scatter(sens, make_lines(sens, "bias"), "not_a_metric", "zero")
+        bn_charts.gamma_scatter(sens, make_lines(sens, "bias"), "not_a_metric", "zero")
 
 
 def test_side_by_side_scatter_samples_each_mode_within_the_budget():
     sens, lines = make_comparison(folds=2000)
-    chart = charts.input_mode_scatter(sens, lines, "bias", "zero")
+    chart = bn_charts.input_mode_scatter(sens, lines, "bias", "zero")
     points = [d for d in chart.to_dict()["datasets"].values() if d and "abs_gamma" in d[0]]
-    assert [len(d) for d in points] == [charts.MAX_POINTS // 2] * 2
+    assert [len(d) for d in points] == [style.MAX_POINTS // 2] * 2
 
 
 def test_error_axes_carry_the_unit_of_the_runs_target():
@@ -314,22 +315,22 @@ def test_error_axes_carry_the_unit_of_the_runs_target():
     sens = make_sensitivity()
     loss, _ = make_curves(epochs=20)
     figures = [
-        charts.gamma_scatter(sens, make_lines(sens, "rmse"), "rmse", "zero", target="albumin"),
-        charts.input_mode_scatter(*make_comparison(), "bias", "zero", target="albumin"),
-        charts.baseline_chart(make_baselines(), target="albumin"),
-        charts.loss_curves(loss, target="albumin"),
-        charts.architecture_chart(ArchSpec.study_e2e(), 5, ["a", "b", "c", "d", "e"],
-                                  target="albumin"),
-        charts.grid_heatmap(make_grid(), target="albumin"),
+        bn_charts.gamma_scatter(sens, make_lines(sens, "rmse"), "rmse", "zero", target="albumin"),
+        bn_charts.input_mode_scatter(*make_comparison(), "bias", "zero", target="albumin"),
+        network_charts.baseline_chart(make_baselines(), target="albumin"),
+        network_charts.loss_curves(loss, target="albumin"),
+        network_charts.architecture_chart(ArchSpec.study_e2e(), 5, ["a", "b", "c", "d", "e"],
+                                          target="albumin"),
+        network_charts.grid_heatmap(make_grid(), target="albumin"),
     ]
     for chart in figures:
         text = json.dumps(chart.to_dict(), ensure_ascii=False)
         assert "mg/dL" not in text and "albumin" in text
     assert "units of albumin" in json.dumps(figures[0].to_dict(), ensure_ascii=False)
-    assert charts.metric_label("mse", "albumin") == "MSE, (units of albumin)²"
-    assert charts.metric_label("rmse", "PP") == "RMSE, kg"  # a study column keeps its unit
-    assert charts.metric_label("rmse") == charts.METRIC_LABELS["rmse"] == "RMSE, mg/dL"
-    assert charts.metric_label("r2", "albumin") == "R² (dimensionless)"
+    assert style.metric_label("mse", "albumin") == "MSE, (units of albumin)²"
+    assert style.metric_label("rmse", "PP") == "RMSE, kg"  # a study column keeps its unit
+    assert style.metric_label("rmse") == style.METRIC_LABELS["rmse"] == "RMSE, mg/dL"
+    assert style.metric_label("r2", "albumin") == "R² (dimensionless)"
 
 
 @pytest.mark.slow
@@ -348,19 +349,20 @@ def test_a_runs_figures_follow_its_target():
 def test_trajectories_thin_epochs_within_the_point_budget():
     _, gamma = make_curves(epochs=1000, folds=10)
     assert len(gamma) == 50_000
-    chart = charts.gamma_trajectories(gamma)
-    assert 1000 <= inline_rows(chart) <= charts.MAX_POINTS
+    chart = network_charts.gamma_trajectories(gamma)
+    assert 1000 <= inline_rows(chart) <= style.MAX_POINTS
     data = pd.DataFrame(next(iter(chart.to_dict()["datasets"].values())))
     assert data["epoch"].max() == 1000  # the last epoch is always kept
 
 
 @given(epochs=st.integers(1, 400), folds=st.integers(1, 12),
-       budget=st.sampled_from([charts.SCREEN_LINE_POINTS, charts.MAX_POINTS]))
+       budget=st.sampled_from([style.SCREEN_LINE_POINTS, style.MAX_POINTS]))
 @settings(max_examples=25, deadline=None)
 def test_curves_keep_every_kth_epoch_within_a_budget_and_say_so(epochs, folds, budget):
     loss, gamma = make_curves(epochs=epochs, folds=folds)
-    for chart, lines in ((charts.loss_curves(loss, max_points=budget), 2 * folds),
-                         (charts.gamma_trajectories(gamma, max_points=budget), len(UNITS) * folds)):
+    for chart, lines in ((network_charts.loss_curves(loss, max_points=budget), 2 * folds),
+                         (network_charts.gamma_trajectories(gamma, max_points=budget),
+                          len(UNITS) * folds)):
         data = pd.DataFrame(next(iter(chart.to_dict()["datasets"].values())))
         kept = np.sort(data["epoch"].unique())
         step = int(np.ceil(epochs * lines / budget))
@@ -375,25 +377,26 @@ def test_curves_keep_every_kth_epoch_within_a_budget_and_say_so(epochs, folds, b
 
 def test_empty_history_says_why():
     loss, gamma = make_curves(epochs=0)
-    for chart in (charts.loss_curves(loss.iloc[:0]), charts.gamma_trajectories(gamma.iloc[:0])):
+    for chart in (network_charts.loss_curves(loss.iloc[:0]),
+                  network_charts.gamma_trajectories(gamma.iloc[:0])):
         assert "No training history" in json.dumps(chart.to_dict())
         assert chart_png(chart)[:4] == b"\x89PNG"
     flat, _ = make_curves(epochs=5)
-    zero = charts.loss_curves(flat.assign(loss=0.0, val_loss=np.nan))
+    zero = network_charts.loss_curves(flat.assign(loss=0.0, val_loss=np.nan))
     assert "not positive" in json.dumps(zero.to_dict())
 
 
 def test_distributions_name_missing_columns():
     with pytest.raises(ValueError, match="Upos"):
-        charts.distributions_chart(pd.DataFrame({"Upre": [1.0]}), ["Upre", "Upos"])
+        data_charts.distributions_chart(pd.DataFrame({"Upre": [1.0]}), ["Upre", "Upos"])
 
 
 def test_parameter_chart_without_bn_says_so():
     per_fold = make_per_fold().assign(moving_std=np.nan, gamma=np.nan, beta=np.nan,
                                       moving_mean=np.nan)
-    spec = charts.parameter_chart(per_fold).to_dict()
+    spec = bn_charts.parameter_chart(per_fold).to_dict()
     assert "no batch normalization" in json.dumps(spec)
-    with_bn = charts.parameter_chart(make_per_fold()).to_dict()
+    with_bn = bn_charts.parameter_chart(make_per_fold()).to_dict()
     assert len(with_bn["hconcat"]) == 3
 
 
@@ -402,11 +405,11 @@ def test_hostile_text_is_drawn_as_text_in_svg():
     units = [XSS, MD, "<script>alert(1)</script>", "Upos", "&amp;"]
     sens = make_sensitivity(units=units, folds=4)
     figures = [
-        charts.gamma_scatter(sens, make_lines(sens, "bias"), "bias", "zero"),
-        charts.distributions_chart(pd.DataFrame({XSS: [1.0, 2.0, 3.0], MD: [3.0, 4.0, 5.0]}),
-                                   [XSS, MD]),
-        charts.architecture_chart(ArchSpec.study_e2e(), 2, [XSS, MD]),
-        charts.stage_boxplot(stage_quantiles(make_stages(20, units=units, folds=2)), XSS),
+        bn_charts.gamma_scatter(sens, make_lines(sens, "bias"), "bias", "zero"),
+        data_charts.distributions_chart(pd.DataFrame({XSS: [1.0, 2.0, 3.0], MD: [3.0, 4.0, 5.0]}),
+                                        [XSS, MD]),
+        network_charts.architecture_chart(ArchSpec.study_e2e(), 2, [XSS, MD]),
+        bn_charts.stage_boxplot(stage_quantiles(make_stages(20, units=units, folds=2)), XSS),
     ]
     for chart in figures:
         root = ET.fromstring(chart_svg(chart))  # valid XML: nothing broke out of a text node

@@ -15,7 +15,7 @@ from bnapp.engine.keras_import import load_keras_run
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.train import Protocol, train_run
 from bnapp.intake.data import STUDY_INPUTS, load_dataset
-from bnapp.report import charts
+from bnapp.report import bn_charts, data_charts, network_charts
 from bnapp.report.export import chart_png, export_zip, html_report
 
 
@@ -45,27 +45,29 @@ def figures(e2e, trained, seed_dir):
     norm = load_keras_run(seed_dir, "norm")
     loss, gamma = catalog.training_curves(trained)
     return {
-        "architecture": charts.architecture_chart(e2e.spec, len(e2e.features), e2e.features),
-        "distributions": charts.distributions_chart(
+        "architecture": network_charts.architecture_chart(e2e.spec, len(e2e.features),
+                                                          e2e.features),
+        "distributions": data_charts.distributions_chart(
             pd.DataFrame(e2e.X, columns=e2e.features), e2e.features),
-        "stages input": charts.stage_boxplot(
+        "stages input": bn_charts.stage_boxplot(
             catalog.stage_quantiles(catalog.bn_stages(e2e)), "Input BN"),
-        "stages hidden": charts.stage_boxplot(
+        "stages hidden": bn_charts.stage_boxplot(
             catalog.stage_quantiles(catalog.bn_stages(e2e, "hidden")), "Hidden BN",
             per_fold=True, layer="hidden"),
-        "stages z-score model": charts.stage_boxplot(
+        "stages z-score model": bn_charts.stage_boxplot(
             catalog.stage_quantiles(catalog.bn_stages(norm)), "z-score model inputs"),
-        "figure 3": charts.gamma_scatter(sens, catalog.fit_lines(sens, "bias"), "bias", "zero"),
-        "figure 3 mean": charts.gamma_scatter(sens, catalog.fit_lines(sens, "delta_mse"),
-                                              "delta_mse", "mean"),
-        "figure 5": charts.gamma_scatter(hidden, catalog.fit_lines(hidden, "bias"), "bias", "zero"),
-        "parameters": charts.parameter_chart(catalog.bn_parameters(e2e)[0]),
-        "parameters z-score model": charts.parameter_chart(catalog.bn_parameters(norm)[0]),
-        "gamma trajectories": charts.gamma_trajectories(gamma),
-        "gamma trajectories band": charts.gamma_trajectories(gamma, band=True),
-        "loss": charts.loss_curves(loss),
-        "loss imported": charts.loss_curves(catalog.training_curves(e2e)[0]),
-        "baselines": charts.baseline_chart(catalog.baselines(e2e)),
+        "figure 3": bn_charts.gamma_scatter(sens, catalog.fit_lines(sens, "bias"), "bias", "zero"),
+        "figure 3 mean": bn_charts.gamma_scatter(sens, catalog.fit_lines(sens, "delta_mse"),
+                                                 "delta_mse", "mean"),
+        "figure 5": bn_charts.gamma_scatter(hidden, catalog.fit_lines(hidden, "bias"), "bias",
+                                            "zero"),
+        "parameters": bn_charts.parameter_chart(catalog.bn_parameters(e2e)[0]),
+        "parameters z-score model": bn_charts.parameter_chart(catalog.bn_parameters(norm)[0]),
+        "gamma trajectories": network_charts.gamma_trajectories(gamma),
+        "gamma trajectories band": network_charts.gamma_trajectories(gamma, band=True),
+        "loss": network_charts.loss_curves(loss),
+        "loss imported": network_charts.loss_curves(catalog.training_curves(e2e)[0]),
+        "baselines": network_charts.baseline_chart(catalog.baselines(e2e)),
     }
 
 

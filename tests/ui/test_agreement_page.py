@@ -9,7 +9,7 @@ import pytest
 from bnapp.analyses import agreement, conformal
 from bnapp.analyses.predict import predict_sessions
 from bnapp.intake import data
-from bnapp.report.charts import METHOD_LABELS
+from bnapp.report.style import METHOD_LABELS
 from tests.apptest import app_at, demo_run, texts
 
 

@@ -11,7 +11,7 @@ from markdown_it import MarkdownIt
 
 from bnapp.intake import data
 from bnapp.intake.simulator import simulate_cohort
-from bnapp.report import charts
+from bnapp.report import style
 from bnapp.ui import widgets
 from tests.apptest import app_at, texts
 from tests.page_payload import chart_rows, table_rows
@@ -132,7 +132,7 @@ def test_a_large_upload_sends_summaries_not_its_rows():
     at = upload(app_at(PAGE), "large.csv", content)
     assert current(at).n_read == n
     charts_sent = chart_rows(at)
-    assert charts_sent and max(charts_sent) <= charts.MAX_POINTS
+    assert charts_sent and max(charts_sent) <= style.MAX_POINTS
     assert table_rows(at) <= widgets.MAX_TABLE_ROWS
 
 

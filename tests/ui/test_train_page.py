@@ -13,7 +13,7 @@ from bnapp.engine.train import Protocol
 from bnapp.intake import data
 from bnapp.jobs import cache
 from bnapp.jobs.runner import job_manager
-from bnapp.report import charts
+from bnapp.report import style
 from bnapp.ui import widgets
 from tests.apptest import app_at, demo_run, texts
 from tests.page_payload import chart_rows
@@ -174,12 +174,12 @@ def test_the_curves_on_screen_are_light_and_their_downloads_detailed(monkeypatch
     at = app_at(PAGE, runs=(demo_run(protocol=Protocol(folds=5, epochs=200)),))
     assert not at.exception
     screen = chart_rows(at)[1:]  # after the architecture: loss, γ
-    assert len(screen) == 2 and max(screen) <= charts.SCREEN_LINE_POINTS
+    assert len(screen) == 2 and max(screen) <= style.SCREEN_LINE_POINTS
     for name, rows in zip(("loss-curves", "input-gamma-curves"), screen, strict=True):
         for suffix in ("png", "svg"):
             deferred[f"{name}.{suffix}"]()
             detailed = drawn.pop()
-            assert rows < sum(map(len, detailed.to_dict()["datasets"].values())) <= charts.MAX_POINTS
+            assert rows < sum(map(len, detailed.to_dict()["datasets"].values())) <= style.MAX_POINTS
 
 
 def test_the_run_shown_can_be_switched():
