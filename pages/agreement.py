@@ -22,6 +22,12 @@ sessions should fall between them, so ask whether a difference that large would 
 decision. The shaded bands are the limits' confidence intervals (how sure we are of the limits
 with this many sessions); a dotted line that slopes means the error grows with the urea level
 (proportional bias).
+
+**Proportional bias** is the slope of the difference against the method's own value, which is
+1 − the calibration slope below: a slope near 0 (a p-value above 0.05) means the method is as
+far off at high values as at low ones. It is not regressed on the mean of the two, as Bland and
+Altman do for two instruments: a prediction varies less than the measurement it predicts, so on
+the mean every good predictor would show a spurious slope (docs/statistics.md).
 """
 INTERVALS = """
 **Prediction intervals.** Each method's {level:.0%} interval is built by CV+ (Barber et al.,
@@ -79,7 +85,8 @@ widgets.table(table, "agreement", column_config={
     "loa_low_ci_low": "lower limit, CI low", "loa_low_ci_high": "lower limit, CI high",
     "loa_high_ci_low": "upper limit, CI low", "loa_high_ci_high": "upper limit, CI high",
     "n": "test rows", "bias_ci_low": "bias, CI low", "bias_ci_high": "bias, CI high",
-    "sd": "SD of the differences", "proportional_slope": "proportional bias (slope)",
+    "sd": "SD of the differences",
+    "proportional_slope": "proportional bias (slope on the method's value)",
     "proportional_slope_ci_low": "slope, CI low", "proportional_slope_ci_high": "slope, CI high",
     "proportional_p": "p (slope = 0)", "ci_method": "CI method"})
 st.caption(f"Units: {target_unit(run.target)} for {run.target}, none for eKt/V. Limits: bias "

@@ -66,18 +66,19 @@ def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
                                                                   strict=True)]
     labels = alt.Chart(lines).mark_text(align="right", dy=-6, fontSize=11, color="#333333").encode(
         y=alt.Y("value:Q"), x=alt.XValue(WIDTH - 180), text=alt.Text("label:N"))
-    # the table's proportional bias (the difference regressed on the mean over every row, not
-    # only the dots drawn) passes through (mean of the means, bias)
-    ends = np.array([rows["mean"].min(), rows["mean"].max()])
-    trend = alt.Chart(pd.DataFrame({
-        "mean": ends,
-        "difference": stats["bias"] + stats["proportional_slope"] * (ends - rows["mean"].mean()),
-    })).mark_line(color="#555555", strokeDash=[2, 2]).encode(x=x, y=y)
+    # the table's proportional bias (the difference regressed on the method's value over every
+    # row, not only the dots drawn) passes through (mean predicted, bias); a point of that line
+    # at predicted p sits at mean = p - difference / 2 on these axes
+    ends = np.array([rows["predicted"].min(), rows["predicted"].max()])
+    along = stats["bias"] + stats["proportional_slope"] * (ends - rows["predicted"].mean())
+    trend = alt.Chart(pd.DataFrame({"mean": ends - along / 2, "difference": along})).mark_line(
+        color="#555555", strokeDash=[2, 2]).encode(x=x, y=y)
     chart = alt.layer(bands, rules, dots, trend, labels).properties(width=WIDTH - 180, height=300)
     return _finish(chart, title, [
         f"n = {int(stats['n'])} test rows; bias {stats['bias']:.3g}, 95 % limits of agreement "
         f"{stats['loa_low']:.3g} to {stats['loa_high']:.3g}",
-        f"Shaded: 95 % CIs ({stats['ci_method']}); dotted: proportional bias, slope "
+        f"Shaded: 95 % CIs ({stats['ci_method']}); dotted: proportional bias (difference on "
+        f"the method's value), slope "
         f"{stats['proportional_slope']:.3g} [{stats['proportional_slope_ci_low']:.3g}, "
         f"{stats['proportional_slope_ci_high']:.3g}]"])
 

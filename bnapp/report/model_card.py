@@ -218,7 +218,9 @@ def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name:
               "Differences are method − measured; limits of agreement are bias ± 1.96 SD, their "
               "CIs " + ("exact (Carkeet 2015)" if (tables["agreement"]["ci_method"] == "exact").all()
                         else "approximate (Bland & Altman 1999)") + ". eKt/V is the dose each "
-              "Ueq implies by Daugirdas' formula.", "",
+              "Ueq implies by Daugirdas' formula. The proportional-bias slope is the "
+              "difference regressed on the method's own value (1 − the calibration slope), not "
+              "on the pair's mean, on which every calibrated predictor would show a slope.", "",
               "## Prediction intervals and their coverage", ""]
     if len(cov):
         lines += [f"{level:.0%} CV+ prediction intervals (Barber et al. 2021) from the "
