@@ -47,7 +47,9 @@ REPORT_TABLES = {
     "concordance": "|γ| against every definition of importance (Shapley, integrated gradients, "
                    "ablations): rank agreement per fold, mean and bootstrap interval over folds",
     "baselines": "Network against linear regression and the clinical formulas",
-    "paired_comparison": "Network against each baseline, paired over folds",
+    "paired_comparison": "Network against each baseline, paired over folds: read p_value (the "
+                         "Nadeau–Bengio corrected t); wilcoxon_p ignores that the folds share "
+                         "training rows, so it is too small",
     "agreement": "Agreement with the measured value (Bland–Altman)",
     "calibration": "Calibration: measured regressed on predicted",
     "coverage": "Coverage of the prediction intervals on the test rows",
