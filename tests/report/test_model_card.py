@@ -44,10 +44,11 @@ def test_card_states_use_data_validation_and_limits(demo):
     assert f"{net['loa_high']:.3g} [{net['loa_high_ci_low']:.3g}, {net['loa_high_ci_high']:.3g}]" in card
     assert "Coverage of 80% prediction intervals" in card
     # both constructions, each labelled, with its own pooled figure
+    coverage = tables["coverage"]
     for interval, label in (("cv_plus", "CV+ (as Predict gives), nested"),
                             ("split_conformal", "held-out split-conformal")):
-        cov = tables["coverage"].query(
-            "interval == @interval and method == 'network' and fold == 'pooled'").iloc[0]
+        cov = coverage[(coverage["interval"] == interval) & (coverage["method"] == "network")
+                       & (coverage["fold"] == "pooled")].iloc[0]
         assert f"| {label} | Network | {cov['n']} | {cov['coverage']:.1%} |" in card
     assert "exact (Carkeet 2015)" in card
     assert "Date range: no date column" in card
