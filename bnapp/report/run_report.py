@@ -50,7 +50,8 @@ REPORT_TABLES = {
     "paired_comparison": "Network against each baseline, paired over folds: read p_value (the "
                          "Nadeau–Bengio corrected t); wilcoxon_p ignores that the folds share "
                          "training rows, so it is too small",
-    "agreement": "Agreement with the measured value (Bland–Altman)",
+    "agreement": "Agreement with the measured value (Bland–Altman; proportional bias: the "
+                 "difference regressed on the method's own value, 1 − the calibration slope)",
     "calibration": "Calibration: measured regressed on predicted",
     "coverage": "Coverage of the prediction intervals on the test rows: cv_plus (the intervals "
                 "Predict gives, nested) and split_conformal (own fold ± the other folds' "
