@@ -22,14 +22,28 @@ sessions should fall between them, so ask whether a difference that large would 
 decision. The shaded bands are the limits' confidence intervals (how sure we are of the limits
 with this many sessions); a dotted line that slopes means the error grows with the urea level
 (proportional bias).
+
+**Proportional bias** is the slope of the difference against the method's own value, which is
+1 − the calibration slope below: a slope near 0 (a p-value above 0.05) means the method is as
+far off at high values as at low ones. It is not regressed on the mean of the two, as Bland and
+Altman do for two instruments: a prediction varies less than the measurement it predicts, so on
+the mean every good predictor would show a spurious slope (docs/statistics.md).
 """
 INTERVALS = """
-**Prediction intervals.** Each method's {level:.0%} interval is built by CV+ (Barber et al.,
-Ann Stat 2021) from the cross-validation residuals: it should contain the measured value in
-{level:.0%} of new sessions. Below, every test row gets an interval made without it (its own
-fold's prediction ± the residual quantile of the other folds), and the share of rows inside is
-the coverage: near {level:.0%} means the intervals can be trusted at that level. The clinical
-formulas fit nothing, so their intervals are their value ± a quantile of their own residuals.
+**Prediction intervals.** The Predict page gives each method's {level:.0%} interval by CV+
+(Barber et al., Ann Stat 2021) from the cross-validation residuals: it should contain the
+measured value in {level:.0%} of new sessions. Two coverages are shown, each the share of test
+rows inside an interval built without them:
+
+- **CV+ (as Predict gives), nested**: the coverage of those intervals. Each fold's rows get a
+  CV+ interval from the other folds trained again without them, so no model saw the row. It
+  is above {level:.0%} when the fold models disagree (CV+ spans their spread).
+- **held-out split-conformal**: each row's own fold's prediction ± the residual quantile of the
+  other folds. Near {level:.0%} by construction; it is the interval of `predictions.csv`, not
+  the one a new session gets.
+
+The clinical formulas fit nothing, so both of their intervals are their value ± a quantile of
+their own residuals.
 """
 
 st.title("Agreement")
@@ -79,7 +93,8 @@ widgets.table(table, "agreement", column_config={
     "loa_low_ci_low": "lower limit, CI low", "loa_low_ci_high": "lower limit, CI high",
     "loa_high_ci_low": "upper limit, CI low", "loa_high_ci_high": "upper limit, CI high",
     "n": "test rows", "bias_ci_low": "bias, CI low", "bias_ci_high": "bias, CI high",
-    "sd": "SD of the differences", "proportional_slope": "proportional bias (slope)",
+    "sd": "SD of the differences",
+    "proportional_slope": "proportional bias (slope on the method's value)",
     "proportional_slope_ci_low": "slope, CI low", "proportional_slope_ci_high": "slope, CI high",
     "proportional_p": "p (slope = 0)", "ci_method": "CI method"})
 st.caption(f"Units: {target_unit(run.target)} for {run.target}, none for eKt/V. Limits: bias "
@@ -108,6 +123,7 @@ if box := widgets.details("Coverage per fold and pooled: the numbers",
                           key="agreement-coverage-table"):
     with box:
         widgets.table(coverage, "interval_coverage", column_config={
+            "interval": "interval (cv_plus: as Predict gives, nested)",
             "fold": "fold ('pooled' = all test rows)", "n": "test rows", "level": "nominal level",
             "coverage": st.column_config.NumberColumn("coverage", format="percent"),
             "mean_width": "mean width"})

@@ -10,7 +10,7 @@ from bnapp.intake.data import STUDY_TARGET
 from bnapp.intake.groups import group_labels
 from bnapp.intake.units import target_unit
 from bnapp.jobs import cache
-from bnapp.report import network_charts
+from bnapp.report import network_charts, views
 from bnapp.ui import state, widgets
 
 METRICS = {
@@ -60,19 +60,13 @@ widgets.table(table, "baselines", column_config={
 
 st.subheader("Network against each baseline, fold by fold")
 paired = widgets.compute(entry, "paired_comparison")
-n_folds = len(entry.run.folds)
-st.markdown(
-    f"Differences are the network's RMSE minus the baseline's in the same fold (negative: the "
-    f"network is better). With only {n_folds} folds this is weak evidence: the folds share "
-    "training rows, so the t-test uses Nadeau and Bengio's corrected variance, which widens the "
-    f"interval, and the Wilcoxon signed-rank test cannot give a p-value below "
-    f"{2 / 2 ** n_folds:.3g} with {n_folds} folds. Read the count of folds the network won and "
-    "the interval, not the p-value alone.")
+st.markdown(views.paired_reading(len(entry.run.folds)))
 widgets.table(paired, "paired_comparison", column_config={
     "baseline": "baseline", "n_folds": "folds", "network_rmse": f"network RMSE ({unit})",
     "baseline_rmse": f"baseline RMSE ({unit})", "difference": f"difference ({unit})",
     "ci_low": "95% CI low", "ci_high": "95% CI high", "t_statistic": "corrected t",
-    "p_value": "p (corrected t)", "wilcoxon_p": "p (Wilcoxon)",
+    "p_value": "p (corrected t): read this one",
+    "wilcoxon_p": "p (Wilcoxon, uncorrected for the overlap)",
     "network_better_folds": "folds the network won"})
 
 group_by = entry.run.protocol.get("group_by")

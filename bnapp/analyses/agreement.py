@@ -12,9 +12,14 @@ bias = mean(d), 95 % limits of agreement bias ± 1.96 SD(d). Their confidence in
 - "approximate": Bland & Altman 1999: Var(limit) ≈ SD² (1/n + 1.96²/(2(n-1))),
   limit ± t_{n-1} · sqrt(Var).
 
-Proportional bias: the ordinary least-squares slope of d on the pair's mean, with its CI (a
-slope away from 0 means the disagreement grows with the level). Calibration: measured regressed
-on predicted (statsmodels OLS), ideally intercept 0 and slope 1, with a LOWESS curve.
+Proportional bias: the ordinary least-squares slope of d on the method's own value, with its
+CI (a slope away from 0 means the error grows with what the method says). That slope is exactly
+1 - the calibration slope (measured regressed on predicted; the two fits share their residuals,
+so their CIs and p-values match), and a calibrated predictor passes it. Bland and Altman regress
+d on the pair's mean, which suits two methods that both measure with error; a prediction varies
+less than the measurement it predicts, so on the mean every good predictor would be flagged
+(Hopkins, Sportscience 2004;8:42-46; docs/statistics.md). Calibration: measured regressed on
+predicted (statsmodels OLS), ideally intercept 0 and slope 1, with a LOWESS curve.
 
 Every method is judged on the test rows of the run's folds (`baselines.fold_predictions`); a row
 tested by several models (repeated k-fold, the study's random splits) enters once, with the mean
@@ -72,7 +77,7 @@ def limits_of_agreement(predicted, measured, *, ci_method: str = "exact",
         raise ValueError(f"ci_method must be one of {CI_METHODS}, not {ci_method!r}")
     p, m = np.asarray(predicted, dtype=np.float64), np.asarray(measured, dtype=np.float64)
     ok = np.isfinite(p) & np.isfinite(m)
-    d, mean = p[ok] - m[ok], (p[ok] + m[ok]) / 2
+    d = p[ok] - m[ok]
     n = len(d)
     out = {"n": n, "ci_method": ci_method}
     if n < 3:  # an SD and a regression need at least three pairs
@@ -90,7 +95,7 @@ def limits_of_agreement(predicted, measured, *, ci_method: str = "exact",
         se = sd * math.sqrt(1 / n + LOA_Z**2 / (2 * (n - 1)))
         high_ci = (high - t * se, high + t * se)
         low_ci = (low - t * se, low + t * se)
-    slope = _ols(mean, d, level)
+    slope = _ols(p[ok], d, level)  # on the method's value: 1 - calibration slope
     return out | {
         "bias": bias, "loa_low": low, "loa_high": high,
         "loa_low_ci_low": low_ci[0], "loa_low_ci_high": low_ci[1],

@@ -59,13 +59,7 @@ def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours: float = 4.0, 
     `frame` holds the run's inputs in library units (urea mg/dL, weight kg, UF L), e.g. from
     `data.parse_patient` or `indexed_by_row(data.load_sessions(...))`; t_hours is the session length the formulas use.
     """
-    missing = [f for f in run.features if f not in frame.columns]
-    if missing:
-        raise DataError(f"input(s) {', '.join(missing)} missing; the network was trained on "
-                        f"{', '.join(run.features)}")
-    if not (np.isfinite(t_hours) and t_hours > 0):
-        raise DataError(f"session time: {t_hours} h is not a positive number of hours")
-    x = frame[run.features].to_numpy(dtype=np.float64)
+    x = _inputs(run, frame, t_hours)
     per_fold = run.ensemble_predictions(x)  # (folds, sessions)
     out = frame[list(run.features)].copy()
     out["ueq_network"] = per_fold.mean(axis=0)
@@ -91,6 +85,38 @@ def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours: float = 4.0, 
             out[f"ektv_{method}"] = ektv_from_ueq(ueq, upre, uf, weight, t_hours)
     out["outside_training_range"] = _outside_range(x, run.X, run.features)
     return out
+
+
+def predict_method(run: RunResult, frame: pd.DataFrame, method: str = "network",
+                   level: float = conformal.DEFAULT_LEVEL, t_hours: float = 4.0) -> pd.DataFrame:
+    """One line per session of frame (index kept), the `predict` command's file: `method`'s
+    prediction of the run's target (the mean of its fold models: the network's, OLS refitted
+    per fold, or a formula), its CV+ interval pi_low, pi_high at `level`, and, when the run
+    predicts Ueq from Upre, Upos, PP and UF, the eKt/V it implies with the doses of the
+    interval's ends (ektv, ektv_pi_low, ektv_pi_high); outside_training_range as in
+    predict_sessions. frame as predict_sessions takes it."""
+    x = _inputs(run, frame, t_hours)
+    out = pd.DataFrame(index=frame.index)
+    out["prediction"] = conformal.method_models(run, method, x).mean(axis=0)
+    out["pi_low"], out["pi_high"] = conformal.new_intervals(run, x, method, level)
+    if run.target == data.STUDY_TARGET and set(KINETIC_INPUTS) <= set(frame.columns):
+        upre, uf, pp = (frame[c].to_numpy(dtype=np.float64) for c in ("Upre", "UF", "PP"))
+        for column, ueq in (("ektv", "prediction"), ("ektv_pi_low", "pi_high"),
+                            ("ektv_pi_high", "pi_low")):  # a higher Ueq is a lower dose
+            out[column] = ektv_from_ueq(out[ueq], upre, uf, pp - uf, t_hours)
+    out["outside_training_range"] = _outside_range(x, run.X, run.features)
+    return out
+
+
+def _inputs(run: RunResult, frame: pd.DataFrame, t_hours: float) -> np.ndarray:
+    """The run's inputs of frame as an array; a DataError naming what is missing or wrong."""
+    missing = [f for f in run.features if f not in frame.columns]
+    if missing:
+        raise DataError(f"input(s) {', '.join(missing)} missing; the network was trained on "
+                        f"{', '.join(run.features)}")
+    if not (np.isfinite(t_hours) and t_hours > 0):
+        raise DataError(f"session time: {t_hours} h is not a positive number of hours")
+    return frame[run.features].to_numpy(dtype=np.float64)
 
 
 def _outside_range(x: np.ndarray, trained: np.ndarray, features: Sequence[str]) -> list[str]:

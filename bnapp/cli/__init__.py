@@ -14,7 +14,8 @@ import sys
 from bnapp import __version__
 
 # modules under bnapp.cli that contribute commands, in the order `--help` lists them
-COMMAND_MODULES = ("data", "synth", "engine", "analyses", "jobs", "explain", "export_model")
+COMMAND_MODULES = ("data", "synth", "engine", "analyses", "jobs", "predict", "explain",
+                   "export_model")
 
 
 class UserError(Exception):

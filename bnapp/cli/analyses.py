@@ -39,8 +39,9 @@ def register(sub) -> None:
                                    "inputs, each analysed in OUT/raw and OUT/zscore, side by side "
                                    "in OUT")
     ana.add_argument("--interval", type=float, default=0.9,
-                     help="level of the CV+ prediction intervals in predictions.csv and "
-                          "coverage.csv (default 0.9)")
+                     help="level of the prediction intervals: coverage.csv reports that of "
+                          "the CV+ intervals new sessions get (nested) and of the held-out "
+                          "split-conformal ones in predictions.csv (default 0.9)")
     _analysis_options(ana)
     ana.set_defaults(handler=cmd_analyze)
 

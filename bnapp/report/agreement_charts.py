@@ -18,6 +18,8 @@ from bnapp.report.style import (
 )
 
 PANEL = 280  # side of one calibration panel
+COVERAGE_LABELS = {"cv_plus": "CV+ (as Predict gives), nested",
+                   "split_conformal": "held-out split-conformal"}
 
 
 def _method_label(method: str) -> str:
@@ -66,18 +68,19 @@ def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
                                                                   strict=True)]
     labels = alt.Chart(lines).mark_text(align="right", dy=-6, fontSize=11, color="#333333").encode(
         y=alt.Y("value:Q"), x=alt.XValue(WIDTH - 180), text=alt.Text("label:N"))
-    # the table's proportional bias (the difference regressed on the mean over every row, not
-    # only the dots drawn) passes through (mean of the means, bias)
-    ends = np.array([rows["mean"].min(), rows["mean"].max()])
-    trend = alt.Chart(pd.DataFrame({
-        "mean": ends,
-        "difference": stats["bias"] + stats["proportional_slope"] * (ends - rows["mean"].mean()),
-    })).mark_line(color="#555555", strokeDash=[2, 2]).encode(x=x, y=y)
+    # the table's proportional bias (the difference regressed on the method's value over every
+    # row, not only the dots drawn) passes through (mean predicted, bias); a point of that line
+    # at predicted p sits at mean = p - difference / 2 on these axes
+    ends = np.array([rows["predicted"].min(), rows["predicted"].max()])
+    along = stats["bias"] + stats["proportional_slope"] * (ends - rows["predicted"].mean())
+    trend = alt.Chart(pd.DataFrame({"mean": ends - along / 2, "difference": along})).mark_line(
+        color="#555555", strokeDash=[2, 2]).encode(x=x, y=y)
     chart = alt.layer(bands, rules, dots, trend, labels).properties(width=WIDTH - 180, height=300)
     return finish(chart, title, [
         f"n = {int(stats['n'])} test rows; bias {stats['bias']:.3g}, 95 % limits of agreement "
         f"{stats['loa_low']:.3g} to {stats['loa_high']:.3g}",
-        f"Shaded: 95 % CIs ({stats['ci_method']}); dotted: proportional bias, slope "
+        f"Shaded: 95 % CIs ({stats['ci_method']}); dotted: proportional bias (difference on "
+        f"the method's value), slope "
         f"{stats['proportional_slope']:.3g} [{stats['proportional_slope_ci_low']:.3g}, "
         f"{stats['proportional_slope_ci_high']:.3g}]"])
 
@@ -137,27 +140,37 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
 
 
 def coverage_chart(coverage: pd.DataFrame, level: float) -> alt.TopLevelMixin:
-    """Share of test rows inside their prediction interval, per method: the pooled bar and one
-    dot per fold, against the nominal level."""
+    """Share of test rows inside their prediction interval, per method and interval
+    construction (conformal.INTERVALS: CV+ nested, held-out split-conformal): the pooled bar
+    and one dot per fold, against the nominal level."""
     # too few rows for the level give unbounded intervals: no width to draw (JSON has no inf)
     data = coverage.replace([np.inf, -np.inf], np.nan)
-    data = data.assign(label=data["method"].map(_method_label).fillna(data["method"]))
+    data = data.assign(label=data["method"].map(_method_label).fillna(data["method"]),
+                       construction=data["interval"].map(COVERAGE_LABELS))
     order = list(pd.unique(data["label"]))
+    kinds = [COVERAGE_LABELS[k] for k in COVERAGE_LABELS if k in set(data["interval"])]
     pooled, folds = data[data["fold"] == "pooled"], data[data["fold"] != "pooled"]
     y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
+    offset = alt.YOffset("construction:N", sort=kinds)
     x = alt.X("coverage:Q", title="coverage (share of test rows inside the interval)",
               scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
-    bars = alt.Chart(pooled).mark_bar(opacity=0.5, height=22).encode(
-        x=x, y=y, color=alt.Color("label:N", sort=order, legend=None,
-                                  scale=alt.Scale(domain=order, range=list(OKABE_ITO[:len(order)]))),
-        tooltip=[alt.Tooltip("label:N", title="method"), alt.Tooltip("n:Q"),
-                 alt.Tooltip("coverage:Q", format=".1%"),
+    bars = alt.Chart(pooled).mark_bar(opacity=0.6).encode(
+        x=x, y=y, yOffset=offset,
+        color=alt.Color("construction:N", sort=kinds, title=None,
+                        scale=alt.Scale(domain=kinds, range=list(OKABE_ITO[:len(kinds)])),
+                        legend=alt.Legend(orient="bottom", labelLimit=400)),
+        tooltip=[alt.Tooltip("label:N", title="method"), alt.Tooltip("construction:N"),
+                 alt.Tooltip("n:Q"), alt.Tooltip("coverage:Q", format=".1%"),
                  alt.Tooltip("mean_width:Q", title="mean width", format=".3g")])
-    dots = alt.Chart(folds).mark_point(size=40, filled=True, opacity=0.8, color="#333333").encode(
-        x=alt.X("coverage:Q"), y=y,
-        tooltip=[alt.Tooltip("fold:N"), alt.Tooltip("coverage:Q", format=".1%")])
+    dots = alt.Chart(folds).mark_point(size=30, filled=True, opacity=0.8, color="#333333").encode(
+        x=alt.X("coverage:Q"), y=y, yOffset=offset,
+        tooltip=[alt.Tooltip("construction:N"), alt.Tooltip("fold:N"),
+                 alt.Tooltip("coverage:Q", format=".1%")])
     nominal = alt.Chart(pd.DataFrame({"level": [level]})).mark_rule(
         color=OKABE_ITO[4], strokeDash=[6, 4], strokeWidth=2).encode(x=alt.X("level:Q"))
-    chart = alt.layer(bars, dots, nominal).properties(width=WIDTH - 180, height=52 * len(order))
-    return finish(chart, f"Coverage of the {level:.0%} prediction intervals",
-                  "Bar: all test rows pooled; dots: one per fold; dashed: the nominal level.")
+    chart = alt.layer(bars, dots, nominal).properties(width=WIDTH - 180,
+                                                     height=26 * len(kinds) * len(order))
+    return finish(chart, f"Coverage of the {level:.0%} prediction intervals", [
+        "Bar: all test rows pooled; dots: one per fold; dashed: the nominal level.",
+        "CV+: the intervals Predict gives, each fold's rows from models trained without them; "
+        "split-conformal: own fold ± the other folds' residuals."])

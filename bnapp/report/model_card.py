@@ -20,6 +20,7 @@ from bnapp.analyses.baselines import fold_predictions, quality
 from bnapp.engine.results import RunResult
 from bnapp.intake.data import Dataset, dropped_summary
 from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
+from bnapp.report.agreement_charts import COVERAGE_LABELS
 from bnapp.report.style import METHOD_LABELS
 
 NOT_A_DEVICE = ("bnapp is a research tool, not a medical device: its predictions are not "
@@ -46,8 +47,9 @@ KNOWN_LIMITS = (
 
 def trust_tables(run: RunResult, level: float = conformal.DEFAULT_LEVEL,
                  preds: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """agreement, calibration, coverage (held-out CV+ intervals at `level`, per fold and pooled,
-    every method) and predictions (the network's test rows with their interval).
+    """agreement, calibration, coverage (of the CV+ intervals, nested, and of the held-out
+    split-conformal ones at `level`, per fold and pooled, every method) and predictions (the
+    network's test rows with their held-out split-conformal interval).
     preds: fold_predictions(run), when already computed."""
     preds = fold_predictions(run) if preds is None else preds
     # one row-level frame alive at a time: each is ~0.5 GB for a million sessions
@@ -121,12 +123,15 @@ def _agreement(table: pd.DataFrame) -> pd.DataFrame:
 
 def _coverage(table: pd.DataFrame) -> pd.DataFrame:
     pooled = table[table["fold"] == "pooled"]
-    per_fold = table[table["fold"] != "pooled"].groupby("method", sort=False)["coverage"]
+    per_fold = table[table["fold"] != "pooled"].groupby(["interval", "method"],
+                                                        sort=False)["coverage"]
+    low, high = per_fold.min(), per_fold.max()
+    keys = list(zip(pooled["interval"], pooled["method"], strict=True))
     return pd.DataFrame({
+        "interval": pooled["interval"].map(COVERAGE_LABELS).to_numpy(),
         "method": pooled["method"].map(_method).to_numpy(), "test rows": pooled["n"].to_numpy(),
         "pooled coverage": [f"{c:.1%}" for c in pooled["coverage"]],
-        "fold coverage, lowest–highest": [f"{per_fold.min()[m]:.0%}–{per_fold.max()[m]:.0%}"
-                                          for m in pooled["method"]],
+        "fold coverage, lowest–highest": [f"{low[k]:.0%}–{high[k]:.0%}" for k in keys],
         "mean interval width": pooled["mean_width"].to_numpy(),
     })
 
@@ -218,13 +223,19 @@ def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name:
               "Differences are method − measured; limits of agreement are bias ± 1.96 SD, their "
               "CIs " + ("exact (Carkeet 2015)" if (tables["agreement"]["ci_method"] == "exact").all()
                         else "approximate (Bland & Altman 1999)") + ". eKt/V is the dose each "
-              "Ueq implies by Daugirdas' formula.", "",
+              "Ueq implies by Daugirdas' formula. The proportional-bias slope is the "
+              "difference regressed on the method's own value (1 − the calibration slope), not "
+              "on the pair's mean, on which every calibrated predictor would show a slope.", "",
               "## Prediction intervals and their coverage", ""]
     if len(cov):
-        lines += [f"{level:.0%} CV+ prediction intervals (Barber et al. 2021) from the "
-                  "cross-validation residuals. Coverage is the share of test rows inside an "
-                  "interval built without them (nominal: "
-                  f"{level:.0%}).", "", _md_table(_coverage(cov)), ""]
+        lines += [f"Coverage of {level:.0%} prediction intervals: the share of test rows "
+                  f"inside an interval built without them (nominal: {level:.0%}). "
+                  "**CV+, nested** is the interval a new session gets (CV+, Barber et al. "
+                  "2021): each fold's rows get it from models trained again without them. "
+                  "**Held-out split-conformal** is each row's own-fold prediction ± a quantile "
+                  "of the other folds' residuals (the intervals of predictions.csv), near the "
+                  "level by construction; it is not the interval a new session gets.", "",
+                  _md_table(_coverage(cov)), ""]
     lines += ["## Subgroups and dialysis units", ""]
     groups = subgroup_table(run, dataset)
     if groups is None:

@@ -56,10 +56,15 @@ REPORT_TABLES = {
     "concordance": "|γ| against every definition of importance (Shapley, integrated gradients, "
                    "ablations): rank agreement per fold, mean and bootstrap interval over folds",
     "baselines": "Network against linear regression and the clinical formulas",
-    "paired_comparison": "Network against each baseline, paired over folds",
-    "agreement": "Agreement with the measured value (Bland–Altman)",
+    "paired_comparison": "Network against each baseline, paired over folds: read p_value (the "
+                         "Nadeau–Bengio corrected t); wilcoxon_p ignores that the folds share "
+                         "training rows, so it is too small",
+    "agreement": "Agreement with the measured value (Bland–Altman; proportional bias: the "
+                 "difference regressed on the method's own value, 1 − the calibration slope)",
     "calibration": "Calibration: measured regressed on predicted",
-    "coverage": "Coverage of the prediction intervals on the test rows",
+    "coverage": "Coverage of the prediction intervals on the test rows: cv_plus (the intervals "
+                "Predict gives, nested) and split_conformal (own fold ± the other folds' "
+                "residuals)",
     "data_dropped_by_reason": "Rows dropped while reading the data, by reason",
 }
 Progress = Callable[[float, str], None]
@@ -68,7 +73,8 @@ Progress = Callable[[float, str], None]
 # 3: agreement, calibration, coverage, predictions (or, on another branch, the importance tables)
 # 4: both: agreement, calibration, coverage, predictions, importance, concordance, shapley_values,
 # ice, pdp
-RUN_TABLES_SCHEMA = 4
+# 5: coverage's interval column (cv_plus, nested; split_conformal)
+RUN_TABLES_SCHEMA = 5
 
 
 def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,

@@ -236,3 +236,22 @@ def zero_mean_note(sens: pd.DataFrame, per_fold: pd.DataFrame, spec: ArchSpec,
     return (f"Zeroing a node's weights and holding it at β {same}, as they should: this BN's "
             f"moving mean is 0 up to rounding (largest |value| {largest:.1g}){why}, so a Dense "
             "output of 0 is the node's mean and its BN output is β either way.")
+
+
+# ------------------------------------------------------------------------------- baselines
+
+def paired_reading(n_folds: int) -> str:
+    """What the Baselines page's paired comparison shows and which of its two p-values to read
+    (the corrected t), with the reason (docs/statistics.md, "Which p-value")."""
+    return (
+        "Differences are the network's RMSE minus the baseline's in the same fold (negative: "
+        f"the network is better). **Read p (corrected t).** The {n_folds} folds are not "
+        "independent samples: any two of them share most of their training rows, so their "
+        "differences move together and a test that counts them as independent is too sure of "
+        "itself. The t-test here uses Nadeau and Bengio's corrected variance, which accounts for "
+        "that overlap and widens the interval. The Wilcoxon signed-rank p-value is shown only as "
+        "a check that does not assume normal differences; it is not corrected for the overlap, "
+        "so it is too small, and with "
+        f"{n_folds} folds it cannot go below {2 / 2 ** n_folds:.3g} whatever the data. With this "
+        "few folds, read the count of folds the network won and the interval beside the "
+        "p-value.")

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from bnapp.analyses import agreement
 from bnapp.analyses.baselines import fold_predictions
@@ -81,13 +82,85 @@ def test_exact_and_approximate_intervals_agree_for_large_samples():
 
 @settings(max_examples=30, deadline=None)
 @given(st.floats(-5, 5), st.floats(-0.5, 0.5), st.integers(0, 2**31))
-def test_proportional_bias_is_the_slope_of_difference_on_mean(offset, slope, seed):
+def test_proportional_bias_is_the_slope_of_difference_on_the_methods_value(offset, slope, seed):
     rng = np.random.default_rng(seed)
-    measured = rng.uniform(20, 100, 60)
-    # choose predicted so that difference = offset + slope * mean exactly (no noise)
-    predicted = (offset + measured * (1 + slope / 2)) / (1 - slope / 2)
+    predicted = rng.uniform(20, 100, 60)
+    # choose measured so that difference = offset + slope * predicted exactly (no noise)
+    measured = predicted - offset - slope * predicted
     out = agreement.limits_of_agreement(predicted, measured)
     assert out["proportional_slope"] == pytest.approx(slope, abs=1e-8)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(5, 200), st.floats(0.5, 1.5), st.floats(0.5, 10), st.integers(0, 2**31))
+def test_proportional_bias_is_one_minus_the_calibration_slope(n, cal_slope, noise, seed):
+    """The algebra: d = p - m on p has slope 1 - (slope of m on p) and the same residuals, so
+    the same SE, CI (mirrored about 1) and p-value; checked against statsmodels' OLS of m on p
+    through its formula interface, fitted independently of bnapp's design matrix."""
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(30, 90, n)
+    m = 5 + cal_slope * p + rng.normal(0, noise, n)
+    fit = smf.ols("m ~ p", data=pd.DataFrame({"m": m, "p": p})).fit()
+    low, high = fit.conf_int(alpha=0.05).loc["p"]
+    out = agreement.limits_of_agreement(p, m)
+    assert out["proportional_slope"] == pytest.approx(1 - fit.params["p"], rel=1e-9, abs=1e-9)
+    assert out["proportional_slope_ci_low"] == pytest.approx(1 - high, rel=1e-9, abs=1e-9)
+    assert out["proportional_slope_ci_high"] == pytest.approx(1 - low, rel=1e-9, abs=1e-9)
+    # the p-value tests slope 0 here and calibration slope 1 there: the same t statistic
+    t_one = (fit.params["p"] - 1) / fit.bse["p"]
+    p_one = 2 * stats.t.sf(abs(t_one), n - 2)
+    assert out["proportional_p"] == pytest.approx(p_one, rel=1e-6, abs=1e-12)
+
+
+def _calibrated_sample(rng, n):
+    """A perfectly calibrated predictor, E[measured | predicted] = predicted: predicted spread
+    as the study's Ueq (SD ~ 12 mg/dL around 45), measured = predicted + independent noise."""
+    predicted = rng.normal(45, 12, n)
+    return predicted, predicted + rng.normal(0, 6, n)
+
+
+@pytest.mark.slow
+def test_a_perfectly_calibrated_predictor_is_flagged_at_the_nominal_rate():
+    """Acceptance (issue 26): n = 109 as the study, 2,000 simulations, so the rate of p < 0.05
+    has an SE of 0.5 points and 7 % is four SEs above 5 %. The old regression on the pair's
+    mean flags the same samples most of the time, and a predictor whose calibration slope is
+    0.8 is flagged most of the time too (the test has power)."""
+    rng = np.random.default_rng(2026)
+    sims, n, alpha = 2000, 109, 0.05
+    flagged = on_mean = miscalibrated = 0
+    for i in range(sims):
+        p, m = _calibrated_sample(rng, n)
+        flagged += agreement.limits_of_agreement(p, m)["proportional_p"] < alpha
+        on_mean += stats.linregress((p + m) / 2, p - m).pvalue < alpha
+        if i % 10 == 0:  # 200 are enough to show power
+            shrunk = 45 + (m - 45) / 0.8  # m = 45 + 0.8 (shrunk - 45) + noise: slope 0.8
+            miscalibrated += agreement.limits_of_agreement(shrunk, m)["proportional_p"] < alpha
+    assert flagged / sims <= 0.07
+    assert on_mean / sims > 0.5
+    assert miscalibrated / (sims // 10) > 0.8
+
+
+@pytest.mark.slow
+def test_out_of_fold_least_squares_on_20000_synthetic_sessions_has_no_proportional_bias():
+    """Acceptance (issue 26): 10-fold out-of-fold OLS on the simulator's sessions is calibrated,
+    and its proportional-bias interval holds 0 (the regression on the mean flagged it)."""
+    from bnapp.analyses.baselines import LeastSquares
+    from bnapp.engine.train import Protocol, make_splits
+    from bnapp.intake.data import STUDY_INPUTS
+    from bnapp.intake.simulator import simulate_cohort
+
+    cohort = simulate_cohort(20_000, 26)
+    cohort = cohort[cohort["Ueq"] >= cohort["Upos"]]  # the rule every data set is read with
+    x, y = cohort[STUDY_INPUTS].to_numpy(), cohort["Ueq"].to_numpy()
+    ols = LeastSquares(x, y)
+    predicted = np.empty(len(y))
+    for split in make_splits(Protocol(folds=10), len(y)):
+        predicted[split.test] = ols.predict(ols.fit(split.train), x[split.test])
+    out = agreement.limits_of_agreement(predicted, y)
+    assert out["proportional_slope_ci_low"] <= 0 <= out["proportional_slope_ci_high"]
+    assert stats.linregress((predicted + y) / 2, predicted - y).pvalue < 0.05
 
 
 def test_pairs_with_nan_are_left_out_and_tiny_samples_give_nan():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -145,3 +146,73 @@ def test_a_decimal_level_gives_the_exact_rank():
     # 1 - 0.8 is 0.19999999999999996 in binary: the lower rank floor(0.2 * 5) must still be 1
     low, high = conformal.cv_plus(np.array([1.0, 2.0, 3.0, 4.0]), np.zeros((4, 1)), 0.8)
     assert (low[0], high[0]) == (-4.0, 4.0)
+
+
+def _cv_plus_by_hand(scores, centres, level):
+    """Barber et al.'s CV+ ends by sorting: the floor(a (n+1))-th smallest of centre - score
+    and the ceil((1-a)(n+1))-th smallest of centre + score, a = 1 - level."""
+    n = len(scores)
+    k_high = math.ceil(round(level * (n + 1), 9))
+    return (np.sort(centres - scores)[n - k_high], np.sort(centres + scores)[k_high - 1])
+
+
+def test_nested_cv_plus_of_least_squares_matches_a_refit_by_hand():
+    """For OLS the nested construction needs no network: each outer fold's rows get the CV+
+    interval of OLS refitted on the rows outside that fold and each inner fold."""
+    run = demo_run().run
+    level = 0.8
+    nested = conformal.nested_cv_plus_intervals(run, level)
+    assert set(nested["interval"]) == {"cv_plus"}
+    ols = nested[nested["method"] == "linear_regression"]
+    assert sorted(ols["row"]) == list(range(len(run.y)))  # 3 folds, 200 rows < NESTED_ROWS
+    design = np.column_stack([np.ones(len(run.y)), run.X])
+    tests = {f.fold: f.test_rows for f in run.folds}
+    for k, held in tests.items():
+        scores, centres = [], []
+        for j, rows in tests.items():
+            if j == k:
+                continue
+            train = np.setdiff1d(np.arange(len(run.y)), np.concatenate([held, rows]))
+            coef = np.linalg.lstsq(design[train], run.y[train], rcond=None)[0]
+            scores.append(np.abs(run.y[rows] - design[rows] @ coef))
+            centres.append(np.repeat((design[held] @ coef)[None, :], len(rows), axis=0))
+        scores, centres = np.concatenate(scores), np.concatenate(centres)
+        got = ols[ols["fold"] == k].set_index("row").loc[held]
+        for i in range(len(held)):
+            low, high = _cv_plus_by_hand(scores, centres[:, i], level)
+            assert got["pi_low"].iloc[i] == pytest.approx(low, rel=1e-9)
+            assert got["pi_high"].iloc[i] == pytest.approx(high, rel=1e-9)
+
+
+def test_nested_cv_plus_intervals_come_from_networks_that_never_saw_the_rows():
+    """Changing the measured values of one outer fold's rows changes nothing in their nested
+    intervals (no inner model trained or was scored on them) but changes the other folds'."""
+    from dataclasses import replace
+
+    run = demo_run().run
+    held = run.folds[0].test_rows
+    y = run.y.copy()
+    y[held] += 50.0
+    before = conformal.nested_cv_plus_intervals(run, 0.9)
+    after = conformal.nested_cv_plus_intervals(replace(run, y=y), 0.9)
+    net = (before["method"] == "network").to_numpy()
+    mine = net & (before["fold"] == run.folds[0].fold).to_numpy()
+    for end in ("pi_low", "pi_high", "prediction"):
+        np.testing.assert_array_equal(before.loc[mine, end], after.loc[mine, end])
+        assert not np.allclose(before.loc[net & ~mine, end], after.loc[net & ~mine, end])
+
+
+def test_held_out_coverage_labels_both_constructions_and_skips_imported_runs():
+    from dataclasses import replace
+
+    run = demo_run().run
+    table = conformal.held_out_coverage(run, 0.9)
+    pooled = table[table["fold"] == "pooled"]
+    assert list(pooled["interval"]) == ["cv_plus"] * 4 + ["split_conformal"] * 4
+    assert set(table["interval"]) <= set(conformal.INTERVALS)
+    # a checkpoint import cannot be retrained as it was: only the held-out figure is given
+    imported = conformal.held_out_coverage(replace(run, source="keras:e2e"), 0.9)
+    assert set(imported["interval"]) == {"split_conformal"}
+    pd.testing.assert_frame_equal(imported.reset_index(drop=True),
+                                  table[table["interval"] == "split_conformal"]
+                                  .reset_index(drop=True))

@@ -210,3 +210,25 @@ def test_predictions_carry_the_cv_plus_interval_and_the_dose_it_implies():
     shown, labels = in_units(out, "mmol/L")
     assert shown["ueq_network_pi_low"].to_numpy() == pytest.approx(low / 6.006)
     assert labels["ueq_network_pi_low"] == "Ueq, prediction interval low (urea mmol/L)"
+
+
+def test_predict_method_gives_the_network_what_predict_sessions_gives_and_formulas_theirs():
+    from bnapp.analyses import conformal
+    from bnapp.analyses.predict import predict_method
+    from tests.apptest import demo_run
+
+    run = demo_run().run
+    frame = pd.DataFrame(run.X[:7], columns=run.features, index=range(2, 9))
+    net = predict_method(run, frame, "network", 0.8)
+    full = predict_sessions(run, frame, level=0.8)
+    assert list(net.index) == list(frame.index)
+    np.testing.assert_allclose(net["prediction"], full["ueq_network"], rtol=1e-12)
+    np.testing.assert_allclose(net[["pi_low", "pi_high"]],
+                               full[["ueq_network_pi_low", "ueq_network_pi_high"]], rtol=1e-12)
+    np.testing.assert_allclose(net["ektv"], full["ektv_network"], rtol=1e-12)
+    rate = predict_method(run, frame, "rate_equation", 0.8)
+    np.testing.assert_allclose(rate["prediction"], kinetics.predict_ueq(frame, "rate_equation"),
+                               rtol=1e-12)
+    low, high = conformal.new_intervals(run, frame.to_numpy(), "rate_equation", 0.8)
+    np.testing.assert_allclose(rate["pi_high"] - rate["pi_low"], high - low, rtol=1e-12)
+    assert (rate["ektv_pi_low"] < rate["ektv"]).all() and (rate["ektv"] < rate["ektv_pi_high"]).all()

@@ -49,8 +49,11 @@ def test_predictions_csv_has_one_line_per_test_row_with_its_interval(analysis, u
     assert (table["pi_low"] < table["pi_high"]).all()
     inside = ((table["measured"] >= table["pi_low"]) & (table["measured"] <= table["pi_high"]))
     coverage = pd.read_csv(analysis / "coverage.csv", dtype={"fold": str})
-    net = coverage.query("method == 'network' and fold == 'pooled'").iloc[0]
+    # predictions.csv holds the held-out split-conformal intervals, labelled so in coverage.csv
+    net = coverage.query("interval == 'split_conformal' and method == 'network' and "
+                         "fold == 'pooled'").iloc[0]
     assert net["level"] == 0.8 and net["coverage"] == pytest.approx(inside.mean())
+    assert set(coverage["interval"]) == {"cv_plus", "split_conformal"}
 
 
 def test_model_card_is_written_beside_the_tables(analysis):

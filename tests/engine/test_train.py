@@ -210,3 +210,25 @@ def test_a_repeated_run_numbers_every_model_apart_for_the_analyses(study_data):
     assert loss.groupby("fold").size().eq(3).all()
     table = baselines(run)
     assert (table[table["fold"] != "pooled"]["n"] == 20).all()
+
+
+def test_explicit_splits_train_what_they_say(study_data):
+    """train_run(splits=): the protocol's own splits give the same run bit for bit; splits that
+    leave rows out (a nested CV's inner folds) train and test only on the rows they name."""
+    X, y = study_data
+    protocol = Protocol(folds=4, epochs=5, seed=3)
+    splits = make_splits(protocol, len(y))
+    default = train_run(X, y, ArchSpec.study_e2e(), protocol, features=FEATURES)
+    given_splits = train_run(X, y, ArchSpec.study_e2e(), protocol, features=FEATURES,
+                             splits=splits)
+    for a, b in zip(default.folds, given_splits.folds, strict=True):
+        np.testing.assert_array_equal(a.test_predictions, b.test_predictions)
+    held = splits[0].test
+    inner = [type(s)(s.repeat, s.fold, np.setdiff1d(s.train, held).astype(s.train.dtype),
+                     s.val, s.test) for s in splits[1:]]
+    run = train_run(X, y, ArchSpec.study_e2e(), protocol, features=FEATURES, splits=inner)
+    assert [f.fold for f in run.folds] == [1, 2, 3]
+    for fold in run.folds:
+        assert not np.isin(held, fold.train_rows).any()
+        # the scaler is fitted on the rows the split names
+        np.testing.assert_allclose(fold.scaler_mean, X[fold.train_rows].mean(axis=0))

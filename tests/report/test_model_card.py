@@ -42,8 +42,14 @@ def test_card_states_use_data_validation_and_limits(demo):
     assert f"| Rate equation (Daugirdas–Schneditz) | {pooled['n']} | {pooled['rmse']:.4g} |" in card
     net = tables["agreement"].query("method == 'network' and quantity == 'Ueq'").iloc[0]
     assert f"{net['loa_high']:.3g} [{net['loa_high_ci_low']:.3g}, {net['loa_high_ci_high']:.3g}]" in card
-    cov = tables["coverage"].query("method == 'network' and fold == 'pooled'").iloc[0]
-    assert "80% CV+ prediction intervals" in card and f"{cov['coverage']:.1%}" in card
+    assert "Coverage of 80% prediction intervals" in card
+    # both constructions, each labelled, with its own pooled figure
+    coverage = tables["coverage"]
+    for interval, label in (("cv_plus", "CV+ (as Predict gives), nested"),
+                            ("split_conformal", "held-out split-conformal")):
+        cov = coverage[(coverage["interval"] == interval) & (coverage["method"] == "network")
+                       & (coverage["fold"] == "pooled")].iloc[0]
+        assert f"| {label} | Network | {cov['n']} | {cov['coverage']:.1%} |" in card
     assert "exact (Carkeet 2015)" in card
     assert "Date range: no date column" in card
 

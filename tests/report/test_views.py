@@ -205,3 +205,14 @@ def test_the_zero_mean_note_appears_only_when_the_errors_coincide():
     assert note.endswith(".") and ". " not in note  # one sentence
     plain = _hidden_note(ArchSpec(hidden=(4,), input_bn=False), 0.0)
     assert "give the same errors here" in plain and "input BN" not in plain
+
+
+@pytest.mark.parametrize("n_folds", [3, 5, 10])
+def test_paired_reading_names_the_corrected_t_and_the_wilcoxon_floor(n_folds):
+    from scipy import stats
+
+    text = views.paired_reading(n_folds)
+    assert "Read p (corrected t)" in text and "not corrected for the overlap" in text
+    # the floor it quotes is scipy's exact two-sided Wilcoxon p when every fold goes one way
+    floor = stats.wilcoxon(-np.arange(1.0, n_folds + 1), method="exact").pvalue
+    assert f"cannot go below {floor:.3g} whatever" in text

@@ -34,8 +34,10 @@ def test_agreement_page_shows_bland_altman_calibration_and_coverage():
     open_tables(at)
     assert "slope_ci_low" in at.dataframe[1].value.columns  # the calibration table
     coverage = next(t for t in at.dataframe if "coverage" in t.value.columns).value
-    want = conformal.coverage(conformal.held_out_intervals(entry.run, 0.9), 0.9)
+    want = conformal.held_out_coverage(entry.run, 0.9)
     assert coverage["coverage"].to_numpy() == pytest.approx(want["coverage"].to_numpy())
+    assert set(coverage["interval"]) == {"cv_plus", "split_conformal"}
+    assert "CV+ (as Predict gives), nested" in text and "held-out split-conformal" in text
     charts = list(at.get("vega_lite_chart"))
     assert len(charts) == 1 + 2  # Bland–Altman of the method picked, calibration, coverage
     methods = list(dict.fromkeys(agreement.agreement_points(entry.run)["method"]))

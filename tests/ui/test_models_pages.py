@@ -182,6 +182,7 @@ def test_baselines_page_compares_the_network_with_the_formulas():
     assert list(paired["baseline"]) == ["linear_regression", "rate_equation", "tattersall"]
     assert (paired["n_folds"] == len(entry.run.folds)).all()
     assert "0.25" in texts(at)  # the smallest Wilcoxon p-value 3 folds allow
+    assert "Read p (corrected t)" in texts(at)  # which of the two p-values, and why
 
 
 def test_the_metric_selector_changes_the_chart():

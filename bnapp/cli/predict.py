@@ -1,0 +1,92 @@
+"""`predict`: prediction intervals for a file of new sessions, from a trained (or cached) run.
+
+The analyses (scipy, statsmodels) are imported by the handler, so registering the command costs
+nothing to the other commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bnapp.cli import UserError
+from bnapp.cli.options import add_arch_options, add_protocol_options, spec_from_args, trained_run
+
+METHODS = ("network", "linear_regression", "rate_equation", "tattersall")
+SHOWN_SKIPPED = 10  # skipped rows printed; the .skipped.csv beside the output holds them all
+
+
+def register(sub) -> None:
+    cmd = sub.add_parser(
+        "predict", help="train (or reuse a cached run) and predict a file of new sessions, "
+                        "with CV+ prediction intervals")
+    cmd.add_argument("--data", required=True, type=Path,
+                     help="CSV or XLSX data file the run is trained on")
+    add_arch_options(cmd)
+    add_protocol_options(cmd)
+    cmd.add_argument("--new", required=True, type=Path,
+                     help="CSV or XLSX file of new sessions: the run's inputs, urea in mg/dL "
+                          "(no Ueq needed)")
+    cmd.add_argument("--interval", type=float, default=0.9,
+                     help="level of the CV+ prediction intervals (default 0.9)")
+    cmd.add_argument("--method", choices=METHODS, default="network",
+                     help="what predicts: the fold networks (default), linear regression refitted "
+                          "on each fold, or a clinical formula")
+    cmd.add_argument("--hours", type=float, default=4.0,
+                     help="session length the eKt/V formula uses (default 4)")
+    cmd.add_argument("--out", required=True, type=Path,
+                     help="CSV file to write: row (in NEW), prediction, pi_low, pi_high, and "
+                          "eKt/V with its interval")
+    cmd.set_defaults(handler=cmd_predict)
+
+
+def cmd_predict(args) -> int:
+    from bnapp.analyses import conformal, predict
+    from bnapp.intake.data import DataError, load_sessions
+    from bnapp.intake.units import STUDY_INPUTS
+
+    try:
+        level = conformal.check_level(args.interval)
+    except ValueError as exc:
+        raise UserError(f"--interval: {exc}") from exc
+    if not args.new.is_file():
+        raise UserError(f"{args.new}: no such file")
+    try:  # before training: a file with no usable session is said at once
+        sessions = load_sessions(args.new, STUDY_INPUTS)  # trained_run's inputs
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+    # the run's options check --out as a folder: this command's folder is the file's
+    run, _, _ = trained_run(argparse.Namespace(**{**vars(args), "out": args.out.parent}),
+                            spec_from_args(args))
+    try:
+        table = predict.predict_method(run, predict.indexed_by_row(sessions), args.method,
+                                       level, args.hours)
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+    table.reset_index().to_csv(args.out, index=False)
+    _report_skipped(sessions, args.out)
+    coverage = conformal.held_out_coverage(run, level)
+    pooled = coverage[(coverage["fold"] == "pooled") & (coverage["method"] == args.method)]
+    reported = dict(zip(pooled["interval"], pooled["coverage"], strict=True))
+    print(f"{len(table)} sessions of {sessions.n_read} predicted by {args.method} with "
+          f"{level:.0%} CV+ intervals; wrote {args.out}")
+    print(f"coverage of {level:.0%} intervals on the run's own rows (the share inside an "
+          "interval built without them):")
+    for kind, share in reported.items():
+        print(f"  {kind} = {share:.1%}  ({conformal.INTERVALS[kind]})")
+    return 0
+
+
+def _report_skipped(sessions, out: Path) -> None:
+    """The rows of NEW that could not be used, with their reasons (as the Data page lists
+    them): every one in OUT.skipped.csv, the first few on stderr."""
+    if sessions.dropped.empty:
+        return
+    path = out.with_suffix(".skipped.csv")
+    sessions.dropped.to_csv(path, index=False)
+    rows = sessions.dropped["row"].nunique()
+    print(f"skipped {rows} of {sessions.n_read} rows of {sessions.name} (every one, with its "
+          f"reason, in {path}):", file=sys.stderr)
+    for r in sessions.dropped.head(SHOWN_SKIPPED).itertuples():
+        print(f"  row {r.row}, {r.column} = {r.value or '(empty)'}: {r.reason}", file=sys.stderr)
