@@ -6,10 +6,12 @@ import numpy as np
 import streamlit as st
 
 from bnapp.engine import grid
-from bnapp.engine.model import ACTIVATIONS, INPUT_MODES
+from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+from bnapp.engine.protocols import GROUP_KFOLD, grouped
 from bnapp.engine.train import Protocol
 from bnapp.intake import units
 from bnapp.intake.data import DataError
+from bnapp.intake.groups import group_columns
 from bnapp.report import network_charts
 from bnapp.ui import state, widgets
 
@@ -25,21 +27,23 @@ SORT_KEYS = {
 def columns(target: str) -> dict[str, str]:
     """Table headers, the errors in the unit of the target the grid predicted."""
     unit = units.target_unit(target)
+    # the network's name stays in view when the table scrolls sideways, its errors next to it
     return {
-        "label": "network", "input_mode": "input", "activation": "hidden activation",
-        "output_activation": "output activation", "bn": "BN layers", "n_layers": "hidden layers",
-        "width": "nodes per layer", "total_params": "parameters",
-        "cv_mse_mean": f"CV MSE (({unit})²)", "cv_mse_sd": f"SD over folds (({unit})²)",
-        "cv_mse_se": f"SE of the CV MSE (({unit})²)", "cv_rmse": f"√CV MSE ({unit})",
-        "near_best": "within 1 SE of the best",
+        "label": st.column_config.TextColumn("network", pinned=True),
+        "cv_rmse": f"√CV MSE ({unit})", "cv_mse_mean": f"CV MSE (({unit})²)",
+        "cv_mse_sd": f"SD over folds (({unit})²)", "cv_mse_se": f"SE of the CV MSE (({unit})²)",
+        "near_best": "within 1 SE of the best", "input_mode": "input",
+        "activation": "hidden activation", "output_activation": "output activation",
+        "bn": "BN layers", "n_layers": "hidden layers", "width": "nodes per layer",
+        "total_params": "parameters",
         "instability": "instability (relative CV-MSE change from a 1e-12 start)",
         "diverged": "diverged",
     }
 
 
-def protocol_controls() -> Protocol:
-    folds, epochs, seed = st.columns(3)
-    return Protocol(
+def protocol_controls() -> Protocol | None:
+    folds, epochs, seed, group = st.columns(4)
+    protocol = Protocol(
         kind="kfold",
         folds=folds.number_input(
             "Folds", 2, 20, 5, key="grid-folds",
@@ -54,6 +58,50 @@ def protocol_controls() -> Protocol:
             help="Fixes the fold assignment and the starting weights, so a rerun gives the "
                  "same table"),
     )
+    options = group_columns(state.dataset())
+    column = group.selectbox(
+        "Keep together (group by)", [None, *options], key="grid-group-by",
+        index=1 + options.index(state.group_by()) if state.group_by() in options else 0,
+        format_func=lambda c: "nothing (sessions independent)" if c is None else c,
+        help="A column naming each session's patient or dialysis unit: grouped k-fold keeps "
+             "its sessions in one fold, so no network is tested on a patient it trained on")
+    if column is None:
+        return protocol
+    try:
+        return grouped(protocol, GROUP_KFOLD, column, state.group_labels(column))
+    except (ValueError, DataError) as err:
+        st.error(widgets.escape_md(str(err)))
+        return None
+
+
+def subset_controls() -> tuple[list[ArchSpec] | None, bool]:
+    """The part of the study's grid to run (None: all of it) and whether to run the stability
+    check (each network trained a second time)."""
+    with st.expander("Networks to train", icon=":material/tune:"):
+        depth, width, act, out = st.columns(4)
+        mode, bn, _ = st.columns([1, 1, 2])
+        chosen = {
+            "depths": depth.multiselect("Hidden layers", grid.GRID_DEPTHS, grid.GRID_DEPTHS,
+                                        key="grid-depths"),
+            "widths": width.multiselect("Nodes per layer", grid.GRID_WIDTHS, grid.GRID_WIDTHS,
+                                        key="grid-widths"),
+            "activations": act.multiselect("Hidden activation", ACTIVATIONS, ACTIVATIONS,
+                                           key="grid-activations"),
+            "output_activations": out.multiselect("Output activation", OUTPUT_ACTIVATIONS,
+                                                  OUTPUT_ACTIVATIONS, key="grid-outputs"),
+            "input_modes": mode.multiselect("Input", INPUT_MODES, INPUT_MODES,
+                                            format_func=MODE_NAMES.get, key="grid-modes"),
+            "bn": bn.multiselect("BN", [True, False], [True, False], format_func=BN_NAMES.get,
+                                 key="grid-bn"),
+        }
+        stability = st.checkbox(
+            "Check how chaotic each training is", True, key="grid-stability",
+            help="Trains every network a second time from weights moved by 1e-12 (the "
+                 "instability column); unticked, the grid takes about half the time")
+    specs = grid.grid_specs(**chosen)
+    st.caption(f"{len(specs)} of {len(grid.study_grid())} networks chosen"
+               + (", each trained twice." if stability else "."))
+    return (None if len(specs) == len(grid.study_grid()) else specs), stability
 
 
 def grid_job():
@@ -106,10 +154,12 @@ st.caption("The study's table 1 on your data: 1–4 hidden layers × 2–6 nodes
 ds = state.dataset()
 st.text(f"Data: {ds.name} · inputs {', '.join(state.features())} → {state.target()}")
 protocol = protocol_controls()
+specs, stability = subset_controls()
 if st.button("Run the grid search", key="grid-run", type="primary", icon=":material/play_arrow:",
-             help="Trains all 480 networks in the background (several minutes with 5 folds and "
-                  "200 epochs); you can use the other pages meanwhile"):
-    submit(state.submit_grid, protocol)
+             disabled=protocol is None or specs == [],
+             help="Trains the chosen networks in the background (several minutes for all 480 "
+                  "with 5 folds and 200 epochs); you can use the other pages meanwhile"):
+    submit(state.submit_grid, protocol, specs, stability)
 job = grid_job()
 if job is not None and job.state in ("queued", "running"):
     st.fragment(widgets.guarded(job_panel), run_every=widgets.POLL_SECONDS)(job)

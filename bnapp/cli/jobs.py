@@ -29,6 +29,7 @@ def register(sub) -> None:
     grid = sub.add_parser("grid", help="the study's grid search (480 configurations)")
     add_data_options(grid)
     add_protocol_options(grid, kinds=("kfold",), folds=5, epochs=200)
+    _add_subset_options(grid)
     grid.set_defaults(handler=cmd_grid)
 
     cache_cmd = sub.add_parser("cache", help="list, reopen or clear cached results")
@@ -84,17 +85,60 @@ def _write_run(run, out: Path) -> None:
           f"wrote {out / 'results.npz'} and {out / 'folds.csv'}")
 
 
+# the part of the grid to run: option, grid_specs() keyword, how a value is read
+SUBSET_OPTIONS = (("--depths", "depths", int), ("--widths", "widths", int),
+                  ("--activations", "activations", str),
+                  ("--output-activations", "output_activations", str),
+                  ("--input-modes", "input_modes", str), ("--bn", "bn", lambda v: v == "yes"))
+
+
+def _add_subset_options(parser) -> None:
+    part = parser.add_argument_group("the part of the grid to run (default: all 480 networks)")
+    for flag, _, _ in SUBSET_OPTIONS:
+        part.add_argument(flag, metavar="A,B", help="comma-separated; --bn takes yes,no")
+    part.add_argument("--no-stability", action="store_true",
+                      help="skip training every network a second time from a 1e-12 different "
+                           "start (the instability column): about half the time")
+
+
+def grid_subset(args) -> dict:
+    """grid_specs() keywords from the subset options given, checked against the study grid's
+    values."""
+    from bnapp.engine import grid, model
+
+    allowed = {"depths": grid.GRID_DEPTHS, "widths": grid.GRID_WIDTHS,
+               "activations": model.ACTIVATIONS, "output_activations": model.OUTPUT_ACTIVATIONS,
+               "input_modes": model.INPUT_MODES, "bn": (True, False)}
+    chosen = {}
+    for flag, name, read in SUBSET_OPTIONS:
+        text = getattr(args, name)
+        if text is None:
+            continue
+        try:
+            values = tuple(read(v.strip()) for v in text.split(",") if v.strip())
+        except ValueError:
+            values = ()
+        if not values or not set(values) <= set(allowed[name]) or (
+                name == "bn" and not set(text.replace(" ", "").split(",")) <= {"yes", "no"}):
+            shown = "yes,no" if name == "bn" else ",".join(map(str, allowed[name]))
+            raise UserError(f"{flag} {text!r}: give some of {shown}, separated by commas")
+        chosen[name] = values
+    return chosen
+
+
 def cmd_grid(args) -> int:
-    from bnapp.engine.grid import study_grid
+    from bnapp.engine.grid import grid_specs
     from bnapp.intake.units import STUDY_INPUTS, STUDY_TARGET
     from bnapp.jobs.runner import job_manager
 
     dataset, protocol, groups = data_and_protocol(args)
-    specs = study_grid()
+    specs = grid_specs(**grid_subset(args))
+    if not specs:
+        raise UserError("no network of the grid has all the values chosen")
     job = job_manager().submit_grid(dataset.X(STUDY_INPUTS), dataset.y(STUDY_TARGET), protocol,
                                     specs, features=STUDY_INPUTS, target=STUDY_TARGET,
                                     data_key=dataset.fingerprint(), groups=groups,
-                                    data_name=dataset.name)
+                                    data_name=dataset.name, stability=not args.no_stability)
     grid = _follow(job, total=len(specs))
     _write_grid(grid, args.out)
     print(f"{len(grid)} configurations, {job.message} in {job.elapsed:.3g} s")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,15 +37,27 @@ PERTURBATION = 1e-12
 CHAOTIC_INSTABILITY = 0.01
 
 
+def grid_specs(*, depths: Sequence[int] = GRID_DEPTHS, widths: Sequence[int] = GRID_WIDTHS,
+               activations: Sequence[str] = ACTIVATIONS,
+               output_activations: Sequence[str] = OUTPUT_ACTIVATIONS,
+               bn: Sequence[bool] = (False, True),
+               input_modes: Sequence[str] = INPUT_MODES) -> list[ArchSpec]:
+    """The study's grid, or the part of it with these depths, widths, activations, BN choices
+    (input and hidden BN together) and input modes, in the study grid's order."""
+    return [
+        ArchSpec(hidden=(width,) * depth, activation=act, output_activation=out, input_bn=b,
+                 hidden_bn=b, input_mode=mode)
+        for depth, width, act, out, b, mode in itertools.product(
+            GRID_DEPTHS, GRID_WIDTHS, ACTIVATIONS, OUTPUT_ACTIVATIONS, (False, True), INPUT_MODES)
+        if depth in depths and width in widths and act in activations
+        and out in output_activations and b in bn and mode in input_modes
+    ]
+
+
 def study_grid() -> list[ArchSpec]:
     """1-4 hidden layers x 2-6 units (same in every layer) x activation x output activation x
     BN on/off (input and hidden together) x raw/z-scored input: 480 specs."""
-    return [
-        ArchSpec(hidden=(width,) * depth, activation=act, output_activation=out, input_bn=bn,
-                 hidden_bn=bn, input_mode=mode)
-        for depth, width, act, out, bn, mode in itertools.product(
-            GRID_DEPTHS, GRID_WIDTHS, ACTIVATIONS, OUTPUT_ACTIVATIONS, (False, True), INPUT_MODES)
-    ]
+    return grid_specs()
 
 
 def perturb_kernels(P: np.ndarray, n_inputs: int, specs: Sequence[ArchSpec],
@@ -97,14 +110,46 @@ def run_grid(X, y, protocol: Protocol, specs: Sequence[ArchSpec] | None = None, 
             for k, models in tasks)
     mse = np.empty((len(stacks), len(P)))
     parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
-    for done, ((k, models), (scores, _)) in enumerate(zip(tasks, parallel(jobs), strict=True), 1):
+    tell = _Countdown(specs, [models for _, models in tasks], n_folds, len(stacks), progress)
+    for (k, models), (scores, _) in zip(tasks, parallel(jobs), strict=True):
         mse[k, models] = scores
-        if progress is not None:
-            progress(done / len(tasks), f"{done}/{len(tasks)} network shapes"
-                     + (" (each trained twice for the stability column)" if stability else ""))
+        tell(models)
     shape = (len(specs), n_folds)
     return _grid_frame(specs, mse[0].reshape(shape), X.shape[1],
                        mse[1].reshape(shape) if stability else None)
+
+
+class _Countdown:
+    """Progress as "n of N networks, about T left": a task's share of the work is its models'
+    hidden nodes (a step costs about that), and the time left extrapolates the time so far."""
+
+    def __init__(self, specs: Sequence[ArchSpec], task_models: list[np.ndarray], n_folds: int,
+                 n_stacks: int, progress: Progress | None):
+        self.progress = progress
+        self.cost = np.array([sum(s.hidden) + 1 for s in specs for _ in range(n_folds)], float)
+        self.total = sum(self.cost[m].sum() for m in task_models)
+        self.n_trainings = sum(len(m) for m in task_models)
+        self.trainings = n_folds * n_stacks  # a network is done after all of these
+        self.n_specs, self.done_work, self.done_models = len(specs), 0.0, 0
+        self.start = time.monotonic()
+
+    def __call__(self, models: np.ndarray) -> None:
+        self.done_work += self.cost[models].sum()
+        self.done_models += len(models)
+        if self.progress is None:
+            return
+        # exactly 1 at the end, whatever the rounding of the sums
+        fraction = 1.0 if self.done_models == self.n_trainings else self.done_work / self.total
+        networks = self.done_models // self.trainings
+        left = (time.monotonic() - self.start) * (1 - fraction) / fraction
+        self.progress(fraction, f"{networks} of {self.n_specs} networks, "
+                      + (f"about {_duration(left)} left" if fraction < 1 else "done"))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def _grid_frame(specs: list[ArchSpec], mse: np.ndarray, n_inputs: int,

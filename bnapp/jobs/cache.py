@@ -121,8 +121,10 @@ def run_key(data_fingerprint: str, spec: ArchSpec, protocol, features, target: s
 GRID_SCHEMA = 3  # 2: cv_mse_se; 3: instability
 
 
-def grid_key(data_fingerprint: str, protocol, specs: Iterable[ArchSpec] | None, features, target: str) -> str:
-    """The cache key of a grid table (specs None = the study's whole grid)."""
+def grid_key(data_fingerprint: str, protocol, specs: Iterable[ArchSpec] | None, features,
+             target: str, *, stability: bool = True) -> str:
+    """The cache key of a grid table (specs None = the study's whole grid; stability False: one
+    without the instability column, a key of its own, while a full grid keeps its key)."""
     return _digest(
         {
             "kind": "grid",
@@ -133,6 +135,7 @@ def grid_key(data_fingerprint: str, protocol, specs: Iterable[ArchSpec] | None, 
             "features": list(features),
             "target": target,
             "version": __version__,
+            **({} if stability else {"stability": False}),
         }
     )
 

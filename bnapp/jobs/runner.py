@@ -177,12 +177,13 @@ def cached_grid(
     cancel: Cancel | None = None,
     n_jobs: int = -1,
     data_name: str = "",
+    stability: bool = True,
 ) -> pd.DataFrame:
     """run_grid through the cache. The frame is returned as it reads back from the cache, so a
     fresh and a cached grid compare (and write) identically."""
     X = np.ascontiguousarray(X, dtype=np.float64)  # as in cached_train
     y = np.ascontiguousarray(y, dtype=np.float64)
-    key = cache.grid_key(data_key, protocol, specs, features, target)
+    key = cache.grid_key(data_key, protocol, specs, features, target, stability=stability)
     grid = cache.load_grid(key)
     if grid is None:
         with _computation_lock(key, cancel):
@@ -192,7 +193,8 @@ def cached_grid(
                 # run_grid fans out to loky processes or to Dask
                 with backend.compute_backend(scatter=(X, y)):
                     frame = _run_grid(X, y, protocol, specs, features=list(features),
-                                      progress=report, n_jobs=n_jobs, **_grouping(groups))
+                                      progress=report, n_jobs=n_jobs, **_grouping(groups),
+                                      **({} if stability else {"stability": False}))
                 grid = cache.canonical_grid(frame)
                 cache.save_grid(key, grid, data_name=data_name, protocol=protocol)
                 return grid
@@ -478,10 +480,11 @@ class JobManager:
                            epochs_total=epochs or None)
 
     def submit_grid(self, X, y, protocol, specs=None, *, features, target, data_key: str,
-                    groups=None, data_name: str = "") -> Job:
-        key = cache.grid_key(data_key, protocol, specs, features, target)
+                    groups=None, data_name: str = "", stability: bool = True) -> Job:
+        key = cache.grid_key(data_key, protocol, specs, features, target, stability=stability)
         return self.submit("grid", key, cached_grid, X, y, protocol, specs, features=features,
                            target=target, data_key=data_key, groups=groups, data_name=data_name,
+                           stability=stability,
                            label=f"grid ({'study' if specs is None else len(specs)} configurations)")
 
     def submit_export(self, run: RunResult, *, run_key: str, data_name: str, dataset,

@@ -229,6 +229,9 @@ def baseline_chart(baselines: pd.DataFrame, metric: str = "rmse", *,
 
 # ---------------------------------------------------------------- grid search
 
+GRID_COLOUR_SPAN = 10.0  # the heat-map's colours run from the best CV MSE to this many times it
+
+
 def _bn_label(row: pd.Series) -> str:
     if "input_bn" in row and "hidden_bn" in row:
         both = {(True, True): "BN", (True, False): "input BN",
@@ -253,6 +256,10 @@ def grid_heatmap(grid_df: pd.DataFrame, *, target: str = STUDY_TARGET) -> alt.To
     if cells.empty:
         return message_chart("Grid search", "No configuration has a finite cross-validated error.")
     lo, hi = float(cells["cv_mse_mean"].min()), float(cells["cv_mse_mean"].max())
+    # one exploding network (CV MSE 1e36) would turn every other cell the same colour: the
+    # colours span up to GRID_COLOUR_SPAN x the best, and worse networks share the last one
+    top = min(hi, GRID_COLOUR_SPAN * lo) if lo > 0 else hi
+    beyond = int((cells["cv_mse_mean"] > top).sum())
     cells = cells.assign(best=~cells.duplicated("input_mode"))[
         ["row", "col", "n_layers", "width", "cv_mse_mean", "cv_mse_sd", "label", "best"]]
     base = alt.Chart().encode(
@@ -260,8 +267,9 @@ def grid_heatmap(grid_df: pd.DataFrame, *, target: str = STUDY_TARGET) -> alt.To
         y=alt.Y("n_layers:O", title=None))
     rect = base.mark_rect().encode(
         color=alt.Color("cv_mse_mean:Q", title=["CV MSE", f"({target_unit(target)})²"],
-                        scale=alt.Scale(scheme="viridis", reverse=True,
-                                        type="log" if lo > 0 and hi / lo > 10 else "linear")),
+                        scale=alt.Scale(scheme="viridis", reverse=True, domain=[lo, top],
+                                        clamp=True,
+                                        type="log" if lo > 0 and top / lo > 3 else "linear")),
         tooltip=[alt.Tooltip("label:N", title="network"),
                  alt.Tooltip("cv_mse_mean:Q", format=".4g", title="CV MSE"),
                  alt.Tooltip("cv_mse_sd:Q", format=".3g", title="SD over folds")])
@@ -280,4 +288,7 @@ def grid_heatmap(grid_df: pd.DataFrame, *, target: str = STUDY_TARGET) -> alt.To
         "In each panel: hidden layers down, nodes per layer across. Lower is better; outlined: "
         "the best network per input mode; blank: training diverged.",
         f"Best: {text}.",
+        *([f"Colours stop at {GRID_COLOUR_SPAN:g} × the lowest CV MSE ({top:.4g}): {beyond} "
+           f"network{'s' if beyond > 1 else ''} beyond it share the darkest colour."]
+          if beyond else []),
     ])

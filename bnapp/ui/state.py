@@ -159,12 +159,15 @@ def submit_training(spec: ArchSpec, protocol: Protocol) -> Job:
     return job
 
 
-def submit_grid(protocol: Protocol) -> Job:
+def submit_grid(protocol: Protocol, specs=None, stability: bool = True) -> Job:
+    """The grid (specs None: the study's 480 networks) on this session's data, grouped when the
+    protocol is."""
     ds = dataset()
     data.require_rows(ds, protocol.folds, protocol.kind)
     cols, tgt = features(), target()
-    job = job_manager().submit_grid(ds.X(cols), ds.y(tgt), protocol, features=cols, target=tgt,
-                                    data_key=ds.fingerprint(), data_name=ds.name)
+    job = job_manager().submit_grid(ds.X(cols), ds.y(tgt), protocol, specs, features=cols,
+                                    target=tgt, data_key=ds.fingerprint(), data_name=ds.name,
+                                    groups=group_labels(protocol.group_by), stability=stability)
     track(job)
     return job
 

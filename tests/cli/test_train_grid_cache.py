@@ -160,9 +160,9 @@ def test_train_command_refuses_a_missing_file(tmp_path, capsys):
 @pytest.mark.slow
 def test_grid_command_twice_is_served_from_the_cache(urea_csv, tmp_path, monkeypatch, capsys):
     from bnapp.engine import grid
-    few = grid.study_grid()[::80]
-    monkeypatch.setattr(grid, "study_grid", lambda: few)
-    args = ["grid", "--data", str(urea_csv), "--folds", "2", "--epochs", "2", "--seed", "3"]
+    few = grid.grid_specs(depths=(1, 4), widths=(2,), activations=("relu",), bn=(True,))
+    args = ["grid", "--data", str(urea_csv), "--folds", "2", "--epochs", "2", "--seed", "3",
+            "--depths", "1,4", "--widths", "2", "--activations", "relu", "--bn", "yes"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     first = pd.read_csv(tmp_path / "a" / "grid.csv")
     assert len(first) == len(few) and set(first.label) == {s.label for s in few}
@@ -178,3 +178,22 @@ def test_grid_command_twice_is_served_from_the_cache(urea_csv, tmp_path, monkeyp
     assert main(["cache", "open", key[:8], "--out", str(tmp_path / "c")]) == 0
     for name in ("grid.csv", "best.csv"):
         assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+
+
+def test_grid_command_without_the_stability_check(urea_csv, tmp_path):
+    args = ["grid", "--data", str(urea_csv), "--folds", "2", "--epochs", "2", "--widths", "3",
+            "--depths", "2", "--input-modes", "zscore", "--no-stability", "--out", str(tmp_path)]
+    assert main(args) == 0
+    table = pd.read_csv(tmp_path / "grid.csv")
+    assert len(table) == 12 and set(table.input_mode) == {"zscore"}
+    assert "instability" not in table
+
+
+@pytest.mark.parametrize("option", [["--depths", "5"], ["--bn", "maybe"], ["--widths", "x"],
+                                    ["--activations", ""]])
+def test_grid_command_refuses_values_outside_the_grid(urea_csv, tmp_path, capsys, option):
+    args = ["grid", "--data", str(urea_csv), "--folds", "2", "--epochs", "2", *option,
+            "--out", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert option[0] in err and len(err.splitlines()) == 1

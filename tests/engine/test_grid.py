@@ -13,12 +13,13 @@ from scipy import stats
 from bnapp.engine.grid import (
     best_per_mode,
     grid_spec,
+    grid_specs,
     near_best,
     run_grid,
     simplest_near_best,
     study_grid,
 )
-from bnapp.engine.model import ArchSpec
+from bnapp.engine.model import OUTPUT_ACTIVATIONS, ArchSpec
 from bnapp.engine.train import Protocol, train_runs
 from bnapp.intake import data
 
@@ -141,3 +142,24 @@ def test_the_published_winners_are_not_told_apart_from_the_best_on_the_study_dat
         assert {s.label for s in published.values()} <= set(close["label"]), seed
         winners.append(best_per_mode(grid).set_index("input_mode")["label"])
     assert winners[0]["raw"] != winners[1]["raw"], "the raw winner changes with the seed"
+
+
+def test_grid_specs_keep_the_study_order_of_the_part_chosen():
+    part = grid_specs(depths=(1, 3), widths=(2,), activations=("tanh",), bn=(True,),
+                      input_modes=("raw",))
+    assert part == [s for s in study_grid() if len(s.hidden) in (1, 3) and s.hidden[0] == 2
+                    and s.activation == "tanh" and s.input_bn and s.input_mode == "raw"]
+    assert len(part) == 2 * len(OUTPUT_ACTIVATIONS)
+    assert grid_specs() == study_grid()
+
+
+def test_grid_progress_counts_networks_and_time_left():
+    X, y = _data()
+    messages = []
+    run_grid(X, y, PROTOCOL, SPECS, features=FEATURES, n_jobs=1,
+             progress=lambda f, m: messages.append((f, m)))
+    fractions = [f for f, _ in messages]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert messages[-1][1] == f"{len(SPECS)} of {len(SPECS)} networks, done"
+    counts = [int(m.split(" of ")[0]) for _, m in messages]
+    assert counts == sorted(counts) and all(" left" in m for _, m in messages[:-1])

@@ -449,3 +449,30 @@ def test_builders_give_altair_channel_objects_not_shorthand(monkeypatch):
     # the one way back to strings: confirm the guard sees it
     alt.Chart(pd.DataFrame({"a": [1]})).encode(x="a:Q")
     assert len(parsed) == 1
+
+
+def _colour_scale(spec: dict) -> dict:
+    (rect, _) = spec["spec"]["layer"]
+    return rect["encoding"]["color"]["scale"]
+
+
+def test_grid_heatmap_colours_survive_one_exploding_network():
+    grid = make_grid()
+    calm = grid["cv_mse_mean"].dropna()
+    grid.loc[calm.idxmax(), "cv_mse_mean"] = 1.0e36  # finite, but a training that exploded
+    chart = network_charts.grid_heatmap(grid)
+    spec = chart.to_dict()
+    lo = float(calm.min())
+    scale = _colour_scale(spec)
+    rest = float(calm.nlargest(2).iloc[-1])  # the worst of the networks that did not explode
+    assert scale["domain"] == [lo, min(rest, 10 * lo)] and scale["clamp"] is True
+    assert any("share the darkest colour" in line for line in spec["title"]["subtitle"])
+
+
+def test_grid_heatmap_spans_all_colours_when_no_network_is_far_off():
+    grid = make_grid()
+    grid["cv_mse_mean"] = grid["cv_mse_mean"].clip(upper=5 * grid["cv_mse_mean"].min())
+    spec = network_charts.grid_heatmap(grid).to_dict()
+    finite = grid["cv_mse_mean"].dropna()
+    assert _colour_scale(spec)["domain"] == [finite.min(), finite.max()]
+    assert not any("darkest" in line for line in spec["title"]["subtitle"])

@@ -149,6 +149,47 @@ def test_grid_and_train_buttons_submit_jobs_with_the_chosen_protocol(fake_engine
     assert spec == grid.grid_spec(zscore) and protocol == Protocol(folds=3, epochs=7)
 
 
+def test_the_grid_runs_the_part_chosen_without_the_stability_check(monkeypatch):
+    calls = []
+
+    def run_grid(X, y, protocol, specs, **kwargs):
+        calls.append((protocol, specs, kwargs))
+        return seeded_grid()
+
+    monkeypatch.setattr(runner, "_run_grid", run_grid)
+    at = app_at("pages/grid.py")
+    at.multiselect(key="grid-depths").set_value([1]).run()
+    at.multiselect(key="grid-activations").set_value(["sigmoid"]).run()
+    at.checkbox(key="grid-stability").uncheck().run()
+    chosen = grid.grid_specs(depths=(1,), activations=("sigmoid",))
+    assert len(chosen) == 40 and f"{len(chosen)} of 480 networks chosen." in texts(at)
+    at.button(key="grid-run").click().run()
+    assert not at.exception
+    wait_for_jobs(at)
+    (protocol, specs, kwargs), = calls
+    assert specs == chosen
+    assert kwargs["stability"] is False and kwargs.get("groups") is None
+
+
+def test_the_grid_can_keep_a_patients_sessions_together(monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner, "_run_grid", lambda X, y, protocol, specs, **kw: (
+        calls.append((protocol, kw)), seeded_grid())[1])
+    ds = data.demo_dataset()
+    patients = np.repeat(np.arange(len(ds.frame) // 4 + 1), 4)[: len(ds.frame)]
+    frame = ds.frame.assign(patient=patients.astype(str))
+    at = app_at("pages/grid.py")
+    at.session_state["dataset"] = data.load_dataset(frame.to_csv(index=False).encode(), "p.csv")
+    at.run()
+    at.selectbox(key="grid-group-by").set_value("patient").run()
+    at.button(key="grid-run").click().run()
+    assert not at.exception
+    wait_for_jobs(at)
+    (protocol, kwargs), = calls
+    assert protocol.kind == "group-kfold" and protocol.group_by == "patient"
+    np.testing.assert_array_equal(np.asarray(kwargs["groups"], dtype=str), patients.astype(str))
+
+
 def test_a_grid_too_big_for_the_data_is_refused_with_a_message():
     small = data.load_dataset(b"Upre,U120,Upos,PP,UF,Ueq\n" + b"".join(
         f"{150 + i},{80 + i},{50 + i},{70 + i},{2 + i / 10},{55 + i}\n".encode()
