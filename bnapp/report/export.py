@@ -17,12 +17,17 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import altair as alt
 import pandas as pd
 import vl_convert as vlc
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# C0 and C1 controls and DEL, but tab, line feed and CR (a cell may hold lines; tab and CR are
+# formula starts, neutralized instead): what XML cannot store and what a spreadsheet drops
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # what a spreadsheet reads as one
 MAX_FILENAME = 80
 REPORT_MAX_ROWS = 500
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
@@ -66,13 +71,19 @@ def render(chart: alt.TopLevelMixin | Rendered) -> Rendered:
 
 # ---------------------------------------------------------------- tables
 
-def _neutralize(value: object) -> object:
-    """Text a spreadsheet would read as a formula gets a leading apostrophe (OWASP's advice);
-    anything else, numbers included, is returned as is."""
-    if isinstance(value, str) and (value.startswith(FORMULA_PREFIXES)
-                                   or value.lstrip().startswith(FORMULA_PREFIXES[:4])):
-        return "'" + value
-    return value
+def safe_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text, never runs: control characters stripped first (a
+    spreadsheet or XML drops them, which would unmask a formula behind one), then text that
+    starts like a formula (=, +, -, @, tab or CR; =, +, -, @ after leading spaces) prefixed with
+    an apostrophe (OWASP's advice). Text that is a plain number ("-1.5") and values that are not
+    text are returned as they are."""
+    if not isinstance(value, str):
+        return value
+    text = _CONTROL.sub("", value)
+    if _NUMBER.fullmatch(text) or not (text.startswith(FORMULA_PREFIXES)
+                                       or text.lstrip().startswith(FORMULA_PREFIXES[:4])):
+        return text
+    return "'" + text
 
 
 def _map_text(df: pd.DataFrame, fn: Callable[[object], object]) -> pd.DataFrame:
@@ -88,12 +99,11 @@ def _map_text(df: pd.DataFrame, fn: Callable[[object], object]) -> pd.DataFrame:
 
 
 def safe_table(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy safe to open in a spreadsheet: text cells and column names that start like a
-    formula (=, +, -, @, tab, CR; also after leading spaces) are prefixed with '.
+    """A copy safe to open in a spreadsheet: safe_cell on every text cell and column name.
 
     Numeric, boolean and date columns are untouched; a non-default index becomes columns.
     """
-    return _map_text(df if isinstance(df.index, pd.RangeIndex) else df.reset_index(), _neutralize)
+    return _map_text(df if isinstance(df.index, pd.RangeIndex) else df.reset_index(), safe_cell)
 
 
 def safe_filename(s: str, max_length: int = MAX_FILENAME) -> str:
@@ -115,6 +125,14 @@ def table_csv(df: pd.DataFrame) -> bytes:
     return safe_table(df).to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
 
 
+def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    """table_csv(df) without its index (as DataFrame.to_csv(index=False) writes) in path: how
+    the command line writes every CSV file."""
+    path = Path(path)
+    path.write_bytes(table_csv(df.reset_index(drop=True)))
+    return path
+
+
 def _sheet_name(name: str, taken: set[str]) -> str:
     """Excel's rules: at most 31 characters, none of []:*?/\\, no edge apostrophe, unique."""
     base = re.sub(r"[\[\]:*?/\\\x00-\x1f]", "_", str(name)).strip("'").strip() or "Sheet"
@@ -129,15 +147,6 @@ def _sheet_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _xml_safe(value: object) -> object:
-    """Drop the control characters XML (hence openpyxl) cannot store."""
-    # imported here: openpyxl takes ~0.15 s to import, which the pages drawing tables (with an
-    # XLSX button rendered only when clicked) would otherwise pay on their first paint
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
-
-
 def table_xlsx(tables: pd.DataFrame | Mapping[str, pd.DataFrame]) -> bytes:
     """An XLSX workbook: one sheet per table (a single DataFrame goes on sheet "table")."""
     if isinstance(tables, pd.DataFrame):
@@ -147,8 +156,7 @@ def table_xlsx(tables: pd.DataFrame | Mapping[str, pd.DataFrame]) -> bytes:
     buffer, taken = io.BytesIO(), set()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         for name, df in tables.items():
-            _map_text(safe_table(df), _xml_safe).to_excel(writer, sheet_name=_sheet_name(name, taken),
-                                                 index=False)
+            safe_table(df).to_excel(writer, sheet_name=_sheet_name(name, taken), index=False)
     return buffer.getvalue()
 
 
