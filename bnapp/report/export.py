@@ -23,6 +23,8 @@ import altair as alt
 import pandas as pd
 import vl_convert as vlc
 
+from bnapp.report.markup import unescape_md
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # C0 and C1 controls and DEL, but tab, line feed and CR (a cell may hold lines; tab and CR are
 # formula starts, neutralized instead): what XML cannot store and what a spreadsheet drops
@@ -251,7 +253,8 @@ def html_report(title: str, *, summary: Mapping[str, object],
     usable/dropped, ...); figures: caption -> chart (the architecture chart among them), each
     embedded as a base64 SVG image; tables: heading -> DataFrame (first `max_rows` rows shown);
     settings: everything needed to reproduce the run (architecture, protocol, seed, columns,
-    data fingerprint), printed as JSON; model_card: Markdown shown as plain text. Every string is HTML-escaped; the page references no
+    data fingerprint), printed as JSON; model_card: Markdown shown as plain text (its escapes
+    undone). Every string is HTML-escaped; the page references no
     external resource and its Content-Security-Policy forbids scripts and fetches.
     """
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -267,7 +270,7 @@ def html_report(title: str, *, summary: Mapping[str, object],
         f"<h2>Data</h2><dl>{summary_html}</dl>",
     ]
     if model_card:
-        parts.append(f'<h2>Model card</h2><div class="card">{_e(model_card)}</div>')
+        parts.append(f'<h2>Model card</h2><div class="card">{_e(unescape_md(model_card))}</div>')
     if figures:
         parts.append("<h2>Figures</h2>")
         parts += [_figure_html(name, chart) for name, chart in figures.items()]

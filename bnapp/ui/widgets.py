@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from bnapp.engine.model import ArchSpec
 from bnapp.jobs.runner import Job, analysis_name, cached_analysis, user_message
 from bnapp.report import views
 from bnapp.report.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
+from bnapp.report.markup import escape_md
 from bnapp.ui import state
 
 TRAIN_PAGE = "pages/train.py"
@@ -34,14 +34,6 @@ MAX_TABLE_ROWS = 5_000  # rows a table sends to the browser; its downloads hold 
 # a local file: an emoji or :material: page icon makes the browser fetch it from Google or a CDN
 FAVICON = Path(__file__).with_name("favicon.svg")
 logger = logging.getLogger(__name__)
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$&])")
-
-
-def escape_md(text: object) -> str:
-    """User text made inert inside st.markdown: every Markdown/HTML metacharacter escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
-
-
 # -------------------------------------------------------------------------- figures and tables
 
 class _Unchecked:
