@@ -112,7 +112,8 @@ def headline(row: pd.Series, labels: dict[str, str], n_folds: int, level: float)
                       f"{_interval(row['ektv_network_pi_low'], row['ektv_network_pi_high'], 2)}**",
                       help="The doses the two ends of the Ueq interval imply (a higher Ueq is "
                            "a lower dose)")
-        rate.metric(widgets.escape_md(labels["ueq_rate_equation"]), f"{row['ueq_rate_equation']:.1f}",
+        rate.metric(widgets.escape_md(labels["ueq_rate_equation"]),
+                    f"{row['ueq_rate_equation']:.1f}",
                     help="Daugirdas–Schneditz rate equation (arterial access), for comparison")
         rate.caption(f"eKt/V {row['ektv_rate_equation']:.2f} · spKt/V {row['spktv']:.2f}")
 

@@ -45,7 +45,8 @@ def test_pages_show_hostile_names_as_text(page):
     at = app_at(f"pages/{page}.py", runs=(hostile_entry(),))
     assert not at.exception, page
     shown = [str(e.value) for kind in MARKDOWN_KINDS for e in getattr(at, kind)]
-    shown += [str(w.label) for kind in ("slider", "metric", "number_input") for w in getattr(at, kind)]
+    shown += [str(w.label) for kind in ("slider", "metric", "number_input")
+              for w in getattr(at, kind)]
     assert any("evil" in text for text in shown), "the names are shown"
     for text in shown:
         assert not markup(text), (page, text)
