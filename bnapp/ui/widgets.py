@@ -206,12 +206,29 @@ def job_status(job: Job, *, key: str, warnings: bool = True) -> None:
         st.caption(escape_md(_job_line(job)))
     if warnings:
         cache_warnings(job.warnings)
+    if job.kind == "train" and job.state == "done":
+        _share(job, key)
+
+
+def _share(job: Job, key: str) -> None:
+    """The way to give someone this run: its page's address opens it in their browser too."""
+    if state.is_shared(job):
+        st.caption("Shared: anyone who opens this page's address sees this run and its rows.")
+    else:
+        st.button("Share", key=f"share-{key}-{job.id}", icon=":material/share:",
+                  on_click=state.share, args=(job,),
+                  help="Let anyone who opens this page's address (URL) see this run, with the "
+                       "rows it shows. Until then the address shows it only in this browser.")
 
 
 def sync_jobs() -> None:
-    """Before a page: this session's jobs (a reloaded tab's from its URL), and the runs of those
-    finished since the last poll opened, so the page shows them now rather than after a rerun."""
-    state.restore_jobs()
+    """Before a page: this session's jobs (a reloaded tab's from its URL, those this browser may
+    open), and the runs of those finished since the last poll opened, so the page shows them now
+    rather than after a rerun."""
+    if state.restore_jobs():
+        st.info("This address names runs started in another browser. They are not shown here "
+                "unless their owner shares them (Share, beside the job).",
+                icon=":material/lock:")
     state.collect_finished()
 
 
