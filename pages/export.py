@@ -14,7 +14,7 @@ from bnapp.engine import export_model
 from bnapp.intake.units import unit_label
 from bnapp.jobs.runner import Job
 from bnapp.report import run_report
-from bnapp.report.export import table_csv
+from bnapp.report.cells import table_csv
 from bnapp.ui import state, widgets
 
 BUILT = "export_built"  # session key: this session has asked for a build before

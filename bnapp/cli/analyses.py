@@ -63,7 +63,7 @@ def _analysis_options(parser) -> None:
 def cmd_reproduce(args) -> int:
     from bnapp.analyses.reproduce import reproduce, write_reproduction
     from bnapp.engine.keras_import import KerasImportError
-    from bnapp.report.export import write_csv
+    from bnapp.report.cells import write_csv
 
     if not (args.seed_dir / "folds_e2e.json").is_file():
         raise UserError(f"{args.seed_dir}: not the study's seed folder (no folds_e2e.json); "
@@ -86,7 +86,8 @@ def cmd_reproduce(args) -> int:
 
 
 def _write(out: Path, tables: dict, figures: dict) -> None:
-    from bnapp.report.export import chart_png, chart_svg, write_csv
+    from bnapp.report.cells import write_csv
+    from bnapp.report.export import chart_png, chart_svg
 
     images = {name: (chart_png(chart), chart_svg(chart)) for name, chart in figures.items()}
     out.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ def cmd_explain(args) -> int:
 
     from bnapp.analyses import concordance
     from bnapp.analyses.importance import run_layers
-    from bnapp.report.export import write_csv
+    from bnapp.report.cells import write_csv
 
     if min(args.background, args.permutations, args.n_boot, args.shapley_permutations) < 1:
         raise UserError("--background, --permutations, --shapley-permutations and --n-boot "

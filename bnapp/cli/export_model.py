@@ -32,7 +32,7 @@ def register(sub) -> None:
 def cmd_export_model(args) -> int:
     from bnapp.engine.export_model import write_export
     from bnapp.intake.units import unit_label
-    from bnapp.report.export import table_csv
+    from bnapp.report.cells import table_csv
 
     run, _, _ = trained_run(args, spec_from_args(args))
     units = {c: unit_label(c) for c in [*run.features, run.target] if unit_label(c)}

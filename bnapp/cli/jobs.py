@@ -77,7 +77,7 @@ def cmd_train(args) -> int:
 def _write_run(run, out: Path) -> None:
     """results.npz (every fold result) and folds.csv (one summary row per model) in out."""
     from bnapp.engine.results import run_to_bytes
-    from bnapp.report.export import write_csv
+    from bnapp.report.cells import write_csv
 
     (out / "results.npz").write_bytes(run_to_bytes(run))
     summary = fold_summary(run)
@@ -109,7 +109,7 @@ def _write_grid(grid: pd.DataFrame, out: Path) -> None:
     of their input mode's best, instability how far a training from a 1e-12 different start
     ends) and best.csv (the best per input mode) in out."""
     from bnapp.engine.grid import CHAOTIC_INSTABILITY, best_per_mode, near_best
-    from bnapp.report.export import write_csv
+    from bnapp.report.cells import write_csv
 
     grid = grid.assign(near_best=near_best(grid))
     write_csv(grid, out / "grid.csv")
@@ -161,6 +161,9 @@ def cmd_cache_list(args) -> int:
 
 
 def _resolve(key_or_prefix: str) -> str:
+    if not key_or_prefix.strip():  # a prefix of every key
+        raise UserError("the key is empty: give a key `python -m bnapp cache list` shows (a "
+                        "unique prefix is enough), or --all to clear every entry")
     try:
         return cache.resolve(key_or_prefix)
     except KeyError as exc:

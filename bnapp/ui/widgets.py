@@ -18,9 +18,11 @@ from streamlit.delta_generator import DeltaGenerator
 
 from bnapp.analyses import catalog
 from bnapp.engine.model import ArchSpec
+from bnapp.jobs import cache
 from bnapp.jobs.runner import Job, analysis_name, cached_analysis, user_message
 from bnapp.report import views
-from bnapp.report.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
+from bnapp.report.cells import table_csv
+from bnapp.report.export import chart_png, chart_svg, safe_filename, table_xlsx
 from bnapp.report.markup import escape_md
 from bnapp.ui import state
 
@@ -276,5 +278,8 @@ def guarded(fn: Callable, where: str = "here", name: str | None = None) -> Calla
 
 
 def run_page(page) -> None:
-    """Run a page; any error becomes a message."""
-    guarded(page.run, "on this page", f"page {getattr(page, 'title', page)}")()
+    """Run a page; any error becomes a message, and the cache's warnings meanwhile (a result
+    not saved) plain lines under it."""
+    with cache.collected_warnings() as warned:
+        guarded(page.run, "on this page", f"page {getattr(page, 'title', page)}")()
+    cache_warnings(warned)

@@ -16,7 +16,7 @@ from bnapp.analyses.reproduce import (
 )
 from bnapp.engine.keras_import import load_keras_run
 from bnapp.intake.data import STUDY_INPUTS
-from bnapp.report.export import write_csv
+from bnapp.report.cells import write_csv
 
 
 @pytest.fixture(scope="module")

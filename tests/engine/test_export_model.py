@@ -19,7 +19,7 @@ from bnapp.engine import export_model as ex
 from bnapp.engine.keras_import import load_keras_run, read_keras_model
 from bnapp.engine.model import ArchSpec, init_weights, predict
 from bnapp.engine.train import Protocol, train_run
-from bnapp.report.export import table_csv
+from bnapp.report.cells import table_csv
 
 # torch 2.13 marks TorchScript deprecated; torch.jit.load is still how a .pt is read
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")

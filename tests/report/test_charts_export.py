@@ -24,15 +24,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from bnapp.report.cells import FORMULA_PREFIXES, safe_table, table_csv
 from bnapp.report.export import (
-    FORMULA_PREFIXES,
     chart_png,
     chart_svg,
     export_zip,
     html_report,
     safe_filename,
-    safe_table,
-    table_csv,
     table_xlsx,
 )
 

@@ -15,7 +15,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bnapp.report.export import export_zip, safe_cell, table_csv, table_xlsx, write_csv
+from bnapp.report.cells import safe_cell, table_csv, write_csv
+from bnapp.report.export import export_zip, table_xlsx
 from tests.report.test_charts_export import expected_cell, plain_number, risky
 
 REPO = Path(__file__).resolve().parents[2]
