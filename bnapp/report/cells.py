@@ -7,7 +7,6 @@ pandas only: the command line writes its CSV files without loading the chart lib
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -34,24 +33,19 @@ def safe_cell(value: object) -> object:
     return "'" + text
 
 
-def _map_text(df: pd.DataFrame, fn: Callable[[object], object]) -> pd.DataFrame:
-    """A copy with fn applied to every cell of the text-like columns and to the column names."""
-    out = df.copy()
-    for col in out.columns:
-        dtype = out[col].dtype
-        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-                or pd.api.types.is_datetime64_any_dtype(dtype)):
-            out[col] = out[col].astype(object).map(fn)
-    out.columns = [fn(str(c)) for c in out.columns]
-    return out
-
-
 def safe_table(df: pd.DataFrame) -> pd.DataFrame:
     """A copy safe to open in a spreadsheet: safe_cell on every text cell and column name.
 
     Numeric, boolean and date columns are untouched; a non-default index becomes columns.
     """
-    return _map_text(df if isinstance(df.index, pd.RangeIndex) else df.reset_index(), safe_cell)
+    out = df.copy() if isinstance(df.index, pd.RangeIndex) else df.reset_index()
+    for col in out.columns:
+        dtype = out[col].dtype
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+                or pd.api.types.is_datetime64_any_dtype(dtype)):
+            out[col] = out[col].astype(object).map(safe_cell)
+    out.columns = [safe_cell(str(c)) for c in out.columns]
+    return out
 
 
 def table_csv(df: pd.DataFrame) -> bytes:
