@@ -291,7 +291,8 @@ def test_a_jobs_link_opened_in_another_browser_shows_no_run(context, browser, se
         wait_for_sidebar(page, done, 30, "the reloaded tab of the first browser")
 
         # the sidebar's job list is a fragment: the click reruns it alone
-        page.locator('[data-testid="stSidebar"] [class*="st-key-share-sidebar-"] button').first.click()
+        share = '[data-testid="stSidebar"] [class*="st-key-share-sidebar-"] button'
+        page.locator(share).first.click()
         wait_for_sidebar(page, "Shared: anyone who opens", 30, "the run shared")
         stranger.goto(link)
         wait_for_sidebar(stranger, done, PAGE_TIMEOUT, "the other browser after the share")
