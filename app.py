@@ -6,11 +6,13 @@ Start it with `make run` (or `streamlit run app.py`); it serves on 127.0.0.1 onl
 from __future__ import annotations
 
 import logging
+import warnings
 
 import altair as alt
 import streamlit as st
 from streamlit import config, delta_generator
 
+import bnapp
 from bnapp.ui import warmup, widgets
 
 
@@ -26,6 +28,7 @@ def _log_to_stderr() -> None:
 
 
 _log_to_stderr()
+warnings.showwarning = bnapp.show_warning  # the server's terminal: one plain line each
 # Streamlit's first element of a process checks whether it runs in a REPL (to print a warning
 # `streamlit run` never needs) with inspect.stack(), which resolves the path of every loaded
 # module: 0.3 s of the first page's script run. Skipped by marking the warning as shown.

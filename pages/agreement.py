@@ -97,8 +97,9 @@ widgets.table(table, "agreement", column_config={
     "proportional_slope": "proportional bias (slope on the method's value)",
     "proportional_slope_ci_low": "slope, CI low", "proportional_slope_ci_high": "slope, CI high",
     "proportional_p": "p (slope = 0)", "ci_method": "CI method"})
-st.caption(f"Units: {target_unit(run.target)} for {run.target}, none for eKt/V. Limits: bias "
-           f"± 1.96 SD; CIs at 95 % ({CI_METHODS[ci_method]}).")
+st.caption(f"Units: {widgets.escape_md(target_unit(run.target))} for "
+           f"{widgets.escape_md(run.target)}, none for eKt/V. Limits: bias ± 1.96 SD; CIs at "
+           f"95 % ({CI_METHODS[ci_method]}).")
 
 st.subheader("Calibration")
 calibration = widgets.compute(entry, agreement.calibration)

@@ -14,6 +14,7 @@ from bnapp.engine import export_model
 from bnapp.intake.units import unit_label
 from bnapp.jobs.runner import Job
 from bnapp.report import run_report
+from bnapp.report.cells import table_csv
 from bnapp.ui import state, widgets
 
 BUILT = "export_built"  # session key: this session has asked for a build before
@@ -46,7 +47,8 @@ run = entry.run
 networks_col.download_button(
     "Download the networks",
     partial(export_model.networks_zip, run, fmt,
-            {c: unit_label(c) for c in [*run.features, run.target] if unit_label(c)}),
+            {c: unit_label(c) for c in [*run.features, run.target] if unit_label(c)},
+            csv=table_csv),
     f"bnapp_networks_{fmt}.zip", "application/zip", key="export-networks", on_click="ignore",
     icon=":material/download:",
     help="A ZIP with every fold's network, predictions.csv (each network on every usable row) "

@@ -91,7 +91,7 @@ def headline(row: pd.Series, labels: dict[str, str], n_folds: int, level: float)
     """The single patient's answer: the network's Ueq and dose with their prediction intervals,
     beside the rate equation."""
     net, ektv, rate = st.columns(3)
-    net.metric(labels["ueq_network"], f"{row['ueq_network']:.1f}",
+    net.metric(widgets.escape_md(labels["ueq_network"]), f"{row['ueq_network']:.1f}",
                help=f"Mean of the {n_folds} fold models' predictions")
     net.markdown(f"**{level:.0%} prediction interval: "
                  f"{_interval(row['ueq_network_pi_low'], row['ueq_network_pi_high'], 1)}**",
@@ -106,13 +106,14 @@ def headline(row: pd.Series, labels: dict[str, str], n_folds: int, level: float)
                     f"{row['ueq_network_min']:.1f}–{row['ueq_network_max']:.1f} (how much the "
                     "answer depends on the training rows; not a prediction interval)")
     if "ektv_network" in row:
-        ektv.metric(labels["ektv_network"], f"{row['ektv_network']:.2f}",
+        ektv.metric(widgets.escape_md(labels["ektv_network"]), f"{row['ektv_network']:.2f}",
                     help="Daugirdas' formula with Ueq in place of Upos: the equilibrated dose")
         ektv.markdown(f"**{level:.0%} interval: "
                       f"{_interval(row['ektv_network_pi_low'], row['ektv_network_pi_high'], 2)}**",
                       help="The doses the two ends of the Ueq interval imply (a higher Ueq is "
                            "a lower dose)")
-        rate.metric(labels["ueq_rate_equation"], f"{row['ueq_rate_equation']:.1f}",
+        rate.metric(widgets.escape_md(labels["ueq_rate_equation"]),
+                    f"{row['ueq_rate_equation']:.1f}",
                     help="Daugirdas–Schneditz rate equation (arterial access), for comparison")
         rate.caption(f"eKt/V {row['ektv_rate_equation']:.2f} · spKt/V {row['spktv']:.2f}")
 

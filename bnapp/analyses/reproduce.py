@@ -6,6 +6,7 @@ only read to compare against.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,14 +160,16 @@ def reproduce(seed_dir: str | Path, *, n_boot: int = 2000, n_permutations: int =
     return Reproduction(tables, comparison)
 
 
-def write_reproduction(rep: Reproduction, out_dir: str | Path) -> list[Path]:
-    """Write every table as CSV plus comparison.csv and README.md; returns the paths."""
+def write_reproduction(rep: Reproduction, out_dir: str | Path,
+                       write_csv: Callable[[pd.DataFrame, Path], object]) -> list[Path]:
+    """Write every table as CSV (with write_csv: bnapp.report.export's) plus comparison.csv and
+    README.md; returns the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, table in {**rep.tables, "comparison": rep.comparison}.items():
         path = out_dir / f"{name}.csv"
-        table.to_csv(path, index=False)
+        write_csv(table, path)
         paths.append(path)
     readme = out_dir / "README.md"
     readme.write_text(NOTES + "\n## Comparison with the published numbers\n\n"

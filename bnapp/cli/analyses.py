@@ -55,6 +55,7 @@ def _analysis_options(parser) -> None:
 def cmd_reproduce(args) -> int:
     from bnapp.analyses.reproduce import reproduce, write_reproduction
     from bnapp.engine.keras_import import KerasImportError
+    from bnapp.report.cells import write_csv
 
     if not (args.seed_dir / "folds_e2e.json").is_file():
         raise UserError(f"{args.seed_dir}: not the study's seed folder (no folds_e2e.json); "
@@ -63,7 +64,7 @@ def cmd_reproduce(args) -> int:
         rep = reproduce(args.seed_dir, n_boot=args.n_boot, n_permutations=args.permutations)
     except (KerasImportError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
-    write_reproduction(rep, args.out)
+    write_reproduction(rep, args.out, write_csv)
     print(rep.comparison.to_string(index=False))
     print("note: the published hidden-node rows for nodes 2-6 were cumulative (nodes 1..k zeroed "
           "together); sensitivity_hidden_nodes.csv ablates one node at a time, "
@@ -77,12 +78,13 @@ def cmd_reproduce(args) -> int:
 
 
 def _write(out: Path, tables: dict, figures: dict) -> None:
+    from bnapp.report.cells import write_csv
     from bnapp.report.export import chart_png, chart_svg
 
     images = {name: (chart_png(chart), chart_svg(chart)) for name, chart in figures.items()}
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
+        write_csv(table, out / f"{name}.csv")
     for name, (png, svg) in images.items():
         (out / f"{name}.png").write_bytes(png)
         (out / f"{name}.svg").write_text(svg)

@@ -46,6 +46,7 @@ def cmd_explain(args) -> int:
 
     from bnapp.analyses import concordance
     from bnapp.analyses.importance import run_layers
+    from bnapp.report.cells import write_csv
 
     if min(args.background, args.permutations, args.n_boot, args.shapley_permutations) < 1:
         raise UserError("--background, --permutations, --shapley-permutations and --n-boot "
@@ -72,7 +73,7 @@ def cmd_explain(args) -> int:
         files["importance_hidden"] = hidden
         files["concordance_hidden"] = table[table["layer"] == "hidden"]
     for stem, frame in files.items():
-        frame.to_csv(args.out / f"{stem}.csv", index=False)
+        write_csv(frame, args.out / f"{stem}.csv")
     print(f"{run.label}: |γ| against each definition of importance of the inputs "
           "(mean over folds, 95% bootstrap interval)")
     print(files["concordance"].round(3).to_string(index=False))

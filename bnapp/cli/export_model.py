@@ -28,11 +28,12 @@ def register(sub) -> None:
 def cmd_export_model(args) -> int:
     from bnapp.engine.export_model import write_export
     from bnapp.intake.units import unit_label
+    from bnapp.report.cells import table_csv
 
     run, _, _ = trained_run(args, spec_from_args(args))
     units = {c: unit_label(c) for c in [*run.features, run.target] if unit_label(c)}
     try:
-        paths = write_export(run, args.format, Path(args.out), units)
+        paths = write_export(run, args.format, Path(args.out), units, csv=table_csv)
     except OSError as exc:
         raise UserError(f"--out {args.out}: cannot write the files ({exc.strerror})") from exc
     print(f"{run.spec.label}: wrote {len(run.folds)} {args.format} networks, predictions.csv and "

@@ -76,10 +76,11 @@ def cmd_train(args) -> int:
 def _write_run(run, out: Path) -> None:
     """results.npz (every fold result) and folds.csv (one summary row per model) in out."""
     from bnapp.engine.results import run_to_bytes
+    from bnapp.report.cells import write_csv
 
     (out / "results.npz").write_bytes(run_to_bytes(run))
     summary = fold_summary(run)
-    summary.to_csv(out / "folds.csv", index=False)
+    write_csv(summary, out / "folds.csv")
     print(f"{run.spec.label}: {len(run.folds)} models, test RMSE {summary.test_rmse.mean():.3f} "
           f"± {summary.test_rmse.std(ddof=1) if len(summary) > 1 else 0:.3f}; "
           f"wrote {out / 'results.npz'} and {out / 'folds.csv'}")
@@ -150,10 +151,11 @@ def _write_grid(grid: pd.DataFrame, out: Path) -> None:
     of their input mode's best, instability how far a training from a 1e-12 different start
     ends) and best.csv (the best per input mode) in out."""
     from bnapp.engine.grid import CHAOTIC_INSTABILITY, best_per_mode, near_best
+    from bnapp.report.cells import write_csv
 
     grid = grid.assign(near_best=near_best(grid))
-    grid.to_csv(out / "grid.csv", index=False)
-    best_per_mode(grid).to_csv(out / "best.csv", index=False)
+    write_csv(grid, out / "grid.csv")
+    write_csv(best_per_mode(grid), out / "best.csv")
     close = grid[grid["near_best"]]["input_mode"].value_counts().sort_index()
     print("within one standard error of the best (not told apart by the folds): "
           + ", ".join(f"{n} on {mode} inputs" for mode, n in close.items()))
@@ -201,6 +203,9 @@ def cmd_cache_list(args) -> int:
 
 
 def _resolve(key_or_prefix: str) -> str:
+    if not key_or_prefix.strip():  # a prefix of every key
+        raise UserError("the key is empty: give a key `python -m bnapp cache list` shows (a "
+                        "unique prefix is enough), or --all to clear every entry")
     try:
         return cache.resolve(key_or_prefix)
     except KeyError as exc:

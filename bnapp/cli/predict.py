@@ -45,6 +45,7 @@ def cmd_predict(args) -> int:
     from bnapp.analyses import conformal, predict
     from bnapp.intake.data import DataError, load_sessions
     from bnapp.intake.units import STUDY_INPUTS
+    from bnapp.report.cells import write_csv
 
     try:
         level = conformal.check_level(args.interval)
@@ -64,7 +65,7 @@ def cmd_predict(args) -> int:
                                        level, args.hours)
     except DataError as exc:
         raise UserError(str(exc)) from exc
-    table.reset_index().to_csv(args.out, index=False)
+    write_csv(table.reset_index(), args.out)
     _report_skipped(sessions, args.out)
     coverage = conformal.held_out_coverage(run, level)
     pooled = coverage[(coverage["fold"] == "pooled") & (coverage["method"] == args.method)]
@@ -84,7 +85,7 @@ def _report_skipped(sessions, out: Path) -> None:
     if sessions.dropped.empty:
         return
     path = out.with_suffix(".skipped.csv")
-    sessions.dropped.to_csv(path, index=False)
+    write_csv(sessions.dropped, path)
     rows = sessions.dropped["row"].nunique()
     print(f"skipped {rows} of {sessions.n_read} rows of {sessions.name} (every one, with its "
           f"reason, in {path}):", file=sys.stderr)

@@ -16,7 +16,7 @@ import io
 import json
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import h5py
@@ -32,6 +32,7 @@ FORMATS = {"keras": ".h5", "torch": ".pt", "onnx": ".onnx"}
 # the Keras version whose HDF5 layout is written (the study's checkpoints were saved by it)
 KERAS_LAYOUT_VERSION = "2.11.0"
 ONNX_OPSET = 17
+CsvWriter = Callable[[pd.DataFrame], bytes]  # a table as the bytes of a CSV file
 INPUT_NAME, OUTPUT_NAME = "x", "prediction"
 
 
@@ -205,12 +206,13 @@ def _file_predictions(spec: ArchSpec, weights: Weights, fmt: str, data: bytes,
 # a run's networks as files
 
 
-def export_files(run: RunResult, fmt: str, units: Mapping[str, str] | None = None
-                 ) -> dict[str, bytes]:
+def export_files(run: RunResult, fmt: str, units: Mapping[str, str] | None = None, *,
+                 csv: CsvWriter) -> dict[str, bytes]:
     """Every fold's network as fold_K<ext>, predictions.csv (the exported networks on every row
     of the run, in data order), scaler.csv for z-scored networks, and README.txt.
 
-    units: the unit of each feature and of the target, for the README.
+    units: the unit of each feature and of the target, for the README; csv: a table's CSV bytes
+    (bnapp.report.export.table_csv: the input names are the user's column names).
     """
     files = {f"fold_{f.fold}{FORMATS.get(fmt, '')}": network_bytes(run.spec, f.weights, fmt)
              for f in run.folds}
@@ -219,9 +221,9 @@ def export_files(run: RunResult, fmt: str, units: Mapping[str, str] | None = Non
     for fold, data in zip(run.folds, files.values(), strict=True):
         pred = _file_predictions(run.spec, fold.weights, fmt, data, fold.network_input(run.spec, run.X))
         frames.append(pd.DataFrame({"fold": fold.fold, "row": rows, "prediction": pred}))
-    files["predictions.csv"] = pd.concat(frames).to_csv(index=False).encode()
+    files["predictions.csv"] = csv(pd.concat(frames, ignore_index=True))
     if run.spec.input_mode == "zscore":
-        files["scaler.csv"] = scaler_table(run).to_csv(index=False).encode()
+        files["scaler.csv"] = csv(scaler_table(run))
     files["README.txt"] = readme_text(run, fmt, units or {}).encode()
     return files
 
@@ -292,19 +294,20 @@ rows are out of sample.
 """
 
 
-def networks_zip(run: RunResult, fmt: str, units: Mapping[str, str] | None = None) -> bytes:
+def networks_zip(run: RunResult, fmt: str, units: Mapping[str, str] | None = None, *,
+                 csv: CsvWriter) -> bytes:
     """export_files as one ZIP, for a download."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in export_files(run, fmt, units).items():
+        for name, data in export_files(run, fmt, units, csv=csv).items():
             zf.writestr(name, data)
     return buf.getvalue()
 
 
 def write_export(run: RunResult, fmt: str, out: Path,
-                 units: Mapping[str, str] | None = None) -> list[Path]:
+                 units: Mapping[str, str] | None = None, *, csv: CsvWriter) -> list[Path]:
     """export_files written into the directory out; the paths written."""
-    files = export_files(run, fmt, units)  # everything built before anything is written
+    files = export_files(run, fmt, units, csv=csv)  # everything built before anything is written
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, data in files.items():

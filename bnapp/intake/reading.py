@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import warnings
 import zipfile
@@ -25,6 +26,19 @@ _SEPARATORS = ("\t", ";", ",")  # ties go to the rarer separator
 _FIELD_HINT = ("check for a stray separator or an unquoted decimal comma (quote such values or "
                "use ; as the separator)")
 _LIST_LIMIT = 12  # names shown in a message before "... (N more)"
+MB = 1024 * 1024
+# Limits on what a file may make bnapp do, so that a small hostile file cannot hold the server
+# (every session's) for minutes or take its memory. Sizes in MB, from the environment.
+UPLOAD_LIMIT_ENV, UPLOAD_LIMIT_MB = "BNAPP_MAX_UPLOAD_MB", 200  # = server.maxUploadSize
+XLSX_LIMIT_ENV, XLSX_LIMIT_MB = "BNAPP_MAX_XLSX_MB", 500  # a workbook's parts, unpacked
+EXCEL_MAX_ROWS = 1_048_576  # Excel's own limit
+MAX_CELLS = 20_000_000  # rows x columns of a sheet read into memory
+_CHUNK = MB
+# in a sheet's XML: its namespace prefix, if any (<x:worksheet>); a row's number (r="12"); a
+# cell's column (r="AB12"). Plain searches, not an XML parse: a bomb is refused in a second.
+_PREFIX = re.compile(rb"<(\w+:)?worksheet\b")
+_ROW_NUMBER = re.compile(rb'\sr="(\d+)"')
+_CELL_COLUMN = re.compile(rb'\sr="([A-Z]{1,3})\d')
 
 
 class DataError(ValueError):
@@ -65,22 +79,44 @@ def read_file(source, name: str) -> Table:
                         f"({type(exc).__name__}); save it again as CSV (UTF-8) or XLSX") from exc
 
 
+def limit_bytes(env: str, default_mb: float) -> int:
+    """A size limit: the environment variable's MB if it is a positive number, else default."""
+    try:
+        mb = float(os.environ.get(env, default_mb))
+    except ValueError:
+        mb = default_mb
+    return int((mb if mb > 0 else default_mb) * MB)
+
+
+def _refuse_size(name: str, size: int) -> None:
+    limit = limit_bytes(UPLOAD_LIMIT_ENV, UPLOAD_LIMIT_MB)
+    if size > limit:
+        raise DataError(f"{name}: {size / MB:,.1f} MB, more than the upload limit of "
+                        f"{limit / MB:,.0f} MB ({UPLOAD_LIMIT_ENV}); split the file or keep "
+                        "only the columns the study needs")
+
+
 def _read_source(source, name: str) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
+        _refuse_size(name, len(source))
         return bytes(source)
     if isinstance(source, (str, Path)):
         try:
+            _refuse_size(name, Path(source).stat().st_size)  # before reading it
             return Path(source).read_bytes()
+        except DataError:
+            raise
         except FileNotFoundError:
             raise DataError(f"{name}: no such file; check the path") from None
         except (OSError, ValueError) as exc:
             raise DataError(f"{name}: cannot be opened ({type(exc).__name__}); "
                             "check the path and permissions") from exc
     if hasattr(source, "read"):
-        data = source.read()
+        data = source.read(limit_bytes(UPLOAD_LIMIT_ENV, UPLOAD_LIMIT_MB) + 1)
         if isinstance(data, str):
-            return data.encode("utf-8")
+            data = data.encode("utf-8")
         if isinstance(data, (bytes, bytearray, memoryview)):
+            _refuse_size(name, len(data))
             return bytes(data)
     raise DataError(f"{name}: give a file path, bytes or an open binary file")
 
@@ -192,10 +228,65 @@ def _parser_message(message: str, name: str, n_headers: int, leading: int) -> st
     return f"{name}: not a readable CSV table ({clean(first)[:120]}); check quotes and separators"
 
 
+def check_workbook(data: bytes, name: str) -> None:
+    """Refuse a workbook before parsing it when it would unpack past the XLSX limit (the sizes
+    its zip directory declares, which zipfile never reads past) or a sheet holds more rows than
+    Excel's limit or more cells than MAX_CELLS (counted in its XML, streamed, up to the limit)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+            unpacked = sum(p.file_size for p in parts)
+            limit = limit_bytes(XLSX_LIMIT_ENV, XLSX_LIMIT_MB)
+            if unpacked > limit:
+                raise DataError(f"{name}: the workbook unpacks to {unpacked / MB:,.1f} MB, more "
+                                f"than the limit of {limit / MB:,.0f} MB ({XLSX_LIMIT_ENV}); "
+                                "save the table as CSV")
+            for part in parts:
+                if part.filename.startswith("xl/worksheets/") and part.filename.endswith(".xml"):
+                    with archive.open(part) as sheet:
+                        _check_sheet(sheet, name)
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise DataError(f"{name}: a zip archive but not a readable .xlsx workbook "
+                        f"({type(exc).__name__}); open it in a spreadsheet and save as .xlsx "
+                        "or CSV") from exc
+
+
+def _check_sheet(sheet, name: str) -> None:
+    """Count a sheet's rows (tags and their numbers) and columns chunk by chunk; refuse it as
+    soon as it passes a limit."""
+    from openpyxl.utils import column_index_from_string
+
+    rows = last_row = width = 0
+    tail, row_tag = b"", None
+    while chunk := sheet.read(_CHUNK):
+        text = tail + chunk
+        cut = text.rfind(b"<")  # a tag split between chunks is read with the next one
+        cut = cut if cut > text.rfind(b">") else len(text)
+        text, tail = text[:cut], text[cut:]
+        if row_tag is None:
+            found = _PREFIX.search(text)
+            row_tag = b"<" + (found.group(1) or b"" if found else b"") + b"row"
+        rows += text.count(row_tag)
+        last_row = max([last_row, *map(int, _ROW_NUMBER.findall(text))])
+        width = max([width, *(column_index_from_string(c.decode())
+                              for c in set(_CELL_COLUMN.findall(text)))])
+        height = max(rows, last_row)
+        if height > EXCEL_MAX_ROWS:
+            raise DataError(f"{name}: a sheet has more than {EXCEL_MAX_ROWS:,} rows, Excel's "
+                            "limit; save the table as CSV")
+        if height * width > MAX_CELLS:
+            raise DataError(f"{name}: a sheet spans more than {MAX_CELLS:,} cells ({height:,} "
+                            f"rows by {width:,} columns); delete the unused columns and save "
+                            "it again")
+
+
 def _read_xlsx(data: bytes, name: str) -> Table:
     import openpyxl  # only needed for workbooks
     from openpyxl.utils.exceptions import InvalidFileException
 
+    check_workbook(data, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # openpyxl warns about features it skips

@@ -31,7 +31,8 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,18 @@ def _warn(message: str) -> None:
     if sink is not None:
         sink.append(message)
     warnings.warn(message, CacheWarning, stacklevel=3)
+
+
+@contextmanager
+def collected_warnings() -> Iterator[list[str]]:
+    """The cache's warnings raised on this thread meanwhile, also collected in a list (a page
+    shows them to its user, as a job keeps its own)."""
+    previous = getattr(_sinks, "messages", None)
+    _sinks.messages = messages = []
+    try:
+        yield messages
+    finally:
+        _sinks.messages = previous
 
 
 def cache_dir() -> Path:
@@ -430,7 +443,10 @@ def entries() -> pd.DataFrame:
 
 
 def resolve(key_or_prefix: str) -> str:
-    """The full key of the one entry starting with this prefix; KeyError otherwise."""
+    """The full key of the one entry starting with this prefix; KeyError otherwise (also for
+    an empty or blank prefix, which every key starts with)."""
+    if not key_or_prefix.strip():
+        raise KeyError("an empty key matches no single cache entry")
     keys = [k for k in entries()["key"] if k.startswith(key_or_prefix.strip().lower())]
     if len(keys) != 1:
         raise KeyError(f"{'no' if not keys else len(keys)} cache entries match {key_or_prefix!r}")

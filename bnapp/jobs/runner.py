@@ -454,7 +454,7 @@ class JobManager:
             existing = self._by_key.get(key)
             if existing is not None and existing.state not in ("failed", "cancelled"):
                 return existing
-            job = Job(self, f"{kind}-{secrets.token_hex(6)}", kind, key, fn, args, kwargs,
+            job = Job(self, f"{kind}-{secrets.token_hex(16)}", kind, key, fn, args, kwargs,
                       label or kind, epochs_total)
             self._jobs[job.id] = job
             self._by_key[key] = job

@@ -14,7 +14,7 @@ import json
 import re
 import unicodedata
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,7 +22,9 @@ import altair as alt
 import pandas as pd
 import vl_convert as vlc
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+from bnapp.report.cells import safe_table, table_csv
+from bnapp.report.markup import unescape_md
+
 MAX_FILENAME = 80
 REPORT_MAX_ROWS = 500
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
@@ -66,36 +68,6 @@ def render(chart: alt.TopLevelMixin | Rendered) -> Rendered:
 
 # ---------------------------------------------------------------- tables
 
-def _neutralize(value: object) -> object:
-    """Text a spreadsheet would read as a formula gets a leading apostrophe (OWASP's advice);
-    anything else, numbers included, is returned as is."""
-    if isinstance(value, str) and (value.startswith(FORMULA_PREFIXES)
-                                   or value.lstrip().startswith(FORMULA_PREFIXES[:4])):
-        return "'" + value
-    return value
-
-
-def _map_text(df: pd.DataFrame, fn: Callable[[object], object]) -> pd.DataFrame:
-    """A copy with fn applied to every cell of the text-like columns and to the column names."""
-    out = df.copy()
-    for col in out.columns:
-        dtype = out[col].dtype
-        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-                or pd.api.types.is_datetime64_any_dtype(dtype)):
-            out[col] = out[col].astype(object).map(fn)
-    out.columns = [fn(str(c)) for c in out.columns]
-    return out
-
-
-def safe_table(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy safe to open in a spreadsheet: text cells and column names that start like a
-    formula (=, +, -, @, tab, CR; also after leading spaces) are prefixed with '.
-
-    Numeric, boolean and date columns are untouched; a non-default index becomes columns.
-    """
-    return _map_text(df if isinstance(df.index, pd.RangeIndex) else df.reset_index(), _neutralize)
-
-
 def safe_filename(s: str, max_length: int = MAX_FILENAME) -> str:
     """An ASCII file name with no path, no leading dot and no reserved name; never empty."""
     ascii_text = unicodedata.normalize("NFKD", str(s)).encode("ascii", "ignore").decode()
@@ -104,15 +76,6 @@ def safe_filename(s: str, max_length: int = MAX_FILENAME) -> str:
     if name.split(".")[0].upper() in _WINDOWS_RESERVED:
         name = "file_" + name[: max_length - 5]
     return name or "export"
-
-
-def table_csv(df: pd.DataFrame) -> bytes:
-    """CSV as UTF-8 with a byte-order mark (so Excel reads accents and μ right), no index.
-
-    CRLF line ends (RFC 4180) also make the csv module quote a cell holding a lone CR, which
-    a spreadsheet would otherwise read as a new row starting with the rest of the cell.
-    """
-    return safe_table(df).to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
 
 
 def _sheet_name(name: str, taken: set[str]) -> str:
@@ -129,15 +92,6 @@ def _sheet_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _xml_safe(value: object) -> object:
-    """Drop the control characters XML (hence openpyxl) cannot store."""
-    # imported here: openpyxl takes ~0.15 s to import, which the pages drawing tables (with an
-    # XLSX button rendered only when clicked) would otherwise pay on their first paint
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
-
-
 def table_xlsx(tables: pd.DataFrame | Mapping[str, pd.DataFrame]) -> bytes:
     """An XLSX workbook: one sheet per table (a single DataFrame goes on sheet "table")."""
     if isinstance(tables, pd.DataFrame):
@@ -147,8 +101,7 @@ def table_xlsx(tables: pd.DataFrame | Mapping[str, pd.DataFrame]) -> bytes:
     buffer, taken = io.BytesIO(), set()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         for name, df in tables.items():
-            _map_text(safe_table(df), _xml_safe).to_excel(writer, sheet_name=_sheet_name(name, taken),
-                                                 index=False)
+            safe_table(df).to_excel(writer, sheet_name=_sheet_name(name, taken), index=False)
     return buffer.getvalue()
 
 
@@ -243,7 +196,8 @@ def html_report(title: str, *, summary: Mapping[str, object],
     usable/dropped, ...); figures: caption -> chart (the architecture chart among them), each
     embedded as a base64 SVG image; tables: heading -> DataFrame (first `max_rows` rows shown);
     settings: everything needed to reproduce the run (architecture, protocol, seed, columns,
-    data fingerprint), printed as JSON; model_card: Markdown shown as plain text. Every string is HTML-escaped; the page references no
+    data fingerprint), printed as JSON; model_card: Markdown shown as plain text (its escapes
+    undone). Every string is HTML-escaped; the page references no
     external resource and its Content-Security-Policy forbids scripts and fetches.
     """
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -259,7 +213,7 @@ def html_report(title: str, *, summary: Mapping[str, object],
         f"<h2>Data</h2><dl>{summary_html}</dl>",
     ]
     if model_card:
-        parts.append(f'<h2>Model card</h2><div class="card">{_e(model_card)}</div>')
+        parts.append(f'<h2>Model card</h2><div class="card">{_e(unescape_md(model_card))}</div>')
     if figures:
         parts.append("<h2>Figures</h2>")
         parts += [_figure_html(name, chart) for name, chart in figures.items()]

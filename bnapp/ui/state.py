@@ -2,12 +2,16 @@
 
 Everything lives in st.session_state, so each tab or user has their own; the job manager and
 the disk cache are shared, keyed by content, so equal work is still done once. The session's job
-ids are also kept in its URL (?jobs=id,id), so a reloaded tab finds its jobs again.
+ids are also kept in its URL (?jobs=id,id), so a reloaded tab finds its jobs again; a job opens
+from a URL only in the browser that started it (or after its user shared it), so a copied link
+is no key to the patient data it trained on.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import threading
+from dataclasses import dataclass, field
 
 import pandas as pd
 import streamlit as st
@@ -20,6 +24,9 @@ from bnapp.jobs import cache
 from bnapp.jobs.runner import Job, JobFailed, JobManager, job_manager
 
 JOBS_PARAM = "jobs"  # the URL query parameter naming this session's jobs
+# Streamlit's XSRF cookie (server.enableXsrfProtection, on in .streamlit/config.toml): 128 random
+# bits the server gives each browser once and keeps; a job's link is bound to it
+BROWSER_COOKIE = "_streamlit_xsrf"
 NOT_CACHED = "not cached"  # in bnapp.jobs.cache's warnings when a result could not be stored
 
 
@@ -186,15 +193,64 @@ def submit_export(entry: RunEntry, options: dict) -> Job:
     return job
 
 
-def restore_jobs() -> None:
+@dataclass
+class _Links:
+    """The browsers (hashes of their secrets) that submitted each job, and the jobs shared on
+    purpose."""
+
+    owners: dict[str, set[str]] = field(default_factory=dict)
+    shared: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@st.cache_resource
+def _links() -> _Links:
+    return _Links()  # one for the server process: every session's jobs
+
+
+def browser_id() -> str | None:
+    """This browser's identity: a hash of the per-browser secret in Streamlit's XSRF cookie;
+    None without one (XSRF protection off, or a client that keeps no cookies)."""
+    from streamlit.web.server.starlette.starlette_app_utils import decode_xsrf_token_string
+
+    cookie = st.context.cookies.get(BROWSER_COOKIE)
+    token = decode_xsrf_token_string(cookie)[0] if cookie else None
+    return hashlib.sha256(token).hexdigest() if token else None
+
+
+def may_open(job_id: str) -> bool:
+    """Whether this session may follow a job named in its URL: this browser started it, or its
+    user shared it."""
+    links, me = _links(), browser_id()
+    with links.lock:
+        return job_id in links.shared or me in links.owners.get(job_id, ())
+
+
+def share(job: Job) -> None:
+    """Let anyone who opens a URL naming this job see it (its run and the rows it shows)."""
+    links = _links()
+    with links.lock:
+        links.shared.add(job.id)
+
+
+def is_shared(job: Job) -> bool:
+    return job.id in _links().shared
+
+
+def restore_jobs() -> int:
     """Keep this session's job ids in its URL; a new session (a reloaded tab) first tracks the
-    jobs its URL names that this server still knows, so a training started before the reload
-    shows again, and opens when done. Only ids in this URL are taken (they are random, so
-    another session's jobs cannot be guessed); unknown ones are dropped from it."""
+    jobs its URL names that this server still knows and this browser may open (may_open), so a
+    training started before the reload shows again, and opens when done. Ids are random (128
+    bits); unknown ones and others' are dropped from the URL. Returns how many of the URL's
+    known jobs this browser may not open."""
+    refused = 0
     if "job_ids" not in _state():
         wanted = st.query_params.get(JOBS_PARAM, "").split(",")
-        _state().job_ids = [i for i in dict.fromkeys(wanted) if job_manager().get(i) is not None]
+        known = [i for i in dict.fromkeys(wanted) if job_manager().get(i) is not None]
+        _state().job_ids = [i for i in known if may_open(i)]
+        refused = len(known) - len(_state().job_ids)
     _write_url()  # also after a page change, which clears the URL's parameters
+    return refused
 
 
 def _write_url() -> None:
@@ -213,6 +269,10 @@ def track(job: Job, data_name: str = "") -> None:
     ids = _state().setdefault("job_ids", [])
     if job.id not in ids:
         ids.append(job.id)
+    me, links = browser_id(), _links()
+    if me is not None:
+        with links.lock:  # equal requests from two browsers share one job: both own it
+            links.owners.setdefault(job.id, set()).add(me)
     if data_name:
         _state().setdefault("job_data_names", {})[job.id] = data_name
     _write_url()

@@ -17,7 +17,8 @@ def _slider(name: str, column: np.ndarray, key: str) -> float:
     pad = 0.1 * (high - low) or 1.0
     step = float(10 ** np.floor(np.log10(pad / 10)))  # about a hundredth of the range
     unit = LIBRARY_UNITS.get(name)
-    return st.slider(f"{name} ({unit})" if unit else name, min_value=round(low - pad, 6),
+    return st.slider(widgets.escape_md(f"{name} ({unit})" if unit else name),
+                     min_value=round(low - pad, 6),
                      max_value=round(high + pad, 6), value=float(np.median(column)), step=step,
                      key=key, help="Starts at the median of the training data; the range is the "
                                    "data's, widened by a tenth.")
@@ -40,7 +41,8 @@ def what_if_section(entry: state.RunEntry) -> None:
     spread = (f"across {len(view.predictions)} folds: SD {view.predictions.std(ddof=1):.2f}, "
               f"range {view.predictions.min():.1f}–{view.predictions.max():.1f}"
               if len(view.predictions) > 1 else "one model")
-    st.metric(f"predicted {run.target}", f"{view.prediction:.2f}", help="Mean of the fold models")
+    st.metric(f"predicted {widgets.escape_md(run.target)}", f"{view.prediction:.2f}",
+              help="Mean of the fold models")
     st.caption(spread)
     widgets.figure(importance_charts.shapley_waterfall(view.shapley, view.base_value,
                                                        target=run.target), "whatif_shapley")

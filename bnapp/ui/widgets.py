@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,9 +18,12 @@ from streamlit.delta_generator import DeltaGenerator
 
 from bnapp.analyses import catalog
 from bnapp.engine.model import ArchSpec
+from bnapp.jobs import cache
 from bnapp.jobs.runner import Job, analysis_name, cached_analysis, user_message
 from bnapp.report import views
-from bnapp.report.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
+from bnapp.report.cells import table_csv
+from bnapp.report.export import chart_png, chart_svg, safe_filename, table_xlsx
+from bnapp.report.markup import escape_md
 from bnapp.ui import state
 
 TRAIN_PAGE = "pages/train.py"
@@ -34,14 +36,6 @@ MAX_TABLE_ROWS = 5_000  # rows a table sends to the browser; its downloads hold 
 # a local file: an emoji or :material: page icon makes the browser fetch it from Google or a CDN
 FAVICON = Path(__file__).with_name("favicon.svg")
 logger = logging.getLogger(__name__)
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$&])")
-
-
-def escape_md(text: object) -> str:
-    """User text made inert inside st.markdown: every Markdown/HTML metacharacter escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
-
-
 # -------------------------------------------------------------------------- figures and tables
 
 class _Unchecked:
@@ -214,12 +208,29 @@ def job_status(job: Job, *, key: str, warnings: bool = True) -> None:
         st.caption(escape_md(_job_line(job)))
     if warnings:
         cache_warnings(job.warnings)
+    if job.kind == "train" and job.state == "done":
+        _share(job, key)
+
+
+def _share(job: Job, key: str) -> None:
+    """The way to give someone this run: its page's address opens it in their browser too."""
+    if state.is_shared(job):
+        st.caption("Shared: anyone who opens this page's address sees this run and its rows.")
+    else:
+        st.button("Share", key=f"share-{key}-{job.id}", icon=":material/share:",
+                  on_click=state.share, args=(job,),
+                  help="Let anyone who opens this page's address (URL) see this run, with the "
+                       "rows it shows. Until then the address shows it only in this browser.")
 
 
 def sync_jobs() -> None:
-    """Before a page: this session's jobs (a reloaded tab's from its URL), and the runs of those
-    finished since the last poll opened, so the page shows them now rather than after a rerun."""
-    state.restore_jobs()
+    """Before a page: this session's jobs (a reloaded tab's from its URL, those this browser may
+    open), and the runs of those finished since the last poll opened, so the page shows them now
+    rather than after a rerun."""
+    if state.restore_jobs():
+        st.info("This address names runs started in another browser. They are not shown here "
+                "unless their owner shares them (Share, beside the job).",
+                icon=":material/lock:")
     state.collect_finished()
 
 
@@ -267,5 +278,8 @@ def guarded(fn: Callable, where: str = "here", name: str | None = None) -> Calla
 
 
 def run_page(page) -> None:
-    """Run a page; any error becomes a message."""
-    guarded(page.run, "on this page", f"page {getattr(page, 'title', page)}")()
+    """Run a page; any error becomes a message, and the cache's warnings meanwhile (a result
+    not saved) plain lines under it."""
+    with cache.collected_warnings() as warned:
+        guarded(page.run, "on this page", f"page {getattr(page, 'title', page)}")()
+    cache_warnings(warned)

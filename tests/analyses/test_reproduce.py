@@ -16,6 +16,7 @@ from bnapp.analyses.reproduce import (
 )
 from bnapp.engine.keras_import import load_keras_run
 from bnapp.intake.data import STUDY_INPUTS
+from bnapp.report.cells import write_csv
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,8 @@ def test_improved_analyses_and_written_files(runs, published, tmp_path):
     assert {"pearson", "spearman", "kendall_tau"} <= set(improved["association"]["statistic"])
     assert set(improved["baselines"]["method"]) == {"network", "linear_regression",
                                                       "rate_equation", "tattersall"}
-    paths = write_reproduction(Reproduction({**tables, **improved}, comparison), tmp_path)
+    paths = write_reproduction(Reproduction({**tables, **improved}, comparison), tmp_path,
+                               write_csv)
     names = {p.name for p in paths}
     assert {"bn_parameters.csv", "sensitivity_e2e.csv", "sensitivity_norm.csv",
             "sensitivity_hidden_nodes.csv", "comparison.csv", "README.md"} <= names

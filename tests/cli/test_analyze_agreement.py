@@ -8,6 +8,7 @@ import pytest
 
 from bnapp.cli import main
 from bnapp.intake import data
+from bnapp.report.markup import unescape_md
 
 pytestmark = pytest.mark.slow  # trains on the study file and draws every figure
 
@@ -57,7 +58,7 @@ def test_predictions_csv_has_one_line_per_test_row_with_its_interval(analysis, u
 
 
 def test_model_card_is_written_beside_the_tables(analysis):
-    card = (analysis / "model_card.md").read_text(encoding="utf-8")
+    card = unescape_md((analysis / "model_card.md").read_text(encoding="utf-8"))
     assert "research tool, not a medical device" in card
     assert "Rows read: 129; usable: 109; dropped: 20" in card
     assert "Ueq < Upos: 20" in card

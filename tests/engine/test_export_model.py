@@ -19,6 +19,7 @@ from bnapp.engine import export_model as ex
 from bnapp.engine.keras_import import load_keras_run, read_keras_model
 from bnapp.engine.model import ArchSpec, init_weights, predict
 from bnapp.engine.train import Protocol, train_run
+from bnapp.report.cells import table_csv
 
 # torch 2.13 marks TorchScript deprecated; torch.jit.load is still how a .pt is read
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
@@ -134,7 +135,7 @@ def test_onnx_file_checks_and_runs_in_onnxruntime(spec):
 
 @pytest.mark.parametrize("fmt", sorted(ex.FORMATS))
 def test_export_files_predictions_are_the_runs_networks_on_every_row(run, fmt):
-    files = ex.export_files(run, fmt, {"a": "mg/dL", "Ueq": "mg/dL"})
+    files = ex.export_files(run, fmt, {"a": "mg/dL", "Ueq": "mg/dL"}, csv=table_csv)
     names = {f"fold_{f.fold}{ex.FORMATS[fmt]}" for f in run.folds}
     expected = names | {"predictions.csv", "README.txt"}
     if run.spec.input_mode == "zscore":
@@ -162,10 +163,10 @@ def test_export_files_predictions_are_the_runs_networks_on_every_row(run, fmt):
 
 
 def test_networks_zip_holds_the_export_files(run):
-    data = ex.networks_zip(run, "keras")
+    data = ex.networks_zip(run, "keras", csv=table_csv)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = set(zf.namelist())
-        assert names == set(ex.export_files(run, "keras"))
+        assert names == set(ex.export_files(run, "keras", csv=table_csv))
         spec, _ = read_keras_model(zf.read(f"fold_{run.folds[0].fold}.h5"),
                                    input_mode=run.spec.input_mode)
     assert spec == run.spec

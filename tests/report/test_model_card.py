@@ -11,6 +11,7 @@ import pytest
 
 from bnapp.intake import data
 from bnapp.report import model_card, run_report
+from bnapp.report.markup import unescape_md
 from tests.apptest import demo_run
 
 OPTIONS = {"n_permutations": 2, "n_boot": 20}
@@ -26,7 +27,7 @@ def demo():
 def test_card_states_use_data_validation_and_limits(demo):
     entry, tables = demo
     ds = data.demo_dataset()
-    card = model_card.model_card(entry.run, tables, data_name=ds.name, dataset=ds)
+    card = unescape_md(model_card.model_card(entry.run, tables, data_name=ds.name, dataset=ds))
     for heading in ("## Intended use", "## Data", "## Architecture and validation",
                     "## Performance beside the clinical formulas",
                     "## Agreement with the measured value (Bland–Altman)",
@@ -62,7 +63,7 @@ def test_card_gives_the_date_range_and_per_unit_results_when_the_file_has_them()
         "%d/%m/%Y"), centro=[1.0, 2.0] * (n // 2) + [1.0] * (n % 2))
     ds = dataclasses.replace(ds, frame=frame, extra_columns=[*ds.extra_columns, "fecha", "centro"])
     tables = run_report.run_tables(entry.run, **OPTIONS)
-    card = model_card.model_card(entry.run, tables, data_name=ds.name, dataset=ds)
+    card = unescape_md(model_card.model_card(entry.run, tables, data_name=ds.name, dataset=ds))
     last = pd.Timestamp("2021-03-01") + pd.Timedelta(days=n - 1)
     assert f"Date range: 2021-03-01 to {last:%Y-%m-%d} (column fecha)" in card
     groups = model_card.subgroup_table(entry.run, ds)

@@ -258,6 +258,49 @@ def test_a_reload_mid_training_finds_the_job_again(context, server):
     assert_only_local(context, server)
 
 
+def test_a_jobs_link_opened_in_another_browser_shows_no_run(context, browser, server):
+    """Issue 28: the URL of a finished run, pasted into another browser (a fresh context: no
+    cookies), opens nothing of it; a reload in the first browser still does, and once its user
+    shares the run the other browser sees it too."""
+    page = context.new_page()
+    open_app(page, server)
+    go_to(page, "train")
+    set_protocol(page, folds=3, epochs=20)
+    start_training(page)
+    done = "3-fold CV, 20 epochs · demo_cohort.csv"
+    wait_for_sidebar(page, done, TRAIN_TIMEOUT, "the short training's run")
+    link = page.url
+    assert "jobs=train-" in link, link
+
+    other = new_session(browser)
+    try:
+        stranger = other.new_page()
+        stranger.goto(link)
+        stranger.wait_for_selector('[data-testid="stSidebarNav"]', timeout=PAGE_TIMEOUT * 1000)
+        wait_rerun(stranger, 0, PAGE_TIMEOUT)
+        wait_for_sidebar(stranger, "none yet: train one on Train", 30, "the other browser")
+        shown = sidebar_text(stranger)
+        assert done not in shown and "No jobs yet in this session" in shown, shown
+        main = stranger.locator('[data-testid="stMain"]').inner_text()
+        assert "started in another browser" in main, main
+        assert "jobs=" not in stranger.url, stranger.url
+
+        before = runs_finished(page)
+        page.reload()  # the same browser: the link still opens its run
+        wait_rerun(page, before, PAGE_TIMEOUT)
+        wait_for_sidebar(page, done, 30, "the reloaded tab of the first browser")
+
+        # the sidebar's job list is a fragment: the click reruns it alone
+        share = '[data-testid="stSidebar"] [class*="st-key-share-sidebar-"] button'
+        page.locator(share).first.click()
+        wait_for_sidebar(page, "Shared: anyone who opens", 30, "the run shared")
+        stranger.goto(link)
+        wait_for_sidebar(stranger, done, PAGE_TIMEOUT, "the other browser after the share")
+    finally:
+        other.close()
+    assert_page_ok(page, "train after sharing", server)
+
+
 # ----------------------------------------------------------------------------------------- XSS
 
 def hostile_csv() -> bytes:

@@ -105,7 +105,7 @@ def test_too_few_rows_for_the_folds_is_a_message(tmp_path):
     at.run()
     at.button(key="train").click().run()  # 12 rows, 10 folds
     assert not at.exception
-    assert "too few" in at.error[0].value and r"small\.csv" in at.error[0].value  # escaped
+    assert "too few" in at.error[0].value and r"small.csv\:" in at.error[0].value  # escaped
     assert "train_job" not in at.session_state
 
 

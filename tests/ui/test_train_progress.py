@@ -9,6 +9,7 @@ import uuid
 from streamlit.testing.v1 import AppTest
 
 from bnapp.jobs import runner
+from bnapp.ui import state
 from bnapp.ui.widgets import duration
 from tests.apptest import APP
 from tests.jobs.fakes import fake_clock, held_job
@@ -30,6 +31,7 @@ def test_a_running_training_shows_its_rate_and_the_time_left(monkeypatch):
         # 0.25 of 2,000 epochs done; 400 epochs in 4 s; 1,500 left at 100/s, 1 s after the report
         expected = "500/2000 epochs · 100 epochs/s · 15 s · about 14 s left"
         at = AppTest.from_file(APP, default_timeout=60)
+        state.share(job)  # submitted outside a session, it has no browser: open it to all
         at.query_params["jobs"] = job.id  # the session's job, as after a reload
         at.run()
         assert not at.exception
