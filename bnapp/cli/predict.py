@@ -84,6 +84,8 @@ def _report_skipped(sessions, out: Path) -> None:
     them): every one in OUT.skipped.csv, the first few on stderr."""
     if sessions.dropped.empty:
         return
+    from bnapp.report.cells import write_csv
+
     path = out.with_suffix(".skipped.csv")
     write_csv(sessions.dropped, path)
     rows = sessions.dropped["row"].nunique()
