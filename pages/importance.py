@@ -7,7 +7,7 @@ import functools
 import streamlit as st
 
 from bnapp.analyses import concordance, explain
-from bnapp.analyses.importance import layer_rows, layer_stem
+from bnapp.analyses.importance import layer_rows
 from bnapp.jobs.first_visit import N_BOOT, SEED
 from bnapp.report import charts, importance_charts, views
 from bnapp.ui import widgets
@@ -35,11 +35,11 @@ if max(len(f.test_rows) for f in entry.run.folds) > concordance.MAX_ROWS:
     st.caption(f"Shapley values, integrated gradients and gradient × input are averaged over "
                f"{concordance.MAX_ROWS:,} test rows per fold, drawn at random (seeded); "
                "`python -m bnapp explain` explains every row.")
-if len(entry.run.unit_names(*layer)) > explain.EXACT_MAX_UNITS:
+if len(entry.run.unit_names(layer)) > explain.EXACT_MAX_UNITS:
     st.caption(f"This layer has more than {explain.EXACT_MAX_UNITS} units: its Shapley values are "
                f"estimated from {explain.N_PERMUTATIONS} sampled orders of the units and their "
                "reverses (exact up to 10 units), still adding up exactly to each prediction.")
-stem = layer_stem(layer)
+stem = layer.stem
 conc = layer_rows(report["concordance"], layer)
 importance = layer_rows(report["importance"], layer)
 
@@ -65,7 +65,7 @@ if box := widgets.details("Per fold and unit: the importance behind the figures"
     with box:
         widgets.table(importance, f"importance_per_fold_{stem}")
 
-if layer[0] == "input":
+if layer.kind == "input":
     st.subheader("How the prediction moves with each input")
     ice, pdp = widgets.compute(entry, explain.ice_pdp, seed=SEED)
     ice_pdp = functools.partial(importance_charts.ice_pdp_chart, ice, pdp,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bnapp.analyses import importance
 from bnapp.report import charts, views
 from bnapp.ui import widgets
 
@@ -29,8 +28,7 @@ sample_sd = right.toggle(
     help="Off: the SD over folds dividing by the number of folds, as the study's table 2 "
          "printed. On: the sample SD, dividing by folds − 1 (a little larger).")
 
-per_fold, summary = widgets.compute(entry, "bn_parameters", layer[0], hidden_index=layer[1],
-                                    ddof=1 if sample_sd else 0)
+per_fold, summary = widgets.compute(entry, "bn_parameters", layer, ddof=1 if sample_sd else 0)
 title = views.layer_title(spec, layer)
 n_folds = per_fold["fold"].nunique()
 if not views.has_bn(spec, layer):
@@ -41,11 +39,11 @@ if not views.has_bn(spec, layer):
 st.subheader("Mean ± SD over folds")
 st.caption(f"{n_folds} folds; {'sample' if sample_sd else 'population'} SD. Means and SDs in "
            "the variable's unit; γ and β are dimensionless.")
-widgets.table(views.parameter_table(summary, layer), f"bn_parameters_{importance.layer_stem(layer)}")
-widgets.figure(charts.parameter_chart(per_fold, title), f"bn_parameters_{importance.layer_stem(layer)}")
+widgets.table(views.parameter_table(summary, layer), f"bn_parameters_{layer.stem}")
+widgets.figure(charts.parameter_chart(per_fold, title), f"bn_parameters_{layer.stem}")
 
 st.subheader("Per fold")
 folds_table = views.per_fold_table(per_fold, layer)
-widgets.table(folds_table, f"bn_parameters_per_fold_{importance.layer_stem(layer)}",
+widgets.table(folds_table, f"bn_parameters_per_fold_{layer.stem}",
               column_config={c: st.column_config.NumberColumn(format="%.4g")
                              for c in folds_table.columns[2:]})

@@ -7,6 +7,7 @@ import streamlit as st
 
 from bnapp.analyses import catalog, importance
 from bnapp.analyses.association import ASSOCIATION_METRICS
+from bnapp.engine.results import Layer
 from bnapp.engine.train import Protocol
 from bnapp.intake.units import target_unit
 from bnapp.jobs import cache
@@ -17,20 +18,20 @@ from bnapp.ui import state, widgets
 MODE_WORDS = {"raw": "raw inputs", "zscore": "z-scored inputs"}
 
 
-def sensitivity(entry: state.RunEntry, layer: views.Layer, mode: str) -> pd.DataFrame:
+def sensitivity(entry: state.RunEntry, layer: Layer, mode: str) -> pd.DataFrame:
     """One ablation mode at a time: permutation costs N_PERMUTATIONS times the others, so it
     runs only when asked for (then memoized like every mode)."""
-    return widgets.compute(entry, "sensitivity", layer[0], modes=(mode,),
-                           n_permutations=N_PERMUTATIONS, seed=SEED, hidden_index=layer[1])
+    return widgets.compute(entry, "sensitivity", layer, modes=(mode,),
+                           n_permutations=N_PERMUTATIONS, seed=SEED)
 
 
 @st.cache_data(max_entries=128, show_spinner="Fitting lines and bootstrapping the correlations…")
-def _lines_and_association(run_key: str, layer: views.Layer, mode: str, metric: str,
+def _lines_and_association(run_key: str, layer: Layer, mode: str, metric: str,
                            _sens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return catalog.fit_lines(_sens, metric), catalog.association(_sens, metric, n_boot=N_BOOT)
 
 
-def run_tables(entry: state.RunEntry, layer: views.Layer, mode: str,
+def run_tables(entry: state.RunEntry, layer: Layer, mode: str,
                metric: str) -> dict[str, pd.DataFrame]:
     """One run's points, fitted lines and association, each computed (and cached) once."""
     sens = sensitivity(entry, layer, mode)
@@ -38,18 +39,18 @@ def run_tables(entry: state.RunEntry, layer: views.Layer, mode: str,
     return {"sensitivity": sens, "fit_lines": lines, "association": assoc}
 
 
-def zero_mean_note(entry: state.RunEntry, layer: views.Layer, mode: str) -> None:
+def zero_mean_note(entry: state.RunEntry, layer: Layer, mode: str) -> None:
     """Say so when turning the layer's units off by 0 and by their mean gives the same errors."""
     if mode not in ("zero", "mean"):
         return
     both = pd.concat([sensitivity(entry, layer, m) for m in ("zero", "mean")])
-    per_fold, _ = widgets.compute(entry, "bn_parameters", layer[0], hidden_index=layer[1])
+    per_fold, _ = widgets.compute(entry, "bn_parameters", layer)
     note = views.zero_mean_note(both, per_fold, entry.run.spec, layer)
     if note:
         st.info(note)
 
 
-def association_block(entry: state.RunEntry, layer: views.Layer, mode: str,
+def association_block(entry: state.RunEntry, layer: Layer, mode: str,
                       sens: pd.DataFrame, assoc: pd.DataFrame, stem: str) -> None:
     """One run's correlation table, the reading of it, and the errors behind the figure."""
     st.markdown("**How strongly |γ| and the error go together**")
@@ -64,7 +65,7 @@ def association_block(entry: state.RunEntry, layer: views.Layer, mode: str,
         widgets.table(sens, f"sensitivity_{stem}")
 
 
-def no_bn_note(spec, layer: views.Layer) -> bool:
+def no_bn_note(spec, layer: Layer) -> bool:
     """Say so and return True where the layer has no BN, hence no γ."""
     if views.has_bn(spec, layer):
         return False
@@ -74,18 +75,18 @@ def no_bn_note(spec, layer: views.Layer) -> bool:
     return True
 
 
-def run_panel(entry: state.RunEntry, layer: views.Layer, mode: str, metric: str) -> None:
+def run_panel(entry: state.RunEntry, layer: Layer, mode: str, metric: str) -> None:
     """One run's scatter, correlation table and reading of it."""
     if no_bn_note(entry.run.spec, layer):
         return
-    stem = f"{importance.layer_stem(layer)}_{mode}_{metric}_{entry.run.spec.input_mode}"
+    stem = f"{layer.stem}_{mode}_{metric}_{entry.run.spec.input_mode}"
     tables = run_tables(entry, layer, mode, metric)
     widgets.figure(charts.gamma_scatter(tables["sensitivity"], tables["fit_lines"], metric, mode,
                                         target=entry.run.target), f"gamma_vs_{stem}")
     association_block(entry, layer, mode, tables["sensitivity"], tables["association"], stem)
 
 
-def comparison_panel(pair: dict[str, state.RunEntry], layer: views.Layer, mode: str,
+def comparison_panel(pair: dict[str, state.RunEntry], layer: Layer, mode: str,
                      metric: str) -> None:
     """The same network on raw and on z-scored inputs: one figure on shared axes, then each
     run's statistics side by side."""
@@ -94,7 +95,7 @@ def comparison_panel(pair: dict[str, state.RunEntry], layer: views.Layer, mode: 
     per_mode = {input_mode: run_tables(shown, layer, mode, metric)
                  for input_mode, shown in pair.items()}
     both = importance.side_by_side(per_mode, ("sensitivity", "fit_lines"))
-    stem = f"{importance.layer_stem(layer)}_{mode}_{metric}"
+    stem = f"{layer.stem}_{mode}_{metric}"
     widgets.figure(charts.input_mode_scatter(both["sensitivity"], both["fit_lines"], metric, mode,
                                              target=pair["raw"].run.target),
                    f"gamma_vs_{stem}_by_input_mode")
@@ -148,7 +149,7 @@ layer = widgets.layer_picker(
          "hidden node turned off at a time (figure 5).")
 mode = c_mode.radio(
     "How a unit is turned off", catalog.MODES,
-    format_func=lambda m: charts.MODE_LABELS[(layer[0], m)], key="sens-mode",
+    format_func=lambda m: charts.MODE_LABELS[(layer.kind, m)], key="sens-mode",
     help="Set to 0: the study's choice, but a raw urea of 0 mg/dL is far outside the data. "
          "Held at its training mean: the unit carries no information. Permuted: its values "
          f"shuffled among the test rows ({N_PERMUTATIONS} shuffles pooled).")
@@ -180,15 +181,15 @@ else:
 if spec.hidden_bn:
     with st.expander("The study's published hidden-node ablation (cumulative), to reproduce "
                      "figure 5"):
-        index = layer[1] if layer[0] == "hidden" else 0
+        hidden = layer if layer.kind == "hidden" else Layer.hidden(0)
         st.markdown(
             "The published code switched hidden nodes off cumulatively: the point of node k "
             "has nodes 1 to k all zeroed, so each point mixes the effect of every earlier node. "
             "It is shown only to reproduce the published figure; the main figure above turns "
             "one node off at a time, which is what the study meant to measure.")
-        cumulative = widgets.compute(entry, "cumulative_hidden_zero", hidden_index=index)
-        lines, _ = _lines_and_association(entry.key, ("hidden", index), "zero_cumulative", metric,
+        cumulative = widgets.compute(entry, "cumulative_hidden_zero", hidden)
+        lines, _ = _lines_and_association(entry.key, hidden, "zero_cumulative", metric,
                                           cumulative)
         widgets.figure(charts.gamma_scatter(cumulative, lines, metric, "zero_cumulative",
                                             target=entry.run.target),
-                       f"gamma_vs_{metric}_hidden{index + 1}_cumulative")
+                       f"gamma_vs_{metric}_{hidden.stem}_cumulative")

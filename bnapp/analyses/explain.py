@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import special
 
 from bnapp.engine.model import BN_EPSILON, ArchSpec, Weights
-from bnapp.engine.results import FORWARD_BLOCK, FoldResult, RunResult
+from bnapp.engine.results import FORWARD_BLOCK, INPUT, FoldResult, Layer, RunResult
 
 EXACT_MAX_UNITS = 10
 N_BACKGROUND = 100
@@ -72,13 +72,13 @@ def network_ops(spec: ArchSpec, weights: Weights) -> list[Op]:
     return ops
 
 
-def split_ops(ops: list[Op], layer: str, hidden_index: int = 0) -> tuple[list[Op], list[Op]]:
+def split_ops(ops: list[Op], layer: Layer) -> tuple[list[Op], list[Op]]:
     """(head, tail): head maps network inputs to the layer's units (the input layer: nothing;
     hidden layer i: the activations of its nodes), tail maps those units to the output."""
-    if layer == "input":
+    if layer.kind == "input":
         return [], ops
     acts = [i for i, op in enumerate(ops[:-1]) if op.kind == "act"]
-    cut = acts[hidden_index] + 1
+    cut = acts[layer.index] + 1
     return ops[:cut], ops[cut:]
 
 
@@ -340,10 +340,9 @@ def integrated_gradients_matrix(tail: list[Op], x: np.ndarray, baseline: np.ndar
 
 # ----------------------------------------------------------------------------- a run's folds
 
-def _head_tail(run: RunResult, fold: FoldResult, layer: str,
-               hidden_index: int) -> tuple[list[Op], list[Op]]:
-    run.check_layer(layer, hidden_index)
-    return split_ops(network_ops(run.spec, fold.weights), layer, hidden_index)
+def _head_tail(run: RunResult, fold: FoldResult, layer: Layer) -> tuple[list[Op], list[Op]]:
+    run.check_layer(layer)
+    return split_ops(network_ops(run.spec, fold.weights), layer)
 
 
 def background_rows(fold: FoldResult, n_background: int = N_BACKGROUND,
@@ -379,7 +378,7 @@ def _tidy(run: RunResult, fold: FoldResult, rows: np.ndarray, names: list[str],
                          "unit": np.tile(names, len(rows)), "value": values.ravel()})
 
 
-def shapley_values(run: RunResult, layer: str = "input", *, hidden_index: int = 0,
+def shapley_values(run: RunResult, layer: Layer = INPUT, *,
                    n_background: int = N_BACKGROUND, n_permutations: int = N_PERMUTATIONS,
                    seed: int = 0, max_rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Shapley values of every fold's test rows (at most max_rows per fold) over the layer's
@@ -388,10 +387,10 @@ def shapley_values(run: RunResult, layer: str = "input", *, hidden_index: int = 
     (values DataFrame[fold, row, unit, value], rows DataFrame[fold, row, base_value,
     prediction]); row is the row number in the user's file where the run knows it.
     """
-    names = run.unit_names(layer, hidden_index)
+    names = run.unit_names(layer)
     values, per_row = [], []
     for fold in run.folds:
-        head, tail = _head_tail(run, fold, layer, hidden_index)
+        head, tail = _head_tail(run, fold, layer)
         rows = explained_rows(fold, max_rows, seed)
         x = layer_units(run, fold, head, run.X[rows])
         bg = layer_units(run, fold, head, run.X[background_rows(fold, n_background, seed)])
@@ -419,7 +418,7 @@ def ig_baseline(run: RunResult, fold: FoldResult, head: list[Op], baseline: str)
     return total / len(rows)
 
 
-def integrated_gradients(run: RunResult, layer: str = "input", *, hidden_index: int = 0,
+def integrated_gradients(run: RunResult, layer: Layer = INPUT, *,
                          baseline: str = "mean", steps: int = IG_STEPS, seed: int = 0,
                          max_rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Integrated gradients of every fold's test rows (at most max_rows per fold, as
@@ -428,10 +427,10 @@ def integrated_gradients(run: RunResult, layer: str = "input", *, hidden_index: 
     (values DataFrame[fold, row, unit, value], rows DataFrame[fold, row, base_value,
     prediction, completeness_gap]): base_value is the prediction at the baseline.
     """
-    names = run.unit_names(layer, hidden_index)
+    names = run.unit_names(layer)
     values, per_row = [], []
     for fold in run.folds:
-        head, tail = _head_tail(run, fold, layer, hidden_index)
+        head, tail = _head_tail(run, fold, layer)
         rows = explained_rows(fold, max_rows, seed)
         x = layer_units(run, fold, head, run.X[rows])
         start = ig_baseline(run, fold, head, baseline)
@@ -444,14 +443,14 @@ def integrated_gradients(run: RunResult, layer: str = "input", *, hidden_index: 
     return pd.concat(values, ignore_index=True), pd.concat(per_row, ignore_index=True)
 
 
-def gradient_x_input(run: RunResult, layer: str = "input", *, hidden_index: int = 0,
+def gradient_x_input(run: RunResult, layer: Layer = INPUT, *,
                      seed: int = 0, max_rows: int | None = None) -> pd.DataFrame:
     """Gradient times input of every fold's test rows (at most max_rows per fold, as
     shapley_values picks them): DataFrame[fold, row, unit, value]."""
-    names = run.unit_names(layer, hidden_index)
+    names = run.unit_names(layer)
     parts = []
     for fold in run.folds:
-        head, tail = _head_tail(run, fold, layer, hidden_index)
+        head, tail = _head_tail(run, fold, layer)
         rows = explained_rows(fold, max_rows, seed)
         x = layer_units(run, fold, head, run.X[rows])
         parts.append(_tidy(run, fold, rows, names, x * gradients(tail, x)[1]))
@@ -530,7 +529,7 @@ def what_if(run: RunResult, session: np.ndarray, *, n_background: int = N_BACKGR
     x = np.asarray(session, dtype=np.float64).reshape(1, -1)
     phis, bases = [], []
     for fold in run.folds:
-        head, tail = _head_tail(run, fold, "input", 0)
+        head, tail = _head_tail(run, fold, INPUT)
         bg = layer_units(run, fold, head, run.X[background_rows(fold, n_background, seed)])
         phi, base = shapley_matrix(tail, layer_units(run, fold, head, x), bg,
                                    rng=np.random.default_rng([seed, fold.fold]))

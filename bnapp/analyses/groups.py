@@ -11,7 +11,7 @@ from scipy import stats
 
 from bnapp.analyses.baselines import fold_predictions, quality
 from bnapp.engine.protocols import group_hash
-from bnapp.engine.results import RunResult
+from bnapp.engine.results import INPUT, RunResult
 
 UNIT_COLUMNS = ["held_out", "fold", "method", "n", "rmse", "mae", "mean_error", "r2",
                 "rmse_minus_network"]
@@ -69,7 +69,7 @@ def gamma_by_unit(run: RunResult, groups) -> pd.DataFrame:
     names = held_out_names(run, groups)
     rows = []
     for fold in run.folds:
-        bn = fold.bn("input")
+        bn = fold.bn(INPUT)
         if bn is None:
             continue
         size = np.abs(bn.gamma)

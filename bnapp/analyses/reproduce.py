@@ -22,7 +22,7 @@ from bnapp.analyses.catalog import (
     sensitivity,
 )
 from bnapp.engine.keras_import import load_keras_run
-from bnapp.engine.results import RunResult
+from bnapp.engine.results import INPUT, Layer, RunResult
 
 STUDY_COLUMNS = ["mean_error", "std_error", "mean_percent_error", "std_percent_error", "gamma"]
 TOLERANCE = 1e-3
@@ -110,13 +110,13 @@ def reproduce_published(runs: dict[str, RunResult], seed_dir: str | Path,
     tables["bn_parameters"] = summary.rename(columns={"unit": "variable"})
     checks = [_compare_table2(tables["bn_parameters"])]
     for which, run in runs.items():
-        ours = study_table(sensitivity(run, "input", modes=("zero",)))
+        ours = study_table(sensitivity(run, INPUT, modes=("zero",)))
         tables[f"sensitivity_{which}"] = ours
         published = pd.read_csv(seed_dir / f"published_sensitivity_{which}.csv")
         checks.append(_compare(f"sensitivity_{which}.csv vs published_sensitivity_{which}.csv",
                                ours, published, "variable"))
     hidden_published = pd.read_csv(seed_dir / "published_sensitivity_hidden_nodes.csv")
-    single = study_table(sensitivity(runs["e2e"], "hidden", modes=("zero",)), "node")
+    single = study_table(sensitivity(runs["e2e"], Layer.hidden(0), modes=("zero",)), "node")
     tables["sensitivity_hidden_nodes"] = single
     first = (hidden_published["node"] == "node 1").to_numpy()
     checks.append(_compare("sensitivity_hidden_nodes.csv node 1 vs published (single-node rows)",
@@ -133,7 +133,7 @@ def improved_analyses(runs: dict[str, RunResult], *, n_boot: int = 2000,
                       n_permutations: int = 10, seed: int = 0) -> dict[str, pd.DataFrame]:
     """All ablation modes, association with CIs, and baselines, for each of the study's runs."""
     parts = [sensitivity(run, layer, n_permutations=n_permutations, seed=seed).assign(run=name)
-             for name, run in runs.items() for layer in ("input", "hidden")]
+             for name, run in runs.items() for layer in (INPUT, Layer.hidden(0))]
     sens = pd.concat(parts, ignore_index=True)
     sens = sens[["run", *sens.columns.drop("run")]]
     return {

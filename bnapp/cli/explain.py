@@ -49,7 +49,7 @@ def cmd_explain(args) -> int:
     import pandas as pd
 
     from bnapp.analyses import concordance
-    from bnapp.analyses.importance import run_layers
+    from bnapp.engine.results import INPUT, network_layers
 
     if min(args.background, args.permutations, args.n_boot, args.shapley_permutations) < 1:
         raise UserError("--background, --permutations, --shapley-permutations and --n-boot "
@@ -59,11 +59,11 @@ def cmd_explain(args) -> int:
     options = {"n_permutations": args.permutations, "seed": args.seed}
     files = {}
     importance = []
-    for layer in run_layers(spec):
+    for layer in network_layers(spec):
         explained = concordance.explanations(run, layer, n_background=args.background,
                                              n_permutations=args.shapley_permutations,
                                              ig_baseline=args.ig_baseline, seed=args.seed)
-        if layer == ("input", 0):
+        if layer == INPUT:
             files |= {stem: explained[stem][columns] for stem, columns in INPUT_FILES.items()}
         importance.append(concordance.global_importance(run, explained, layer, **options))
     both = pd.concat(importance, ignore_index=True)

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from bnapp.engine.results import RunResult
+from bnapp.engine.results import INPUT, Layer, RunResult
 from bnapp.jobs import cache
 
 N_BOOT = 1000  # bootstrap resamples of the folds for the pages' intervals
@@ -36,20 +36,19 @@ def analyses(run: RunResult) -> list[Analysis]:
     the pages: their first layer (the input), first ablation mode, default settings."""
     # imported here: the dashboard's first page imports this module, and these take scipy
     from bnapp.analyses import agreement, catalog, concordance, conformal, explain
-    from bnapp.analyses.importance import run_layers
 
-    kind, index = run_layers(run.spec)[0]
+    layer = INPUT
     return [
         (catalog.training_curves, (), {}),  # Train
-        (catalog.bn_parameters, (kind,), {"hidden_index": index, "ddof": 0}),  # BN parameters
-        *((catalog.sensitivity, (kind,),  # Sensitivity: its mode, and both for the 0/mean note
-           {"modes": (mode,), "n_permutations": N_PERMUTATIONS, "seed": SEED,
-            "hidden_index": index}) for mode in ("zero", "mean")),
-        (catalog.bn_parameters, (kind,), {"hidden_index": index}),
-        *([(catalog.cumulative_hidden_zero, (), {"hidden_index": 0})]  # the published figure 5
+        (catalog.bn_parameters, (layer,), {"ddof": 0}),  # BN parameters
+        *((catalog.sensitivity, (layer,),  # Sensitivity: its mode, and both for the 0/mean note
+           {"modes": (mode,), "n_permutations": N_PERMUTATIONS, "seed": SEED})
+          for mode in ("zero", "mean")),
+        (catalog.bn_parameters, (layer,), {}),
+        *([(catalog.cumulative_hidden_zero, (Layer.hidden(0),), {})]  # the published figure 5
           if run.spec.hidden_bn else []),
         (concordance.importance_report, (),  # Importance
-         {"layers": ((kind, index),), "n_boot": N_BOOT, "seed": SEED}),
+         {"layers": (layer,), "n_boot": N_BOOT, "seed": SEED}),
         (explain.ice_pdp, (), {"seed": SEED}),
         (catalog.baselines, (), {}),  # Baselines
         (catalog.paired_comparison, (), {}),

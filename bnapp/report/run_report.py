@@ -22,16 +22,9 @@ import pandas as pd
 from bnapp import __version__
 from bnapp.analyses import agreement, catalog, concordance, explain
 from bnapp.analyses.conformal import DEFAULT_LEVEL
-from bnapp.analyses.importance import (
-    importance_tables,
-    layer_rows,
-    layer_stem,
-    parameter_tables,
-    run_layers,
-    tag_layer,
-)
+from bnapp.analyses.importance import importance_tables, layer_rows, parameter_tables, tag_layer
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.results import RunResult
+from bnapp.engine.results import RunResult, network_layers
 from bnapp.engine.train import Protocol
 from bnapp.intake.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
 from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
@@ -68,8 +61,8 @@ def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
     and every hidden layer (told apart by the `layer` and `hidden_layer` columns); agreement,
     calibration, coverage and predictions with prediction intervals at level `interval`."""
     found = importance_tables(run, n_permutations=n_permutations, n_boot=n_boot, seed=seed)
-    quantiles = pd.concat([tag_layer(catalog.stage_summary(run, *layer), layer)
-                           for layer in run_layers(run.spec)], ignore_index=True)
+    quantiles = pd.concat([tag_layer(catalog.stage_summary(run, layer), layer)
+                           for layer in network_layers(run.spec)], ignore_index=True)
     loss, gamma = catalog.training_curves(run)
     explained = concordance.importance_report(run, n_permutations=n_permutations, n_boot=n_boot,
                                               seed=seed, sens=found["sensitivity"])
@@ -100,10 +93,10 @@ def gamma_figures(sens: pd.DataFrame, lines: pd.DataFrame, spec: ArchSpec, targe
     draw = charts.input_mode_scatter if "input_mode" in sens.columns else charts.gamma_scatter
     lines = lines[lines["metric"] == metric].drop(columns="metric")
     figures = {}
-    for layer in run_layers(spec):
+    for layer in network_layers(spec):
         rows = layer_rows(sens, layer)
         for mode in rows.dropna(subset=["gamma"])["mode"].unique():
-            figures[f"gamma_vs_{metric}_{layer_stem(layer)}_{mode}{suffix}"] = draw(
+            figures[f"gamma_vs_{metric}_{layer.stem}_{mode}{suffix}"] = draw(
                 rows, layer_rows(lines, layer), metric, mode, target=target)
     return figures
 
@@ -115,14 +108,14 @@ def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, al
                                                   target=run.target),
         "baselines": charts.baseline_chart(tables["baselines"], target=run.target),
     }
-    for layer in run_layers(run.spec):
+    for layer in network_layers(run.spec):
         per_fold = layer_rows(tables["bn_parameters_per_fold"], layer)
-        figures[f"parameters_{layer_stem(layer)}"] = charts.parameter_chart(
+        figures[f"parameters_{layer.stem}"] = charts.parameter_chart(
             per_fold.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer))
         quantiles = layer_rows(tables["stage_quantiles"], layer)
-        figures[f"stages_{layer_stem(layer)}"] = charts.stage_boxplot(
+        figures[f"stages_{layer.stem}"] = charts.stage_boxplot(
             quantiles.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer),
-            layer=layer[0])
+            layer=layer.kind)
     figures |= gamma_figures(tables["sensitivity"], tables["fit_lines"], run.spec, run.target)
     if len(tables["loss_curves"]):
         figures["loss"] = charts.loss_curves(tables["loss_curves"], target=run.target)
@@ -154,13 +147,13 @@ def importance_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[
     """The Importance page's figures: per layer the importance per definition and, where the
     layer has a BN, the concordance heatmap; ICE/PDP of the inputs."""
     figures = {}
-    for layer in run_layers(run.spec):
+    for layer in network_layers(run.spec):
         title = views.layer_title(run.spec, layer)
         conc = layer_rows(tables["concordance"], layer)
         if len(conc):
-            figures[f"concordance_{layer_stem(layer)}"] = importance_charts.concordance_heatmap(
+            figures[f"concordance_{layer.stem}"] = importance_charts.concordance_heatmap(
                 conc, title)
-        figures[f"importance_{layer_stem(layer)}"] = importance_charts.importance_bars(
+        figures[f"importance_{layer.stem}"] = importance_charts.importance_bars(
             layer_rows(tables["importance"], layer), title)
     figures["ice_pdp"] = importance_charts.ice_pdp_chart(tables["ice"], tables["pdp"],
                                                          target=run.target)

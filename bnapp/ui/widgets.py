@@ -19,6 +19,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from bnapp.analyses import catalog
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import Layer, network_layers
 from bnapp.jobs.runner import Job, analysis_name, cached_analysis, user_message
 from bnapp.report import views
 from bnapp.report.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
@@ -138,9 +139,9 @@ def compute(entry: state.RunEntry, fn: str | Callable, *args, **kwargs):
 
 def layer_picker(spec: ArchSpec, *, key: str, container=st,
                  help: str = "The input BN sees the patient variables; a hidden BN sees the "
-                             "hidden layer's nodes.") -> views.Layer:
+                             "hidden layer's nodes.") -> Layer:
     """Radio of the run's BN-able layers: the input, then each hidden layer."""
-    return container.radio("Layer", views.layer_choices(spec), key=key, help=help,
+    return container.radio("Layer", network_layers(spec), key=key, help=help,
                            format_func=lambda c: views.layer_title(spec, c))
 
 

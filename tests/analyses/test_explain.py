@@ -16,6 +16,7 @@ from bnapp.analyses import explain
 from bnapp.analyses.explain import Op
 from bnapp.engine.model import ACTIVATIONS, OUTPUT_ACTIVATIONS, ArchSpec, init_weights, predict
 from bnapp.engine.reference import ReferenceNet
+from bnapp.engine.results import Layer, network_layers
 from tests.analyses.test_metrics import make_run
 
 
@@ -125,9 +126,8 @@ def test_efficiency_and_completeness_on_random_networks(spec, p, seed):
     w = random_network(spec, p, rng)
     x, bg = rng.normal(0, 2, (6, p)), rng.normal(0, 2, (20, p))
     ops = explain.network_ops(spec, w)
-    layers = [("input", 0), *(("hidden", i) for i in range(len(spec.hidden)))]
-    for layer in layers:
-        head, tail = explain.split_ops(ops, *layer)
+    for layer in network_layers(spec):
+        head, tail = explain.split_ops(ops, layer)
         ux, ub = explain.run_ops(head, x), explain.run_ops(head, bg)
         phi, base = explain.shapley_matrix(tail, ux, ub, n_permutations=3, rng=rng)
         np.testing.assert_allclose(base + phi.sum(1), predict(spec, w, x), rtol=0, atol=1e-9)
@@ -162,8 +162,8 @@ def test_run_tables_explain_each_folds_test_predictions(spec):
     ig, ig_rows = explain.integrated_gradients(run)
     assert np.abs(ig_rows["completeness_gap"]).max() <= 1e-3
     assert len(ig) == len(values) == len(stored) * len(run.features)
-    hidden, hidden_rows = explain.shapley_values(run, "hidden")
-    assert set(hidden["unit"]) == set(run.unit_names("hidden"))
+    hidden, hidden_rows = explain.shapley_values(run, Layer.hidden(0))
+    assert set(hidden["unit"]) == set(run.unit_names(Layer.hidden(0)))
     np.testing.assert_allclose(hidden_rows["prediction"], stored, rtol=1e-12)
 
 

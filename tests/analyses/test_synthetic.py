@@ -7,6 +7,7 @@ import pytest
 
 from bnapp.analyses.catalog import MODES, sensitivity
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import INPUT
 
 FEATURES = ["strong", "weak", "none"]
 
@@ -26,7 +27,7 @@ def test_ablation_ranks_inputs_by_their_true_effect(mode):
     X, y = known_answer_data()
     run = train.train_run(X, y, ArchSpec(input_mode=mode), train.Protocol(folds=3, epochs=200),
                           features=FEATURES, target="y")
-    sens = sensitivity(run, "input", n_permutations=5)
+    sens = sensitivity(run, INPUT, n_permutations=5)
     for (fold, ablation), g in sens.groupby(["fold", "mode"]):
         ranking = list(g.sort_values("delta_mse", ascending=False)["unit"])
         assert ranking == FEATURES, (fold, ablation, g[["unit", "delta_mse"]])

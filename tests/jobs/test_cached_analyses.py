@@ -20,6 +20,7 @@ from hypothesis.extra.pandas import column, data_frames
 import bnapp
 from bnapp.cli import main
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import INPUT
 from bnapp.jobs import cache, runner
 from bnapp.ui import widgets
 from bnapp.ui.state import RunEntry
@@ -135,10 +136,10 @@ def test_compute_reads_from_disk_after_the_memo_is_cleared(entry):
 
 
 def test_a_real_analysis_is_identical_from_disk(entry):
-    per_fold, summary = widgets.compute(entry, "bn_parameters", "input", hidden_index=None, ddof=0)
+    per_fold, summary = widgets.compute(entry, "bn_parameters", INPUT, ddof=0)
     st.cache_data.clear()
     back = runner.cached_analysis(entry.key, "bnapp.stages.bn_parameters", _refuse,
-                                args=("input",), kwargs={"ddof": 0, "hidden_index": None})
+                                args=(INPUT,), kwargs={"ddof": 0})
     pd.testing.assert_frame_equal(back[0], per_fold)
     pd.testing.assert_frame_equal(back[1], summary)
 

@@ -13,6 +13,7 @@ from PIL import Image
 from bnapp.analyses import catalog
 from bnapp.engine.keras_import import load_keras_run
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import INPUT, Layer
 from bnapp.engine.train import Protocol, train_run
 from bnapp.intake.data import STUDY_INPUTS, load_dataset
 from bnapp.report import charts
@@ -40,8 +41,8 @@ def trained(urea_csv):
 
 @pytest.fixture(scope="module")
 def figures(e2e, trained, seed_dir):
-    sens = catalog.sensitivity(e2e, "input", modes=("zero", "mean"))
-    hidden = catalog.sensitivity(e2e, "hidden", modes=("zero",))
+    sens = catalog.sensitivity(e2e, INPUT, modes=("zero", "mean"))
+    hidden = catalog.sensitivity(e2e, Layer.hidden(0), modes=("zero",))
     norm = load_keras_run(seed_dir, "norm")
     loss, gamma = catalog.training_curves(trained)
     return {
@@ -51,7 +52,7 @@ def figures(e2e, trained, seed_dir):
         "stages input": charts.stage_boxplot(
             catalog.stage_quantiles(catalog.bn_stages(e2e)), "Input BN"),
         "stages hidden": charts.stage_boxplot(
-            catalog.stage_quantiles(catalog.bn_stages(e2e, "hidden")), "Hidden BN",
+            catalog.stage_quantiles(catalog.bn_stages(e2e, Layer.hidden(0))), "Hidden BN",
             per_fold=True, layer="hidden"),
         "stages z-score model": charts.stage_boxplot(
             catalog.stage_quantiles(catalog.bn_stages(norm)), "z-score model inputs"),

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from bnapp.cli import build_parser
 from bnapp.cli.options import protocol_from_args, spec_from_args
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+from bnapp.engine.results import INPUT, Layer
 from bnapp.engine.train import Protocol
 from bnapp.intake import data
 from bnapp.jobs import cache
@@ -285,8 +286,8 @@ def test_every_bn_layer_has_its_parameter_figure_named_by_its_layer(demo):
     spec = entry.run.spec
     titles = {stem: figures[f"parameters_{stem}"].to_dict()["title"]["text"]
               for stem in ("input", "hidden1")}
-    assert titles["input"].startswith(views.layer_title(spec, ("input", 0)))
-    assert titles["hidden1"].startswith(views.layer_title(spec, ("hidden", 0)))
+    assert titles["input"].startswith(views.layer_title(spec, INPUT))
+    assert titles["hidden1"].startswith(views.layer_title(spec, Layer.hidden(0)))
     assert titles["input"] != titles["hidden1"]
     assert f"parameters_hidden{len(spec.hidden) + 1}" not in figures
 

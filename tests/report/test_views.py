@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from bnapp.analyses import catalog
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import INPUT, Layer, network_layers
 from bnapp.report import views
 from tests.apptest import demo_run
 
@@ -37,7 +38,7 @@ def test_mean_sd_reads_back_as_the_numbers(mean, sd):
 def test_parameter_table_is_the_fold_mean_and_population_sd_of_the_weights():
     run = demo_run().run
     _, summary = catalog.bn_parameters(run)
-    table = views.parameter_table(summary, ("input", 0))
+    table = views.parameter_table(summary, INPUT)
     assert list(table["input"]) == ["Upre (mg/dL)", "U120 (mg/dL)", "Upos (mg/dL)", "PP (kg)",
                                     "UF (L)"]
     gammas = np.stack([f.weights.input_bn.gamma for f in run.folds])
@@ -50,11 +51,11 @@ def test_parameter_table_is_the_fold_mean_and_population_sd_of_the_weights():
 
 def test_hidden_layer_tables_name_nodes_and_the_dense_output_statistics():
     run = demo_run().run
-    per_fold, summary = catalog.bn_parameters(run, "hidden")
-    table = views.parameter_table(summary, ("hidden", 0))
+    per_fold, summary = catalog.bn_parameters(run, Layer.hidden(0))
+    table = views.parameter_table(summary, Layer.hidden(0))
     assert list(table["node"]) == [f"node {k}" for k in range(1, 7)]
     assert "Dense output mean (training rows)" in table.columns
-    folds = views.per_fold_table(per_fold, ("hidden", 0))
+    folds = views.per_fold_table(per_fold, Layer.hidden(0))
     assert len(folds) == 6 * len(run.folds)
     np.testing.assert_array_equal(folds["γ (scale)"].to_numpy()[:6],
                                   run.folds[0].weights.hidden_bn[0].gamma)
@@ -63,19 +64,19 @@ def test_hidden_layer_tables_name_nodes_and_the_dense_output_statistics():
 def test_a_layer_without_bn_shows_dashes():
     run = demo_run("zscore").run
     _, summary = catalog.bn_parameters(run)
-    table = views.parameter_table(summary, ("input", 0))
+    table = views.parameter_table(summary, INPUT)
     assert (table["γ (scale)"] == views.MISSING).all()
     assert (table["z-score scaler mean"] != views.MISSING).all()
 
 
 def test_layer_choices_and_titles():
     deep = ArchSpec(hidden=(4, 3), hidden_bn=False, input_bn=False, input_mode="zscore")
-    assert views.layer_choices(deep) == [("input", 0), ("hidden", 0), ("hidden", 1)]
-    assert views.layer_title(deep, ("hidden", 1)) == "Hidden layer 2 (3 nodes, no BN)"
-    assert views.layer_title(deep, ("input", 0)) == "Input (no BN)"
+    assert network_layers(deep) == [INPUT, Layer.hidden(0), Layer.hidden(1)]
+    assert views.layer_title(deep, Layer.hidden(1)) == "Hidden layer 2 (3 nodes, no BN)"
+    assert views.layer_title(deep, INPUT) == "Input (no BN)"
     study = ArchSpec.study_e2e()
-    assert views.layer_title(study, ("hidden", 0)) == "BN after hidden layer 1 (6 nodes)"
-    assert views.has_bn(study, ("input", 0)) and not views.has_bn(deep, ("hidden", 0))
+    assert views.layer_title(study, Layer.hidden(0)) == "BN after hidden layer 1 (6 nodes)"
+    assert views.has_bn(study, INPUT) and not views.has_bn(deep, Layer.hidden(0))
 
 
 def _quantiles() -> pd.DataFrame:
@@ -146,7 +147,7 @@ def _assoc(low: float, high: float, *, metric="bias", mode="zero", n_folds=10,
 
 
 def test_association_table_is_readable_and_keeps_the_numbers():
-    sens = catalog.sensitivity(demo_run().run, "input", modes=("zero", "mean"))
+    sens = catalog.sensitivity(demo_run().run, INPUT, modes=("zero", "mean"))
     assoc = catalog.association(sens, "rmse", n_boot=200)
     table = views.association_table(assoc, "mean")
     expected = assoc[assoc["mode"] == "mean"].reset_index(drop=True)
@@ -192,9 +193,9 @@ def _hidden_note(spec: ArchSpec, moving_mean: float):
     run = make_run(spec, folds=2)
     for fold in run.folds:
         fold.weights.hidden_bn[0].moving_mean[:] = moving_mean
-    sens = catalog.sensitivity(run, "hidden", modes=("zero", "mean"))
-    per_fold, _ = catalog.bn_parameters(run, "hidden")
-    return views.zero_mean_note(sens, per_fold, run.spec, ("hidden", 0))
+    sens = catalog.sensitivity(run, Layer.hidden(0), modes=("zero", "mean"))
+    per_fold, _ = catalog.bn_parameters(run, Layer.hidden(0))
+    return views.zero_mean_note(sens, per_fold, run.spec, Layer.hidden(0))
 
 
 def test_the_zero_mean_note_appears_only_when_the_errors_coincide():

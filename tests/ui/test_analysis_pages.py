@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from bnapp.analyses import importance
+from bnapp.engine.results import INPUT, Layer
 from bnapp.intake import data
 from bnapp.jobs import cache as result_cache
 from bnapp.jobs.runner import cached_train, job_manager
@@ -89,7 +90,7 @@ def test_stages_fold_control_changes_the_boxes():
 def test_stages_layer_selector_switches_to_the_hidden_nodes():
     at = app_at(STAGES, runs=(demo_run(),))
     assert set(chart_data(charts(at)[0])["unit"].dropna()) == set(data.STUDY_INPUTS)
-    at.radio(key="stages-layer").set_value(("hidden", 0)).run()
+    at.radio(key="stages-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
     assert set(chart_data(charts(at)[0])["unit"].dropna()) == {f"node {k}" for k in range(1, 7)}
     assert "Dense layer" in texts(at)  # the raw stage explained for a hidden layer
@@ -133,7 +134,7 @@ def test_parameter_sd_toggle_switches_to_the_sample_sd():
 
 def test_parameter_layer_selector_shows_the_hidden_nodes():
     at = app_at(PARAMETERS, runs=(demo_run(),))
-    at.radio(key="params-layer").set_value(("hidden", 0)).run()
+    at.radio(key="params-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
     assert list(table(at, 0)["node"]) == [f"node {k}" for k in range(1, 7)]
 
@@ -167,7 +168,7 @@ def test_sensitivity_metric_and_mode_switches_change_the_statistics():
 def test_sensitivity_layer_selector_plots_the_hidden_nodes():
     at = app_at(SENSITIVITY, runs=(demo_run(),))
     assert set(chart_data(charts(at)[0])["unit"].dropna()) == set(data.STUDY_INPUTS)
-    at.radio(key="sens-layer").set_value(("hidden", 0)).run()
+    at.radio(key="sens-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
     assert {f"node {k}" for k in range(1, 7)} <= set(chart_data(charts(at)[0])["unit"].dropna())
 
@@ -182,7 +183,7 @@ def test_raw_and_zscore_runs_are_shown_side_by_side():
     assert len([df for df in at.dataframe if "statistic" in df.value.columns]) == 2
     assert not at.button  # the matching run is there: nothing to offer
     # the figure holds each run's own numbers, as the library compares them
-    expected = importance.compare_input_modes(raw.run, zscored.run, [("input", 0)],
+    expected = importance.compare_input_modes(raw.run, zscored.run, [INPUT],
                                               modes=("zero",), n_permutations=10, n_boot=10)
     points = chart_data(side[0]).dropna(subset=["abs_gamma"])
     np.testing.assert_allclose(np.sort(points["abs_gamma"]),
@@ -216,7 +217,7 @@ def test_without_a_matching_zscore_run_the_page_trains_one_and_then_shows_both()
 def test_hidden_zero_and_mean_ablations_are_said_to_coincide_when_they_do():
     at = app_at(SENSITIVITY, runs=(demo_run(),))
     assert "give the same errors here" not in texts(at)  # the input layer: 0 is not the mean
-    at.radio(key="sens-layer").set_value(("hidden", 0)).run()
+    at.radio(key="sens-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
     assert "give the same errors here" in texts(at)  # input BN -> Dense -> BN: moving mean 0
     at.radio(key="sens-mode").set_value("permutation").run()
@@ -233,7 +234,7 @@ def test_the_cumulative_variant_is_offered_and_explained():
 
 def test_a_hidden_layer_without_bn_is_explained():
     at = app_at(SENSITIVITY, runs=(demo_run(), demo_run("zscore")))  # 1 and 2 hidden layers
-    at.radio(key="sens-layer").set_value(("hidden", 1)).run()
+    at.radio(key="sens-layer").set_value(Layer.hidden(1)).run()
     assert not at.exception
     assert "Hidden layer 2 (6 nodes, no BN): this network has no batch normalization" in texts(at)
 
