@@ -9,7 +9,7 @@ from bnapp.analyses.groups import gamma_rank_agreement, unit_comparison
 from bnapp.intake.data import STUDY_TARGET
 from bnapp.intake.groups import group_labels
 from bnapp.intake.units import target_unit
-from bnapp.jobs import cache
+from bnapp.jobs import cache, page_analyses
 from bnapp.report import charts
 from bnapp.ui import state, widgets
 
@@ -45,7 +45,7 @@ elif not set(KINETIC_INPUTS) <= set(entry.run.features):
     st.info("The clinical formulas need Upre, Upos, PP and UF among the inputs; this run "
             "lacks some of them, so only the network and linear regression are compared.")
 
-table = widgets.compute(entry, "baselines")
+table = widgets.compute_call(entry, page_analyses.baselines())
 metric = st.selectbox(
     "Error measure", list(METRICS), format_func=lambda m: METRICS[m].format(unit=unit, target=entry.run.target), key="baselines-metric",
     help="RMSE and MAE say how far predictions typically are from the measured value; bias says "
@@ -58,7 +58,7 @@ widgets.table(table, "baselines", column_config={
     "mean_error": f"mean error, predicted − measured ({unit})", "r2": "R²"})
 
 st.subheader("Network against each baseline, fold by fold")
-paired = widgets.compute(entry, "paired_comparison")
+paired = widgets.compute_call(entry, page_analyses.paired_comparison())
 n_folds = len(entry.run.folds)
 st.markdown(
     f"Differences are the network's RMSE minus the baseline's in the same fold (negative: the "

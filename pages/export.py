@@ -12,7 +12,7 @@ import streamlit as st
 
 from bnapp.engine import export_model
 from bnapp.intake.units import unit_label
-from bnapp.jobs.runner import Job
+from bnapp.jobs.scheduler import Job
 from bnapp.report import run_report
 from bnapp.ui import state, widgets
 
@@ -73,7 +73,7 @@ n_boot = right.number_input(
     value=2000, step=100, key="export-boot",
     help="Resamples behind the 95% intervals of the γ-versus-importance correlations; 2000 is "
          "the usual choice for a paper")
-options = run_report.analysis_options(entry.run, n_permutations=n_permutations, n_boot=n_boot)
+options = run_report.analysis_options(n_permutations=n_permutations, n_boot=n_boot)
 job = state.export_job(entry, options)
 
 if st.button("Build the ZIP and the HTML report", type="primary", key="export-build",

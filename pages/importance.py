@@ -8,7 +8,8 @@ import streamlit as st
 
 from bnapp.analyses import concordance, explain
 from bnapp.analyses.importance import layer_rows
-from bnapp.jobs.first_visit import N_BOOT, SEED
+from bnapp.analyses.settings import SETTINGS
+from bnapp.jobs import page_analyses
 from bnapp.report import charts, importance_charts, views
 from bnapp.ui import widgets
 
@@ -28,8 +29,7 @@ layer = widgets.layer_picker(
     spec, key="imp-layer",
     help="Input BN: the patient variables. Hidden BN: the hidden nodes, each explained as an "
          "input of the rest of the network.")
-report = widgets.compute(entry, concordance.importance_report, layers=(layer,), n_boot=N_BOOT,
-                         seed=SEED)
+report = widgets.compute_call(entry, page_analyses.importance(layer))
 title = views.layer_title(spec, layer)
 if max(len(f.test_rows) for f in entry.run.folds) > concordance.MAX_ROWS:
     st.caption(f"Shapley values, integrated gradients and gradient × input are averaged over "
@@ -37,7 +37,7 @@ if max(len(f.test_rows) for f in entry.run.folds) > concordance.MAX_ROWS:
                "`python -m bnapp explain` explains every row.")
 if len(entry.run.unit_names(layer)) > explain.EXACT_MAX_UNITS:
     st.caption(f"This layer has more than {explain.EXACT_MAX_UNITS} units: its Shapley values are "
-               f"estimated from {explain.N_PERMUTATIONS} sampled orders of the units and their "
+               f"estimated from {SETTINGS.n_orders} sampled orders of the units and their "
                "reverses (exact up to 10 units), still adding up exactly to each prediction.")
 stem = layer.stem
 conc = layer_rows(report["concordance"], layer)
@@ -67,7 +67,7 @@ if box := widgets.details("Per fold and unit: the importance behind the figures"
 
 if layer.kind == "input":
     st.subheader("How the prediction moves with each input")
-    ice, pdp = widgets.compute(entry, explain.ice_pdp, seed=SEED)
+    ice, pdp = widgets.compute_call(entry, page_analyses.ice_pdp())
     ice_pdp = functools.partial(importance_charts.ice_pdp_chart, ice, pdp,
                                 target=entry.run.target)
     widgets.figure(ice_pdp(max_points=charts.SCREEN_LINE_POINTS), "ice_pdp", export=ice_pdp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from bnapp.jobs import page_analyses
 from bnapp.report import charts, views
 from bnapp.ui import widgets
 
@@ -28,7 +29,8 @@ sample_sd = right.toggle(
     help="Off: the SD over folds dividing by the number of folds, as the study's table 2 "
          "printed. On: the sample SD, dividing by folds − 1 (a little larger).")
 
-per_fold, summary = widgets.compute(entry, "bn_parameters", layer, ddof=1 if sample_sd else 0)
+per_fold, summary = widgets.compute_call(entry, page_analyses.bn_parameters(layer,
+                                                                         sample_sd=sample_sd))
 title = views.layer_title(spec, layer)
 n_folds = per_fold["fold"].nunique()
 if not views.has_bn(spec, layer):

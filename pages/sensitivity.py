@@ -5,36 +5,35 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bnapp.analyses import catalog, importance
+from bnapp.analyses import association, importance, sensitivity
 from bnapp.analyses.association import ASSOCIATION_METRICS
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.results import Layer
 from bnapp.engine.train import Protocol
 from bnapp.intake.units import target_unit
-from bnapp.jobs import cache
-from bnapp.jobs.first_visit import N_BOOT, N_PERMUTATIONS, SEED
+from bnapp.jobs import cache, page_analyses
 from bnapp.report import charts, views
 from bnapp.ui import state, widgets
 
 MODE_WORDS = {"raw": "raw inputs", "zscore": "z-scored inputs"}
 
 
-def sensitivity(entry: state.RunEntry, layer: Layer, mode: str) -> pd.DataFrame:
-    """One ablation mode at a time: permutation costs N_PERMUTATIONS times the others, so it
+def ablation(entry: state.RunEntry, layer: Layer, mode: str) -> pd.DataFrame:
+    """One ablation mode at a time: permutation costs n_permutations times the others, so it
     runs only when asked for (then memoized like every mode)."""
-    return widgets.compute(entry, "sensitivity", layer, modes=(mode,),
-                           n_permutations=N_PERMUTATIONS, seed=SEED)
+    return widgets.compute_call(entry, page_analyses.ablation(layer, mode))
 
 
 @st.cache_data(max_entries=128, show_spinner="Fitting lines and bootstrapping the correlations…")
 def _lines_and_association(run_key: str, layer: Layer, mode: str, metric: str,
                            _sens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return catalog.fit_lines(_sens, metric), catalog.association(_sens, metric, n_boot=N_BOOT)
+    return association.fit_lines(_sens, metric), association.association(_sens, metric)
 
 
 def run_tables(entry: state.RunEntry, layer: Layer, mode: str,
                metric: str) -> dict[str, pd.DataFrame]:
     """One run's points, fitted lines and association, each computed (and cached) once."""
-    sens = sensitivity(entry, layer, mode)
+    sens = ablation(entry, layer, mode)
     lines, assoc = _lines_and_association(entry.key, layer, mode, metric, sens)
     return {"sensitivity": sens, "fit_lines": lines, "association": assoc}
 
@@ -43,8 +42,8 @@ def zero_mean_note(entry: state.RunEntry, layer: Layer, mode: str) -> None:
     """Say so when turning the layer's units off by 0 and by their mean gives the same errors."""
     if mode not in ("zero", "mean"):
         return
-    both = pd.concat([sensitivity(entry, layer, m) for m in ("zero", "mean")])
-    per_fold, _ = widgets.compute(entry, "bn_parameters", layer)
+    both = pd.concat([ablation(entry, layer, m) for m in ("zero", "mean")])
+    per_fold, _ = widgets.compute_call(entry, page_analyses.bn_parameters(layer))
     note = views.zero_mean_note(both, per_fold, entry.run.spec, layer)
     if note:
         st.info(note)
@@ -56,7 +55,7 @@ def association_block(entry: state.RunEntry, layer: Layer, mode: str,
     st.markdown("**How strongly |γ| and the error go together**")
     st.caption("Pearson and Spearman over all points; Kendall τ compares the |γ| ranking with "
                "the error ranking inside each fold, averaged over folds. 95% intervals: "
-               f"percentile bootstrap resampling whole folds ({N_BOOT:,} resamples).")
+               f"percentile bootstrap resampling whole folds ({SETTINGS.n_boot:,} resamples).")
     widgets.table(views.association_table(assoc, mode), f"association_{stem}")
     st.markdown(views.interpret_association(assoc, mode, sens["unit"].nunique(),
                                             entry.run.spec.input_mode))
@@ -148,11 +147,11 @@ layer = widgets.layer_picker(
     help="Input BN: one patient variable turned off at a time (figures 3-4). Hidden BN: one "
          "hidden node turned off at a time (figure 5).")
 mode = c_mode.radio(
-    "How a unit is turned off", catalog.MODES,
+    "How a unit is turned off", sensitivity.MODES,
     format_func=lambda m: charts.MODE_LABELS[(layer.kind, m)], key="sens-mode",
     help="Set to 0: the study's choice, but a raw urea of 0 mg/dL is far outside the data. "
          "Held at its training mean: the unit carries no information. Permuted: its values "
-         f"shuffled among the test rows ({N_PERMUTATIONS} shuffles pooled).")
+         f"shuffled among the test rows ({SETTINGS.n_permutations} shuffles pooled).")
 unit = target_unit(entry.run.target)
 metric = c_metric.selectbox(
     "Error measure", ASSOCIATION_METRICS, key="sens-metric",
@@ -187,7 +186,7 @@ if spec.hidden_bn:
             "has nodes 1 to k all zeroed, so each point mixes the effect of every earlier node. "
             "It is shown only to reproduce the published figure; the main figure above turns "
             "one node off at a time, which is what the study meant to measure.")
-        cumulative = widgets.compute(entry, "cumulative_hidden_zero", hidden)
+        cumulative = widgets.compute_call(entry, page_analyses.cumulative_ablation(hidden))
         lines, _ = _lines_and_association(entry.key, hidden, "zero_cumulative", metric,
                                           cumulative)
         widgets.figure(charts.gamma_scatter(cumulative, lines, metric, "zero_cumulative",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bnapp.analyses import catalog
+from bnapp.analyses import stages
 from bnapp.engine.results import Layer
 from bnapp.report import charts, views
 from bnapp.ui import widgets
@@ -36,7 +36,7 @@ FOLD_VIEWS = {"pooled": "All folds pooled", "per_fold": "One box per fold",
 @st.cache_data(max_entries=64, show_spinner="Summarizing the test-set values…")
 def _quantiles(run_key: str, layer: Layer, _run) -> pd.DataFrame:
     """Box summaries of a layer's stages per run; the raw values themselves are not kept."""
-    return catalog.stage_summary(_run, layer)
+    return stages.stage_summary(_run, layer)
 
 
 entry = widgets.need_run()
@@ -70,7 +70,7 @@ view, per_fold = views.stage_view(quantiles, chosen)
 stem = f"{layer.stem}_{how if how != 'single' else f'fold{chosen}'}"
 widgets.figure(charts.stage_boxplot(view, title, per_fold=per_fold, layer=layer.kind),
                f"stages_{stem}")
-shown = [s for s in catalog.STAGES if s in set(view["stage"].astype(str))]
+shown = [s for s in stages.STAGES if s in set(view["stage"].astype(str))]
 st.markdown("\n".join(f"- **{charts.STAGE_TITLES[s]}**: {STAGE_TEXT[layer.kind][s]}" for s in shown))
 with st.expander("The numbers behind the boxes"):
     st.caption("One row per fold, unit and stage (fold −1: all folds pooled); n test values, "

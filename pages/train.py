@@ -15,7 +15,7 @@ from bnapp.engine.protocols import GROUPED_KINDS, LEAVE_ONE_GROUP_OUT, grouped
 from bnapp.engine.train import PROTOCOL_KINDS, Protocol
 from bnapp.intake.data import DataError
 from bnapp.intake.groups import group_columns
-from bnapp.jobs import cache
+from bnapp.jobs import cache, page_analyses
 from bnapp.report import charts
 from bnapp.ui import state, widgets
 from bnapp.ui.widgets import escape_md
@@ -307,7 +307,7 @@ def _curve_charts(run_key: str,
     """A run's loss and γ curves, each (light for the screen, the detailed one's builder for the
     downloads), built once per run (this page runs again on every click of its controls);
     shared, as figure() only reads a chart."""
-    loss, gamma = widgets.compute(_entry, "training_curves")
+    loss, gamma = widgets.compute_call(_entry, page_analyses.training_curves())
     builders = (functools.partial(charts.loss_curves, loss, target=_entry.run.target),
                 functools.partial(charts.gamma_trajectories, gamma))
     return tuple((build(max_points=charts.SCREEN_LINE_POINTS),

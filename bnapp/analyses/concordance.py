@@ -20,6 +20,7 @@ from bnapp.analyses import explain
 from bnapp.analyses.association import fold_mean_ci
 from bnapp.analyses.importance import layer_rows, tag_layer
 from bnapp.analyses.sensitivity import MODES, sensitivity
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.results import INPUT, Layer, RunResult, network_layers
 
 DEFINITIONS = ("shapley", "integrated_gradients", "gradient_x_input", "ablation_zero",
@@ -33,16 +34,16 @@ CONCORDANCE_COLUMNS = ("layer", "hidden_layer", "definition", "statistic", "esti
 
 
 def explanations(run: RunResult, layer: Layer = INPUT, *,
-                 n_background: int = explain.N_BACKGROUND,
-                 n_permutations: int = explain.N_PERMUTATIONS, ig_baseline: str = "mean",
-                 seed: int = 0, max_rows: int | None = None) -> dict[str, pd.DataFrame]:
+                 n_background: int = SETTINGS.n_background, n_orders: int = SETTINGS.n_orders,
+                 ig_baseline: str = "mean", seed: int = SETTINGS.seed,
+                 max_rows: int | None = None) -> dict[str, pd.DataFrame]:
     """Per-row attributions of every fold's test rows over one layer's units: {"shapley",
     "shapley_rows", "integrated_gradients", "integrated_gradients_rows", "gradient_x_input"}.
 
-    n_permutations: sampled permutations of Shapley values above EXACT_MAX_UNITS units;
+    n_orders: sampled orders of the units for Shapley values above EXACT_MAX_UNITS units;
     max_rows: at most this many test rows per fold (a seeded sample), default all."""
     shap, shap_rows = explain.shapley_values(run, layer, n_background=n_background,
-                                             n_permutations=n_permutations, seed=seed,
+                                             n_orders=n_orders, seed=seed,
                                              max_rows=max_rows)
     ig, ig_rows = explain.integrated_gradients(run, layer, baseline=ig_baseline, seed=seed,
                                                max_rows=max_rows)
@@ -53,8 +54,8 @@ def explanations(run: RunResult, layer: Layer = INPUT, *,
 
 
 def global_importance(run: RunResult, explained: dict[str, pd.DataFrame],
-                      layer: Layer = INPUT, *, n_permutations: int = 10,
-                      seed: int = 0, sens: pd.DataFrame | None = None) -> pd.DataFrame:
+                      layer: Layer = INPUT, *, n_permutations: int = SETTINGS.n_permutations,
+                      seed: int = SETTINGS.seed, sens: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per fold x unit x definition: DataFrame[layer, hidden_layer, fold, unit,
     definition, importance, gamma] (gamma NaN where the layer has no BN).
 
@@ -90,7 +91,7 @@ def _per_fold(g: pd.DataFrame) -> dict[str, float]:
                 "top_unit_agreement": float(np.argmax(x) == np.argmax(y))}
 
 
-def concordance(importance: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
+def concordance(importance: pd.DataFrame, n_boot: int = SETTINGS.n_boot, seed: int = SETTINGS.seed,
                 level: float = 0.95) -> pd.DataFrame:
     """Per layer and definition: the mean over folds of each fold's Spearman ρ and Kendall τ
     between |γ| and the importance over units, and the share of folds where both name the same
@@ -114,8 +115,9 @@ def concordance(importance: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
 
 
 def importance_report(run: RunResult, layers: list[Layer] | None = None, *,
-                      n_background: int = explain.N_BACKGROUND, n_permutations: int = 10,
-                      n_boot: int = 2000, seed: int = 0, sens: pd.DataFrame | None = None,
+                      n_background: int = SETTINGS.n_background,
+                      n_permutations: int = SETTINGS.n_permutations, n_boot: int = SETTINGS.n_boot,
+                      seed: int = SETTINGS.seed, sens: pd.DataFrame | None = None,
                       max_rows: int | None = MAX_ROWS) -> dict[str, pd.DataFrame]:
     """{"shapley" (the input layer's per-row Shapley values with base value and prediction),
     "importance", "concordance"} over the given layers (default: every layer).

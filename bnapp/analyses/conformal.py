@@ -37,9 +37,10 @@ import numpy as np
 import pandas as pd
 
 from bnapp.analyses.baselines import KINETIC_METHODS, LeastSquares, fold_predictions
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.results import RunResult
 
-DEFAULT_LEVEL = 0.9
+DEFAULT_LEVEL = SETTINGS.interval_level
 
 
 def check_level(level: float) -> float:

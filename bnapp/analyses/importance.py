@@ -19,6 +19,7 @@ import pandas as pd
 
 from bnapp.analyses.association import ASSOCIATION_METRICS, association, fit_lines
 from bnapp.analyses.sensitivity import MODES, sensitivity
+from bnapp.analyses.settings import SETTINGS
 from bnapp.analyses.stages import bn_parameters
 from bnapp.engine.model import INPUT_MODES
 from bnapp.engine.results import Layer, RunResult, network_layers
@@ -52,8 +53,10 @@ def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
 
 def importance_tables(run: RunResult, layers: Sequence[Layer] | None = None, *,
                       modes: Iterable[str] = MODES,
-                      metrics: Iterable[str] = ASSOCIATION_METRICS, n_permutations: int = 10,
-                      n_boot: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
+                      metrics: Iterable[str] = ASSOCIATION_METRICS,
+                      n_permutations: int = SETTINGS.n_permutations,
+                      n_boot: int = SETTINGS.n_boot,
+                      seed: int = SETTINGS.seed) -> dict[str, pd.DataFrame]:
     """Sensitivity, fitted lines and association of each layer (default: every layer), tagged.
 
     {"sensitivity", "fit_lines" (with a `metric` column), "association"}.
@@ -108,8 +111,10 @@ def side_by_side(tables: Mapping[str, Mapping[str, pd.DataFrame]],
 
 def compare_input_modes(raw: RunResult, zscore: RunResult,
                         layers: Sequence[Layer] | None = None, *, modes: Iterable[str] = MODES,
-                        metrics: Iterable[str] = ASSOCIATION_METRICS, n_permutations: int = 10,
-                        n_boot: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
+                        metrics: Iterable[str] = ASSOCIATION_METRICS,
+                        n_permutations: int = SETTINGS.n_permutations,
+                        n_boot: int = SETTINGS.n_boot,
+                        seed: int = SETTINGS.seed) -> dict[str, pd.DataFrame]:
     """Study figures 3 and 4: the same analyses of a raw-input run and a z-score run of one
     network, data and protocol, stacked with an `input_mode` column ("raw", "zscore").
 

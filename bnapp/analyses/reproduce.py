@@ -12,15 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bnapp.analyses.association import ASSOCIATION_METRICS
-from bnapp.analyses.catalog import (
-    association,
-    baselines,
-    bn_parameters,
-    cumulative_hidden_zero,
-    paired_comparison,
-    sensitivity,
-)
+from bnapp.analyses.association import ASSOCIATION_METRICS, association
+from bnapp.analyses.baselines import baselines, paired_comparison
+from bnapp.analyses.sensitivity import cumulative_hidden_zero, sensitivity
+from bnapp.analyses.settings import SETTINGS
+from bnapp.analyses.stages import bn_parameters
 from bnapp.engine.keras_import import load_keras_run
 from bnapp.engine.results import INPUT, Layer, RunResult
 
@@ -129,8 +125,9 @@ def reproduce_published(runs: dict[str, RunResult], seed_dir: str | Path,
     return tables, pd.DataFrame(checks)
 
 
-def improved_analyses(runs: dict[str, RunResult], *, n_boot: int = 2000,
-                      n_permutations: int = 10, seed: int = 0) -> dict[str, pd.DataFrame]:
+def improved_analyses(runs: dict[str, RunResult], *, n_boot: int = SETTINGS.n_boot,
+                      n_permutations: int = SETTINGS.n_permutations,
+                      seed: int = SETTINGS.seed) -> dict[str, pd.DataFrame]:
     """All ablation modes, association with CIs, and baselines, for each of the study's runs."""
     parts = [sensitivity(run, layer, n_permutations=n_permutations, seed=seed).assign(run=name)
              for name, run in runs.items() for layer in (INPUT, Layer.hidden(0))]
@@ -150,8 +147,9 @@ def improved_analyses(runs: dict[str, RunResult], *, n_boot: int = 2000,
     }
 
 
-def reproduce(seed_dir: str | Path, *, n_boot: int = 2000, n_permutations: int = 10,
-              seed: int = 0) -> Reproduction:
+def reproduce(seed_dir: str | Path, *, n_boot: int = SETTINGS.n_boot,
+              n_permutations: int = SETTINGS.n_permutations,
+              seed: int = SETTINGS.seed) -> Reproduction:
     runs = {which: load_keras_run(seed_dir, which) for which in ("e2e", "norm")}
     tables, comparison = reproduce_published(runs, seed_dir)
     tables.update(improved_analyses(runs, n_boot=n_boot, n_permutations=n_permutations,

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.model import (
     ArchSpec,
     BNState,
@@ -127,8 +128,8 @@ def sensitivity(
     run: RunResult,
     layer: Layer = INPUT,
     modes: Iterable[str] = MODES,
-    n_permutations: int = 10,
-    seed: int = 0,
+    n_permutations: int = SETTINGS.n_permutations,
+    seed: int = SETTINGS.seed,
 ) -> pd.DataFrame:
     """One row per fold x unit x mode: DataFrame[layer, unit, fold, mode, gamma, abs_gamma, metrics].
 

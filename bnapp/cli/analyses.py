@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bnapp.analyses.settings import SETTINGS
 from bnapp.cli import UserError
 from bnapp.cli.options import (
     add_arch_options,
@@ -47,17 +48,18 @@ def register(sub) -> None:
                      help="network input; both: the same network on raw and on z-scored inputs, "
                           "each analysed in OUT/raw and OUT/zscore, side by side in OUT")
     add_protocol_options(ana, folds=10, epochs=200)
-    ana.add_argument("--interval", type=float, default=0.9,
+    ana.add_argument("--interval", type=float, default=SETTINGS.interval_level,
                      help="level of the CV+ prediction intervals in predictions.csv and "
-                          "coverage.csv (default 0.9)")
+                          "coverage.csv (default %(default)s)")
     _analysis_options(ana)
     ana.set_defaults(handler=cmd_analyze)
 
 
 def _analysis_options(parser) -> None:
-    parser.add_argument("--permutations", type=int, default=10,
+    parser.add_argument("--permutations", type=int, default=SETTINGS.n_permutations,
                         help="shuffles per unit for the permutation ablation")
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for CIs")
+    parser.add_argument("--n-boot", type=int, default=SETTINGS.n_boot,
+                        help="bootstrap resamples for CIs")
 
 
 def cmd_reproduce(args) -> int:
@@ -102,8 +104,9 @@ def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
     grouped."""
     from bnapp.report import model_card, run_report
 
+    # the analyses' seed is the settings', as on the pages and in the export (--seed trains)
     tables = run_report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
-                                   seed=args.seed, interval=args.interval)
+                                   interval=args.interval)
     if groups is not None:
         from bnapp.analyses.groups import gamma_rank_agreement, unit_comparison
 

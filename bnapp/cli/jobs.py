@@ -89,7 +89,7 @@ def _write_run(run, out: Path) -> None:
 def cmd_grid(args) -> int:
     from bnapp.engine.grid import study_grid
     from bnapp.intake.units import STUDY_INPUTS, STUDY_TARGET
-    from bnapp.jobs.runner import job_manager
+    from bnapp.jobs.scheduler import job_manager
 
     dataset, protocol, groups = data_and_protocol(args)
     specs = study_grid()
@@ -126,7 +126,7 @@ def _follow(job, total: int):
     """Show a job's progress on the terminal until it ends; Ctrl-C cancels it."""
     from tqdm import tqdm
 
-    from bnapp.jobs.runner import JobFailed
+    from bnapp.jobs.errors import JobFailed
 
     with tqdm(total=total, unit="config", file=sys.stderr, dynamic_ncols=True) as bar:
         try:

@@ -187,7 +187,7 @@ def trained_run(args, spec: ArchSpec):
     under the command's protocol (or read from the cache), with a progress bar on stderr."""
     from bnapp.engine.train import TrainingDiverged
     from bnapp.intake.units import STUDY_INPUTS, STUDY_TARGET
-    from bnapp.jobs.runner import cached_train
+    from bnapp.jobs.cached import cached_train
 
     dataset, protocol, groups = data_and_protocol(args)
     try:

@@ -20,9 +20,9 @@ import altair as alt
 import pandas as pd
 
 from bnapp import __version__
-from bnapp.analyses import agreement, catalog, concordance, explain
-from bnapp.analyses.conformal import DEFAULT_LEVEL
+from bnapp.analyses import agreement, baselines, concordance, explain, stages
 from bnapp.analyses.importance import importance_tables, layer_rows, parameter_tables, tag_layer
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult, network_layers
 from bnapp.engine.train import Protocol
@@ -47,34 +47,29 @@ REPORT_TABLES = {
     "data_dropped_by_reason": "Rows dropped while reading the data, by reason",
 }
 Progress = Callable[[float, str], None]
-# Part of run_tables' cache key: raise it when its tables change shape, so a cached set of the
-# old shape is not served (the package version would also retire every cached run).
-# 3: agreement, calibration, coverage, predictions (or, on another branch, the importance tables)
-# 4: both: agreement, calibration, coverage, predictions, importance, concordance, shapley_values,
-# ice, pdp
-RUN_TABLES_SCHEMA = 4
 
 
-def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
-               seed: int = 0, interval: float = DEFAULT_LEVEL) -> dict[str, pd.DataFrame]:
+def run_tables(run: RunResult, *, n_permutations: int = SETTINGS.n_permutations,
+               n_boot: int = SETTINGS.n_boot, seed: int = SETTINGS.seed,
+               interval: float = SETTINGS.interval_level) -> dict[str, pd.DataFrame]:
     """Every analysis table of a run, keyed by file stem; stages and sensitivity cover the input
     and every hidden layer (told apart by the `layer` and `hidden_layer` columns); agreement,
     calibration, coverage and predictions with prediction intervals at level `interval`."""
     found = importance_tables(run, n_permutations=n_permutations, n_boot=n_boot, seed=seed)
-    quantiles = pd.concat([tag_layer(catalog.stage_summary(run, layer), layer)
+    quantiles = pd.concat([tag_layer(stages.stage_summary(run, layer), layer)
                            for layer in network_layers(run.spec)], ignore_index=True)
-    loss, gamma = catalog.training_curves(run)
+    loss, gamma = stages.training_curves(run)
     explained = concordance.importance_report(run, n_permutations=n_permutations, n_boot=n_boot,
                                               seed=seed, sens=found["sensitivity"])
     ice, pdp = explain.ice_pdp(run, seed=seed)
-    preds = catalog.fold_predictions(run)  # every method's test rows, shared by four tables
-    base = catalog.baselines(run, preds)
+    preds = baselines.fold_predictions(run)  # every method's test rows, shared by four tables
+    base = baselines.baselines(run, preds)
     return {
         **parameter_tables(run),
         "stage_quantiles": quantiles,
         **found,
         "baselines": base,
-        "paired_comparison": catalog.paired_comparison(run, base),
+        "paired_comparison": baselines.paired_comparison(run, base),
         "loss_curves": loss,
         "gamma_curves": gamma,
         **model_card.trust_tables(run, interval, preds),
@@ -162,11 +157,11 @@ def importance_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[
 
 # ------------------------------------------------------------------------- what the run was made of
 
-def analysis_options(run: RunResult, *, n_permutations: int = 10,
-                     n_boot: int = 2000) -> dict[str, int]:
-    """run_tables' keyword arguments; the seed is the run's, as `analyze --seed` uses one seed."""
-    return {"n_permutations": int(n_permutations), "n_boot": int(n_boot),
-            "seed": int(run.protocol.get("seed", 0))}
+def analysis_options(*, n_permutations: int = SETTINGS.n_permutations,
+                     n_boot: int = SETTINGS.n_boot) -> dict[str, int]:
+    """run_tables' keyword arguments: the Export page's ablation shuffles and bootstrap
+    resamples, with the settings' seed (the pages' and the CLI's too)."""
+    return {"n_permutations": int(n_permutations), "n_boot": int(n_boot), "seed": SETTINGS.seed}
 
 
 def _with_unit(column: str) -> str:
@@ -234,7 +229,8 @@ def cli_command(run: RunResult, data_name: str, options: Mapping[str, int]) -> t
             "--output-activation", spec.output_activation]
     args += ["--no-input-bn"] * (not spec.input_bn) + ["--no-hidden-bn"] * (not spec.hidden_bn)
     args += ["--folds", str(protocol.get("folds", 10)), "--epochs", str(protocol.get("epochs", 200)),
-             "--seed", str(options["seed"]), "--permutations", str(options["n_permutations"]),
+             "--seed", str(protocol.get("seed", 0)),
+             "--permutations", str(options["n_permutations"]),
              "--n-boot", str(options["n_boot"])]
     grouping = ({k: protocol[k] for k in ("kind", "group_by", "group_hash")}
                 if protocol.get("group_by") else {})
@@ -248,7 +244,7 @@ def cli_command(run: RunResult, data_name: str, options: Mapping[str, int]) -> t
     differences = []
     cli_protocol = {**Protocol(kind="kfold", folds=int(protocol.get("folds", 10)),
                                epochs=int(protocol.get("epochs", 200)),
-                               seed=options["seed"]).to_dict(), **grouping, **bn_decay}
+                               seed=protocol.get("seed", 0)).to_dict(), **grouping, **bn_decay}
     differences += [f"protocol {k} = {protocol.get(k)!r} (the command uses {v!r})"
                     for k, v in cli_protocol.items() if protocol.get(k) != v]
     if list(run.features) != list(STUDY_INPUTS):
@@ -263,7 +259,7 @@ def reproduction_settings(run: RunResult, *, run_key: str, data_name: str,
                           dataset: Dataset | None = None,
                           options: Mapping[str, int] | None = None) -> dict[str, object]:
     """Everything needed to train and analyse this run again, as JSON-ready values."""
-    options = options or analysis_options(run)
+    options = options or analysis_options()
     command, differences = cli_command(run, data_name, options)
     if dataset is not None and dataset.units != "mg/dL":  # `analyze` reads urea as mg/dL
         differences.append(f"urea read as {UNIT_LABELS.get(dataset.units, dataset.units)} "

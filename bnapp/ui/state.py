@@ -17,7 +17,8 @@ from bnapp.engine.results import RunResult
 from bnapp.engine.train import Protocol
 from bnapp.intake import data, groups
 from bnapp.jobs import cache
-from bnapp.jobs.runner import Job, JobFailed, JobManager, job_manager
+from bnapp.jobs.errors import JobFailed
+from bnapp.jobs.scheduler import Job, JobManager, job_manager
 
 JOBS_PARAM = "jobs"  # the URL query parameter naming this session's jobs
 NOT_CACHED = "not cached"  # in bnapp.jobs.cache's warnings when a result could not be stored

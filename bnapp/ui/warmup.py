@@ -81,9 +81,9 @@ def _warm() -> None:
 
 
 def _prestart_worker() -> None:
-    from bnapp.jobs import backend, tasks
+    from bnapp.jobs import processes, training_worker
 
-    backend.prestart_worker(tasks.warm_trainer)
+    processes.prestart_worker(training_worker.warm_trainer)
 
 
 def _import_modules() -> None:

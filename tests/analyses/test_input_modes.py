@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bnapp.analyses.catalog import association, bn_parameters, fit_lines, sensitivity
+from bnapp.analyses.association import association, fit_lines
 from bnapp.analyses.importance import compare_input_modes, comparison_problem, layer_rows
+from bnapp.analyses.sensitivity import sensitivity
+from bnapp.analyses.stages import bn_parameters
 from bnapp.cli import main
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import INPUT, Layer

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnapp.analyses.catalog import association, sensitivity, stage_summary
+from bnapp.analyses.association import association
 from bnapp.analyses.importance import layer_rows, tag_layer
+from bnapp.analyses.sensitivity import sensitivity
+from bnapp.analyses.stages import stage_summary
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import INPUT, Layer, network_layers
 from bnapp.report import run_report

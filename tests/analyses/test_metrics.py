@@ -10,19 +10,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
-from bnapp.analyses.catalog import (
-    association,
-    baselines,
-    bn_parameters,
-    bn_stages,
-    error_metrics,
-    fit_lines,
-    paired_comparison,
-    quality,
-    sensitivity,
-    stage_quantiles,
-    training_curves,
-)
+from bnapp.analyses.association import association, fit_lines
+from bnapp.analyses.baselines import baselines, paired_comparison, quality
+from bnapp.analyses.sensitivity import error_metrics, sensitivity
+from bnapp.analyses.stages import bn_parameters, bn_stages, stage_quantiles, training_curves
 from bnapp.engine.model import BN_EPSILON, ArchSpec, BNState, bn_inference, forward, init_weights
 from bnapp.engine.results import INPUT, FoldResult, Layer, RunResult
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnapp.analyses.catalog import bn_stages, stage_quantiles, stage_summary
+from bnapp.analyses.stages import bn_stages, stage_quantiles, stage_summary
 from bnapp.engine.keras_import import load_keras_run
 from bnapp.engine.model import ArchSpec, init_weights
 from bnapp.engine.results import FIRST_HIDDEN, INPUT, FoldResult, Layer, RunResult

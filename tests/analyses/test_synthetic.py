@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnapp.analyses.catalog import MODES, sensitivity
+from bnapp.analyses.sensitivity import MODES, sensitivity
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import INPUT
 

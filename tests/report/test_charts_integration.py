@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bnapp.analyses import catalog
+from bnapp.analyses import association, baselines, sensitivity, stages
 from bnapp.engine.keras_import import load_keras_run
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import INPUT, Layer
@@ -41,32 +41,32 @@ def trained(urea_csv):
 
 @pytest.fixture(scope="module")
 def figures(e2e, trained, seed_dir):
-    sens = catalog.sensitivity(e2e, INPUT, modes=("zero", "mean"))
-    hidden = catalog.sensitivity(e2e, Layer.hidden(0), modes=("zero",))
+    sens = sensitivity.sensitivity(e2e, INPUT, modes=("zero", "mean"))
+    hidden = sensitivity.sensitivity(e2e, Layer.hidden(0), modes=("zero",))
     norm = load_keras_run(seed_dir, "norm")
-    loss, gamma = catalog.training_curves(trained)
+    loss, gamma = stages.training_curves(trained)
     return {
         "architecture": charts.architecture_chart(e2e.spec, len(e2e.features), e2e.features),
         "distributions": charts.distributions_chart(
             pd.DataFrame(e2e.X, columns=e2e.features), e2e.features),
         "stages input": charts.stage_boxplot(
-            catalog.stage_quantiles(catalog.bn_stages(e2e)), "Input BN"),
+            stages.stage_quantiles(stages.bn_stages(e2e)), "Input BN"),
         "stages hidden": charts.stage_boxplot(
-            catalog.stage_quantiles(catalog.bn_stages(e2e, Layer.hidden(0))), "Hidden BN",
+            stages.stage_quantiles(stages.bn_stages(e2e, Layer.hidden(0))), "Hidden BN",
             per_fold=True, layer="hidden"),
         "stages z-score model": charts.stage_boxplot(
-            catalog.stage_quantiles(catalog.bn_stages(norm)), "z-score model inputs"),
-        "figure 3": charts.gamma_scatter(sens, catalog.fit_lines(sens, "bias"), "bias", "zero"),
-        "figure 3 mean": charts.gamma_scatter(sens, catalog.fit_lines(sens, "delta_mse"),
+            stages.stage_quantiles(stages.bn_stages(norm)), "z-score model inputs"),
+        "figure 3": charts.gamma_scatter(sens, association.fit_lines(sens, "bias"), "bias", "zero"),
+        "figure 3 mean": charts.gamma_scatter(sens, association.fit_lines(sens, "delta_mse"),
                                               "delta_mse", "mean"),
-        "figure 5": charts.gamma_scatter(hidden, catalog.fit_lines(hidden, "bias"), "bias", "zero"),
-        "parameters": charts.parameter_chart(catalog.bn_parameters(e2e)[0]),
-        "parameters z-score model": charts.parameter_chart(catalog.bn_parameters(norm)[0]),
+        "figure 5": charts.gamma_scatter(hidden, association.fit_lines(hidden, "bias"), "bias", "zero"),
+        "parameters": charts.parameter_chart(stages.bn_parameters(e2e)[0]),
+        "parameters z-score model": charts.parameter_chart(stages.bn_parameters(norm)[0]),
         "gamma trajectories": charts.gamma_trajectories(gamma),
         "gamma trajectories band": charts.gamma_trajectories(gamma, band=True),
         "loss": charts.loss_curves(loss),
-        "loss imported": charts.loss_curves(catalog.training_curves(e2e)[0]),
-        "baselines": charts.baseline_chart(catalog.baselines(e2e)),
+        "loss imported": charts.loss_curves(stages.training_curves(e2e)[0]),
+        "baselines": charts.baseline_chart(baselines.baselines(e2e)),
     }
 
 
@@ -86,8 +86,8 @@ def test_study_figure_3_shows_every_unit_and_fold(e2e, figures):
 
 @pytest.mark.slow
 def test_export_bundle_and_report_from_real_tables(e2e, figures):
-    per_fold, summary = catalog.bn_parameters(e2e)
-    tables = {"bn_parameters": summary, "baselines": catalog.baselines(e2e)}
+    per_fold, summary = stages.bn_parameters(e2e)
+    tables = {"bn_parameters": summary, "baselines": baselines.baselines(e2e)}
     chosen = {k: figures[k] for k in ("architecture", "figure 3")}
     archive = zipfile.ZipFile(io.BytesIO(export_zip(chosen, tables)))
     assert sorted(archive.namelist()) == [

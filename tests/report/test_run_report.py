@@ -34,7 +34,7 @@ from bnapp.engine.results import INPUT, Layer
 from bnapp.engine.train import Protocol
 from bnapp.intake import data
 from bnapp.jobs import cache
-from bnapp.jobs.runner import cached_train
+from bnapp.jobs.cached import cached_train
 from bnapp.report import run_report, views
 from tests.apptest import demo_run
 
@@ -100,7 +100,7 @@ def hostile_dataset() -> data.Dataset:
 
 
 def build(entry_run, key, name, ds, progress=None):
-    options = run_report.analysis_options(entry_run, **OPTIONS)
+    options = run_report.analysis_options(**OPTIONS)
     tables = run_report.run_tables(entry_run, **options)
     figures = run_report.run_figures(entry_run, tables)
     bundle = run_report.build_export(entry_run, tables, figures, run_key=key, data_name=name,
@@ -228,7 +228,7 @@ def test_cli_command_names_what_it_cannot_reproduce(demo):
     entry = demo[0]
     run = replace(entry.run, features=["Upre", "Upos"],
                   protocol=Protocol.study(seed=3).to_dict())
-    _, differences = run_report.cli_command(run, "x.csv", run_report.analysis_options(run))
+    _, differences = run_report.cli_command(run, "x.csv", run_report.analysis_options())
     text = " | ".join(differences)
     assert "protocol kind = 'study'" in text and "val_fraction = 0.2" in text
     assert "inputs Upre, Upos" in text
@@ -276,7 +276,7 @@ def test_zip_holds_every_figure_and_table_in_both_formats(demo):
 
 def test_zip_tables_match_the_analyses(demo):
     entry, _, bundle = demo
-    expected = run_report.run_tables(entry.run, **run_report.analysis_options(entry.run, **OPTIONS))
+    expected = run_report.run_tables(entry.run, **run_report.analysis_options(**OPTIONS))
     got = pd.read_csv(io.BytesIO(members(bundle)["tables/bn_parameters.csv"]), encoding="utf-8-sig")
     pd.testing.assert_frame_equal(got, expected["bn_parameters"], check_dtype=False)
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bnapp.analyses import catalog
+from bnapp.analyses import association, sensitivity, stages
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import INPUT, Layer, network_layers
 from bnapp.report import views
@@ -37,7 +37,7 @@ def test_mean_sd_reads_back_as_the_numbers(mean, sd):
 
 def test_parameter_table_is_the_fold_mean_and_population_sd_of_the_weights():
     run = demo_run().run
-    _, summary = catalog.bn_parameters(run)
+    _, summary = stages.bn_parameters(run)
     table = views.parameter_table(summary, INPUT)
     assert list(table["input"]) == ["Upre (mg/dL)", "U120 (mg/dL)", "Upos (mg/dL)", "PP (kg)",
                                     "UF (L)"]
@@ -51,7 +51,7 @@ def test_parameter_table_is_the_fold_mean_and_population_sd_of_the_weights():
 
 def test_hidden_layer_tables_name_nodes_and_the_dense_output_statistics():
     run = demo_run().run
-    per_fold, summary = catalog.bn_parameters(run, Layer.hidden(0))
+    per_fold, summary = stages.bn_parameters(run, Layer.hidden(0))
     table = views.parameter_table(summary, Layer.hidden(0))
     assert list(table["node"]) == [f"node {k}" for k in range(1, 7)]
     assert "Dense output mean (training rows)" in table.columns
@@ -63,7 +63,7 @@ def test_hidden_layer_tables_name_nodes_and_the_dense_output_statistics():
 
 def test_a_layer_without_bn_shows_dashes():
     run = demo_run("zscore").run
-    _, summary = catalog.bn_parameters(run)
+    _, summary = stages.bn_parameters(run)
     table = views.parameter_table(summary, INPUT)
     assert (table["γ (scale)"] == views.MISSING).all()
     assert (table["z-score scaler mean"] != views.MISSING).all()
@@ -80,7 +80,7 @@ def test_layer_choices_and_titles():
 
 
 def _quantiles() -> pd.DataFrame:
-    return catalog.stage_quantiles(catalog.bn_stages(demo_run().run))
+    return stages.stage_quantiles(stages.bn_stages(demo_run().run))
 
 
 def test_stage_view_picks_pooled_each_or_one_fold():
@@ -147,8 +147,8 @@ def _assoc(low: float, high: float, *, metric="bias", mode="zero", n_folds=10,
 
 
 def test_association_table_is_readable_and_keeps_the_numbers():
-    sens = catalog.sensitivity(demo_run().run, INPUT, modes=("zero", "mean"))
-    assoc = catalog.association(sens, "rmse", n_boot=200)
+    sens = sensitivity.sensitivity(demo_run().run, INPUT, modes=("zero", "mean"))
+    assoc = association.association(sens, "rmse", n_boot=200)
     table = views.association_table(assoc, "mean")
     expected = assoc[assoc["mode"] == "mean"].reset_index(drop=True)
     assert list(table["statistic"]) == list(views.STATISTIC_TITLES.values())
@@ -193,8 +193,8 @@ def _hidden_note(spec: ArchSpec, moving_mean: float):
     run = make_run(spec, folds=2)
     for fold in run.folds:
         fold.weights.hidden_bn[0].moving_mean[:] = moving_mean
-    sens = catalog.sensitivity(run, Layer.hidden(0), modes=("zero", "mean"))
-    per_fold, _ = catalog.bn_parameters(run, Layer.hidden(0))
+    sens = sensitivity.sensitivity(run, Layer.hidden(0), modes=("zero", "mean"))
+    per_fold, _ = stages.bn_parameters(run, Layer.hidden(0))
     return views.zero_mean_note(sens, per_fold, run.spec, Layer.hidden(0))
 
 

@@ -14,7 +14,8 @@ from bnapp.analyses import importance
 from bnapp.engine.results import INPUT, Layer
 from bnapp.intake import data
 from bnapp.jobs import cache as result_cache
-from bnapp.jobs.runner import cached_train, job_manager
+from bnapp.jobs.cached import cached_train
+from bnapp.jobs.scheduler import job_manager
 from bnapp.report import views
 from bnapp.ui.state import RunEntry, run_label
 from tests.apptest import SMALL, app_at, demo_run, texts

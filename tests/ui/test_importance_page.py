@@ -17,7 +17,7 @@ def test_importance_page_states_the_answer_per_definition_with_its_interval():
     entry = demo_run()
     at = app_at(IMPORTANCE, runs=(entry,))
     assert not at.exception
-    expected = concordance.importance_report(entry.run, layers=[INPUT], n_boot=1000)
+    expected = concordance.importance_report(entry.run, layers=[INPUT])
     conc = layer_rows(expected["concordance"], INPUT)
     page = texts(at)
     for _, row in conc[conc["statistic"] == "spearman"].iterrows():
@@ -40,7 +40,7 @@ def test_importance_page_explains_the_hidden_nodes():
     at = app_at(IMPORTANCE, runs=(entry,))
     at.radio(key="imp-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
-    expected = concordance.importance_report(entry.run, layers=[Layer.hidden(0)], n_boot=1000)
+    expected = concordance.importance_report(entry.run, layers=[Layer.hidden(0)])
     np.testing.assert_allclose(at.dataframe[0].value["estimate"],
                                expected["concordance"]["estimate"].round(3))
     at.session_state["imp-per-fold"] = True
