@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bnapp.analyses import conformal  # noqa: E402
 from bnapp.analyses.baselines import METHODS, fold_predictions  # noqa: E402
 from bnapp.engine.model import ArchSpec  # noqa: E402
-from bnapp.engine.train import Protocol, train_run  # noqa: E402
+from bnapp.engine.protocols import Protocol  # noqa: E402
+from bnapp.engine.train import train_run  # noqa: E402
 from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET  # noqa: E402
 from bnapp.intake.simulator import simulate_cohort  # noqa: E402
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from bnapp.engine import grid
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import Protocol
 from bnapp.intake import units
 from bnapp.intake.data import DataError
 from bnapp.report import charts

@@ -8,8 +8,8 @@ import streamlit as st
 from bnapp.analyses import association, importance, sensitivity
 from bnapp.analyses.association import ASSOCIATION_METRICS
 from bnapp.analyses.settings import SETTINGS
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import Layer
-from bnapp.engine.train import Protocol
 from bnapp.intake.units import target_unit
 from bnapp.jobs import cache, page_analyses
 from bnapp.report import charts, views
@@ -147,7 +147,7 @@ layer = widgets.layer_picker(
     help="Input BN: one patient variable turned off at a time (figures 3-4). Hidden BN: one "
          "hidden node turned off at a time (figure 5).")
 mode = c_mode.radio(
-    "How a unit is turned off", sensitivity.MODES,
+    "How a unit is turned off", sensitivity.ABLATIONS,
     format_func=lambda m: charts.MODE_LABELS[(layer.kind, m)], key="sens-mode",
     help="Set to 0: the study's choice, but a raw urea of 0 mg/dL is far outside the data. "
          "Held at its training mean: the unit carries no information. Permuted: its values "

@@ -11,8 +11,13 @@ import pandas as pd
 import streamlit as st
 
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
-from bnapp.engine.protocols import GROUPED_KINDS, LEAVE_ONE_GROUP_OUT, grouped
-from bnapp.engine.train import PROTOCOL_KINDS, Protocol
+from bnapp.engine.protocols import (
+    GROUPED_KINDS,
+    LEAVE_ONE_GROUP_OUT,
+    PROTOCOL_KINDS,
+    Protocol,
+    grouped,
+)
 from bnapp.intake.data import DataError
 from bnapp.intake.groups import group_columns
 from bnapp.jobs import cache, page_analyses

@@ -19,7 +19,7 @@ from scipy import stats
 from bnapp.analyses import explain
 from bnapp.analyses.association import fold_mean_ci
 from bnapp.analyses.importance import layer_rows, tag_layer
-from bnapp.analyses.sensitivity import MODES, sensitivity
+from bnapp.analyses.sensitivity import ABLATIONS, sensitivity
 from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.results import INPUT, Layer, RunResult, network_layers
 
@@ -65,7 +65,7 @@ def global_importance(run: RunResult, explained: dict[str, pd.DataFrame],
              .rename("importance").reset_index().assign(definition=name)
              for name in ("shapley", "integrated_gradients", "gradient_x_input")]
     if sens is None:
-        sens = sensitivity(run, layer, MODES, n_permutations, seed)
+        sens = sensitivity(run, layer, ABLATIONS, n_permutations, seed)
     parts.append(sens.rename(columns={"delta_mse": "importance"})
                  .assign(definition="ablation_" + sens["mode"])[["fold", "unit", "importance",
                                                                   "definition"]])

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bnapp.analyses.association import ASSOCIATION_METRICS, association, fit_lines
-from bnapp.analyses.sensitivity import MODES, sensitivity
+from bnapp.analyses.sensitivity import ABLATIONS, sensitivity
 from bnapp.analyses.settings import SETTINGS
 from bnapp.analyses.stages import bn_parameters
 from bnapp.engine.model import INPUT_MODES
@@ -52,7 +52,7 @@ def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
 
 
 def importance_tables(run: RunResult, layers: Sequence[Layer] | None = None, *,
-                      modes: Iterable[str] = MODES,
+                      ablations: Iterable[str] = ABLATIONS,
                       metrics: Iterable[str] = ASSOCIATION_METRICS,
                       n_permutations: int = SETTINGS.n_permutations,
                       n_boot: int = SETTINGS.n_boot,
@@ -62,8 +62,8 @@ def importance_tables(run: RunResult, layers: Sequence[Layer] | None = None, *,
     {"sensitivity", "fit_lines" (with a `metric` column), "association"}.
     """
     layers = network_layers(run.spec) if layers is None else list(layers)
-    modes, metrics = tuple(modes), tuple(metrics)
-    sens = _concat(tag_layer(sensitivity(run, layer, modes, n_permutations, seed), layer)
+    ablations, metrics = tuple(ablations), tuple(metrics)
+    sens = _concat(tag_layer(sensitivity(run, layer, ablations, n_permutations, seed), layer)
                    for layer in layers)
     return {
         "sensitivity": sens,
@@ -110,7 +110,7 @@ def side_by_side(tables: Mapping[str, Mapping[str, pd.DataFrame]],
 
 
 def compare_input_modes(raw: RunResult, zscore: RunResult,
-                        layers: Sequence[Layer] | None = None, *, modes: Iterable[str] = MODES,
+                        layers: Sequence[Layer] | None = None, *, ablations: Iterable[str] = ABLATIONS,
                         metrics: Iterable[str] = ASSOCIATION_METRICS,
                         n_permutations: int = SETTINGS.n_permutations,
                         n_boot: int = SETTINGS.n_boot,
@@ -125,10 +125,10 @@ def compare_input_modes(raw: RunResult, zscore: RunResult,
     problem = comparison_problem(raw, zscore)
     if problem is not None:
         raise ValueError(f"cannot compare the input modes: {problem}")
-    modes, metrics = tuple(modes), tuple(metrics)
+    ablations, metrics = tuple(ablations), tuple(metrics)
     return side_by_side({
         run.spec.input_mode: {
-            **importance_tables(run, layers, modes=modes, metrics=metrics,
+            **importance_tables(run, layers, ablations=ablations, metrics=metrics,
                                 n_permutations=n_permutations, n_boot=n_boot, seed=seed),
             **parameter_tables(run, layers)}
         for run in (raw, zscore)})

@@ -106,13 +106,13 @@ def reproduce_published(runs: dict[str, RunResult], seed_dir: str | Path,
     tables["bn_parameters"] = summary.rename(columns={"unit": "variable"})
     checks = [_compare_table2(tables["bn_parameters"])]
     for which, run in runs.items():
-        ours = study_table(sensitivity(run, INPUT, modes=("zero",)))
+        ours = study_table(sensitivity(run, INPUT, ablations=("zero",)))
         tables[f"sensitivity_{which}"] = ours
         published = pd.read_csv(seed_dir / f"published_sensitivity_{which}.csv")
         checks.append(_compare(f"sensitivity_{which}.csv vs published_sensitivity_{which}.csv",
                                ours, published, "variable"))
     hidden_published = pd.read_csv(seed_dir / "published_sensitivity_hidden_nodes.csv")
-    single = study_table(sensitivity(runs["e2e"], Layer.hidden(0), modes=("zero",)), "node")
+    single = study_table(sensitivity(runs["e2e"], Layer.hidden(0), ablations=("zero",)), "node")
     tables["sensitivity_hidden_nodes"] = single
     first = (hidden_published["node"] == "node 1").to_numpy()
     checks.append(_compare("sensitivity_hidden_nodes.csv node 1 vs published (single-node rows)",

@@ -1,6 +1,6 @@
 """Sensitivity by ablation: turn one input variable or one hidden-BN node off, measure the error.
 
-Modes
+Ablations (the tables' `mode` column)
 - zero: the study's. Input: the value entering the network set to 0 (the raw value for a raw-input
   model; the z-score for a z-score model, as the study's norm file did). Hidden node: its Dense
   kernel column and bias zeroed (the node's BN then sees 0).
@@ -47,7 +47,7 @@ from bnapp.engine.model import (
 )
 from bnapp.engine.results import FIRST_HIDDEN, INPUT, FoldResult, Layer, RunResult
 
-MODES = ("zero", "mean", "permutation")
+ABLATIONS = ("zero", "mean", "permutation")
 METRICS = ("mean_error", "std_error", "bias", "mse", "rmse", "delta_mse",
            "mean_percent_error", "std_percent_error")
 SENSITIVITY_COLUMNS = ("layer", "unit", "fold", "mode", "gamma", "abs_gamma", *METRICS)
@@ -98,7 +98,7 @@ def ablated_outputs(spec: ArchSpec, weights: Weights, trace: Trace, layer: Layer
                     unit: int, mode: str, held: np.ndarray | None,
                     perms: np.ndarray) -> list[np.ndarray]:
     """The network's outputs on the trace's rows with `unit` of the layer turned off (see the
-    module's modes): one array, or one per permutation (perms: (n, rows) row orders).
+    module's ablations): one array, or one per permutation (perms: (n, rows) row orders).
 
     Resumed from the intact pass (forward_from): only the layers from the ablated one on are
     recomputed, from the values the unit's layer hands on (the input BN's output, or the hidden
@@ -127,7 +127,7 @@ def ablated_outputs(spec: ArchSpec, weights: Weights, trace: Trace, layer: Layer
 def sensitivity(
     run: RunResult,
     layer: Layer = INPUT,
-    modes: Iterable[str] = MODES,
+    ablations: Iterable[str] = ABLATIONS,
     n_permutations: int = SETTINGS.n_permutations,
     seed: int = SETTINGS.seed,
 ) -> pd.DataFrame:
@@ -136,10 +136,10 @@ def sensitivity(
     gamma is the unit's BN scale (NaN where the layer has no BN).
     """
     run.check_layer(layer)
-    modes = tuple(modes)
-    unknown = set(modes) - set(MODES)
+    ablations = tuple(ablations)
+    unknown = set(ablations) - set(ABLATIONS)
     if unknown:
-        raise ValueError(f"unknown ablation mode(s) {sorted(unknown)}; choose from {MODES}")
+        raise ValueError(f"unknown ablation(s) {sorted(unknown)}; choose from {ABLATIONS}")
     if n_permutations < 1:
         raise ValueError("n_permutations must be at least 1")
     names = run.unit_names(layer)
@@ -151,11 +151,11 @@ def sensitivity(
         rng = np.random.default_rng([seed, k])
         perms = np.stack([rng.permutation(len(truth)) for _ in range(n_permutations)])
         bn = fold.bn(layer)
-        held = held_values(run, fold, layer) if "mean" in modes else None
+        held = held_values(run, fold, layer) if "mean" in ablations else None
         rows = []
         for unit, name in enumerate(names):
             gamma = float(bn.gamma[unit]) if bn is not None else np.nan
-            for mode in modes:
+            for mode in ablations:
                 preds = ablated_outputs(run.spec, fold.weights, trace, layer, unit, mode, held,
                                         perms)
                 errors = np.concatenate([p - truth for p in preds])
@@ -202,9 +202,9 @@ def cumulative_hidden_zero(run: RunResult, layer: Layer = FIRST_HIDDEN) -> pd.Da
     return pd.DataFrame(rows, columns=list(SENSITIVITY_COLUMNS))
 
 
-def modes_coincide(sens: pd.DataFrame, first: str = "zero", second: str = "mean",
+def ablations_coincide(sens: pd.DataFrame, first: str = "zero", second: str = "mean",
                    rtol: float = 1e-5) -> bool:
-    """Whether two ablation modes of `sens` give the same MSE (to rtol) in every fold and unit,
+    """Whether two ablations of `sens` give the same MSE (to rtol) in every fold and unit,
     as "zero" and "mean" do where 0 is each unit's mean (see the module's docstring)."""
     keys = ["layer", "unit", "fold"]
     a, b = (sens[sens["mode"] == m].set_index(keys)["mse"].sort_index() for m in (first, second))

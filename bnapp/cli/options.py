@@ -73,8 +73,7 @@ def protocol_from_args(args):
     """The Protocol of --protocol and the protocol options a command has (those it lacks, or
     leaves unset, keep the protocol's defaults); a grouped kind is k-fold here until grouping()
     gives it its labels."""
-    from bnapp.engine.protocols import GROUPED_KINDS
-    from bnapp.engine.train import Protocol
+    from bnapp.engine.protocols import GROUPED_KINDS, Protocol
 
     kind = args.protocol
     base = Protocol.study() if kind == "study" else Protocol(

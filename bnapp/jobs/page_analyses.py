@@ -55,7 +55,7 @@ def ablation(layer: Layer, mode: str) -> Call:
     """One ablation mode at a time: permutation costs n_permutations times the others."""
     from bnapp.analyses import sensitivity
 
-    return Call(sensitivity.sensitivity, (layer,), {"modes": (mode,)})
+    return Call(sensitivity.sensitivity, (layer,), {"ablations": (mode,)})
 
 
 def cumulative_ablation(layer: Layer) -> Call:

@@ -45,7 +45,7 @@ def warm_trainer() -> None:
     import numpy as np
 
     from bnapp.engine.model import ArchSpec
-    from bnapp.engine.train import Protocol
+    from bnapp.engine.protocols import Protocol
 
     rng = np.random.default_rng(0)
     train_run(rng.random((8, 2)), rng.random(8), ArchSpec.study_e2e(), Protocol(folds=2, epochs=1),

@@ -24,8 +24,8 @@ from bnapp.analyses import agreement, baselines, concordance, explain, stages
 from bnapp.analyses.importance import importance_tables, layer_rows, parameter_tables, tag_layer
 from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult, network_layers
-from bnapp.engine.train import Protocol
 from bnapp.intake.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
 from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
 from bnapp.report import agreement_charts, charts, export, importance_charts, model_card, views

@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from bnapp.analyses.sensitivity import modes_coincide
+from bnapp.analyses.sensitivity import ablations_coincide
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import Layer, RunResult
 from bnapp.intake.units import LIBRARY_UNITS as UNITS
@@ -219,7 +219,7 @@ def zero_mean_note(sens: pd.DataFrame, per_fold: pd.DataFrame, spec: ArchSpec,
                    layer: Layer) -> str | None:
     """One sentence when the zero and mean ablations of a layer give the same errors (sens has
     both modes; per_fold: the layer's bn_parameters), saying why that is right; else None."""
-    if not modes_coincide(sens):
+    if not ablations_coincide(sens):
         return None
     same = "give the same errors here (MSE equal to 5 significant digits in every fold and unit)"
     if layer.kind == "input":

@@ -13,8 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult
-from bnapp.engine.train import Protocol
 from bnapp.intake import data, groups
 from bnapp.jobs import cache
 from bnapp.jobs.errors import JobFailed

@@ -9,8 +9,8 @@ import pytest
 
 from bnapp.analyses.groups import gamma_by_unit, gamma_rank_agreement, unit_comparison
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.protocols import grouped
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol, grouped
+from bnapp.engine.train import train_run
 from bnapp.intake.simulator import simulate_cohort
 from bnapp.intake.units import STUDY_INPUTS
 

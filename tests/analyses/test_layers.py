@@ -73,7 +73,7 @@ def test_the_association_never_pools_two_hidden_layers(run, tables):
     pearson = deep[(deep["mode"] == "zero") & (deep["metric"] == "bias")
                    & (deep["statistic"] == "pearson")].iloc[0]
     assert pearson["n"] == 3 * 4  # folds x nodes of hidden layer 2 only
-    own = association(sensitivity(run, Layer.hidden(1), modes=("zero",)), "bias", n_boot=50)
+    own = association(sensitivity(run, Layer.hidden(1), ablations=("zero",)), "bias", n_boot=50)
     assert pearson["estimate"] == pytest.approx(
         own.set_index("statistic").loc["pearson", "estimate"])
     assert set(assoc["hidden_layer"].dropna()) == {1, 2}

@@ -155,14 +155,14 @@ def test_input_modes_by_hand():
 def test_zscore_zero_ablation_is_the_training_mean():
     """Without an input BN, mean holds a z-scored input at its training mean: 0."""
     spec = ArchSpec(input_mode="zscore", input_bn=False)
-    sens = sensitivity(make_run(spec), INPUT, modes=("zero", "mean"))
+    sens = sensitivity(make_run(spec), INPUT, ablations=("zero", "mean"))
     zero, mean = (sens[sens["mode"] == m].reset_index(drop=True) for m in ("zero", "mean"))
     np.testing.assert_allclose(zero["mse"], mean["mse"], rtol=1e-12)
 
 
 def test_hidden_zero_and_mean_modes_by_hand():
     run = make_run(ArchSpec(hidden=(4,)), folds=2)
-    sens = sensitivity(run, Layer.hidden(0), modes=("zero", "mean")).set_index(["fold", "unit", "mode"])
+    sens = sensitivity(run, Layer.hidden(0), ablations=("zero", "mean")).set_index(["fold", "unit", "mode"])
     fold = run.folds[0]
     x, truth = run.X[fold.test_rows], run.y[fold.test_rows]
     bn = fold.weights.hidden_bn[0]
@@ -178,8 +178,8 @@ def test_hidden_zero_and_mean_modes_by_hand():
 
 def test_bad_arguments_are_refused():
     run = make_run(ArchSpec())
-    with pytest.raises(ValueError, match="mode"):
-        sensitivity(run, INPUT, modes=("drop",))
+    with pytest.raises(ValueError, match="ablation"):
+        sensitivity(run, INPUT, ablations=("drop",))
     with pytest.raises(TypeError, match="layer"):
         sensitivity(run, "output")
     with pytest.raises(ValueError, match="no hidden layer 4"):

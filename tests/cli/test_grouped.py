@@ -9,9 +9,8 @@ import pytest
 
 from bnapp.cli import build_parser, main
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.protocols import grouped
+from bnapp.engine.protocols import Protocol, grouped
 from bnapp.engine.results import run_from_bytes
-from bnapp.engine.train import Protocol
 from bnapp.intake.data import STUDY_INPUTS, load_dataset
 from bnapp.intake.kinetics import predict_ueq
 from bnapp.jobs import cache, cached

@@ -53,10 +53,10 @@ def test_cache_clear_unknown_key_is_a_user_error(capsys):
 
 
 def test_cached_train_with_the_real_engine(urea_csv):
-    from bnapp.engine import train
+    from bnapp.engine import protocols, train
     frame = pd.read_csv(urea_csv)
     X, y = frame[FEATURES].to_numpy(float), frame["Ueq"].to_numpy(float)
-    protocol = train.Protocol(folds=2, epochs=3, seed=4)
+    protocol = protocols.Protocol(folds=2, epochs=3, seed=4)
     kw = dict(features=FEATURES, target="Ueq", data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"))
     first = cached.cached_train(X, y, ArchSpec(), protocol, **kw)
     direct = train.train_run(X, y, ArchSpec(), protocol, features=FEATURES, target="Ueq")
@@ -87,12 +87,13 @@ def train_until_cancelled(X, y, spec, protocol, *, progress, cancel, **kwargs):
 def test_cancel_a_real_training_job(urea_csv, monkeypatch):
     """The cancel always arrives mid-run, however slow or fast the machine: the run cannot go
     past its first progress report until it is cancelled."""
-    from bnapp.engine import train
     frame = pd.read_csv(urea_csv)
+    from bnapp.engine import protocols
+
     X, y = frame[FEATURES].to_numpy(float), frame["Ueq"].to_numpy(float)
     monkeypatch.setattr(cached, "train_run", train_until_cancelled)
     manager = scheduler.JobManager(max_jobs=1)
-    job = manager.submit_train(X, y, ArchSpec(), train.Protocol(folds=2, epochs=40, seed=1),
+    job = manager.submit_train(X, y, ArchSpec(), protocols.Protocol(folds=2, epochs=40, seed=1),
                                features=FEATURES, target="Ueq", data_key="real-cancel")
     deadline = time.monotonic() + HANG_SECONDS
     while job.progress == 0 and not job.wait(0.01):

@@ -108,7 +108,8 @@ def test_a_runs_folds_spread_over_the_workers_with_the_data_sent_once_to_each(
         cluster, monkeypatch, as_job):
     from distributed import get_task_stream
 
-    from bnapp.engine.train import Protocol, train_run
+    from bnapp.engine.protocols import Protocol
+    from bnapp.engine.train import train_run
     rng = np.random.default_rng(5)
     X = rng.normal(70, 15, size=(2000, 5))
     y = X @ np.array([0.1, 0.3, 0.5, 0.0, 0.1]) + rng.normal(size=2000)
@@ -150,11 +151,11 @@ def test_unreachable_scheduler_fails_the_job_with_a_message(monkeypatch, data):
 
 @pytest.mark.slow
 def test_real_grid_on_the_cluster_matches_local(cluster, urea_csv, monkeypatch):
-    from bnapp.engine import grid, train
+    from bnapp.engine import grid, protocols
     frame = pd.read_csv(urea_csv)
     X, y = frame[FEATURES].to_numpy(float), frame["Ueq"].to_numpy(float)
     specs = grid.study_grid()[::60]
-    protocol = train.Protocol(folds=2, epochs=2, seed=5)
+    protocol = protocols.Protocol(folds=2, epochs=2, seed=5)
     kw = dict(features=FEATURES, target="Ueq", data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"))
     local = cached.cached_grid(X, y, protocol, specs, **kw)
     cache.clear()

@@ -18,7 +18,7 @@ import pytest
 from joblib import Parallel, delayed
 
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import Protocol
 from bnapp.intake.data import STUDY_INPUTS, DataError, demo_dataset
 from bnapp.jobs import cache, cached, errors, processes, scheduler
 from tests.jobs.fakes import (

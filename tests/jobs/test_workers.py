@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.train import train_run
 from bnapp.intake import data
 from bnapp.jobs import cache, cached, page_analyses, processes, scheduler, training_worker
 from tests.jobs.fakes import (

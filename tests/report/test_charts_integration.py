@@ -13,8 +13,9 @@ from PIL import Image
 from bnapp.analyses import association, baselines, sensitivity, stages
 from bnapp.engine.keras_import import load_keras_run
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import INPUT, Layer
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.train import train_run
 from bnapp.intake.data import STUDY_INPUTS, load_dataset
 from bnapp.report import charts
 from bnapp.report.export import chart_png, export_zip, html_report
@@ -41,8 +42,8 @@ def trained(urea_csv):
 
 @pytest.fixture(scope="module")
 def figures(e2e, trained, seed_dir):
-    sens = sensitivity.sensitivity(e2e, INPUT, modes=("zero", "mean"))
-    hidden = sensitivity.sensitivity(e2e, Layer.hidden(0), modes=("zero",))
+    sens = sensitivity.sensitivity(e2e, INPUT, ablations=("zero", "mean"))
+    hidden = sensitivity.sensitivity(e2e, Layer.hidden(0), ablations=("zero",))
     norm = load_keras_run(seed_dir, "norm")
     loss, gamma = stages.training_curves(trained)
     return {

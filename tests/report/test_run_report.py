@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from bnapp.cli import build_parser
 from bnapp.cli.options import protocol_from_args, spec_from_args
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import INPUT, Layer
-from bnapp.engine.train import Protocol
 from bnapp.intake import data
 from bnapp.jobs import cache
 from bnapp.jobs.cached import cached_train

@@ -147,7 +147,7 @@ def _assoc(low: float, high: float, *, metric="bias", mode="zero", n_folds=10,
 
 
 def test_association_table_is_readable_and_keeps_the_numbers():
-    sens = sensitivity.sensitivity(demo_run().run, INPUT, modes=("zero", "mean"))
+    sens = sensitivity.sensitivity(demo_run().run, INPUT, ablations=("zero", "mean"))
     assoc = association.association(sens, "rmse", n_boot=200)
     table = views.association_table(assoc, "mean")
     expected = assoc[assoc["mode"] == "mean"].reset_index(drop=True)
@@ -193,7 +193,7 @@ def _hidden_note(spec: ArchSpec, moving_mean: float):
     run = make_run(spec, folds=2)
     for fold in run.folds:
         fold.weights.hidden_bn[0].moving_mean[:] = moving_mean
-    sens = sensitivity.sensitivity(run, Layer.hidden(0), modes=("zero", "mean"))
+    sens = sensitivity.sensitivity(run, Layer.hidden(0), ablations=("zero", "mean"))
     per_fold, _ = stages.bn_parameters(run, Layer.hidden(0))
     return views.zero_mean_note(sens, per_fold, run.spec, Layer.hidden(0))
 

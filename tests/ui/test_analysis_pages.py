@@ -185,7 +185,7 @@ def test_raw_and_zscore_runs_are_shown_side_by_side():
     assert not at.button  # the matching run is there: nothing to offer
     # the figure holds each run's own numbers, as the library compares them
     expected = importance.compare_input_modes(raw.run, zscored.run, [INPUT],
-                                              modes=("zero",), n_permutations=10, n_boot=10)
+                                              ablations=("zero",), n_permutations=10, n_boot=10)
     points = chart_data(side[0]).dropna(subset=["abs_gamma"])
     np.testing.assert_allclose(np.sort(points["abs_gamma"]),
                                np.sort(expected["sensitivity"]["abs_gamma"]))

@@ -3,7 +3,7 @@ after them, no page computes anything when it first shows the run."""
 
 from __future__ import annotations
 
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import Protocol
 from bnapp.jobs import cache, page_analyses
 from bnapp.ui import widgets
 from tests.apptest import app_at, demo_run

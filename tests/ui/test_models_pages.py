@@ -13,7 +13,8 @@ from bnapp.analyses import baselines
 from bnapp.analyses.predict import predict_sessions
 from bnapp.engine import grid
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.train import train_run
 from bnapp.intake import data
 from bnapp.intake.units import UREA_COLUMNS
 from bnapp.jobs import cache as result_cache

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import Protocol
 from bnapp.intake import data
 from bnapp.jobs import cache
 from bnapp.jobs.scheduler import job_manager
