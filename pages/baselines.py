@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from bnapp.analyses.baselines import KINETIC_INPUTS
-from bnapp.analyses.groups import gamma_rank_agreement, unit_comparison
+from bnapp.analyses.groups import gamma_rank_agreement, held_out_comparison
 from bnapp.intake.data import STUDY_TARGET
 from bnapp.intake.groups import group_labels
 from bnapp.intake.units import target_unit
@@ -83,7 +83,7 @@ if group_by:
                 f" on the Data page to see its results per {widgets.escape_md(group_by)}.")
     else:
         labels = tuple(str(v) for v in group_labels(ds, group_by))  # hashable for the memo
-        units = widgets.compute(entry, unit_comparison, labels)
+        units = widgets.compute(entry, held_out_comparison, labels)
         st.markdown(
             f"Every fold's test rows are whole {widgets.escape_md(group_by)} groups the network "
             "never saw: this is how it would do in a new unit or on new patients. A positive "

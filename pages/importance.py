@@ -7,10 +7,10 @@ import functools
 import streamlit as st
 
 from bnapp.analyses import concordance, explain
-from bnapp.analyses.importance import layer_rows
+from bnapp.analyses.layer_tables import layer_rows
 from bnapp.analyses.settings import SETTINGS
 from bnapp.jobs import page_analyses
-from bnapp.report import charts, importance_charts, views
+from bnapp.report import charts, importance_charts, page_tables
 from bnapp.ui import widgets
 
 entry = widgets.need_run()
@@ -30,7 +30,7 @@ layer = widgets.layer_picker(
     help="Input BN: the patient variables. Hidden BN: the hidden nodes, each explained as an "
          "input of the rest of the network.")
 report = widgets.compute_call(entry, page_analyses.importance(layer))
-title = views.layer_title(spec, layer)
+title = page_tables.layer_title(spec, layer)
 if max(len(f.test_rows) for f in entry.run.folds) > concordance.MAX_ROWS:
     st.caption(f"Shapley values, integrated gradients and gradient × input are averaged over "
                f"{concordance.MAX_ROWS:,} test rows per fold, drawn at random (seeded); "
@@ -43,7 +43,7 @@ stem = layer.stem
 conc = layer_rows(report["concordance"], layer)
 importance = layer_rows(report["importance"], layer)
 
-if not views.has_bn(spec, layer):
+if not page_tables.has_bn(spec, layer):
     st.info(f"{title}: this network has no batch normalization here, so there is no γ to "
             "compare with; the importance of each unit is still shown below.")
 else:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bnapp.analyses import association, importance, sensitivity
+from bnapp.analyses import association, layer_tables, sensitivity
 from bnapp.analyses.association import ASSOCIATION_METRICS
 from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import Layer
 from bnapp.intake.units import target_unit
 from bnapp.jobs import cache, page_analyses
-from bnapp.report import charts, views
+from bnapp.report import charts, page_tables
 from bnapp.ui import state, widgets
 
 MODE_WORDS = {"raw": "raw inputs", "zscore": "z-scored inputs"}
@@ -44,7 +44,7 @@ def zero_mean_note(entry: state.RunEntry, layer: Layer, mode: str) -> None:
         return
     both = pd.concat([ablation(entry, layer, m) for m in ("zero", "mean")])
     per_fold, _ = widgets.compute_call(entry, page_analyses.bn_parameters(layer))
-    note = views.zero_mean_note(both, per_fold, entry.run.spec, layer)
+    note = page_tables.zero_mean_note(both, per_fold, entry.run.spec, layer)
     if note:
         st.info(note)
 
@@ -56,8 +56,8 @@ def association_block(entry: state.RunEntry, layer: Layer, mode: str,
     st.caption("Pearson and Spearman over all points; Kendall τ compares the |γ| ranking with "
                "the error ranking inside each fold, averaged over folds. 95% intervals: "
                f"percentile bootstrap resampling whole folds ({SETTINGS.n_boot:,} resamples).")
-    widgets.table(views.association_table(assoc, mode), f"association_{stem}")
-    st.markdown(views.interpret_association(assoc, mode, sens["unit"].nunique(),
+    widgets.table(page_tables.association_table(assoc, mode), f"association_{stem}")
+    st.markdown(page_tables.interpret_association(assoc, mode, sens["unit"].nunique(),
                                             entry.run.spec.input_mode))
     zero_mean_note(entry, layer, mode)
     with st.expander("Per fold and unit: the errors behind the figure"):
@@ -66,9 +66,9 @@ def association_block(entry: state.RunEntry, layer: Layer, mode: str,
 
 def no_bn_note(spec, layer: Layer) -> bool:
     """Say so and return True where the layer has no BN, hence no γ."""
-    if views.has_bn(spec, layer):
+    if page_tables.has_bn(spec, layer):
         return False
-    st.info(f"{views.layer_title(spec, layer)}: this network has no batch normalization "
+    st.info(f"{page_tables.layer_title(spec, layer)}: this network has no batch normalization "
             "here, so there is no γ to plot against the error. (The study's z-score "
             "comparison, its figure 4, kept the input BN and fed it z-scored inputs.)")
     return True
@@ -93,7 +93,7 @@ def comparison_panel(pair: dict[str, state.RunEntry], layer: Layer, mode: str,
         return
     per_mode = {input_mode: run_tables(shown, layer, mode, metric)
                  for input_mode, shown in pair.items()}
-    both = importance.side_by_side(per_mode, ("sensitivity", "fit_lines"))
+    both = layer_tables.side_by_side(per_mode, ("sensitivity", "fit_lines"))
     stem = f"{layer.stem}_{mode}_{metric}"
     widgets.figure(charts.input_mode_scatter(both["sensitivity"], both["fit_lines"], metric, mode,
                                              target=pair["raw"].run.target),
@@ -109,7 +109,7 @@ def comparison_panel(pair: dict[str, state.RunEntry], layer: Layer, mode: str,
 
 def offer_other_mode(entry: state.RunEntry) -> None:
     """A button that trains this run's network on the other input mode, same data and protocol."""
-    other = views.other_mode_spec(entry.run.spec)
+    other = page_tables.other_mode_spec(entry.run.spec)
     words = MODE_WORDS[other.input_mode]
     st.info(f"To see raw and z-scored inputs side by side (the study's figures 3 and 4), train "
             f"this same network on {words} with this run's protocol; it appears here beside "
@@ -161,20 +161,20 @@ metric = c_metric.selectbox(
          f"network, in ({unit})². RMSE: root mean squared error with the unit off, in {unit}.")
 
 others = {key: e.run for key, e in state.runs().items() if key != entry.key}
-match = views.comparison_key(entry.run, others)
+match = page_tables.comparison_key(entry.run, others)
 pair = problem = None
 if match is not None:
     by_mode = {e.run.spec.input_mode: e for e in (entry, state.runs()[match])}
     pair = {input_mode: by_mode[input_mode] for input_mode in MODE_WORDS}  # raw first
-    problem = importance.comparison_problem(pair["raw"].run, pair["zscore"].run)
+    problem = layer_tables.comparison_problem(pair["raw"].run, pair["zscore"].run)
 if pair is not None and problem is None:
     comparison_panel(pair, layer, mode, metric)
 else:
     run_panel(entry, layer, mode, metric)
     if problem is not None:
-        st.info(f"The run on {MODE_WORDS[views.other_mode(spec)]} in this session is not shown "
+        st.info(f"The run on {MODE_WORDS[page_tables.other_mode(spec)]} in this session is not shown "
                 f"beside this one: {problem}.")
-    if views.has_bn(spec, layer):
+    if page_tables.has_bn(spec, layer):
         offer_other_mode(entry)
 
 if spec.hidden_bn:

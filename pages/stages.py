@@ -7,7 +7,7 @@ import streamlit as st
 
 from bnapp.analyses import stages
 from bnapp.engine.results import Layer
-from bnapp.report import charts, views
+from bnapp.report import charts, page_tables
 from bnapp.ui import widgets
 
 STAGE_TEXT = {
@@ -62,11 +62,11 @@ if how == "single":
                              help="The fold whose test rows are shown. Folds are numbered from 0; with repeated "
                                   "cross-validation each repeat's folds follow the previous repeat's.")
 
-title = views.layer_title(spec, layer)
-if not views.has_bn(spec, layer):
+title = page_tables.layer_title(spec, layer)
+if not page_tables.has_bn(spec, layer):
     st.warning(f"{title}: this layer has no batch normalization, so only the raw and "
                "z-scored stages exist; the BN stages are left out.")
-view, per_fold = views.stage_view(quantiles, chosen)
+view, per_fold = page_tables.stage_view(quantiles, chosen)
 stem = f"{layer.stem}_{how if how != 'single' else f'fold{chosen}'}"
 widgets.figure(charts.stage_boxplot(view, title, per_fold=per_fold, layer=layer.kind),
                f"stages_{stem}")

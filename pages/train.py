@@ -31,8 +31,8 @@ INPUT_MODE_LABELS = {"raw": "raw values (in their own units)",
                      "zscore": "z-scores (training rows' mean and SD)"}
 KIND_LABELS = {"kfold": "k-fold cross-validation", "repeated": "repeated k-fold",
                "study": "the study's random 80/20 splits",
-               "group-kfold": "grouped k-fold (patients or units kept together)",
-               "leave-one-group-out": "leave one group (unit) out"}
+               "group-kfold": "grouped k-fold (patients or centres kept together)",
+               "leave-one-group-out": "leave one group (centre) out"}
 STUDY_VAL_PERCENT = round(100 * Protocol.study().val_fraction)
 BN_UPDATES = {"keras3": "Keras 3 (default)", "keras2": "Keras 2 (float32 decay)"}
 DEFAULT_PATIENCE = 20

@@ -20,7 +20,7 @@ LOWESS_FRAC = 0.6  # the study's figures
 LINE_POINTS = 20
 ASSOCIATION_METRICS = ("bias", "delta_mse", "rmse")  # the study's bias, and two better-posed ones
 # columns whose values are never pooled, where sens has them: the runs of both input modes
-# stacked (bnapp.analyses.importance), and the hidden layers of a deep network
+# stacked (bnapp.analyses.layer_tables), and the hidden layers of a deep network
 SPLIT_COLUMNS = ("input_mode", "layer", "hidden_layer", "mode")
 
 

@@ -18,7 +18,7 @@ from scipy import stats
 
 from bnapp.analyses import explain
 from bnapp.analyses.association import fold_mean_ci
-from bnapp.analyses.importance import layer_rows, tag_layer
+from bnapp.analyses.layer_tables import layer_rows, tag_layer
 from bnapp.analyses.sensitivity import ABLATIONS, sensitivity
 from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.results import INPUT, Layer, RunResult, network_layers

@@ -108,9 +108,9 @@ def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
     tables = run_report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
                                    interval=args.interval)
     if groups is not None:
-        from bnapp.analyses.groups import gamma_rank_agreement, unit_comparison
+        from bnapp.analyses.groups import gamma_rank_agreement, held_out_comparison
 
-        tables["groups"] = unit_comparison(run, groups)
+        tables["groups"] = held_out_comparison(run, groups)
         tables["groups_gamma_rank"] = gamma_rank_agreement(run, groups)
     _write(out, tables, run_report.run_figures(run, tables))
     card = model_card.model_card(run, tables, data_name=args.data.name,
@@ -122,7 +122,7 @@ def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
 
 
 def cmd_analyze(args) -> int:
-    from bnapp.analyses.importance import parameter_tables, side_by_side
+    from bnapp.analyses.layer_tables import parameter_tables, side_by_side
     from bnapp.report import run_report
 
     if not 0 < args.interval < 1:

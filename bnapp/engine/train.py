@@ -201,7 +201,7 @@ def _padded(blocks: Sequence[np.ndarray], dtype=np.float64) -> tuple[np.ndarray,
 
 
 def build_datasets(X: np.ndarray, y: np.ndarray, splits: list[Split], protocol: Protocol,
-                   modes: Sequence[str]) -> tuple[kernel.DataSets, dict, list]:
+                   modes: Sequence[str]) -> tuple[kernel.SplitRows, dict, list]:
     """One kernel data set per (split, input mode): row indices into X and y, never copies.
 
     Returns the data sets, the index {(split position, mode): data set}, and each split's scaler.
@@ -220,7 +220,7 @@ def build_datasets(X: np.ndarray, y: np.ndarray, splits: list[Split], protocol: 
             scales.append(std if mode == "zscore" else np.ones_like(std))
     rows = {part: _padded([getattr(s, part) for s in splits], _ROW_DTYPE)
             for part in ("train", "val", "test")}
-    data = kernel.DataSets(
+    data = kernel.SplitRows(
         np.ascontiguousarray(X), np.ascontiguousarray(y), np.array(split_of, dtype=np.int64),
         np.array(shifts), np.array(scales), *rows["train"], *rows["val"], *rows["test"],
         np.array([model_rngs(protocol, s)[1] for s in splits], dtype=np.uint64),
@@ -249,7 +249,7 @@ def initial_stack(specs: Sequence[ArchSpec], splits: list[Split], index: dict, n
 _MODELS_PER_THREAD = 2
 
 
-def _run_stack(stack: kernel.Stack, data: kernel.DataSets, protocol: Protocol,
+def _run_stack(stack: kernel.Stack, data: kernel.SplitRows, protocol: Protocol,
                progress: Progress | None, cancel: Cancel | None) -> None:
     """Train in epoch chunks (so progress and cancel get a say), on all cores."""
     from joblib import cpu_count
@@ -267,7 +267,7 @@ def _run_stack(stack: kernel.Stack, data: kernel.DataSets, protocol: Protocol,
             progress(stop / protocol.epochs, f"epoch {stop}/{protocol.epochs}")
 
 
-def _fanned_out(stack: kernel.Stack, data: kernel.DataSets, n_splits: int, protocol: Protocol,
+def _fanned_out(stack: kernel.Stack, data: kernel.SplitRows, n_splits: int, protocol: Protocol,
                 progress: Progress | None, cancel: Cancel | None) -> None:
     """Train each split's models (every spec's) as a task of joblib.Parallel: on threads here,
     or on the workers of an enclosing parallel_config (a Dask cluster, which gets x and y once

@@ -21,14 +21,21 @@ import pandas as pd
 
 from bnapp import __version__
 from bnapp.analyses import agreement, baselines, concordance, explain, stages
-from bnapp.analyses.importance import importance_tables, layer_rows, parameter_tables, tag_layer
+from bnapp.analyses.layer_tables import importance_tables, layer_rows, parameter_tables, tag_layer
 from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult, network_layers
 from bnapp.intake.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
 from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
-from bnapp.report import agreement_charts, charts, export, importance_charts, model_card, views
+from bnapp.report import (
+    agreement_charts,
+    charts,
+    export,
+    importance_charts,
+    model_card,
+    page_tables,
+)
 
 CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to
 # The tables the HTML report shows in full (the ZIP holds all of them): file stem -> heading.
@@ -106,10 +113,10 @@ def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, al
     for layer in network_layers(run.spec):
         per_fold = layer_rows(tables["bn_parameters_per_fold"], layer)
         figures[f"parameters_{layer.stem}"] = charts.parameter_chart(
-            per_fold.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer))
+            per_fold.drop(columns=["layer", "hidden_layer"]), page_tables.layer_title(run.spec, layer))
         quantiles = layer_rows(tables["stage_quantiles"], layer)
         figures[f"stages_{layer.stem}"] = charts.stage_boxplot(
-            quantiles.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer),
+            quantiles.drop(columns=["layer", "hidden_layer"]), page_tables.layer_title(run.spec, layer),
             layer=layer.kind)
     figures |= gamma_figures(tables["sensitivity"], tables["fit_lines"], run.spec, run.target)
     if len(tables["loss_curves"]):
@@ -143,7 +150,7 @@ def importance_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[
     layer has a BN, the concordance heatmap; ICE/PDP of the inputs."""
     figures = {}
     for layer in network_layers(run.spec):
-        title = views.layer_title(run.spec, layer)
+        title = page_tables.layer_title(run.spec, layer)
         conc = layer_rows(tables["concordance"], layer)
         if len(conc):
             figures[f"concordance_{layer.stem}"] = importance_charts.concordance_heatmap(

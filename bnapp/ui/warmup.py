@@ -33,7 +33,7 @@ MODULES = (
     "statsmodels.regression.linear_model",
     "statsmodels.nonparametric.smoothers_lowess",
     "bnapp.analyses.predict",
-    "bnapp.analyses.importance",
+    "bnapp.analyses.layer_tables",
     "bnapp.report.run_report",
     "openpyxl",
 )

@@ -23,7 +23,7 @@ from bnapp.jobs import cache
 from bnapp.jobs.errors import user_message
 from bnapp.jobs.page_analyses import Call
 from bnapp.jobs.scheduler import Job
-from bnapp.report import views
+from bnapp.report import page_tables
 from bnapp.report.export import chart_png, chart_svg, safe_filename, table_csv, table_xlsx
 from bnapp.ui import state
 
@@ -145,7 +145,7 @@ def layer_picker(spec: ArchSpec, *, key: str, container=st,
                              "hidden layer's nodes.") -> Layer:
     """Radio of the run's BN-able layers: the input, then each hidden layer."""
     return container.radio("Layer", network_layers(spec), key=key, help=help,
-                           format_func=lambda c: views.layer_title(spec, c))
+                           format_func=lambda c: page_tables.layer_title(spec, c))
 
 
 # ------------------------------------------------------------------------------- sidebar

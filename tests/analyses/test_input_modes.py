@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bnapp.analyses.association import association, fit_lines
-from bnapp.analyses.importance import compare_input_modes, comparison_problem, layer_rows
+from bnapp.analyses.layer_tables import compare_input_modes, comparison_problem, layer_rows
 from bnapp.analyses.sensitivity import sensitivity
 from bnapp.analyses.stages import bn_parameters
 from bnapp.cli import main

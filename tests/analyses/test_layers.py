@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bnapp.analyses.association import association
-from bnapp.analyses.importance import layer_rows, tag_layer
+from bnapp.analyses.layer_tables import layer_rows, tag_layer
 from bnapp.analyses.sensitivity import sensitivity
 from bnapp.analyses.stages import stage_summary
 from bnapp.engine.model import ArchSpec

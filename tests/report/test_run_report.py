@@ -35,7 +35,7 @@ from bnapp.engine.results import INPUT, Layer
 from bnapp.intake import data
 from bnapp.jobs import cache
 from bnapp.jobs.cached import cached_train
-from bnapp.report import run_report, views
+from bnapp.report import page_tables, run_report
 from tests.apptest import demo_run
 
 pytestmark = pytest.mark.slow  # a module fixture trains and exports a run
@@ -286,8 +286,8 @@ def test_every_bn_layer_has_its_parameter_figure_named_by_its_layer(demo):
     spec = entry.run.spec
     titles = {stem: figures[f"parameters_{stem}"].to_dict()["title"]["text"]
               for stem in ("input", "hidden1")}
-    assert titles["input"].startswith(views.layer_title(spec, INPUT))
-    assert titles["hidden1"].startswith(views.layer_title(spec, Layer.hidden(0)))
+    assert titles["input"].startswith(page_tables.layer_title(spec, INPUT))
+    assert titles["hidden1"].startswith(page_tables.layer_title(spec, Layer.hidden(0)))
     assert titles["input"] != titles["hidden1"]
     assert f"parameters_hidden{len(spec.hidden) + 1}" not in figures
 

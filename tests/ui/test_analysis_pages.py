@@ -10,13 +10,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from bnapp.analyses import importance
+from bnapp.analyses import layer_tables
 from bnapp.engine.results import INPUT, Layer
 from bnapp.intake import data
 from bnapp.jobs import cache as result_cache
 from bnapp.jobs.cached import cached_train
 from bnapp.jobs.scheduler import job_manager
-from bnapp.report import views
+from bnapp.report import page_tables
 from bnapp.ui.state import RunEntry, run_label
 from tests.apptest import SMALL, app_at, demo_run, texts
 
@@ -27,7 +27,7 @@ STAGES, PARAMETERS, SENSITIVITY = ("pages/stages.py", "pages/parameters.py",
 @cache
 def zscore_bn_run() -> RunEntry:
     """The study's figure-4 network: the end-to-end one (input BN kept) fed z-scored inputs."""
-    spec = views.other_mode_spec(demo_run().run.spec)
+    spec = page_tables.other_mode_spec(demo_run().run.spec)
     ds, cols = data.demo_dataset(), list(data.STUDY_INPUTS)
     run = cached_train(ds.X(cols), ds.y(), spec, SMALL, features=cols, target=data.STUDY_TARGET,
                        data_key=ds.fingerprint(), row_ids=ds.row_numbers, data_name=ds.name)
@@ -144,7 +144,7 @@ def test_parameters_of_a_network_without_bn_say_so():
     at = app_at(PARAMETERS, runs=(demo_run("zscore"),))
     assert not at.exception
     assert "no batch normalization" in at.info[0].value
-    assert (table(at, 0)["γ (scale)"] == views.MISSING).all()
+    assert (table(at, 0)["γ (scale)"] == page_tables.MISSING).all()
 
 
 # ------------------------------------------------------------------------------- Sensitivity
@@ -184,7 +184,7 @@ def test_raw_and_zscore_runs_are_shown_side_by_side():
     assert len([df for df in at.dataframe if "statistic" in df.value.columns]) == 2
     assert not at.button  # the matching run is there: nothing to offer
     # the figure holds each run's own numbers, as the library compares them
-    expected = importance.compare_input_modes(raw.run, zscored.run, [INPUT],
+    expected = layer_tables.compare_input_modes(raw.run, zscored.run, [INPUT],
                                               ablations=("zero",), n_permutations=10, n_boot=10)
     points = chart_data(side[0]).dropna(subset=["abs_gamma"])
     np.testing.assert_allclose(np.sort(points["abs_gamma"]),
@@ -203,9 +203,9 @@ def test_without_a_matching_zscore_run_the_page_trains_one_and_then_shows_both()
     at.button(key="sens-train-other").click().run()
     assert not at.exception
     job = job_manager().get(at.session_state["job_ids"][-1])
-    assert job.label == views.other_mode_spec(raw.run.spec).label
+    assert job.label == page_tables.other_mode_spec(raw.run.spec).label
     run = job.result(timeout=300)
-    assert run.spec == views.other_mode_spec(raw.run.spec)
+    assert run.spec == page_tables.other_mode_spec(raw.run.spec)
     at.session_state["runs"] = {**at.session_state["runs"],
                                 job.key: RunEntry(job.key, "z", run, raw.data_name)}
     at.session_state["active_run"] = raw.key

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bnapp.analyses import concordance, explain
-from bnapp.analyses.importance import layer_rows
+from bnapp.analyses.layer_tables import layer_rows
 from bnapp.engine.results import INPUT, Layer
 from tests.apptest import app_at, demo_run, texts
 
