@@ -172,7 +172,8 @@ if pair is not None and problem is None:
 else:
     run_panel(entry, layer, mode, metric)
     if problem is not None:
-        st.info(f"The run on {MODE_WORDS[page_tables.other_mode(spec)]} in this session is not shown "
+        other = MODE_WORDS[page_tables.other_mode(spec)]
+        st.info(f"The run on {other} in this session is not shown "
                 f"beside this one: {problem}.")
     if page_tables.has_bn(spec, layer):
         offer_other_mode(entry)

@@ -71,7 +71,8 @@ stem = f"{layer.stem}_{how if how != 'single' else f'fold{chosen}'}"
 widgets.figure(charts.stage_boxplot(view, title, per_fold=per_fold, layer=layer.kind),
                f"stages_{stem}")
 shown = [s for s in stages.STAGES if s in set(view["stage"].astype(str))]
-st.markdown("\n".join(f"- **{charts.STAGE_TITLES[s]}**: {STAGE_TEXT[layer.kind][s]}" for s in shown))
+st.markdown("\n".join(f"- **{charts.STAGE_TITLES[s]}**: {STAGE_TEXT[layer.kind][s]}"
+                      for s in shown))
 with st.expander("The numbers behind the boxes"):
     st.caption("One row per fold, unit and stage (fold −1: all folds pooled); n test values, "
                "quartiles, whisker ends and extremes.")

@@ -263,7 +263,8 @@ def test_analysis_settings_are_not_written_as_literals(path):
 def test_an_import_cycle_is_caught_lazy_imports_included():
     sources = {"bnapp.jobs.a": "from bnapp.jobs import b\n",
                "bnapp.jobs.b": "def f():\n    from bnapp.jobs.c import g\n",
-               "bnapp.jobs.c": "import bnapp.jobs.a\n", "bnapp.jobs.d": "from bnapp.jobs import a\n"}
+               "bnapp.jobs.c": "import bnapp.jobs.a\n",
+               "bnapp.jobs.d": "from bnapp.jobs import a\n"}
     assert import_cycles(sources) == [["bnapp.jobs.a", "bnapp.jobs.b", "bnapp.jobs.c"]]
     del sources["bnapp.jobs.c"]
     assert import_cycles(sources) == []

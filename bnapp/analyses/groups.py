@@ -1,5 +1,5 @@
-"""Validation across groups (patients, dialysis centres): per held-out group, the network against the formulas, and whether
-the inputs' |γ| ranking learnt without that group is the same as without another."""
+"""Validation across groups (patients, dialysis centres): per held-out group, the network
+against the formulas, and whether the inputs' |γ| ranking learnt without that group is the same as without another."""
 
 from __future__ import annotations
 

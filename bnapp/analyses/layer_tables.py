@@ -110,7 +110,8 @@ def side_by_side(tables: Mapping[str, Mapping[str, pd.DataFrame]],
 
 
 def compare_input_modes(raw: RunResult, zscore: RunResult,
-                        layers: Sequence[Layer] | None = None, *, ablations: Iterable[str] = ABLATIONS,
+                        layers: Sequence[Layer] | None = None, *,
+                        ablations: Iterable[str] = ABLATIONS,
                         metrics: Iterable[str] = ASSOCIATION_METRICS,
                         n_permutations: int = SETTINGS.n_permutations,
                         n_boot: int = SETTINGS.n_boot,

@@ -72,7 +72,8 @@ def cache_dir() -> Path:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.chmod(0o700)  # mkdir's mode is filtered by the umask
         except OSError as exc:
-            warn(f"cache directory {path} cannot be created ({exc.strerror or exc}); results are not cached")
+            warn(f"cache directory {path} cannot be created ({exc.strerror or exc}); results "
+                 "are not cached")
     return path
 
 
@@ -355,8 +356,8 @@ def save(kind: Kind, key: str, value, *, run_key: str | None = None, label: str 
          data_name: str = "", protocol=None) -> bool:
     """Store a run, a grid or (with run_key) an analysis of the run cached under run_key, with
     what describes it in the sidecar (a grid's protocol: the one it was trained under, the
-    default None). A run stored anew (e.g. after a corrupted one) starts without analyses; an analysis
-    of a run not cached is skipped (False): a run deleted while a tab still shows it is not
+    default None). A run stored anew (e.g. after a corrupted one) starts without analyses; an
+    analysis of a run not cached is skipped (False): a run deleted while a tab still shows it is not
     written back piece by piece."""
     if kind == "run":
         _drop_analyses(key)

@@ -216,7 +216,8 @@ class JobManager:
         p = cache.protocol_dict(protocol)
         n_models = p.get("folds", 1) * (p.get("repeats", 1) if p.get("kind") == "repeated" else 1)
         epochs = int(p.get("epochs", 0) * n_models)
-        return self.submit("train", key, cached.cached_train, X, y, spec, protocol, features=features,
+        return self.submit("train", key, cached.cached_train, X, y, spec, protocol,
+                           features=features,
                            target=target, data_key=data_key, row_ids=row_ids, groups=groups,
                            data_name=data_name, in_worker=True, label=spec.label,
                            epochs_total=epochs or None)
@@ -224,7 +225,8 @@ class JobManager:
     def submit_grid(self, X, y, protocol, specs=None, *, features, target, data_key: str,
                     groups=None, data_name: str = "") -> Job:
         key = cache.grid_key(data_key, protocol, specs, features, target)
-        return self.submit("grid", key, cached.cached_grid, X, y, protocol, specs, features=features,
+        return self.submit("grid", key, cached.cached_grid, X, y, protocol, specs,
+                           features=features,
                            target=target, data_key=data_key, groups=groups, data_name=data_name,
                            label=f"grid ({'study' if specs is None else len(specs)} configurations)")
 

@@ -113,10 +113,12 @@ def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, al
     for layer in network_layers(run.spec):
         per_fold = layer_rows(tables["bn_parameters_per_fold"], layer)
         figures[f"parameters_{layer.stem}"] = charts.parameter_chart(
-            per_fold.drop(columns=["layer", "hidden_layer"]), page_tables.layer_title(run.spec, layer))
+            per_fold.drop(columns=["layer", "hidden_layer"]),
+            page_tables.layer_title(run.spec, layer))
         quantiles = layer_rows(tables["stage_quantiles"], layer)
         figures[f"stages_{layer.stem}"] = charts.stage_boxplot(
-            quantiles.drop(columns=["layer", "hidden_layer"]), page_tables.layer_title(run.spec, layer),
+            quantiles.drop(columns=["layer", "hidden_layer"]),
+            page_tables.layer_title(run.spec, layer),
             layer=layer.kind)
     figures |= gamma_figures(tables["sensitivity"], tables["fit_lines"], run.spec, run.target)
     if len(tables["loss_curves"]):

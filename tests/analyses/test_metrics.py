@@ -162,7 +162,8 @@ def test_zscore_zero_ablation_is_the_training_mean():
 
 def test_hidden_zero_and_mean_modes_by_hand():
     run = make_run(ArchSpec(hidden=(4,)), folds=2)
-    sens = sensitivity(run, Layer.hidden(0), ablations=("zero", "mean")).set_index(["fold", "unit", "mode"])
+    sens = sensitivity(run, Layer.hidden(0), ablations=("zero", "mean")).set_index(
+        ["fold", "unit", "mode"])
     fold = run.folds[0]
     x, truth = run.X[fold.test_rows], run.y[fold.test_rows]
     bn = fold.weights.hidden_bn[0]

@@ -44,7 +44,8 @@ def data():
 
 
 def _train(X, y, spec=None, protocol=None, **kw):
-    return cached.cached_train(X, y, spec or ArchSpec(), protocol or FakeProtocol(), features=FEATURES,
+    return cached.cached_train(X, y, spec or ArchSpec(), protocol or FakeProtocol(),
+                               features=FEATURES,
                              target="Ueq", data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"), **kw)
 
 
@@ -134,7 +135,8 @@ def test_one_cell_change_in_the_data_recomputes(fake_engine, data):
 def test_a_key_that_lies_about_its_data_is_not_trusted(fake_engine, data):
     X, y = data
     key = cache.array_fingerprint(X, y, FEATURES, "Ueq")
-    cached.cached_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES, target="Ueq", data_key=key)
+    cached.cached_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES, target="Ueq",
+                        data_key=key)
     with pytest.warns(cache.CacheWarning, match="other data"):
         run = cached.cached_train(X + 1, y, ArchSpec(), FakeProtocol(), features=FEATURES,
                                 target="Ueq", data_key=key)

@@ -121,7 +121,8 @@ def test_a_runs_folds_spread_over_the_workers_with_the_data_sent_once_to_each(
     kw = dict(features=FEATURES, target="Ueq", data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"))
     with get_task_stream(client) as stream:
         if as_job:
-            remote = scheduler.job_manager().submit_train(X, y, ArchSpec(), protocol, **kw).result(300)
+            job = scheduler.job_manager().submit_train(X, y, ArchSpec(), protocol, **kw)
+            remote = job.result(300)
         else:
             remote = cached.cached_train(X, y, ArchSpec(), protocol, **kw)
     assert same_run(remote, local), "the cluster's run is the local one, bit for bit"

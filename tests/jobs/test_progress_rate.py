@@ -40,7 +40,8 @@ def test_the_rate_leaves_out_the_start_and_the_time_left_counts_from_the_last_re
 
 def test_no_rate_without_epochs_or_without_progress_between_reports(clock):
     release = threading.Event()
-    job = held_job(scheduler.JobManager(), release, epochs_total=None)  # e.g. a grid: progress in network shapes
+    # e.g. a grid: progress in network shapes
+    job = held_job(scheduler.JobManager(), release, epochs_total=None)
     for t in (1.0, 2.0):
         clock[0] = t
         job.report(0.5)

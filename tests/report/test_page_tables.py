@@ -1,4 +1,5 @@
-"""Display tables and texts of the analysis pages (bnapp.report.page_tables), against independent references."""
+"""Display tables and texts of the analysis pages (bnapp.report.page_tables), against
+independent references."""
 
 from __future__ import annotations
 
@@ -114,7 +115,8 @@ def test_comparison_is_the_other_input_mode_on_the_same_data():
     assert page_tables.comparison_key(raw, {"a": other_net_z, "b": same_net_z}) == "b"
     assert page_tables.comparison_key(raw, {"b": same_net_z, "a": other_net_z}) == "b"
     assert page_tables.comparison_key(raw, {"a": other_net_z}) == "a"
-    assert page_tables.comparison_key(raw, {"d": other_data, "c": other_cols, "r": raw_again}) is None
+    candidates = {"d": other_data, "c": other_cols, "r": raw_again}
+    assert page_tables.comparison_key(raw, candidates) is None
     assert page_tables.comparison_key(same_net_z, {"x": raw}) == "x"
 
 
