@@ -19,7 +19,8 @@ st.title("Importance: is |γ| importance under every definition?")
 st.markdown(
     "The study measured an input's importance one way, the error when it is set to 0. Model "
     "explanation offers several others: **Shapley values** (each input's fair share of every "
-    "prediction, against 100 training rows of the fold), **integrated gradients** (the gradient "
+    f"prediction, against {SETTINGS.n_background} training rows of the fold), **integrated "
+    "gradients** (the gradient "
     "summed along a straight path from the training mean to the session), **gradient × input**, "
     "and the error when the input is set to 0, held at its mean or permuted. Here, fold by fold, "
     "|γ| is ranked against each: does the input with the larger |γ| matter more?")
