@@ -171,10 +171,10 @@ def export_bundle(run: RunResult, *, run_key: str, data_name: str, dataset, opti
     step(0.0, "computing the analyses")
     tables = cache.cached_analysis(run_key, run_report.run_tables, run, **options)
     step(0.1, "drawing the figures")  # the analyses are the quick part; drawing takes the rest
-    return run_report.build_export(run, tables, run_report.run_figures(run, tables), run_key=run_key,
-                               data_name=data_name,
-                               dataset=dataset if cache.trained_on(run_key, run, dataset) else None,
-                               options=options,
-                               progress=lambda f, message: step(0.1 + 0.9 * f, message))
+    own_data = dataset if cache.trained_on(run_key, run, dataset) else None
+    return run_report.build_export(run, tables, run_report.run_figures(run, tables),
+                                   run_key=run_key, data_name=data_name, dataset=own_data,
+                                   options=options,
+                                   progress=lambda f, message: step(0.1 + 0.9 * f, message))
 
 
