@@ -27,6 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bnapp.analyses.settings import SETTINGS
 from bnapp.cli import build_parser
 from bnapp.cli.options import protocol_from_args, spec_from_args
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
@@ -176,7 +177,7 @@ def test_settings_parse_back_to_the_run(demo):
     assert settings_["target"] == data.STUDY_TARGET
     assert settings_["data"]["fingerprint"] == data.demo_dataset().fingerprint()
     assert settings_["parameters"] == {"trainable": 65, "non_trainable": 22, "total": 87}
-    assert settings_["analysis"] == {**OPTIONS, "seed": entry.run.protocol["seed"]}
+    assert settings_["analysis"] == {**OPTIONS, "seed": SETTINGS.seed}  # not the training seed
     assert settings_["run_key"] == entry.key
     assert re.fullmatch(r"\d+\.\d+\.\d+", settings_["bnapp_version"])
 
