@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bnapp.engine.model import ArchSpec  # noqa: E402
-from bnapp.engine.train import Protocol, train_run  # noqa: E402
+from bnapp.engine.protocols import Protocol  # noqa: E402
+from bnapp.engine.train import train_run  # noqa: E402
 from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET  # noqa: E402
 from bnapp.intake.simulator import simulate_cohort  # noqa: E402
 from bnapp.report import run_report  # noqa: E402

@@ -21,7 +21,8 @@ sys.path.insert(0, str(REPO))
 
 from bnapp.analyses import explain  # noqa: E402
 from bnapp.engine.model import ArchSpec  # noqa: E402
-from bnapp.engine.train import Protocol, train_run  # noqa: E402
+from bnapp.engine.protocols import Protocol  # noqa: E402
+from bnapp.engine.train import train_run  # noqa: E402
 from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET, load_dataset  # noqa: E402
 from bnapp.intake.simulator import simulate_cohort  # noqa: E402
 

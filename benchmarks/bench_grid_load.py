@@ -29,10 +29,10 @@ def one_grid(folds: int, epochs: int) -> float:
     """Seconds from submitting the grid to its job's end, in a fresh process and cache."""
     code = f"""
 import time
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import Protocol
 from bnapp.intake import data
 from bnapp.intake.units import STUDY_INPUTS, STUDY_TARGET
-from bnapp.jobs.runner import job_manager
+from bnapp.jobs.scheduler import job_manager
 ds = data.demo_dataset()
 start = time.perf_counter()
 job = job_manager().submit_grid(ds.X(STUDY_INPUTS), ds.y(STUDY_TARGET),

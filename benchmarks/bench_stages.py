@@ -20,7 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bnapp.analyses.stages import bn_stages, stage_quantiles, stage_summary  # noqa: E402
 from bnapp.engine.model import ArchSpec  # noqa: E402
-from bnapp.engine.train import Protocol, train_run  # noqa: E402
+from bnapp.engine.protocols import Protocol  # noqa: E402
+from bnapp.engine.results import network_layers  # noqa: E402
+from bnapp.engine.train import train_run  # noqa: E402
 from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET  # noqa: E402
 from bnapp.intake.simulator import simulate_cohort  # noqa: E402
 
@@ -38,13 +40,13 @@ def bench(n: int) -> None:
         ArchSpec.study_e2e(), Protocol(folds=10, epochs=1, batch_size=4096),
         features=STUDY_INPUTS))
     print(f"n = {n:,} rows (10 folds, training 1 epoch took {trained:.1f} s)")
-    for layer in ("input", "hidden"):
+    for layer in network_layers(run.spec):
         stages, t_frame = timed(bn_stages, run, layer)
         slow, t_boxes = timed(stage_quantiles, stages)
         del stages
         fast, t_fast = timed(stage_summary, run, layer)
         pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-12, atol=1e-12)
-        print(f"  {layer:6s}: long frame {t_frame + t_boxes:6.2f} s (bn_stages {t_frame:.2f} s "
+        print(f"  {layer.stem:7s}: long frame {t_frame + t_boxes:6.2f} s (bn_stages {t_frame:.2f} s "
               f"+ stage_quantiles {t_boxes:.2f} s); stage_summary {t_fast:5.2f} s "
               f"({(t_frame + t_boxes) / t_fast:.0f}x faster, {len(fast)} boxes, same numbers)")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bnapp.analyses import agreement, conformal
+from bnapp.analyses import conformal
 from bnapp.intake.units import target_unit
+from bnapp.jobs import page_analyses
 from bnapp.report import agreement_charts
 from bnapp.report.style import METHOD_LABELS
 from bnapp.ui import widgets
@@ -67,8 +68,8 @@ ci_method = right.selectbox("CI of the limits of agreement", list(CI_METHODS),
                             help="Carkeet's exact intervals are right for small samples; Bland "
                                  "and Altman's approximation is the classic one")
 
-points = widgets.compute(entry, agreement.agreement_points)
-table = widgets.compute(entry, agreement.agreement, ci_method=ci_method)
+points = widgets.compute_call(entry, page_analyses.agreement_points())
+table = widgets.compute_call(entry, page_analyses.agreement(ci_method))
 quantities = list(dict.fromkeys(points["quantity"]))
 if "eKtV" not in quantities:
     st.info("eKt/V needs a run that predicts Ueq from Upre, Upos, PP and UF; only the "
@@ -102,8 +103,8 @@ st.caption(f"Units: {widgets.escape_md(target_unit(run.target))} for "
            f"95 % ({CI_METHODS[ci_method]}).")
 
 st.subheader("Calibration")
-calibration = widgets.compute(entry, agreement.calibration)
-curves = widgets.compute(entry, agreement.run_calibration_curves)
+calibration = widgets.compute_call(entry, page_analyses.calibration())
+curves = widgets.compute_call(entry, page_analyses.calibration_curves())
 widgets.figure(agreement_charts.calibration_chart(points, curves, calibration, quantity),
                f"calibration_{quantity}", caption=(
                    "A slope below 1 means predictions spread wider than the measured values "
@@ -118,7 +119,7 @@ if box := widgets.details("Calibration lines: the numbers", key="agreement-calib
 
 st.subheader("Prediction intervals and their coverage")
 st.markdown(INTERVALS.format(level=level))
-coverage = widgets.compute(entry, conformal.held_out_coverage, level, normalized=normalized)
+coverage = widgets.compute_call(entry, page_analyses.coverage(level, normalized=normalized))
 widgets.figure(agreement_charts.coverage_chart(coverage, level), "interval_coverage")
 if box := widgets.details("Coverage per fold and pooled: the numbers",
                           key="agreement-coverage-table"):

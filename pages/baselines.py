@@ -5,12 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from bnapp.analyses.baselines import KINETIC_INPUTS
-from bnapp.analyses.groups import gamma_rank_agreement, unit_comparison
+from bnapp.analyses.groups import gamma_rank_agreement, held_out_comparison
 from bnapp.intake.data import STUDY_TARGET
 from bnapp.intake.groups import group_labels
 from bnapp.intake.units import target_unit
-from bnapp.jobs import cache
-from bnapp.report import network_charts, views
+from bnapp.jobs import cache, page_analyses
+from bnapp.report import network_charts, page_tables
 from bnapp.ui import state, widgets
 
 METRICS = {
@@ -45,7 +45,7 @@ elif not set(KINETIC_INPUTS) <= set(entry.run.features):
     st.info("The clinical formulas need Upre, Upos, PP and UF among the inputs; this run "
             "lacks some of them, so only the network and linear regression are compared.")
 
-table = widgets.compute(entry, "baselines")
+table = widgets.compute_call(entry, page_analyses.baselines())
 metric = st.selectbox(
     "Error measure", list(METRICS), format_func=lambda m: METRICS[m].format(unit=unit, target=entry.run.target), key="baselines-metric",
     help="RMSE and MAE say how far predictions typically are from the measured value; bias says "
@@ -59,8 +59,8 @@ widgets.table(table, "baselines", column_config={
     "mean_error": f"mean error, predicted − measured ({unit})", "r2": "R²"})
 
 st.subheader("Network against each baseline, fold by fold")
-paired = widgets.compute(entry, "paired_comparison")
-st.markdown(views.paired_reading(len(entry.run.folds)))
+paired = widgets.compute_call(entry, page_analyses.paired_comparison())
+st.markdown(page_tables.paired_reading(len(entry.run.folds)))
 widgets.table(paired, "paired_comparison", column_config={
     "baseline": "baseline", "n_folds": "folds", "network_rmse": f"network RMSE ({unit})",
     "baseline_rmse": f"baseline RMSE ({unit})", "difference": f"difference ({unit})",
@@ -78,7 +78,7 @@ if group_by:
                 f" on the Data page to see its results per {widgets.escape_md(group_by)}.")
     else:
         labels = tuple(str(v) for v in group_labels(ds, group_by))  # hashable for the memo
-        units = widgets.compute(entry, unit_comparison, labels)
+        units = widgets.compute(entry, held_out_comparison, labels)
         st.markdown(
             f"Every fold's test rows are whole {widgets.escape_md(group_by)} groups the network "
             "never saw: this is how it would do in a new unit or on new patients. A positive "

@@ -10,9 +10,10 @@ from functools import partial
 
 import streamlit as st
 
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine import export_model
 from bnapp.intake.units import unit_label
-from bnapp.jobs.runner import Job
+from bnapp.jobs.scheduler import Job
 from bnapp.report import run_report
 from bnapp.report.cells import table_csv
 from bnapp.ui import state, widgets
@@ -66,16 +67,16 @@ st.markdown(
 
 left, right = st.columns(2)
 n_permutations = left.number_input(
-    "Shuffles per input for the permutation ablation", min_value=1, max_value=500, value=10,
-    key="export-permutations",
+    "Shuffles per input for the permutation ablation", min_value=1, max_value=500,
+    value=SETTINGS.n_permutations, key="export-permutations",
     help="How often each input (or hidden node) is shuffled across the test rows to measure its "
          "importance; more shuffles give steadier errors and take longer")
 n_boot = right.number_input(
     "Bootstrap resamples for the confidence intervals", min_value=10, max_value=20000,
-    value=2000, step=100, key="export-boot",
-    help="Resamples behind the 95% intervals of the γ-versus-importance correlations; 2000 is "
-         "the usual choice for a paper")
-options = run_report.analysis_options(entry.run, n_permutations=n_permutations, n_boot=n_boot)
+    value=SETTINGS.n_boot, step=100, key="export-boot",
+    help="Resamples behind the 95% intervals of the γ-versus-importance correlations; the "
+         f"default, {SETTINGS.n_boot}, is what the pages show and the usual choice for a paper")
+options = run_report.analysis_options(n_permutations=n_permutations, n_boot=n_boot)
 job = state.export_job(entry, options)
 
 if st.button("Build the ZIP and the HTML report", type="primary", key="export-build",

@@ -7,8 +7,7 @@ import streamlit as st
 
 from bnapp.engine import grid
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
-from bnapp.engine.protocols import GROUP_KFOLD, grouped
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import GROUP_KFOLD, Protocol, grouped
 from bnapp.intake import units
 from bnapp.intake.data import DataError
 from bnapp.intake.groups import group_columns

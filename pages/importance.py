@@ -7,9 +7,10 @@ import functools
 import streamlit as st
 
 from bnapp.analyses import concordance, explain
-from bnapp.analyses.importance import layer_rows, layer_stem
-from bnapp.jobs.first_visit import N_BOOT, SEED
-from bnapp.report import importance_charts, style, views
+from bnapp.analyses.layer_tables import layer_rows
+from bnapp.analyses.settings import SETTINGS
+from bnapp.jobs import page_analyses
+from bnapp.report import importance_charts, page_tables, style
 from bnapp.ui import widgets
 
 entry = widgets.need_run()
@@ -18,7 +19,8 @@ st.title("Importance: is |γ| importance under every definition?")
 st.markdown(
     "The study measured an input's importance one way, the error when it is set to 0. Model "
     "explanation offers several others: **Shapley values** (each input's fair share of every "
-    "prediction, against 100 training rows of the fold), **integrated gradients** (the gradient "
+    f"prediction, against {SETTINGS.n_background} training rows of the fold), **integrated "
+    "gradients** (the gradient "
     "summed along a straight path from the training mean to the session), **gradient × input**, "
     "and the error when the input is set to 0, held at its mean or permuted. Here, fold by fold, "
     "|γ| is ranked against each: does the input with the larger |γ| matter more?")
@@ -28,22 +30,21 @@ layer = widgets.layer_picker(
     spec, key="imp-layer",
     help="Input BN: the patient variables. Hidden BN: the hidden nodes, each explained as an "
          "input of the rest of the network.")
-report = widgets.compute(entry, concordance.importance_report, layers=(layer,), n_boot=N_BOOT,
-                         seed=SEED)
-title = views.layer_title(spec, layer)
+report = widgets.compute_call(entry, page_analyses.importance(layer))
+title = page_tables.layer_title(spec, layer)
 if max(len(f.test_rows) for f in entry.run.folds) > concordance.MAX_ROWS:
     st.caption(f"Shapley values, integrated gradients and gradient × input are averaged over "
                f"{concordance.MAX_ROWS:,} test rows per fold, drawn at random (seeded); "
                "`python -m bnapp explain` explains every row.")
-if len(entry.run.unit_names(*layer)) > explain.EXACT_MAX_UNITS:
+if len(entry.run.unit_names(layer)) > explain.EXACT_MAX_UNITS:
     st.caption(f"This layer has more than {explain.EXACT_MAX_UNITS} units: its Shapley values are "
-               f"estimated from {explain.N_PERMUTATIONS} sampled orders of the units and their "
+               f"estimated from {SETTINGS.n_orders} sampled orders of the units and their "
                "reverses (exact up to 10 units), still adding up exactly to each prediction.")
-stem = layer_stem(layer)
+stem = layer.stem
 conc = layer_rows(report["concordance"], layer)
 importance = layer_rows(report["importance"], layer)
 
-if not views.has_bn(spec, layer):
+if not page_tables.has_bn(spec, layer):
     st.info(f"{title}: this network has no batch normalization here, so there is no γ to "
             "compare with; the importance of each unit is still shown below.")
 else:
@@ -65,9 +66,9 @@ if box := widgets.details("Per fold and unit: the importance behind the figures"
     with box:
         widgets.table(importance, f"importance_per_fold_{stem}")
 
-if layer[0] == "input":
+if layer.kind == "input":
     st.subheader("How the prediction moves with each input")
-    ice, pdp = widgets.compute(entry, explain.ice_pdp, seed=SEED)
+    ice, pdp = widgets.compute_call(entry, page_analyses.ice_pdp())
     ice_pdp = functools.partial(importance_charts.ice_pdp_chart, ice, pdp,
                                 target=entry.run.target)
     widgets.figure(ice_pdp(max_points=style.SCREEN_LINE_POINTS), "ice_pdp", export=ice_pdp)

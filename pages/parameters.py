@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bnapp.analyses import importance
-from bnapp.report import bn_charts, views
+from bnapp.jobs import page_analyses
+from bnapp.report import bn_charts, page_tables
 from bnapp.ui import widgets
 
 entry = widgets.need_run()
@@ -29,11 +29,11 @@ sample_sd = right.toggle(
     help="Off: the SD over folds dividing by the number of folds, as the study's table 2 "
          "printed. On: the sample SD, dividing by folds − 1 (a little larger).")
 
-per_fold, summary = widgets.compute(entry, "bn_parameters", layer[0], hidden_index=layer[1],
-                                    ddof=1 if sample_sd else 0)
-title = views.layer_title(spec, layer)
+per_fold, summary = widgets.compute_call(entry, page_analyses.bn_parameters(layer,
+                                                                         sample_sd=sample_sd))
+title = page_tables.layer_title(spec, layer)
 n_folds = per_fold["fold"].nunique()
-if not views.has_bn(spec, layer):
+if not page_tables.has_bn(spec, layer):
     st.info(f"{title}: this layer has no batch normalization, so it has no γ, β or moving "
             "statistics (shown as —); only the scaler's mean and SD over the training rows are "
             "given.")
@@ -41,12 +41,11 @@ if not views.has_bn(spec, layer):
 st.subheader("Mean ± SD over folds")
 st.caption(f"{n_folds} folds; {'sample' if sample_sd else 'population'} SD. Means and SDs in "
            "the variable's unit; γ and β are dimensionless.")
-widgets.table(views.parameter_table(summary, layer), f"bn_parameters_{importance.layer_stem(layer)}")
-widgets.figure(bn_charts.parameter_chart(per_fold, title),
-               f"bn_parameters_{importance.layer_stem(layer)}")
+widgets.table(page_tables.parameter_table(summary, layer), f"bn_parameters_{layer.stem}")
+widgets.figure(bn_charts.parameter_chart(per_fold, title), f"bn_parameters_{layer.stem}")
 
 st.subheader("Per fold")
-folds_table = views.per_fold_table(per_fold, layer)
-widgets.table(folds_table, f"bn_parameters_per_fold_{importance.layer_stem(layer)}",
+folds_table = page_tables.per_fold_table(per_fold, layer)
+widgets.table(folds_table, f"bn_parameters_per_fold_{layer.stem}",
               column_config={c: st.column_config.NumberColumn(format="%.4g")
                              for c in folds_table.columns[2:]})

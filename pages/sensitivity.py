@@ -5,87 +5,87 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bnapp.analyses import catalog, importance
+from bnapp.analyses import association, layer_tables, sensitivity
 from bnapp.analyses.association import ASSOCIATION_METRICS
-from bnapp.engine.train import Protocol
+from bnapp.analyses.settings import SETTINGS
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.results import Layer
 from bnapp.intake.units import target_unit
-from bnapp.jobs import cache
-from bnapp.jobs.first_visit import N_BOOT, N_PERMUTATIONS, SEED
-from bnapp.report import bn_charts, style, views
+from bnapp.jobs import cache, page_analyses
+from bnapp.report import bn_charts, page_tables, style
 from bnapp.ui import state, widgets
 
 MODE_WORDS = {"raw": "raw inputs", "zscore": "z-scored inputs"}
 
 
-def sensitivity(entry: state.RunEntry, layer: views.Layer, mode: str) -> pd.DataFrame:
-    """One ablation mode at a time: permutation costs N_PERMUTATIONS times the others, so it
+def ablation(entry: state.RunEntry, layer: Layer, mode: str) -> pd.DataFrame:
+    """One ablation mode at a time: permutation costs n_permutations times the others, so it
     runs only when asked for (then memoized like every mode)."""
-    return widgets.compute(entry, "sensitivity", layer[0], modes=(mode,),
-                           n_permutations=N_PERMUTATIONS, seed=SEED, hidden_index=layer[1])
+    return widgets.compute_call(entry, page_analyses.ablation(layer, mode))
 
 
 @st.cache_data(max_entries=128, show_spinner="Fitting lines and bootstrapping the correlations…")
-def _lines_and_association(run_key: str, layer: views.Layer, mode: str, metric: str,
+def _lines_and_association(run_key: str, layer: Layer, mode: str, metric: str,
                            _sens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return catalog.fit_lines(_sens, metric), catalog.association(_sens, metric, n_boot=N_BOOT)
+    return association.fit_lines(_sens, metric), association.association(_sens, metric)
 
 
-def run_tables(entry: state.RunEntry, layer: views.Layer, mode: str,
+def run_tables(entry: state.RunEntry, layer: Layer, mode: str,
                metric: str) -> dict[str, pd.DataFrame]:
     """One run's points, fitted lines and association, each computed (and cached) once."""
-    sens = sensitivity(entry, layer, mode)
+    sens = ablation(entry, layer, mode)
     lines, assoc = _lines_and_association(entry.key, layer, mode, metric, sens)
     return {"sensitivity": sens, "fit_lines": lines, "association": assoc}
 
 
-def zero_mean_note(entry: state.RunEntry, layer: views.Layer, mode: str) -> None:
+def zero_mean_note(entry: state.RunEntry, layer: Layer, mode: str) -> None:
     """Say so when turning the layer's units off by 0 and by their mean gives the same errors."""
     if mode not in ("zero", "mean"):
         return
-    both = pd.concat([sensitivity(entry, layer, m) for m in ("zero", "mean")])
-    per_fold, _ = widgets.compute(entry, "bn_parameters", layer[0], hidden_index=layer[1])
-    note = views.zero_mean_note(both, per_fold, entry.run.spec, layer)
+    both = pd.concat([ablation(entry, layer, m) for m in ("zero", "mean")])
+    per_fold, _ = widgets.compute_call(entry, page_analyses.bn_parameters(layer))
+    note = page_tables.zero_mean_note(both, per_fold, entry.run.spec, layer)
     if note:
         st.info(note)
 
 
-def association_block(entry: state.RunEntry, layer: views.Layer, mode: str,
+def association_block(entry: state.RunEntry, layer: Layer, mode: str,
                       sens: pd.DataFrame, assoc: pd.DataFrame, stem: str) -> None:
     """One run's correlation table, the reading of it, and the errors behind the figure."""
     st.markdown("**How strongly |γ| and the error go together**")
     st.caption("Pearson and Spearman over all points; Kendall τ compares the |γ| ranking with "
                "the error ranking inside each fold, averaged over folds. 95% intervals: "
-               f"percentile bootstrap resampling whole folds ({N_BOOT:,} resamples).")
-    widgets.table(views.association_table(assoc, mode), f"association_{stem}")
-    st.markdown(views.interpret_association(assoc, mode, sens["unit"].nunique(),
+               f"percentile bootstrap resampling whole folds ({SETTINGS.n_boot:,} resamples).")
+    widgets.table(page_tables.association_table(assoc, mode), f"association_{stem}")
+    st.markdown(page_tables.interpret_association(assoc, mode, sens["unit"].nunique(),
                                             entry.run.spec.input_mode))
     zero_mean_note(entry, layer, mode)
     with st.expander("Per fold and unit: the errors behind the figure"):
         widgets.table(sens, f"sensitivity_{stem}")
 
 
-def no_bn_note(spec, layer: views.Layer) -> bool:
+def no_bn_note(spec, layer: Layer) -> bool:
     """Say so and return True where the layer has no BN, hence no γ."""
-    if views.has_bn(spec, layer):
+    if page_tables.has_bn(spec, layer):
         return False
-    st.info(f"{views.layer_title(spec, layer)}: this network has no batch normalization "
+    st.info(f"{page_tables.layer_title(spec, layer)}: this network has no batch normalization "
             "here, so there is no γ to plot against the error. (The study's z-score "
             "comparison, its figure 4, kept the input BN and fed it z-scored inputs.)")
     return True
 
 
-def run_panel(entry: state.RunEntry, layer: views.Layer, mode: str, metric: str) -> None:
+def run_panel(entry: state.RunEntry, layer: Layer, mode: str, metric: str) -> None:
     """One run's scatter, correlation table and reading of it."""
     if no_bn_note(entry.run.spec, layer):
         return
-    stem = f"{importance.layer_stem(layer)}_{mode}_{metric}_{entry.run.spec.input_mode}"
+    stem = f"{layer.stem}_{mode}_{metric}_{entry.run.spec.input_mode}"
     tables = run_tables(entry, layer, mode, metric)
     widgets.figure(bn_charts.gamma_scatter(tables["sensitivity"], tables["fit_lines"], metric,
                                            mode, target=entry.run.target), f"gamma_vs_{stem}")
     association_block(entry, layer, mode, tables["sensitivity"], tables["association"], stem)
 
 
-def comparison_panel(pair: dict[str, state.RunEntry], layer: views.Layer, mode: str,
+def comparison_panel(pair: dict[str, state.RunEntry], layer: Layer, mode: str,
                      metric: str) -> None:
     """The same network on raw and on z-scored inputs: one figure on shared axes, then each
     run's statistics side by side."""
@@ -93,10 +93,10 @@ def comparison_panel(pair: dict[str, state.RunEntry], layer: views.Layer, mode: 
         return
     per_mode = {input_mode: run_tables(shown, layer, mode, metric)
                  for input_mode, shown in pair.items()}
-    both = importance.side_by_side(per_mode, ("sensitivity", "fit_lines"))
-    stem = f"{importance.layer_stem(layer)}_{mode}_{metric}"
-    widgets.figure(bn_charts.input_mode_scatter(both["sensitivity"], both["fit_lines"], metric,
-                                                mode, target=pair["raw"].run.target),
+    both = layer_tables.side_by_side(per_mode, ("sensitivity", "fit_lines"))
+    stem = f"{layer.stem}_{mode}_{metric}"
+    widgets.figure(bn_charts.input_mode_scatter(both["sensitivity"], both["fit_lines"], metric, mode,
+                                             target=pair["raw"].run.target),
                    f"gamma_vs_{stem}_by_input_mode")
     for column, (input_mode, shown) in zip(st.columns(2), pair.items(), strict=True):
         with column:
@@ -109,7 +109,7 @@ def comparison_panel(pair: dict[str, state.RunEntry], layer: views.Layer, mode: 
 
 def offer_other_mode(entry: state.RunEntry) -> None:
     """A button that trains this run's network on the other input mode, same data and protocol."""
-    other = views.other_mode_spec(entry.run.spec)
+    other = page_tables.other_mode_spec(entry.run.spec)
     words = MODE_WORDS[other.input_mode]
     st.info(f"To see raw and z-scored inputs side by side (the study's figures 3 and 4), train "
             f"this same network on {words} with this run's protocol; it appears here beside "
@@ -147,11 +147,11 @@ layer = widgets.layer_picker(
     help="Input BN: one patient variable turned off at a time (figures 3-4). Hidden BN: one "
          "hidden node turned off at a time (figure 5).")
 mode = c_mode.radio(
-    "How a unit is turned off", catalog.MODES,
-    format_func=lambda m: bn_charts.MODE_LABELS[(layer[0], m)], key="sens-mode",
+    "How a unit is turned off", sensitivity.ABLATIONS,
+    format_func=lambda m: bn_charts.MODE_LABELS[(layer.kind, m)], key="sens-mode",
     help="Set to 0: the study's choice, but a raw urea of 0 mg/dL is far outside the data. "
          "Held at its training mean: the unit carries no information. Permuted: its values "
-         f"shuffled among the test rows ({N_PERMUTATIONS} shuffles pooled).")
+         f"shuffled among the test rows ({SETTINGS.n_permutations} shuffles pooled).")
 unit = target_unit(entry.run.target)
 metric = c_metric.selectbox(
     "Error measure", ASSOCIATION_METRICS, key="sens-metric",
@@ -161,34 +161,35 @@ metric = c_metric.selectbox(
          f"network, in ({unit})². RMSE: root mean squared error with the unit off, in {unit}.")
 
 others = {key: e.run for key, e in state.runs().items() if key != entry.key}
-match = views.comparison_key(entry.run, others)
+match = page_tables.comparison_key(entry.run, others)
 pair = problem = None
 if match is not None:
     by_mode = {e.run.spec.input_mode: e for e in (entry, state.runs()[match])}
     pair = {input_mode: by_mode[input_mode] for input_mode in MODE_WORDS}  # raw first
-    problem = importance.comparison_problem(pair["raw"].run, pair["zscore"].run)
+    problem = layer_tables.comparison_problem(pair["raw"].run, pair["zscore"].run)
 if pair is not None and problem is None:
     comparison_panel(pair, layer, mode, metric)
 else:
     run_panel(entry, layer, mode, metric)
     if problem is not None:
-        st.info(f"The run on {MODE_WORDS[views.other_mode(spec)]} in this session is not shown "
+        other = MODE_WORDS[page_tables.other_mode(spec)]
+        st.info(f"The run on {other} in this session is not shown "
                 f"beside this one: {problem}.")
-    if views.has_bn(spec, layer):
+    if page_tables.has_bn(spec, layer):
         offer_other_mode(entry)
 
 if spec.hidden_bn:
     with st.expander("The study's published hidden-node ablation (cumulative), to reproduce "
                      "figure 5"):
-        index = layer[1] if layer[0] == "hidden" else 0
+        hidden = layer if layer.kind == "hidden" else Layer.hidden(0)
         st.markdown(
             "The published code switched hidden nodes off cumulatively: the point of node k "
             "has nodes 1 to k all zeroed, so each point mixes the effect of every earlier node. "
             "It is shown only to reproduce the published figure; the main figure above turns "
             "one node off at a time, which is what the study meant to measure.")
-        cumulative = widgets.compute(entry, "cumulative_hidden_zero", hidden_index=index)
-        lines, _ = _lines_and_association(entry.key, ("hidden", index), "zero_cumulative", metric,
+        cumulative = widgets.compute_call(entry, page_analyses.cumulative_ablation(hidden))
+        lines, _ = _lines_and_association(entry.key, hidden, "zero_cumulative", metric,
                                           cumulative)
         widgets.figure(bn_charts.gamma_scatter(cumulative, lines, metric, "zero_cumulative",
-                                               target=entry.run.target),
-                       f"gamma_vs_{metric}_hidden{index + 1}_cumulative")
+                                            target=entry.run.target),
+                       f"gamma_vs_{metric}_{hidden.stem}_cumulative")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bnapp.analyses import catalog, importance
-from bnapp.report import bn_charts, views
+from bnapp.analyses import stages
+from bnapp.engine.results import Layer
+from bnapp.report import bn_charts, page_tables
 from bnapp.ui import widgets
 
 STAGE_TEXT = {
@@ -33,9 +34,9 @@ FOLD_VIEWS = {"pooled": "All folds pooled", "per_fold": "One box per fold",
 
 
 @st.cache_data(max_entries=64, show_spinner="Summarizing the test-set values…")
-def _quantiles(run_key: str, layer: str, hidden_index: int, _run) -> pd.DataFrame:
+def _quantiles(run_key: str, layer: Layer, _run) -> pd.DataFrame:
     """Box summaries of a layer's stages per run; the raw values themselves are not kept."""
-    return catalog.stage_summary(_run, layer, hidden_index)
+    return stages.stage_summary(_run, layer)
 
 
 entry = widgets.need_run()
@@ -53,7 +54,7 @@ how = middle.radio(
     help="Each fold is a network trained on its own training rows and tested on the rest. "
          "Pool all folds' test rows into one box, draw one box per fold side by side, or show "
          "a single fold.")
-quantiles = _quantiles(entry.key, *layer, entry.run)
+quantiles = _quantiles(entry.key, layer, entry.run)
 folds = sorted(int(f) for f in quantiles["fold"].unique() if f != -1)
 chosen = how
 if how == "single":
@@ -61,16 +62,16 @@ if how == "single":
                              help="The fold whose test rows are shown. Folds are numbered from 0; with repeated "
                                   "cross-validation each repeat's folds follow the previous repeat's.")
 
-title = views.layer_title(spec, layer)
-if not views.has_bn(spec, layer):
+title = page_tables.layer_title(spec, layer)
+if not page_tables.has_bn(spec, layer):
     st.warning(f"{title}: this layer has no batch normalization, so only the raw and "
                "z-scored stages exist; the BN stages are left out.")
-view, per_fold = views.stage_view(quantiles, chosen)
-stem = f"{importance.layer_stem(layer)}_{how if how != 'single' else f'fold{chosen}'}"
-widgets.figure(bn_charts.stage_boxplot(view, title, per_fold=per_fold, layer=layer[0]),
+view, per_fold = page_tables.stage_view(quantiles, chosen)
+stem = f"{layer.stem}_{how if how != 'single' else f'fold{chosen}'}"
+widgets.figure(bn_charts.stage_boxplot(view, title, per_fold=per_fold, layer=layer.kind),
                f"stages_{stem}")
-shown = [s for s in catalog.STAGES if s in set(view["stage"].astype(str))]
-st.markdown("\n".join(f"- **{bn_charts.STAGE_TITLES[s]}**: {STAGE_TEXT[layer[0]][s]}"
+shown = [s for s in stages.STAGES if s in set(view["stage"].astype(str))]
+st.markdown("\n".join(f"- **{bn_charts.STAGE_TITLES[s]}**: {STAGE_TEXT[layer.kind][s]}"
                       for s in shown))
 with st.expander("The numbers behind the boxes"):
     st.caption("One row per fold, unit and stage (fold −1: all folds pooled); n test values, "

@@ -11,11 +11,16 @@ import pandas as pd
 import streamlit as st
 
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
-from bnapp.engine.protocols import GROUPED_KINDS, LEAVE_ONE_GROUP_OUT, grouped
-from bnapp.engine.train import PROTOCOL_KINDS, Protocol
+from bnapp.engine.protocols import (
+    GROUPED_KINDS,
+    LEAVE_ONE_GROUP_OUT,
+    PROTOCOL_KINDS,
+    Protocol,
+    grouped,
+)
 from bnapp.intake.data import DataError
 from bnapp.intake.groups import group_columns
-from bnapp.jobs import cache
+from bnapp.jobs import cache, page_analyses
 from bnapp.report import network_charts, style
 from bnapp.ui import state, widgets
 from bnapp.ui.widgets import escape_md
@@ -26,8 +31,8 @@ INPUT_MODE_LABELS = {"raw": "raw values (in their own units)",
                      "zscore": "z-scores (training rows' mean and SD)"}
 KIND_LABELS = {"kfold": "k-fold cross-validation", "repeated": "repeated k-fold",
                "study": "the study's random 80/20 splits",
-               "group-kfold": "grouped k-fold (patients or units kept together)",
-               "leave-one-group-out": "leave one group (unit) out"}
+               "group-kfold": "grouped k-fold (patients or centres kept together)",
+               "leave-one-group-out": "leave one group (centre) out"}
 STUDY_VAL_PERCENT = round(100 * Protocol.study().val_fraction)
 BN_UPDATES = {"keras3": "Keras 3 (default)", "keras2": "Keras 2 (float32 decay)"}
 DEFAULT_PATIENCE = 20
@@ -307,7 +312,7 @@ def _curve_charts(run_key: str,
     """A run's loss and γ curves, each (light for the screen, the detailed one's builder for the
     downloads), built once per run (this page runs again on every click of its controls);
     shared, as figure() only reads a chart."""
-    loss, gamma = widgets.compute(_entry, "training_curves")
+    loss, gamma = widgets.compute_call(_entry, page_analyses.training_curves())
     builders = (functools.partial(network_charts.loss_curves, loss, target=_entry.run.target),
                 functools.partial(network_charts.gamma_trajectories, gamma))
     return tuple((build(max_points=style.SCREEN_LINE_POINTS),

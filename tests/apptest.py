@@ -8,10 +8,10 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import Protocol
 from bnapp.intake import data
 from bnapp.jobs import cache as result_cache
-from bnapp.jobs.runner import cached_train
+from bnapp.jobs.cached import cached_train
 from bnapp.ui.state import RunEntry, run_label
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

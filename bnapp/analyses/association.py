@@ -11,6 +11,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from bnapp.analyses.settings import SETTINGS
+
 # scipy.stats and statsmodels are imported where used: together they take ~1.5 s to import, which
 # every page of the dashboard would otherwise pay before its first paint
 
@@ -18,7 +20,7 @@ LOWESS_FRAC = 0.6  # the study's figures
 LINE_POINTS = 20
 ASSOCIATION_METRICS = ("bias", "delta_mse", "rmse")  # the study's bias, and two better-posed ones
 # columns whose values are never pooled, where sens has them: the runs of both input modes
-# stacked (bnapp.analyses.importance), and the hidden layers of a deep network
+# stacked (bnapp.analyses.layer_tables), and the hidden layers of a deep network
 SPLIT_COLUMNS = ("input_mode", "layer", "hidden_layer", "mode")
 
 
@@ -136,7 +138,8 @@ def _group_association(g: pd.DataFrame, metric: str, n_boot: int, rng: np.random
     return out
 
 
-def association(sens: pd.DataFrame, metric: str, n_boot: int = 2000, seed: int = 0,
+def association(sens: pd.DataFrame, metric: str, n_boot: int = SETTINGS.n_boot,
+                seed: int = SETTINGS.seed,
                 level: float = 0.95) -> pd.DataFrame:
     """Per layer and mode: pooled Pearson and Spearman of |gamma| vs metric, mean per-fold
     Kendall tau; percentile CIs from a bootstrap over folds.

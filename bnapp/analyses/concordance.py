@@ -18,9 +18,10 @@ from scipy import stats
 
 from bnapp.analyses import explain
 from bnapp.analyses.association import fold_mean_ci
-from bnapp.analyses.importance import Layer, layer_rows, run_layers, tag_layer
-from bnapp.analyses.sensitivity import MODES, sensitivity
-from bnapp.engine.results import RunResult
+from bnapp.analyses.layer_tables import layer_rows, tag_layer
+from bnapp.analyses.sensitivity import ABLATIONS, sensitivity
+from bnapp.analyses.settings import SETTINGS
+from bnapp.engine.results import INPUT, Layer, RunResult, network_layers
 
 DEFINITIONS = ("shapley", "integrated_gradients", "gradient_x_input", "ablation_zero",
                "ablation_mean", "ablation_permutation")
@@ -32,50 +33,47 @@ CONCORDANCE_COLUMNS = ("layer", "hidden_layer", "definition", "statistic", "esti
                        "ci_high", "n_folds")
 
 
-def explanations(run: RunResult, layer: Layer = ("input", 0), *,
-                 n_background: int = explain.N_BACKGROUND,
-                 n_permutations: int = explain.N_PERMUTATIONS, ig_baseline: str = "mean",
-                 seed: int = 0, max_rows: int | None = None) -> dict[str, pd.DataFrame]:
+def explanations(run: RunResult, layer: Layer = INPUT, *,
+                 n_background: int = SETTINGS.n_background, n_orders: int = SETTINGS.n_orders,
+                 ig_baseline: str = "mean", seed: int = SETTINGS.seed,
+                 max_rows: int | None = None) -> dict[str, pd.DataFrame]:
     """Per-row attributions of every fold's test rows over one layer's units: {"shapley",
     "shapley_rows", "integrated_gradients", "integrated_gradients_rows", "gradient_x_input"}.
 
-    n_permutations: sampled permutations of Shapley values above EXACT_MAX_UNITS units;
+    n_orders: sampled orders of the units for Shapley values above EXACT_MAX_UNITS units;
     max_rows: at most this many test rows per fold (a seeded sample), default all."""
-    kind, index = layer
-    shap, shap_rows = explain.shapley_values(run, kind, hidden_index=index,
-                                             n_background=n_background,
-                                             n_permutations=n_permutations, seed=seed,
+    shap, shap_rows = explain.shapley_values(run, layer, n_background=n_background,
+                                             n_orders=n_orders, seed=seed,
                                              max_rows=max_rows)
-    ig, ig_rows = explain.integrated_gradients(run, kind, hidden_index=index,
-                                               baseline=ig_baseline, seed=seed, max_rows=max_rows)
+    ig, ig_rows = explain.integrated_gradients(run, layer, baseline=ig_baseline, seed=seed,
+                                               max_rows=max_rows)
     return {"shapley": shap, "shapley_rows": shap_rows, "integrated_gradients": ig,
             "integrated_gradients_rows": ig_rows,
-            "gradient_x_input": explain.gradient_x_input(run, kind, hidden_index=index, seed=seed,
+            "gradient_x_input": explain.gradient_x_input(run, layer, seed=seed,
                                                          max_rows=max_rows)}
 
 
 def global_importance(run: RunResult, explained: dict[str, pd.DataFrame],
-                      layer: Layer = ("input", 0), *, n_permutations: int = 10,
-                      seed: int = 0, sens: pd.DataFrame | None = None) -> pd.DataFrame:
+                      layer: Layer = INPUT, *, n_permutations: int = SETTINGS.n_permutations,
+                      seed: int = SETTINGS.seed, sens: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per fold x unit x definition: DataFrame[layer, hidden_layer, fold, unit,
     definition, importance, gamma] (gamma NaN where the layer has no BN).
 
     sens: the layer's sensitivity table with every mode, when already computed."""
-    kind, index = layer
     parts = [explained[name].assign(value=explained[name]["value"].abs())
              .groupby(["fold", "unit"], sort=False)["value"].mean()
              .rename("importance").reset_index().assign(definition=name)
              for name in ("shapley", "integrated_gradients", "gradient_x_input")]
     if sens is None:
-        sens = sensitivity(run, kind, MODES, n_permutations, seed, hidden_index=index)
+        sens = sensitivity(run, layer, ABLATIONS, n_permutations, seed)
     parts.append(sens.rename(columns={"delta_mse": "importance"})
                  .assign(definition="ablation_" + sens["mode"])[["fold", "unit", "importance",
                                                                   "definition"]])
     gammas = pd.DataFrame([{"fold": fold.fold, "unit": name,
                             "gamma": float(bn.gamma[u]) if bn is not None else np.nan}
                            for fold in run.folds
-                           for bn in [fold.bn(kind, index)]
-                           for u, name in enumerate(run.unit_names(kind, index))])
+                           for bn in [fold.bn(layer)]
+                           for u, name in enumerate(run.unit_names(layer))])
     out = pd.concat(parts, ignore_index=True).merge(gammas, on=["fold", "unit"], how="left")
     return tag_layer(out, layer)[list(IMPORTANCE_COLUMNS)]
 
@@ -93,7 +91,7 @@ def _per_fold(g: pd.DataFrame) -> dict[str, float]:
                 "top_unit_agreement": float(np.argmax(x) == np.argmax(y))}
 
 
-def concordance(importance: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
+def concordance(importance: pd.DataFrame, n_boot: int = SETTINGS.n_boot, seed: int = SETTINGS.seed,
                 level: float = 0.95) -> pd.DataFrame:
     """Per layer and definition: the mean over folds of each fold's Spearman ρ and Kendall τ
     between |γ| and the importance over units, and the share of folds where both name the same
@@ -117,20 +115,21 @@ def concordance(importance: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
 
 
 def importance_report(run: RunResult, layers: list[Layer] | None = None, *,
-                      n_background: int = explain.N_BACKGROUND, n_permutations: int = 10,
-                      n_boot: int = 2000, seed: int = 0, sens: pd.DataFrame | None = None,
+                      n_background: int = SETTINGS.n_background,
+                      n_permutations: int = SETTINGS.n_permutations, n_boot: int = SETTINGS.n_boot,
+                      seed: int = SETTINGS.seed, sens: pd.DataFrame | None = None,
                       max_rows: int | None = MAX_ROWS) -> dict[str, pd.DataFrame]:
     """{"shapley" (the input layer's per-row Shapley values with base value and prediction),
     "importance", "concordance"} over the given layers (default: every layer).
 
     sens: importance_tables' "sensitivity" (every layer, every mode), when already computed;
     max_rows: test rows explained per fold (a seeded sample beyond it; None: all)."""
-    layers = run_layers(run.spec) if layers is None else layers
+    layers = network_layers(run.spec) if layers is None else layers
     importance, shapley = [], None
     for layer in layers:
         explained = explanations(run, layer, n_background=n_background, seed=seed,
                                  max_rows=max_rows)
-        if layer[0] == "input":
+        if layer.kind == "input":
             shapley = explained["shapley"].merge(explained["shapley_rows"], on=["fold", "row"])
         importance.append(global_importance(
             run, explained, layer, n_permutations=n_permutations, seed=seed,

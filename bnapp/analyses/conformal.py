@@ -45,9 +45,10 @@ import numpy as np
 import pandas as pd
 
 from bnapp.analyses.baselines import KINETIC_METHODS, LeastSquares, fold_predictions
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.results import RunResult
 
-DEFAULT_LEVEL = 0.9
+DEFAULT_LEVEL = SETTINGS.interval_level
 # the interval constructions whose coverage is reported, and what each is
 INTERVALS = {
     "cv_plus": "CV+, the intervals Predict gives (nested: from models that never saw the rows)",
@@ -206,7 +207,8 @@ def nested_cv_plus_intervals(run: RunResult, level: float = DEFAULT_LEVEL, *,
 def _inner_run(run: RunResult, held: np.ndarray) -> RunResult:
     """The run's other folds with the rows `held` taken out of all their rows, trained again
     under the run's protocol (each keeps its fold's initial weights and batch order)."""
-    from bnapp.engine.train import Protocol, Split, train_run
+    from bnapp.engine.protocols import Protocol
+    from bnapp.engine.train import Split, train_run
 
     protocol = Protocol.from_dict(run.protocol)
     splits = []

@@ -1,24 +1,22 @@
 """Per-prediction explanations of a run: exact Shapley values, integrated gradients, ICE/PDP.
 
-Every explanation works on the inference network (BN with its moving statistics) written as a
-list of ops, so that the part of it after any layer is itself a network: the input layer's units
-are the network inputs, a hidden layer's units the activations of its nodes. The ops are run here
-rather than through `bnapp.engine.model.forward` because both methods need what forward does not
-give: Shapley values the linearity of the first Dense layer (a coalition's pre-activation is a sum
-of per-unit contributions, so 2^k coalitions x background rows cost one small tensor add), and
-integrated gradients the backward pass. `network_ops` is tested against forward, and the
-gradients against torch autograd of `bnapp.engine.reference`.
+Every explanation works on engine.model's inference network written as ops
+(bnapp.analyses.network_ops), so that the part of it after any layer is itself a network.
+Shapley values use the linearity of the first Dense layer after the units (a coalition's
+pre-activation is a sum of per-unit contributions, so 2^k coalitions x background rows cost one
+small tensor add); integrated gradients the backward pass.
 
 Shapley values are interventional: v(S) is the mean prediction over background rows (by default
 100 of the fold's training rows, seeded) with the units in S taken from the explained row. Up to
 EXACT_MAX_UNITS units every coalition is enumerated; above, antithetic permutation sampling
-(n_permutations permutations and their reverses). Either way base value + sum = prediction holds
-to rounding for every row.
+(n_orders sampled orders of the units and their reverses). Either way base value + sum =
+prediction holds to rounding for every row.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import factorial
 
@@ -26,12 +24,12 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from bnapp.engine.model import BN_EPSILON, ArchSpec, Weights
-from bnapp.engine.results import FORWARD_BLOCK, FoldResult, RunResult
+from bnapp.analyses.network_ops import Op, gradients, network_ops, run_ops, split_ops
+from bnapp.analyses.settings import SETTINGS
+from bnapp.engine.model import activate
+from bnapp.engine.results import FORWARD_BLOCK, INPUT, FoldResult, Layer, RunResult
 
 EXACT_MAX_UNITS = 10
-N_BACKGROUND = 100
-N_PERMUTATIONS = 100  # sampled permutations (each also reversed) above EXACT_MAX_UNITS
 IG_STEPS = 64
 IG_TOLERANCE = 1e-6  # completeness gap beyond which a row's path is cut finer
 IG_MAX_PIECES = 64
@@ -39,102 +37,6 @@ IG_BASELINES = ("mean", "zero")
 ICE_GRID = 30
 ICE_ROWS = 50
 BLOCK = 1 << 18  # float64 elements of one block of the coalition tensor (2 MB: in cache)
-
-
-# ------------------------------------------------------------------------ the network as ops
-
-@dataclass(frozen=True)
-class Op:
-    """One step of the inference network: "scale" (h * a + b, a BN at inference), "dense"
-    (h @ a + b) or "act" (activation `name`)."""
-
-    kind: str
-    a: np.ndarray | None = None
-    b: np.ndarray | None = None
-    name: str = ""
-
-
-def _bn_op(bn) -> Op:
-    scale = bn.gamma / np.sqrt(bn.moving_var + BN_EPSILON)
-    return Op("scale", scale, bn.beta - bn.moving_mean * scale)
-
-
-def network_ops(spec: ArchSpec, weights: Weights) -> list[Op]:
-    """The inference network, from what enters it to its output (n, 1)."""
-    ops = [_bn_op(weights.input_bn)] if weights.input_bn is not None else []
-    for i, (k, b) in enumerate(zip(weights.kernels[:-1], weights.biases[:-1], strict=True)):
-        ops.append(Op("dense", k, b))
-        if weights.hidden_bn:
-            ops.append(_bn_op(weights.hidden_bn[i]))
-        ops.append(Op("act", name=spec.activation))
-    ops += [Op("dense", weights.kernels[-1], weights.biases[-1]),
-            Op("act", name=spec.output_activation)]
-    return ops
-
-
-def split_ops(ops: list[Op], layer: str, hidden_index: int = 0) -> tuple[list[Op], list[Op]]:
-    """(head, tail): head maps network inputs to the layer's units (the input layer: nothing;
-    hidden layer i: the activations of its nodes), tail maps those units to the output."""
-    if layer == "input":
-        return [], ops
-    acts = [i for i, op in enumerate(ops[:-1]) if op.kind == "act"]
-    cut = acts[hidden_index] + 1
-    return ops[:cut], ops[cut:]
-
-
-def _act(name: str, z: np.ndarray) -> np.ndarray:
-    if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "relu":
-        return np.maximum(z, 0.0)
-    return z
-
-
-def _act_slope(name: str, z: np.ndarray, out: np.ndarray) -> np.ndarray | float:
-    """d act / dz from the input z and the output out = act(z)."""
-    if name == "sigmoid":
-        return out * (1.0 - out)
-    if name == "tanh":
-        return 1.0 - out * out
-    if name == "relu":
-        return (z > 0).astype(np.float64)
-    return 1.0
-
-
-def run_ops(ops: list[Op], h: np.ndarray) -> np.ndarray:
-    h = np.asarray(h, dtype=np.float64)
-    for op in ops:
-        if op.kind == "scale":
-            h = h * op.a + op.b
-        elif op.kind == "dense":
-            h = h @ op.a + op.b
-        else:
-            h = _act(op.name, h)
-    return h
-
-
-def gradients(ops: list[Op], h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(output (n,), d output / d h (n, units)): the forward pass, then the backward pass by the
-    chain rule through each op (scale: a; dense: a transposed; activation: its slope)."""
-    h = np.asarray(h, dtype=np.float64)
-    slopes = []
-    for op in ops:
-        if op.kind == "scale":
-            slopes.append(op.a)
-            h = h * op.a + op.b
-        elif op.kind == "dense":
-            slopes.append(None)
-            h = h @ op.a + op.b
-        else:
-            out = _act(op.name, h)
-            slopes.append(_act_slope(op.name, h, out))
-            h = out
-    grad = np.ones_like(h)
-    for op, slope in zip(reversed(ops), reversed(slopes), strict=True):
-        grad = grad @ op.a.T if op.kind == "dense" else grad * slope
-    return h[:, 0], grad
 
 
 # ---------------------------------------------------------------------------- Shapley values
@@ -170,6 +72,8 @@ def _mean_output(rest: list[Op], z: np.ndarray) -> np.ndarray:
             np.tanh(z, out=z)
         elif op.name == "relu":
             np.maximum(z, 0.0, out=z)
+        else:  # engine.model's own (the three above are its hidden activations, in place)
+            z = activate(op.name, z)
     if linear_end:
         return z.mean(2) @ rest[-2].a[:, 0] + rest[-2].b[0]
     return z[..., 0].mean(2)
@@ -205,11 +109,11 @@ def _exact_weights(p: int) -> tuple[np.ndarray, np.ndarray]:
     return masks, w
 
 
-def _permutation_weights(p: int, n_permutations: int,
+def _permutation_weights(p: int, n_orders: int,
                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Coalitions along sampled permutations and their reverses (antithetic), and W with
     phi = v @ W: the mean over permutations of each unit's marginal contribution."""
-    perms = np.stack([rng.permutation(p) for _ in range(n_permutations)])
+    perms = np.stack([rng.permutation(p) for _ in range(n_orders)])
     perms = np.concatenate([perms, perms[:, ::-1]])
     n_perm = len(perms)
     prefix = np.zeros((n_perm, p + 1, p), dtype=bool)
@@ -224,7 +128,7 @@ def _permutation_weights(p: int, n_permutations: int,
 
 
 def shapley_matrix(tail: list[Op], x: np.ndarray, background: np.ndarray, *,
-                   n_permutations: int = N_PERMUTATIONS,
+                   n_orders: int = SETTINGS.n_orders,
                    rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(phi (n, p), base value (n,)) of the network `tail` at rows x against the background:
     exact up to EXACT_MAX_UNITS units, else permutation sampling. base + phi.sum(1) is the
@@ -234,7 +138,7 @@ def shapley_matrix(tail: list[Op], x: np.ndarray, background: np.ndarray, *,
     if p <= EXACT_MAX_UNITS:
         masks, w = _exact_weights(p)
     else:
-        masks, w = _permutation_weights(p, n_permutations, rng or np.random.default_rng(0))
+        masks, w = _permutation_weights(p, n_orders, rng or np.random.default_rng(0))
     v = coalition_values(tail, x, background, masks)
     empty = np.flatnonzero(~masks.any(1))[0]
     return v @ w, v[:, empty]
@@ -340,14 +244,13 @@ def integrated_gradients_matrix(tail: list[Op], x: np.ndarray, baseline: np.ndar
 
 # ----------------------------------------------------------------------------- a run's folds
 
-def _head_tail(run: RunResult, fold: FoldResult, layer: str,
-               hidden_index: int) -> tuple[list[Op], list[Op]]:
-    run.check_layer(layer, hidden_index)
-    return split_ops(network_ops(run.spec, fold.weights), layer, hidden_index)
+def _head_tail(run: RunResult, fold: FoldResult, layer: Layer) -> tuple[list[Op], list[Op]]:
+    run.check_layer(layer)
+    return split_ops(network_ops(run.spec, fold.weights), layer)
 
 
-def background_rows(fold: FoldResult, n_background: int = N_BACKGROUND,
-                    seed: int = 0) -> np.ndarray:
+def background_rows(fold: FoldResult, n_background: int = SETTINGS.n_background,
+                    seed: int = SETTINGS.seed) -> np.ndarray:
     """n_background of the fold's training rows (all when fewer), drawn with a seed per fold."""
     rng = np.random.default_rng([seed, fold.fold])
     n = min(n_background, len(fold.train_rows))
@@ -359,7 +262,8 @@ def layer_units(run: RunResult, fold: FoldResult, head: list[Op], x_raw: np.ndar
     return run_ops(head, fold.network_input(run.spec, x_raw))
 
 
-def explained_rows(fold: FoldResult, max_rows: int | None = None, seed: int = 0) -> np.ndarray:
+def explained_rows(fold: FoldResult, max_rows: int | None = None,
+                   seed: int = SETTINGS.seed) -> np.ndarray:
     """The fold's test rows, or a seeded sample of max_rows of them (for the dashboard and the
     export on large data sets, where mean |attribution| needs no million rows)."""
     rows = fold.test_rows
@@ -379,28 +283,41 @@ def _tidy(run: RunResult, fold: FoldResult, rows: np.ndarray, names: list[str],
                          "unit": np.tile(names, len(rows)), "value": values.ravel()})
 
 
-def shapley_values(run: RunResult, layer: str = "input", *, hidden_index: int = 0,
-                   n_background: int = N_BACKGROUND, n_permutations: int = N_PERMUTATIONS,
-                   seed: int = 0, max_rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _explain_folds(run: RunResult, layer: Layer, max_rows: int | None, seed: int,
+                   explain_fold: Callable) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per-fold loop of every attribution: each fold's test rows (at most max_rows, seeded)
+    as the layer's unit values x, explain_fold(fold, head, tail, x) -> (attributions (rows,
+    units), {column: per-row values}); stacked as (values DataFrame[fold, row, unit, value],
+    rows DataFrame[fold, row, *columns])."""
+    names = run.unit_names(layer)
+    values, per_row = [], []
+    for fold in run.folds:
+        head, tail = _head_tail(run, fold, layer)
+        rows = explained_rows(fold, max_rows, seed)
+        attributions, columns = explain_fold(fold, head, tail, layer_units(run, fold, head,
+                                                                            run.X[rows]))
+        values.append(_tidy(run, fold, rows, names, attributions))
+        per_row.append(pd.DataFrame({"fold": fold.fold, "row": _row_ids(run, rows), **columns}))
+    return pd.concat(values, ignore_index=True), pd.concat(per_row, ignore_index=True)
+
+
+def shapley_values(run: RunResult, layer: Layer = INPUT, *,
+                   n_background: int = SETTINGS.n_background, n_orders: int = SETTINGS.n_orders,
+                   seed: int = SETTINGS.seed,
+                   max_rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Shapley values of every fold's test rows (at most max_rows per fold) over the layer's
     units.
 
     (values DataFrame[fold, row, unit, value], rows DataFrame[fold, row, base_value,
     prediction]); row is the row number in the user's file where the run knows it.
     """
-    names = run.unit_names(layer, hidden_index)
-    values, per_row = [], []
-    for fold in run.folds:
-        head, tail = _head_tail(run, fold, layer, hidden_index)
-        rows = explained_rows(fold, max_rows, seed)
-        x = layer_units(run, fold, head, run.X[rows])
+    def explain_fold(fold, head, tail, x):
         bg = layer_units(run, fold, head, run.X[background_rows(fold, n_background, seed)])
-        phi, base = shapley_matrix(tail, x, bg, n_permutations=n_permutations,
+        phi, base = shapley_matrix(tail, x, bg, n_orders=n_orders,
                                    rng=np.random.default_rng([seed, fold.fold]))
-        values.append(_tidy(run, fold, rows, names, phi))
-        per_row.append(pd.DataFrame({"fold": fold.fold, "row": _row_ids(run, rows),
-                                     "base_value": base, "prediction": base + phi.sum(1)}))
-    return pd.concat(values, ignore_index=True), pd.concat(per_row, ignore_index=True)
+        return phi, {"base_value": base, "prediction": base + phi.sum(1)}
+
+    return _explain_folds(run, layer, max_rows, seed, explain_fold)
 
 
 def ig_baseline(run: RunResult, fold: FoldResult, head: list[Op], baseline: str) -> np.ndarray:
@@ -419,8 +336,8 @@ def ig_baseline(run: RunResult, fold: FoldResult, head: list[Op], baseline: str)
     return total / len(rows)
 
 
-def integrated_gradients(run: RunResult, layer: str = "input", *, hidden_index: int = 0,
-                         baseline: str = "mean", steps: int = IG_STEPS, seed: int = 0,
+def integrated_gradients(run: RunResult, layer: Layer = INPUT, *,
+                         baseline: str = "mean", steps: int = IG_STEPS, seed: int = SETTINGS.seed,
                          max_rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Integrated gradients of every fold's test rows (at most max_rows per fold, as
     shapley_values picks them) over the layer's units.
@@ -428,34 +345,21 @@ def integrated_gradients(run: RunResult, layer: str = "input", *, hidden_index: 
     (values DataFrame[fold, row, unit, value], rows DataFrame[fold, row, base_value,
     prediction, completeness_gap]): base_value is the prediction at the baseline.
     """
-    names = run.unit_names(layer, hidden_index)
-    values, per_row = [], []
-    for fold in run.folds:
-        head, tail = _head_tail(run, fold, layer, hidden_index)
-        rows = explained_rows(fold, max_rows, seed)
-        x = layer_units(run, fold, head, run.X[rows])
+    def explain_fold(fold, head, tail, x):
         start = ig_baseline(run, fold, head, baseline)
         attr, gap = integrated_gradients_matrix(tail, x, start, steps)
-        values.append(_tidy(run, fold, rows, names, attr))
-        per_row.append(pd.DataFrame({"fold": fold.fold, "row": _row_ids(run, rows),
-                                     "base_value": run_ops(tail, start[None])[0, 0],
-                                     "prediction": run_ops(tail, x)[:, 0],
-                                     "completeness_gap": gap}))
-    return pd.concat(values, ignore_index=True), pd.concat(per_row, ignore_index=True)
+        return attr, {"base_value": run_ops(tail, start[None])[0, 0],
+                      "prediction": run_ops(tail, x)[:, 0], "completeness_gap": gap}
+
+    return _explain_folds(run, layer, max_rows, seed, explain_fold)
 
 
-def gradient_x_input(run: RunResult, layer: str = "input", *, hidden_index: int = 0,
-                     seed: int = 0, max_rows: int | None = None) -> pd.DataFrame:
+def gradient_x_input(run: RunResult, layer: Layer = INPUT, *,
+                     seed: int = SETTINGS.seed, max_rows: int | None = None) -> pd.DataFrame:
     """Gradient times input of every fold's test rows (at most max_rows per fold, as
     shapley_values picks them): DataFrame[fold, row, unit, value]."""
-    names = run.unit_names(layer, hidden_index)
-    parts = []
-    for fold in run.folds:
-        head, tail = _head_tail(run, fold, layer, hidden_index)
-        rows = explained_rows(fold, max_rows, seed)
-        x = layer_units(run, fold, head, run.X[rows])
-        parts.append(_tidy(run, fold, rows, names, x * gradients(tail, x)[1]))
-    return pd.concat(parts, ignore_index=True)
+    return _explain_folds(run, layer, max_rows, seed,
+                          lambda fold, head, tail, x: (x * gradients(tail, x)[1], {}))[0]
 
 
 # --------------------------------------------------------------------------------- ICE and PDP
@@ -478,7 +382,7 @@ def _ice_predictions(run: RunResult, x_raw: np.ndarray, grid: np.ndarray) -> np.
 
 
 def ice_pdp(run: RunResult, n_rows: int = ICE_ROWS, n_grid: int = ICE_GRID,
-            seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+            seed: int = SETTINGS.seed) -> tuple[pd.DataFrame, pd.DataFrame]:
     """ICE curves of the fold ensemble for a seeded sample of rows, and the partial dependence.
 
     (ice DataFrame[unit, value, row, prediction] (mean over folds), pdp DataFrame[unit, value,
@@ -520,8 +424,8 @@ class WhatIf:
         return float(self.predictions.mean())
 
 
-def what_if(run: RunResult, session: np.ndarray, *, n_background: int = N_BACKGROUND,
-            n_grid: int = ICE_GRID, seed: int = 0) -> WhatIf:
+def what_if(run: RunResult, session: np.ndarray, *, n_background: int = SETTINGS.n_background,
+            n_grid: int = ICE_GRID, seed: int = SETTINGS.seed) -> WhatIf:
     """Prediction, Shapley values and ICE curves of one session (raw input values, (p,)).
 
     The ensemble's Shapley values are the mean of the folds' (Shapley values are linear in the
@@ -530,7 +434,7 @@ def what_if(run: RunResult, session: np.ndarray, *, n_background: int = N_BACKGR
     x = np.asarray(session, dtype=np.float64).reshape(1, -1)
     phis, bases = [], []
     for fold in run.folds:
-        head, tail = _head_tail(run, fold, "input", 0)
+        head, tail = _head_tail(run, fold, INPUT)
         bg = layer_units(run, fold, head, run.X[background_rows(fold, n_background, seed)])
         phi, base = shapley_matrix(tail, layer_units(run, fold, head, x), bg,
                                    rng=np.random.default_rng([seed, fold.fold]))

@@ -1,5 +1,5 @@
-"""Validation across units: per held-out group, the network against the formulas, and whether
-the inputs' |γ| ranking learnt without that group is the same as without another."""
+"""Validation across groups (patients, dialysis centres): per held-out group, the network
+against the formulas, and whether the inputs' |γ| ranking learnt without that group is the same as without another."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from scipy import stats
 
 from bnapp.analyses.baselines import fold_predictions, quality
 from bnapp.engine.protocols import group_hash
-from bnapp.engine.results import RunResult
+from bnapp.engine.results import INPUT, RunResult
 
-UNIT_COLUMNS = ["held_out", "fold", "method", "n", "rmse", "mae", "mean_error", "r2",
+COMPARISON_COLUMNS = ["held_out", "fold", "method", "n", "rmse", "mae", "mean_error", "r2",
                 "rmse_minus_network"]
 RANK_COLUMNS = ["held_out_a", "held_out_b", "spearman", "kendall", "same_order", "order_a",
                 "order_b"]
@@ -44,11 +44,11 @@ def _sorted_labels(values: np.ndarray) -> list[str]:
         return sorted(unique)
 
 
-def unit_comparison(run: RunResult, groups) -> pd.DataFrame:
+def held_out_comparison(run: RunResult, groups) -> pd.DataFrame:
     """DataFrame[held_out, fold, method, n, rmse, mae, mean_error, r2, rmse_minus_network]: each
     method (network, linear regression, the kinetic formulas, `baselines.fold_predictions`) on
     the test rows of every fold, i.e. on the held-out group(s) after training on the others.
-    rmse_minus_network > 0: the network had the smaller error on that unit."""
+    rmse_minus_network > 0: the network had the smaller error on that group."""
     names = held_out_names(run, groups)
     preds = fold_predictions(run)
     rows = []
@@ -59,17 +59,17 @@ def unit_comparison(run: RunResult, groups) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     network = out[out["method"] == "network"].set_index("fold")["rmse"]
     out["rmse_minus_network"] = out["rmse"] - out["fold"].map(network)
-    return out[UNIT_COLUMNS]
+    return out[COMPARISON_COLUMNS]
 
 
-def gamma_by_unit(run: RunResult, groups) -> pd.DataFrame:
+def gamma_by_held_out_group(run: RunResult, groups) -> pd.DataFrame:
     """DataFrame[held_out, fold, input, abs_gamma, rank]: the input BN's |γ| of each fold's
     network (trained without that fold's group(s)); rank 1 = largest |γ|. Empty without an
     input BN layer."""
     names = held_out_names(run, groups)
     rows = []
     for fold in run.folds:
-        bn = fold.bn("input")
+        bn = fold.bn(INPUT)
         if bn is None:
             continue
         size = np.abs(bn.gamma)
@@ -84,7 +84,7 @@ def gamma_rank_agreement(run: RunResult, groups) -> pd.DataFrame:
     """Every pair of folds: Spearman's ρ and Kendall's τ between their inputs' |γ|, whether the
     order (largest first) is identical, and both orders. Empty without an input BN layer or
     with fewer than 2 inputs (no ranking to compare)."""
-    gammas = gamma_by_unit(run, groups)
+    gammas = gamma_by_held_out_group(run, groups)
     if gammas.empty or len(run.features) < 2:
         return pd.DataFrame(columns=RANK_COLUMNS)
     per_fold = {fold: g.set_index("input")["abs_gamma"].reindex(run.features)

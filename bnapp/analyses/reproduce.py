@@ -13,17 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bnapp.analyses.association import ASSOCIATION_METRICS
-from bnapp.analyses.catalog import (
-    association,
-    baselines,
-    bn_parameters,
-    cumulative_hidden_zero,
-    paired_comparison,
-    sensitivity,
-)
+from bnapp.analyses.association import ASSOCIATION_METRICS, association
+from bnapp.analyses.baselines import baselines, paired_comparison
+from bnapp.analyses.sensitivity import cumulative_hidden_zero, sensitivity
+from bnapp.analyses.settings import SETTINGS
+from bnapp.analyses.stages import bn_parameters
 from bnapp.engine.keras_import import load_keras_run
-from bnapp.engine.results import RunResult
+from bnapp.engine.results import INPUT, Layer, RunResult
 
 STUDY_COLUMNS = ["mean_error", "std_error", "mean_percent_error", "std_percent_error", "gamma"]
 TOLERANCE = 1e-3
@@ -111,13 +107,13 @@ def reproduce_published(runs: dict[str, RunResult], seed_dir: str | Path,
     tables["bn_parameters"] = summary.rename(columns={"unit": "variable"})
     checks = [_compare_table2(tables["bn_parameters"])]
     for which, run in runs.items():
-        ours = study_table(sensitivity(run, "input", modes=("zero",)))
+        ours = study_table(sensitivity(run, INPUT, ablations=("zero",)))
         tables[f"sensitivity_{which}"] = ours
         published = pd.read_csv(seed_dir / f"published_sensitivity_{which}.csv")
         checks.append(_compare(f"sensitivity_{which}.csv vs published_sensitivity_{which}.csv",
                                ours, published, "variable"))
     hidden_published = pd.read_csv(seed_dir / "published_sensitivity_hidden_nodes.csv")
-    single = study_table(sensitivity(runs["e2e"], "hidden", modes=("zero",)), "node")
+    single = study_table(sensitivity(runs["e2e"], Layer.hidden(0), ablations=("zero",)), "node")
     tables["sensitivity_hidden_nodes"] = single
     first = (hidden_published["node"] == "node 1").to_numpy()
     checks.append(_compare("sensitivity_hidden_nodes.csv node 1 vs published (single-node rows)",
@@ -130,11 +126,12 @@ def reproduce_published(runs: dict[str, RunResult], seed_dir: str | Path,
     return tables, pd.DataFrame(checks)
 
 
-def improved_analyses(runs: dict[str, RunResult], *, n_boot: int = 2000,
-                      n_permutations: int = 10, seed: int = 0) -> dict[str, pd.DataFrame]:
+def improved_analyses(runs: dict[str, RunResult], *, n_boot: int = SETTINGS.n_boot,
+                      n_permutations: int = SETTINGS.n_permutations,
+                      seed: int = SETTINGS.seed) -> dict[str, pd.DataFrame]:
     """All ablation modes, association with CIs, and baselines, for each of the study's runs."""
     parts = [sensitivity(run, layer, n_permutations=n_permutations, seed=seed).assign(run=name)
-             for name, run in runs.items() for layer in ("input", "hidden")]
+             for name, run in runs.items() for layer in (INPUT, Layer.hidden(0))]
     sens = pd.concat(parts, ignore_index=True)
     sens = sens[["run", *sens.columns.drop("run")]]
     return {
@@ -151,8 +148,9 @@ def improved_analyses(runs: dict[str, RunResult], *, n_boot: int = 2000,
     }
 
 
-def reproduce(seed_dir: str | Path, *, n_boot: int = 2000, n_permutations: int = 10,
-              seed: int = 0) -> Reproduction:
+def reproduce(seed_dir: str | Path, *, n_boot: int = SETTINGS.n_boot,
+              n_permutations: int = SETTINGS.n_permutations,
+              seed: int = SETTINGS.seed) -> Reproduction:
     runs = {which: load_keras_run(seed_dir, which) for which in ("e2e", "norm")}
     tables, comparison = reproduce_published(runs, seed_dir)
     tables.update(improved_analyses(runs, n_boot=n_boot, n_permutations=n_permutations,

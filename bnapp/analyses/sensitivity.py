@@ -1,6 +1,6 @@
 """Sensitivity by ablation: turn one input variable or one hidden-BN node off, measure the error.
 
-Modes
+Ablations (the tables' `mode` column)
 - zero: the study's. Input: the value entering the network set to 0 (the raw value for a raw-input
   model; the z-score for a z-score model, as the study's norm file did). Hidden node: its Dense
   kernel column and bias zeroed (the node's BN then sees 0).
@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.model import (
     ArchSpec,
     BNState,
@@ -44,9 +45,9 @@ from bnapp.engine.model import (
     forward,
     forward_from,
 )
-from bnapp.engine.results import FoldResult, RunResult
+from bnapp.engine.results import FIRST_HIDDEN, INPUT, FoldResult, Layer, RunResult
 
-MODES = ("zero", "mean", "permutation")
+ABLATIONS = ("zero", "mean", "permutation")
 METRICS = ("mean_error", "std_error", "bias", "mse", "rmse", "delta_mse",
            "mean_percent_error", "std_percent_error")
 SENSITIVITY_COLUMNS = ("layer", "unit", "fold", "mode", "gamma", "abs_gamma", *METRICS)
@@ -70,7 +71,7 @@ def error_metrics(errors: np.ndarray, truth: np.ndarray, intact_mse: float) -> d
     }
 
 
-def held_values(run: RunResult, fold: FoldResult, layer: str, hidden_index: int = 0) -> np.ndarray:
+def held_values(run: RunResult, fold: FoldResult, layer: Layer) -> np.ndarray:
     """Per unit, the value mode "mean" holds it at, where the ablation acts on it.
 
     Input layer: a network input (raw or z-scored as the model sees it): the input BN's moving
@@ -78,10 +79,10 @@ def held_values(run: RunResult, fold: FoldResult, layer: str, hidden_index: int 
     Hidden layer: the node's pre-activation: beta where the layer has a BN (the BN output of the
     moving mean), else the training-row mean of its Dense output.
     """
-    bn = fold.bn(layer, hidden_index)
-    if layer == "input":
+    bn = fold.bn(layer)
+    if layer.kind == "input":
         return bn.moving_mean if bn is not None else fold.network_input(run.spec, fold.scaler_mean)
-    return bn.beta if bn is not None else run.layer_scaler(fold, layer, hidden_index)[0]
+    return bn.beta if bn is not None else run.layer_scaler(fold, layer)[0]
 
 
 def _unit_bn(bn: BNState | None, unit: int, values: float | np.ndarray) -> float | np.ndarray:
@@ -93,57 +94,55 @@ def _unit_bn(bn: BNState | None, unit: int, values: float | np.ndarray) -> float
                                 bn.moving_var[unit]), values)
 
 
-def ablated_outputs(spec: ArchSpec, weights: Weights, trace: Trace, layer: str, index: int,
+def ablated_outputs(spec: ArchSpec, weights: Weights, trace: Trace, layer: Layer,
                     unit: int, mode: str, held: np.ndarray | None,
                     perms: np.ndarray) -> list[np.ndarray]:
     """The network's outputs on the trace's rows with `unit` of the layer turned off (see the
-    module's modes): one array, or one per permutation (perms: (n, rows) row orders).
+    module's ablations): one array, or one per permutation (perms: (n, rows) row orders).
 
     Resumed from the intact pass (forward_from): only the layers from the ablated one on are
     recomputed, from the values the unit's layer hands on (the input BN's output, or the hidden
     pre-activation), where turning the unit off changes one column. held: held_values(...)."""
-    if layer == "input":
+    if layer.kind == "input":
         bn, start, resume = weights.input_bn, trace.dense_input(), 0
     else:
-        bn, start, resume = (weights.hidden_bn[index] if weights.hidden_bn else None,
-                             trace.pre_activation(index), index + 1)
+        bn, start, resume = (weights.hidden_bn[layer.index] if weights.hidden_bn else None,
+                             trace.pre_activation(layer.index), layer.index + 1)
     if mode == "permutation":
         # the layer's BN is elementwise, so shuffling its output shuffles its input
         columns = [start[perm, unit] for perm in perms]
     elif mode == "zero":  # the input set to 0, or the node's Dense output zeroed: its BN sees 0
         columns = [_unit_bn(bn, unit, 0.0)]
     else:  # held: a network input, or already a hidden pre-activation
-        columns = [_unit_bn(bn, unit, held[unit]) if layer == "input" else held[unit]]
+        columns = [_unit_bn(bn, unit, held[unit]) if layer.kind == "input" else held[unit]]
     outputs = []
     for column in columns:
         ablated = start.copy()
         ablated[:, unit] = column
-        h = ablated if layer == "input" else activate(spec.activation, ablated)
+        h = ablated if layer.kind == "input" else activate(spec.activation, ablated)
         outputs.append(forward_from(spec, weights, h, resume))
     return outputs
 
 
 def sensitivity(
     run: RunResult,
-    layer: str = "input",
-    modes: Iterable[str] = MODES,
-    n_permutations: int = 10,
-    seed: int = 0,
-    *,
-    hidden_index: int = 0,
+    layer: Layer = INPUT,
+    ablations: Iterable[str] = ABLATIONS,
+    n_permutations: int = SETTINGS.n_permutations,
+    seed: int = SETTINGS.seed,
 ) -> pd.DataFrame:
     """One row per fold x unit x mode: DataFrame[layer, unit, fold, mode, gamma, abs_gamma, metrics].
 
     gamma is the unit's BN scale (NaN where the layer has no BN).
     """
-    run.check_layer(layer, hidden_index)
-    modes = tuple(modes)
-    unknown = set(modes) - set(MODES)
+    run.check_layer(layer)
+    ablations = tuple(ablations)
+    unknown = set(ablations) - set(ABLATIONS)
     if unknown:
-        raise ValueError(f"unknown ablation mode(s) {sorted(unknown)}; choose from {MODES}")
+        raise ValueError(f"unknown ablation(s) {sorted(unknown)}; choose from {ABLATIONS}")
     if n_permutations < 1:
         raise ValueError("n_permutations must be at least 1")
-    names = run.unit_names(layer, hidden_index)
+    names = run.unit_names(layer)
 
     def fold_rows(k: int, fold: FoldResult) -> list[dict]:
         trace = forward(run.spec, fold.weights, fold.network_input(run.spec, run.X[fold.test_rows]))
@@ -151,17 +150,17 @@ def sensitivity(
         intact_mse = float(np.mean((trace.output - truth) ** 2))
         rng = np.random.default_rng([seed, k])
         perms = np.stack([rng.permutation(len(truth)) for _ in range(n_permutations)])
-        bn = fold.bn(layer, hidden_index)
-        held = held_values(run, fold, layer, hidden_index) if "mean" in modes else None
+        bn = fold.bn(layer)
+        held = held_values(run, fold, layer) if "mean" in ablations else None
         rows = []
         for unit, name in enumerate(names):
             gamma = float(bn.gamma[unit]) if bn is not None else np.nan
-            for mode in modes:
-                preds = ablated_outputs(run.spec, fold.weights, trace, layer, hidden_index, unit,
-                                        mode, held, perms)
+            for mode in ablations:
+                preds = ablated_outputs(run.spec, fold.weights, trace, layer, unit, mode, held,
+                                        perms)
                 errors = np.concatenate([p - truth for p in preds])
                 metrics = error_metrics(errors, np.tile(truth, len(preds)), intact_mse)
-                rows.append({"layer": layer, "unit": name, "fold": fold.fold, "mode": mode,
+                rows.append({"layer": layer.kind, "unit": name, "fold": fold.fold, "mode": mode,
                              "gamma": gamma, "abs_gamma": abs(gamma), **metrics})
         return rows
 
@@ -176,24 +175,26 @@ def sensitivity(
                         columns=list(SENSITIVITY_COLUMNS))
 
 
-def cumulative_hidden_zero(run: RunResult, hidden_index: int = 0) -> pd.DataFrame:
+def cumulative_hidden_zero(run: RunResult, layer: Layer = FIRST_HIDDEN) -> pd.DataFrame:
     """The study's published hidden-node ablation: node k's row has nodes 1..k all zeroed.
 
-    Kept only to reproduce the published file; `sensitivity(run, "hidden")` ablates one node at
-    a time, which is what the study meant to measure.
+    Kept only to reproduce the published file; `sensitivity(run, Layer.hidden(0))` ablates one
+    node at a time, which is what the study meant to measure.
     """
-    run.check_layer("hidden", hidden_index)
-    names = run.unit_names("hidden", hidden_index)
+    if layer.kind != "hidden":
+        raise ValueError(f"the cumulative ablation zeroes hidden nodes, not the {layer.label}")
+    run.check_layer(layer)
+    names = run.unit_names(layer)
     rows = []
     for fold in run.folds:
         x = fold.network_input(run.spec, run.X[fold.test_rows])
         truth = run.y[fold.test_rows]
         intact_mse = float(np.mean((forward(run.spec, fold.weights, x).output - truth) ** 2))
         w = fold.weights.copy()
-        bn = fold.bn("hidden", hidden_index)
+        bn = fold.bn(layer)
         for unit, name in enumerate(names):
-            w.kernels[hidden_index][:, unit] = 0.0
-            w.biases[hidden_index][unit] = 0.0
+            w.kernels[layer.index][:, unit] = 0.0
+            w.biases[layer.index][unit] = 0.0
             gamma = float(bn.gamma[unit]) if bn is not None else np.nan
             metrics = error_metrics(forward(run.spec, w, x).output - truth, truth, intact_mse)
             rows.append({"layer": "hidden", "unit": name, "fold": fold.fold, "mode": "zero_cumulative",
@@ -201,9 +202,9 @@ def cumulative_hidden_zero(run: RunResult, hidden_index: int = 0) -> pd.DataFram
     return pd.DataFrame(rows, columns=list(SENSITIVITY_COLUMNS))
 
 
-def modes_coincide(sens: pd.DataFrame, first: str = "zero", second: str = "mean",
+def ablations_coincide(sens: pd.DataFrame, first: str = "zero", second: str = "mean",
                    rtol: float = 1e-5) -> bool:
-    """Whether two ablation modes of `sens` give the same MSE (to rtol) in every fold and unit,
+    """Whether two ablations of `sens` give the same MSE (to rtol) in every fold and unit,
     as "zero" and "mean" do where 0 is each unit's mean (see the module's docstring)."""
     keys = ["layer", "unit", "fold"]
     a, b = (sens[sens["mode"] == m].set_index(keys)["mse"].sort_index() for m in (first, second))

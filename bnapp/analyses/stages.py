@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bnapp.engine.model import BN_EPSILON
-from bnapp.engine.results import FoldResult, RunResult
+from bnapp.engine.results import INPUT, FoldResult, Layer, RunResult
 
 STAGES = ("raw", "zscore", "bn_normalized", "bn_output")
 PARAMETER_COLUMNS = ("moving_mean", "moving_std", "beta", "gamma", "scaler_mean", "scaler_std")
@@ -20,28 +20,28 @@ SUMMARY_COLUMNS = ("fold", "unit", "stage", "n", "min", "q1", "median", "q3", "m
                    "whisker_low", "whisker_high")
 
 
-def _raw_values(run: RunResult, fold: FoldResult, layer: str, hidden_index: int) -> np.ndarray:
-    if layer == "input":
+def _raw_values(run: RunResult, fold: FoldResult, layer: Layer) -> np.ndarray:
+    if layer.kind == "input":
         return run.X[fold.test_rows]
-    return run.unit_values(fold, fold.test_rows, layer, hidden_index)
+    return run.unit_values(fold, fold.test_rows, layer)
 
 
-def _fold_stages(run: RunResult, fold: FoldResult, layer: str,
-                 hidden_index: int) -> Iterator[tuple[str, np.ndarray]]:
+def _fold_stages(run: RunResult, fold: FoldResult,
+                 layer: Layer) -> Iterator[tuple[str, np.ndarray]]:
     """(stage, values (test rows, units)) of one fold, stage by stage in STAGES order."""
-    raw = _raw_values(run, fold, layer, hidden_index)
+    raw = _raw_values(run, fold, layer)
     yield "raw", raw
-    mean, std = run.layer_scaler(fold, layer, hidden_index)
+    mean, std = run.layer_scaler(fold, layer)
     yield "zscore", (raw - mean) / std
-    bn = fold.bn(layer, hidden_index)
+    bn = fold.bn(layer)
     if bn is not None:
-        into_bn = fold.network_input(run.spec, raw) if layer == "input" else raw
+        into_bn = fold.network_input(run.spec, raw) if layer.kind == "input" else raw
         normalized = (into_bn - bn.moving_mean) / np.sqrt(bn.moving_var + BN_EPSILON)
         yield "bn_normalized", normalized
         yield "bn_output", normalized * bn.gamma + bn.beta
 
 
-def bn_stages(run: RunResult, layer: str = "input", hidden_index: int = 0) -> pd.DataFrame:
+def bn_stages(run: RunResult, layer: Layer = INPUT) -> pd.DataFrame:
     """Test-set values per fold and unit at each stage: DataFrame[fold, unit, stage, value].
 
     raw (input: raw data; hidden: Dense output), zscore (with the fold's training scaler),
@@ -49,11 +49,11 @@ def bn_stages(run: RunResult, layer: str = "input", hidden_index: int = 0) -> pd
     bn_output. The two BN stages are left out where the layer has no BN.
     One row per value (folds x units x stages x test rows): for box plots use stage_summary.
     """
-    run.check_layer(layer, hidden_index)
-    names = np.asarray(run.unit_names(layer, hidden_index), dtype=object)
+    run.check_layer(layer)
+    names = np.asarray(run.unit_names(layer), dtype=object)
     parts = []
     for fold in run.folds:
-        for stage, values in _fold_stages(run, fold, layer, hidden_index):
+        for stage, values in _fold_stages(run, fold, layer):
             parts.append(pd.DataFrame({
                 "fold": fold.fold,
                 "unit": np.tile(names, len(values)),
@@ -107,16 +107,16 @@ def stage_quantiles(stages: pd.DataFrame) -> pd.DataFrame:
     return _summary_frame(rows)
 
 
-def stage_summary(run: RunResult, layer: str = "input", hidden_index: int = 0) -> pd.DataFrame:
-    """stage_quantiles(bn_stages(run, layer, hidden_index)), the same rows in the same order.
+def stage_summary(run: RunResult, layer: Layer = INPUT) -> pd.DataFrame:
+    """stage_quantiles(bn_stages(run, layer)), the same rows in the same order.
 
     Works on each stage's (units, test rows) array instead of a long frame (one row per
     value): 8 bytes per value, and numpy's quantiles per unit instead of a pandas groupby. As
     bn_stages' frame, folds sharing a number make one box (a trained run numbers its
     models uniquely, repeats included).
     """
-    run.check_layer(layer, hidden_index)
-    names = run.unit_names(layer, hidden_index)
+    run.check_layer(layer)
+    names = run.unit_names(layer)
     groups: dict[int, list[FoldResult]] = {}
     for fold in run.folds:
         groups.setdefault(fold.fold, []).append(fold)
@@ -128,7 +128,7 @@ def stage_summary(run: RunResult, layer: str = "input", hidden_index: int = 0) -
     for folds in groups.values():
         for fold in folds:
             stop = start + len(fold.test_rows)
-            for stage, values in _fold_stages(run, fold, layer, hidden_index):
+            for stage, values in _fold_stages(run, fold, layer):
                 if stage not in buffers:
                     buffers[stage] = np.empty((len(names), ends[-1]))
                 buffers[stage][:, start:stop] = values.T
@@ -145,7 +145,7 @@ def stage_summary(run: RunResult, layer: str = "input", hidden_index: int = 0) -
     return _summary_frame(rows)
 
 
-def bn_parameters(run: RunResult, layer: str = "input", hidden_index: int = 0,
+def bn_parameters(run: RunResult, layer: Layer = INPUT,
                   ddof: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per_fold, summary) of the layer's BN parameters and training scaler.
 
@@ -153,13 +153,13 @@ def bn_parameters(run: RunResult, layer: str = "input", hidden_index: int = 0,
     columns NaN without BN); summary: unit, <col>_mean, <col>_sd over folds. ddof=0 (population
     SD) is what the study's table 2 printed (Upos gamma 3.27 +- 0.57); pass 1 for the sample SD.
     """
-    run.check_layer(layer, hidden_index)
-    names = run.unit_names(layer, hidden_index)
+    run.check_layer(layer)
+    names = run.unit_names(layer)
     parts = []
     for fold in run.folds:
-        bn = fold.bn(layer, hidden_index)
+        bn = fold.bn(layer)
         nan = np.full(len(names), np.nan)
-        mean, std = run.layer_scaler(fold, layer, hidden_index)
+        mean, std = run.layer_scaler(fold, layer)
         parts.append(pd.DataFrame({
             "fold": fold.fold,
             "unit": names,

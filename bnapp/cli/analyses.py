@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bnapp.analyses.settings import SETTINGS
 from bnapp.cli import UserError
 from bnapp.cli.options import add_training_options, spec_from_args, trained_run
 from bnapp.engine.model import INPUT_MODES
@@ -38,18 +39,19 @@ def register(sub) -> None:
                          mode_help="network input; both: the same network on raw and on z-scored "
                                    "inputs, each analysed in OUT/raw and OUT/zscore, side by side "
                                    "in OUT")
-    ana.add_argument("--interval", type=float, default=0.9,
+    ana.add_argument("--interval", type=float, default=SETTINGS.interval_level,
                      help="level of the prediction intervals: coverage.csv reports that of "
                           "the CV+ intervals new sessions get (nested) and of the held-out "
-                          "split-conformal ones in predictions.csv (default 0.9)")
+                          "split-conformal ones in predictions.csv (default %(default)s)")
     _analysis_options(ana)
     ana.set_defaults(handler=cmd_analyze)
 
 
 def _analysis_options(parser) -> None:
-    parser.add_argument("--permutations", type=int, default=10,
+    parser.add_argument("--permutations", type=int, default=SETTINGS.n_permutations,
                         help="shuffles per unit for the permutation ablation")
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for CIs")
+    parser.add_argument("--n-boot", type=int, default=SETTINGS.n_boot,
+                        help="bootstrap resamples for CIs")
 
 
 def cmd_reproduce(args) -> int:
@@ -96,12 +98,13 @@ def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
     grouped."""
     from bnapp.report import model_card, run_report
 
+    # the analyses' seed is the settings', as on the pages and in the export (--seed trains)
     tables = run_report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
-                                   seed=args.seed, interval=args.interval)
+                                   interval=args.interval)
     if groups is not None:
-        from bnapp.analyses.groups import gamma_rank_agreement, unit_comparison
+        from bnapp.analyses.groups import gamma_rank_agreement, held_out_comparison
 
-        tables["groups"] = unit_comparison(run, groups)
+        tables["groups"] = held_out_comparison(run, groups)
         tables["groups_gamma_rank"] = gamma_rank_agreement(run, groups)
     _write(out, tables, run_report.run_figures(run, tables))
     card = model_card.model_card(run, tables, data_name=args.data.name,
@@ -113,7 +116,7 @@ def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
 
 
 def cmd_analyze(args) -> int:
-    from bnapp.analyses.importance import parameter_tables, side_by_side
+    from bnapp.analyses.layer_tables import parameter_tables, side_by_side
     from bnapp.report import run_report
 
     if not 0 < args.interval < 1:

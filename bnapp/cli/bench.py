@@ -20,8 +20,9 @@ import torch
 from bnapp.engine.grid import run_grid, study_grid
 from bnapp.engine.kernel import epoch_orders
 from bnapp.engine.model import ArchSpec, init_weights
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.reference import train_reference
-from bnapp.engine.train import Protocol, make_splits, model_rngs, train_run
+from bnapp.engine.train import make_splits, model_rngs, train_run
 from bnapp.intake.data import STUDY_INPUTS, Dataset, demo_dataset, load_dataset
 
 SEED_CSV = Path(__file__).resolve().parents[3] / "shared" / "seed" / "Urea.csv"
@@ -35,7 +36,8 @@ t = time.perf_counter()
 import numpy as np
 import bnapp.engine.kernel
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.train import train_run
 data = np.load(sys.argv[1])
 t_import = time.perf_counter()
 train_run(data["X"], data["y"], ArchSpec.study_e2e(), Protocol.study(), features=list("abcde"))

@@ -21,7 +21,8 @@ _ONE_SIZE = """
 import json, resource, sys, time
 import numpy as np
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.train import train_run
 data = np.load(sys.argv[1])
 X, y = data["X"], data["y"]
 protocol = Protocol(kind="kfold", folds=int(sys.argv[2]), epochs=int(sys.argv[3]))

@@ -6,6 +6,7 @@ the other commands.
 
 from __future__ import annotations
 
+from bnapp.analyses.settings import SETTINGS
 from bnapp.cli import UserError
 from bnapp.cli.options import (
     add_training_options,
@@ -26,17 +27,17 @@ def register(sub) -> None:
     cmd = sub.add_parser("explain", help="Shapley values, integrated gradients and |γ| against "
                                          "every definition of importance")
     add_training_options(cmd)
-    cmd.add_argument("--background", type=int, default=100,
+    cmd.add_argument("--background", type=int, default=SETTINGS.n_background,
                      help="training rows per fold that Shapley values average over")
-    cmd.add_argument("--shapley-permutations", type=int, default=100,
+    cmd.add_argument("--shapley-permutations", type=int, default=SETTINGS.n_orders,
                      help="sampled permutations (each also reversed) for Shapley values of "
                           "layers with more than 10 units; up to 10, every coalition is exact")
     cmd.add_argument("--ig-baseline", choices=("mean", "zero"), default="mean",
                      help="integrated gradients from the training mean, or from 0 (the study's "
                           "ablation)")
-    cmd.add_argument("--permutations", type=int, default=10,
+    cmd.add_argument("--permutations", type=int, default=SETTINGS.n_permutations,
                      help="shuffles per unit for the permutation ablation")
-    cmd.add_argument("--n-boot", type=int, default=2000,
+    cmd.add_argument("--n-boot", type=int, default=SETTINGS.n_boot,
                      help="bootstrap resamples of the folds for the intervals")
     cmd.set_defaults(handler=cmd_explain)
 
@@ -45,7 +46,7 @@ def cmd_explain(args) -> int:
     import pandas as pd
 
     from bnapp.analyses import concordance
-    from bnapp.analyses.importance import run_layers
+    from bnapp.engine.results import INPUT, network_layers
     from bnapp.report.cells import write_csv
 
     if min(args.background, args.permutations, args.n_boot, args.shapley_permutations) < 1:
@@ -53,18 +54,19 @@ def cmd_explain(args) -> int:
                         "must be at least 1")
     spec = spec_from_args(args)
     run, _, _ = trained_run(args, spec)
-    options = {"n_permutations": args.permutations, "seed": args.seed}
+    # the analyses' seed is the settings', as on the pages and in the export (--seed trains)
+    options = {"n_permutations": args.permutations, "seed": SETTINGS.seed}
     files = {}
     importance = []
-    for layer in run_layers(spec):
+    for layer in network_layers(spec):
         explained = concordance.explanations(run, layer, n_background=args.background,
-                                             n_permutations=args.shapley_permutations,
-                                             ig_baseline=args.ig_baseline, seed=args.seed)
-        if layer == ("input", 0):
+                                             n_orders=args.shapley_permutations,
+                                             ig_baseline=args.ig_baseline, seed=SETTINGS.seed)
+        if layer == INPUT:
             files |= {stem: explained[stem][columns] for stem, columns in INPUT_FILES.items()}
         importance.append(concordance.global_importance(run, explained, layer, **options))
     both = pd.concat(importance, ignore_index=True)
-    table = concordance.concordance(both, args.n_boot, args.seed)
+    table = concordance.concordance(both, args.n_boot, SETTINGS.seed)
     inputs, hidden = both[both["layer"] == "input"], both[both["layer"] == "hidden"]
     files["importance"] = inputs[["fold", "unit", "definition", "importance", "gamma"]]
     files["concordance"] = table[table["layer"] == "input"][

@@ -130,7 +130,7 @@ def grid_subset(args) -> dict:
 def cmd_grid(args) -> int:
     from bnapp.engine.grid import grid_specs
     from bnapp.intake.units import STUDY_INPUTS, STUDY_TARGET
-    from bnapp.jobs.runner import job_manager
+    from bnapp.jobs.scheduler import job_manager
 
     dataset, protocol, groups = data_and_protocol(args)
     specs = grid_specs(**grid_subset(args))
@@ -170,7 +170,7 @@ def _follow(job, total: int):
     """Show a job's progress on the terminal until it ends; Ctrl-C cancels it."""
     from tqdm import tqdm
 
-    from bnapp.jobs.runner import JobFailed
+    from bnapp.jobs.errors import JobFailed
 
     with tqdm(total=total, unit="config", file=sys.stderr, dynamic_ncols=True) as bar:
         try:

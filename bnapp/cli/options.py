@@ -82,8 +82,7 @@ def protocol_from_args(args):
     """The Protocol of --protocol and the protocol options a command has (those it lacks, or
     leaves unset, keep the protocol's defaults); a grouped kind is k-fold here until grouping()
     gives it its labels."""
-    from bnapp.engine.protocols import GROUPED_KINDS
-    from bnapp.engine.train import Protocol
+    from bnapp.engine.protocols import GROUPED_KINDS, Protocol
 
     kind = args.protocol
     base = Protocol.study() if kind == "study" else Protocol(
@@ -196,7 +195,7 @@ def trained_run(args, spec: ArchSpec):
     under the command's protocol (or read from the cache), with a progress bar on stderr."""
     from bnapp.engine.train import TrainingDiverged
     from bnapp.intake.units import STUDY_INPUTS, STUDY_TARGET
-    from bnapp.jobs.runner import cached_train
+    from bnapp.jobs.cached import cached_train
 
     dataset, protocol, groups = data_and_protocol(args)
     try:

@@ -15,7 +15,7 @@ to a common maximum width W (>= number of inputs and every hidden width):
 Each model's architecture is one row of an int matrix cfg (M, CFG_COLS); each model trains on its
 own data set d with its own BN statistics. A data set is an index view, not a copy: split s's
 training, validation and test rows into the one data matrix x, and the shift and scale its input
-mode applies (`DataSets`). Each epoch's mini-batch order is drawn inside the loop from the split's
+mode applies (`SplitRows`). Each epoch's mini-batch order is drawn inside the loop from the split's
 seed (`draw_order`), so memory stays O(rows) whatever the number of epochs.
 
 Speed at scale. With a million rows the data (40 MB) is far from the cache, and each row's
@@ -489,7 +489,7 @@ def evaluate(P, cfg, x, y, split_of, shift, scale, rows, n_rows, mse):
 
 
 @dataclass
-class DataSets:
+class SplitRows:
     """What models train on, as index views into one copy of the data x (N, p), y (N,).
 
     Per split s: its training, validation and test rows (S, longest) int32, padded, with their
@@ -509,15 +509,15 @@ class DataSets:
     n_test: np.ndarray
     order_seed: np.ndarray  # (S,) uint64
 
-    def without_data(self) -> DataSets:
+    def without_data(self) -> SplitRows:
         """The index part alone (x and y None): a task's small argument, x and y going apart
         (a Dask cluster receives them once per worker, not with every task)."""
         return replace(self, x=None, y=None)
 
-    def with_data(self, x: np.ndarray, y: np.ndarray) -> DataSets:
+    def with_data(self, x: np.ndarray, y: np.ndarray) -> SplitRows:
         return replace(self, x=x, y=y)
 
-    def of_split(self, s: int) -> DataSets:
+    def of_split(self, s: int) -> SplitRows:
         """Split s's rows alone (for the task training its models; other splits' data sets
         are pointed at it but never used by them)."""
         one = slice(s, s + 1)
@@ -544,7 +544,7 @@ class Stack:
         self.val_loss = np.full((m, epochs), np.nan)
         self.input_gamma = np.full((m, epochs, n_inputs), np.nan)
 
-    def train(self, data: DataSets, epoch_start: int, epoch_stop: int, *, batch_size: int,
+    def train(self, data: SplitRows, epoch_start: int, epoch_stop: int, *, batch_size: int,
               lr: float, patience: int = 0, threads: int = 1,
               bn_update: tuple[float, bool] = KERAS3_BN_UPDATE) -> None:
         """Epochs [epoch_start, epoch_stop) for every model, over `threads` threads; bn_update is
@@ -567,25 +567,25 @@ class Stack:
         for name in ("P", "P_best", "state", "best_val", "loss", "val_loss", "input_gamma"):
             getattr(self, name)[models] = getattr(part, name)
 
-    def test_mse(self, data: DataSets) -> np.ndarray:
+    def test_mse(self, data: SplitRows) -> np.ndarray:
         out = np.empty(len(self.P))
         evaluate(self.P, self.cfg, data.x, data.y, data.split_of, data.shift, data.scale,
                  data.test, data.n_test, out)
         return out
 
 
-def trained_stack(P, cfg, x, y, sets: DataSets, *, epochs: int, batch_size: int, lr: float,
+def trained_stack(P, cfg, x, y, sets: SplitRows, *, epochs: int, batch_size: int, lr: float,
                   patience: int = 0,
                   bn_update: tuple[float, bool] = KERAS3_BN_UPDATE) -> Stack:
     """Train a stack serially on sets' rows of x, y. A task of a run fanned out (x and y apart
-    from the rest of the data sets: see DataSets.without_data)."""
+    from the rest of the data sets: see SplitRows.without_data)."""
     stack = Stack(P, cfg, epochs, x.shape[1])
     stack.train(sets.with_data(x, y), 0, epochs, batch_size=batch_size, lr=lr, patience=patience,
                 bn_update=bn_update)
     return stack
 
 
-def score_stack(P, cfg, x, y, sets: DataSets, *, epochs: int, batch_size: int, lr: float,
+def score_stack(P, cfg, x, y, sets: SplitRows, *, epochs: int, batch_size: int, lr: float,
                 patience: int = 0,
                   bn_update: tuple[float, bool] = KERAS3_BN_UPDATE) -> tuple[np.ndarray, np.ndarray]:
     """Train a stack serially; (test MSE, diverged epoch or -1) per model. A grid worker's task

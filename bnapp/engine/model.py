@@ -194,6 +194,25 @@ def activate(name: str, z: np.ndarray) -> np.ndarray:
     return _NP_ACT[name](z)
 
 
+def activation_slope(name: str, z: np.ndarray, out: np.ndarray) -> np.ndarray | float:
+    """d activate(name, z) / dz, from its input z and its output out (the backward pass)."""
+    if name not in _NP_ACT:
+        raise KeyError(name)
+    if name == "sigmoid":
+        return out * (1.0 - out)
+    if name == "tanh":
+        return 1.0 - out * out
+    if name == "relu":
+        return (z > 0).astype(np.float64)
+    return 1.0
+
+
+def bn_scale_shift(bn: BNState) -> tuple[np.ndarray, np.ndarray]:
+    """bn_inference as one affine map per unit, x * scale + shift (equal up to rounding)."""
+    scale = bn.gamma / np.sqrt(bn.moving_var + BN_EPSILON)
+    return scale, bn.beta - bn.moving_mean * scale
+
+
 @dataclass
 class Trace:
     """Intermediate values of an inference pass, for the BN-stage figures."""

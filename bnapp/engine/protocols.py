@@ -1,4 +1,5 @@
-"""Grouped cross-validation: folds that never split a group (a patient, a dialysis unit).
+"""How rows become folds: the Protocol of a run, and grouped cross-validation (folds that never
+split a group: a patient, a dialysis centre).
 
 Hand-written because scikit-learn (GroupKFold, LeaveOneGroupOut) is not a dependency and these
 two splitters are a few lines each; adding sklearn for them alone would pull a large package into
@@ -9,12 +10,91 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from bnapp.engine.model import BN_DECAYS
 
 GROUP_KFOLD = "group-kfold"
 LEAVE_ONE_GROUP_OUT = "leave-one-group-out"
 GROUPED_KINDS = (GROUP_KFOLD, LEAVE_ONE_GROUP_OUT)
+PROTOCOL_KINDS = ("kfold", "repeated", "study", *GROUPED_KINDS)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How rows are split into folds and how each fold's model is trained.
+
+    kind: "kfold" (folds-fold CV, shuffled with the seed), "repeated" (repeats x k-fold) or
+    "study" (folds random 80/20 train/test splits, as the published code). val_fraction > 0 holds
+    out that share of each training set (rounded up, as sklearn's train_test_split) for the
+    validation curve and optional early stopping (patience epochs without improvement; the best
+    epoch's weights are kept).
+    "group-kfold" / "leave-one-group-out" (bnapp.engine.protocols) keep each group's rows in one
+    test set; group_by names the grouping column and group_hash fingerprints its labels, so the
+    protocol (and the cache key made from it) tells one grouping from another.
+    bn_decay: how BN moving statistics are updated, as Keras 3 ("keras3") or as Keras 2
+    ("keras2": the decay rounded to float32; see docs/keras.md).
+    """
+
+    kind: str = "kfold"
+    folds: int = 10
+    repeats: int = 1
+    epochs: int = 200
+    batch_size: int = 32
+    lr: float = 0.01
+    seed: int = 0
+    val_fraction: float = 0.0
+    patience: int | None = None
+    group_by: str | None = None
+    group_hash: str | None = None
+    bn_decay: str = "keras3"
+
+    def __post_init__(self):
+        if self.bn_decay not in BN_DECAYS:
+            raise ValueError(f"bn_decay must be one of {tuple(BN_DECAYS)}, "
+                             f"not {self.bn_decay!r}")
+        if self.kind not in PROTOCOL_KINDS:
+            raise ValueError(f"protocol kind must be one of {PROTOCOL_KINDS}, not {self.kind!r}")
+        is_grouped = self.kind in GROUPED_KINDS
+        if is_grouped != (self.group_by is not None and self.group_hash is not None):
+            raise ValueError(f"a {self.kind} protocol {'needs' if is_grouped else 'takes no'} "
+                             "grouping column (group_by and group_hash)")
+        if self.folds < (1 if self.kind == "study" else 2):
+            raise ValueError(f"folds must be at least 2 for k-fold (1 for study), not {self.folds}")
+        if self.repeats < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("repeats, epochs and batch_size must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"learning rate must be a positive number, not {self.lr}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), not {self.val_fraction}")
+        if self.patience is not None:
+            if self.patience < 1:
+                raise ValueError(f"patience must be at least 1 epoch, not {self.patience}")
+            if self.val_fraction == 0.0:
+                raise ValueError("early stopping needs validation rows: set val_fraction > 0")
+
+    @classmethod
+    def study(cls, seed: int = 0) -> Protocol:
+        """The published protocol: 10 random 80/20 splits, each with an inner 80/20 validation."""
+        return cls(kind="study", folds=10, val_fraction=0.2, seed=seed)
+
+    @property
+    def n_models(self) -> int:
+        return self.folds * (self.repeats if self.kind == "repeated" else 1)
+
+    def to_dict(self) -> dict:
+        # settings at their default are left out, so a protocol's dict (and so its cache key) is
+        # what it was before the setting existed
+        return {k: v for k, v in asdict(self).items() if not (k in _ADDED and v == _ADDED[k])}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Protocol:
+        return cls(**d)
+
+
+_ADDED = {"group_by": None, "group_hash": None, "bn_decay": "keras3"}
 
 
 def group_codes(groups, n_rows: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,9 +17,52 @@ from bnapp.engine.model import ArchSpec, BNState, Weights, dense_output, predict
 
 # 2: each fold stores its test predictions
 FORMAT_VERSION = 2
-# the BN layers an analysis can ask for: the input BN, or the BN after hidden layer i
+# the kinds of layer an analysis can ask for: the input BN, or the BN after hidden layer i
 LAYERS = ("input", "hidden")
 FORWARD_BLOCK = 32_768  # rows per forward pass in RunResult.unit_values
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One BN-able layer of a network: the input, or hidden layer `index` (0-based in code;
+    users read it 1-based, in `label`, `stem` and the tables' `hidden_layer` column)."""
+
+    kind: str = "input"
+    index: int = 0
+
+    def __post_init__(self):
+        if self.kind not in LAYERS:
+            raise ValueError(f"a layer is one of {LAYERS}, not {self.kind!r}")
+        if self.index < 0 or (self.kind == "input" and self.index):
+            raise ValueError(f"no {self.kind} layer number {self.index + 1}")
+
+    @classmethod
+    def hidden(cls, index: int) -> Layer:
+        return cls("hidden", index)
+
+    @property
+    def number(self) -> int | None:
+        """The hidden layer's number as users count (1, 2, ...); None for the input."""
+        return None if self.kind == "input" else self.index + 1
+
+    @property
+    def label(self) -> str:
+        """'input', 'hidden layer 1', ...: the layer in a sentence."""
+        return "input" if self.kind == "input" else f"hidden layer {self.number}"
+
+    @property
+    def stem(self) -> str:
+        """'input', 'hidden1', ...: the layer in file names."""
+        return "input" if self.kind == "input" else f"hidden{self.number}"
+
+
+INPUT = Layer()
+FIRST_HIDDEN = Layer.hidden(0)
+
+
+def network_layers(spec: ArchSpec) -> list[Layer]:
+    """The network's layers an analysis can look at: the input, then each hidden layer."""
+    return [INPUT, *(Layer.hidden(i) for i in range(len(spec.hidden)))]
 
 
 @dataclass
@@ -48,11 +91,11 @@ class FoldResult:
             return (x_raw - self.scaler_mean) / self.scaler_std
         return x_raw
 
-    def bn(self, layer: str, hidden_index: int = 0) -> BNState | None:
+    def bn(self, layer: Layer) -> BNState | None:
         """This fold's BN state of that layer, or None where the architecture has no BN there."""
-        if layer == "input":
+        if layer.kind == "input":
             return self.weights.input_bn
-        return self.weights.hidden_bn[hidden_index] if self.weights.hidden_bn else None
+        return self.weights.hidden_bn[layer.index] if self.weights.hidden_bn else None
 
 
 @dataclass
@@ -103,46 +146,42 @@ class RunResult:
 
     # ---- one BN layer of the network: every analysis reaches its units through these
 
-    def check_layer(self, layer: str, hidden_index: int = 0) -> None:
-        if layer not in LAYERS:
-            raise ValueError(f"layer must be one of {LAYERS}, not {layer!r}")
-        if layer == "hidden" and not 0 <= hidden_index < len(self.spec.hidden):
-            raise ValueError(
-                f"hidden_index {hidden_index} is out of range: the network has "
-                f"{len(self.spec.hidden)} hidden layer(s)"
-            )
+    def check_layer(self, layer: Layer) -> None:
+        if not isinstance(layer, Layer):
+            raise TypeError(f"a layer is a bnapp Layer, not {layer!r}")
+        if layer.kind == "hidden" and layer.index >= len(self.spec.hidden):
+            raise ValueError(f"there is no {layer.label}: the network has "
+                             f"{len(self.spec.hidden)} hidden layer(s)")
 
-    def unit_names(self, layer: str, hidden_index: int = 0) -> list[str]:
+    def unit_names(self, layer: Layer) -> list[str]:
         """The input layer's units are the features; hidden layer i's are "node 1", "node 2", ...
         (the study's names), prefixed "layer i+1" beyond the first hidden layer."""
-        if layer == "input":
+        if layer.kind == "input":
             return list(self.features)
-        prefix = f"layer {hidden_index + 1} " if hidden_index else ""
-        return [f"{prefix}node {k + 1}" for k in range(self.spec.hidden[hidden_index])]
+        prefix = f"layer {layer.number} " if layer.index else ""
+        return [f"{prefix}node {k + 1}" for k in range(self.spec.hidden[layer.index])]
 
-    def unit_values(self, fold: FoldResult, rows: np.ndarray, layer: str,
-                    hidden_index: int = 0) -> np.ndarray:
+    def unit_values(self, fold: FoldResult, rows: np.ndarray, layer: Layer) -> np.ndarray:
         """What enters the layer's BN (network input, or the hidden Dense output) for these rows."""
-        if layer == "input":
+        if layer.kind == "input":
             return fold.network_input(self.spec, self.X[rows])
         # the network in blocks of rows: on a million training rows, whole-array temporaries
         # cost more in page faults than the arithmetic
-        out = np.empty((len(rows), self.spec.hidden[hidden_index]))
+        out = np.empty((len(rows), self.spec.hidden[layer.index]))
         for start in range(0, len(rows), FORWARD_BLOCK):
             block = rows[start:start + FORWARD_BLOCK]
             x = fold.network_input(self.spec, self.X[block])
-            out[start:start + len(block)] = dense_output(self.spec, fold.weights, x, hidden_index)
+            out[start:start + len(block)] = dense_output(self.spec, fold.weights, x, layer.index)
         return out
 
-    def layer_scaler(self, fold: FoldResult, layer: str,
-                     hidden_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def layer_scaler(self, fold: FoldResult, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
         """Training-row mean and std (ddof 0) of the layer's raw unit values.
 
         For the input layer that is the fold's StandardScaler; for a hidden layer, the same
         statistics of its Dense outputs on the fold's training rows (a hidden layer has no scaler
         of its own).
         """
-        if layer == "input":
+        if layer.kind == "input":
             return fold.scaler_mean, fold.scaler_std
         # a pass over every training row (9M rows for a 1M-session 10-fold run) that the stage,
         # parameter and ablation tables all need: computed once, and again only if what
@@ -151,12 +190,12 @@ class RunResult:
         digest = _digest(fold.train_rows, fold.scaler_mean, fold.scaler_std, *w.kernels, *w.biases,
                          *(a for bn in (w.input_bn, *w.hidden_bn) if bn is not None
                            for a in _bn_arrays("", bn).values()))
-        kept = self._hidden_scalers.get((id(fold), hidden_index))
+        kept = self._hidden_scalers.get((id(fold), layer))
         if kept is not None and kept[0] is fold and kept[1] == digest:
             return kept[2].copy(), kept[3].copy()
-        values = self.unit_values(fold, fold.train_rows, layer, hidden_index)
+        values = self.unit_values(fold, fold.train_rows, layer)
         mean, std = values.mean(0), values.std(0)
-        self._hidden_scalers[id(fold), hidden_index] = (fold, digest, mean.copy(), std.copy())
+        self._hidden_scalers[id(fold), layer] = (fold, digest, mean.copy(), std.copy())
         return mean, std
 
 

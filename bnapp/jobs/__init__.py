@@ -1,4 +1,5 @@
-"""Jobs: the background job runner (runner), where its work runs (backend: worker processes or a
-Dask cluster) and the content-addressed disk cache (cache).
+"""Jobs: the job manager (manager), the cache-through computations it runs (cached), where their
+work runs (processes: worker processes or a Dask cluster), the content-addressed disk cache
+(cache) and what the pages compute, prepared ahead of their first visit (page_analyses).
 Imports what lies below (report, analyses, engine, intake); never ui or cli.
 """

@@ -22,6 +22,7 @@ stops a computation: the store is skipped with a CacheWarning.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -31,9 +32,10 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -53,11 +55,11 @@ class CacheWarning(UserWarning):
 
 
 # warnings raised on a job's thread are also collected there (jobs.py shows them per job)
-_sinks = threading.local()
+sinks = threading.local()
 
 
-def _warn(message: str) -> None:
-    sink = getattr(_sinks, "messages", None)
+def warn(message: str) -> None:
+    sink = getattr(sinks, "messages", None)
     if sink is not None:
         sink.append(message)
     warnings.warn(message, CacheWarning, stacklevel=3)
@@ -67,12 +69,12 @@ def _warn(message: str) -> None:
 def collected_warnings() -> Iterator[list[str]]:
     """The cache's warnings raised on this thread meanwhile, also collected in a list (a page
     shows them to its user, as a job keeps its own)."""
-    previous = getattr(_sinks, "messages", None)
-    _sinks.messages = messages = []
+    previous = getattr(sinks, "messages", None)
+    sinks.messages = messages = []
     try:
         yield messages
     finally:
-        _sinks.messages = previous
+        sinks.messages = previous
 
 
 def cache_dir() -> Path:
@@ -83,7 +85,8 @@ def cache_dir() -> Path:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.chmod(0o700)  # mkdir's mode is filtered by the umask
         except OSError as exc:
-            _warn(f"cache directory {path} cannot be created ({exc.strerror or exc}); results are not cached")
+            warn(f"cache directory {path} cannot be created ({exc.strerror or exc}); results "
+                 "are not cached")
     return path
 
 
@@ -96,7 +99,7 @@ def _digest(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _protocol_dict(protocol) -> dict:
+def protocol_dict(protocol) -> dict:
     return protocol.to_dict() if hasattr(protocol, "to_dict") else dict(protocol)
 
 
@@ -121,7 +124,7 @@ def run_key(data_fingerprint: str, spec: ArchSpec, protocol, features, target: s
             "kind": "run",
             "data": data_fingerprint,
             "spec": spec.to_dict(),
-            "protocol": _protocol_dict(protocol),
+            "protocol": protocol_dict(protocol),
             "features": list(features),
             "target": target,
             "version": __version__,
@@ -144,7 +147,7 @@ def grid_key(data_fingerprint: str, protocol, specs: Iterable[ArchSpec] | None, 
             "schema": GRID_SCHEMA,
             "data": data_fingerprint,
             "specs": None if specs is None else [s.to_dict() for s in specs],
-            "protocol": _protocol_dict(protocol),
+            "protocol": protocol_dict(protocol),
             "features": list(features),
             "target": target,
             "version": __version__,
@@ -161,14 +164,21 @@ def trained_on(key: str, run: RunResult, dataset: Dataset | None) -> bool:
                    run.target) == key
 
 
-def analysis_key(run_key: str, function: str, args=(), kwargs=None) -> str:
-    """The cache key of one analysis of a run: the function's qualified name and its arguments,
-    hashed by joblib (which tells 1 from 1.0 from "1" and a tuple from a list)."""
+# Part of an analysis' key: raise it when analyses (run_tables' set of tables too) change their
+# arguments or results without a new package version. 2: arguments bound to the signature, a
+# Layer for layer + hidden_index, the settings' defaults.
+ANALYSIS_SCHEMA = 2
+
+
+def analysis_key(run_key: str, function: str, arguments: Mapping[str, object]) -> str:
+    """The cache key of one analysis of a run: the function's qualified name and its arguments
+    by name (call_arguments), hashed by joblib (which tells 1 from 1.0 from "1" and a tuple from
+    a list)."""
     from joblib import hash as joblib_hash
 
-    arguments = joblib_hash([list(args), sorted((kwargs or {}).items())])
-    return _digest({"kind": "analysis", "run": run_key, "function": function,
-                    "arguments": arguments, "version": __version__})
+    return _digest({"kind": "analysis", "schema": ANALYSIS_SCHEMA, "run": run_key,
+                    "function": function, "version": __version__,
+                    "arguments": joblib_hash(sorted(arguments.items()))})
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,7 +231,7 @@ def _store(base: Path, kind: str, payload: bytes, meta: dict) -> bool:
         _atomic_write(base.with_suffix(SIDECAR), json.dumps(sidecar, indent=1).encode())
         return True
     except OSError as exc:
-        _warn(f"result not cached: cannot write to {cache_dir()} ({exc.strerror or exc})")
+        warn(f"result not cached: cannot write to {cache_dir()} ({exc.strerror or exc})")
         return False
 
 
@@ -242,7 +252,7 @@ def _fetch(base: Path, kind: str) -> tuple[bytes, dict] | None:
 
 
 def _discard(base: Path, why: str) -> None:
-    _warn(f"cache entry {base.name[:12]} was corrupted ({why}); discarded, recomputing")
+    warn(f"cache entry {base.name[:12]} was corrupted ({why}); discarded, recomputing")
     try:
         _unlink(base)
         if base.parent == cache_dir():  # a run: its analyses describe what was discarded
@@ -274,32 +284,10 @@ def _unlink(base: Path) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# runs and grids
+# entries: a run (npz + JSON), a grid (CSV), an analysis (DataFrames as parquet files in a ZIP)
 
-
-def save_run(key: str, run: RunResult, *, label: str = "", data_name: str = "") -> bool:
-    meta = {
-        "label": label or run.label,
-        "data_name": data_name,
-        "spec": run.spec.to_dict(),
-        "protocol": run.protocol,
-        "n_rows": int(len(run.y)),
-        "n_folds": len(run.folds),
-    }
-    _drop_analyses(key)  # a run stored anew (e.g. after a corrupted one) starts without analyses
-    return _store(_base(key), "run", run_to_bytes(run), meta)
-
-
-def load_run(key: str) -> RunResult | None:
-    """The cached run, or None when absent or corrupted (then the entry is discarded)."""
-    found = _fetch(_base(key), "run")
-    if found is None:
-        return None
-    try:
-        return run_from_bytes(found[0])
-    except ValueError as exc:
-        _discard(_base(key), str(exc))
-        return None
+Frames = pd.DataFrame | tuple[pd.DataFrame, ...] | dict[str, pd.DataFrame]
+Kind = Literal["run", "grid", "analysis"]
 
 
 def _grid_csv(frame: pd.DataFrame) -> bytes:
@@ -313,33 +301,6 @@ def _grid_frame(data: bytes) -> pd.DataFrame:
 def canonical_grid(frame: pd.DataFrame) -> pd.DataFrame:
     """The grid as it reads back from the cache, so a fresh and a cached grid are identical."""
     return _grid_frame(_grid_csv(frame))
-
-
-def save_grid(key: str, frame: pd.DataFrame, *, label: str = "", data_name: str = "", protocol=None) -> bool:
-    meta = {
-        "label": label or f"grid of {len(frame)} configurations",
-        "data_name": data_name,
-        "protocol": None if protocol is None else _protocol_dict(protocol),
-        "n_rows": int(len(frame)),
-    }
-    return _store(_base(key), "grid", _grid_csv(frame), meta)
-
-
-def load_grid(key: str) -> pd.DataFrame | None:
-    found = _fetch(_base(key), "grid")
-    if found is None:
-        return None
-    try:
-        return _grid_frame(found[0])
-    except (ValueError, pd.errors.ParserError) as exc:
-        _discard(_base(key), str(exc))
-        return None
-
-
-# --------------------------------------------------------------------------------------------
-# analyses: a DataFrame, or a tuple or dict of DataFrames, as parquet files in a ZIP
-
-Frames = pd.DataFrame | tuple[pd.DataFrame, ...] | dict[str, pd.DataFrame]
 
 
 def frames_to_bytes(result: Frames) -> bytes:
@@ -384,35 +345,104 @@ def frames_from_bytes(data: bytes) -> Frames:
     raise ValueError(f"not an analysis payload (shape {shape!r})")
 
 
+# each kind's payload from its value, its value back (ValueError when the payload is not one),
+# and its sidecar's description
+_ENCODE = {"run": run_to_bytes, "grid": _grid_csv, "analysis": frames_to_bytes}
+_DECODE = {"run": run_from_bytes, "grid": _grid_frame, "analysis": frames_from_bytes}
+
+
+def _describe(kind: Kind, value, label: str, data_name: str, protocol) -> dict:
+    if kind == "run":
+        return {"label": label or value.label, "data_name": data_name,
+                "spec": value.spec.to_dict(), "protocol": value.protocol,
+                "n_rows": int(len(value.y)), "n_folds": len(value.folds)}
+    if kind == "grid":
+        return {"label": label or f"grid of {len(value)} configurations", "data_name": data_name,
+                "protocol": None if protocol is None else protocol_dict(protocol),
+                "n_rows": int(len(value))}
+    return {"label": label}
+
+
 def is_stored(run_key: str) -> bool:
     """Whether the run is in the cache (its analyses can be stored beside it)."""
     return _base(run_key).with_suffix(SIDECAR).is_file()
 
 
-def save_analysis(run_key: str, key: str, result: Frames, *, function: str) -> bool:
-    """Store an analysis beside its run; skipped (False) when the run is not cached: a run
-    deleted while a tab still shows it is not written back piece by piece."""
-    if not is_stored(run_key):
+def save(kind: Kind, key: str, value, *, run_key: str | None = None, label: str = "",
+         data_name: str = "", protocol=None) -> bool:
+    """Store a run, a grid or (with run_key) an analysis of the run cached under run_key, with
+    what describes it in the sidecar (a grid's protocol: the one it was trained under, the
+    default None). A run stored anew (e.g. after a corrupted one) starts without analyses; an
+    analysis of a run not cached is skipped (False): a run deleted while a tab still shows it is not
+    written back piece by piece."""
+    if kind == "run":
+        _drop_analyses(key)
+    if kind == "analysis" and not is_stored(run_key):
         return False
     try:
-        payload = frames_to_bytes(result)
+        payload = _ENCODE[kind](value)
     except (TypeError, ValueError, NotImplementedError) as exc:  # e.g. text parquet cannot encode
-        _warn(f"result of {function} not cached: it cannot be stored ({exc})")
+        warn(f"result of {label} not cached: it cannot be stored ({exc})")
         return False
-    return _store(_base(key, run_key), "analysis", payload, {"label": function, "run_key": run_key})
+    meta = _describe(kind, value, label, data_name, protocol)
+    return _store(_base(key, run_key), kind, payload,
+                  meta if run_key is None else {**meta, "run_key": run_key})
 
 
-def load_analysis(run_key: str, key: str) -> Frames | None:
-    """The cached analysis, or None when absent or corrupted (then the entry is discarded)."""
+def load(kind: Kind, key: str, *, run_key: str | None = None):
+    """The cached run, grid or (with run_key) analysis, or None when absent or corrupted (then
+    the entry is discarded)."""
     base = _base(key, run_key)
-    found = _fetch(base, "analysis")
+    found = _fetch(base, kind)
     if found is None:
         return None
     try:
-        return frames_from_bytes(found[0])
-    except ValueError as exc:
+        return _DECODE[kind](found[0])
+    except ValueError as exc:  # pandas' ParserError is one
         _discard(base, str(exc))
         return None
+
+
+# --------------------------------------------------------------------------------------------
+# an analysis through the cache
+
+
+def analysis_name(fn: Callable) -> str:
+    """The name an analysis function's results are cached under: module and qualified name
+    (bnapp's without their subpackage, as they were first cached: bnapp.stages.…)."""
+    module = fn.__module__
+    if module.startswith("bnapp."):
+        module = "bnapp." + module.rsplit(".", 1)[-1]
+    return f"{module}.{fn.__qualname__}"
+
+
+def call_arguments(fn: Callable, args: tuple = (), kwargs: Mapping | None = None) -> dict:
+    """fn(run, *args, **kwargs)'s arguments after the run, by name and with the defaults filled
+    in: however a call is spelled (positional, keyword, a default left out), one key."""
+    bound = inspect.signature(fn).bind(None, *args, **(kwargs or {}))
+    bound.apply_defaults()
+    run, *names = bound.arguments
+    return {name: bound.arguments[name] for name in names}
+
+
+def call_key(run_key: str, fn: Callable, args: tuple = (), kwargs: Mapping | None = None) -> str:
+    """The analysis key of fn(run, *args, **kwargs) for the run cached under run_key."""
+    return analysis_key(run_key, analysis_name(fn), call_arguments(fn, args, kwargs))
+
+
+def has_analysis(run_key: str, key: str) -> bool:
+    return _base(key, run_key).with_suffix(SIDECAR).is_file()
+
+
+def cached_analysis(run_key: str, fn: Callable[..., Frames], run, *args, **kwargs) -> Frames:
+    """fn(run, *args, **kwargs) through the cache, stored beside the run cached under run_key:
+    read back from disk after a restart, recomputed when corrupted."""
+    key = call_key(run_key, fn, args, kwargs)
+    result = load("analysis", key, run_key=run_key)
+    if result is None:
+        result = fn(run, *args, **kwargs)
+        save("analysis", key, result, run_key=run_key, label=analysis_name(fn))
+    return result
 
 
 def _n_analyses(run_key: str) -> int:
@@ -457,7 +487,7 @@ def open_entry(key: str) -> RunResult | pd.DataFrame | None:
     """Reopen a listed entry: a RunResult for a run, a DataFrame for a grid."""
     key = resolve(key)
     kinds = entries().set_index("key")["kind"]
-    return load_run(key) if kinds[key] == "run" else load_grid(key)
+    return load(kinds[key], key)
 
 
 def remove(key: str) -> bool:

@@ -228,7 +228,7 @@ def input_mode_scatter(sens: pd.DataFrame, lines: pd.DataFrame, metric: str, mod
 
 def parameter_chart(per_fold: pd.DataFrame, layer_label: str = "") -> alt.TopLevelMixin:
     """γ and β of each unit across folds, beside the BN moving std against the scaler std;
-    layer_label (views.layer_title) names the layer in the title."""
+    layer_label (page_tables.layer_title) names the layer in the title."""
     data = per_fold.assign(unit=per_fold["unit"].astype(str))
     units = ordered(data["unit"])
     color = alt.Color("unit:N", scale=unit_scale(units), legend=None)

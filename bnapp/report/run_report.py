@@ -20,19 +20,12 @@ import altair as alt
 import pandas as pd
 
 from bnapp import __version__
-from bnapp.analyses import agreement, catalog, concordance, explain
-from bnapp.analyses.conformal import DEFAULT_LEVEL
-from bnapp.analyses.importance import (
-    importance_tables,
-    layer_rows,
-    layer_stem,
-    parameter_tables,
-    run_layers,
-    tag_layer,
-)
+from bnapp.analyses import agreement, baselines, concordance, explain, stages
+from bnapp.analyses.layer_tables import importance_tables, layer_rows, parameter_tables, tag_layer
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.results import RunResult
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.results import RunResult, network_layers
 from bnapp.intake.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
 from bnapp.intake.units import UNIT_LABELS
 from bnapp.report import (
@@ -42,7 +35,7 @@ from bnapp.report import (
     importance_charts,
     model_card,
     network_charts,
-    views,
+    page_tables,
 )
 from bnapp.report.style import with_unit
 
@@ -68,35 +61,29 @@ REPORT_TABLES = {
     "data_dropped_by_reason": "Rows dropped while reading the data, by reason",
 }
 Progress = Callable[[float, str], None]
-# Part of run_tables' cache key: raise it when its tables change shape, so a cached set of the
-# old shape is not served (the package version would also retire every cached run).
-# 3: agreement, calibration, coverage, predictions (or, on another branch, the importance tables)
-# 4: both: agreement, calibration, coverage, predictions, importance, concordance, shapley_values,
-# ice, pdp
-# 5: coverage's interval column (cv_plus, nested; split_conformal)
-RUN_TABLES_SCHEMA = 5
 
 
-def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
-               seed: int = 0, interval: float = DEFAULT_LEVEL) -> dict[str, pd.DataFrame]:
+def run_tables(run: RunResult, *, n_permutations: int = SETTINGS.n_permutations,
+               n_boot: int = SETTINGS.n_boot, seed: int = SETTINGS.seed,
+               interval: float = SETTINGS.interval_level) -> dict[str, pd.DataFrame]:
     """Every analysis table of a run, keyed by file stem; stages and sensitivity cover the input
     and every hidden layer (told apart by the `layer` and `hidden_layer` columns); agreement,
     calibration, coverage and predictions with prediction intervals at level `interval`."""
     found = importance_tables(run, n_permutations=n_permutations, n_boot=n_boot, seed=seed)
-    quantiles = pd.concat([tag_layer(catalog.stage_summary(run, *layer), layer)
-                           for layer in run_layers(run.spec)], ignore_index=True)
-    loss, gamma = catalog.training_curves(run)
+    quantiles = pd.concat([tag_layer(stages.stage_summary(run, layer), layer)
+                           for layer in network_layers(run.spec)], ignore_index=True)
+    loss, gamma = stages.training_curves(run)
     explained = concordance.importance_report(run, n_permutations=n_permutations, n_boot=n_boot,
                                               seed=seed, sens=found["sensitivity"])
     ice, pdp = explain.ice_pdp(run, seed=seed)
-    preds = catalog.fold_predictions(run)  # every method's test rows, shared by four tables
-    base = catalog.baselines(run, preds)
+    preds = baselines.fold_predictions(run)  # every method's test rows, shared by four tables
+    base = baselines.baselines(run, preds)
     return {
         **parameter_tables(run),
         "stage_quantiles": quantiles,
         **found,
         "baselines": base,
-        "paired_comparison": catalog.paired_comparison(run, base),
+        "paired_comparison": baselines.paired_comparison(run, base),
         "loss_curves": loss,
         "gamma_curves": gamma,
         **model_card.trust_tables(run, interval, preds),
@@ -115,10 +102,10 @@ def gamma_figures(sens: pd.DataFrame, lines: pd.DataFrame, spec: ArchSpec, targe
     draw = bn_charts.input_mode_scatter if "input_mode" in sens.columns else bn_charts.gamma_scatter
     lines = lines[lines["metric"] == metric].drop(columns="metric")
     figures = {}
-    for layer in run_layers(spec):
+    for layer in network_layers(spec):
         rows = layer_rows(sens, layer)
         for mode in rows.dropna(subset=["gamma"])["mode"].unique():
-            figures[f"gamma_vs_{metric}_{layer_stem(layer)}_{mode}{suffix}"] = draw(
+            figures[f"gamma_vs_{metric}_{layer.stem}_{mode}{suffix}"] = draw(
                 rows, layer_rows(lines, layer), metric, mode, target=target)
     return figures
 
@@ -130,14 +117,16 @@ def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, al
                                                           target=run.target),
         "baselines": network_charts.baseline_chart(tables["baselines"], target=run.target),
     }
-    for layer in run_layers(run.spec):
+    for layer in network_layers(run.spec):
         per_fold = layer_rows(tables["bn_parameters_per_fold"], layer)
-        figures[f"parameters_{layer_stem(layer)}"] = bn_charts.parameter_chart(
-            per_fold.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer))
+        figures[f"parameters_{layer.stem}"] = bn_charts.parameter_chart(
+            per_fold.drop(columns=["layer", "hidden_layer"]),
+            page_tables.layer_title(run.spec, layer))
         quantiles = layer_rows(tables["stage_quantiles"], layer)
-        figures[f"stages_{layer_stem(layer)}"] = bn_charts.stage_boxplot(
-            quantiles.drop(columns=["layer", "hidden_layer"]), views.layer_title(run.spec, layer),
-            layer=layer[0])
+        figures[f"stages_{layer.stem}"] = bn_charts.stage_boxplot(
+            quantiles.drop(columns=["layer", "hidden_layer"]),
+            page_tables.layer_title(run.spec, layer),
+            layer=layer.kind)
     figures |= gamma_figures(tables["sensitivity"], tables["fit_lines"], run.spec, run.target)
     if len(tables["loss_curves"]):
         figures["loss"] = network_charts.loss_curves(tables["loss_curves"], target=run.target)
@@ -169,13 +158,13 @@ def importance_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[
     """The Importance page's figures: per layer the importance per definition and, where the
     layer has a BN, the concordance heatmap; ICE/PDP of the inputs."""
     figures = {}
-    for layer in run_layers(run.spec):
-        title = views.layer_title(run.spec, layer)
+    for layer in network_layers(run.spec):
+        title = page_tables.layer_title(run.spec, layer)
         conc = layer_rows(tables["concordance"], layer)
         if len(conc):
-            figures[f"concordance_{layer_stem(layer)}"] = importance_charts.concordance_heatmap(
+            figures[f"concordance_{layer.stem}"] = importance_charts.concordance_heatmap(
                 conc, title)
-        figures[f"importance_{layer_stem(layer)}"] = importance_charts.importance_bars(
+        figures[f"importance_{layer.stem}"] = importance_charts.importance_bars(
             layer_rows(tables["importance"], layer), title)
     figures["ice_pdp"] = importance_charts.ice_pdp_chart(tables["ice"], tables["pdp"],
                                                          target=run.target)
@@ -184,11 +173,11 @@ def importance_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[
 
 # ------------------------------------------------------------------------- what the run was made of
 
-def analysis_options(run: RunResult, *, n_permutations: int = 10,
-                     n_boot: int = 2000) -> dict[str, int]:
-    """run_tables' keyword arguments; the seed is the run's, as `analyze --seed` uses one seed."""
-    return {"n_permutations": int(n_permutations), "n_boot": int(n_boot),
-            "seed": int(run.protocol.get("seed", 0))}
+def analysis_options(*, n_permutations: int = SETTINGS.n_permutations,
+                     n_boot: int = SETTINGS.n_boot) -> dict[str, int]:
+    """run_tables' keyword arguments: the Export page's ablation shuffles and bootstrap
+    resamples, with the settings' seed (the pages' and the CLI's too)."""
+    return {"n_permutations": int(n_permutations), "n_boot": int(n_boot), "seed": SETTINGS.seed}
 
 
 def data_summary(run: RunResult, data_name: str, dataset: Dataset | None = None) -> dict[str, object]:
@@ -251,7 +240,8 @@ def cli_command(run: RunResult, data_name: str, options: Mapping[str, int]) -> t
             "--output-activation", spec.output_activation]
     args += ["--no-input-bn"] * (not spec.input_bn) + ["--no-hidden-bn"] * (not spec.hidden_bn)
     args += ["--folds", str(protocol.get("folds", 10)), "--epochs", str(protocol.get("epochs", 200)),
-             "--seed", str(options["seed"]), "--permutations", str(options["n_permutations"]),
+             "--seed", str(protocol.get("seed", 0)),
+             "--permutations", str(options["n_permutations"]),
              "--n-boot", str(options["n_boot"])]
     grouping = ({k: protocol[k] for k in ("kind", "group_by", "group_hash")}
                 if protocol.get("group_by") else {})
@@ -265,7 +255,7 @@ def cli_command(run: RunResult, data_name: str, options: Mapping[str, int]) -> t
     differences = []
     cli_protocol = {**Protocol(kind="kfold", folds=int(protocol.get("folds", 10)),
                                epochs=int(protocol.get("epochs", 200)),
-                               seed=options["seed"]).to_dict(), **grouping, **bn_decay}
+                               seed=protocol.get("seed", 0)).to_dict(), **grouping, **bn_decay}
     differences += [f"protocol {k} = {protocol.get(k)!r} (the command uses {v!r})"
                     for k, v in cli_protocol.items() if protocol.get(k) != v]
     if list(run.features) != list(STUDY_INPUTS):
@@ -280,7 +270,7 @@ def reproduction_settings(run: RunResult, *, run_key: str, data_name: str,
                           dataset: Dataset | None = None,
                           options: Mapping[str, int] | None = None) -> dict[str, object]:
     """Everything needed to train and analyse this run again, as JSON-ready values."""
-    options = options or analysis_options(run)
+    options = options or analysis_options()
     command, differences = cli_command(run, data_name, options)
     if dataset is not None and dataset.units != "mg/dL":  # `analyze` reads urea as mg/dL
         differences.append(f"urea read as {UNIT_LABELS.get(dataset.units, dataset.units)} "

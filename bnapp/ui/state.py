@@ -17,11 +17,12 @@ import pandas as pd
 import streamlit as st
 
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult
-from bnapp.engine.train import Protocol
 from bnapp.intake import data, groups
 from bnapp.jobs import cache
-from bnapp.jobs.runner import Job, JobFailed, JobManager, job_manager
+from bnapp.jobs.errors import JobFailed
+from bnapp.jobs.scheduler import Job, JobManager, job_manager
 
 JOBS_PARAM = "jobs"  # the URL query parameter naming this session's jobs
 # Streamlit's XSRF cookie (server.enableXsrfProtection, on in .streamlit/config.toml): 128 random
@@ -135,7 +136,7 @@ def run_label(run: RunResult, data_name: str) -> str:
 
 def open_cached(key: str) -> RunEntry | None:
     """Load a run from the disk cache into this session (None when gone or corrupted)."""
-    run = cache.load_run(key)
+    run = cache.load("run", key)
     if run is None:
         return None
     meta = cache.entries().set_index("key")

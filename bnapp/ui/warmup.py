@@ -33,7 +33,7 @@ MODULES = (
     "statsmodels.regression.linear_model",
     "statsmodels.nonparametric.smoothers_lowess",
     "bnapp.analyses.predict",
-    "bnapp.analyses.importance",
+    "bnapp.analyses.layer_tables",
     "bnapp.report.run_report",
     "openpyxl",
 )
@@ -81,9 +81,9 @@ def _warm() -> None:
 
 
 def _prestart_worker() -> None:
-    from bnapp.jobs import backend, tasks
+    from bnapp.jobs import processes, training_worker
 
-    backend.prestart_worker(tasks.warm_trainer)
+    processes.prestart_worker(training_worker.warm_trainer)
 
 
 def _import_modules() -> None:

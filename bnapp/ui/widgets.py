@@ -16,11 +16,13 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from bnapp.analyses import catalog
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import Layer, network_layers
 from bnapp.jobs import cache
-from bnapp.jobs.runner import Job, analysis_name, cached_analysis, user_message
-from bnapp.report import views
+from bnapp.jobs.errors import user_message
+from bnapp.jobs.page_analyses import Call
+from bnapp.jobs.scheduler import Job
+from bnapp.report import page_tables
 from bnapp.report.cells import table_csv
 from bnapp.report.export import chart_png, chart_svg, safe_filename, table_xlsx
 from bnapp.report.markup import escape_md
@@ -112,30 +114,31 @@ def need_run() -> state.RunEntry:
 
 
 @st.cache_data(max_entries=256, show_spinner="Computing…")
-def _memo(name: str, run_key: str, args: tuple, kwargs: tuple, _fn, _run):
-    return cached_analysis(run_key, name, lambda: _fn(_run, *args, **dict(kwargs)), args=args,
-                           kwargs=dict(kwargs))
+def _memo(name: str, run_key: str, arguments: tuple, _fn, _run, _args: tuple, _kwargs: dict):
+    return cache.cached_analysis(run_key, _fn, _run, *_args, **_kwargs)
 
 
-def compute(entry: state.RunEntry, fn: str | Callable, *args, **kwargs):
-    """fn(run, *args, **kwargs) memoized per run key and arguments, across pages and sessions in
-    memory, and on disk beside the cached run, so an app restart does not recompute it.
+def compute(entry: state.RunEntry, fn: Callable, *args, **kwargs):
+    """fn(run, *args, **kwargs) memoized per run key and arguments (by name, defaults filled
+    in), across pages and sessions in memory, and on disk beside the cached run, so an app
+    restart does not recompute it. fn: a module-level function taking the run first and
+    returning a DataFrame (or a tuple or dict of them)."""
+    arguments = cache.call_arguments(fn, args, kwargs)
+    return _memo(cache.analysis_name(fn), entry.key, tuple(sorted(arguments.items())), fn,
+                 entry.run, args, kwargs)
 
-    fn: the name of a bnapp.analyses.catalog function, or any module-level function taking the run first
-    and returning a DataFrame (or a tuple or dict of them).
-    """
-    if isinstance(fn, str):
-        fn = getattr(catalog, fn)
-    return _memo(analysis_name(fn), entry.key, args,
-                 tuple(sorted(kwargs.items())), fn, entry.run)
+
+def compute_call(entry: state.RunEntry, call: Call):
+    """compute() of one of the pages' declared analyses (bnapp.jobs.page_analyses)."""
+    return compute(entry, call.fn, *call.args, **call.kwargs)
 
 
 def layer_picker(spec: ArchSpec, *, key: str, container=st,
                  help: str = "The input BN sees the patient variables; a hidden BN sees the "
-                             "hidden layer's nodes.") -> views.Layer:
+                             "hidden layer's nodes.") -> Layer:
     """Radio of the run's BN-able layers: the input, then each hidden layer."""
-    return container.radio("Layer", views.layer_choices(spec), key=key, help=help,
-                           format_func=lambda c: views.layer_title(spec, c))
+    return container.radio("Layer", network_layers(spec), key=key, help=help,
+                           format_func=lambda c: page_tables.layer_title(spec, c))
 
 
 # ------------------------------------------------------------------------------- sidebar

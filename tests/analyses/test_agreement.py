@@ -147,7 +147,8 @@ def test_out_of_fold_least_squares_on_20000_synthetic_sessions_has_no_proportion
     """Acceptance (issue 26): 10-fold out-of-fold OLS on the simulator's sessions is calibrated,
     and its proportional-bias interval holds 0 (the regression on the mean flagged it)."""
     from bnapp.analyses.baselines import LeastSquares
-    from bnapp.engine.train import Protocol, make_splits
+    from bnapp.engine.protocols import Protocol
+    from bnapp.engine.train import make_splits
     from bnapp.intake.data import STUDY_INPUTS
     from bnapp.intake.simulator import simulate_cohort
 

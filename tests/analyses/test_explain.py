@@ -12,10 +12,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnapp.analyses import explain
+from bnapp.analyses import explain, network_ops
 from bnapp.analyses.explain import Op
 from bnapp.engine.model import ACTIVATIONS, OUTPUT_ACTIVATIONS, ArchSpec, init_weights, predict
 from bnapp.engine.reference import ReferenceNet
+from bnapp.engine.results import Layer, network_layers
 from tests.analyses.test_metrics import make_run
 
 
@@ -47,13 +48,20 @@ def test_ops_are_the_models_forward_and_gradients_are_torch_autograd(spec, p, se
     rng = np.random.default_rng(seed)
     w = random_network(spec, p, rng)
     x = rng.normal(0, 2, (7, p))
-    ops = explain.network_ops(spec, w)
-    out, grad = explain.gradients(ops, x)
+    ops = network_ops.network_ops(spec, w)
+    out, grad = network_ops.gradients(ops, x)
     np.testing.assert_allclose(out, predict(spec, w, x), rtol=1e-12, atol=1e-12)
     net = ReferenceNet(spec, p).load_weights(w).eval()
     xt = torch.tensor(x, requires_grad=True)
     net(xt).sum().backward()
     np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("explained", [network_ops.run_ops, network_ops.gradients])
+def test_an_unknown_activation_is_refused_not_passed_through(explained):
+    ops = [network_ops.Op("dense", np.eye(2), np.zeros(2)), network_ops.Op("act", name="swish")]
+    with pytest.raises(KeyError, match="swish"):
+        explained(ops, np.ones((3, 2)))
 
 
 # ------------------------------------------------------------------------------ known answers
@@ -73,7 +81,7 @@ def test_linear_network_shapley_and_ig_are_closed_forms(p, seed):
     w, b = rng.normal(0, 3, p), rng.normal()
     x, bg = rng.normal(50, 20, (9, p)), rng.normal(50, 20, (13, p))
     phi, base = explain.shapley_matrix(linear_network(w, b), x, bg,
-                                       n_permutations=5, rng=np.random.default_rng(seed))
+                                       n_orders=5, rng=np.random.default_rng(seed))
     np.testing.assert_allclose(phi, w * (x - bg.mean(0)), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(base, bg.mean(0) @ w + b, rtol=1e-12)
     baseline = rng.normal(0, 10, p)
@@ -107,7 +115,7 @@ def test_exact_shapley_equals_brute_force_on_four_inputs(activation, output_acti
     w = random_network(spec, 4, rng)
     w.biases[-1] = np.array([1.0])  # keeps a ReLU output mostly on
     x, bg = rng.normal(0, 1.5, (3, 4)), rng.normal(0, 1.5, (11, 4))
-    phi, _ = explain.shapley_matrix(explain.network_ops(spec, w), x, bg)
+    phi, _ = explain.shapley_matrix(network_ops.network_ops(spec, w), x, bg)
     for row in range(3):
         np.testing.assert_allclose(phi[row], brute_force_shapley(lambda h: predict(spec, w, h), x[row], bg),
                                    rtol=1e-10, atol=1e-12)
@@ -124,12 +132,11 @@ def test_efficiency_and_completeness_on_random_networks(spec, p, seed):
     rng = np.random.default_rng(seed)
     w = random_network(spec, p, rng)
     x, bg = rng.normal(0, 2, (6, p)), rng.normal(0, 2, (20, p))
-    ops = explain.network_ops(spec, w)
-    layers = [("input", 0), *(("hidden", i) for i in range(len(spec.hidden)))]
-    for layer in layers:
-        head, tail = explain.split_ops(ops, *layer)
-        ux, ub = explain.run_ops(head, x), explain.run_ops(head, bg)
-        phi, base = explain.shapley_matrix(tail, ux, ub, n_permutations=3, rng=rng)
+    ops = network_ops.network_ops(spec, w)
+    for layer in network_layers(spec):
+        head, tail = network_ops.split_ops(ops, layer)
+        ux, ub = network_ops.run_ops(head, x), network_ops.run_ops(head, bg)
+        phi, base = explain.shapley_matrix(tail, ux, ub, n_orders=3, rng=rng)
         np.testing.assert_allclose(base + phi.sum(1), predict(spec, w, x), rtol=0, atol=1e-9)
         _, gap = explain.integrated_gradients_matrix(tail, ux, ub.mean(0))
         assert np.abs(gap).max() <= 1e-3
@@ -139,13 +146,13 @@ def test_ig_matches_a_fine_riemann_sum_on_a_smooth_network():
     spec = ArchSpec(hidden=(4,), activation="tanh")
     rng = np.random.default_rng(3)
     w = random_network(spec, 3, rng)
-    ops = explain.network_ops(spec, w)
+    ops = network_ops.network_ops(spec, w)
     x, baseline = rng.normal(0, 2, (4, 3)), rng.normal(0, 1, 3)
     ig, _ = explain.integrated_gradients_matrix(ops, x, baseline)
     alphas = (np.arange(20_000) + 0.5) / 20_000
     for row in range(4):
         path = baseline + alphas[:, None] * (x[row] - baseline)
-        riemann = (x[row] - baseline) * explain.gradients(ops, path)[1].mean(0)
+        riemann = (x[row] - baseline) * network_ops.gradients(ops, path)[1].mean(0)
         np.testing.assert_allclose(ig[row], riemann, rtol=1e-6, atol=1e-9)
 
 
@@ -162,8 +169,8 @@ def test_run_tables_explain_each_folds_test_predictions(spec):
     ig, ig_rows = explain.integrated_gradients(run)
     assert np.abs(ig_rows["completeness_gap"]).max() <= 1e-3
     assert len(ig) == len(values) == len(stored) * len(run.features)
-    hidden, hidden_rows = explain.shapley_values(run, "hidden")
-    assert set(hidden["unit"]) == set(run.unit_names("hidden"))
+    hidden, hidden_rows = explain.shapley_values(run, Layer.hidden(0))
+    assert set(hidden["unit"]) == set(run.unit_names(Layer.hidden(0)))
     np.testing.assert_allclose(hidden_rows["prediction"], stored, rtol=1e-12)
 
 

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnapp.analyses.groups import gamma_by_unit, gamma_rank_agreement, unit_comparison
+from bnapp.analyses.groups import gamma_by_held_out_group, gamma_rank_agreement, held_out_comparison
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.protocols import grouped
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol, grouped
+from bnapp.engine.train import train_run
 from bnapp.intake.simulator import simulate_cohort
 from bnapp.intake.units import STUDY_INPUTS
 
@@ -27,7 +27,7 @@ def three_units():
 
 def test_each_unit_is_scored_on_its_own_rows(three_units):
     run, units = three_units
-    table = unit_comparison(run, units)
+    table = held_out_comparison(run, units)
     assert sorted(table["held_out"].unique()) == ["east", "north", "south"]
     for fold in run.folds:
         (unit,) = set(units[fold.test_rows])
@@ -62,7 +62,7 @@ def _kendall_by_hand(x: np.ndarray, y: np.ndarray) -> float:
 
 def test_gamma_rankings_are_compared_for_every_pair_of_units(three_units):
     run, units = three_units
-    gammas = gamma_by_unit(run, units)
+    gammas = gamma_by_held_out_group(run, units)
     assert len(gammas) == 3 * len(STUDY_INPUTS)
     agreement = gamma_rank_agreement(run, units)
     assert len(agreement) == 3  # 3 units: 3 pairs
@@ -79,9 +79,9 @@ def test_gamma_rankings_are_compared_for_every_pair_of_units(three_units):
 def test_labels_must_be_the_runs(three_units):
     run, units = three_units
     with pytest.raises(ValueError, match="not the labels of 'unit'"):
-        unit_comparison(run, units[::-1])
+        held_out_comparison(run, units[::-1])
     with pytest.raises(ValueError, match="59 group labels"):
-        unit_comparison(run, units[1:])
+        held_out_comparison(run, units[1:])
 
 
 def test_no_input_bn_means_no_ranking():
@@ -90,6 +90,6 @@ def test_no_input_bn_means_no_ranking():
     protocol = grouped(Protocol(folds=2, epochs=2), "group-kfold", "unit", units)
     run = train_run(cohort[STUDY_INPUTS].to_numpy(), cohort["Ueq"].to_numpy(),
                     ArchSpec(input_bn=False), protocol, features=STUDY_INPUTS, groups=units)
-    assert gamma_by_unit(run, units).empty
+    assert gamma_by_held_out_group(run, units).empty
     assert isinstance(gamma_rank_agreement(run, units), pd.DataFrame)
     assert gamma_rank_agreement(run, units).empty

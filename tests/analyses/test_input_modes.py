@@ -12,10 +12,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bnapp.analyses.catalog import association, bn_parameters, fit_lines, sensitivity
-from bnapp.analyses.importance import compare_input_modes, comparison_problem, layer_rows
+from bnapp.analyses.association import association, fit_lines
+from bnapp.analyses.layer_tables import compare_input_modes, comparison_problem, layer_rows
+from bnapp.analyses.sensitivity import sensitivity
+from bnapp.analyses.stages import bn_parameters
 from bnapp.cli import main
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import INPUT, Layer
 from bnapp.report import bn_charts
 from bnapp.report.export import chart_png, chart_svg
 from tests.analyses.test_metrics import make_run
@@ -45,18 +48,18 @@ def test_the_tables_stack_both_modes_and_every_layer(compared):
 
 
 @pytest.mark.parametrize("mode", ["raw", "zscore"])
-@pytest.mark.parametrize("layer", [("input", 0), ("hidden", 1)])
+@pytest.mark.parametrize("layer", [INPUT, Layer.hidden(1)])
 def test_each_mode_holds_its_own_runs_analyses(runs, compared, mode, layer):
-    run, (kind, index) = runs[mode], layer
+    run = runs[mode]
 
     def mine(name: str) -> pd.DataFrame:
         table = compared[name]
         rows = layer_rows(table[table["input_mode"] == mode], layer)
         return rows.drop(columns=["input_mode", "layer", "hidden_layer"]).reset_index(drop=True)
 
-    own = sensitivity(run, kind, n_permutations=2, seed=0, hidden_index=index)
+    own = sensitivity(run, layer, n_permutations=2, seed=0)
     pd.testing.assert_frame_equal(mine("sensitivity"), own.drop(columns="layer"))
-    per_fold, _ = bn_parameters(run, kind, index)
+    per_fold, _ = bn_parameters(run, layer)
     pd.testing.assert_frame_equal(mine("bn_parameters_per_fold"), per_fold)
     lines = mine("fit_lines")
     expected = fit_lines(own, "rmse").drop(columns="layer")
@@ -92,10 +95,9 @@ def test_runs_that_are_not_one_network_on_one_data_set_are_refused(runs):
 # ------------------------------------------------------------------------------- the chart
 
 def test_the_side_by_side_chart_shares_its_axes_and_renders(compared):
-    sens = layer_rows(compared["sensitivity"], ("input", 0))
-    lines = layer_rows(compared["fit_lines"], ("input", 0))
-    chart = bn_charts.input_mode_scatter(sens,
-                                         lines[lines["metric"] == "bias"].drop(columns="metric"),
+    sens = layer_rows(compared["sensitivity"], INPUT)
+    lines = layer_rows(compared["fit_lines"], INPUT)
+    chart = bn_charts.input_mode_scatter(sens, lines[lines["metric"] == "bias"].drop(columns="metric"),
                                       "bias", "zero")
     spec = chart.to_dict()
     assert len(spec["hconcat"]) == 2

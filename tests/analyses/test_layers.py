@@ -9,9 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnapp.analyses.catalog import association, sensitivity, stage_summary
-from bnapp.analyses.importance import layer_rows, layer_stem, run_layers, tag_layer
+from bnapp.analyses.association import association
+from bnapp.analyses.layer_tables import layer_rows, tag_layer
+from bnapp.analyses.sensitivity import sensitivity
+from bnapp.analyses.stages import stage_summary
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import INPUT, Layer, network_layers
 from bnapp.report import run_report
 from tests.analyses.test_metrics import make_run
 
@@ -30,39 +33,47 @@ def tables(run):
 
 
 def test_layers_and_stems():
-    assert run_layers(SPEC) == [("input", 0), ("hidden", 0), ("hidden", 1)]
-    assert [layer_stem(layer) for layer in run_layers(SPEC)] == ["input", "hidden1", "hidden2"]
+    assert network_layers(SPEC) == [INPUT, Layer.hidden(0), Layer.hidden(1)]
+    assert [layer.stem for layer in network_layers(SPEC)] == ["input", "hidden1", "hidden2"]
+    assert [layer.label for layer in network_layers(SPEC)] == ["input", "hidden layer 1",
+                                                               "hidden layer 2"]
+    assert [layer.number for layer in network_layers(SPEC)] == [None, 1, 2]
+
+
+@pytest.mark.parametrize("kind,index", [("output", 0), ("input", 1), ("hidden", -1)])
+def test_a_layer_that_cannot_exist_is_refused(kind, index):
+    with pytest.raises(ValueError, match="layer"):
+        Layer(kind, index)
 
 
 def test_tag_layer_keeps_the_rows_and_numbers_hidden_layers_from_one():
     frame = pd.DataFrame({"unit": ["a", "b"], "value": [1.0, 2.0]})
-    hidden = tag_layer(frame, ("hidden", 1))
+    hidden = tag_layer(frame, Layer.hidden(1))
     assert list(hidden.columns) == ["layer", "hidden_layer", "unit", "value"]
     assert list(hidden["hidden_layer"]) == [2, 2] and set(hidden["layer"]) == {"hidden"}
-    assert tag_layer(frame, ("input", 0))["hidden_layer"].isna().all()
-    both = pd.concat([hidden, tag_layer(frame, ("input", 0))], ignore_index=True)
-    assert list(layer_rows(both, ("hidden", 1)).index) == [0, 1]
-    assert list(layer_rows(both, ("input", 0)).index) == [2, 3]
-    assert layer_rows(both, ("hidden", 0)).empty
+    assert tag_layer(frame, INPUT)["hidden_layer"].isna().all()
+    both = pd.concat([hidden, tag_layer(frame, INPUT)], ignore_index=True)
+    assert list(layer_rows(both, Layer.hidden(1)).index) == [0, 1]
+    assert list(layer_rows(both, INPUT).index) == [2, 3]
+    assert layer_rows(both, Layer.hidden(0)).empty
 
 
-@pytest.mark.parametrize("layer", run_layers(SPEC), ids=layer_stem)
+@pytest.mark.parametrize("layer", network_layers(SPEC), ids=lambda layer: layer.stem)
 def test_every_layer_has_its_own_sensitivity_and_stages(run, tables, layer):
-    kind, index = layer
-    own = sensitivity(run, kind, n_permutations=2, seed=0, hidden_index=index)
+    own = sensitivity(run, layer, n_permutations=2, seed=0)
     mine = layer_rows(tables["sensitivity"], layer).drop(columns="hidden_layer")
     pd.testing.assert_frame_equal(mine.reset_index(drop=True), own)
     quantiles = layer_rows(tables["stage_quantiles"], layer).drop(columns=["layer", "hidden_layer"])
-    pd.testing.assert_frame_equal(quantiles.reset_index(drop=True), stage_summary(run, kind, index))
+    pd.testing.assert_frame_equal(quantiles.reset_index(drop=True), stage_summary(run, layer))
 
 
 def test_the_association_never_pools_two_hidden_layers(run, tables):
     assoc = tables["association"]
-    deep = layer_rows(assoc, ("hidden", 1))
+    deep = layer_rows(assoc, Layer.hidden(1))
     pearson = deep[(deep["mode"] == "zero") & (deep["metric"] == "bias")
                    & (deep["statistic"] == "pearson")].iloc[0]
     assert pearson["n"] == 3 * 4  # folds x nodes of hidden layer 2 only
-    own = association(sensitivity(run, "hidden", modes=("zero",), hidden_index=1), "bias", n_boot=50)
+    own = association(sensitivity(run, Layer.hidden(1), ablations=("zero",)), "bias", n_boot=50)
     assert pearson["estimate"] == pytest.approx(
         own.set_index("statistic").loc["pearson", "estimate"])
     assert set(assoc["hidden_layer"].dropna()) == {1, 2}

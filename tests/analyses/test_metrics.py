@@ -10,21 +10,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
-from bnapp.analyses.catalog import (
-    association,
-    baselines,
-    bn_parameters,
-    bn_stages,
-    error_metrics,
-    fit_lines,
-    paired_comparison,
-    quality,
-    sensitivity,
-    stage_quantiles,
-    training_curves,
-)
+from bnapp.analyses.association import association, fit_lines
+from bnapp.analyses.baselines import baselines, paired_comparison, quality
+from bnapp.analyses.sensitivity import error_metrics, sensitivity
+from bnapp.analyses.stages import bn_parameters, bn_stages, stage_quantiles, training_curves
 from bnapp.engine.model import BN_EPSILON, ArchSpec, BNState, bn_inference, forward, init_weights
-from bnapp.engine.results import FoldResult, RunResult
+from bnapp.engine.results import INPUT, FoldResult, Layer, RunResult
 
 FEATURES = ["a", "b", "c", "d"]
 
@@ -100,18 +91,18 @@ def test_quality_closed_forms(truth, noise):
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.label)
-@pytest.mark.parametrize("layer", ["input", "hidden"])
+@pytest.mark.parametrize("layer", [INPUT, Layer.hidden(0)], ids=lambda layer: layer.stem)
 def test_sensitivity_columns_and_invariants(spec, layer):
     run = make_run(spec)
     sens = sensitivity(run, layer, n_permutations=3, seed=1)
-    units = 4 if layer == "input" else spec.hidden[0]
+    units = 4 if layer == INPUT else spec.hidden[0]
     assert list(sens.columns) == ["layer", "unit", "fold", "mode", "gamma", "abs_gamma",
                                   "mean_error", "std_error", "bias", "mse", "rmse", "delta_mse",
                                   "mean_percent_error", "std_percent_error"]
     assert len(sens) == 3 * units * 3
     np.testing.assert_allclose(sens["rmse"] ** 2, sens["mse"])
     np.testing.assert_array_equal(sens["bias"], sens["mean_error"].abs())
-    has_bn = spec.input_bn if layer == "input" else spec.hidden_bn
+    has_bn = spec.input_bn if layer == INPUT else spec.hidden_bn
     assert sens["gamma"].notna().all() == has_bn
     # the same call gives the same numbers (seeded permutations); another seed, other shuffles
     pd.testing.assert_frame_equal(sens, sensitivity(run, layer, n_permutations=3, seed=1))
@@ -126,7 +117,7 @@ def test_ablating_a_disconnected_unit_changes_nothing():
     for fold in run.folds:
         fold.weights.kernels[0][2, :] = 0.0  # input c feeds nothing
         fold.weights.kernels[1][1, :] = 0.0  # hidden node 2 feeds nothing
-    for layer, unit in (("input", "c"), ("hidden", "node 2")):
+    for layer, unit in ((INPUT, "c"), (Layer.hidden(0), "node 2")):
         sens = sensitivity(run, layer, n_permutations=4)
         mine = sens[sens["unit"] == unit]
         np.testing.assert_allclose(mine["delta_mse"], 0.0, atol=1e-9)
@@ -135,7 +126,7 @@ def test_ablating_a_disconnected_unit_changes_nothing():
 
 def test_input_modes_by_hand():
     run = make_run(ArchSpec(), folds=2)
-    sens = sensitivity(run, "input", n_permutations=2, seed=7).set_index(["fold", "unit", "mode"])
+    sens = sensitivity(run, INPUT, n_permutations=2, seed=7).set_index(["fold", "unit", "mode"])
     fold = run.folds[1]
     x, truth = run.X[fold.test_rows], run.y[fold.test_rows]
     intact = np.mean((forward(run.spec, fold.weights, x).output - truth) ** 2)
@@ -164,14 +155,15 @@ def test_input_modes_by_hand():
 def test_zscore_zero_ablation_is_the_training_mean():
     """Without an input BN, mean holds a z-scored input at its training mean: 0."""
     spec = ArchSpec(input_mode="zscore", input_bn=False)
-    sens = sensitivity(make_run(spec), "input", modes=("zero", "mean"))
+    sens = sensitivity(make_run(spec), INPUT, ablations=("zero", "mean"))
     zero, mean = (sens[sens["mode"] == m].reset_index(drop=True) for m in ("zero", "mean"))
     np.testing.assert_allclose(zero["mse"], mean["mse"], rtol=1e-12)
 
 
 def test_hidden_zero_and_mean_modes_by_hand():
     run = make_run(ArchSpec(hidden=(4,)), folds=2)
-    sens = sensitivity(run, "hidden", modes=("zero", "mean")).set_index(["fold", "unit", "mode"])
+    sens = sensitivity(run, Layer.hidden(0), ablations=("zero", "mean")).set_index(
+        ["fold", "unit", "mode"])
     fold = run.folds[0]
     x, truth = run.X[fold.test_rows], run.y[fold.test_rows]
     bn = fold.weights.hidden_bn[0]
@@ -187,12 +179,12 @@ def test_hidden_zero_and_mean_modes_by_hand():
 
 def test_bad_arguments_are_refused():
     run = make_run(ArchSpec())
-    with pytest.raises(ValueError, match="mode"):
-        sensitivity(run, "input", modes=("drop",))
-    with pytest.raises(ValueError, match="layer"):
+    with pytest.raises(ValueError, match="ablation"):
+        sensitivity(run, INPUT, ablations=("drop",))
+    with pytest.raises(TypeError, match="layer"):
         sensitivity(run, "output")
-    with pytest.raises(ValueError, match="hidden_index"):
-        sensitivity(run, "hidden", hidden_index=3)
+    with pytest.raises(ValueError, match="no hidden layer 4"):
+        sensitivity(run, Layer.hidden(3))
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,7 +194,7 @@ def test_bad_arguments_are_refused():
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.label)
 def test_bn_stages_follow_the_network(spec):
     run = make_run(spec)
-    stages = bn_stages(run, "input")
+    stages = bn_stages(run, INPUT)
     fold = run.folds[2]
     trace = forward(spec, fold.weights, fold.network_input(spec, run.X[fold.test_rows]))
 
@@ -217,7 +209,7 @@ def test_bn_stages_follow_the_network(spec):
     assert set(stages["stage"].unique()) == expected
     if spec.input_bn:
         np.testing.assert_allclose(stage("bn_output"), trace.input_bn_out)
-    hidden = bn_stages(run, "hidden")
+    hidden = bn_stages(run, Layer.hidden(0))
     np.testing.assert_allclose(stage("raw", hidden), trace.hidden_pre_bn[0])
     if spec.hidden_bn:
         np.testing.assert_allclose(stage("bn_output", hidden), trace.hidden_bn_out[0])

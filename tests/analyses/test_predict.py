@@ -15,7 +15,8 @@ from hypothesis.extra.numpy import arrays
 
 from bnapp.analyses.predict import ektv_from_ueq, in_units, indexed_by_row, predict_sessions
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.train import train_run
 from bnapp.intake import data, kinetics
 from bnapp.intake.data import DataError
 from tests.apptest import demo_run

@@ -8,15 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnapp.analyses.catalog import bn_stages, stage_quantiles, stage_summary
+from bnapp.analyses.stages import bn_stages, stage_quantiles, stage_summary
 from bnapp.engine.keras_import import load_keras_run
 from bnapp.engine.model import ArchSpec, init_weights
-from bnapp.engine.results import FoldResult, RunResult
+from bnapp.engine.results import FIRST_HIDDEN, INPUT, FoldResult, Layer, RunResult
 
 
-def assert_same_boxes(run: RunResult, layer: str, hidden_index: int = 0) -> pd.DataFrame:
-    fast = stage_summary(run, layer, hidden_index)
-    long = stage_quantiles(bn_stages(run, layer, hidden_index))
+def assert_same_boxes(run: RunResult, layer: Layer) -> pd.DataFrame:
+    fast = stage_summary(run, layer)
+    long = stage_quantiles(bn_stages(run, layer))
     pd.testing.assert_frame_equal(fast, long, check_exact=False, rtol=1e-12, atol=1e-12)
     return fast
 
@@ -62,9 +62,9 @@ specs = st.builds(
 def test_matches_the_long_frame_path_on_random_runs(spec, n, folds, repeats, ties, seed, data):
     run = random_run(spec, n, folds, repeats, ties, seed)
     x_before = run.X.copy()
-    assert_same_boxes(run, "input")
+    assert_same_boxes(run, INPUT)
     hidden_index = data.draw(st.integers(0, len(spec.hidden) - 1))
-    fast = assert_same_boxes(run, "hidden", hidden_index)
+    fast = assert_same_boxes(run, Layer.hidden(hidden_index))
     np.testing.assert_array_equal(run.X, x_before)  # the in-place partitioning never reaches X
     # one box per model, repeats apart: each repeat's folds hold every row once
     assert set(fast["fold"]) == set(range(folds * repeats)) | {-1}
@@ -76,8 +76,8 @@ def test_matches_the_long_frame_path_on_random_runs(spec, n, folds, repeats, tie
 @pytest.mark.parametrize("which", ["e2e", "norm"])
 def test_matches_the_long_frame_path_on_the_seed_checkpoints(seed_dir, which):
     run = load_keras_run(seed_dir, which)
-    fast = assert_same_boxes(run, "input")
-    assert_same_boxes(run, "hidden")
+    fast = assert_same_boxes(run, INPUT)
+    assert_same_boxes(run, FIRST_HIDDEN)
     # and an independent check of the pooled raw boxes: quartiles of every fold's test rows
     rows = np.concatenate([f.test_rows for f in run.folds])
     pooled = fast[(fast["fold"] == -1) & (fast["stage"] == "raw")].set_index("unit")
@@ -109,7 +109,7 @@ def test_a_unit_without_z_score_gets_an_empty_box():
         fold.weights.kernels[0][:, 1] = 0.0  # node 2 = its bias, whatever the row
         fold.weights.biases[0][1] = 0.5
     with np.errstate(invalid="ignore"):
-        fast = assert_same_boxes(run, "hidden")
+        fast = assert_same_boxes(run, FIRST_HIDDEN)
     node2 = fast[fast["unit"] == "node 2"].set_index(["fold", "stage"])
     assert node2.loc[(-1, "zscore"), ["q1", "whisker_low", "max"]].isna().all()
     assert node2.loc[(-1, "zscore"), "n"] == 30

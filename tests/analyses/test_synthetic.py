@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnapp.analyses.catalog import MODES, sensitivity
+from bnapp.analyses.sensitivity import ABLATIONS, sensitivity
 from bnapp.engine.model import ArchSpec
+from bnapp.engine.results import INPUT
 
 FEATURES = ["strong", "weak", "none"]
 
@@ -22,15 +23,15 @@ def known_answer_data(seed: int = 0, n: int = 240):
 
 @pytest.mark.parametrize("mode", ["raw", "zscore"])
 def test_ablation_ranks_inputs_by_their_true_effect(mode):
-    from bnapp.engine import train
+    from bnapp.engine import protocols, train
     X, y = known_answer_data()
-    run = train.train_run(X, y, ArchSpec(input_mode=mode), train.Protocol(folds=3, epochs=200),
+    run = train.train_run(X, y, ArchSpec(input_mode=mode), protocols.Protocol(folds=3, epochs=200),
                           features=FEATURES, target="y")
-    sens = sensitivity(run, "input", n_permutations=5)
+    sens = sensitivity(run, INPUT, n_permutations=5)
     for (fold, ablation), g in sens.groupby(["fold", "mode"]):
         ranking = list(g.sort_values("delta_mse", ascending=False)["unit"])
         assert ranking == FEATURES, (fold, ablation, g[["unit", "delta_mse"]])
-    assert set(sens["mode"]) == set(MODES)
+    assert set(sens["mode"]) == set(ABLATIONS)
     # the irrelevant input costs almost nothing when held at its mean or shuffled
     gentle = sens[(sens["unit"] == "none") & (sens["mode"] != "zero")]
     strong = sens[(sens["unit"] == "strong") & (sens["mode"] != "zero")]

@@ -11,8 +11,9 @@ import torch
 from bnapp.cli import bench, main
 from bnapp.engine.kernel import epoch_orders
 from bnapp.engine.model import ArchSpec, init_weights
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.reference import train_reference
-from bnapp.engine.train import Protocol, make_splits, model_rngs, train_run
+from bnapp.engine.train import make_splits, model_rngs, train_run
 from bnapp.intake.data import STUDY_INPUTS
 
 

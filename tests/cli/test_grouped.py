@@ -9,12 +9,11 @@ import pytest
 
 from bnapp.cli import build_parser, main
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.protocols import grouped
+from bnapp.engine.protocols import Protocol, grouped
 from bnapp.engine.results import run_from_bytes
-from bnapp.engine.train import Protocol
 from bnapp.intake.data import STUDY_INPUTS, load_dataset
 from bnapp.intake.kinetics import predict_ueq
-from bnapp.jobs import cache, runner
+from bnapp.jobs import cache, cached
 
 
 @pytest.mark.parametrize("command", ["train", "grid", "analyze"])
@@ -45,7 +44,7 @@ def test_analyze_takes_every_ungrouped_protocol(kind):
 @pytest.mark.parametrize("command", ["train", "analyze"])
 def test_bad_grouping_is_one_line_and_trains_nothing(command, extra, message, urea_csv, tmp_path,
                                                      capsys, monkeypatch):
-    monkeypatch.setattr(runner, "_train_run", _refuse)
+    monkeypatch.setattr(cached, "train_run", _refuse)
     args = [command, "--data", str(urea_csv), "--out", str(tmp_path / "o"), "--epochs", "1"]
     assert main([*args, *extra]) == 2
     err = capsys.readouterr().err
@@ -72,7 +71,7 @@ def test_train_leave_one_centre_out_keeps_each_centre_together(urea_csv, tmp_pat
                  "--out", str(tmp_path / "c")]) == 0
     assert len(cache.entries()) == 2
     # the grouped run again comes from the cache: same key, nothing trained
-    monkeypatch.setattr(runner, "_train_run", _refuse)
+    monkeypatch.setattr(cached, "train_run", _refuse)
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
 
 
@@ -132,7 +131,7 @@ def test_the_exported_command_of_a_grouped_run_trains_the_same_protocol(urea_csv
     protocol = grouped(Protocol(epochs=1), "leave-one-group-out", "centro", labels)
     run = train_run(ds.X(STUDY_INPUTS), ds.y(), ArchSpec.study_e2e(), protocol,
                     features=STUDY_INPUTS, groups=labels)
-    options = run_report.analysis_options(run)
+    options = run_report.analysis_options()
     command, differences = run_report.cli_command(run, "Urea.csv", options)
     assert differences == []
     args = build_parser().parse_args(shlex.split(command)[3:])  # after "python -m bnapp"

@@ -15,7 +15,7 @@ from bnapp.cli.options import (
     spec_from_args,
 )
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import Protocol
 
 
 def _parse(*argv: str):

@@ -12,7 +12,7 @@ import pytest
 from bnapp.cli import main
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import run_from_bytes
-from bnapp.jobs import cache, runner
+from bnapp.jobs import cache, cached, scheduler
 from tests.jobs.fakes import FakeProtocol, fake_train, same_run
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
@@ -24,10 +24,10 @@ def _refuse(*args, **kwargs):
 
 
 def _fill_cache(monkeypatch):
-    monkeypatch.setattr(runner, "_train_run", fake_train)
+    monkeypatch.setattr(cached, "train_run", fake_train)
     X = np.random.default_rng(5).normal(60, 9, size=(15, 5))
     for spec in (ArchSpec(), ArchSpec.study_zscore()):
-        runner.cached_train(X, X[:, 0], spec, FakeProtocol(), features=FEATURES, target="Ueq",
+        cached.cached_train(X, X[:, 0], spec, FakeProtocol(), features=FEATURES, target="Ueq",
                           data_key="cli", data_name="ward-3.csv")
     return cache.entries()
 
@@ -53,17 +53,17 @@ def test_cache_clear_unknown_key_is_a_user_error(capsys):
 
 
 def test_cached_train_with_the_real_engine(urea_csv):
-    from bnapp.engine import train
+    from bnapp.engine import protocols, train
     frame = pd.read_csv(urea_csv)
     X, y = frame[FEATURES].to_numpy(float), frame["Ueq"].to_numpy(float)
-    protocol = train.Protocol(folds=2, epochs=3, seed=4)
+    protocol = protocols.Protocol(folds=2, epochs=3, seed=4)
     kw = dict(features=FEATURES, target="Ueq", data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"))
-    first = runner.cached_train(X, y, ArchSpec(), protocol, **kw)
+    first = cached.cached_train(X, y, ArchSpec(), protocol, **kw)
     direct = train.train_run(X, y, ArchSpec(), protocol, features=FEATURES, target="Ueq")
     assert same_run(first, direct)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "_train_run", _refuse)
-        assert same_run(runner.cached_train(X, y, ArchSpec(), protocol, **kw), first)
+        patch.setattr(cached, "train_run", _refuse)
+        assert same_run(cached.cached_train(X, y, ArchSpec(), protocol, **kw), first)
 
 
 def train_until_cancelled(X, y, spec, protocol, *, progress, cancel, **kwargs):
@@ -87,12 +87,13 @@ def train_until_cancelled(X, y, spec, protocol, *, progress, cancel, **kwargs):
 def test_cancel_a_real_training_job(urea_csv, monkeypatch):
     """The cancel always arrives mid-run, however slow or fast the machine: the run cannot go
     past its first progress report until it is cancelled."""
-    from bnapp.engine import train
     frame = pd.read_csv(urea_csv)
+    from bnapp.engine import protocols
+
     X, y = frame[FEATURES].to_numpy(float), frame["Ueq"].to_numpy(float)
-    monkeypatch.setattr(runner, "_train_run", train_until_cancelled)
-    manager = runner.JobManager(max_jobs=1)
-    job = manager.submit_train(X, y, ArchSpec(), train.Protocol(folds=2, epochs=40, seed=1),
+    monkeypatch.setattr(cached, "train_run", train_until_cancelled)
+    manager = scheduler.JobManager(max_jobs=1)
+    job = manager.submit_train(X, y, ArchSpec(), protocols.Protocol(folds=2, epochs=40, seed=1),
                                features=FEATURES, target="Ueq", data_key="real-cancel")
     deadline = time.monotonic() + HANG_SECONDS
     while job.progress == 0 and not job.wait(0.01):
@@ -113,7 +114,7 @@ def test_train_command_writes_results_and_uses_the_cache(urea_csv, tmp_path, mon
     assert folds.n_test.sum() == len(run.y)
     err = run.test_predictions(run.folds[1]) - run.y[run.folds[1].test_rows]
     assert folds.test_mse[1] == pytest.approx(np.mean(err**2))
-    monkeypatch.setattr(runner, "_train_run", _refuse)
+    monkeypatch.setattr(cached, "train_run", _refuse)
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     assert same_run(*((tmp_path / d / "results.npz").read_bytes() for d in "ab"))
     # `cache open` writes the same files from the entry `cache list` shows
@@ -170,8 +171,8 @@ def test_grid_command_twice_is_served_from_the_cache(urea_csv, tmp_path, monkeyp
     assert set(best.input_mode) <= {"raw", "zscore"} and len(best) >= 1
     np.testing.assert_array_equal(first["near_best"], grid.near_best(first.drop(columns="near_best")))
     assert "within one standard error of the best" in capsys.readouterr().out
-    monkeypatch.setattr(runner, "_run_grid", _refuse)
-    runner.job_manager()._by_key.clear()  # a new process would not have the first job in memory
+    monkeypatch.setattr(cached, "run_grid", _refuse)
+    scheduler.job_manager()._by_key.clear()  # a new process would not have the first job in memory
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     assert (tmp_path / "b" / "grid.csv").read_bytes() == (tmp_path / "a" / "grid.csv").read_bytes()
     (key,) = cache.entries().key

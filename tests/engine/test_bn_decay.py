@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from bnapp.engine import kernel
 from bnapp.engine.kernel import epoch_orders
 from bnapp.engine.model import BN_DECAYS, BN_MOMENTUM, ArchSpec, init_weights
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.reference import train_reference
-from bnapp.engine.train import Protocol, make_splits, model_rngs, train_run
+from bnapp.engine.train import make_splits, model_rngs, train_run
 
 FEATURES = ["a", "b", "c"]
 finite = st.floats(-1e6, 1e6, allow_nan=False)

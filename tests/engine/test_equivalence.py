@@ -24,8 +24,9 @@ from bnapp.engine.model import (
     init_weights,
     predict,
 )
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.reference import KerasValidation, train_reference
-from bnapp.engine.train import Protocol, make_splits, model_rngs, train_run, train_runs
+from bnapp.engine.train import make_splits, model_rngs, train_run, train_runs
 
 # 48 rows, 4 folds: 36 training rows = one full batch of 32 and a partial one of 4 per epoch
 PROTOCOL = Protocol(kind="kfold", folds=4, epochs=200, seed=7)

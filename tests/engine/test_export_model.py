@@ -18,7 +18,8 @@ import torch
 from bnapp.engine import export_model as ex
 from bnapp.engine.keras_import import load_keras_run, read_keras_model
 from bnapp.engine.model import ArchSpec, init_weights, predict
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.train import train_run
 from bnapp.report.cells import table_csv
 
 # torch 2.13 marks TorchScript deprecated; torch.jit.load is still how a .pt is read

@@ -20,7 +20,8 @@ from bnapp.engine.grid import (
     study_grid,
 )
 from bnapp.engine.model import OUTPUT_ACTIVATIONS, ArchSpec
-from bnapp.engine.train import Protocol, train_runs
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.train import train_runs
 from bnapp.intake import data
 
 FEATURES = ["a", "b", "c"]

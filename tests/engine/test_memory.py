@@ -14,7 +14,8 @@ _TRAIN = """
 import json, sys
 import numpy as np
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.train import train_run
 rng = np.random.default_rng(0)
 X = rng.normal(70.0, 15.0, size=(int(sys.argv[1]), 5))
 y = X @ np.array([0.1, 0.2, 0.5, 0.01, 0.02]) + rng.normal(size=len(X))

@@ -15,8 +15,9 @@ from bnapp.analyses.baselines import fold_predictions
 from bnapp.cli.jobs import fold_summary
 from bnapp.engine.keras_import import load_keras_run
 from bnapp.engine.model import ArchSpec, predict
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import run_from_bytes, run_to_bytes
-from bnapp.engine.train import Protocol, train_runs
+from bnapp.engine.train import train_runs
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 SPECS = [ArchSpec.study_e2e(), ArchSpec.study_zscore(),

@@ -10,8 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.protocols import GROUP_KFOLD, LEAVE_ONE_GROUP_OUT, group_hash, grouped
-from bnapp.engine.train import Protocol, make_splits, train_run
+from bnapp.engine.protocols import (
+    GROUP_KFOLD,
+    LEAVE_ONE_GROUP_OUT,
+    Protocol,
+    group_hash,
+    grouped,
+)
+from bnapp.engine.train import make_splits, train_run
 from bnapp.intake.data import STUDY_INPUTS, load_dataset
 
 

@@ -196,7 +196,7 @@ def counted_train(X, y, spec, protocol, *, calls: Calls, **kwargs):
 
 
 def worker_pid(progress, cancel) -> int:
-    """Which process ran this call (as backend.in_worker calls it)."""
+    """Which process ran this call (as processes.in_worker calls it)."""
     return os.getpid()
 
 
@@ -212,11 +212,11 @@ def report_until_cancelled(progress, cancel, *, saw_cancel: Path) -> None:
 
 
 def fake_clock(monkeypatch) -> list[float]:
-    """bnapp.jobs.runner's clock set by the test: it reads now[0] seconds."""
-    from bnapp.jobs import runner
+    """bnapp.jobs.scheduler's clock set by the test: it reads now[0] seconds."""
+    from bnapp.jobs import scheduler
 
     now = [0.0]
-    monkeypatch.setattr(runner, "time", SimpleNamespace(time=lambda: now[0]))
+    monkeypatch.setattr(scheduler, "time", SimpleNamespace(time=lambda: now[0]))
     return now
 
 

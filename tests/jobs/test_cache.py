@@ -22,7 +22,7 @@ from hypothesis.extra.numpy import arrays
 import bnapp
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import run_from_bytes, run_to_bytes
-from bnapp.jobs import cache, runner
+from bnapp.jobs import cache, cached
 from tests.jobs.fakes import Calls, FakeProtocol, fake_grid, fake_train, same_run
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
@@ -31,8 +31,8 @@ FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 @pytest.fixture()
 def fake_engine(monkeypatch, tmp_path):
     calls = Calls.at(tmp_path / "calls")
-    monkeypatch.setattr(runner, "_train_run", partial(fake_train, calls=calls))
-    monkeypatch.setattr(runner, "_run_grid", partial(fake_grid, calls=calls))
+    monkeypatch.setattr(cached, "train_run", partial(fake_train, calls=calls))
+    monkeypatch.setattr(cached, "run_grid", partial(fake_grid, calls=calls))
     return calls
 
 
@@ -44,7 +44,8 @@ def data():
 
 
 def _train(X, y, spec=None, protocol=None, **kw):
-    return runner.cached_train(X, y, spec or ArchSpec(), protocol or FakeProtocol(), features=FEATURES,
+    return cached.cached_train(X, y, spec or ArchSpec(), protocol or FakeProtocol(),
+                               features=FEATURES,
                              target="Ueq", data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"), **kw)
 
 
@@ -134,9 +135,10 @@ def test_one_cell_change_in_the_data_recomputes(fake_engine, data):
 def test_a_key_that_lies_about_its_data_is_not_trusted(fake_engine, data):
     X, y = data
     key = cache.array_fingerprint(X, y, FEATURES, "Ueq")
-    runner.cached_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES, target="Ueq", data_key=key)
+    cached.cached_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES, target="Ueq",
+                        data_key=key)
     with pytest.warns(cache.CacheWarning, match="other data"):
-        run = runner.cached_train(X + 1, y, ArchSpec(), FakeProtocol(), features=FEATURES,
+        run = cached.cached_train(X + 1, y, ArchSpec(), FakeProtocol(), features=FEATURES,
                                 target="Ueq", data_key=key)
     assert fake_engine.n == 2
     np.testing.assert_array_equal(run.X, X + 1)
@@ -278,22 +280,22 @@ def test_resolve_refuses_unknown_keys(fake_engine, data):
     with pytest.raises(KeyError, match="no cache entries"):
         cache.resolve("abc")
     with pytest.raises(ValueError, match="not a cache key"):
-        cache.load_run("../../etc/passwd")
+        cache.load("run", "../../etc/passwd")
 
 
 def test_grid_cache_round_trip_is_identical(fake_engine, data):
     X, y = data
     specs = [ArchSpec(), ArchSpec(hidden=(3, 4)), ArchSpec.study_zscore()]
     kw = dict(features=FEATURES, target="Ueq", data_key="d1", n_jobs=1)
-    first = runner.cached_grid(X, y, FakeProtocol(), specs, **kw)
-    second = runner.cached_grid(X, y, FakeProtocol(), specs, **kw)
+    first = cached.cached_grid(X, y, FakeProtocol(), specs, **kw)
+    second = cached.cached_grid(X, y, FakeProtocol(), specs, **kw)
     assert fake_engine.n == 1
     pd.testing.assert_frame_equal(first, second)
     assert first.to_csv(index=False) == second.to_csv(index=False)
     direct = fake_grid(X, y, FakeProtocol(), specs, features=FEATURES, n_jobs=1)
     np.testing.assert_array_equal(first.cv_mse_mean.to_numpy(), direct.cv_mse_mean.to_numpy())
     assert cache.entries().kind.tolist() == ["grid"]
-    runner.cached_grid(X, y, FakeProtocol(seed=3), specs, **kw)
+    cached.cached_grid(X, y, FakeProtocol(seed=3), specs, **kw)
     assert fake_engine.n == 2, "two distinct grids"
 
 
@@ -304,19 +306,19 @@ _SCRIPT = textwrap.dedent(
     import sys, numpy as np
     sys.path.insert(0, sys.argv[2])
     from tests.jobs import fakes
-    from bnapp.jobs import cache, runner
+    from bnapp.jobs import cache, cached
     from bnapp.engine.model import ArchSpec
     from bnapp.engine.results import run_to_bytes
     if sys.argv[1] == "read":
         def refuse(*a, **k):
             raise SystemExit("trained although the result was cached")
-        runner._train_run = refuse
+        cached.train_run = refuse
     else:
-        runner._train_run = fakes.fake_train
+        cached.train_run = fakes.fake_train
     X = np.arange(60.0).reshape(12, 5) ** 1.5
     y = X[:, 2] / 2
     feats = ["Upre", "U120", "Upos", "PP", "UF"]
-    run = runner.cached_train(X, y, ArchSpec(), fakes.FakeProtocol(), features=feats, target="Ueq",
+    run = cached.cached_train(X, y, ArchSpec(), fakes.FakeProtocol(), features=feats, target="Ueq",
                             data_key=cache.array_fingerprint(X, y, feats, "Ueq"))
     sys.stdout.buffer.write(run_to_bytes(run))
     """

@@ -18,9 +18,11 @@ from hypothesis import strategies as hst
 from hypothesis.extra.pandas import column, data_frames
 
 import bnapp
+from bnapp.analyses import stages
 from bnapp.cli import main
 from bnapp.engine.model import ArchSpec
-from bnapp.jobs import cache, runner
+from bnapp.engine.results import FIRST_HIDDEN, INPUT
+from bnapp.jobs import cache, scheduler
 from bnapp.ui import widgets
 from bnapp.ui.state import RunEntry
 from tests.jobs.fakes import FakeProtocol, fake_train
@@ -45,7 +47,7 @@ def fake_entry(seed: int = 0) -> RunEntry:
     data_key = cache.array_fingerprint(X, X[:, 2], FEATURES, "Ueq")
     run = fake_train(X, X[:, 2], ArchSpec(), protocol, features=FEATURES)
     key = cache.run_key(data_key, ArchSpec(), protocol, FEATURES, "Ueq")
-    cache.save_run(key, run, data_name="fake.csv")
+    cache.save("run", key, run, data_name="fake.csv")
     return RunEntry(key, "fake", run, "fake.csv")
 
 
@@ -64,21 +66,32 @@ def _analysis_files(run_key: str, suffix: str = cache.SIDECAR) -> list[Path]:
 # ---------------------------------------------------------------------------------- keys, format
 
 def test_analysis_key_covers_run_function_arguments_and_version(monkeypatch):
-    run = "ab" * 32
-    base = cache.analysis_key(run, "bnapp.stages.bn_parameters", ("input",), {"ddof": 0})
-    assert base == cache.analysis_key(run, "bnapp.stages.bn_parameters", ("input",), {"ddof": 0})
+    run, name = "ab" * 32, "bnapp.stages.bn_parameters"
+    base = cache.analysis_key(run, name, {"layer": INPUT, "ddof": 0})
+    assert base == cache.analysis_key(run, name, {"ddof": 0, "layer": INPUT})
     others = [
-        cache.analysis_key("cd" * 32, "bnapp.stages.bn_parameters", ("input",), {"ddof": 0}),
-        cache.analysis_key(run, "bnapp.stages.training_curves", ("input",), {"ddof": 0}),
-        cache.analysis_key(run, "bnapp.stages.bn_parameters", ("hidden",), {"ddof": 0}),
-        cache.analysis_key(run, "bnapp.stages.bn_parameters", ("input",), {"ddof": 1}),
-        cache.analysis_key(run, "bnapp.stages.bn_parameters", ("input",), {"ddof": 0.0}),
-        cache.analysis_key(run, "bnapp.stages.bn_parameters", ("input",), {"ddof": "0"}),
-        cache.analysis_key(run, "bnapp.stages.bn_parameters", ("input",), {"sd": 0}),
+        cache.analysis_key("cd" * 32, name, {"layer": INPUT, "ddof": 0}),
+        cache.analysis_key(run, "bnapp.stages.training_curves", {"layer": INPUT, "ddof": 0}),
+        cache.analysis_key(run, name, {"layer": FIRST_HIDDEN, "ddof": 0}),
+        cache.analysis_key(run, name, {"layer": INPUT, "ddof": 1}),
+        cache.analysis_key(run, name, {"layer": INPUT, "ddof": 0.0}),
+        cache.analysis_key(run, name, {"layer": INPUT, "ddof": "0"}),
+        cache.analysis_key(run, name, {"layer": INPUT, "sd": 0}),
     ]
     monkeypatch.setattr(cache, "__version__", "99.0")
-    others.append(cache.analysis_key(run, "bnapp.stages.bn_parameters", ("input",), {"ddof": 0}))
+    others.append(cache.analysis_key(run, name, {"layer": INPUT, "ddof": 0}))
     assert len(set(others)) == len(others) and base not in others
+
+
+@pytest.mark.parametrize("args,kwargs", [
+    ((), {}), ((INPUT,), {}), ((), {"layer": INPUT}), ((INPUT, 0), {}), ((), {"ddof": 0}),
+    ((INPUT,), {"ddof": 0}), ((), {"ddof": 0, "layer": INPUT})])
+def test_a_call_has_one_key_however_it_is_spelled(args, kwargs):
+    run = "ab" * 32
+    assert (cache.call_key(run, stages.bn_parameters, args, kwargs)
+            == cache.call_key(run, stages.bn_parameters, (INPUT, 0)))
+    assert (cache.call_key(run, stages.bn_parameters, args, kwargs)
+            != cache.call_key(run, stages.bn_parameters, (FIRST_HIDDEN, 0)))
 
 
 # parquet stores UTF-8: a lone surrogate cannot be stored (see test_an_unstorable_result_...)
@@ -135,10 +148,10 @@ def test_compute_reads_from_disk_after_the_memo_is_cleared(entry):
 
 
 def test_a_real_analysis_is_identical_from_disk(entry):
-    per_fold, summary = widgets.compute(entry, "bn_parameters", "input", hidden_index=None, ddof=0)
+    per_fold, summary = widgets.compute(entry, stages.bn_parameters, INPUT, ddof=0)
     st.cache_data.clear()
-    back = runner.cached_analysis(entry.key, "bnapp.stages.bn_parameters", _refuse,
-                                args=("input",), kwargs={"ddof": 0, "hidden_index": None})
+    # no run to compute from, and the call spelled another way: it must come from the disk
+    back = cache.cached_analysis(entry.key, stages.bn_parameters, None, layer=INPUT)
     pd.testing.assert_frame_equal(back[0], per_fold)
     pd.testing.assert_frame_equal(back[1], summary)
 
@@ -150,13 +163,10 @@ def _refuse():
 _SCRIPT = textwrap.dedent(
     """
     import sys
-    from bnapp.jobs import runner
+    from bnapp.jobs import cache
+    from tests.jobs.test_cached_analyses import column_means
 
-    def refuse():
-        raise SystemExit("recomputed although the analysis is cached")
-
-    frame = runner.cached_analysis(sys.argv[1], sys.argv[2], refuse,
-                                 kwargs={"scale": 2.0})
+    frame = cache.cached_analysis(sys.argv[1], column_means, None, scale=2.0)  # no run: no compute
     sys.stdout.write(frame.to_json())
     """
 )
@@ -164,8 +174,7 @@ _SCRIPT = textwrap.dedent(
 
 def test_an_analysis_is_read_from_disk_in_a_new_process(entry):
     first = widgets.compute(entry, column_means, scale=2.0)
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, entry.key,
-                           f"{column_means.__module__}.column_means"], cwd=REPO, env=os.environ,
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, entry.key], cwd=REPO, env=os.environ,
                           capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode() == first.to_json()
@@ -221,9 +230,9 @@ def test_a_run_discarded_or_stored_again_loses_its_analyses(entry, how):
         payload = cache.cache_dir() / f"{entry.key}{cache.PAYLOAD['run']}"
         payload.write_bytes(payload.read_bytes()[:50])
         with pytest.warns(cache.CacheWarning, match="corrupted"):
-            assert cache.load_run(entry.key) is None
+            assert cache.load("run", entry.key) is None
     else:
-        cache.save_run(entry.key, entry.run, data_name="fake.csv")
+        cache.save("run", entry.key, entry.run, data_name="fake.csv")
     assert not _analysis_files(entry.key)
 
 
@@ -274,9 +283,9 @@ def test_the_export_job_builds_once_and_reuses_cached_tables(monkeypatch):
     from tests.apptest import demo_run
 
     entry = demo_run()
-    cache.save_run(entry.key, entry.run, data_name=entry.data_name)  # into this test's cache
-    options = run_report.analysis_options(entry.run, n_permutations=2, n_boot=20)
-    manager = runner.JobManager()
+    cache.save("run", entry.key, entry.run, data_name=entry.data_name)  # into this test's cache
+    options = run_report.analysis_options(n_permutations=2, n_boot=20)
+    manager = scheduler.JobManager()
     kw = dict(run_key=entry.key, data_name=entry.data_name, dataset=None, options=options)
     job = manager.submit_export(entry.run, **kw)
     assert manager.submit_export(entry.run, **kw) is job, "one build for two requests"
@@ -284,8 +293,9 @@ def test_the_export_job_builds_once_and_reuses_cached_tables(monkeypatch):
     assert job.state == "done" and job.message == "done" and bundle.zip_bytes
     assert cache.entries().set_index("key").at[entry.key, "n_analyses"] == 1
 
-    monkeypatch.setattr(run_report, "run_tables", lambda *a, **k: _refuse())
-    again = runner.JobManager().submit_export(entry.run, **kw).result(600)  # after a restart
+    # run_tables' first step refuses: its tables must come from the disk
+    monkeypatch.setattr(run_report, "importance_tables", lambda *a, **k: _refuse())
+    again = scheduler.JobManager().submit_export(entry.run, **kw).result(600)  # after a restart
     assert run_report.zip_contents(again.zip_bytes)["file"].tolist() == \
         run_report.zip_contents(bundle.zip_bytes)["file"].tolist()
 

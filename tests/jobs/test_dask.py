@@ -9,7 +9,7 @@ import pytest
 from joblib import Parallel, delayed
 
 from bnapp.engine.model import ArchSpec
-from bnapp.jobs import backend, cache, runner
+from bnapp.jobs import cache, cached, processes, scheduler
 from tests.jobs.fakes import FakeProtocol, fake_grid, same_run, where_am_i
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
@@ -27,7 +27,7 @@ def cluster():
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as local:
         yield local.scheduler_address
-        client = backend._clients.pop(local.scheduler_address, None)
+        client = processes._clients.pop(local.scheduler_address, None)
         if client is not None:
             client.close()
 
@@ -45,19 +45,19 @@ def grid_recording_workers(X, y, protocol, specs, *, features, progress=None, n_
 
 
 def _grid(X, y):
-    return runner.cached_grid(X, y, FakeProtocol(), SPECS, features=FEATURES, target="Ueq",
+    return cached.cached_grid(X, y, FakeProtocol(), SPECS, features=FEATURES, target="Ueq",
                             data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"))
 
 
 @pytest.mark.slow
 def test_grid_runs_on_the_cluster_and_matches_local(cluster, data, monkeypatch):
-    monkeypatch.setattr(runner, "_run_grid", grid_recording_workers)
+    monkeypatch.setattr(cached, "run_grid", grid_recording_workers)
     X, y = data
     local = _grid(X, y)
     assert all(w.startswith("pid ") for w in local.ran_on)
     cache.clear()
     monkeypatch.setenv("BNAPP_DASK_SCHEDULER", cluster)
-    remote = runner.job_manager().submit_grid(X, y, FakeProtocol(), SPECS, features=FEATURES,
+    remote = scheduler.job_manager().submit_grid(X, y, FakeProtocol(), SPECS, features=FEATURES,
                                             target="Ueq", data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"))
     remote = remote.result(120)
     assert all(w.startswith("tcp://127.0.0.1:") for w in remote.ran_on)
@@ -108,21 +108,23 @@ def test_a_runs_folds_spread_over_the_workers_with_the_data_sent_once_to_each(
         cluster, monkeypatch, as_job):
     from distributed import get_task_stream
 
-    from bnapp.engine.train import Protocol, train_run
+    from bnapp.engine.protocols import Protocol
+    from bnapp.engine.train import train_run
     rng = np.random.default_rng(5)
     X = rng.normal(70, 15, size=(2000, 5))
     y = X @ np.array([0.1, 0.3, 0.5, 0.0, 0.1]) + rng.normal(size=2000)
     protocol = Protocol(folds=4, epochs=15, seed=2)
     local = train_run(X, y, ArchSpec(), protocol, features=FEATURES)
     monkeypatch.setenv("BNAPP_DASK_SCHEDULER", cluster)
-    client = backend.dask_client(cluster)
+    client = processes.dask_client(cluster)
     sent = Submissions(monkeypatch)
     kw = dict(features=FEATURES, target="Ueq", data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"))
     with get_task_stream(client) as stream:
         if as_job:
-            remote = runner.job_manager().submit_train(X, y, ArchSpec(), protocol, **kw).result(300)
+            job = scheduler.job_manager().submit_train(X, y, ArchSpec(), protocol, **kw)
+            remote = job.result(300)
         else:
-            remote = runner.cached_train(X, y, ArchSpec(), protocol, **kw)
+            remote = cached.cached_train(X, y, ArchSpec(), protocol, **kw)
     assert same_run(remote, local), "the cluster's run is the local one, bit for bit"
     assert len(sent.tasks) == protocol.folds, "one task per fold"
     assert len({t["worker"] for t in stream.data}) == 2, "the folds spread over both workers"
@@ -137,11 +139,11 @@ def test_a_runs_folds_spread_over_the_workers_with_the_data_sent_once_to_each(
 
 @pytest.mark.slow
 def test_unreachable_scheduler_fails_the_job_with_a_message(monkeypatch, data):
-    monkeypatch.setattr(runner, "_run_grid", fake_grid)
-    monkeypatch.setattr(backend, "_client_timeout", 2)
+    monkeypatch.setattr(cached, "run_grid", fake_grid)
+    monkeypatch.setattr(processes, "_client_timeout", 2)
     monkeypatch.setenv("BNAPP_DASK_SCHEDULER", "tcp://127.0.0.1:9")
     X, y = data
-    job = runner.JobManager().submit_grid(X, y, FakeProtocol(), SPECS, features=FEATURES,
+    job = scheduler.JobManager().submit_grid(X, y, FakeProtocol(), SPECS, features=FEATURES,
                                         target="Ueq", data_key="d-unreachable")
     assert job.wait(120)
     assert job.state == "failed"
@@ -150,20 +152,20 @@ def test_unreachable_scheduler_fails_the_job_with_a_message(monkeypatch, data):
 
 @pytest.mark.slow
 def test_real_grid_on_the_cluster_matches_local(cluster, urea_csv, monkeypatch):
-    from bnapp.engine import grid, train
+    from bnapp.engine import grid, protocols
     frame = pd.read_csv(urea_csv)
     X, y = frame[FEATURES].to_numpy(float), frame["Ueq"].to_numpy(float)
     specs = grid.study_grid()[::60]
-    protocol = train.Protocol(folds=2, epochs=2, seed=5)
+    protocol = protocols.Protocol(folds=2, epochs=2, seed=5)
     kw = dict(features=FEATURES, target="Ueq", data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"))
-    local = runner.cached_grid(X, y, protocol, specs, **kw)
+    local = cached.cached_grid(X, y, protocol, specs, **kw)
     cache.clear()
     monkeypatch.setenv("BNAPP_DASK_SCHEDULER", cluster)
     from distributed import get_task_stream
 
     sent = Submissions(monkeypatch)
-    with get_task_stream(backend.dask_client(cluster)) as tasks:
-        remote = runner.cached_grid(X, y, protocol, specs, **kw)
+    with get_task_stream(processes.dask_client(cluster)) as tasks:
+        remote = cached.cached_grid(X, y, protocol, specs, **kw)
     # every shape twice: the second training is the grid's stability column
     assert len(sent.tasks) == 2 * len({s.hidden for s in specs}), "every shape went to the cluster"
     assert tasks.data, "and ran there"

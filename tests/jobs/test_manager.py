@@ -18,9 +18,9 @@ import pytest
 from joblib import Parallel, delayed
 
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import Protocol
 from bnapp.intake.data import STUDY_INPUTS, DataError, demo_dataset
-from bnapp.jobs import cache, runner
+from bnapp.jobs import cache, cached, errors, processes, scheduler
 from tests.jobs.fakes import (
     Calls,
     FakeProtocol,
@@ -39,7 +39,7 @@ FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 def calls(monkeypatch, tmp_path):
     """The fake trainer, counted and held at its start until calls.open() (in any process)."""
     counted = Calls.at(tmp_path / "calls", gated=True)
-    monkeypatch.setattr(runner, "_train_run", partial(fake_train, calls=counted))
+    monkeypatch.setattr(cached, "train_run", partial(fake_train, calls=counted))
     yield counted
     counted.open()  # never leave a job blocked
 
@@ -58,7 +58,7 @@ def _submit(manager, X, y, **kw):
 
 def test_submit_returns_at_once_and_reports_progress(calls, data):
     X, y = data
-    manager = runner.JobManager(max_jobs=1)
+    manager = scheduler.JobManager(max_jobs=1)
     job = _submit(manager, X, y)
     assert job.state in ("queued", "running") and not job.wait(0)
     assert job.kind == "train" and job.label == ArchSpec().label and job.epochs_total == 12
@@ -70,13 +70,13 @@ def test_submit_returns_at_once_and_reports_progress(calls, data):
         "the training ran in a worker process"
     direct = fake_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES)
     assert same_run(run, direct)
-    again = _submit(runner.JobManager(), X, y)  # another server process: served by the cache
+    again = _submit(scheduler.JobManager(), X, y)  # another server process: served by the cache
     assert same_run(again.result(60), run) and calls.n == 1
     assert again.message == "done (from the cache)"
 
 
 def test_progress_fraction_epochs_and_eta_while_running():
-    manager = runner.JobManager(max_jobs=1)
+    manager = scheduler.JobManager(max_jobs=1)
     halfway, release = threading.Event(), threading.Event()
 
     def work(progress):
@@ -98,7 +98,7 @@ def test_progress_fraction_epochs_and_eta_while_running():
 
 def test_same_key_twice_shares_one_computation(calls, data):
     X, y = data
-    manager = runner.JobManager(max_jobs=2)
+    manager = scheduler.JobManager(max_jobs=2)
     first = _submit(manager, X, y)
     second = _submit(manager, X.copy(), y.copy())
     assert second is first
@@ -113,7 +113,7 @@ def test_concurrent_cached_train_calls_compute_once(calls, data, monkeypatch):
     second wait for the first, then read its result from the cache."""
     X, y = data
     waiting = threading.Event()
-    real_try = runner._try_acquire
+    real_try = cached._try_acquire
 
     def try_acquire(lock):
         got = real_try(lock)
@@ -121,11 +121,11 @@ def test_concurrent_cached_train_calls_compute_once(calls, data, monkeypatch):
             waiting.set()
         return got
 
-    monkeypatch.setattr(runner, "_try_acquire", try_acquire)
+    monkeypatch.setattr(cached, "_try_acquire", try_acquire)
     results = {}
 
     def call(name):
-        results[name] = runner.cached_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES,
+        results[name] = cached.cached_train(X, y, ArchSpec(), FakeProtocol(), features=FEATURES,
                                           target="Ueq", data_key="same-data")
 
     a = threading.Thread(target=call, args=("a",))
@@ -144,7 +144,7 @@ def test_concurrent_cached_train_calls_compute_once(calls, data, monkeypatch):
 def test_queue_bound_positions_and_cancel_queued(calls, data, monkeypatch):
     monkeypatch.setenv("BNAPP_MAX_JOBS", "2")
     X, y = data
-    manager = runner.JobManager()
+    manager = scheduler.JobManager()
     assert manager.max_jobs == 2
     submitted = [_submit(manager, X, y, protocol=FakeProtocol(seed=s)) for s in range(4)]
     wait_until(lambda: calls.n == 2)
@@ -152,7 +152,7 @@ def test_queue_bound_positions_and_cancel_queued(calls, data, monkeypatch):
     assert [j.position for j in submitted] == [None, None, 1, 2]
     submitted[2].cancel()
     assert submitted[2].state == "cancelled" and submitted[3].position == 1
-    with pytest.raises(runner.JobCancelled):
+    with pytest.raises(processes.JobCancelled):
         submitted[2].result(1)
     calls.open()
     for j in (submitted[0], submitted[1], submitted[3]):
@@ -163,7 +163,7 @@ def test_queue_bound_positions_and_cancel_queued(calls, data, monkeypatch):
 
 def test_cancel_a_running_job(calls, data):
     X, y = data
-    manager = runner.JobManager(max_jobs=1)
+    manager = scheduler.JobManager(max_jobs=1)
     job = _submit(manager, X, y)
     wait_until(lambda: calls.n == 1)
     job.cancel()
@@ -178,7 +178,7 @@ def test_cancel_a_running_job(calls, data):
 
 
 def test_failing_job_ends_failed_and_others_continue():
-    manager = runner.JobManager(max_jobs=1)
+    manager = scheduler.JobManager(max_jobs=1)
 
     def bad():
         raise ValueError("learning rate 10 diverged at epoch 3; lower --lr")
@@ -189,7 +189,7 @@ def test_failing_job_ends_failed_and_others_continue():
     assert failed.state == "failed"
     assert failed.error.startswith("an unexpected error stopped this job (ValueError: learning "
                                    "rate 10 diverged at epoch 3; lower --lr). Your data")
-    with pytest.raises(runner.JobFailed, match="diverged"):
+    with pytest.raises(errors.JobFailed, match="diverged"):
         failed.result()
     assert manager.submit("train", "k-bad", lambda: "retried").result(60) == "retried"
 
@@ -200,7 +200,7 @@ def _parallel_with_a_dying_worker():
 
 @pytest.mark.slow
 def test_worker_process_killed_mid_job():
-    manager = runner.JobManager(max_jobs=2)
+    manager = scheduler.JobManager(max_jobs=2)
     dying = manager.submit("grid", "k-die", _parallel_with_a_dying_worker)
     assert dying.wait(120)
     assert dying.state == "failed"
@@ -231,7 +231,7 @@ def test_cancel_terminates_process_workers(tmp_path):
             progress(done / 40, f"{done} of 40")
         return done
 
-    job = runner.JobManager(max_jobs=1).submit("grid", "k-cancel", grid)
+    job = scheduler.JobManager(max_jobs=1).submit("grid", "k-cancel", grid)
     wait_until(lambda: job.progress > 0)
     job.cancel()
     go.write_text("")
@@ -251,7 +251,7 @@ def test_cache_warnings_are_kept_on_the_job(calls, data, monkeypatch):
 
     monkeypatch.setattr(cache.tempfile, "mkstemp", full)
     calls.open()
-    job = _submit(runner.JobManager(), X, y)
+    job = _submit(scheduler.JobManager(), X, y)
     run = job.result(60)
     assert len(run.folds) == 3 and job.state == "done"
     assert calls.places() != [f"pid {os.getpid()}"], "trained in a worker, stored by the job"
@@ -259,7 +259,7 @@ def test_cache_warnings_are_kept_on_the_job(calls, data, monkeypatch):
 
 
 def test_job_manager_is_one_per_process():
-    assert runner.job_manager() is runner.job_manager()
+    assert scheduler.job_manager() is scheduler.job_manager()
 
 
 def _bnapp_value_error():
@@ -275,7 +275,7 @@ def _data_error():
 
 
 def test_user_facing_errors_read_as_messages_and_others_keep_their_class():
-    manager = runner.JobManager(max_jobs=1)
+    manager = scheduler.JobManager(max_jobs=1)
     failed = {name: manager.submit("train", f"k-{name}", fn) for name, fn in (
         ("bnapp", _bnapp_value_error), ("numpy", _numpy_value_error), ("data", _data_error))}
     for job in failed.values():
@@ -297,8 +297,8 @@ def test_errors_raised_in_the_worker_process_read_as_messages(demo, monkeypatch,
     """Through the worker, loky re-raises the error with its traceback as text."""
     X, y = demo
     calls = Calls.at(tmp_path / "calls")
-    monkeypatch.setattr(runner, "_train_run", partial(counted_train, calls=calls))
-    manager = runner.JobManager(max_jobs=1)
+    monkeypatch.setattr(cached, "train_run", partial(counted_train, calls=calls))
+    manager = scheduler.JobManager(max_jobs=1)
     few = _submit(manager, X[:5], y[:5], protocol=Protocol(folds=10))
     no_bn = ArchSpec((6,), "sigmoid", "linear", input_bn=False, hidden_bn=False)
     diverging = _submit(manager, X, y, spec=no_bn, protocol=Protocol(folds=3, epochs=60, lr=10))
@@ -316,7 +316,7 @@ def test_each_job_started_is_logged_once_per_computation(calls, data, caplog):
     shared one computation (the load test counts them)."""
     X, y = data
     caplog.set_level(logging.INFO, logger="bnapp")
-    manager = runner.JobManager(max_jobs=2)
+    manager = scheduler.JobManager(max_jobs=2)
     first, again = _submit(manager, X, y), _submit(manager, X, y)
     other = _submit(manager, X, y, protocol=FakeProtocol(seed=1))
     calls.open()
@@ -327,7 +327,7 @@ def test_each_job_started_is_logged_once_per_computation(calls, data, caplog):
 
 
 def test_exports_queue_apart_from_trainings_and_grids():
-    manager = runner.JobManager(max_jobs=1)
+    manager = scheduler.JobManager(max_jobs=1)
     training, exporting = threading.Event(), threading.Event()
     train = manager.submit("train", "k-train", training.wait, 60)
     grid = manager.submit("grid", "k-grid", lambda: "grid")
@@ -347,7 +347,7 @@ class _Bundle:
 
 
 def test_only_the_latest_exports_keep_their_bundles():
-    manager = runner.JobManager(keep_exports=2)
+    manager = scheduler.JobManager(keep_exports=2)
     train = manager.submit("train", "k-train", lambda: "run")
     assert train.result(60) == "run"
     built = []
@@ -365,7 +365,7 @@ def test_only_the_latest_exports_keep_their_bundles():
     gc.collect()
     assert [ref() is None for ref in built] == [True, True, False, False], \
         "a forgotten export's bytes are freed, even while its Job is still held"
-    with pytest.raises(runner.JobFailed, match="dropped to free memory"):
+    with pytest.raises(errors.JobFailed, match="dropped to free memory"):
         exports[0].result()
     assert exports[3].result() is built[3]()
     again = manager.submit("export", "k-export-0", build)
@@ -373,7 +373,7 @@ def test_only_the_latest_exports_keep_their_bundles():
 
 
 def test_failed_and_cancelled_exports_do_not_push_out_a_built_bundle():
-    manager = runner.JobManager(keep_exports=1)
+    manager = scheduler.JobManager(keep_exports=1)
     good = manager.submit("export", "k-good", _Bundle)
     assert good.wait(60)
 

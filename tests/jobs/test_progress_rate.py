@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from bnapp.jobs import runner
+from bnapp.jobs import scheduler
 from tests.jobs.fakes import fake_clock, held_job, wait_until
 
 
@@ -18,7 +18,7 @@ def clock(monkeypatch):
 
 def test_the_rate_leaves_out_the_start_and_the_time_left_counts_from_the_last_report(clock):
     release = threading.Event()
-    job = held_job(runner.JobManager(), release)  # started at t = 0
+    job = held_job(scheduler.JobManager(), release)  # started at t = 0
     clock[0] = 10.0  # ten seconds of start-up before the first report
     job.report(0.05)
     assert job.rate is None and job.epochs_per_second is None
@@ -40,7 +40,8 @@ def test_the_rate_leaves_out_the_start_and_the_time_left_counts_from_the_last_re
 
 def test_no_rate_without_epochs_or_without_progress_between_reports(clock):
     release = threading.Event()
-    job = held_job(runner.JobManager(), release, epochs_total=None)  # e.g. a grid: progress in network shapes
+    # e.g. a grid: progress in network shapes
+    job = held_job(scheduler.JobManager(), release, epochs_total=None)
     for t in (1.0, 2.0):
         clock[0] = t
         job.report(0.5)

@@ -14,9 +14,10 @@ import psutil
 import pytest
 
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.train import train_run
 from bnapp.intake import data
-from bnapp.jobs import backend, cache, first_visit, runner, tasks
+from bnapp.jobs import cache, cached, page_analyses, processes, scheduler, training_worker
 from tests.jobs.fakes import (
     HOLD_SECONDS,
     held_train,
@@ -39,7 +40,7 @@ def urea(urea_csv):
 @pytest.fixture()
 def hold(monkeypatch, tmp_path):
     """The real trainer, held mid-run (after its first epochs) until released or cancelled."""
-    monkeypatch.setattr(runner, "_train_run", partial(held_train, hold=tmp_path))
+    monkeypatch.setattr(cached, "train_run", partial(held_train, hold=tmp_path))
     return tmp_path
 
 
@@ -63,7 +64,7 @@ def _held_pid(hold, seed) -> int:
 
 def test_a_training_job_runs_in_a_reused_worker_with_live_progress(urea, hold):
     X, y = urea
-    manager = runner.JobManager(max_jobs=1)
+    manager = scheduler.JobManager(max_jobs=1)
     job = _submit(manager, X, y, seed=1)
     pid = _held_pid(hold, 1)
     assert pid != os.getpid()
@@ -86,7 +87,7 @@ def _next_job_pid(manager, hold, X, y, *, seed: int) -> int:
 
 def test_cancel_reaches_the_worker_and_keeps_it(urea, hold):
     X, y = urea
-    manager = runner.JobManager(max_jobs=1)
+    manager = scheduler.JobManager(max_jobs=1)
     job = _submit(manager, X, y, seed=3)
     pid = _held_pid(hold, 3)
     job.cancel()
@@ -99,7 +100,7 @@ def test_cancel_reaches_the_worker_and_keeps_it(urea, hold):
 
 def test_a_killed_training_worker_fails_its_job_only(urea, hold):
     X, y = urea
-    manager = runner.JobManager(max_jobs=2)
+    manager = scheduler.JobManager(max_jobs=2)
     doomed, other = _submit(manager, X, y, seed=5), _submit(manager, X, y, seed=6)
     doomed_pid, other_pid = _held_pid(hold, 5), _held_pid(hold, 6)
     assert len({doomed_pid, other_pid, os.getpid()}) == 3, "each job has a worker of its own"
@@ -121,11 +122,11 @@ def test_a_killed_training_worker_fails_its_job_only(urea, hold):
 
 def test_jobs_go_on_after_the_progress_channel_process_dies(urea, hold):
     X, y = urea
-    manager = runner.JobManager(max_jobs=1)
+    manager = scheduler.JobManager(max_jobs=1)
     for seed in (7, 8):
         (hold / f"release-{seed}").touch()
     assert _is_the_engines_run(_submit(manager, X, y, seed=7), X, y, 7)
-    channels = backend._sync_manager._process  # the Manager's server process
+    channels = processes._sync_manager._process  # the Manager's server process
     os.kill(channels.pid, signal.SIGKILL)
     wait_until(lambda: not channels.is_alive())
     job = _submit(manager, X, y, seed=8)
@@ -135,8 +136,8 @@ def test_jobs_go_on_after_the_progress_channel_process_dies(urea, hold):
 @pytest.fixture()
 def workers(monkeypatch):
     """A pool of its own, so the test knows which worker is idle; its workers end with it."""
-    pool = backend._Workers()
-    monkeypatch.setattr(backend, "_workers", pool)
+    pool = processes._Workers()
+    monkeypatch.setattr(processes, "_workers", pool)
     yield pool
     for executor in pool._idle:
         executor.shutdown(wait=False, kill_workers=True)
@@ -145,7 +146,7 @@ def workers(monkeypatch):
 @pytest.mark.slow
 def test_a_worker_killed_while_idle_is_replaced_for_the_next_job(urea, hold, workers):
     X, y = urea
-    manager = runner.JobManager(max_jobs=1)
+    manager = scheduler.JobManager(max_jobs=1)
     pid = _next_job_pid(manager, hold, X, y, seed=9)
     (executor,) = workers._idle
     os.kill(pid, signal.SIGKILL)  # as the OOM killer would, between two jobs
@@ -156,11 +157,11 @@ def test_a_worker_killed_while_idle_is_replaced_for_the_next_job(urea, hold, wor
 @pytest.mark.slow
 def test_a_worker_dead_before_it_took_the_call_is_replaced(workers):
     """The other order: the call is handed to the worker, which dies before reading it."""
-    pid = backend.in_worker(worker_pid)
+    pid = processes.in_worker(worker_pid)
     (executor,) = workers._idle
     os.kill(pid, signal.SIGSTOP)  # alive (the executor takes the call) but never reads it
     ran = []
-    call = threading.Thread(target=lambda: ran.append(backend.in_worker(worker_pid)))
+    call = threading.Thread(target=lambda: ran.append(processes.in_worker(worker_pid)))
     call.start()
     wait_until(lambda: executor._pending_work_items)
     os.kill(pid, signal.SIGKILL)
@@ -182,23 +183,23 @@ def test_a_call_finding_every_idle_worker_dead_runs_on_a_new_one(workers):
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     wait_until(lambda: all(e._flags.broken is not None for e in workers._idle))
-    assert backend.in_worker(worker_pid) not in (*pids, os.getpid())
+    assert processes.in_worker(worker_pid) not in (*pids, os.getpid())
 
 
 def test_a_cancel_seen_first_by_the_progress_callback_stops_the_worker_and_keeps_it(workers,
                                                                                  tmp_path):
     """Job.report raises JobCancelled when the cancel lands after the relay last asked cancel():
     the relay must then tell the worker to stop, not abandon (and kill) it."""
-    pid = backend.in_worker(worker_pid)
+    pid = processes.in_worker(worker_pid)
 
     def report(fraction, message=""):
-        raise runner.JobCancelled("cancelled")
+        raise processes.JobCancelled("cancelled")
 
-    with pytest.raises(runner.JobCancelled):
-        backend.in_worker(report_until_cancelled, progress=report, cancel=lambda: False,
+    with pytest.raises(processes.JobCancelled):
+        processes.in_worker(report_until_cancelled, progress=report, cancel=lambda: False,
                           saw_cancel=tmp_path / "saw-cancel")
     assert (tmp_path / "saw-cancel").exists(), "the worker process saw the cancel"
-    assert backend.in_worker(worker_pid) == pid, "and its worker is reused"
+    assert processes.in_worker(worker_pid) == pid, "and its worker is reused"
 
 
 def _maps(pid: int, part: str) -> bool:
@@ -211,23 +212,23 @@ def _maps(pid: int, part: str) -> bool:
 def test_a_prestarted_worker_has_the_trainer_loaded_takes_the_first_job_and_needs_no_pandas(
         workers, urea):
     X, y = urea
-    backend.prestart_worker(tasks.warm_trainer)
+    processes.prestart_worker(training_worker.warm_trainer)
     (executor,) = workers._idle  # idle at once: a job may take it while it warms up
     pid = executor.submit(os.getpid).result()  # runs after the warm-up: one process, in order
     assert pid != os.getpid() and _maps(pid, "numba"), "the warm-up imported the trainer"
     # a worker starts light; its first-visit thread takes pandas and scipy after its training
     assert not _maps(pid, "pandas"), "a training worker starts without pandas or the cache"
     protocol = Protocol(folds=2, epochs=40, seed=11)
-    run = runner.cached_train(X, y, ArchSpec(), protocol, features=FEATURES, target="Ueq",
+    run = cached.cached_train(X, y, ArchSpec(), protocol, features=FEATURES, target="Ueq",
                               data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"),
                               in_worker=True)
     assert same_run(run, train_run(X, y, ArchSpec(), protocol, features=FEATURES, target="Ueq"))
-    assert backend.in_worker(worker_pid) == pid, "the job ran on the prestarted worker"
+    assert processes.in_worker(worker_pid) == pid, "the job ran on the prestarted worker"
 
 
 def test_no_worker_is_prestarted_when_the_work_goes_to_a_cluster(workers, monkeypatch):
-    monkeypatch.setenv(backend.DASK_ENV, "tcp://127.0.0.1:1")  # never reached: nothing starts
-    backend.prestart_worker(tasks.warm_trainer)
+    monkeypatch.setenv(processes.DASK_ENV, "tcp://127.0.0.1:1")  # never reached: nothing starts
+    processes.prestart_worker(training_worker.warm_trainer)
     assert workers._idle == []
 
 
@@ -237,13 +238,13 @@ def test_a_training_job_leaves_its_worker_preparing_the_pages(workers):
     ds = data.demo_dataset()
     cols = list(data.STUDY_INPUTS)
     protocol = Protocol(folds=3, epochs=20, seed=6)
-    job = runner.JobManager().submit_train(ds.X(cols), ds.y(), ArchSpec.study_e2e(), protocol,
+    job = scheduler.JobManager().submit_train(ds.X(cols), ds.y(), ArchSpec.study_e2e(), protocol,
                                     features=cols, target=data.STUDY_TARGET,
                                     data_key=ds.fingerprint(), data_name=ds.name)
     run = job.result(timeout=300)
-    wanted = {cache.analysis_key(job.key, runner.analysis_name(fn), args, kwargs)
-              for fn, args, kwargs in first_visit.analyses(run)}
+    wanted = {cache.call_key(job.key, call.fn, call.args, call.kwargs)
+              for call in page_analyses.first_visit(run)}
     deadline = time.monotonic() + 300
-    while not all(cache.load_analysis(job.key, key) is not None for key in wanted):
+    while not all(cache.load("analysis", key, run_key=job.key) is not None for key in wanted):
         assert time.monotonic() < deadline, "the worker never stored the first-visit analyses"
         time.sleep(0.5)

@@ -27,7 +27,8 @@ from bnapp.engine.grid import run_grid  # noqa: E402
 from bnapp.engine.keras_import import read_keras_model  # noqa: E402
 from bnapp.engine.kernel import epoch_orders  # noqa: E402
 from bnapp.engine.model import BN_DECAYS, ArchSpec, Weights, init_weights, predict  # noqa: E402
-from bnapp.engine.train import Protocol, make_splits, model_rngs, train_runs  # noqa: E402
+from bnapp.engine.protocols import Protocol  # noqa: E402
+from bnapp.engine.train import make_splits, model_rngs, train_runs  # noqa: E402
 
 pytestmark = pytest.mark.keras
 

@@ -44,11 +44,11 @@ def make_stages(n_rows: int, units=UNITS, folds: int = 3, seed: int = 0) -> pd.D
     return out
 
 
-def make_sensitivity(units=UNITS, folds: int = 10, modes=("zero", "mean"), layer="input",
+def make_sensitivity(units=UNITS, folds: int = 10, ablations=("zero", "mean"), layer="input",
                      seed: int = 0) -> pd.DataFrame:
     rng = _rng(seed)
     rows = []
-    for mode in modes:
+    for mode in ablations:
         for fold in range(folds):
             for k, unit in enumerate(units):
                 gamma = rng.normal(1 + k * 0.5, 0.3)
@@ -281,7 +281,7 @@ def test_distributions_are_binned_on_the_server():
 
 
 def test_gamma_scatter_samples_large_inputs_but_fits_all():
-    sens = make_sensitivity(units=[f"u{k}" for k in range(5)], folds=2000, modes=("zero",))
+    sens = make_sensitivity(units=[f"u{k}" for k in range(5)], folds=2000, ablations=("zero",))
     chart = bn_charts.gamma_scatter(sens, make_lines(sens, "bias"), "bias", "zero")
     datasets = chart.to_dict()["datasets"].values()
     points = [d for d in datasets if d and "abs_gamma" in d[0]]

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bnapp.analyses import catalog
+from bnapp.analyses import association, baselines, sensitivity, stages
 from bnapp.engine.keras_import import load_keras_run
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.results import INPUT, Layer
+from bnapp.engine.train import train_run
 from bnapp.intake.data import STUDY_INPUTS, load_dataset
 from bnapp.report import bn_charts, data_charts, network_charts
 from bnapp.report.export import chart_png, export_zip, html_report
@@ -40,34 +42,34 @@ def trained(urea_csv):
 
 @pytest.fixture(scope="module")
 def figures(e2e, trained, seed_dir):
-    sens = catalog.sensitivity(e2e, "input", modes=("zero", "mean"))
-    hidden = catalog.sensitivity(e2e, "hidden", modes=("zero",))
+    sens = sensitivity.sensitivity(e2e, INPUT, ablations=("zero", "mean"))
+    hidden = sensitivity.sensitivity(e2e, Layer.hidden(0), ablations=("zero",))
     norm = load_keras_run(seed_dir, "norm")
-    loss, gamma = catalog.training_curves(trained)
+    loss, gamma = stages.training_curves(trained)
     return {
         "architecture": network_charts.architecture_chart(e2e.spec, len(e2e.features),
                                                           e2e.features),
         "distributions": data_charts.distributions_chart(
             pd.DataFrame(e2e.X, columns=e2e.features), e2e.features),
         "stages input": bn_charts.stage_boxplot(
-            catalog.stage_quantiles(catalog.bn_stages(e2e)), "Input BN"),
+            stages.stage_quantiles(stages.bn_stages(e2e)), "Input BN"),
         "stages hidden": bn_charts.stage_boxplot(
-            catalog.stage_quantiles(catalog.bn_stages(e2e, "hidden")), "Hidden BN",
+            stages.stage_quantiles(stages.bn_stages(e2e, Layer.hidden(0))), "Hidden BN",
             per_fold=True, layer="hidden"),
         "stages z-score model": bn_charts.stage_boxplot(
-            catalog.stage_quantiles(catalog.bn_stages(norm)), "z-score model inputs"),
-        "figure 3": bn_charts.gamma_scatter(sens, catalog.fit_lines(sens, "bias"), "bias", "zero"),
-        "figure 3 mean": bn_charts.gamma_scatter(sens, catalog.fit_lines(sens, "delta_mse"),
-                                                 "delta_mse", "mean"),
-        "figure 5": bn_charts.gamma_scatter(hidden, catalog.fit_lines(hidden, "bias"), "bias",
-                                            "zero"),
-        "parameters": bn_charts.parameter_chart(catalog.bn_parameters(e2e)[0]),
-        "parameters z-score model": bn_charts.parameter_chart(catalog.bn_parameters(norm)[0]),
+            stages.stage_quantiles(stages.bn_stages(norm)), "z-score model inputs"),
+        "figure 3": bn_charts.gamma_scatter(sens, association.fit_lines(sens, "bias"), "bias", "zero"),
+        "figure 3 mean": bn_charts.gamma_scatter(sens, association.fit_lines(sens, "delta_mse"),
+                                              "delta_mse", "mean"),
+        "figure 5": bn_charts.gamma_scatter(hidden, association.fit_lines(hidden, "bias"), "bias",
+                                         "zero"),
+        "parameters": bn_charts.parameter_chart(stages.bn_parameters(e2e)[0]),
+        "parameters z-score model": bn_charts.parameter_chart(stages.bn_parameters(norm)[0]),
         "gamma trajectories": network_charts.gamma_trajectories(gamma),
         "gamma trajectories band": network_charts.gamma_trajectories(gamma, band=True),
         "loss": network_charts.loss_curves(loss),
-        "loss imported": network_charts.loss_curves(catalog.training_curves(e2e)[0]),
-        "baselines": network_charts.baseline_chart(catalog.baselines(e2e)),
+        "loss imported": network_charts.loss_curves(stages.training_curves(e2e)[0]),
+        "baselines": network_charts.baseline_chart(baselines.baselines(e2e)),
     }
 
 
@@ -87,8 +89,8 @@ def test_study_figure_3_shows_every_unit_and_fold(e2e, figures):
 
 @pytest.mark.slow
 def test_export_bundle_and_report_from_real_tables(e2e, figures):
-    per_fold, summary = catalog.bn_parameters(e2e)
-    tables = {"bn_parameters": summary, "baselines": catalog.baselines(e2e)}
+    per_fold, summary = stages.bn_parameters(e2e)
+    tables = {"bn_parameters": summary, "baselines": baselines.baselines(e2e)}
     chosen = {k: figures[k] for k in ("architecture", "figure 3")}
     archive = zipfile.ZipFile(io.BytesIO(export_zip(chosen, tables)))
     assert sorted(archive.namelist()) == [

@@ -27,14 +27,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bnapp.analyses.settings import SETTINGS
 from bnapp.cli import build_parser
 from bnapp.cli.options import protocol_from_args, spec_from_args
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.results import INPUT, Layer
 from bnapp.intake import data
 from bnapp.jobs import cache
-from bnapp.jobs.runner import cached_train
-from bnapp.report import run_report, views
+from bnapp.jobs.cached import cached_train
+from bnapp.report import page_tables, run_report
 from tests.apptest import demo_run
 
 pytestmark = pytest.mark.slow  # a module fixture trains and exports a run
@@ -99,7 +101,7 @@ def hostile_dataset() -> data.Dataset:
 
 
 def build(entry_run, key, name, ds, progress=None):
-    options = run_report.analysis_options(entry_run, **OPTIONS)
+    options = run_report.analysis_options(**OPTIONS)
     tables = run_report.run_tables(entry_run, **options)
     figures = run_report.run_figures(entry_run, tables)
     bundle = run_report.build_export(entry_run, tables, figures, run_key=key, data_name=name,
@@ -175,7 +177,7 @@ def test_settings_parse_back_to_the_run(demo):
     assert settings_["target"] == data.STUDY_TARGET
     assert settings_["data"]["fingerprint"] == data.demo_dataset().fingerprint()
     assert settings_["parameters"] == {"trainable": 65, "non_trainable": 22, "total": 87}
-    assert settings_["analysis"] == {**OPTIONS, "seed": entry.run.protocol["seed"]}
+    assert settings_["analysis"] == {**OPTIONS, "seed": SETTINGS.seed}  # not the training seed
     assert settings_["run_key"] == entry.key
     assert re.fullmatch(r"\d+\.\d+\.\d+", settings_["bnapp_version"])
 
@@ -227,7 +229,7 @@ def test_cli_command_names_what_it_cannot_reproduce(demo):
     entry = demo[0]
     run = replace(entry.run, features=["Upre", "Upos"],
                   protocol=Protocol.study(seed=3).to_dict())
-    _, differences = run_report.cli_command(run, "x.csv", run_report.analysis_options(run))
+    _, differences = run_report.cli_command(run, "x.csv", run_report.analysis_options())
     text = " | ".join(differences)
     assert "protocol kind = 'study'" in text and "val_fraction = 0.2" in text
     assert "inputs Upre, Upos" in text
@@ -275,7 +277,7 @@ def test_zip_holds_every_figure_and_table_in_both_formats(demo):
 
 def test_zip_tables_match_the_analyses(demo):
     entry, _, bundle = demo
-    expected = run_report.run_tables(entry.run, **run_report.analysis_options(entry.run, **OPTIONS))
+    expected = run_report.run_tables(entry.run, **run_report.analysis_options(**OPTIONS))
     got = pd.read_csv(io.BytesIO(members(bundle)["tables/bn_parameters.csv"]), encoding="utf-8-sig")
     pd.testing.assert_frame_equal(got, expected["bn_parameters"], check_dtype=False)
 
@@ -285,8 +287,8 @@ def test_every_bn_layer_has_its_parameter_figure_named_by_its_layer(demo):
     spec = entry.run.spec
     titles = {stem: figures[f"parameters_{stem}"].to_dict()["title"]["text"]
               for stem in ("input", "hidden1")}
-    assert titles["input"].startswith(views.layer_title(spec, ("input", 0)))
-    assert titles["hidden1"].startswith(views.layer_title(spec, ("hidden", 0)))
+    assert titles["input"].startswith(page_tables.layer_title(spec, INPUT))
+    assert titles["hidden1"].startswith(page_tables.layer_title(spec, Layer.hidden(0)))
     assert titles["input"] != titles["hidden1"]
     assert f"parameters_hidden{len(spec.hidden) + 1}" not in figures
 

@@ -10,11 +10,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from bnapp.analyses import importance
+from bnapp.analyses import layer_tables
+from bnapp.engine.results import INPUT, Layer
 from bnapp.intake import data
 from bnapp.jobs import cache as result_cache
-from bnapp.jobs.runner import cached_train, job_manager
-from bnapp.report import views
+from bnapp.jobs.cached import cached_train
+from bnapp.jobs.scheduler import job_manager
+from bnapp.report import page_tables
 from bnapp.ui.state import RunEntry, run_label
 from tests.apptest import SMALL, app_at, demo_run, texts
 
@@ -25,7 +27,7 @@ STAGES, PARAMETERS, SENSITIVITY = ("pages/stages.py", "pages/parameters.py",
 @cache
 def zscore_bn_run() -> RunEntry:
     """The study's figure-4 network: the end-to-end one (input BN kept) fed z-scored inputs."""
-    spec = views.other_mode_spec(demo_run().run.spec)
+    spec = page_tables.other_mode_spec(demo_run().run.spec)
     ds, cols = data.demo_dataset(), list(data.STUDY_INPUTS)
     run = cached_train(ds.X(cols), ds.y(), spec, SMALL, features=cols, target=data.STUDY_TARGET,
                        data_key=ds.fingerprint(), row_ids=ds.row_numbers, data_name=ds.name)
@@ -89,7 +91,7 @@ def test_stages_fold_control_changes_the_boxes():
 def test_stages_layer_selector_switches_to_the_hidden_nodes():
     at = app_at(STAGES, runs=(demo_run(),))
     assert set(chart_data(charts(at)[0])["unit"].dropna()) == set(data.STUDY_INPUTS)
-    at.radio(key="stages-layer").set_value(("hidden", 0)).run()
+    at.radio(key="stages-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
     assert set(chart_data(charts(at)[0])["unit"].dropna()) == {f"node {k}" for k in range(1, 7)}
     assert "Dense layer" in texts(at)  # the raw stage explained for a hidden layer
@@ -133,7 +135,7 @@ def test_parameter_sd_toggle_switches_to_the_sample_sd():
 
 def test_parameter_layer_selector_shows_the_hidden_nodes():
     at = app_at(PARAMETERS, runs=(demo_run(),))
-    at.radio(key="params-layer").set_value(("hidden", 0)).run()
+    at.radio(key="params-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
     assert list(table(at, 0)["node"]) == [f"node {k}" for k in range(1, 7)]
 
@@ -142,7 +144,7 @@ def test_parameters_of_a_network_without_bn_say_so():
     at = app_at(PARAMETERS, runs=(demo_run("zscore"),))
     assert not at.exception
     assert "no batch normalization" in at.info[0].value
-    assert (table(at, 0)["γ (scale)"] == views.MISSING).all()
+    assert (table(at, 0)["γ (scale)"] == page_tables.MISSING).all()
 
 
 # ------------------------------------------------------------------------------- Sensitivity
@@ -167,7 +169,7 @@ def test_sensitivity_metric_and_mode_switches_change_the_statistics():
 def test_sensitivity_layer_selector_plots_the_hidden_nodes():
     at = app_at(SENSITIVITY, runs=(demo_run(),))
     assert set(chart_data(charts(at)[0])["unit"].dropna()) == set(data.STUDY_INPUTS)
-    at.radio(key="sens-layer").set_value(("hidden", 0)).run()
+    at.radio(key="sens-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
     assert {f"node {k}" for k in range(1, 7)} <= set(chart_data(charts(at)[0])["unit"].dropna())
 
@@ -182,8 +184,8 @@ def test_raw_and_zscore_runs_are_shown_side_by_side():
     assert len([df for df in at.dataframe if "statistic" in df.value.columns]) == 2
     assert not at.button  # the matching run is there: nothing to offer
     # the figure holds each run's own numbers, as the library compares them
-    expected = importance.compare_input_modes(raw.run, zscored.run, [("input", 0)],
-                                              modes=("zero",), n_permutations=10, n_boot=10)
+    expected = layer_tables.compare_input_modes(raw.run, zscored.run, [INPUT],
+                                              ablations=("zero",), n_permutations=10, n_boot=10)
     points = chart_data(side[0]).dropna(subset=["abs_gamma"])
     np.testing.assert_allclose(np.sort(points["abs_gamma"]),
                                np.sort(expected["sensitivity"]["abs_gamma"]))
@@ -201,9 +203,9 @@ def test_without_a_matching_zscore_run_the_page_trains_one_and_then_shows_both()
     at.button(key="sens-train-other").click().run()
     assert not at.exception
     job = job_manager().get(at.session_state["job_ids"][-1])
-    assert job.label == views.other_mode_spec(raw.run.spec).label
+    assert job.label == page_tables.other_mode_spec(raw.run.spec).label
     run = job.result(timeout=300)
-    assert run.spec == views.other_mode_spec(raw.run.spec)
+    assert run.spec == page_tables.other_mode_spec(raw.run.spec)
     at.session_state["runs"] = {**at.session_state["runs"],
                                 job.key: RunEntry(job.key, "z", run, raw.data_name)}
     at.session_state["active_run"] = raw.key
@@ -216,7 +218,7 @@ def test_without_a_matching_zscore_run_the_page_trains_one_and_then_shows_both()
 def test_hidden_zero_and_mean_ablations_are_said_to_coincide_when_they_do():
     at = app_at(SENSITIVITY, runs=(demo_run(),))
     assert "give the same errors here" not in texts(at)  # the input layer: 0 is not the mean
-    at.radio(key="sens-layer").set_value(("hidden", 0)).run()
+    at.radio(key="sens-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
     assert "give the same errors here" in texts(at)  # input BN -> Dense -> BN: moving mean 0
     at.radio(key="sens-mode").set_value("permutation").run()
@@ -233,7 +235,7 @@ def test_the_cumulative_variant_is_offered_and_explained():
 
 def test_a_hidden_layer_without_bn_is_explained():
     at = app_at(SENSITIVITY, runs=(demo_run(), demo_run("zscore")))  # 1 and 2 hidden layers
-    at.radio(key="sens-layer").set_value(("hidden", 1)).run()
+    at.radio(key="sens-layer").set_value(Layer.hidden(1)).run()
     assert not at.exception
     assert "Hidden layer 2 (6 nodes, no BN): this network has no batch normalization" in texts(at)
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.browser
 N_SESSIONS = 8
 FOLDS, EPOCHS = 5, 50
 RSS_LIMIT = 3 * 1024**3  # bytes: generous; the server alone idles near 0.3 GB
-STARTED = re.compile(r"bnapp job started: train ([0-9a-f]{64})")  # bnapp.jobs.runner' INFO line
+STARTED = re.compile(r"bnapp job started: train ([0-9a-f]{64})")  # bnapp.jobs.scheduler's INFO line
 
 
 def load_files(seed_csv: Path, out_dir: Path, n: int = N_SESSIONS) -> list[LoadSession]:

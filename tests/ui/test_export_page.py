@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from bnapp.intake import data
-from bnapp.jobs.runner import Job, job_manager
+from bnapp.jobs.scheduler import Job, job_manager
 from tests.apptest import APP, app_at, demo_run, texts
 
 PAGE = "pages/export.py"

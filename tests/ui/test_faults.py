@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from bnapp.intake import data
 from bnapp.jobs import cache
-from bnapp.jobs.runner import job_manager
+from bnapp.jobs.scheduler import job_manager
 from bnapp.ui import widgets
 from tests.apptest import APP, app_at, demo_run, texts
 from tests.jobs.fakes import wait_until
@@ -115,7 +115,7 @@ def test_a_diverging_training_is_a_message_and_keeps_the_run_and_data():
     assert "Lower the learning rate (now 10)" in message
     assert at.session_state["active_run"] == entry.key and job.key not in at.session_state["runs"]
     assert data.DEMO_PATH.name in at.session_state["dataset"].name
-    assert cache.load_run(job.key) is None
+    assert cache.load("run", job.key) is None
 
 
 # ------------------------------------------------------------------------------------ cancel

@@ -1,10 +1,10 @@
-"""A run's first-visit analyses, computed ahead by its training worker (bnapp.jobs.first_visit):
+"""A run's first-visit analyses, computed ahead by its training worker (bnapp.jobs.page_analyses):
 after them, no page computes anything when it first shows the run."""
 
 from __future__ import annotations
 
-from bnapp.engine.train import Protocol
-from bnapp.jobs import cache, first_visit
+from bnapp.engine.protocols import Protocol
+from bnapp.jobs import cache, page_analyses
 from bnapp.ui import widgets
 from tests.apptest import app_at, demo_run
 
@@ -14,22 +14,24 @@ PAGES = ("train", "stages", "parameters", "sensitivity", "importance", "baseline
 
 def test_after_prepare_no_page_computes_on_its_first_visit(monkeypatch):
     entry = demo_run(protocol=Protocol(folds=3, epochs=30, seed=5))  # no other test shows it
-    assert cache.save_run(entry.key, entry.run)
-    assert first_visit.prepare(entry.run, entry.key) == len(first_visit.analyses(entry.run))
-    assert first_visit.prepare(entry.run, entry.key) == 0, "the second time finds them stored"
+    assert cache.save("run", entry.key, entry.run)
+    calls = page_analyses.first_visit(entry.run)
+    keys = {cache.call_key(entry.key, call.fn, call.args, call.kwargs) for call in calls}
+    assert len(keys) < len(calls), "two pages share an analysis: it is computed once"
+    assert page_analyses.prepare(entry.run, entry.key) == len(keys)
+    assert page_analyses.prepare(entry.run, entry.key) == 0, "the second time finds them stored"
     widgets._memo.clear()  # the pages' in-memory memo: each first visit reads the disk
     computed = []
-    monkeypatch.setattr(cache, "save_analysis",
-                        lambda run_key, key, result, *, function: computed.append(function))
+    monkeypatch.setattr(cache, "save", lambda kind, key, result, **meta: computed.append(meta))
     at = app_at(None, runs=(entry,))
     for page in PAGES:
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, page
-    assert computed == [], "pages computed what first_visit.analyses should have prepared"
+    assert computed == [], "pages computed what page_analyses.FIRST_VISIT should have prepared"
 
 
 def test_prepare_waits_for_the_run_to_be_stored():
     entry = demo_run()
     cache.remove(entry.key)  # demo_run stores it when it trains it
     assert not cache.is_stored(entry.key)
-    assert first_visit.prepare(entry.run, entry.key, wait=0.2) == 0
+    assert page_analyses.prepare(entry.run, entry.key, wait=0.2) == 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bnapp.intake import data
-from bnapp.jobs.runner import job_manager
+from bnapp.jobs.scheduler import job_manager
 from tests.apptest import app_at, texts
 
 TRAIN, DATA, BASELINES = "pages/train.py", "pages/data.py", "pages/baselines.py"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bnapp.analyses import concordance, explain
-from bnapp.analyses.importance import layer_rows
+from bnapp.analyses.layer_tables import layer_rows
+from bnapp.engine.results import INPUT, Layer
 from tests.apptest import app_at, demo_run, texts
 
 IMPORTANCE = "pages/importance.py"
@@ -16,8 +17,8 @@ def test_importance_page_states_the_answer_per_definition_with_its_interval():
     entry = demo_run()
     at = app_at(IMPORTANCE, runs=(entry,))
     assert not at.exception
-    expected = concordance.importance_report(entry.run, layers=[("input", 0)], n_boot=1000)
-    conc = layer_rows(expected["concordance"], ("input", 0))
+    expected = concordance.importance_report(entry.run, layers=[INPUT])
+    conc = layer_rows(expected["concordance"], INPUT)
     page = texts(at)
     for _, row in conc[conc["statistic"] == "spearman"].iterrows():
         assert f"ρ = {row['estimate']:.2f}" in page
@@ -37,14 +38,14 @@ def test_importance_page_states_the_answer_per_definition_with_its_interval():
 def test_importance_page_explains_the_hidden_nodes():
     entry = demo_run()
     at = app_at(IMPORTANCE, runs=(entry,))
-    at.radio(key="imp-layer").set_value(("hidden", 0)).run()
+    at.radio(key="imp-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
-    expected = concordance.importance_report(entry.run, layers=[("hidden", 0)], n_boot=1000)
+    expected = concordance.importance_report(entry.run, layers=[Layer.hidden(0)])
     np.testing.assert_allclose(at.dataframe[0].value["estimate"],
                                expected["concordance"]["estimate"].round(3))
     at.session_state["imp-per-fold"] = True
     at.run()
-    assert set(at.dataframe[1].value["unit"]) == set(entry.run.unit_names("hidden"))
+    assert set(at.dataframe[1].value["unit"]) == set(entry.run.unit_names(Layer.hidden(0)))
 
 
 def test_what_if_follows_the_sliders():

@@ -9,15 +9,16 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from bnapp.analyses import catalog
+from bnapp.analyses import baselines
 from bnapp.analyses.predict import predict_sessions
 from bnapp.engine import grid
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.train import Protocol, train_run
+from bnapp.engine.protocols import Protocol
+from bnapp.engine.train import train_run
 from bnapp.intake import data
 from bnapp.intake.units import UREA_COLUMNS
 from bnapp.jobs import cache as result_cache
-from bnapp.jobs import runner
+from bnapp.jobs import cached, scheduler
 from bnapp.ui.state import RunEntry, run_label
 from tests.apptest import app_at, demo_run, texts
 
@@ -118,14 +119,14 @@ def fake_engine(monkeypatch):
         submitted.append((spec, protocol))
         return trained
 
-    monkeypatch.setattr(runner, "_run_grid", run_grid)
-    monkeypatch.setattr(runner, "cached_train", train)
+    monkeypatch.setattr(cached, "run_grid", run_grid)
+    monkeypatch.setattr(cached, "cached_train", train)
     return submitted
 
 
 def wait_for_jobs(at) -> None:
     for job_id in at.session_state["job_ids"]:
-        runner.job_manager().get(job_id).result(timeout=60)
+        scheduler.job_manager().get(job_id).result(timeout=60)
 
 
 def test_grid_and_train_buttons_submit_jobs_with_the_chosen_protocol(fake_engine):
@@ -156,7 +157,7 @@ def test_the_grid_runs_the_part_chosen_without_the_stability_check(monkeypatch):
         calls.append((protocol, specs, kwargs))
         return seeded_grid()
 
-    monkeypatch.setattr(runner, "_run_grid", run_grid)
+    monkeypatch.setattr(cached, "run_grid", run_grid)
     at = app_at("pages/grid.py")
     at.multiselect(key="grid-depths").set_value([1]).run()
     at.multiselect(key="grid-activations").set_value(["sigmoid"]).run()
@@ -173,7 +174,7 @@ def test_the_grid_runs_the_part_chosen_without_the_stability_check(monkeypatch):
 
 def test_the_grid_can_keep_a_patients_sessions_together(monkeypatch):
     calls = []
-    monkeypatch.setattr(runner, "_run_grid", lambda X, y, protocol, specs, **kw: (
+    monkeypatch.setattr(cached, "run_grid", lambda X, y, protocol, specs, **kw: (
         calls.append((protocol, kw)), seeded_grid())[1])
     ds = data.demo_dataset()
     patients = np.repeat(np.arange(len(ds.frame) // 4 + 1), 4)[: len(ds.frame)]
@@ -215,7 +216,7 @@ def test_baselines_page_compares_the_network_with_the_formulas():
     entry = demo_run()
     at = app_at("pages/baselines.py", runs=(entry,))
     assert not at.exception
-    expected = catalog.baselines(entry.run)
+    expected = baselines.baselines(entry.run)
     shown = at.dataframe[0].value
     assert set(shown["method"]) == {"network", "linear_regression", "rate_equation", "tattersall"}
     np.testing.assert_allclose(shown["rmse"], expected["rmse"])
@@ -236,7 +237,7 @@ def test_the_metric_selector_changes_the_chart():
     assert mae["layer"][0]["encoding"]["x"]["field"] == "mae"
     assert rmse["layer"][0]["encoding"]["x"]["field"] == "rmse"
     pooled = {row["method"]: row["mae"] for row in chart_values(chart) if row["fold"] == "pooled"}
-    expected = catalog.baselines(demo_run().run).query("fold == 'pooled'")
+    expected = baselines.baselines(demo_run().run).query("fold == 'pooled'")
     assert pooled == pytest.approx(dict(zip(expected["method"], expected["mae"], strict=True)))
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
-from bnapp.engine.train import Protocol
+from bnapp.engine.protocols import Protocol
 from bnapp.intake import data
 from bnapp.jobs import cache
-from bnapp.jobs.runner import job_manager
+from bnapp.jobs.scheduler import job_manager
 from bnapp.report import style
 from bnapp.ui import widgets
 from tests.apptest import app_at, demo_run, texts
@@ -152,7 +152,7 @@ def test_training_opens_the_run_and_draws_its_curves_then_the_cache_reopens_and_
     # deleting removes it from disk; the tab that has it open keeps it
     other.button(key="delete_cached").click().run()
     assert not other.exception
-    assert cache.entries().empty and cache.load_run(job.key) is None
+    assert cache.entries().empty and cache.load("run", job.key) is None
     assert "No cached runs yet" in texts(other)
     assert other.session_state["active_run"] == job.key
 
@@ -194,7 +194,7 @@ def test_the_run_shown_can_be_switched():
 
 def test_clearing_the_cache_needs_a_confirmation():
     entry = demo_run()
-    assert cache.save_run(entry.key, entry.run, label=entry.label, data_name=entry.data_name)
+    assert cache.save("run", entry.key, entry.run, label=entry.label, data_name=entry.data_name)
     at = app_at(PAGE)
     assert "patient-derived" in texts(at) and str(cache.cache_dir()) in texts(at).replace("\\", "")
     at.button(key="clear_cache").click().run()

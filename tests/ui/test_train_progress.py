@@ -8,7 +8,7 @@ import uuid
 
 from streamlit.testing.v1 import AppTest
 
-from bnapp.jobs import runner
+from bnapp.jobs import scheduler
 from bnapp.ui import state
 from bnapp.ui.widgets import duration
 from tests.apptest import APP
@@ -22,7 +22,7 @@ def progress_texts(at: AppTest) -> list[str]:
 def test_a_running_training_shows_its_rate_and_the_time_left(monkeypatch):
     now = fake_clock(monkeypatch)
     release = threading.Event()
-    job = held_job(runner.job_manager(), release, key=f"held-{uuid.uuid4().hex}")  # t = 0
+    job = held_job(scheduler.job_manager(), release, key=f"held-{uuid.uuid4().hex}")  # t = 0
     try:
         for t, fraction in ((10.0, 0.05), (14.0, 0.25)):  # 10 s to start, then 0.2 in 4 s
             now[0] = t

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from bnapp.jobs import backend, tasks
+from bnapp.jobs import processes, training_worker
 from bnapp.ui import warmup
 
 
@@ -20,7 +20,7 @@ def test_warm_up_runs_once_prestarts_the_trainer_and_imports_the_listed_modules(
     monkeypatch.delitem(sys.modules, "bnapp_warmup_probe", raising=False)
     monkeypatch.setattr(warmup, "_started", threading.Event())  # as in a new process
     prestarted = []
-    monkeypatch.setattr(backend, "prestart_worker", prestarted.append)
+    monkeypatch.setattr(processes, "prestart_worker", prestarted.append)
     failed = threading.Event()
     monkeypatch.setattr(warmup.logger, "warning", lambda *a, **k: failed.set())
     assert warmup.start() is True
@@ -28,7 +28,7 @@ def test_warm_up_runs_once_prestarts_the_trainer_and_imports_the_listed_modules(
     for thread in threading.enumerate():
         if thread.name == "bnapp-warmup":
             thread.join(60)
-    assert prestarted == [tasks.warm_trainer] and not failed.is_set()
+    assert prestarted == [training_worker.warm_trainer] and not failed.is_set()
     assert "bnapp_warmup_probe" in sys.modules
     sys.modules.pop("bnapp_warmup_probe")
 

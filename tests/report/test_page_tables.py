@@ -1,4 +1,5 @@
-"""Display tables and texts of the analysis pages (bnapp.report.views), against independent references."""
+"""Display tables and texts of the analysis pages (bnapp.report.page_tables), against
+independent references."""
 
 from __future__ import annotations
 
@@ -11,50 +12,51 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bnapp.analyses import catalog
+from bnapp.analyses import association, sensitivity, stages
 from bnapp.engine.model import ArchSpec
-from bnapp.report import views
+from bnapp.engine.results import INPUT, Layer, network_layers
+from bnapp.report import page_tables
 from tests.apptest import demo_run
 
 FEATURES = ["Upre", "U120", "Upos", "PP", "UF"]
 
 
 def test_mean_sd_prints_the_study_table_2_style():
-    assert views.mean_sd(148.891, 3.2712) == "148.89 ± 3.27"
-    assert views.mean_sd(1.2e-7, 3.4e-8) == "1.2e-07 ± 3.4e-08"  # the study's β
-    assert views.mean_sd(0.0, 0.0) == "0.00 ± 0.00"
-    assert views.mean_sd(np.nan, np.nan) == views.MISSING
-    assert views.mean_sd(2.5, np.nan) == "2.50"  # one fold: no SD
+    assert page_tables.mean_sd(148.891, 3.2712) == "148.89 ± 3.27"
+    assert page_tables.mean_sd(1.2e-7, 3.4e-8) == "1.2e-07 ± 3.4e-08"  # the study's β
+    assert page_tables.mean_sd(0.0, 0.0) == "0.00 ± 0.00"
+    assert page_tables.mean_sd(np.nan, np.nan) == page_tables.MISSING
+    assert page_tables.mean_sd(2.5, np.nan) == "2.50"  # one fold: no SD
 
 
 @given(st.floats(-1e6, 1e6), st.floats(0, 1e4))
 def test_mean_sd_reads_back_as_the_numbers(mean, sd):
-    text_mean, text_sd = views.mean_sd(mean, sd).split(" ± ")
+    text_mean, text_sd = page_tables.mean_sd(mean, sd).split(" ± ")
     for value, text in ((mean, text_mean), (sd, text_sd)):
         assert float(text) == pytest.approx(value, abs=0.005, rel=0.05)
 
 
 def test_parameter_table_is_the_fold_mean_and_population_sd_of_the_weights():
     run = demo_run().run
-    _, summary = catalog.bn_parameters(run)
-    table = views.parameter_table(summary, ("input", 0))
+    _, summary = stages.bn_parameters(run)
+    table = page_tables.parameter_table(summary, INPUT)
     assert list(table["input"]) == ["Upre (mg/dL)", "U120 (mg/dL)", "Upos (mg/dL)", "PP (kg)",
                                     "UF (L)"]
     gammas = np.stack([f.weights.input_bn.gamma for f in run.folds])
     stds = np.stack([np.sqrt(f.weights.input_bn.moving_var) for f in run.folds])
-    assert list(table["γ (scale)"]) == [views.mean_sd(m, s) for m, s in
+    assert list(table["γ (scale)"]) == [page_tables.mean_sd(m, s) for m, s in
                                         zip(gammas.mean(0), gammas.std(0), strict=True)]
-    assert list(table["BN moving std"]) == [views.mean_sd(m, s) for m, s in
+    assert list(table["BN moving std"]) == [page_tables.mean_sd(m, s) for m, s in
                                             zip(stds.mean(0), stds.std(0), strict=True)]
 
 
 def test_hidden_layer_tables_name_nodes_and_the_dense_output_statistics():
     run = demo_run().run
-    per_fold, summary = catalog.bn_parameters(run, "hidden")
-    table = views.parameter_table(summary, ("hidden", 0))
+    per_fold, summary = stages.bn_parameters(run, Layer.hidden(0))
+    table = page_tables.parameter_table(summary, Layer.hidden(0))
     assert list(table["node"]) == [f"node {k}" for k in range(1, 7)]
     assert "Dense output mean (training rows)" in table.columns
-    folds = views.per_fold_table(per_fold, ("hidden", 0))
+    folds = page_tables.per_fold_table(per_fold, Layer.hidden(0))
     assert len(folds) == 6 * len(run.folds)
     np.testing.assert_array_equal(folds["γ (scale)"].to_numpy()[:6],
                                   run.folds[0].weights.hidden_bn[0].gamma)
@@ -62,37 +64,37 @@ def test_hidden_layer_tables_name_nodes_and_the_dense_output_statistics():
 
 def test_a_layer_without_bn_shows_dashes():
     run = demo_run("zscore").run
-    _, summary = catalog.bn_parameters(run)
-    table = views.parameter_table(summary, ("input", 0))
-    assert (table["γ (scale)"] == views.MISSING).all()
-    assert (table["z-score scaler mean"] != views.MISSING).all()
+    _, summary = stages.bn_parameters(run)
+    table = page_tables.parameter_table(summary, INPUT)
+    assert (table["γ (scale)"] == page_tables.MISSING).all()
+    assert (table["z-score scaler mean"] != page_tables.MISSING).all()
 
 
 def test_layer_choices_and_titles():
     deep = ArchSpec(hidden=(4, 3), hidden_bn=False, input_bn=False, input_mode="zscore")
-    assert views.layer_choices(deep) == [("input", 0), ("hidden", 0), ("hidden", 1)]
-    assert views.layer_title(deep, ("hidden", 1)) == "Hidden layer 2 (3 nodes, no BN)"
-    assert views.layer_title(deep, ("input", 0)) == "Input (no BN)"
+    assert network_layers(deep) == [INPUT, Layer.hidden(0), Layer.hidden(1)]
+    assert page_tables.layer_title(deep, Layer.hidden(1)) == "Hidden layer 2 (3 nodes, no BN)"
+    assert page_tables.layer_title(deep, INPUT) == "Input (no BN)"
     study = ArchSpec.study_e2e()
-    assert views.layer_title(study, ("hidden", 0)) == "BN after hidden layer 1 (6 nodes)"
-    assert views.has_bn(study, ("input", 0)) and not views.has_bn(deep, ("hidden", 0))
+    assert page_tables.layer_title(study, Layer.hidden(0)) == "BN after hidden layer 1 (6 nodes)"
+    assert page_tables.has_bn(study, INPUT) and not page_tables.has_bn(deep, Layer.hidden(0))
 
 
 def _quantiles() -> pd.DataFrame:
-    return catalog.stage_quantiles(catalog.bn_stages(demo_run().run))
+    return stages.stage_quantiles(stages.bn_stages(demo_run().run))
 
 
 def test_stage_view_picks_pooled_each_or_one_fold():
     q = _quantiles()
-    pooled, per = views.stage_view(q, "pooled")
+    pooled, per = page_tables.stage_view(q, "pooled")
     assert set(pooled["fold"]) == {-1} and not per
-    each, per = views.stage_view(q, "per_fold")
+    each, per = page_tables.stage_view(q, "per_fold")
     assert set(each["fold"]) == {0, 1, 2} and per
-    one, per = views.stage_view(q, 1)
+    one, per = page_tables.stage_view(q, 1)
     assert set(one["fold"]) == {1} and per
     assert len(one) == len(pooled)  # one box per unit and stage either way
     with pytest.raises(ValueError, match="fold 7"):
-        views.stage_view(q, 7)
+        page_tables.stage_view(q, 7)
 
 
 # ------------------------------------------------------------------------------- comparison
@@ -105,34 +107,35 @@ def _fake_run(spec: ArchSpec, X: np.ndarray, protocol: dict | None = None, featu
 def test_comparison_is_the_other_input_mode_on_the_same_data():
     X = np.random.default_rng(0).normal(size=(20, 5))
     raw = _fake_run(ArchSpec.study_e2e(), X)
-    same_net_z = _fake_run(views.other_mode_spec(raw.spec), X)
+    same_net_z = _fake_run(page_tables.other_mode_spec(raw.spec), X)
     other_net_z = _fake_run(ArchSpec.study_zscore(), X)
-    other_data = _fake_run(views.other_mode_spec(raw.spec), X + 1.0)
-    other_cols = _fake_run(views.other_mode_spec(raw.spec), X, features=FEATURES[::-1])
+    other_data = _fake_run(page_tables.other_mode_spec(raw.spec), X + 1.0)
+    other_cols = _fake_run(page_tables.other_mode_spec(raw.spec), X, features=FEATURES[::-1])
     raw_again = _fake_run(replace(raw.spec, hidden=(3,)), X)
-    assert views.comparison_key(raw, {"a": other_net_z, "b": same_net_z}) == "b"
-    assert views.comparison_key(raw, {"b": same_net_z, "a": other_net_z}) == "b"
-    assert views.comparison_key(raw, {"a": other_net_z}) == "a"
-    assert views.comparison_key(raw, {"d": other_data, "c": other_cols, "r": raw_again}) is None
-    assert views.comparison_key(same_net_z, {"x": raw}) == "x"
+    assert page_tables.comparison_key(raw, {"a": other_net_z, "b": same_net_z}) == "b"
+    assert page_tables.comparison_key(raw, {"b": same_net_z, "a": other_net_z}) == "b"
+    assert page_tables.comparison_key(raw, {"a": other_net_z}) == "a"
+    candidates = {"d": other_data, "c": other_cols, "r": raw_again}
+    assert page_tables.comparison_key(raw, candidates) is None
+    assert page_tables.comparison_key(same_net_z, {"x": raw}) == "x"
 
 
 def test_comparison_prefers_the_same_protocol_then_the_latest():
     X = np.ones((10, 5))
     raw = _fake_run(ArchSpec.study_e2e(), X, {"folds": 3})
-    z = views.other_mode_spec(raw.spec)
+    z = page_tables.other_mode_spec(raw.spec)
     runs = {"other": _fake_run(z, X, {"folds": 5}), "same": _fake_run(z, X, {"folds": 3}),
             "later": _fake_run(z, X, {"folds": 10})}
-    assert views.comparison_key(raw, runs) == "same"
+    assert page_tables.comparison_key(raw, runs) == "same"
     del runs["same"]
-    assert views.comparison_key(raw, runs) == "later"
+    assert page_tables.comparison_key(raw, runs) == "later"
 
 
 def test_other_mode_spec_keeps_the_network():
     spec = ArchSpec.study_e2e()
-    z = views.other_mode_spec(spec)
+    z = page_tables.other_mode_spec(spec)
     assert z.input_mode == "zscore" and z.input_bn and z.hidden == spec.hidden
-    assert views.other_mode_spec(z) == spec
+    assert page_tables.other_mode_spec(z) == spec
 
 
 # ------------------------------------------------------------------------------- association
@@ -146,11 +149,11 @@ def _assoc(low: float, high: float, *, metric="bias", mode="zero", n_folds=10,
 
 
 def test_association_table_is_readable_and_keeps_the_numbers():
-    sens = catalog.sensitivity(demo_run().run, "input", modes=("zero", "mean"))
-    assoc = catalog.association(sens, "rmse", n_boot=200)
-    table = views.association_table(assoc, "mean")
+    sens = sensitivity.sensitivity(demo_run().run, INPUT, ablations=("zero", "mean"))
+    assoc = association.association(sens, "rmse", n_boot=200)
+    table = page_tables.association_table(assoc, "mean")
     expected = assoc[assoc["mode"] == "mean"].reset_index(drop=True)
-    assert list(table["statistic"]) == list(views.STATISTIC_TITLES.values())
+    assert list(table["statistic"]) == list(page_tables.STATISTIC_TITLES.values())
     np.testing.assert_allclose(table["estimate"], expected["estimate"], atol=5e-4)
     lo, hi = table["95% interval"][1].split(" to ")
     assert float(lo) == pytest.approx(expected.at[1, "ci_low"], abs=0.005)
@@ -159,29 +162,29 @@ def test_association_table_is_readable_and_keeps_the_numbers():
 
 
 def test_interpretation_says_whether_the_interval_excludes_zero():
-    sure = views.interpret_association(_assoc(0.1, 0.8), "zero", 5)
+    sure = page_tables.interpret_association(_assoc(0.1, 0.8), "zero", 5)
     assert "excludes 0" in sure and "ρ = 0.45" in sure and "10 folds" in sure
     assert "moderate positive" in sure and "cost more error" in sure
-    unsure = views.interpret_association(_assoc(-0.2, 0.8), "zero", 5)
+    unsure = page_tables.interpret_association(_assoc(-0.2, 0.8), "zero", 5)
     assert "compatible with no association" in unsure
-    negative = views.interpret_association(_assoc(-0.9, -0.1), "zero", 5)
+    negative = page_tables.interpret_association(_assoc(-0.9, -0.1), "zero", 5)
     assert "excludes 0" in negative and "cost less error" in negative
-    missing = views.interpret_association(_assoc(np.nan, np.nan), "zero", 5)
+    missing = page_tables.interpret_association(_assoc(np.nan, np.nan), "zero", 5)
     assert "not available" in missing and "excludes" not in missing
 
 
 def test_interpretation_names_the_caveats_that_apply():
-    few = views.interpret_association(_assoc(0.1, 0.8, n_folds=3), "zero", 5)
+    few = page_tables.interpret_association(_assoc(0.1, 0.8, n_folds=3), "zero", 5)
     assert "fewer than 5 folds" in few
     assert "cancel" in few  # the bias metric
     assert "0 mg/dL" in few  # raw input set to zero
-    rmse = views.interpret_association(_assoc(0.1, 0.8, metric="rmse"), "mean", 5)
+    rmse = page_tables.interpret_association(_assoc(0.1, 0.8, metric="rmse"), "mean", 5)
     assert "cancel" not in rmse and "0 mg/dL" not in rmse and "fewer than" not in rmse
-    zscored = views.interpret_association(_assoc(0.1, 0.8), "zero", 5, input_mode="zscore")
+    zscored = page_tables.interpret_association(_assoc(0.1, 0.8), "zero", 5, input_mode="zscore")
     assert "0 mg/dL" not in zscored
-    hidden = views.interpret_association(_assoc(0.1, 0.8, layer="hidden"), "zero", 6)
+    hidden = page_tables.interpret_association(_assoc(0.1, 0.8, layer="hidden"), "zero", 6)
     assert "0 mg/dL" not in hidden
-    assert "No correlation" in views.interpret_association(_assoc(0.1, 0.8), "mean", 5)
+    assert "No correlation" in page_tables.interpret_association(_assoc(0.1, 0.8), "mean", 5)
 
 
 # ------------------------------------------------------------------------------- zero vs mean
@@ -192,9 +195,9 @@ def _hidden_note(spec: ArchSpec, moving_mean: float):
     run = make_run(spec, folds=2)
     for fold in run.folds:
         fold.weights.hidden_bn[0].moving_mean[:] = moving_mean
-    sens = catalog.sensitivity(run, "hidden", modes=("zero", "mean"))
-    per_fold, _ = catalog.bn_parameters(run, "hidden")
-    return views.zero_mean_note(sens, per_fold, run.spec, ("hidden", 0))
+    sens = sensitivity.sensitivity(run, Layer.hidden(0), ablations=("zero", "mean"))
+    per_fold, _ = stages.bn_parameters(run, Layer.hidden(0))
+    return page_tables.zero_mean_note(sens, per_fold, run.spec, Layer.hidden(0))
 
 
 def test_the_zero_mean_note_appears_only_when_the_errors_coincide():
@@ -211,7 +214,7 @@ def test_the_zero_mean_note_appears_only_when_the_errors_coincide():
 def test_paired_reading_names_the_corrected_t_and_the_wilcoxon_floor(n_folds):
     from scipy import stats
 
-    text = views.paired_reading(n_folds)
+    text = page_tables.paired_reading(n_folds)
     assert "Read p (corrected t)" in text and "not corrected for the overlap" in text
     # the floor it quotes is scipy's exact two-sided Wilcoxon p when every fold goes one way
     floor = stats.wilcoxon(-np.arange(1.0, n_folds + 1), method="exact").pvalue

@@ -18,42 +18,32 @@ import numpy as np
 import pandas as pd
 
 from bnapp.analyses.association import ASSOCIATION_METRICS, association, fit_lines
-from bnapp.analyses.sensitivity import MODES, sensitivity
+from bnapp.analyses.sensitivity import ABLATIONS, sensitivity
+from bnapp.analyses.settings import SETTINGS
 from bnapp.analyses.stages import bn_parameters
-from bnapp.engine.model import INPUT_MODES, ArchSpec
-from bnapp.engine.results import RunResult
+from bnapp.engine.model import INPUT_MODES
+from bnapp.engine.results import Layer, RunResult, network_layers
 
-Layer = tuple[str, int]  # ("input", 0) or ("hidden", index of the hidden layer)
 # the tables compare_input_modes stacks, keyed as run_tables keys them
 COMPARED_TABLES = ("sensitivity", "fit_lines", "association", "bn_parameters",
                    "bn_parameters_per_fold")
-
-
-def run_layers(spec: ArchSpec) -> list[Layer]:
-    """The input, then each hidden layer."""
-    return [("input", 0), *(("hidden", i) for i in range(len(spec.hidden)))]
-
-
-def layer_stem(layer: Layer) -> str:
-    """'input', 'hidden1', 'hidden2', ...: a layer in file names."""
-    return "input" if layer[0] == "input" else f"hidden{layer[1] + 1}"
 
 
 def tag_layer(frame: pd.DataFrame, layer: Layer) -> pd.DataFrame:
     """frame with its layer's `layer` and `hidden_layer` columns (first, or where `layer` is)."""
     out = frame.drop(columns=["layer", "hidden_layer"], errors="ignore")
     at = frame.columns.get_loc("layer") if "layer" in frame.columns else 0
-    number = pd.NA if layer[0] == "input" else layer[1] + 1
-    out.insert(at, "layer", layer[0])
+    number = pd.NA if layer.number is None else layer.number
+    out.insert(at, "layer", layer.kind)
     out.insert(at + 1, "hidden_layer", pd.array([number] * len(out), dtype="Int64"))
     return out
 
 
 def layer_rows(frame: pd.DataFrame, layer: Layer) -> pd.DataFrame:
     """The rows of one layer of a table tagged by tag_layer."""
-    pick = frame["layer"] == layer[0]
-    if layer[0] == "hidden":
-        pick &= (frame["hidden_layer"] == layer[1] + 1).fillna(False)
+    pick = frame["layer"] == layer.kind
+    if layer.kind == "hidden":
+        pick &= (frame["hidden_layer"] == layer.number).fillna(False)
     return frame[pick]
 
 
@@ -62,18 +52,19 @@ def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
 
 
 def importance_tables(run: RunResult, layers: Sequence[Layer] | None = None, *,
-                      modes: Iterable[str] = MODES,
-                      metrics: Iterable[str] = ASSOCIATION_METRICS, n_permutations: int = 10,
-                      n_boot: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
+                      ablations: Iterable[str] = ABLATIONS,
+                      metrics: Iterable[str] = ASSOCIATION_METRICS,
+                      n_permutations: int = SETTINGS.n_permutations,
+                      n_boot: int = SETTINGS.n_boot,
+                      seed: int = SETTINGS.seed) -> dict[str, pd.DataFrame]:
     """Sensitivity, fitted lines and association of each layer (default: every layer), tagged.
 
     {"sensitivity", "fit_lines" (with a `metric` column), "association"}.
     """
-    layers = run_layers(run.spec) if layers is None else list(layers)
-    modes, metrics = tuple(modes), tuple(metrics)
-    sens = _concat(tag_layer(sensitivity(run, kind, modes, n_permutations, seed,
-                                         hidden_index=index), (kind, index))
-                   for kind, index in layers)
+    layers = network_layers(run.spec) if layers is None else list(layers)
+    ablations, metrics = tuple(ablations), tuple(metrics)
+    sens = _concat(tag_layer(sensitivity(run, layer, ablations, n_permutations, seed), layer)
+                   for layer in layers)
     return {
         "sensitivity": sens,
         "fit_lines": _concat(fit_lines(sens, m).assign(metric=m) for m in metrics),
@@ -85,8 +76,8 @@ def parameter_tables(run: RunResult, layers: Sequence[Layer] | None = None,
                      ddof: int = 0) -> dict[str, pd.DataFrame]:
     """BN parameters of each layer (default: every layer), tagged:
     {"bn_parameters" (mean and SD over folds), "bn_parameters_per_fold"}."""
-    layers = run_layers(run.spec) if layers is None else list(layers)
-    found = [(layer, bn_parameters(run, *layer, ddof=ddof)) for layer in layers]
+    layers = network_layers(run.spec) if layers is None else list(layers)
+    found = [(layer, bn_parameters(run, layer, ddof=ddof)) for layer in layers]
     return {"bn_parameters": _concat(tag_layer(s, layer) for layer, (_, s) in found),
             "bn_parameters_per_fold": _concat(tag_layer(p, layer) for layer, (p, _) in found)}
 
@@ -119,9 +110,12 @@ def side_by_side(tables: Mapping[str, Mapping[str, pd.DataFrame]],
 
 
 def compare_input_modes(raw: RunResult, zscore: RunResult,
-                        layers: Sequence[Layer] | None = None, *, modes: Iterable[str] = MODES,
-                        metrics: Iterable[str] = ASSOCIATION_METRICS, n_permutations: int = 10,
-                        n_boot: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
+                        layers: Sequence[Layer] | None = None, *,
+                        ablations: Iterable[str] = ABLATIONS,
+                        metrics: Iterable[str] = ASSOCIATION_METRICS,
+                        n_permutations: int = SETTINGS.n_permutations,
+                        n_boot: int = SETTINGS.n_boot,
+                        seed: int = SETTINGS.seed) -> dict[str, pd.DataFrame]:
     """Study figures 3 and 4: the same analyses of a raw-input run and a z-score run of one
     network, data and protocol, stacked with an `input_mode` column ("raw", "zscore").
 
@@ -132,10 +126,10 @@ def compare_input_modes(raw: RunResult, zscore: RunResult,
     problem = comparison_problem(raw, zscore)
     if problem is not None:
         raise ValueError(f"cannot compare the input modes: {problem}")
-    modes, metrics = tuple(modes), tuple(metrics)
+    ablations, metrics = tuple(ablations), tuple(metrics)
     return side_by_side({
         run.spec.input_mode: {
-            **importance_tables(run, layers, modes=modes, metrics=metrics,
+            **importance_tables(run, layers, ablations=ablations, metrics=metrics,
                                 n_permutations=n_permutations, n_boot=n_boot, seed=seed),
             **parameter_tables(run, layers)}
         for run in (raw, zscore)})

@@ -1,293 +1,35 @@
-"""Background jobs: train and grid-search off the page, once per distinct input, on one machine
-or on a Dask cluster.
+"""Background jobs: train, grid-search and export off the page, on one machine or on a Dask
+cluster.
 
-- `cached_train` / `cached_grid` / `cached_analysis`: synchronous and cache-through
-  (bnapp.jobs.cache). A file lock per key makes a second process asking for the same run or grid wait
-  and then read the first one's.
-- `JobManager` (`job_manager()` is the process-wide one): `submit` returns a `Job` at once and
-  runs the work on a thread of its own; at most BNAPP_MAX_JOBS run together, the rest queue
-  (exports queue apart, so a long grid does not hold one up).
-  Submitting a key that is queued, running or done returns that same Job, so two sessions asking
-  for one result share one computation. The heavy work runs in worker processes, so a crash or a
-  kill there fails only its own job: a training job in a loky worker of its own (reused by the
-  next one; progress and cancel cross over through a multiprocessing Manager's queue and event),
-  the grid's fan-out through joblib.Parallel's loky workers.
-- Where the work runs (a Dask cluster with BNAPP_DASK_SCHEDULER=tcp://host:port, else worker
-  processes here) is bnapp.jobs.backend's part (docs/cluster.md).
+`JobManager` (`job_manager()` is the process-wide one): `submit` returns a `Job` at once and
+runs the work on a thread of its own; at most BNAPP_MAX_JOBS run together, the rest queue
+(exports queue apart, so a long grid does not hold one up). Submitting a key that is queued,
+running or done returns that same Job, so two sessions asking for one result share one
+computation. The heavy work runs in worker processes (bnapp.jobs.cached, bnapp.jobs.processes),
+so a crash or a kill there fails only its own job.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import os
-import re
 import secrets
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
-from functools import partial
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from filelock import FileLock, Timeout
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult
-from bnapp.jobs import backend, cache, tasks
-from bnapp.jobs.backend import Cancel, JobCancelled, Progress
+from bnapp.jobs import cache, cached
+from bnapp.jobs.errors import JobFailed, describe
+from bnapp.jobs.processes import JobCancelled
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 MAX_JOBS_ENV = "BNAPP_MAX_JOBS"
-FROM_CACHE = "loaded from the cache"  # the last progress message of a cache hit
-# errors whose message is written for the user (it says what to do): shown without their class
-USER_ERRORS = ("TrainingDiverged", "DataError")
-_PACKAGE = str(Path(__file__).resolve().parents[1])  # bnapp/
-logger = logging.getLogger(__name__)  # app.py prints the "bnapp" loggers' INFO to stderr
-
-
-class JobFailed(RuntimeError):
-    """Job.result() of a job that failed; the message is the job's error."""
-
-
-# --------------------------------------------------------------------------------------------
-# compute: the engine's functions, looked up at call time (tests replace them with small fakes)
-
-
-# defined in a module of its own, so that a worker process unpickling it imports only that
-_train_run = tasks.train_run
-
-
-def _run_grid(X, y, protocol, specs, **kwargs) -> pd.DataFrame:
-    from bnapp.engine.grid import run_grid
-
-    return run_grid(X, y, protocol, specs, **kwargs)
-
-
-# --------------------------------------------------------------------------------------------
-# cache-through computations
-
-
-@contextlib.contextmanager
-def _computation_lock(key: str, cancel: Cancel | None) -> Iterator[None]:
-    """Hold the key's lock file, so another process computing the same key is waited for."""
-    try:
-        lock_dir = cache.cache_dir() / "locks"
-        lock_dir.mkdir(mode=0o700, exist_ok=True)
-        lock = FileLock(str(lock_dir / f"{key}.lock"))
-        while not _try_acquire(lock):
-            if cancel is not None and cancel():
-                raise JobCancelled("cancelled while waiting for another process")
-    except OSError:
-        lock = None  # unwritable cache: nothing to share, compute without a lock
-    try:
-        yield
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _try_acquire(lock: FileLock) -> bool:
-    try:
-        lock.acquire(timeout=0.5)
-        return True
-    except Timeout:
-        return False
-
-
-def _cached_run(key: str, X, y) -> RunResult | None:
-    run = cache.load_run(key)
-    if run is None:
-        return None
-    if run.X.shape != np.shape(X) or not (np.array_equal(run.X, X) and np.array_equal(run.y, y)):
-        cache._warn(f"cache entry {key[:12]} holds other data than its key says; recomputing")
-        return None
-    return run
-
-
-def cached_train(
-    X,
-    y,
-    spec: ArchSpec,
-    protocol,
-    *,
-    features,
-    target,
-    data_key: str,
-    row_ids=None,
-    groups=None,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-    data_name: str = "",
-    in_worker: bool = False,
-) -> RunResult:
-    """train_run through the cache: the stored RunResult when this exact input was trained before.
-
-    data_key is the data's content fingerprint (Dataset.fingerprint(), or
-    cache.array_fingerprint for bare arrays). in_worker: train in a worker process (jobs do, so
-    a dying trainer cannot take the server down; a terminal command saves the process start).
-    groups: the row labels of a grouped protocol (its group_hash puts them in the key).
-    With a Dask scheduler configured, its folds train on the cluster's workers either way."""
-    # contiguous: the very arrays the engine's tasks take, so a cluster's workers get them once
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    y = np.ascontiguousarray(y, dtype=np.float64)
-    key = cache.run_key(data_key, spec, protocol, features, target)
-    run = _cached_run(key, X, y)
-    if run is None:
-        with _computation_lock(key, cancel):
-            run = _cached_run(key, X, y)  # another process may have stored it while we waited
-            if run is None:
-                if backend.dask_address():
-                    compute, train = backend.fanned_out, _train_run
-                elif in_worker:  # then the worker goes on to the pages' first analyses
-                    compute = backend.in_worker
-                    train = partial(tasks.train_then_prepare, _train_run, key)
-                else:
-                    compute, train = backend.call_here, _train_run
-                run = compute(train, X, y, spec, protocol, features=list(features),
-                              target=target, row_ids=row_ids, progress=progress, cancel=cancel,
-                              **_grouping(groups))
-                cache.save_run(key, run, data_name=data_name)
-                return run
-    if progress is not None:
-        progress(1.0, FROM_CACHE)
-    return run
-
-
-def _grouping(groups) -> dict:
-    """groups= for the engine only when given: an ungrouped call is the same as before."""
-    return {} if groups is None else {"groups": groups}
-
-
-def cached_grid(
-    X,
-    y,
-    protocol,
-    specs: list[ArchSpec] | None = None,
-    *,
-    features,
-    target,
-    data_key: str,
-    groups=None,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-    n_jobs: int = -1,
-    data_name: str = "",
-    stability: bool = True,
-) -> pd.DataFrame:
-    """run_grid through the cache. The frame is returned as it reads back from the cache, so a
-    fresh and a cached grid compare (and write) identically."""
-    X = np.ascontiguousarray(X, dtype=np.float64)  # as in cached_train
-    y = np.ascontiguousarray(y, dtype=np.float64)
-    key = cache.grid_key(data_key, protocol, specs, features, target, stability=stability)
-    grid = cache.load_grid(key)
-    if grid is None:
-        with _computation_lock(key, cancel):
-            grid = cache.load_grid(key)
-            if grid is None:
-                report = backend.cancellable(progress, cancel)
-                # run_grid fans out to loky processes or to Dask
-                with backend.compute_backend(scatter=(X, y)):
-                    frame = _run_grid(X, y, protocol, specs, features=list(features),
-                                      progress=report, n_jobs=n_jobs, **_grouping(groups),
-                                      **({} if stability else {"stability": False}))
-                grid = cache.canonical_grid(frame)
-                cache.save_grid(key, grid, data_name=data_name, protocol=protocol)
-                return grid
-    if progress is not None:
-        progress(1.0, FROM_CACHE)
-    return grid
-
-
-def analysis_name(fn: Callable) -> str:
-    """The name an analysis function's results are cached under (cached_analysis' `function`).
-    bnapp's analyses keep the keys they had before the subpackages (bnapp.stages.…), so what
-    earlier versions cached on disk is still found."""
-    module = fn.__module__
-    if module.startswith("bnapp."):
-        module = "bnapp." + module.rsplit(".", 1)[-1]
-    return f"{module}.{fn.__qualname__}"
-
-
-def cached_analysis(run_key: str, function: str, compute: Callable[[], cache.Frames], *,
-                    args=(), kwargs=None) -> cache.Frames:
-    """compute() through the cache, as the analysis `function`(run, *args, **kwargs) of the run
-    cached under run_key: read back from disk after a restart, recomputed when corrupted."""
-    key = cache.analysis_key(run_key, function, args, kwargs)
-    result = cache.load_analysis(run_key, key)
-    if result is None:
-        result = compute()
-        cache.save_analysis(run_key, key, result, function=function)
-    return result
-
-
-def export_bundle(run: RunResult, *, run_key: str, data_name: str, dataset, options: dict,
-                  progress: Progress | None = None):
-    """run_report.build_export of a run, its tables through the analysis cache: the Export job."""
-    from bnapp.report import run_report
-
-    def step(fraction: float, message: str) -> None:
-        if progress is not None:
-            progress(fraction, message)
-
-    step(0.0, "computing the analyses")
-    tables = cached_analysis(run_key, f"bnapp.report.run_tables/{run_report.RUN_TABLES_SCHEMA}",
-                             lambda: run_report.run_tables(run, **options), kwargs=options)
-    step(0.1, "drawing the figures")  # the analyses are the quick part; drawing takes the rest
-    return run_report.build_export(run, tables, run_report.run_figures(run, tables), run_key=run_key,
-                               data_name=data_name,
-                               dataset=dataset if cache.trained_on(run_key, run, dataset) else None,
-                               options=options,
-                               progress=lambda f, message: step(0.1 + 0.9 * f, message))
-
-
-# --------------------------------------------------------------------------------------------
-# jobs
-
-
-def user_message(exc: BaseException) -> str | None:
-    """exc's message when it was written for the user (it says what to do): bnapp's DataError,
-    TrainingDiverged and JobFailed, and the ValueErrors and KeyErrors bnapp's own code raises
-    ("too few rows for 10 folds"); None for a bug or a library's error."""
-    name = type(exc).__name__
-    if name in USER_ERRORS or isinstance(exc, JobFailed):
-        return str(exc)
-    if type(exc) in (ValueError, KeyError) and exc.args and _raised_by_bnapp(exc):
-        return str(exc.args[0])  # a KeyError's str() would quote it
-    return None
-
-
-def _describe(exc: BaseException) -> str:
-    """A failed job's error: the message alone for errors written for the user, else what
-    happened and what to do, with the class name (it helps a report); the traceback is logged."""
-    name = type(exc).__name__
-    if name in ("TerminatedWorkerError", "KilledWorker", "BrokenProcessPool"):
-        return (
-            "a worker process died mid-job (killed, or out of memory); other jobs are "
-            f"unaffected, and submitting this one again retries it. ({name}: {str(exc)[:300]})"
-        )
-    message = user_message(exc)
-    if message is not None:
-        return message
-    logger.error("job failed unexpectedly", exc_info=exc)
-    return (f"an unexpected error stopped this job ({name}: {str(exc)[:300]}). Your data and "
-            "other results are kept: submit it again, and if it fails again, report it with "
-            "the terminal's log.")
-
-
-def _raised_by_bnapp(exc: BaseException) -> bool:
-    """Whether bnapp's own code raised exc (its ValueErrors are messages such as "too few rows
-    for 10 folds"; numpy's are not). From a worker process loky passes the traceback as text."""
-    remote = getattr(exc.__cause__, "tb", None)
-    if isinstance(remote, str):
-        files = re.findall(r'File "([^"]+)"', remote)
-    else:
-        files = [frame.filename for frame in traceback.extract_tb(exc.__traceback__)]
-    return bool(files) and files[-1].startswith(_PACKAGE)
+logger = logging.getLogger(__name__)
 
 
 class Job:
@@ -471,10 +213,11 @@ class JobManager:
                      row_ids=None, groups=None, data_name: str = "") -> Job:
         """A cached_train job, keyed like the cache so duplicates share it."""
         key = cache.run_key(data_key, spec, protocol, features, target)
-        p = cache._protocol_dict(protocol)
+        p = cache.protocol_dict(protocol)
         n_models = p.get("folds", 1) * (p.get("repeats", 1) if p.get("kind") == "repeated" else 1)
         epochs = int(p.get("epochs", 0) * n_models)
-        return self.submit("train", key, cached_train, X, y, spec, protocol, features=features,
+        return self.submit("train", key, cached.cached_train, X, y, spec, protocol,
+                           features=features,
                            target=target, data_key=data_key, row_ids=row_ids, groups=groups,
                            data_name=data_name, in_worker=True, label=spec.label,
                            epochs_total=epochs or None)
@@ -482,7 +225,8 @@ class JobManager:
     def submit_grid(self, X, y, protocol, specs=None, *, features, target, data_key: str,
                     groups=None, data_name: str = "", stability: bool = True) -> Job:
         key = cache.grid_key(data_key, protocol, specs, features, target, stability=stability)
-        return self.submit("grid", key, cached_grid, X, y, protocol, specs, features=features,
+        return self.submit("grid", key, cached.cached_grid, X, y, protocol, specs,
+                           features=features,
                            target=target, data_key=data_key, groups=groups, data_name=data_name,
                            stability=stability,
                            label=f"grid ({'study' if specs is None else len(specs)} configurations)")
@@ -492,14 +236,14 @@ class JobManager:
         """An export_bundle job, keyed by the run, the options and the data set (whose
         validation report goes in when the run was trained on it)."""
         return self.submit("export", self.export_key(run_key, data_name, dataset, options),
-                           export_bundle, run, run_key=run_key, data_name=data_name,
+                           cached.export_bundle, run, run_key=run_key, data_name=data_name,
                            dataset=dataset, options=options, label=f"export: {run.label}")
 
     @staticmethod
     def export_key(run_key: str, data_name: str, dataset, options: dict) -> str:
         fingerprint = None if dataset is None else dataset.fingerprint()
         return cache.analysis_key(run_key, "bnapp.report.build_export",
-                                  kwargs={**options, "data_name": data_name, "data": fingerprint})
+                                  {**options, "data_name": data_name, "data": fingerprint})
 
     def jobs(self) -> list[Job]:
         with self._lock:
@@ -541,20 +285,20 @@ class JobManager:
         job.started = time.time()
         job.state, job.message = "running", "started"
         logger.info("bnapp job started: %s %s", job.kind, job.key)  # the load test counts these
-        cache._sinks.messages = job.warnings
+        cache.sinks.messages = job.warnings
         try:
             job._result = fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure ends this job only, with its message
             if job._cancel.is_set():
                 job.state, job.message = "cancelled", "cancelled"
             else:
-                job.error = _describe(exc)
+                job.error = describe(exc)
                 job.state, job.message = "failed", job.error
         else:
-            job.message = "done (from the cache)" if job.message == FROM_CACHE else "done"
+            job.message = "done (from the cache)" if job.message == cached.FROM_CACHE else "done"
             job.progress, job.state = 1.0, "done"
         finally:
-            cache._sinks.messages = None
+            cache.sinks.messages = None
             job._call = None  # drop references to the inputs
             job.finished = time.time()
             job._done.set()

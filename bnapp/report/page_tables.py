@@ -10,10 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from bnapp.analyses.importance import Layer, run_layers
-from bnapp.analyses.sensitivity import modes_coincide
+from bnapp.analyses.sensitivity import ablations_coincide
 from bnapp.engine.model import ArchSpec
-from bnapp.engine.results import RunResult
+from bnapp.engine.results import Layer, RunResult
 from bnapp.intake.units import LIBRARY_UNITS as UNITS
 from bnapp.report.style import METRIC_LABELS, interval_text
 
@@ -38,22 +37,19 @@ STATISTIC_TITLES = {
 
 # ------------------------------------------------------------------------------- layers
 
-layer_choices = run_layers  # the layers a page can show: the input, then each hidden layer
-
-
 def has_bn(spec: ArchSpec, layer: Layer) -> bool:
-    return spec.input_bn if layer[0] == "input" else spec.hidden_bn
+    return spec.input_bn if layer.kind == "input" else spec.hidden_bn
 
 
 def layer_title(spec: ArchSpec, layer: Layer) -> str:
     """E.g. 'Input BN (5 inputs)', 'BN after hidden layer 1 (6 nodes)', 'Hidden layer 2 (no BN)'."""
-    kind, index = layer
-    if kind == "input":
+    if layer.kind == "input":
         return "Input BN" if spec.input_bn else "Input (no BN)"
-    nodes = f"{spec.hidden[index]} node{'s' if spec.hidden[index] != 1 else ''}"
+    width = spec.hidden[layer.index]
+    nodes = f"{width} node{'s' if width != 1 else ''}"
     if spec.hidden_bn:
-        return f"BN after hidden layer {index + 1} ({nodes})"
-    return f"Hidden layer {index + 1} ({nodes}, no BN)"
+        return f"BN after {layer.label} ({nodes})"
+    return f"{layer.label.capitalize()} ({nodes}, no BN)"
 
 
 # ------------------------------------------------------------------------------- stages
@@ -95,13 +91,13 @@ def _unit_label(unit: str) -> str:
 
 
 def parameter_titles(layer: Layer) -> dict[str, str]:
-    return {**PARAMETER_TITLES, **(HIDDEN_SCALER_TITLES if layer[0] == "hidden" else {})}
+    return {**PARAMETER_TITLES, **(HIDDEN_SCALER_TITLES if layer.kind == "hidden" else {})}
 
 
 def parameter_table(summary: pd.DataFrame, layer: Layer) -> pd.DataFrame:
     """Study table 2: one row per unit, each parameter as 'mean ± SD' over folds."""
     titles = parameter_titles(layer)
-    table = pd.DataFrame({"input" if layer[0] == "input" else "node":
+    table = pd.DataFrame({"input" if layer.kind == "input" else "node":
                           [_unit_label(str(u)) for u in summary["unit"]]})
     for col, title in titles.items():
         table[title] = [mean_sd(m, s) for m, s in
@@ -111,7 +107,7 @@ def parameter_table(summary: pd.DataFrame, layer: Layer) -> pd.DataFrame:
 
 def per_fold_table(per_fold: pd.DataFrame, layer: Layer) -> pd.DataFrame:
     """The per-fold parameters with readable column names (numbers kept numeric)."""
-    names = {"fold": "fold", "unit": "input" if layer[0] == "input" else "node",
+    names = {"fold": "fold", "unit": "input" if layer.kind == "input" else "node",
              **parameter_titles(layer)}
     return per_fold[list(names)].rename(columns=names)
 
@@ -218,10 +214,10 @@ def zero_mean_note(sens: pd.DataFrame, per_fold: pd.DataFrame, spec: ArchSpec,
                    layer: Layer) -> str | None:
     """One sentence when the zero and mean ablations of a layer give the same errors (sens has
     both modes; per_fold: the layer's bn_parameters), saying why that is right; else None."""
-    if not modes_coincide(sens):
+    if not ablations_coincide(sens):
         return None
     same = "give the same errors here (MSE equal to 5 significant digits in every fold and unit)"
-    if layer[0] == "input":
+    if layer.kind == "input":
         return (f"Setting an input to 0 and holding it at its training mean {same}, as they "
                 "should: 0 is each input's training mean as the network sees it.")
     if not has_bn(spec, layer):
@@ -232,7 +228,7 @@ def zero_mean_note(sens: pd.DataFrame, per_fold: pd.DataFrame, spec: ArchSpec,
     largest = float(per_fold["moving_mean"].abs().max())
     why = (", because a BN after the input BN's Dense layer cancels any constant shift in "
            "training, so the Dense bias and the input BN's β never move from their initial 0"
-           if spec.input_bn and layer[1] == 0 else "")
+           if spec.input_bn and layer.index == 0 else "")
     return (f"Zeroing a node's weights and holding it at β {same}, as they should: this BN's "
             f"moving mean is 0 up to rounding (largest |value| {largest:.1g}){why}, so a Dense "
             "output of 0 is the node's mean and its BN output is β either way.")

@@ -15,7 +15,7 @@ PREPARE_NICENESS = 19
 def train_then_prepare(train: Callable[..., RunResult], run_key: str, *args,
                        **kwargs) -> RunResult:
     """train(*args, **kwargs), then the run's first-visit analyses on a thread of this worker's
-    own (bnapp.jobs.first_visit, imported there: with pandas and scipy it would slow the job)."""
+    own (bnapp.jobs.page_analyses, imported there: with pandas and scipy it would slow the job)."""
     run = train(*args, **kwargs)
     threading.Thread(target=_prepare, args=(run, run_key), name="bnapp-first-visit",
                      daemon=True).start()
@@ -27,9 +27,9 @@ def _prepare(run: RunResult, run_key: str) -> None:
     # wants (the browser and the server drawing the run's results on the same machine)
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREPARE_NICENESS)
-    from bnapp.jobs import first_visit
+    from bnapp.jobs import page_analyses
 
-    first_visit.prepare(run, run_key)
+    page_analyses.prepare(run, run_key)
 
 
 def train_run(X, y, spec, protocol, **kwargs) -> RunResult:
@@ -45,7 +45,7 @@ def warm_trainer() -> None:
     import numpy as np
 
     from bnapp.engine.model import ArchSpec
-    from bnapp.engine.train import Protocol
+    from bnapp.engine.protocols import Protocol
 
     rng = np.random.default_rng(0)
     train_run(rng.random((8, 2)), rng.random(8), ArchSpec.study_e2e(), Protocol(folds=2, epochs=1),

@@ -1,0 +1,170 @@
+"""What the dashboard's pages compute for a run, declared once, and their first visits prepared.
+
+Each function below is one analysis as a page asks for it (a `Call`); the pages compute through
+these (`ui.widgets.compute_call`), and FIRST_VISIT lists, page by page, the calls a page makes
+when it first shows a run (its first layer, ablation and settings). A training job's worker
+process, once the run is trained and stored, computes those on a thread of its own
+(bnapp.jobs.training_worker) into the analysis cache beside the run, so a page reads them from
+disk instead of computing while the user waits. The worker's thread holds up no other job and
+uses the worker's core, not the server's. tests/ui/test_first_visit.py checks that, after
+`prepare`, no page computes anything on its first visit.
+
+The analyses are imported inside the functions: the dashboard's first page imports this module,
+and they take scipy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from bnapp.engine.results import FIRST_HIDDEN, INPUT, Layer, RunResult
+from bnapp.jobs import cache
+
+# how long the worker waits for the job to store the run (it does so right after the training)
+STORE_WAIT_SECONDS = 120.0
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Call:
+    """fn(run, *args, **kwargs): one analysis of a run."""
+
+    fn: Callable
+    args: tuple = ()
+    kwargs: Mapping[str, object] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------- the pages' calls
+
+def training_curves() -> Call:
+    from bnapp.analyses import stages
+
+    return Call(stages.training_curves)
+
+
+def bn_parameters(layer: Layer, *, sample_sd: bool = False) -> Call:
+    from bnapp.analyses import stages
+
+    return Call(stages.bn_parameters, (layer,), {"ddof": int(sample_sd)})
+
+
+def ablation(layer: Layer, mode: str) -> Call:
+    """One ablation mode at a time: permutation costs n_permutations times the others."""
+    from bnapp.analyses import sensitivity
+
+    return Call(sensitivity.sensitivity, (layer,), {"ablations": (mode,)})
+
+
+def cumulative_ablation(layer: Layer) -> Call:
+    from bnapp.analyses import sensitivity
+
+    return Call(sensitivity.cumulative_hidden_zero, (layer,))
+
+
+def importance(layer: Layer) -> Call:
+    from bnapp.analyses import concordance
+
+    return Call(concordance.importance_report, kwargs={"layers": (layer,)})
+
+
+def ice_pdp() -> Call:
+    from bnapp.analyses import explain
+
+    return Call(explain.ice_pdp)
+
+
+def baselines() -> Call:
+    from bnapp.analyses import baselines
+
+    return Call(baselines.baselines)
+
+
+def paired_comparison() -> Call:
+    from bnapp.analyses import baselines
+
+    return Call(baselines.paired_comparison)
+
+
+def agreement_points() -> Call:
+    from bnapp.analyses import agreement
+
+    return Call(agreement.agreement_points)
+
+
+def agreement(ci_method: str) -> Call:
+    from bnapp.analyses import agreement
+
+    return Call(agreement.agreement, kwargs={"ci_method": ci_method})
+
+
+def calibration() -> Call:
+    from bnapp.analyses import agreement
+
+    return Call(agreement.calibration)
+
+
+def calibration_curves() -> Call:
+    from bnapp.analyses import agreement
+
+    return Call(agreement.run_calibration_curves)
+
+
+def coverage(level: float, *, normalized: bool) -> Call:
+    from bnapp.analyses import conformal
+
+    return Call(conformal.held_out_coverage, (level,), {"normalized": normalized})
+
+
+# ------------------------------------------------------------------------------- first visits
+
+def _sensitivity(run: RunResult) -> list[Call]:
+    # its first mode, and both 0 and mean for the note on their agreement
+    calls = [ablation(INPUT, mode) for mode in ("zero", "mean")] + [bn_parameters(INPUT)]
+    return calls + ([cumulative_ablation(FIRST_HIDDEN)] if run.spec.hidden_bn else [])
+
+
+def _agreement(run: RunResult) -> list[Call]:
+    from bnapp.analyses.conformal import DEFAULT_LEVEL
+
+    return [agreement_points(), agreement("exact"), calibration(), calibration_curves(),
+            coverage(DEFAULT_LEVEL, normalized=False)]
+
+
+FIRST_VISIT: dict[str, Callable[[RunResult], list[Call]]] = {
+    "train": lambda run: [training_curves()],
+    "parameters": lambda run: [bn_parameters(INPUT)],
+    "sensitivity": _sensitivity,
+    "importance": lambda run: [importance(INPUT), ice_pdp()],
+    "baselines": lambda run: [baselines(), paired_comparison()],
+    "agreement": _agreement,
+}
+
+
+def first_visit(run: RunResult) -> list[Call]:
+    """Every page's first-visit calls, in the order of the pages."""
+    return [call for page in FIRST_VISIT.values() for call in page(run)]
+
+
+def prepare(run: RunResult, run_key: str, *, wait: float = STORE_WAIT_SECONDS) -> int:
+    """Compute and store every first-visit analysis of the run not stored yet, once the run
+    itself is stored (the analysis cache keeps nothing for a run it does not hold). Returns how
+    many it computed; a failure only means the page computes that one itself."""
+    deadline = time.monotonic() + wait
+    while not cache.is_stored(run_key):
+        if time.monotonic() > deadline:
+            return 0
+        time.sleep(0.05)
+    computed = 0
+    for call in first_visit(run):
+        if cache.has_analysis(run_key, cache.call_key(run_key, call.fn, call.args, call.kwargs)):
+            continue
+        try:
+            cache.cached_analysis(run_key, call.fn, run, *call.args, **call.kwargs)
+            computed += 1
+        except Exception:  # noqa: BLE001 - the page computes it (and shows any error) itself
+            logger.info("first-visit analysis %s not prepared", cache.analysis_name(call.fn),
+                        exc_info=True)
+    return computed
