@@ -115,10 +115,6 @@ def test_an_allowed_import_passes(package, source):
 
 MAX_LINES = 500
 LONG_ALLOWED = {"engine/kernel.py"}  # the numba trainer: one compiled loop, kept whole
-# split, or freed of another module's private names, on a branch of their own (wt25s); delete
-# an entry once it is merged (strict: its test then passes and the xfail fails)
-LONG_ELSEWHERE = {"report/charts.py", "intake/data.py"}
-PRIVATE_ELSEWHERE = {"report/importance_charts.py", "report/agreement_charts.py"}
 SETTING_PARAMETERS = {f.name for f in fields(AnalysisSettings) if f.name.startswith("n_")}
 ANALYSIS_CALLS = {"compute", "cached_analysis", "call_key"}  # (…, fn, …): fn never a string
 
@@ -227,18 +223,11 @@ def _relative(path: Path) -> str:
     return str(path.relative_to(PACKAGE))
 
 
-def _marked(paths, elsewhere: set[str]):
-    """Each path a test case; those fixed on branch wt25s expected to fail until it is merged."""
-    return [pytest.param(path, id=_relative(path), marks=pytest.mark.xfail(
-        strict=True, reason="fixed on branch wt25s")) if _relative(path) in elsewhere
-        else pytest.param(path, id=_relative(path)) for path in paths]
-
-
 def test_no_import_cycle_among_bnapp_modules():
     assert import_cycles(_library()) == []
 
 
-@pytest.mark.parametrize("path", _marked(sorted(PACKAGE.rglob("*.py")), PRIVATE_ELSEWHERE))
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=_relative)
 def test_no_private_name_from_another_module(path):
     assert private_imports(path.read_text(), module_name(path)) == []
 
@@ -249,8 +238,8 @@ def test_analyses_are_named_by_their_function(path):
     assert analyses_named_by_a_string(path.read_text()) == []
 
 
-@pytest.mark.parametrize("path", _marked([p for p in sorted(PACKAGE.rglob("*.py"))
-                                          if _relative(p) not in LONG_ALLOWED], LONG_ELSEWHERE))
+@pytest.mark.parametrize("path", [p for p in sorted(PACKAGE.rglob("*.py"))
+                                  if _relative(p) not in LONG_ALLOWED], ids=_relative)
 def test_library_files_stay_short(path):
     assert len(path.read_text().splitlines()) <= MAX_LINES
 

@@ -2,8 +2,8 @@
 
 Why not `joblib.Memory`: it pickles return values, and a pickle executes code when loaded, so a
 tampered cache file could run anything. Entries here are plain data instead: a RunResult as the
-npz+JSON of `run_to_bytes`, a grid as CSV, an analysis (DataFrames) as a ZIP of parquet files,
-each with a small JSON sidecar holding its metadata and the sha256 of the payload. Keys are
+npz+JSON of `run_to_bytes`, a grid as CSV, an analysis (DataFrames) as a ZIP of parquet files
+(bnapp.jobs.payloads), each with a small JSON sidecar holding its metadata and the sha256 of the payload. Keys are
 sha256 over canonical JSON of everything that decides the result (data content, mapping and
 units via the data fingerprint, architecture, protocol with its seed, features, target, library
 version), so a changed input can never hit a stale entry.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import io
 import json
 import os
 import shutil
@@ -31,7 +30,6 @@ import tempfile
 import threading
 import time
 import warnings
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +42,7 @@ from bnapp import __version__
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult, run_from_bytes, run_to_bytes
 from bnapp.intake.data import Dataset
+from bnapp.jobs.payloads import Frames, frames_from_bytes, frames_to_bytes, grid_csv, grid_frame
 
 SIDECAR = ".json"
 PAYLOAD = {"run": ".npz", "grid": ".csv", "analysis": ".zip"}
@@ -286,69 +285,13 @@ def _unlink(base: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 # entries: a run (npz + JSON), a grid (CSV), an analysis (DataFrames as parquet files in a ZIP)
 
-Frames = pd.DataFrame | tuple[pd.DataFrame, ...] | dict[str, pd.DataFrame]
 Kind = Literal["run", "grid", "analysis"]
-
-
-def _grid_csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode()
-
-
-def _grid_frame(data: bytes) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(data))
-
-
-def canonical_grid(frame: pd.DataFrame) -> pd.DataFrame:
-    """The grid as it reads back from the cache, so a fresh and a cached grid are identical."""
-    return _grid_frame(_grid_csv(frame))
-
-
-def frames_to_bytes(result: Frames) -> bytes:
-    """parquet keeps dtypes (categories, integers, strings) exactly, unlike CSV."""
-    if isinstance(result, pd.DataFrame):
-        shape, parts = "frame", {"0": result}
-    elif isinstance(result, tuple):
-        shape, parts = "tuple", {str(i): part for i, part in enumerate(result)}
-    else:
-        shape, parts = "dict", result
-    if not (isinstance(parts, dict) and all(isinstance(name, str) and isinstance(part, pd.DataFrame)
-                                            for name, part in parts.items())):
-        raise TypeError("only a DataFrame, or a tuple or str-keyed dict of DataFrames, is cached, "
-                        f"not {type(result).__name__}")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("manifest.json", json.dumps({"shape": shape, "names": list(parts)}))
-        for i, part in enumerate(parts.values()):
-            archive.writestr(f"{i}.parquet", part.to_parquet())
-    return buffer.getvalue()
-
-
-def frames_from_bytes(data: bytes) -> Frames:
-    """The inverse of frames_to_bytes; ValueError when data is not one of its outputs."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            manifest = json.loads(archive.read("manifest.json"))
-            names = manifest["names"]
-            # no reader threads: small tables, and arrow's pool can abort the process at exit
-            # after reading from a Python file object (apache/arrow#50482)
-            parts = [pd.read_parquet(io.BytesIO(archive.read(f"{i}.parquet")), use_threads=False)
-                     for i in range(len(names))]
-        shape = manifest["shape"]
-    except (zipfile.BadZipFile, KeyError, TypeError, OSError) as exc:
-        raise ValueError(f"not an analysis payload ({exc})") from exc
-    if shape == "frame" and len(parts) == 1:
-        return parts[0]
-    if shape == "tuple":
-        return tuple(parts)
-    if shape == "dict":
-        return dict(zip(names, parts, strict=True))
-    raise ValueError(f"not an analysis payload (shape {shape!r})")
 
 
 # each kind's payload from its value, its value back (ValueError when the payload is not one),
 # and its sidecar's description
-_ENCODE = {"run": run_to_bytes, "grid": _grid_csv, "analysis": frames_to_bytes}
-_DECODE = {"run": run_from_bytes, "grid": _grid_frame, "analysis": frames_from_bytes}
+_ENCODE = {"run": run_to_bytes, "grid": grid_csv, "analysis": frames_to_bytes}
+_DECODE = {"run": run_from_bytes, "grid": grid_frame, "analysis": frames_from_bytes}
 
 
 def _describe(kind: Kind, value, label: str, data_name: str, protocol) -> dict:

@@ -14,7 +14,7 @@ from filelock import FileLock, Timeout
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult
-from bnapp.jobs import cache, processes, training_worker
+from bnapp.jobs import cache, payloads, processes, training_worker
 from bnapp.jobs.processes import Cancel, JobCancelled, Progress
 
 FROM_CACHE = "loaded from the cache"  # the last progress message of a cache hit
@@ -153,7 +153,7 @@ def cached_grid(
                     frame = run_grid(X, y, protocol, specs, features=list(features),
                                      progress=report, n_jobs=n_jobs, **_grouping(groups),
                                      **({} if stability else {"stability": False}))
-                grid = cache.canonical_grid(frame)
+                grid = payloads.canonical_grid(frame)
                 cache.save("grid", key, grid, data_name=data_name, protocol=protocol)
                 return grid
     if progress is not None:

@@ -22,7 +22,7 @@ from bnapp.analyses import stages
 from bnapp.cli import main
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import FIRST_HIDDEN, INPUT
-from bnapp.jobs import cache, scheduler
+from bnapp.jobs import cache, payloads, scheduler
 from bnapp.ui import widgets
 from bnapp.ui.state import RunEntry
 from tests.jobs.fakes import FakeProtocol, fake_train
@@ -114,7 +114,7 @@ def test_frames_round_trip_exactly(first, second):
     if len(first):  # an empty categorical column reads back as object
         first = first.assign(layer=first["layer"].astype("category"))
     for result in (first, (first, second), {"summary": first, "per fold": second}):
-        back = cache.frames_from_bytes(cache.frames_to_bytes(result))
+        back = payloads.frames_from_bytes(payloads.frames_to_bytes(result))
         assert type(back) is type(result)
         assert not isinstance(result, dict) or list(back) == list(result)
         for got, want in zip(_parts(back), _parts(result), strict=True):
@@ -124,13 +124,13 @@ def test_frames_round_trip_exactly(first, second):
 @pytest.mark.parametrize("result", [[pd.DataFrame()], {"x": 1}, {1: pd.DataFrame()}, 3.0])
 def test_only_frames_are_stored(result):
     with pytest.raises(TypeError, match="only a DataFrame"):
-        cache.frames_to_bytes(result)
+        payloads.frames_to_bytes(result)
 
 
 @pytest.mark.parametrize("data", [b"", b"PK\x03\x04 junk", b"not a zip at all"])
 def test_a_payload_that_is_not_frames_is_refused(data):
     with pytest.raises(ValueError, match="not an analysis payload"):
-        cache.frames_from_bytes(data)
+        payloads.frames_from_bytes(data)
 
 
 # ---------------------------------------------------------------------------------- compute

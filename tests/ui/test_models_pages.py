@@ -17,8 +17,7 @@ from bnapp.engine.protocols import Protocol
 from bnapp.engine.train import train_run
 from bnapp.intake import data
 from bnapp.intake.units import UREA_COLUMNS
-from bnapp.jobs import cache as result_cache
-from bnapp.jobs import cached, scheduler
+from bnapp.jobs import cached, payloads, scheduler
 from bnapp.ui.state import RunEntry, run_label
 from tests.apptest import app_at, demo_run, texts
 
@@ -45,7 +44,7 @@ def seeded_grid():
              and s.activation in ("sigmoid", "tanh") and s.output_activation == "linear"]
     frame = grid.run_grid(ds.X(data.STUDY_INPUTS), ds.y(), Protocol(folds=2, epochs=3), specs,
                           features=data.STUDY_INPUTS, n_jobs=1)
-    return result_cache.canonical_grid(frame)
+    return payloads.canonical_grid(frame)
 
 
 BEST, SIMPLEST, ALL = range(3)  # the grid page's tables, in order
