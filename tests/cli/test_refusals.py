@@ -16,7 +16,8 @@ import pytest
 
 from bnapp import show_warning
 from bnapp.cli import main
-from bnapp.jobs import cache, runner
+from bnapp.engine.model import ArchSpec
+from bnapp.jobs import cache, cached
 from tests.cli.test_train_grid_cache import FEATURES, _fill_cache
 from tests.jobs.fakes import FakeProtocol, fake_train
 
@@ -51,12 +52,12 @@ def read_only(path, payload):
 
 def test_a_cache_warning_is_one_plain_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(cache, "_atomic_write", read_only)
-    monkeypatch.setattr(runner, "_train_run", fake_train)
+    monkeypatch.setattr(cached, "train_run", fake_train)
     X = np.random.default_rng(6).normal(60, 9, size=(15, 5))
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = show_warning  # what main installs
-        runner.cached_train(X, X[:, 0], runner.ArchSpec(), FakeProtocol(), features=FEATURES,
+        cached.cached_train(X, X[:, 0], ArchSpec(), FakeProtocol(), features=FEATURES,
                             target="Ueq", data_key="ro", data_name="ro.csv")
     lines = capsys.readouterr().err.splitlines()
     assert lines and all(line.startswith("warning: ") for line in lines), lines

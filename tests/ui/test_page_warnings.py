@@ -20,11 +20,11 @@ def page_that_cannot_save():
         def run(self):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the server's terminal is not under test
-                cache._warn("result not cached: cannot write to /srv/cache (Read-only file "
+                cache.warn("result not cached: cannot write to /srv/cache (Read-only file "
                             "system)")
 
     widgets.run_page(Page())
-    cache._warn("after the page: not shown on it")
+    cache.warn("after the page: not shown on it")
 
 
 def test_run_page_shows_the_caches_warnings_in_plain_words():
