@@ -394,11 +394,15 @@ def _diverged_message(spec: ArchSpec, split: Split, epoch: int, protocol: Protoc
 
 def train_runs(X, y, specs: Sequence[ArchSpec], protocol: Protocol, *, features: Sequence[str],
                target: str = "Ueq", row_ids=None, groups=None, progress: Progress | None = None,
-               cancel: Cancel | None = None, fan_out: bool = False) -> list[RunResult]:
+               cancel: Cancel | None = None, fan_out: bool = False,
+               splits: Sequence[Split] | None = None) -> list[RunResult]:
     """Train every spec under the protocol, all folds of all specs as one stack of models
     (fan_out: one task per split through joblib, for a cluster; the same result).
 
     groups: one label per row, for a grouped protocol (bnapp.engine.protocols.grouped).
+    splits: the folds to train instead of the protocol's own (rows may repeat: the bootstrap
+    replicates of bnapp.analyses.cohort_intervals); the protocol still gives the training
+    settings and, with each split's repeat and fold, the initial weights.
 
     Raises TrainingDiverged (naming spec, fold and epoch) if any model's loss becomes NaN/inf,
     and TrainingCancelled when cancel() returns True between epoch chunks.
@@ -408,7 +412,7 @@ def train_runs(X, y, specs: Sequence[ArchSpec], protocol: Protocol, *, features:
     X, y = check_arrays(X, y, features)
     specs = list(specs)
     n_inputs = X.shape[1]
-    splits = make_splits(protocol, len(X), groups)
+    splits = make_splits(protocol, len(X), groups) if splits is None else list(splits)
     data, index, scalers = build_datasets(X, y, splits, protocol, sorted({s.input_mode for s in specs}))
     P, cfg = initial_stack(specs, splits, index, n_inputs, protocol)
     stack = kernel.Stack(P, cfg, protocol.epochs, n_inputs)

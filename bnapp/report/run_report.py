@@ -59,7 +59,8 @@ Progress = Callable[[float, str], None]
 # 3: agreement, calibration, coverage, predictions (or, on another branch, the importance tables)
 # 4: both: agreement, calibration, coverage, predictions, importance, concordance, shapley_values,
 # ice, pdp
-RUN_TABLES_SCHEMA = 4
+# 5: association and concordance say what their intervals describe (an interval column)
+RUN_TABLES_SCHEMA = 5
 
 
 def run_tables(run: RunResult, *, n_permutations: int = 10, n_boot: int = 2000,
