@@ -29,17 +29,19 @@ from bnapp.engine.protocols import GROUPED_KINDS, group_codes, group_hash, group
 from bnapp.engine.results import RunResult
 from bnapp.engine.train import Protocol, Split, make_splits, train_runs
 
-N_REPLICATES = 100  # the SD to ~7%; t(99) widens the interval by 1% for what is left
+# the SD to ~10% (t(49) widens the interval by 2% for what is left), and every interval of a
+# 10-fold run on the study's 109 sessions in ~10 s on 2 cores (docs/performance.md)
+N_REPLICATES = 50
 MIN_REPLICATES = 30  # large cohorts: t(29) widens the interval by 4% for the SD's uncertainty
-REPLICATE_ROWS = 500_000  # rows trained (sum over replicates) that default_replicates allows
+REPLICATE_ROWS = 300_000  # sessions retrained (summed over replicates) default_replicates allows
+BOUNDS = (-1.0, 1.0)  # a correlation's range; others are given per statistic
+INTERVAL_COLUMNS = ("ci_low", "ci_high", "interval")
 
 
 def default_replicates(n_rows: int) -> int:
     """N_REPLICATES, fewer for large cohorts (each replicate retrains the whole CV), never
     fewer than MIN_REPLICATES."""
     return int(np.clip(REPLICATE_ROWS // max(n_rows, 1), MIN_REPLICATES, N_REPLICATES))
-BOUNDS = (-1.0, 1.0)  # a correlation's range; others are given per statistic
-INTERVAL_COLUMNS = ("ci_low", "ci_high", "interval")
 
 
 def describes(n_replicates: int, grouped_by: str | None = None) -> str:
