@@ -150,6 +150,8 @@ def replicate_runs(cohort: Cohort, n_replicates: int = N_REPLICATES,
     splits, owner = [], []
     for b in range(n_replicates):
         drawn = rng.integers(0, n_units, n_units)
+        while len(np.unique(drawn)) < 2:  # one unit drawn n times: no folds to cut, draw again
+            drawn = rng.integers(0, n_units, n_units)
         for s in replicate_splits(cohort.protocol, units, drawn, int(rng.integers(2**31))):
             # the split's repeat tells the replicates' initial weights apart (model_rngs)
             splits.append(replace(s, repeat=b * repeats + s.repeat))

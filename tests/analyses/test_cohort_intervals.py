@@ -156,3 +156,14 @@ def test_per_fold_statistics_are_scipys_on_the_known_units(gamma, importance):
                     float(np.argmax(x) == np.argmax(y))]
         np.testing.assert_allclose(out.iloc[f][list(STATISTICS)].to_numpy(float), expected,
                                    equal_nan=True, atol=1e-12)
+
+
+def test_a_resample_of_one_group_is_drawn_again():
+    groups = np.repeat(["p", "q"], 30)  # half of all resamples of two groups are one group
+    protocol = grouped(Protocol(epochs=1), "leave-one-group-out", "patient", groups)
+    X, y = _data(60)
+    run = train_run(X, y, SPEC, protocol, features=FEATURES, groups=groups)
+    for replicate in ci.replicate_runs(ci.Cohort.of_run(run, groups), 10).items:
+        assert len(replicate.folds) == 2
+        assert {frozenset(groups[f.test_rows]) for f in replicate.folds} == {
+            frozenset("p"), frozenset("q")}
