@@ -6,6 +6,8 @@ the other commands.
 
 from __future__ import annotations
 
+import sys
+
 from bnapp.cli import UserError
 from bnapp.cli.options import (
     add_arch_options,
@@ -41,44 +43,67 @@ def register(sub) -> None:
     cmd.add_argument("--permutations", type=int, default=10,
                      help="shuffles per unit for the permutation ablation")
     cmd.add_argument("--n-boot", type=int, default=2000,
-                     help="bootstrap resamples of the folds for the intervals")
+                     help="bootstrap resamples of the folds for the intervals of --replicates 0")
+    cmd.add_argument("--replicates", type=int, default=None,
+                     help="bootstrap resamples of the sessions (of the groups with --group-by), "
+                          "each with the cross-validation retrained, for intervals that "
+                          "describe cohorts like this one (default: 50, fewer from 10,000 "
+                          "sessions on; 0: a bootstrap of the folds, which describes this "
+                          "data set's folds only)")
     cmd.set_defaults(handler=cmd_explain)
 
 
 def cmd_explain(args) -> int:
     import pandas as pd
 
-    from bnapp.analyses import concordance
+    from bnapp.analyses import cohort_intervals, concordance
     from bnapp.analyses.importance import run_layers
 
     if min(args.background, args.permutations, args.n_boot, args.shapley_permutations) < 1:
         raise UserError("--background, --permutations, --shapley-permutations and --n-boot "
                         "must be at least 1")
+    if args.replicates is not None and (args.replicates < 0 or args.replicates == 1):
+        raise UserError("--replicates must be 0 (a bootstrap of the folds) or at least 2")
     spec = spec_from_args(args)
-    run, _, _ = trained_run(args, spec)
-    options = {"n_permutations": args.permutations, "seed": args.seed}
+    run, groups, _ = trained_run(args, spec)
     files = {}
-    importance = []
-    for layer in run_layers(spec):
-        explained = concordance.explanations(run, layer, n_background=args.background,
-                                             n_permutations=args.shapley_permutations,
-                                             ig_baseline=args.ig_baseline, seed=args.seed)
-        if layer == ("input", 0):
-            files |= {stem: explained[stem][columns] for stem, columns in INPUT_FILES.items()}
-        importance.append(concordance.global_importance(run, explained, layer, **options))
-    both = pd.concat(importance, ignore_index=True)
-    table = concordance.concordance(both, args.n_boot, args.seed)
+
+    def importance(trained, keep_files: bool = False):
+        tables = []
+        for layer in run_layers(spec):
+            explained = concordance.explanations(
+                trained, layer, n_background=args.background,
+                n_permutations=args.shapley_permutations, ig_baseline=args.ig_baseline,
+                seed=args.seed)
+            if keep_files and layer == ("input", 0):
+                files.update({stem: explained[stem][columns]
+                              for stem, columns in INPUT_FILES.items()})
+            tables.append(concordance.global_importance(
+                trained, explained, layer, n_permutations=args.permutations, seed=args.seed))
+        return pd.concat(tables, ignore_index=True)
+
+    both = importance(run, keep_files=True)
+    replicates = (cohort_intervals.default_replicates(len(run.y)) if args.replicates is None
+                  else args.replicates)
+    cohort = None
+    if replicates:
+        print(f"retraining the cross-validation on {replicates} bootstrap resamples",
+              file=sys.stderr)
+        cohort = cohort_intervals.replicate_runs(cohort_intervals.Cohort.of_run(run, groups),
+                                                 replicates, args.seed).map(importance)
+    table = concordance.concordance(both, args.n_boot, args.seed, cohort=cohort)
     inputs, hidden = both[both["layer"] == "input"], both[both["layer"] == "hidden"]
     files["importance"] = inputs[["fold", "unit", "definition", "importance", "gamma"]]
     files["concordance"] = table[table["layer"] == "input"][
-        ["definition", "statistic", "estimate", "ci_low", "ci_high", "n_folds"]]
+        ["definition", "statistic", "estimate", "ci_low", "ci_high", "n_folds", "interval"]]
     if len(hidden):
         files["importance_hidden"] = hidden
         files["concordance_hidden"] = table[table["layer"] == "hidden"]
     for stem, frame in files.items():
         frame.to_csv(args.out / f"{stem}.csv", index=False)
     print(f"{run.label}: |γ| against each definition of importance of the inputs "
-          "(mean over folds, 95% bootstrap interval)")
-    print(files["concordance"].round(3).to_string(index=False))
+          "(mean over folds; 95% intervals over "
+          f"{cohort.describes if cohort else cohort_intervals.FOLD_INTERVAL})")
+    print(files["concordance"].drop(columns="interval").round(3).to_string(index=False))
     print(f"wrote {len(files)} files to {args.out}")
     return 0
