@@ -141,12 +141,15 @@ def concordance(importance: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
 def importance_report(run: RunResult, layers: list[Layer] | None = None, *,
                       n_background: int = explain.N_BACKGROUND, n_permutations: int = 10,
                       n_boot: int = 2000, seed: int = 0, sens: pd.DataFrame | None = None,
-                      max_rows: int | None = MAX_ROWS) -> dict[str, pd.DataFrame]:
+                      max_rows: int | None = MAX_ROWS,
+                      replicates: Replicated | None = None) -> dict[str, pd.DataFrame]:
     """{"shapley" (the input layer's per-row Shapley values with base value and prediction),
     "importance", "concordance"} over the given layers (default: every layer).
 
     sens: importance_tables' "sensitivity" (every layer, every mode), when already computed;
-    max_rows: test rows explained per fold (a seeded sample beyond it; None: all)."""
+    max_rows: test rows explained per fold (a seeded sample beyond it; None: all);
+    replicates: the runs of bnapp.analyses.cohort_intervals.replicate_runs, for concordance
+    intervals that describe cohorts like this one (else they describe its folds)."""
     layers = run_layers(run.spec) if layers is None else layers
     importance, shapley = [], None
     for layer in layers:
@@ -158,5 +161,8 @@ def importance_report(run: RunResult, layers: list[Layer] | None = None, *,
             run, explained, layer, n_permutations=n_permutations, seed=seed,
             sens=None if sens is None else layer_rows(sens, layer).drop(columns="hidden_layer")))
     table = pd.concat(importance, ignore_index=True)
-    return {"importance": table, "concordance": concordance(table, n_boot, seed),
+    cohort = None if replicates is None else replicates.map(lambda r: importance_report(
+        r, layers, n_background=n_background, n_permutations=n_permutations, n_boot=0,
+        seed=seed, max_rows=max_rows)["importance"])
+    return {"importance": table, "concordance": concordance(table, n_boot, seed, cohort=cohort),
             "shapley": shapley if shapley is not None else pd.DataFrame()}

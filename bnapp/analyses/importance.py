@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bnapp.analyses.association import ASSOCIATION_METRICS, association, fit_lines
+from bnapp.analyses.cohort_intervals import Replicated
 from bnapp.analyses.sensitivity import MODES, sensitivity
 from bnapp.analyses.stages import bn_parameters
 from bnapp.engine.model import INPUT_MODES, ArchSpec
@@ -64,20 +65,29 @@ def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
 def importance_tables(run: RunResult, layers: Sequence[Layer] | None = None, *,
                       modes: Iterable[str] = MODES,
                       metrics: Iterable[str] = ASSOCIATION_METRICS, n_permutations: int = 10,
-                      n_boot: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
+                      n_boot: int = 2000, seed: int = 0,
+                      replicates: Replicated | None = None) -> dict[str, pd.DataFrame]:
     """Sensitivity, fitted lines and association of each layer (default: every layer), tagged.
 
-    {"sensitivity", "fit_lines" (with a `metric` column), "association"}.
+    {"sensitivity", "fit_lines" (with a `metric` column), "association"}. replicates: the runs
+    of bnapp.analyses.cohort_intervals.replicate_runs, for association intervals that describe
+    cohorts like this one (else they describe its folds).
     """
     layers = run_layers(run.spec) if layers is None else list(layers)
     modes, metrics = tuple(modes), tuple(metrics)
-    sens = _concat(tag_layer(sensitivity(run, kind, modes, n_permutations, seed,
-                                         hidden_index=index), (kind, index))
-                   for kind, index in layers)
+
+    def tagged_sensitivity(trained: RunResult) -> pd.DataFrame:
+        return _concat(tag_layer(sensitivity(trained, kind, modes, n_permutations, seed,
+                                             hidden_index=index), (kind, index))
+                       for kind, index in layers)
+
+    sens = tagged_sensitivity(run)
+    cohort = None if replicates is None else replicates.map(tagged_sensitivity)
     return {
         "sensitivity": sens,
         "fit_lines": _concat(fit_lines(sens, m).assign(metric=m) for m in metrics),
-        "association": _concat(association(sens, m, n_boot=n_boot, seed=seed) for m in metrics),
+        "association": _concat(association(sens, m, n_boot=n_boot, seed=seed, cohort=cohort)
+                               for m in metrics),
     }
 
 

@@ -12,7 +12,8 @@ from scipy import stats
 
 from bnapp.analyses import cohort_intervals as ci
 from bnapp.analyses.association import rowwise_kendall_tau
-from bnapp.analyses.concordance import STATISTICS, _per_fold
+from bnapp.analyses.concordance import STATISTICS, _per_fold, importance_report
+from bnapp.analyses.importance import importance_tables
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import grouped
 from bnapp.engine.train import Protocol, train_run
@@ -139,7 +140,7 @@ def test_rowwise_kendall_tau_is_scipys_tau_b(x, random):
 
 
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # scipy's NaN
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(arrays(float, (4, 5), elements=st.sampled_from([0.5, 1.0, 2.0, 3.0, np.nan])),
        arrays(float, (4, 5), elements=st.floats(-3, 3)))
 def test_per_fold_statistics_are_scipys_on_the_known_units(gamma, importance):
@@ -167,3 +168,21 @@ def test_a_resample_of_one_group_is_drawn_again():
         assert len(replicate.folds) == 2
         assert {frozenset(groups[f.test_rows]) for f in replicate.folds} == {
             frozenset("p"), frozenset("q")}
+
+
+def test_the_importance_tables_take_the_replicates_for_every_interval():
+    X, y = _data(60)
+    run = train_run(X, y, SPEC, Protocol(folds=3, epochs=2), features=FEATURES)
+    replicated = ci.replicate_runs(ci.Cohort.of_run(run), 3)
+    inputs = [("input", 0)]
+    association = importance_tables(run, inputs, replicates=replicated)["association"]
+    for table in (association,
+                  importance_report(run, inputs, replicates=replicated)["concordance"]):
+        assert (table["interval"] == replicated.describes).all()
+        defined = table.dropna(subset=["ci_low"])
+        assert len(defined) > len(table) / 2
+        assert ((defined["ci_low"] <= defined["estimate"])
+                & (defined["estimate"] <= defined["ci_high"])).all()
+    folds_only = importance_tables(run, inputs)["association"]
+    assert (folds_only["interval"] == ci.FOLD_INTERVAL).all()
+    np.testing.assert_allclose(folds_only["estimate"], association["estimate"])
