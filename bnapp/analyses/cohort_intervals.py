@@ -166,18 +166,8 @@ def replicate_runs(cohort: Cohort, n_replicates: int = N_REPLICATES,
                        for f in folds], describes(n_replicates, cohort.protocol.group_by))
 
 
-def normal_interval(estimate, replicates: np.ndarray, level: float = 0.95,
-                    bounds: tuple[float, float] = BOUNDS) -> tuple[float, float]:
-    """(low, high): estimate ± t(B-1) × the SD of the replicates' finite values (B of them),
-    clipped to bounds; NaN when fewer than two replicates define the statistic."""
-    values = np.asarray(replicates, dtype=float)
-    low, high = _limits(estimate, values[np.isfinite(values)].std(ddof=1)
-                        if np.isfinite(values).sum() > 1 else np.nan,
-                        np.isfinite(values).sum(), level)
-    return float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
-
-
 def _limits(estimate, sd, n, level: float):
+    """estimate ± t(n-1) × sd."""
     from scipy import stats  # not at import: association, imported by every page, imports this
 
     half = stats.t.ppf(0.5 + level / 2, np.maximum(np.asarray(n) - 1, 1)) * sd
@@ -189,7 +179,8 @@ def with_intervals(table: pd.DataFrame, replicated: Replicated, keys: Sequence[s
                    bounds: Mapping[str, tuple[float, float]] | None = None) -> pd.DataFrame:
     """table (keys, estimate, ...) with ci_low, ci_high and interval (its words) from the
     spread of `estimate` over the same table computed on each replicate (replicated.items, rows
-    matched by keys), as normal_interval computes it.
+    matched by keys): estimate ± t(B-1) × the SD of the B replicates that define it (NaN for
+    fewer than 2), clipped to the statistic's range.
 
     bounds: a statistic's range by the value of the `statistic` key (default BOUNDS)."""
     keys = list(keys)
@@ -202,10 +193,10 @@ def with_intervals(table: pd.DataFrame, replicated: Replicated, keys: Sequence[s
     n = found["n"].fillna(0).to_numpy()
     sd = np.where(n > 1, found["sd"].to_numpy(float), np.nan)
     low, high = _limits(out["estimate"].to_numpy(float), sd, n, level)
-    named = out["statistic"] if "statistic" in out.columns else pd.Series("", index=out.index)
-    lower, upper = (named.map(lambda s, i=i: (bounds or {}).get(s, BOUNDS)[i]).to_numpy(float)
-                    for i in (0, 1))
-    return out.assign(ci_low=np.clip(low, lower, upper), ci_high=np.clip(high, lower, upper),
+    named = out["statistic"] if "statistic" in out.columns else [None] * len(out)
+    limits = np.array([(bounds or {}).get(s, BOUNDS) for s in named], float).reshape(-1, 2)
+    return out.assign(ci_low=np.clip(low, limits[:, 0], limits[:, 1]),
+                      ci_high=np.clip(high, limits[:, 0], limits[:, 1]),
                       interval=replicated.describes)
 
 

@@ -125,7 +125,10 @@ def test_with_intervals_is_estimate_plus_minus_t_sd_clipped_and_matches_missing_
 
 
 def test_a_statistic_fewer_than_two_replicates_define_has_no_interval():
-    assert np.isnan(ci.normal_interval(0.3, np.array([0.2, np.nan]))).all()
+    table = pd.DataFrame({"statistic": ["rho"], "estimate": [0.3]})
+    replicated = ci.Replicated([table.assign(estimate=v) for v in (0.2, np.nan, np.inf)], "")
+    out = ci.with_intervals(table, replicated, ["statistic"])
+    assert out[["ci_low", "ci_high"]].isna().all(axis=None)
 
 
 @settings(max_examples=200, deadline=None)
