@@ -1,7 +1,9 @@
 """How strongly |gamma| tracks importance: fitted lines per unit and correlations with CIs.
 
-Rows of one fold share a model, so they are not independent: the bootstrap resamples whole
-folds (all of a fold's units together), not single rows.
+Rows of one fold share a model, so they are not independent. The intervals that describe
+cohorts like the run's come from bnapp.analyses.cohort_intervals (sessions resampled, the folds
+retrained); without them, a bootstrap of whole folds (all of a fold's units together) describes
+this data set's folds only.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Per fold and unit, importance under six definitions: mean |Shapley value|, mean 
 gradients| (baseline: the training mean), mean |gradient × input| over the fold's test rows, and
 the ΔMSE of the three ablations of `bnapp.analyses.sensitivity`. Per fold, the rank agreement of
 |γ| with each (Spearman ρ and Kendall τ over the layer's units, and whether both name the same
-most important unit); pooled as the mean over folds with a percentile bootstrap over folds, as
-folds are the independent units (`bnapp.analyses.association` does the same for its τ).
+most important unit); pooled as the mean over folds, with intervals over cohorts like the run's
+from `bnapp.analyses.cohort_intervals`, or else a percentile bootstrap over its folds (which
+describes those folds only; `bnapp.analyses.association` does the same for its τ).
 """
 
 from __future__ import annotations
