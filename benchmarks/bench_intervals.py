@@ -9,7 +9,9 @@
    (bnapp.analyses.cohort_intervals) and of the old fold-bootstrap interval over 1.96 × that
    SD, and the share of cohorts whose interval holds the mean estimate.
 2. Cost: the cohort intervals of every table that has them (concordance and association of the
-   input and hidden layer) for a 10-fold run on Urea.csv and on 10,000 simulated sessions.
+   input and hidden layer) for a 10-fold run on Urea.csv and on 10,000 simulated sessions:
+   the retraining, then the statistics once in one process (its CPU time is the whole cost)
+   and once through importance_tables and importance_report (worker processes on every core).
 
 Run from the repository root: `.venv/bin/python benchmarks/bench_intervals.py [--cohorts 20]
 [--replicates 100] [--skip-cost] [--skip-coverage]`. Prints figures; asserts nothing.
@@ -31,7 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from bnapp.analyses import cohort_intervals, concordance  # noqa: E402
 from bnapp.analyses.association import ASSOCIATION_METRICS, association  # noqa: E402
-from bnapp.analyses.importance import run_layers, tag_layer  # noqa: E402
+from bnapp.analyses.concordance import importance_report  # noqa: E402
+from bnapp.analyses.importance import importance_tables, run_layers, tag_layer  # noqa: E402
 from bnapp.analyses.sensitivity import MODES, sensitivity  # noqa: E402
 from bnapp.engine.model import ArchSpec  # noqa: E402
 from bnapp.engine.train import Protocol, train_run  # noqa: E402
@@ -91,8 +94,9 @@ def coverage_summary(per_cohort: pd.DataFrame) -> pd.DataFrame:
     return per_cohort.groupby(level="definition", sort=False).apply(summary)
 
 
-def all_intervals(run, n_replicates: int) -> float:
-    """Wall seconds for the cohort intervals of every layer's concordance and association."""
+def statistics_serial(run, replicated) -> None:
+    """Every layer's concordance and association with cohort intervals, one replicate after
+    the other in this process (so that its CPU time is the whole cost)."""
     def tables(r):
         sens, importance = [], []
         for layer in run_layers(r.spec):
@@ -102,38 +106,50 @@ def all_intervals(run, n_replicates: int) -> float:
             sens.append(tag_layer(s, layer))
         return pd.concat(sens, ignore_index=True), pd.concat(importance, ignore_index=True)
 
-    start = time.perf_counter()
     sens, importance = tables(run)
-    replicated = cohort_intervals.replicate_runs(cohort_intervals.Cohort.of_run(run),
-                                                 n_replicates)
-    trained = time.perf_counter()
     both = replicated.map(tables)
     concordance.concordance(importance, cohort=both.map(lambda t: t[1]))
     for metric in ASSOCIATION_METRICS:
         association(sens, metric, cohort=both.map(lambda t: t[0]))
-    took = time.perf_counter() - start
-    print(f"  replicates trained in {trained - start:.1f} s, statistics and intervals "
-          f"{took - (trained - start):.1f} s")
-    return took
 
 
-def costs(n_replicates: int) -> None:
-    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
-          f"on {os.cpu_count()} cores")
+def statistics_in_processes(run, replicated) -> None:
+    """The same through the library's entry points, which map the replicates on every core."""
+    tables = importance_tables(run, replicates=replicated)
+    importance_report(run, sens=tables["sensitivity"], replicates=replicated)
+
+
+def timed(fn, *args) -> tuple[float, float]:
+    """(wall, CPU of this process) seconds of fn(*args)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def costs(n_replicates: int | None) -> None:
     ds = load_dataset(SEED_CSV)
-    cases = [("Urea.csv", ds.X(STUDY_INPUTS), ds.y(STUDY_TARGET))]
     big = simulate_cohort(10_000, seed=0)
-    cases.append(("10,000 simulated sessions", big[STUDY_INPUTS].to_numpy(float),
-                  big[STUDY_TARGET].to_numpy(float)))
+    cases = [("Urea.csv", ds.X(STUDY_INPUTS), ds.y(STUDY_TARGET)),
+             ("10,000 simulated sessions", big[STUDY_INPUTS].to_numpy(float),
+              big[STUDY_TARGET].to_numpy(float))]
     for name, X, y in cases:
         run = train_run(X, y, ArchSpec.study_e2e(), Protocol(), features=STUDY_INPUTS)
-        replicates = cohort_intervals.default_replicates(len(y)) if n_replicates is None \
-            else n_replicates
-        cpu = time.process_time()
-        took = all_intervals(run, replicates)
-        print(f"{name}: {replicates} replicates, every cohort interval of both layers in "
-              f"{took:.1f} s wall, {time.process_time() - cpu:.1f} s CPU (load average "
-              f"after: {os.getloadavg()[0]:.2f})")
+        replicates = n_replicates or cohort_intervals.default_replicates(len(y))
+        cohort = cohort_intervals.Cohort.of_run(run)
+        load = os.getloadavg()[0]
+        start, cpu = time.perf_counter(), time.process_time()
+        replicated = cohort_intervals.replicate_runs(cohort, replicates)
+        train = time.perf_counter() - start, time.process_time() - cpu
+        serial = timed(statistics_serial, run, replicated)
+        parallel = timed(statistics_in_processes, run, replicated)
+        print(f"{name}, {replicates} replicates, load average {load:.1f}-"
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores:\n"
+              f"  retraining {train[0]:.1f} s wall ({train[1]:.1f} s CPU, both cores)\n"
+              f"  every cohort interval's statistics, one process: {serial[0]:.1f} s wall, "
+              f"{serial[1]:.1f} s CPU\n"
+              f"  the same in worker processes (importance_tables + importance_report): "
+              f"{parallel[0]:.1f} s wall\n"
+              f"  total with worker processes: {train[0] + parallel[0]:.1f} s wall")
 
 
 def coverage(cohorts: int, n_replicates: int) -> None:

@@ -66,31 +66,31 @@ def cmd_explain(args) -> int:
         raise UserError("--replicates must be 0 (a bootstrap of the folds) or at least 2")
     spec = spec_from_args(args)
     run, groups, _ = trained_run(args, spec)
-    files = {}
 
-    def importance(trained, keep_files: bool = False):
-        tables = []
+    def importance(trained):
+        """(importance table of every layer, the input layer's explanations)."""
+        tables, explained_inputs = [], None
         for layer in run_layers(spec):
             explained = concordance.explanations(
                 trained, layer, n_background=args.background,
                 n_permutations=args.shapley_permutations, ig_baseline=args.ig_baseline,
                 seed=args.seed)
-            if keep_files and layer == ("input", 0):
-                files.update({stem: explained[stem][columns]
-                              for stem, columns in INPUT_FILES.items()})
+            explained_inputs = explained_inputs or explained  # the input layer comes first
             tables.append(concordance.global_importance(
                 trained, explained, layer, n_permutations=args.permutations, seed=args.seed))
-        return pd.concat(tables, ignore_index=True)
+        return pd.concat(tables, ignore_index=True), explained_inputs
 
-    both = importance(run, keep_files=True)
+    both, explained = importance(run)
+    files = {stem: explained[stem][columns] for stem, columns in INPUT_FILES.items()}
     replicates = (cohort_intervals.default_replicates(len(run.y)) if args.replicates is None
                   else args.replicates)
     cohort = None
     if replicates:
         print(f"retraining the cross-validation on {replicates} bootstrap resamples",
               file=sys.stderr)
-        cohort = cohort_intervals.replicate_runs(cohort_intervals.Cohort.of_run(run, groups),
-                                                 replicates, args.seed).map(importance)
+        cohort = cohort_intervals.replicate_runs(
+            cohort_intervals.Cohort.of_run(run, groups), replicates, args.seed,
+        ).map(lambda r: importance(r)[0], processes=True)
     table = concordance.concordance(both, args.n_boot, args.seed, cohort=cohort)
     inputs, hidden = both[both["layer"] == "input"], both[both["layer"] == "hidden"]
     files["importance"] = inputs[["fold", "unit", "definition", "importance", "gamma"]]
