@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from joblib import parallel_config
 from scipy import stats
 
 from bnapp.analyses import cohort_intervals as ci
 from bnapp.analyses.association import rowwise_kendall_tau
-from bnapp.analyses.concordance import STATISTICS, _per_fold, importance_report
+from bnapp.analyses.concordance import STATISTICS, _per_fold, concordance, importance_report
 from bnapp.analyses.importance import importance_tables
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import grouped
@@ -173,14 +174,20 @@ def test_a_resample_of_one_group_is_drawn_again():
             frozenset("p"), frozenset("q")}
 
 
-def test_the_importance_tables_take_the_replicates_for_every_interval():
+@pytest.fixture(scope="module")
+def small_run():
     X, y = _data(60)
     run = train_run(X, y, SPEC, Protocol(folds=3, epochs=2), features=FEATURES)
-    replicated = ci.replicate_runs(ci.Cohort.of_run(run), 3)
+    return run, ci.replicate_runs(ci.Cohort.of_run(run), 3)
+
+
+def test_the_importance_tables_take_the_replicates_for_every_interval(small_run):
+    run, replicated = small_run
     inputs = [("input", 0)]
-    association = importance_tables(run, inputs, replicates=replicated)["association"]
-    for table in (association,
-                  importance_report(run, inputs, replicates=replicated)["concordance"]):
+    with parallel_config(backend="sequential"):  # worker processes: the slow test below
+        association = importance_tables(run, inputs, replicates=replicated)["association"]
+        report = importance_report(run, inputs, replicates=replicated)
+    for table in (association, report["concordance"]):
         assert (table["interval"] == replicated.describes).all()
         defined = table.dropna(subset=["ci_low"])
         assert len(defined) > len(table) / 2
@@ -189,3 +196,13 @@ def test_the_importance_tables_take_the_replicates_for_every_interval():
     folds_only = importance_tables(run, inputs)["association"]
     assert (folds_only["interval"] == ci.FOLD_INTERVAL).all()
     np.testing.assert_allclose(folds_only["estimate"], association["estimate"])
+
+
+@pytest.mark.slow
+def test_replicates_mapped_in_worker_processes_give_what_one_process_gives(small_run):
+    run, replicated = small_run
+    inputs = [("input", 0)]
+    report = importance_report(run, inputs, replicates=replicated)
+    serial = replicated.map(lambda r: importance_report(r, inputs, n_boot=0)["importance"])
+    pd.testing.assert_frame_equal(report["concordance"],
+                                  concordance(report["importance"], cohort=serial))
