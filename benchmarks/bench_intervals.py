@@ -10,8 +10,7 @@
    SD, and the share of cohorts whose interval holds the mean estimate.
 2. Cost: the cohort intervals of every table that has them (concordance and association of the
    input and hidden layer) for a 10-fold run on Urea.csv and on 10,000 simulated sessions:
-   the retraining, then the statistics once in one process (its CPU time is the whole cost)
-   and once through importance_tables and importance_report (worker processes on every core).
+   the retraining, then the statistics through importance_tables and importance_report.
 
 Run from the repository root: `.venv/bin/python benchmarks/bench_intervals.py [--cohorts 20]
 [--replicates 100] [--skip-cost] [--skip-coverage]`. Prints figures; asserts nothing.
@@ -32,10 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bnapp.analyses import cohort_intervals, concordance  # noqa: E402
-from bnapp.analyses.association import ASSOCIATION_METRICS, association  # noqa: E402
 from bnapp.analyses.concordance import importance_report  # noqa: E402
-from bnapp.analyses.importance import importance_tables, run_layers, tag_layer  # noqa: E402
-from bnapp.analyses.sensitivity import MODES, sensitivity  # noqa: E402
+from bnapp.analyses.importance import importance_tables  # noqa: E402
 from bnapp.engine.model import ArchSpec  # noqa: E402
 from bnapp.engine.train import Protocol, train_run  # noqa: E402
 from bnapp.intake.data import load_dataset  # noqa: E402
@@ -94,27 +91,9 @@ def coverage_summary(per_cohort: pd.DataFrame) -> pd.DataFrame:
     return per_cohort.groupby(level="definition", sort=False).apply(summary)
 
 
-def statistics_serial(run, replicated) -> None:
-    """Every layer's concordance and association with cohort intervals, one replicate after
-    the other in this process (so that its CPU time is the whole cost)."""
-    def tables(r):
-        sens, importance = [], []
-        for layer in run_layers(r.spec):
-            s = sensitivity(r, layer[0], MODES, 10, 0, hidden_index=layer[1])
-            explained = concordance.explanations(r, layer, max_rows=concordance.MAX_ROWS)
-            importance.append(concordance.global_importance(r, explained, layer, sens=s))
-            sens.append(tag_layer(s, layer))
-        return pd.concat(sens, ignore_index=True), pd.concat(importance, ignore_index=True)
-
-    sens, importance = tables(run)
-    both = replicated.map(tables)
-    concordance.concordance(importance, cohort=both.map(lambda t: t[1]))
-    for metric in ASSOCIATION_METRICS:
-        association(sens, metric, cohort=both.map(lambda t: t[0]))
-
-
-def statistics_in_processes(run, replicated) -> None:
-    """The same through the library's entry points, which map the replicates on every core."""
+def statistics(run, replicated) -> None:
+    """Every layer's concordance and association with cohort intervals, as the library's
+    entry points compute them."""
     tables = importance_tables(run, replicates=replicated)
     importance_report(run, sens=tables["sensitivity"], replicates=replicated)
 
@@ -140,16 +119,12 @@ def costs(n_replicates: int | None) -> None:
         start, cpu = time.perf_counter(), time.process_time()
         replicated = cohort_intervals.replicate_runs(cohort, replicates)
         train = time.perf_counter() - start, time.process_time() - cpu
-        serial = timed(statistics_serial, run, replicated)
-        parallel = timed(statistics_in_processes, run, replicated)
+        took = timed(statistics, run, replicated)
         print(f"{name}, {replicates} replicates, load average {load:.1f}-"
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores:\n"
               f"  retraining {train[0]:.1f} s wall ({train[1]:.1f} s CPU, both cores)\n"
-              f"  every cohort interval's statistics, one process: {serial[0]:.1f} s wall, "
-              f"{serial[1]:.1f} s CPU\n"
-              f"  the same in worker processes (importance_tables + importance_report): "
-              f"{parallel[0]:.1f} s wall\n"
-              f"  total with worker processes: {train[0] + parallel[0]:.1f} s wall")
+              f"  every cohort interval's statistics: {took[0]:.1f} s wall, {took[1]:.1f} s CPU\n"
+              f"  total: {train[0] + took[0]:.1f} s wall, {train[1] + took[1]:.1f} s CPU")
 
 
 def coverage(cohorts: int, n_replicates: int) -> None:

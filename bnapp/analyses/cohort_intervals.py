@@ -131,16 +131,8 @@ class Replicated:
     items: list
     describes: str
 
-    def map(self, fn: Callable, *, processes: bool = False) -> Replicated:
-        """fn of every item; processes: in worker processes on every core (joblib), for a
-        statistic of more than a few milliseconds (the small arrays of a small cohort's
-        analyses hold the GIL: threads gave nothing, two processes 1.6x under load)."""
-        if not processes:
-            return Replicated([fn(item) for item in self.items], self.describes)
-        from joblib import Parallel, delayed
-
-        done = Parallel(n_jobs=-1, prefer="processes")(delayed(fn)(item) for item in self.items)
-        return Replicated(list(done), self.describes)
+    def map(self, fn: Callable) -> Replicated:
+        return Replicated([fn(item) for item in self.items], self.describes)
 
 
 def replicate_runs(cohort: Cohort, n_replicates: int = N_REPLICATES,

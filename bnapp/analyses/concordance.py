@@ -164,6 +164,6 @@ def importance_report(run: RunResult, layers: list[Layer] | None = None, *,
     table = pd.concat(importance, ignore_index=True)
     cohort = None if replicates is None else replicates.map(lambda r: importance_report(
         r, layers, n_background=n_background, n_permutations=n_permutations, n_boot=0,
-        seed=seed, max_rows=max_rows)["importance"], processes=True)
+        seed=seed, max_rows=max_rows)["importance"])
     return {"importance": table, "concordance": concordance(table, n_boot, seed, cohort=cohort),
             "shapley": shapley if shapley is not None else pd.DataFrame()}

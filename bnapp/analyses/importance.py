@@ -82,7 +82,7 @@ def importance_tables(run: RunResult, layers: Sequence[Layer] | None = None, *,
                        for kind, index in layers)
 
     sens = tagged_sensitivity(run)
-    cohort = None if replicates is None else replicates.map(tagged_sensitivity, processes=True)
+    cohort = None if replicates is None else replicates.map(tagged_sensitivity)
     return {
         "sensitivity": sens,
         "fit_lines": _concat(fit_lines(sens, m).assign(metric=m) for m in metrics),

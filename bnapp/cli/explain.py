@@ -90,7 +90,7 @@ def cmd_explain(args) -> int:
               file=sys.stderr)
         cohort = cohort_intervals.replicate_runs(
             cohort_intervals.Cohort.of_run(run, groups), replicates, args.seed,
-        ).map(lambda r: importance(r)[0], processes=True)
+        ).map(lambda r: importance(r)[0])
     table = concordance.concordance(both, args.n_boot, args.seed, cohort=cohort)
     inputs, hidden = both[both["layer"] == "input"], both[both["layer"] == "hidden"]
     files["importance"] = inputs[["fold", "unit", "definition", "importance", "gamma"]]

@@ -8,12 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from joblib import parallel_config
 from scipy import stats
 
 from bnapp.analyses import cohort_intervals as ci
 from bnapp.analyses.association import rowwise_kendall_tau
-from bnapp.analyses.concordance import STATISTICS, _per_fold, concordance, importance_report
+from bnapp.analyses.concordance import STATISTICS, _per_fold, importance_report
 from bnapp.analyses.importance import importance_tables
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import grouped
@@ -184,9 +183,8 @@ def small_run():
 def test_the_importance_tables_take_the_replicates_for_every_interval(small_run):
     run, replicated = small_run
     inputs = [("input", 0)]
-    with parallel_config(backend="sequential"):  # worker processes: the slow test below
-        association = importance_tables(run, inputs, replicates=replicated)["association"]
-        report = importance_report(run, inputs, replicates=replicated)
+    association = importance_tables(run, inputs, replicates=replicated)["association"]
+    report = importance_report(run, inputs, replicates=replicated)
     for table in (association, report["concordance"]):
         assert (table["interval"] == replicated.describes).all()
         defined = table.dropna(subset=["ci_low"])
@@ -197,12 +195,3 @@ def test_the_importance_tables_take_the_replicates_for_every_interval(small_run)
     assert (folds_only["interval"] == ci.FOLD_INTERVAL).all()
     np.testing.assert_allclose(folds_only["estimate"], association["estimate"])
 
-
-@pytest.mark.slow
-def test_replicates_mapped_in_worker_processes_give_what_one_process_gives(small_run):
-    run, replicated = small_run
-    inputs = [("input", 0)]
-    report = importance_report(run, inputs, replicates=replicated)
-    serial = replicated.map(lambda r: importance_report(r, inputs, n_boot=0)["importance"])
-    pd.testing.assert_frame_equal(report["concordance"],
-                                  concordance(report["importance"], cohort=serial))
