@@ -64,6 +64,21 @@ def test_a_replicate_never_tests_a_model_on_a_session_it_trained_on():
     assert not np.allclose(first, second)  # each replicate's models start anew
 
 
+@pytest.mark.parametrize("protocol", [
+    Protocol(kind="repeated", folds=3, repeats=2, epochs=1),
+    Protocol(kind="study", folds=3, val_fraction=0.2, epochs=1)])
+def test_repeated_and_study_replicates_keep_their_protocol_and_never_leak(protocol):
+    X, y = _data(60)
+    run = train_run(X, y, SPEC, protocol, features=FEATURES)
+    for replicate in ci.replicate_runs(ci.Cohort.of_run(run), 3).items:
+        assert len(replicate.folds) == protocol.n_models
+        assert [f.fold for f in replicate.folds] == list(range(protocol.n_models))
+        for fold in replicate.folds:
+            sides = [set(fold.train_rows), set(fold.val_rows), set(fold.test_rows)]
+            assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+            assert len(fold.val_rows) == 0 or protocol.kind == "study"
+
+
 def test_a_grouped_replicate_draws_and_keeps_whole_groups():
     groups = np.repeat([f"p{i}" for i in range(15)], 4)
     replicated = ci.replicate_runs(_cohort(groups=groups), 6, seed=1)
