@@ -19,7 +19,7 @@ says why this method and what it was measured to cover.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -130,9 +130,17 @@ class Replicated:
 
     items: list
     describes: str
+    _shared: dict = field(default_factory=dict, compare=False, repr=False)
 
     def map(self, fn: Callable) -> Replicated:
         return Replicated([fn(item) for item in self.items], self.describes)
+
+    def shared(self, key, fn: Callable) -> Replicated:
+        """map(fn), computed once per key for these replicates: what two analyses both need of
+        every replicate (the sensitivity tables of association and concordance)."""
+        if key not in self._shared:
+            self._shared[key] = self.map(fn)
+        return self._shared[key]
 
 
 def replicate_runs(cohort: Cohort, n_replicates: int = N_REPLICATES,

@@ -18,7 +18,13 @@ from scipy import stats
 from bnapp.analyses import explain
 from bnapp.analyses.association import fold_mean_ci, rowwise_kendall_tau, rowwise_pearson
 from bnapp.analyses.cohort_intervals import FOLD_INTERVAL, Replicated, with_intervals
-from bnapp.analyses.importance import Layer, layer_rows, run_layers, tag_layer
+from bnapp.analyses.importance import (
+    Layer,
+    layer_rows,
+    replicates_sensitivity,
+    run_layers,
+    tag_layer,
+)
 from bnapp.analyses.sensitivity import MODES, sensitivity
 from bnapp.engine.results import RunResult
 
@@ -162,8 +168,13 @@ def importance_report(run: RunResult, layers: list[Layer] | None = None, *,
             run, explained, layer, n_permutations=n_permutations, seed=seed,
             sens=None if sens is None else layer_rows(sens, layer).drop(columns="hidden_layer")))
     table = pd.concat(importance, ignore_index=True)
-    cohort = None if replicates is None else replicates.map(lambda r: importance_report(
-        r, layers, n_background=n_background, n_permutations=n_permutations, n_boot=0,
-        seed=seed, max_rows=max_rows)["importance"])
+    cohort = None
+    if replicates is not None:
+        shared = replicates_sensitivity(replicates, layers, MODES, n_permutations, seed)
+        cohort = Replicated([importance_report(r, layers, n_background=n_background,
+                                               n_permutations=n_permutations, n_boot=0,
+                                               seed=seed, sens=s, max_rows=max_rows)["importance"]
+                             for r, s in zip(replicates.items, shared.items, strict=True)],
+                            replicates.describes)
     return {"importance": table, "concordance": concordance(table, n_boot, seed, cohort=cohort),
             "shapley": shapley if shapley is not None else pd.DataFrame()}

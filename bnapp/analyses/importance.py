@@ -62,6 +62,24 @@ def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(list(frames), ignore_index=True)
 
 
+def layers_sensitivity(run: RunResult, layers: Sequence[Layer], modes: tuple[str, ...],
+                       n_permutations: int, seed: int) -> pd.DataFrame:
+    """The sensitivity table of every layer given, tagged."""
+    return _concat(tag_layer(sensitivity(run, kind, modes, n_permutations, seed,
+                                         hidden_index=index), (kind, index))
+                   for kind, index in layers)
+
+
+def replicates_sensitivity(replicates: Replicated, layers: Sequence[Layer],
+                           modes: tuple[str, ...], n_permutations: int,
+                           seed: int) -> Replicated:
+    """layers_sensitivity of every replicate run, computed once for the replicates however
+    many analyses ask (importance_tables' association, importance_report's concordance)."""
+    return replicates.shared(("sensitivity", tuple(layers), modes, n_permutations, seed),
+                             lambda r: layers_sensitivity(r, layers, modes, n_permutations,
+                                                          seed))
+
+
 def importance_tables(run: RunResult, layers: Sequence[Layer] | None = None, *,
                       modes: Iterable[str] = MODES,
                       metrics: Iterable[str] = ASSOCIATION_METRICS, n_permutations: int = 10,
@@ -75,14 +93,9 @@ def importance_tables(run: RunResult, layers: Sequence[Layer] | None = None, *,
     """
     layers = run_layers(run.spec) if layers is None else list(layers)
     modes, metrics = tuple(modes), tuple(metrics)
-
-    def tagged_sensitivity(trained: RunResult) -> pd.DataFrame:
-        return _concat(tag_layer(sensitivity(trained, kind, modes, n_permutations, seed,
-                                             hidden_index=index), (kind, index))
-                       for kind, index in layers)
-
-    sens = tagged_sensitivity(run)
-    cohort = None if replicates is None else replicates.map(tagged_sensitivity)
+    sens = layers_sensitivity(run, layers, modes, n_permutations, seed)
+    cohort = (None if replicates is None
+              else replicates_sensitivity(replicates, layers, modes, n_permutations, seed))
     return {
         "sensitivity": sens,
         "fit_lines": _concat(fit_lines(sens, m).assign(metric=m) for m in metrics),

@@ -199,7 +199,10 @@ def test_the_importance_tables_take_the_replicates_for_every_interval(small_run)
     run, replicated = small_run
     inputs = [("input", 0)]
     association = importance_tables(run, inputs, replicates=replicated)["association"]
-    report = importance_report(run, inputs, replicates=replicated)
+    report = importance_report(run, inputs, replicates=replicated)  # their sensitivity shared
+    alone = importance_report(run, inputs, replicates=ci.Replicated(replicated.items, "x"))
+    pd.testing.assert_frame_equal(report["concordance"].drop(columns="interval"),
+                                  alone["concordance"].drop(columns="interval"))
     for table in (association, report["concordance"]):
         assert (table["interval"] == replicated.describes).all()
         defined = table.dropna(subset=["ci_low"])
