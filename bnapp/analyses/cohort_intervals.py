@@ -32,8 +32,8 @@ from bnapp.engine.train import Protocol, Split, make_splits, train_runs
 # the SD to ~10% (t(49) widens the interval by 2% for what is left), and every interval of a
 # 10-fold run on the study's 109 sessions in ~10 s on 2 cores (docs/performance.md)
 N_REPLICATES = 50
-MIN_REPLICATES = 30  # large cohorts: t(29) widens the interval by 4% for the SD's uncertainty
-REPLICATE_ROWS = 300_000  # sessions retrained (summed over replicates) default_replicates allows
+MIN_REPLICATES = 25  # large cohorts: t(24) widens the interval by 5% for the SD's uncertainty
+REPLICATE_ROWS = 250_000  # sessions retrained (summed over replicates) default_replicates allows
 BOUNDS = (-1.0, 1.0)  # a correlation's range; others are given per statistic
 INTERVAL_COLUMNS = ("ci_low", "ci_high", "interval")
 

@@ -47,8 +47,8 @@ def register(sub) -> None:
     cmd.add_argument("--replicates", type=int, default=None,
                      help="bootstrap resamples of the sessions (of the groups with --group-by), "
                           "each with the cross-validation retrained, for intervals that "
-                          "describe cohorts like this one (default: 50, down to 30 above "
-                          "6,000 sessions; 0: a bootstrap of the folds, which describes this "
+                          "describe cohorts like this one (default: 50, down to 25 above "
+                          "5,000 sessions; 0: a bootstrap of the folds, which describes this "
                           "data set's folds only)")
     cmd.set_defaults(handler=cmd_explain)
 
