@@ -138,6 +138,7 @@ def gamma_rank_summary(run: RunResult, groups, *, cohort: Replicated | None = No
     _check_groups(run, groups)
     out = _pairwise_agreement(run)
     if cohort is None:
-        return out.assign(ci_low=np.nan, ci_high=np.nan, interval="none")[SUMMARY_COLUMNS]
+        return out.assign(ci_low=np.nan, ci_high=np.nan,
+                          interval="none (no replicates given)")[SUMMARY_COLUMNS]
     return with_intervals(out, cohort.map(_pairwise_agreement), ["statistic"], level,
                           {"share_same_order": (0.0, 1.0)})[SUMMARY_COLUMNS]
