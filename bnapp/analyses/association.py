@@ -1,7 +1,9 @@
 """How strongly |gamma| tracks importance: fitted lines per unit and correlations with CIs.
 
-Rows of one fold share a model, so they are not independent: the bootstrap resamples whole
-folds (all of a fold's units together), not single rows.
+Rows of one fold share a model, so they are not independent. The intervals that describe
+cohorts like the run's come from bnapp.analyses.cohort_intervals (sessions resampled, the folds
+retrained); without them, a bootstrap of whole folds (all of a fold's units together) describes
+this data set's folds only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from bnapp.analyses.cohort_intervals import FOLD_INTERVAL, Replicated, with_intervals
 from bnapp.analyses.settings import SETTINGS
 
 # scipy.stats and statsmodels are imported where used: together they take ~1.5 s to import, which
@@ -70,12 +73,22 @@ def fit_lines(sens: pd.DataFrame, metric: str) -> pd.DataFrame:
     return _typed(out, sens, keys)
 
 
-def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson r of each row pair of (B, n) arrays (NaN where a row is constant)."""
     xc = x - x.mean(1, keepdims=True)
     yc = y - y.mean(1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (xc * yc).sum(1) / np.sqrt((xc**2).sum(1) * (yc**2).sum(1))
+
+
+def rowwise_kendall_tau(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row pair of (B, n) arrays, as scipy.stats.kendalltau gives it
+    (NaN where a row is constant): written out because scipy's call costs ~0.5 ms, which the
+    cohort intervals pay for every fold of every replicate."""
+    i, j = np.triu_indices(x.shape[1], 1)
+    sx, sy = np.sign(x[:, i] - x[:, j]), np.sign(y[:, i] - y[:, j])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sx * sy).sum(1) / np.sqrt(np.abs(sx).sum(1) * np.abs(sy).sum(1))
 
 
 def _percentile_ci(values: np.ndarray, level: float) -> tuple[float, float]:
@@ -104,14 +117,13 @@ def _group_association(g: pd.DataFrame, metric: str, n_boot: int, rng: np.random
                        level: float) -> list[dict]:
     from scipy import stats
 
-    folds = g["fold"].unique()
-    by_fold = [g[g["fold"] == f] for f in folds]
-    ordered = pd.concat(by_fold)  # rows grouped by fold, so a fold is a contiguous block
-    x, y = ordered["abs_gamma"].to_numpy(float), ordered[metric].to_numpy(float)
-    sizes = [len(part) for part in by_fold]
+    codes, folds = pd.factorize(g["fold"])
+    order = np.argsort(codes, kind="stable")  # rows grouped by fold: a fold is a block
+    x, y = g["abs_gamma"].to_numpy(float)[order], g[metric].to_numpy(float)[order]
+    sizes = np.bincount(codes)
     picks = rng.integers(0, len(folds), size=(n_boot, len(folds)))
     boot_idx = None
-    if len(set(sizes)) == 1:  # equal blocks: every resample has the same length and stacks
+    if n_boot and len(set(sizes)) == 1:  # equal blocks: every resample has the same length
         starts = np.cumsum([0, *sizes[:-1]])
         boot_idx = (starts[picks][:, :, None] + np.arange(sizes[0])).reshape(n_boot, -1)
     out = []
@@ -119,19 +131,19 @@ def _group_association(g: pd.DataFrame, metric: str, n_boot: int, rng: np.random
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fx, fy = (x, y) if transform is None else (transform(x), transform(y))
-            estimate = float(_rowwise_pearson(fx[None], fy[None])[0])
+            estimate = float(rowwise_pearson(fx[None], fy[None])[0])
             low = high = np.nan
             if boot_idx is not None:
                 bx, by = x[boot_idx], y[boot_idx]
                 if transform is not None:
                     bx, by = transform(bx, axis=1), transform(by, axis=1)
-                low, high = _percentile_ci(_rowwise_pearson(bx, by), level)
+                low, high = _percentile_ci(rowwise_pearson(bx, by), level)
         out.append({"statistic": name, "estimate": estimate, "ci_low": low, "ci_high": high,
                     "n": len(x), "n_folds": len(folds)})
     # per fold Kendall tau between the |gamma| ranking and the ablation ranking
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        taus = np.array([stats.kendalltau(p["abs_gamma"], p[metric]).statistic for p in by_fold])
+    blocks = np.cumsum(sizes)[:-1]
+    taus = np.array([rowwise_kendall_tau(a[None], b[None])[0]
+                     for a, b in zip(np.split(x, blocks), np.split(y, blocks), strict=True)])
     estimate, low, high, n = fold_mean_ci(taus, n_boot, rng, level)
     out.append({"statistic": "kendall_tau", "estimate": estimate, "ci_low": low, "ci_high": high,
                 "n": n, "n_folds": len(folds)})
@@ -139,15 +151,19 @@ def _group_association(g: pd.DataFrame, metric: str, n_boot: int, rng: np.random
 
 
 def association(sens: pd.DataFrame, metric: str, n_boot: int = SETTINGS.n_boot,
-                seed: int = SETTINGS.seed,
-                level: float = 0.95) -> pd.DataFrame:
+                seed: int = SETTINGS.seed, level: float = 0.95, *,
+                cohort: Replicated | None = None) -> pd.DataFrame:
     """Per layer and mode: pooled Pearson and Spearman of |gamma| vs metric, mean per-fold
-    Kendall tau; percentile CIs from a bootstrap over folds.
+    Kendall tau, with intervals.
 
-    DataFrame[layer, mode, metric, statistic, estimate, ci_low, ci_high, n, n_folds], plus the
-    input_mode and hidden_layer columns when sens has them (each value its own group): n counts the
-    pooled rows (for kendall_tau, the folds with a defined tau). The pooled CIs are NaN when
-    folds contribute unequal numbers of usable rows (e.g. NaN metrics in one fold).
+    DataFrame[layer, mode, metric, statistic, estimate, ci_low, ci_high, n, n_folds, interval],
+    plus the input_mode and hidden_layer columns when sens has them (each value its own group):
+    n counts the pooled rows (for kendall_tau, the folds with a defined tau).
+    cohort: the same sensitivity table of every bootstrap replicate of the run
+    (bnapp.analyses.cohort_intervals); the intervals then describe cohorts like this one.
+    Without it they are percentile intervals of a bootstrap over folds (NaN for the pooled ones
+    when folds contribute unequal numbers of usable rows), which describe this data set's folds.
+    `interval` says which.
     """
     rng = np.random.default_rng(seed)
     keys = _split(sens)
@@ -157,4 +173,8 @@ def association(sens: pd.DataFrame, metric: str, n_boot: int = SETTINGS.n_boot,
         for r in _group_association(g, metric, n_boot, rng, level):
             rows.append({**group, "metric": metric, **r})
     columns = [*keys, "metric", "statistic", "estimate", "ci_low", "ci_high", "n", "n_folds"]
-    return _typed(pd.DataFrame(rows, columns=columns), sens, keys)
+    out = _typed(pd.DataFrame(rows, columns=columns), sens, keys)
+    if cohort is None:
+        return out.assign(interval=FOLD_INTERVAL)
+    return with_intervals(out, cohort.map(lambda s: association(s, metric, n_boot=0)),
+                          [*keys, "statistic"], level)

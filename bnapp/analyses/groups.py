@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bnapp.analyses.association import rowwise_kendall_tau, rowwise_pearson
 from bnapp.analyses.baselines import fold_predictions, quality
+from bnapp.analyses.cohort_intervals import Replicated, with_intervals
 from bnapp.engine.protocols import group_hash
 from bnapp.engine.results import INPUT, RunResult
 
@@ -17,6 +19,7 @@ COMPARISON_COLUMNS = ["held_out", "fold", "method", "n", "rmse", "mae", "mean_er
                 "rmse_minus_network"]
 RANK_COLUMNS = ["held_out_a", "held_out_b", "spearman", "kendall", "same_order", "order_a",
                 "order_b"]
+SUMMARY_COLUMNS = ["statistic", "estimate", "ci_low", "ci_high", "n_pairs", "interval"]
 
 
 def _check_groups(run: RunResult, groups) -> np.ndarray:
@@ -103,3 +106,39 @@ def gamma_rank_agreement(run: RunResult, groups) -> pd.DataFrame:
 
 def _order(abs_gamma: pd.Series) -> str:
     return " > ".join(abs_gamma.sort_values(ascending=False, kind="stable").index)
+
+
+def _pairwise_agreement(run: RunResult) -> pd.DataFrame:
+    """DataFrame[statistic, estimate, n_pairs]: over every pair of folds, the mean Spearman ρ
+    and Kendall τ between their inputs' |γ| and the share with the same order (as
+    gamma_rank_agreement's rows); NaN without an input BN, 2 inputs or 2 folds."""
+    gammas = np.array([np.abs(f.bn("input").gamma) for f in run.folds
+                       if f.bn("input") is not None]).reshape(-1, len(run.features))
+    a, b = np.triu_indices(len(gammas), 1)
+    usable = len(a) and len(run.features) > 1
+    x, y = gammas[a], gammas[b]
+    values = ([np.nanmean(rowwise_pearson(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1))),
+               np.nanmean(rowwise_kendall_tau(x, y)),
+               np.mean((np.argsort(-x, 1, kind="stable") == np.argsort(-y, 1, kind="stable"))
+                       .all(1))] if usable else [np.nan] * 3)
+    return pd.DataFrame({"statistic": ["mean_spearman", "mean_kendall", "share_same_order"],
+                         "estimate": values, "n_pairs": len(a)})
+
+
+def gamma_rank_summary(run: RunResult, groups, *, cohort: Replicated | None = None,
+                       level: float = 0.95) -> pd.DataFrame:
+    """How alike the inputs' |γ| orders are whichever group is held out, in one row per
+    statistic: DataFrame[statistic (mean_spearman, mean_kendall, share_same_order), estimate,
+    ci_low, ci_high, n_pairs, interval], the means over gamma_rank_agreement's pairs of folds.
+
+    cohort: the runs of bnapp.analyses.cohort_intervals.replicate_runs (groups resampled and
+    the folds retrained); the intervals then describe cohorts like this one. Without it there
+    is no interval: the folds' pairs share their training groups and are no sample to take one
+    from."""
+    _check_groups(run, groups)
+    out = _pairwise_agreement(run)
+    if cohort is None:
+        return out.assign(ci_low=np.nan, ci_high=np.nan,
+                          interval="none (no replicates given)")[SUMMARY_COLUMNS]
+    return with_intervals(out, cohort.map(_pairwise_agreement), ["statistic"], level,
+                          {"share_same_order": (0.0, 1.0)})[SUMMARY_COLUMNS]

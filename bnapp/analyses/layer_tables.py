@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bnapp.analyses.association import ASSOCIATION_METRICS, association, fit_lines
+from bnapp.analyses.cohort_intervals import Replicated
 from bnapp.analyses.sensitivity import ABLATIONS, sensitivity
 from bnapp.analyses.settings import SETTINGS
 from bnapp.analyses.stages import bn_parameters
@@ -51,24 +52,46 @@ def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(list(frames), ignore_index=True)
 
 
+def layers_sensitivity(run: RunResult, layers: Sequence[Layer], ablations: tuple[str, ...],
+                       n_permutations: int, seed: int) -> pd.DataFrame:
+    """The sensitivity table of every layer given, tagged."""
+    return _concat(tag_layer(sensitivity(run, layer, ablations, n_permutations, seed), layer)
+                   for layer in layers)
+
+
+def replicates_sensitivity(replicates: Replicated, layers: Sequence[Layer],
+                           ablations: tuple[str, ...], n_permutations: int,
+                           seed: int) -> Replicated:
+    """layers_sensitivity of every replicate run, computed once for the replicates however
+    many analyses ask (importance_tables' association, importance_report's concordance)."""
+    return replicates.shared(("sensitivity", tuple(layers), ablations, n_permutations, seed),
+                             lambda r: layers_sensitivity(r, layers, ablations, n_permutations,
+                                                          seed))
+
+
 def importance_tables(run: RunResult, layers: Sequence[Layer] | None = None, *,
                       ablations: Iterable[str] = ABLATIONS,
                       metrics: Iterable[str] = ASSOCIATION_METRICS,
                       n_permutations: int = SETTINGS.n_permutations,
                       n_boot: int = SETTINGS.n_boot,
-                      seed: int = SETTINGS.seed) -> dict[str, pd.DataFrame]:
+                      seed: int = SETTINGS.seed,
+                      replicates: Replicated | None = None) -> dict[str, pd.DataFrame]:
     """Sensitivity, fitted lines and association of each layer (default: every layer), tagged.
 
-    {"sensitivity", "fit_lines" (with a `metric` column), "association"}.
+    {"sensitivity", "fit_lines" (with a `metric` column), "association"}. replicates: the runs
+    of bnapp.analyses.cohort_intervals.replicate_runs, for association intervals that describe
+    cohorts like this one (else they describe its folds).
     """
     layers = network_layers(run.spec) if layers is None else list(layers)
     ablations, metrics = tuple(ablations), tuple(metrics)
-    sens = _concat(tag_layer(sensitivity(run, layer, ablations, n_permutations, seed), layer)
-                   for layer in layers)
+    sens = layers_sensitivity(run, layers, ablations, n_permutations, seed)
+    cohort = (None if replicates is None
+              else replicates_sensitivity(replicates, layers, ablations, n_permutations, seed))
     return {
         "sensitivity": sens,
         "fit_lines": _concat(fit_lines(sens, m).assign(metric=m) for m in metrics),
-        "association": _concat(association(sens, m, n_boot=n_boot, seed=seed) for m in metrics),
+        "association": _concat(association(sens, m, n_boot=n_boot, seed=seed, cohort=cohort)
+                               for m in metrics),
     }
 
 

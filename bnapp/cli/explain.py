@@ -6,6 +6,8 @@ the other commands.
 
 from __future__ import annotations
 
+import sys
+
 from bnapp.analyses.settings import SETTINGS
 from bnapp.cli import UserError
 from bnapp.cli.options import (
@@ -38,46 +40,70 @@ def register(sub) -> None:
     cmd.add_argument("--permutations", type=int, default=SETTINGS.n_permutations,
                      help="shuffles per unit for the permutation ablation")
     cmd.add_argument("--n-boot", type=int, default=SETTINGS.n_boot,
-                     help="bootstrap resamples of the folds for the intervals")
+                     help="bootstrap resamples of the folds for the intervals of --replicates 0")
+    cmd.add_argument("--replicates", type=int, default=None,
+                     help="bootstrap resamples of the sessions (of the groups with --group-by), "
+                          "each with the cross-validation retrained, for intervals that "
+                          "describe cohorts like this one (default: 50, down to 25 above "
+                          "5,000 sessions; 0: a bootstrap of the folds, which describes this "
+                          "data set's folds only)")
     cmd.set_defaults(handler=cmd_explain)
 
 
 def cmd_explain(args) -> int:
     import pandas as pd
 
-    from bnapp.analyses import concordance
-    from bnapp.engine.results import INPUT, network_layers
+    from bnapp.analyses import cohort_intervals, concordance
+    from bnapp.engine.results import network_layers
     from bnapp.report.cells import write_csv
 
     if min(args.background, args.permutations, args.n_boot, args.shapley_permutations) < 1:
         raise UserError("--background, --permutations, --shapley-permutations and --n-boot "
                         "must be at least 1")
+    if args.replicates is not None and (args.replicates < 0 or args.replicates == 1):
+        raise UserError("--replicates must be 0 (a bootstrap of the folds) or at least 2")
     spec = spec_from_args(args)
-    run, _, _ = trained_run(args, spec)
+    run, groups, _ = trained_run(args, spec)
+
+    def importance(trained):
+        """(importance table of every layer, the input layer's explanations)."""
+        tables, explained_inputs = [], None
+        for layer in network_layers(spec):
+            explained = concordance.explanations(
+                trained, layer, n_background=args.background,
+                n_orders=args.shapley_permutations, ig_baseline=args.ig_baseline,
+                seed=SETTINGS.seed)
+            explained_inputs = explained_inputs or explained  # the input layer comes first
+            tables.append(concordance.global_importance(
+                trained, explained, layer, n_permutations=args.permutations,
+                seed=SETTINGS.seed))
+        return pd.concat(tables, ignore_index=True), explained_inputs
+
+    both, explained = importance(run)
+    files = {stem: explained[stem][columns] for stem, columns in INPUT_FILES.items()}
+    replicates = (cohort_intervals.default_replicates(len(run.y)) if args.replicates is None
+                  else args.replicates)
+    cohort = None
+    if replicates:
+        print(f"retraining the cross-validation on {replicates} bootstrap resamples",
+              file=sys.stderr)
+        cohort = cohort_intervals.replicate_runs(
+            cohort_intervals.Cohort.of_run(run, groups), replicates, args.seed,
+        ).map(lambda r: importance(r)[0])
     # the analyses' seed is the settings', as on the pages and in the export (--seed trains)
-    options = {"n_permutations": args.permutations, "seed": SETTINGS.seed}
-    files = {}
-    importance = []
-    for layer in network_layers(spec):
-        explained = concordance.explanations(run, layer, n_background=args.background,
-                                             n_orders=args.shapley_permutations,
-                                             ig_baseline=args.ig_baseline, seed=SETTINGS.seed)
-        if layer == INPUT:
-            files |= {stem: explained[stem][columns] for stem, columns in INPUT_FILES.items()}
-        importance.append(concordance.global_importance(run, explained, layer, **options))
-    both = pd.concat(importance, ignore_index=True)
-    table = concordance.concordance(both, args.n_boot, SETTINGS.seed)
+    table = concordance.concordance(both, args.n_boot, SETTINGS.seed, cohort=cohort)
     inputs, hidden = both[both["layer"] == "input"], both[both["layer"] == "hidden"]
     files["importance"] = inputs[["fold", "unit", "definition", "importance", "gamma"]]
     files["concordance"] = table[table["layer"] == "input"][
-        ["definition", "statistic", "estimate", "ci_low", "ci_high", "n_folds"]]
+        ["definition", "statistic", "estimate", "ci_low", "ci_high", "n_folds", "interval"]]
     if len(hidden):
         files["importance_hidden"] = hidden
         files["concordance_hidden"] = table[table["layer"] == "hidden"]
     for stem, frame in files.items():
         write_csv(frame, args.out / f"{stem}.csv")
     print(f"{run.label}: |γ| against each definition of importance of the inputs "
-          "(mean over folds, 95% bootstrap interval)")
-    print(files["concordance"].round(3).to_string(index=False))
+          "(mean over folds; 95% intervals over "
+          f"{cohort.describes if cohort else cohort_intervals.FOLD_INTERVAL})")
+    print(files["concordance"].drop(columns="interval").round(3).to_string(index=False))
     print(f"wrote {len(files)} files to {args.out}")
     return 0

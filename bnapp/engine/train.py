@@ -326,7 +326,9 @@ def train_runs(X, y, specs: Sequence[ArchSpec], protocol: Protocol, *, features:
 
     groups: one label per row, for a grouped protocol (bnapp.engine.protocols.grouped).
     splits: the folds to train instead of the protocol's own (a nested cross-validation's inner
-    folds, which leave some rows out of every model); the protocol still sets the training.
+    folds, which leave some rows out of every model; the bootstrap replicates of
+    bnapp.analyses.cohort_intervals, whose rows may repeat); the protocol still gives the training
+    settings and, with each split's repeat and fold, the initial weights.
 
     Raises TrainingDiverged (naming spec, fold and epoch) if any model's loss becomes NaN/inf,
     and TrainingCancelled when cancel() returns True between epoch chunks.

@@ -7,7 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnapp.analyses.groups import gamma_by_held_out_group, gamma_rank_agreement, held_out_comparison
+from bnapp.analyses import cohort_intervals as ci
+from bnapp.analyses.groups import (
+    gamma_by_held_out_group,
+    gamma_rank_agreement,
+    gamma_rank_summary,
+    held_out_comparison,
+)
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import Protocol, grouped
 from bnapp.engine.train import train_run
@@ -93,3 +99,23 @@ def test_no_input_bn_means_no_ranking():
     assert gamma_by_held_out_group(run, units).empty
     assert isinstance(gamma_rank_agreement(run, units), pd.DataFrame)
     assert gamma_rank_agreement(run, units).empty
+
+
+def test_the_rank_summary_is_the_mean_of_the_pairs_with_a_cohort_interval(three_units):
+    run, units = three_units
+    pairs = gamma_rank_agreement(run, units)
+    bare = gamma_rank_summary(run, units).set_index("statistic")
+    assert bare.at["mean_spearman", "estimate"] == pytest.approx(pairs["spearman"].mean())
+    assert bare.at["mean_kendall", "estimate"] == pytest.approx(pairs["kendall"].mean())
+    assert bare.at["share_same_order", "estimate"] == pytest.approx(pairs["same_order"].mean())
+    assert (bare["n_pairs"] == 3).all() and bare["ci_low"].isna().all()
+    # three units drawn with replacement: a replicate may hold one unit only, which leaves no
+    # pair of folds; more units keep most replicates usable
+    many = np.array([f"u{i}" for i in range(6)] * 10, dtype=object)
+    protocol = grouped(Protocol(epochs=5, seed=2), "leave-one-group-out", "unit", many)
+    run = train_run(run.X, run.y, run.spec, protocol, features=STUDY_INPUTS, groups=many)
+    replicated = ci.replicate_runs(ci.Cohort.of_run(run, many), 30)
+    out = gamma_rank_summary(run, many, cohort=replicated).set_index("statistic")
+    assert "unit groups" in out.at["mean_spearman", "interval"]
+    assert (out["ci_low"] <= out["estimate"]).all() and (out["estimate"] <= out["ci_high"]).all()
+    assert 0 <= out.at["share_same_order", "ci_low"] and out.at["share_same_order", "ci_high"] <= 1

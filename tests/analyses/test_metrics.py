@@ -285,7 +285,7 @@ def test_association_perfect_monotone_link():
     assert est.loc["spearman", "ci_low"] == pytest.approx(1.0)
     assert est.loc["pearson", "n"] == 40 and est.loc["kendall_tau", "n"] == 8
     assert list(table.columns) == ["layer", "mode", "metric", "statistic", "estimate", "ci_low",
-                                   "ci_high", "n", "n_folds"]
+                                   "ci_high", "n", "n_folds", "interval"]
 
 
 def test_association_matches_scipy_and_resamples_folds():

@@ -13,7 +13,7 @@ from bnapp.cli import main
 def test_explain_writes_the_four_files_on_the_study_data(urea_csv, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["explain", "--data", str(urea_csv), "--folds", "3", "--epochs", "3",
-                 "--n-boot", "100", "--out", str(out)]) == 0
+                 "--n-boot", "100", "--replicates", "4", "--out", str(out)]) == 0
     shap = pd.read_csv(out / "shapley.csv")
     rows = pd.read_csv(out / "shapley_rows.csv")
     assert list(shap.columns) == ["fold", "row", "unit", "value"]
@@ -31,8 +31,9 @@ def test_explain_writes_the_four_files_on_the_study_data(urea_csv, tmp_path, cap
     assert len(imp) == 3 * 5 * 6
     conc = pd.read_csv(out / "concordance.csv")
     assert list(conc.columns) == ["definition", "statistic", "estimate", "ci_low", "ci_high",
-                                  "n_folds"]
+                                  "n_folds", "interval"]
     assert len(conc) == 6 * 3 and (conc["n_folds"] <= 3).all()
+    assert conc["interval"].str.startswith("cohorts like this one (4 bootstrap").all()
     assert (pd.read_csv(out / "concordance_hidden.csv")["layer"] == "hidden").all()
     assert "shapley" in capsys.readouterr().out
 
