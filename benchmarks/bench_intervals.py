@@ -34,7 +34,7 @@ from bnapp.analyses import cohort_intervals, concordance  # noqa: E402
 from bnapp.analyses.concordance import importance_report  # noqa: E402
 from bnapp.analyses.layer_tables import importance_tables  # noqa: E402
 from bnapp.engine.model import ArchSpec  # noqa: E402
-from bnapp.engine.protocols import Protocol
+from bnapp.engine.protocols import Protocol  # noqa: E402
 from bnapp.engine.results import INPUT  # noqa: E402
 from bnapp.engine.train import train_run  # noqa: E402
 from bnapp.intake.data import load_dataset  # noqa: E402

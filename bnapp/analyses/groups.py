@@ -112,8 +112,8 @@ def _pairwise_agreement(run: RunResult) -> pd.DataFrame:
     """DataFrame[statistic, estimate, n_pairs]: over every pair of folds, the mean Spearman ρ
     and Kendall τ between their inputs' |γ| and the share with the same order (as
     gamma_rank_agreement's rows); NaN without an input BN, 2 inputs or 2 folds."""
-    gammas = np.array([np.abs(f.bn("input").gamma) for f in run.folds
-                       if f.bn("input") is not None]).reshape(-1, len(run.features))
+    gammas = np.array([np.abs(f.bn(INPUT).gamma) for f in run.folds
+                       if f.bn(INPUT) is not None]).reshape(-1, len(run.features))
     a, b = np.triu_indices(len(gammas), 1)
     usable = len(a) and len(run.features) > 1
     x, y = gammas[a], gammas[b]

@@ -13,7 +13,7 @@ from bnapp.analyses.sensitivity import sensitivity
 from bnapp.analyses.verdict import answer, label, sensitivity_importance, verdict
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import Protocol
-from bnapp.engine.results import Layer
+from bnapp.engine.results import INPUT, Layer
 from bnapp.engine.train import train_run
 
 UNITS = list("abcde")
@@ -102,7 +102,7 @@ def test_sensitivity_and_importance_give_one_verdict_for_one_definition():
     X = rng.normal(size=(80, 3)) * [1.0, 3.0, 0.3]
     run = train_run(X, X @ [2.0, 0.5, 0.1], ArchSpec(hidden=(3,)), Protocol(folds=4, epochs=5),
                     features=["a", "b", "c"])
-    sens = sensitivity(run, "input", ("permutation",))
+    sens = sensitivity(run, INPUT, ("permutation",))
     table = sensitivity_importance(sens, "delta_mse")
     assert set(table["definition"]) == {"ablation_permutation"}
     assert label("ablation_permutation") == "ΔMSE, permuted"
