@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from bnapp.analyses.baselines import KINETIC_INPUTS
-from bnapp.analyses.groups import gamma_rank_agreement, held_out_comparison
+from bnapp.analyses.groups import gamma_rank_agreement, gamma_rank_summary, held_out_comparison
 from bnapp.intake.data import STUDY_TARGET
 from bnapp.intake.groups import group_labels
 from bnapp.intake.units import target_unit
@@ -94,6 +94,8 @@ if group_by:
                 "Does the input BN rank the inputs the same way whichever group is left out? "
                 "Spearman's ρ and Kendall's τ between the inputs' |γ| of two folds: 1 = the "
                 "same order, 0 = unrelated, −1 = reversed.")
+            summary = widgets.compute(entry, gamma_rank_summary, labels)
+            st.markdown(page_tables.rank_summary_text(summary))
             widgets.table(ranks, "groups_gamma_rank", column_config={
                 "held_out_a": "held out (a)", "held_out_b": "held out (b)",
                 "spearman": "Spearman ρ", "kendall": "Kendall τ",

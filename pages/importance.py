@@ -6,12 +6,12 @@ import functools
 
 import streamlit as st
 
-from bnapp.analyses import concordance, explain
+from bnapp.analyses import concordance, explain, verdict
 from bnapp.analyses.layer_tables import layer_rows
 from bnapp.analyses.settings import SETTINGS
 from bnapp.jobs import page_analyses
 from bnapp.report import importance_charts, page_tables, style
-from bnapp.ui import widgets
+from bnapp.ui import state, widgets
 
 entry = widgets.need_run()
 spec = entry.run.spec
@@ -30,7 +30,7 @@ layer = widgets.layer_picker(
     spec, key="imp-layer",
     help="Input BN: the patient variables. Hidden BN: the hidden nodes, each explained as an "
          "input of the rest of the network.")
-report = widgets.compute_call(entry, page_analyses.importance(layer))
+report = widgets.compute_call(entry, page_analyses.importance(layer, state.run_groups(entry)))
 title = page_tables.layer_title(spec, layer)
 if max(len(f.test_rows) for f in entry.run.folds) > concordance.MAX_ROWS:
     st.caption(f"Shapley values, integrated gradients and gradient × input are averaged over "
@@ -52,10 +52,10 @@ else:
     st.markdown(
         f"Across {int(conc['n_folds'].max())} folds, does |γ| order the units as each "
         "definition of importance does (Spearman ρ over the units of each fold, averaged over "
-        "folds, with a 95% bootstrap interval over folds)?")
-    st.markdown("\n".join(importance_charts.concordance_answers(conc)))
-    st.caption("With only a handful of units per fold, a single fold's ρ takes few values; the "
-               "interval, not the estimate alone, says what the folds support.")
+        f"folds)? The 95% intervals describe {conc['interval'].iloc[0]}.")
+    verdicts = verdict.verdict(report["concordance"], report["importance"], layer)
+    st.markdown("\n".join(importance_charts.concordance_answers(verdicts, conc)))
+    st.caption(verdict.WHY_DEFINITIONS_DISAGREE)
     widgets.figure(importance_charts.concordance_heatmap(conc, title), f"concordance_{stem}")
     widgets.table(importance_charts.concordance_table(conc), f"concordance_{stem}")
 

@@ -24,18 +24,24 @@ def ablation(entry: state.RunEntry, layer: Layer, mode: str) -> pd.DataFrame:
     return widgets.compute_call(entry, page_analyses.ablation(layer, mode))
 
 
-@st.cache_data(max_entries=128, show_spinner="Fitting lines and bootstrapping the correlations…")
-def _lines_and_association(run_key: str, layer: Layer, mode: str, metric: str,
-                           _sens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return association.fit_lines(_sens, metric), association.association(_sens, metric)
+@st.cache_data(max_entries=128, show_spinner="Fitting lines…")
+def _lines(run_key: str, layer: Layer, mode: str, metric: str,
+           _sens: pd.DataFrame) -> pd.DataFrame:
+    lines = association.fit_lines(_sens, metric)
+    # node k of one fold and node k of another start from other weights: unrelated units, so no
+    # line per node across folds (the pooled points keep their colours)
+    return lines.iloc[0:0] if layer.kind == "hidden" else lines
 
 
 def run_tables(entry: state.RunEntry, layer: Layer, mode: str,
                metric: str) -> dict[str, pd.DataFrame]:
-    """One run's points, fitted lines and association, each computed (and cached) once."""
+    """One run's points, fitted lines, association and verdict, each computed (and cached)
+    once; the association and the verdict with intervals over cohorts like this one."""
     sens = ablation(entry, layer, mode)
-    lines, assoc = _lines_and_association(entry.key, layer, mode, metric, sens)
-    return {"sensitivity": sens, "fit_lines": lines, "association": assoc}
+    report = widgets.compute_call(entry, page_analyses.ablation_report(
+        layer, mode, metric, state.run_groups(entry)))
+    return {"sensitivity": sens, "fit_lines": _lines(entry.key, layer, mode, metric, sens),
+            **report}
 
 
 def zero_mean_note(entry: state.RunEntry, layer: Layer, mode: str) -> None:
@@ -50,18 +56,38 @@ def zero_mean_note(entry: state.RunEntry, layer: Layer, mode: str) -> None:
 
 
 def association_block(entry: state.RunEntry, layer: Layer, mode: str,
-                      sens: pd.DataFrame, assoc: pd.DataFrame, stem: str) -> None:
-    """One run's correlation table, the reading of it, and the errors behind the figure."""
+                      tables: dict[str, pd.DataFrame], stem: str) -> None:
+    """One run's answer (the verdict every page gives for this definition), its correlation
+    table, and the errors behind the figure."""
+    answer = tables["verdict"]
+    if len(answer):
+        st.markdown(f"**The answer:** {widgets.escape_md(answer['sentence'].iloc[0])}")
+        if answer["sign_note"].iloc[0]:
+            st.info(answer["sign_note"].iloc[0])
+        st.caption("The answer reads Spearman ρ of |γ| against the error inside each fold (does "
+                   "one network's BN rank its units as their error does?), averaged over "
+                   "folds; the Importance page gives the same answer for the same ablation and "
+                   "ΔMSE, and says why definitions of importance can disagree.")
+    assoc = tables["association"]
     st.markdown("**How strongly |γ| and the error go together**")
-    st.caption("Pearson and Spearman over all points; Kendall τ compares the |γ| ranking with "
-               "the error ranking inside each fold, averaged over folds. 95% intervals: "
-               f"percentile bootstrap resampling whole folds ({SETTINGS.n_boot:,} resamples).")
+    st.caption("Pearson and Spearman over all points (between units as much as within one); "
+               "Kendall τ compares the |γ| ranking with the error ranking inside each fold, "
+               f"averaged over folds. 95% intervals describe {assoc['interval'].iloc[0]}.")
     widgets.table(page_tables.association_table(assoc, mode), f"association_{stem}")
-    st.markdown(page_tables.interpret_association(assoc, mode, sens["unit"].nunique(),
-                                            entry.run.spec.input_mode))
+    st.caption(page_tables.association_caveats(metric_of(assoc), mode, layer,
+                                               entry.run.spec.input_mode))
+    if layer.kind == "hidden":
+        st.caption("Hidden nodes: node k of one fold and node k of another start from different "
+                   "weights, so they are unrelated units; no line is fitted per node across "
+                   "folds, and the answer compares the nodes within each fold.")
     zero_mean_note(entry, layer, mode)
+    sens = tables["sensitivity"]
     with st.expander("Per fold and unit: the errors behind the figure"):
         widgets.table(sens, f"sensitivity_{stem}")
+
+
+def metric_of(assoc: pd.DataFrame) -> str:
+    return str(assoc["metric"].iloc[0]) if len(assoc) else ""
 
 
 def no_bn_note(spec, layer: Layer) -> bool:
@@ -82,7 +108,7 @@ def run_panel(entry: state.RunEntry, layer: Layer, mode: str, metric: str) -> No
     tables = run_tables(entry, layer, mode, metric)
     widgets.figure(bn_charts.gamma_scatter(tables["sensitivity"], tables["fit_lines"], metric,
                                            mode, target=entry.run.target), f"gamma_vs_{stem}")
-    association_block(entry, layer, mode, tables["sensitivity"], tables["association"], stem)
+    association_block(entry, layer, mode, tables, stem)
 
 
 def comparison_panel(pair: dict[str, state.RunEntry], layer: Layer, mode: str,
@@ -102,9 +128,7 @@ def comparison_panel(pair: dict[str, state.RunEntry], layer: Layer, mode: str,
         with column:
             st.subheader(MODE_WORDS[input_mode].capitalize())
             st.caption(widgets.escape_md(shown.label))
-            tables = per_mode[input_mode]
-            association_block(shown, layer, mode, tables["sensitivity"], tables["association"],
-                              f"{stem}_{input_mode}")
+            association_block(shown, layer, mode, per_mode[input_mode], f"{stem}_{input_mode}")
 
 
 def offer_other_mode(entry: state.RunEntry) -> None:
@@ -148,6 +172,7 @@ layer = widgets.layer_picker(
          "hidden node turned off at a time (figure 5).")
 mode = c_mode.radio(
     "How a unit is turned off", sensitivity.ABLATIONS,
+    index=sensitivity.ABLATIONS.index(page_analyses.FIRST_ABLATION),
     format_func=lambda m: bn_charts.MODE_LABELS[(layer.kind, m)], key="sens-mode",
     help="Set to 0: the study's choice, but a raw urea of 0 mg/dL is far outside the data. "
          "Held at its training mean: the unit carries no information. Permuted: its values "
@@ -155,6 +180,7 @@ mode = c_mode.radio(
 unit = target_unit(entry.run.target)
 metric = c_metric.selectbox(
     "Error measure", ASSOCIATION_METRICS, key="sens-metric",
+    index=ASSOCIATION_METRICS.index(page_analyses.FIRST_METRIC),
     format_func=lambda m: style.metric_label(m, entry.run.target),
     help=f"Bias: |mean of prediction − truth| in {unit}, what the study called 'MSPE' (errors "
          "of opposite sign cancel). ΔMSE: how much the mean squared error grows over the intact "
@@ -188,8 +214,7 @@ if spec.hidden_bn:
             "It is shown only to reproduce the published figure; the main figure above turns "
             "one node off at a time, which is what the study meant to measure.")
         cumulative = widgets.compute_call(entry, page_analyses.cumulative_ablation(hidden))
-        lines, _ = _lines_and_association(entry.key, hidden, "zero_cumulative", metric,
-                                          cumulative)
+        lines = association.fit_lines(cumulative, metric)  # the published figure's own lines
         widgets.figure(bn_charts.gamma_scatter(cumulative, lines, metric, "zero_cumulative",
                                             target=entry.run.target),
                        f"gamma_vs_{metric}_{hidden.stem}_cumulative")

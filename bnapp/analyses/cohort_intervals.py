@@ -24,24 +24,29 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import GROUPED_KINDS, Protocol, group_codes, group_hash, grouped
 from bnapp.engine.results import RunResult
 from bnapp.engine.train import Split, make_splits, train_runs
 
-# the SD to ~10% (t(49) widens the interval by 2% for what is left), and every interval of a
-# 10-fold run on the study's 109 sessions in ~10 s on 2 cores (docs/performance.md)
-N_REPLICATES = 50
+# 50: the SD to ~10% (t(49) widens the interval by 2% for what is left), and every interval of
+# a 10-fold run on the study's 109 sessions in ~10 s on 2 cores (docs/performance.md)
+N_REPLICATES = SETTINGS.n_replicates
 MIN_REPLICATES = 25  # large cohorts: t(24) widens the interval by 5% for the SD's uncertainty
 REPLICATE_ROWS = 250_000  # sessions retrained (summed over replicates) default_replicates allows
 BOUNDS = (-1.0, 1.0)  # a correlation's range; others are given per statistic
 INTERVAL_COLUMNS = ("ci_low", "ci_high", "interval")
 
 
-def default_replicates(n_rows: int) -> int:
-    """N_REPLICATES, fewer for large cohorts (each replicate retrains the whole CV), never
-    fewer than MIN_REPLICATES."""
-    return int(np.clip(REPLICATE_ROWS // max(n_rows, 1), MIN_REPLICATES, N_REPLICATES))
+def default_replicates(n_rows: int, most: int = N_REPLICATES) -> int:
+    """`most` replicates, fewer for large cohorts (each replicate retrains the whole CV), never
+    fewer than MIN_REPLICATES; 0 for a cohort so large that MIN_REPLICATES would retrain more
+    than REPLICATE_ROWS sessions (over 10,000: its intervals are the folds')."""
+    affordable = REPLICATE_ROWS // max(n_rows, 1)
+    if affordable < MIN_REPLICATES or most < 2:
+        return 0
+    return int(min(affordable, most))
 
 
 def describes(n_replicates: int, grouped_by: str | None = None) -> str:
@@ -141,6 +146,19 @@ class Replicated:
         if key not in self._shared:
             self._shared[key] = self.map(fn)
         return self._shared[key]
+
+
+def run_replicates(run: RunResult, groups=None, n_replicates: int = N_REPLICATES,
+                   seed: int = SETTINGS.seed) -> Replicated | None:
+    """The replicates behind a run's cohort intervals (default_replicates of its size), or None
+    when it gets none (n_replicates 0, too many sessions, or a grouped run without the labels it
+    was trained with): its intervals are then the folds'. groups: a grouped run's labels."""
+    n = default_replicates(len(run.y), n_replicates)
+    grouped_run = run.protocol.get("kind") in GROUPED_KINDS
+    if not n or (grouped_run and (groups is None
+                                  or group_hash(groups) != run.protocol.get("group_hash"))):
+        return None  # without the labels it was trained with, a grouped run's folds only
+    return replicate_runs(Cohort.of_run(run, groups), n, seed)
 
 
 def replicate_runs(cohort: Cohort, n_replicates: int = N_REPLICATES,

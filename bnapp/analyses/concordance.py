@@ -17,7 +17,12 @@ from scipy import stats
 
 from bnapp.analyses import explain
 from bnapp.analyses.association import fold_mean_ci, rowwise_kendall_tau, rowwise_pearson
-from bnapp.analyses.cohort_intervals import FOLD_INTERVAL, Replicated, with_intervals
+from bnapp.analyses.cohort_intervals import (
+    FOLD_INTERVAL,
+    Replicated,
+    run_replicates,
+    with_intervals,
+)
 from bnapp.analyses.layer_tables import layer_rows, replicates_sensitivity, tag_layer
 from bnapp.analyses.sensitivity import ABLATIONS, sensitivity
 from bnapp.analyses.settings import SETTINGS
@@ -141,16 +146,21 @@ def importance_report(run: RunResult, layers: list[Layer] | None = None, *,
                       n_background: int = SETTINGS.n_background,
                       n_permutations: int = SETTINGS.n_permutations, n_boot: int = SETTINGS.n_boot,
                       seed: int = SETTINGS.seed, sens: pd.DataFrame | None = None,
-                      max_rows: int | None = MAX_ROWS,
+                      max_rows: int | None = MAX_ROWS, groups=None,
+                      n_replicates: int = SETTINGS.n_replicates,
                       replicates: Replicated | None = None) -> dict[str, pd.DataFrame]:
     """{"shapley" (the input layer's per-row Shapley values with base value and prediction),
     "importance", "concordance"} over the given layers (default: every layer).
 
     sens: importance_tables' "sensitivity" (every layer, every mode), when already computed;
     max_rows: test rows explained per fold (a seeded sample beyond it; None: all);
-    replicates: the runs of bnapp.analyses.cohort_intervals.replicate_runs, for concordance
-    intervals that describe cohorts like this one (else they describe its folds)."""
+    the concordance intervals describe cohorts like this one, from `replicates` (the runs of
+    bnapp.analyses.cohort_intervals.replicate_runs, when already trained) or else from
+    run_replicates(run, groups, n_replicates); with none (n_replicates 0, a very large run)
+    they describe its folds."""
     layers = network_layers(run.spec) if layers is None else layers
+    if replicates is None:
+        replicates = run_replicates(run, groups, n_replicates, seed)
     importance, shapley = [], None
     for layer in layers:
         explained = explanations(run, layer, n_background=n_background, seed=seed,
@@ -166,7 +176,8 @@ def importance_report(run: RunResult, layers: list[Layer] | None = None, *,
         shared = replicates_sensitivity(replicates, layers, ABLATIONS, n_permutations, seed)
         cohort = Replicated([importance_report(r, layers, n_background=n_background,
                                                n_permutations=n_permutations, n_boot=0,
-                                               seed=seed, sens=s, max_rows=max_rows)["importance"]
+                                               seed=seed, sens=s, max_rows=max_rows,
+                                               n_replicates=0)["importance"]
                              for r, s in zip(replicates.items, shared.items, strict=True)],
                             replicates.describes)
     return {"importance": table, "concordance": concordance(table, n_boot, seed, cohort=cohort),

@@ -11,7 +11,8 @@ from scipy import stats
 
 from bnapp.analyses.association import rowwise_kendall_tau, rowwise_pearson
 from bnapp.analyses.baselines import fold_predictions, quality
-from bnapp.analyses.cohort_intervals import Replicated, with_intervals
+from bnapp.analyses.cohort_intervals import Replicated, run_replicates, with_intervals
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.protocols import group_hash
 from bnapp.engine.results import INPUT, RunResult
 
@@ -126,16 +127,19 @@ def _pairwise_agreement(run: RunResult) -> pd.DataFrame:
 
 
 def gamma_rank_summary(run: RunResult, groups, *, cohort: Replicated | None = None,
+                       n_replicates: int = SETTINGS.n_replicates, seed: int = SETTINGS.seed,
                        level: float = 0.95) -> pd.DataFrame:
     """How alike the inputs' |γ| orders are whichever group is held out, in one row per
     statistic: DataFrame[statistic (mean_spearman, mean_kendall, share_same_order), estimate,
     ci_low, ci_high, n_pairs, interval], the means over gamma_rank_agreement's pairs of folds.
 
     cohort: the runs of bnapp.analyses.cohort_intervals.replicate_runs (groups resampled and
-    the folds retrained); the intervals then describe cohorts like this one. Without it there
-    is no interval: the folds' pairs share their training groups and are no sample to take one
-    from."""
+    the folds retrained), else run_replicates(run, groups, n_replicates); the intervals then
+    describe cohorts like this one. Without replicates there is no interval: the folds' pairs
+    share their training groups and are no sample to take one from."""
     _check_groups(run, groups)
+    if cohort is None:
+        cohort = run_replicates(run, groups, n_replicates, seed)
     out = _pairwise_agreement(run)
     if cohort is None:
         return out.assign(ci_low=np.nan, ci_high=np.nan,

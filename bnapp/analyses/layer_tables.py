@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bnapp.analyses.association import ASSOCIATION_METRICS, association, fit_lines
-from bnapp.analyses.cohort_intervals import Replicated
+from bnapp.analyses.cohort_intervals import Replicated, run_replicates
 from bnapp.analyses.sensitivity import ABLATIONS, sensitivity
 from bnapp.analyses.settings import SETTINGS
 from bnapp.analyses.stages import bn_parameters
@@ -74,15 +74,19 @@ def importance_tables(run: RunResult, layers: Sequence[Layer] | None = None, *,
                       metrics: Iterable[str] = ASSOCIATION_METRICS,
                       n_permutations: int = SETTINGS.n_permutations,
                       n_boot: int = SETTINGS.n_boot,
-                      seed: int = SETTINGS.seed,
+                      seed: int = SETTINGS.seed, groups=None,
+                      n_replicates: int = SETTINGS.n_replicates,
                       replicates: Replicated | None = None) -> dict[str, pd.DataFrame]:
     """Sensitivity, fitted lines and association of each layer (default: every layer), tagged.
 
-    {"sensitivity", "fit_lines" (with a `metric` column), "association"}. replicates: the runs
-    of bnapp.analyses.cohort_intervals.replicate_runs, for association intervals that describe
-    cohorts like this one (else they describe its folds).
+    {"sensitivity", "fit_lines" (with a `metric` column), "association"}. The association
+    intervals describe cohorts like this one, from `replicates` (the runs of
+    bnapp.analyses.cohort_intervals.replicate_runs, when already trained) or else from
+    run_replicates(run, groups, n_replicates); with none they describe its folds.
     """
     layers = network_layers(run.spec) if layers is None else list(layers)
+    if replicates is None:
+        replicates = run_replicates(run, groups, n_replicates, seed)
     ablations, metrics = tuple(ablations), tuple(metrics)
     sens = layers_sensitivity(run, layers, ablations, n_permutations, seed)
     cohort = (None if replicates is None

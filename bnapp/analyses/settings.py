@@ -26,6 +26,11 @@ class AnalysisSettings:
     # Shapley values: the fold's training rows drawn as the background a missing unit is
     # averaged over
     n_background: int = 100
+    # bootstrap resamples of the sessions (of the groups under a grouped protocol), the
+    # cross-validation retrained on each, behind the intervals about |γ| and importance that
+    # describe cohorts like the user's (bnapp.analyses.cohort_intervals; fewer for large data
+    # sets, none above 10,000 sessions, 0: the folds' bootstrap instead)
+    n_replicates: int = 50
     # coverage the prediction intervals aim at (split-conformal and CV+)
     interval_level: float = 0.9
     # seed of every draw above (and of the rows ICE curves and explanations sample)

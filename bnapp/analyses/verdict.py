@@ -20,9 +20,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bnapp.analyses.layer_tables import layer_rows
-from bnapp.engine.results import INPUT, Layer
+from bnapp.analyses.association import association
+from bnapp.analyses.cohort_intervals import run_replicates
+from bnapp.analyses.concordance import concordance
+from bnapp.analyses.layer_tables import layer_rows, tag_layer
+from bnapp.analyses.sensitivity import sensitivity
+from bnapp.analyses.settings import SETTINGS
+from bnapp.engine.results import INPUT, Layer, RunResult
 
+WHY_DEFINITIONS_DISAGREE = (
+    "Why the definitions can disagree: Shapley values, integrated gradients and gradient × input "
+    "measure how much the prediction moves with a unit; the ablations measure how much the error "
+    "grows without it, and setting a raw input to 0 (the study's choice) asks the network about "
+    "sessions far outside the data, so its error says more about extrapolation than about "
+    "importance. A unit can move predictions a lot and still cost little error when the others "
+    "carry the same information. The Sensitivity page gives the same answer as this one for the "
+    "same ablation and ΔMSE.")
 STRONG = 0.5  # |ρ| from which a rank agreement is called clear rather than weak
 VERDICT_COLUMNS = ("definition", "estimate", "ci_low", "ci_high", "interval", "answer",
                    "sentence", "pooled", "within_unit", "sign_note")
@@ -116,3 +129,27 @@ def sensitivity_importance(sens: pd.DataFrame, metric: str = "delta_mse") -> pd.
     if "hidden_layer" not in out.columns:
         out = out.assign(hidden_layer=pd.array([pd.NA] * len(out), dtype="Int64"))
     return out[["layer", "hidden_layer", "fold", "unit", "definition", "importance", "gamma"]]
+
+
+def ablation_report(run: RunResult, layer: Layer, ablation: str, metric: str = "delta_mse", *,
+                    groups=None, n_replicates: int = SETTINGS.n_replicates,
+                    n_permutations: int = SETTINGS.n_permutations,
+                    n_boot: int = SETTINGS.n_boot,
+                    seed: int = SETTINGS.seed) -> dict[str, pd.DataFrame]:
+    """The Sensitivity page's numbers for one layer, ablation and error measure: {"association"
+    (bnapp.analyses.association's table), "verdict" (one row: this definition's answer)}, both
+    with intervals that describe cohorts like this one (run_replicates(run, groups,
+    n_replicates); the folds' when there are none). For ΔMSE the verdict is the Importance
+    page's for the same ablation: the same sensitivity, replicates and concordance."""
+    def sens_of(trained: RunResult) -> pd.DataFrame:
+        return tag_layer(sensitivity(trained, layer, (ablation,), n_permutations, seed), layer)
+
+    sens = sens_of(run)
+    replicates = run_replicates(run, groups, n_replicates, seed)
+    replicated = None if replicates is None else replicates.map(sens_of)
+    table = sensitivity_importance(sens, metric)
+    cohort = None if replicated is None else replicated.map(
+        lambda t: sensitivity_importance(t, metric))
+    return {"association": association(sens, metric, n_boot=n_boot, seed=seed,
+                                       cohort=replicated),
+            "verdict": verdict(concordance(table, n_boot, seed, cohort=cohort), table, layer)}

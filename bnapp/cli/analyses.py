@@ -100,12 +100,17 @@ def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
 
     # the analyses' seed is the settings', as on the pages and in the export (--seed trains)
     tables = run_report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
-                                   interval=args.interval)
+                                   interval=args.interval, groups=groups)
     if groups is not None:
-        from bnapp.analyses.groups import gamma_rank_agreement, held_out_comparison
+        from bnapp.analyses.groups import (
+            gamma_rank_agreement,
+            gamma_rank_summary,
+            held_out_comparison,
+        )
 
         tables["groups"] = held_out_comparison(run, groups)
         tables["groups_gamma_rank"] = gamma_rank_agreement(run, groups)
+        tables["groups_gamma_rank_summary"] = gamma_rank_summary(run, groups)
     _write(out, tables, run_report.run_figures(run, tables))
     card = model_card.model_card(run, tables, data_name=args.data.name,
                                  dataset=dataset)

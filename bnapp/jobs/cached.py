@@ -14,7 +14,8 @@ from filelock import FileLock, Timeout
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult
-from bnapp.jobs import cache, payloads, processes, training_worker
+from bnapp.intake.groups import group_labels
+from bnapp.jobs import cache, page_analyses, payloads, processes, training_worker
 from bnapp.jobs.processes import Cancel, JobCancelled, Progress
 
 FROM_CACHE = "loaded from the cache"  # the last progress message of a cache hit
@@ -171,9 +172,12 @@ def export_bundle(run: RunResult, *, run_key: str, data_name: str, dataset, opti
             progress(fraction, message)
 
     step(0.0, "computing the analyses")
-    tables = cache.cached_analysis(run_key, run_report.run_tables, run, **options)
-    step(0.1, "drawing the figures")  # the analyses are the quick part; drawing takes the rest
     own_data = dataset if cache.trained_on(run_key, run, dataset) else None
+    column = run.protocol.get("group_by")
+    groups = (None if own_data is None or column is None
+              else page_analyses.run_groups(run, group_labels(own_data, column)))
+    tables = cache.cached_analysis(run_key, run_report.run_tables, run, **options, groups=groups)
+    step(0.1, "drawing the figures")  # the analyses are the quick part; drawing takes the rest
     return run_report.build_export(run, tables, run_report.run_figures(run, tables),
                                    run_key=run_key, data_name=data_name, dataset=own_data,
                                    options=options,

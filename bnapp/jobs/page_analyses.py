@@ -64,10 +64,26 @@ def cumulative_ablation(layer: Layer) -> Call:
     return Call(sensitivity.cumulative_hidden_zero, (layer,))
 
 
-def importance(layer: Layer) -> Call:
+def run_groups(run: RunResult, groups) -> tuple[str, ...] | None:
+    """What the cohort intervals of a run resample by: a grouped run's labels (as text, one
+    spelling for the page and the worker, whatever container they came in), else None."""
+    if groups is None or run.protocol.get("group_by") is None:
+        return None
+    return tuple(str(v) for v in groups)
+
+
+def importance(layer: Layer, groups: tuple[str, ...] | None = None) -> Call:
     from bnapp.analyses import concordance
 
-    return Call(concordance.importance_report, kwargs={"layers": (layer,)})
+    return Call(concordance.importance_report, kwargs={"layers": (layer,), "groups": groups})
+
+
+def ablation_report(layer: Layer, mode: str, metric: str,
+                    groups: tuple[str, ...] | None = None) -> Call:
+    """The association and the verdict of one ablation and error measure (cohort intervals)."""
+    from bnapp.analyses import verdict
+
+    return Call(verdict.ablation_report, (layer, mode, metric), {"groups": groups})
 
 
 def ice_pdp() -> Call:
@@ -120,35 +136,43 @@ def coverage(level: float, *, normalized: bool) -> Call:
 
 # ------------------------------------------------------------------------------- first visits
 
-def _sensitivity(run: RunResult) -> list[Call]:
-    # its first mode, and both 0 and mean for the note on their agreement
-    calls = [ablation(INPUT, mode) for mode in ("zero", "mean")] + [bn_parameters(INPUT)]
+# the Sensitivity page opens on the fair definition: permuted units, ΔMSE
+FIRST_ABLATION, FIRST_METRIC = "permutation", "delta_mse"
+
+
+def _sensitivity(run: RunResult, groups) -> list[Call]:
+    calls = [ablation(INPUT, FIRST_ABLATION),
+             ablation_report(INPUT, FIRST_ABLATION, FIRST_METRIC, groups)]
     return calls + ([cumulative_ablation(FIRST_HIDDEN)] if run.spec.hidden_bn else [])
 
 
-def _agreement(run: RunResult) -> list[Call]:
+def _agreement(run: RunResult, groups) -> list[Call]:
     from bnapp.analyses.conformal import DEFAULT_LEVEL
 
     return [agreement_points(), agreement("exact"), calibration(), calibration_curves(),
             coverage(DEFAULT_LEVEL, normalized=False)]
 
 
-FIRST_VISIT: dict[str, Callable[[RunResult], list[Call]]] = {
-    "train": lambda run: [training_curves()],
-    "parameters": lambda run: [bn_parameters(INPUT)],
+# page -> its first-visit calls for a run and its group labels (run_groups)
+FIRST_VISIT: dict[str, Callable[[RunResult, tuple[str, ...] | None], list[Call]]] = {
+    "train": lambda run, groups: [training_curves()],
+    "parameters": lambda run, groups: [bn_parameters(INPUT)],
     "sensitivity": _sensitivity,
-    "importance": lambda run: [importance(INPUT), ice_pdp()],
-    "baselines": lambda run: [baselines(), paired_comparison()],
+    "importance": lambda run, groups: [importance(INPUT, groups), ice_pdp()],
+    "baselines": lambda run, groups: [baselines(), paired_comparison()],
     "agreement": _agreement,
 }
 
 
-def first_visit(run: RunResult) -> list[Call]:
-    """Every page's first-visit calls, in the order of the pages."""
-    return [call for page in FIRST_VISIT.values() for call in page(run)]
+def first_visit(run: RunResult, groups=None) -> list[Call]:
+    """Every page's first-visit calls, in the order of the pages (groups: the labels a grouped
+    run was trained with)."""
+    labels = run_groups(run, groups)
+    return [call for page in FIRST_VISIT.values() for call in page(run, labels)]
 
 
-def prepare(run: RunResult, run_key: str, *, wait: float = STORE_WAIT_SECONDS) -> int:
+def prepare(run: RunResult, run_key: str, groups=None, *,
+            wait: float = STORE_WAIT_SECONDS) -> int:
     """Compute and store every first-visit analysis of the run not stored yet, once the run
     itself is stored (the analysis cache keeps nothing for a run it does not hold). Returns how
     many it computed; a failure only means the page computes that one itself."""
@@ -158,7 +182,7 @@ def prepare(run: RunResult, run_key: str, *, wait: float = STORE_WAIT_SECONDS) -
             return 0
         time.sleep(0.05)
     computed = 0
-    for call in first_visit(run):
+    for call in first_visit(run, groups):
         if cache.has_analysis(run_key, cache.call_key(run_key, call.fn, call.args, call.kwargs)):
             continue
         try:

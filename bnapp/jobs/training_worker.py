@@ -17,19 +17,19 @@ def train_then_prepare(train: Callable[..., RunResult], run_key: str, *args,
     """train(*args, **kwargs), then the run's first-visit analyses on a thread of this worker's
     own (bnapp.jobs.page_analyses, imported there: with pandas and scipy it would slow the job)."""
     run = train(*args, **kwargs)
-    threading.Thread(target=_prepare, args=(run, run_key), name="bnapp-first-visit",
-                     daemon=True).start()
+    threading.Thread(target=_prepare, args=(run, run_key, kwargs.get("groups")),
+                     name="bnapp-first-visit", daemon=True).start()
     return run
 
 
-def _prepare(run: RunResult, run_key: str) -> None:
+def _prepare(run: RunResult, run_key: str, groups=None) -> None:
     # Linux gives each thread a niceness of its own: this one takes only CPU time nobody else
     # wants (the browser and the server drawing the run's results on the same machine)
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREPARE_NICENESS)
     from bnapp.jobs import page_analyses
 
-    page_analyses.prepare(run, run_key)
+    page_analyses.prepare(run, run_key, groups)
 
 
 def train_run(X, y, spec, protocol, **kwargs) -> RunResult:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from bnapp.intake.data import STUDY_TARGET
 from bnapp.intake.units import target_unit
+from bnapp.report.markup import escape_md
 from bnapp.report.style import (
     MAX_POINTS,
     OKABE_ITO,
@@ -213,32 +214,19 @@ def session_ice_chart(ice: pd.DataFrame, session: pd.DataFrame, *,
 
 # ------------------------------------------------------------------------------- plain words
 
-def _verdict(row: pd.Series) -> str:
-    est, low, high = float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"])
-    if not math.isfinite(est):
-        return "cannot be told (the statistic is undefined in every fold)"
-    if math.isfinite(low) and low > 0:
-        how = "clearly" if low >= 0.5 else "partly"
-        return f"yes, {how}: ρ = {est:.2f} (95% interval {low:.2f} to {high:.2f}, above 0)"
-    if math.isfinite(high) and high < 0:
-        return (f"no, the order is reversed: ρ = {est:.2f} (95% interval {low:.2f} to "
-                f"{high:.2f}, below 0)")
-    return (f"not established: ρ = {est:.2f} (95% interval {interval_text(low, high)} includes "
-            "0, so no agreement at all is compatible with these folds)")
-
-
-def concordance_answers(conc: pd.DataFrame) -> list[str]:
-    """One Markdown line per definition: does |γ| order the units as that definition does?"""
-    lines = []
-    spearman = conc[conc["statistic"] == "spearman"]
+def concordance_answers(verdicts: pd.DataFrame, conc: pd.DataFrame) -> list[str]:
+    """One Markdown line per definition: the verdict's sentence (bnapp.analyses.verdict, the
+    one every page and report prints), how often the largest |γ| is the most important unit,
+    and the verdict's note where pooled and within-input correlations disagree in sign."""
     top = conc[conc["statistic"] == "top_unit_agreement"].set_index("definition")
-    for _, row in spearman.iterrows():
-        line = (f"- **{DEFINITION_TITLES.get(row['definition'], row['definition'])}**: "
-                f"{_verdict(row)}")
+    lines = []
+    for _, row in verdicts.iterrows():
+        line = f"- {escape_md(row['sentence'])}"
         if row["definition"] in top.index and math.isfinite(top.loc[row["definition"], "estimate"]):
             t = top.loc[row["definition"]]
-            line += (f"; the unit with the largest |γ| is also the most important in "
-                     f"{t['estimate']:.0%} of folds "
-                     f"({interval_text(t['ci_low'], t['ci_high'])}).")
+            line += (f" The unit with the largest |γ| is also the most important in "
+                     f"{t['estimate']:.0%} of folds ({interval_text(t['ci_low'], t['ci_high'])}).")
+        if row["sign_note"]:
+            line += f" {escape_md(row['sign_note'])}"
         lines.append(line)
     return lines

@@ -175,6 +175,23 @@ def subgroup_table(run: RunResult, dataset: Dataset | None) -> pd.DataFrame | No
     return pd.DataFrame(rows)
 
 
+def _verdict_lines(verdicts: pd.DataFrame | None) -> list[str]:
+    """The study's question answered per layer and definition, in the sentences every page
+    prints (bnapp.analyses.verdict)."""
+    if verdicts is None or verdicts.empty:
+        return []
+    lines = ["## Does |γ| tell which input matters?", ""]
+    for (kind, number), rows in verdicts.groupby(["layer", "hidden_layer"], sort=False,
+                                                 dropna=False):
+        lines.append(f"{'Input BN' if kind == 'input' else f'Hidden BN {number}'}:")
+        lines += [f"- {escape_md(r.sentence)}" + (f" {escape_md(r.sign_note)}" if r.sign_note
+                                                  else "") for r in rows.itertuples()]
+        lines.append("")
+    intervals = verdicts["interval"].iloc[0]
+    return lines + [f"Spearman ρ of |γ| against each importance within each fold, averaged over "
+                    f"folds; 95% intervals describe {escape_md(intervals)}.", ""]
+
+
 def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name: str,
                dataset: Dataset | None = None, level: float | None = None) -> str:
     """The run's model card in Markdown. tables: run_tables' output (baselines,
@@ -222,6 +239,7 @@ def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name:
               _md_table(_performance(tables)), "",
               "Fold CIs are t-intervals over folds (optimistic: folds share training rows); the "
               "network − formula difference uses Nadeau and Bengio's corrected variance.", "",
+              *_verdict_lines(tables.get("verdict")),
               "## Agreement with the measured value (Bland–Altman)", "",
               _md_table(_agreement(tables["agreement"])), "",
               "Differences are method − measured; limits of agreement are bias ± 1.96 SD, their "

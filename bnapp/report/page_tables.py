@@ -14,7 +14,7 @@ from bnapp.analyses.sensitivity import ablations_coincide
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import Layer, RunResult
 from bnapp.intake.units import LIBRARY_UNITS as UNITS
-from bnapp.report.style import METRIC_LABELS, interval_text
+from bnapp.report.style import interval_text
 
 MISSING = "—"  # a cell the layer does not have (no BN there)
 PARAMETER_TITLES = {
@@ -162,49 +162,15 @@ def association_table(assoc: pd.DataFrame, mode: str) -> pd.DataFrame:
     })
 
 
-def _strength(rho: float) -> str:
-    size = abs(rho)
-    word = "weak" if size < 0.3 else "moderate" if size < 0.6 else "strong"
-    return f"{word} {'positive' if rho > 0 else 'negative'}"
-
-
-def interpret_association(assoc: pd.DataFrame, mode: str, n_units: int,
-                          input_mode: str = "raw") -> str:
-    """One honest paragraph on the rank correlation of |γ| with the ablation error of one mode."""
-    rows = assoc[assoc["mode"] == mode].set_index("statistic")
-    if "spearman" not in rows.index:
-        return "No correlation could be computed: there are no points with both a γ and an error."
-    rho = rows.loc["spearman"]
-    metric = METRIC_LABELS.get(str(rho["metric"]), str(rho["metric"])).split(",")[0]
-    n_folds = int(rho["n_folds"])
-    low, high = float(rho["ci_low"]), float(rho["ci_high"])
-    parts = []
-    if not math.isfinite(float(rho["estimate"])):
-        parts.append(f"The rank correlation of |γ| with the {metric} is undefined here (one of "
-                     "them does not vary).")
-    else:
-        parts.append(f"Across {n_folds} trained models × {n_units} units, |γ| and the {metric} show "
-                     f"a {_strength(rho['estimate'])} rank correlation (Spearman ρ = "
-                     f"{rho['estimate']:.2f}, 95% interval {interval_text(low, high)}).")
-        if math.isfinite(low) and math.isfinite(high):
-            if low > 0 or high < 0:
-                parts.append("The interval excludes 0: across these folds, units with larger "
-                             f"|γ| consistently cost {'more' if low > 0 else 'less'} error when "
-                             "turned off.")
-            else:
-                parts.append("The interval includes 0: these data are compatible with no "
-                             "association at all.")
-    parts.append(f"Only {n_folds} folds and {n_units} units stand behind it, and units of one "
-                 "fold share a model, so the bootstrap resamples whole folds and the intervals "
-                 "are wide" + (" (with fewer than 5 folds they are too optimistic even so)"
-                               if n_folds < 5 else "") + ".")
-    parts.append("Even a clear correlation only says that in this model units with larger |γ| "
-                 "tend to matter more; it does not make γ a measure of importance in general, "
-                 "as it pools units with different ranges and roles.")
-    if str(rho["metric"]) == "bias":
+def association_caveats(metric: str, mode: str, layer: Layer, input_mode: str = "raw") -> str:
+    """What to keep in mind reading |γ| against the error of one ablation and error measure (the
+    answer itself is the verdict's, bnapp.analyses.verdict)."""
+    parts = ["Even a clear link only says that in this model units with larger |γ| tend to "
+             "matter more; it does not make γ a measure of importance in general."]
+    if metric == "bias":
         parts.append("The bias (|mean error|) lets errors of opposite sign cancel; ΔMSE or RMSE "
                      "count every error.")
-    if mode == "zero" and input_mode == "raw" and (rows["layer"] == "input").any():
+    if mode == "zero" and input_mode == "raw" and layer.kind == "input":
         parts.append("Setting a raw input to 0 puts it far outside the data (a urea of 0 mg/dL); "
                      "the mean and permutation ablations are the fairer tests.")
     return " ".join(parts)
@@ -235,6 +201,20 @@ def zero_mean_note(sens: pd.DataFrame, per_fold: pd.DataFrame, spec: ArchSpec,
 
 
 # ------------------------------------------------------------------------------- baselines
+
+def rank_summary_text(summary: pd.DataFrame) -> str:
+    """groups.gamma_rank_summary in one sentence: how alike the |γ| orders are whichever group
+    is held out, with what its intervals describe."""
+    rows = summary.set_index("statistic")
+    rho, same = rows.loc["mean_spearman"], rows.loc["share_same_order"]
+    text = (f"On average over pairs of folds, Spearman ρ = {rho['estimate']:.2f}"
+            + (f" (95% interval {interval_text(rho['ci_low'], rho['ci_high'])})"
+               if math.isfinite(rho["ci_low"]) else "")
+            + f"; the same order in {same['estimate']:.0%} of pairs"
+            + (f" ({interval_text(same['ci_low'], same['ci_high'])})"
+               if math.isfinite(same["ci_low"]) else "") + ".")
+    return text + f" Intervals describe {rows['interval'].iloc[0]}."
+
 
 def paired_reading(n_folds: int) -> str:
     """What the Baselines page's paired comparison shows and which of its two p-values to read

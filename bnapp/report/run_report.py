@@ -20,7 +20,8 @@ import altair as alt
 import pandas as pd
 
 from bnapp import __version__
-from bnapp.analyses import agreement, baselines, concordance, explain, stages
+from bnapp.analyses import agreement, baselines, concordance, explain, stages, verdict
+from bnapp.analyses.cohort_intervals import run_replicates
 from bnapp.analyses.layer_tables import importance_tables, layer_rows, parameter_tables, tag_layer
 from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.model import ArchSpec
@@ -65,16 +66,22 @@ Progress = Callable[[float, str], None]
 
 def run_tables(run: RunResult, *, n_permutations: int = SETTINGS.n_permutations,
                n_boot: int = SETTINGS.n_boot, seed: int = SETTINGS.seed,
-               interval: float = SETTINGS.interval_level) -> dict[str, pd.DataFrame]:
+               interval: float = SETTINGS.interval_level, groups=None,
+               n_replicates: int = SETTINGS.n_replicates) -> dict[str, pd.DataFrame]:
     """Every analysis table of a run, keyed by file stem; stages and sensitivity cover the input
     and every hidden layer (told apart by the `layer` and `hidden_layer` columns); agreement,
-    calibration, coverage and predictions with prediction intervals at level `interval`."""
-    found = importance_tables(run, n_permutations=n_permutations, n_boot=n_boot, seed=seed)
+    calibration, coverage and predictions with prediction intervals at level `interval`; the
+    association and concordance intervals over cohorts like this one (run_replicates(run,
+    groups, n_replicates), trained once for both), and the verdict per layer and definition."""
+    replicates = run_replicates(run, groups, n_replicates, seed)
+    cohort = {"replicates": replicates, "n_replicates": 0}  # none built a second time
+    found = importance_tables(run, n_permutations=n_permutations, n_boot=n_boot, seed=seed,
+                              **cohort)
     quantiles = pd.concat([tag_layer(stages.stage_summary(run, layer), layer)
                            for layer in network_layers(run.spec)], ignore_index=True)
     loss, gamma = stages.training_curves(run)
     explained = concordance.importance_report(run, n_permutations=n_permutations, n_boot=n_boot,
-                                              seed=seed, sens=found["sensitivity"])
+                                              seed=seed, sens=found["sensitivity"], **cohort)
     ice, pdp = explain.ice_pdp(run, seed=seed)
     preds = baselines.fold_predictions(run)  # every method's test rows, shared by four tables
     base = baselines.baselines(run, preds)
@@ -89,10 +96,20 @@ def run_tables(run: RunResult, *, n_permutations: int = SETTINGS.n_permutations,
         **model_card.trust_tables(run, interval, preds),
         "importance": explained["importance"],
         "concordance": explained["concordance"],
+        "verdict": layer_verdicts(run, explained["concordance"], explained["importance"]),
         "shapley_values": explained["shapley"],
         "ice": ice,
         "pdp": pdp,
     }
+
+
+def layer_verdicts(run: RunResult, concordance_table: pd.DataFrame,
+                   importance: pd.DataFrame) -> pd.DataFrame:
+    """verdict.verdict of every layer with a BN, tagged with its layer."""
+    found = [tag_layer(verdict.verdict(concordance_table, importance, layer), layer)
+             for layer in network_layers(run.spec) if page_tables.has_bn(run.spec, layer)]
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(
+        columns=["layer", "hidden_layer", *verdict.VERDICT_COLUMNS])
 
 
 def gamma_figures(sens: pd.DataFrame, lines: pd.DataFrame, spec: ArchSpec, target: str, *,

@@ -20,7 +20,7 @@ from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult
 from bnapp.intake import data, groups
-from bnapp.jobs import cache
+from bnapp.jobs import cache, page_analyses
 from bnapp.jobs.errors import JobFailed
 from bnapp.jobs.scheduler import Job, JobManager, job_manager
 
@@ -105,6 +105,15 @@ def group_labels(column: str | None):
     """The session data's labels in a grouping column (None for no column); DataError when the
     column cannot group rows."""
     return None if column is None else groups.group_labels(dataset(), column)
+
+
+def run_groups(entry: RunEntry) -> tuple[str, ...] | None:
+    """The labels a grouped run was trained with, from this session's data set when the run was
+    trained on it (its cohort intervals resample those groups), else None."""
+    column = entry.run.protocol.get("group_by")
+    if column is None or not cache.trained_on(entry.key, entry.run, dataset()):
+        return None
+    return page_analyses.run_groups(entry.run, group_labels(column))
 
 
 # ----------------------------------------------------------------------------------------- runs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bnapp.analyses import concordance, explain
+from bnapp.analyses import concordance, explain, verdict
 from bnapp.engine.model import ArchSpec
 from bnapp.report import importance_charts as ic
 from tests.analyses.test_metrics import make_run
@@ -38,12 +38,19 @@ def test_waterfall_runs_from_the_base_value_to_the_prediction():
     assert len(_values(ic.session_ice_chart(view.ice, view.shapley))) == len(view.ice) + 4
 
 
-def test_answers_say_yes_no_or_not_established_with_the_interval():
+def test_answers_are_the_verdicts_sentences_with_the_top_unit_and_the_sign_note():
     conc = pd.DataFrame({
-        "definition": ["shapley", "ablation_zero", "ablation_mean"],
-        "statistic": "spearman", "estimate": [0.8, -0.6, 0.1],
-        "ci_low": [0.6, -0.9, -0.3], "ci_high": [0.95, -0.2, 0.5], "n_folds": 10})
-    lines = ic.concordance_answers(conc)
-    assert lines[0].startswith("- **mean |Shapley value|**: yes, clearly") and "0.60 to 0.95" in lines[0]
-    assert "no, the order is reversed" in lines[1]
-    assert "not established" in lines[2] and "-0.30 to 0.50" in lines[2]
+        "definition": ["shapley", "ablation_zero"] * 2,
+        "statistic": ["spearman"] * 2 + ["top_unit_agreement"] * 2,
+        "estimate": [0.8, -0.6, 0.7, 0.1], "ci_low": [0.6, -0.9, 0.4, 0.0],
+        "ci_high": [0.95, -0.2, 0.9, 0.3], "n_folds": 10})
+    verdicts = pd.DataFrame({
+        "definition": ["shapley", "ablation_zero"],
+        "sentence": [verdict.label("shapley") + ": yes, clearly (ρ 0.80).",
+                     verdict.label("ablation_zero") + ": inverse (ρ -0.60)."],
+        "sign_note": ["", "Pooled and within disagree."]})
+    lines = ic.concordance_answers(verdicts, conc)
+    assert len(lines) == 2
+    assert "yes, clearly" in lines[0] and "70% of folds (0.40 to 0.90)" in lines[0]
+    assert "inverse" in lines[1] and lines[1].endswith("Pooled and within disagree.")
+    assert "\\|Shapley value\\|" in lines[0], "the sentence is escaped for Markdown"

@@ -140,14 +140,6 @@ def test_other_mode_spec_keeps_the_network():
 
 # ------------------------------------------------------------------------------- association
 
-def _assoc(low: float, high: float, *, metric="bias", mode="zero", n_folds=10,
-           layer="input") -> pd.DataFrame:
-    rows = [("pearson", 0.5), ("spearman", 0.45), ("kendall_tau", 0.3)]
-    return pd.DataFrame([{"layer": layer, "mode": mode, "metric": metric, "statistic": s,
-                          "estimate": e, "ci_low": low, "ci_high": high, "n": 50,
-                          "n_folds": n_folds} for s, e in rows])
-
-
 def test_association_table_is_readable_and_keeps_the_numbers():
     sens = sensitivity.sensitivity(demo_run().run, INPUT, ablations=("zero", "mean"))
     assoc = association.association(sens, "rmse", n_boot=200)
@@ -161,30 +153,13 @@ def test_association_table_is_readable_and_keeps_the_numbers():
     assert (table["folds"] == 3).all()
 
 
-def test_interpretation_says_whether_the_interval_excludes_zero():
-    sure = page_tables.interpret_association(_assoc(0.1, 0.8), "zero", 5)
-    assert "excludes 0" in sure and "ρ = 0.45" in sure and "10 folds" in sure
-    assert "moderate positive" in sure and "cost more error" in sure
-    unsure = page_tables.interpret_association(_assoc(-0.2, 0.8), "zero", 5)
-    assert "compatible with no association" in unsure
-    negative = page_tables.interpret_association(_assoc(-0.9, -0.1), "zero", 5)
-    assert "excludes 0" in negative and "cost less error" in negative
-    missing = page_tables.interpret_association(_assoc(np.nan, np.nan), "zero", 5)
-    assert "not available" in missing and "excludes" not in missing
-
-
-def test_interpretation_names_the_caveats_that_apply():
-    few = page_tables.interpret_association(_assoc(0.1, 0.8, n_folds=3), "zero", 5)
-    assert "fewer than 5 folds" in few
-    assert "cancel" in few  # the bias metric
-    assert "0 mg/dL" in few  # raw input set to zero
-    rmse = page_tables.interpret_association(_assoc(0.1, 0.8, metric="rmse"), "mean", 5)
-    assert "cancel" not in rmse and "0 mg/dL" not in rmse and "fewer than" not in rmse
-    zscored = page_tables.interpret_association(_assoc(0.1, 0.8), "zero", 5, input_mode="zscore")
-    assert "0 mg/dL" not in zscored
-    hidden = page_tables.interpret_association(_assoc(0.1, 0.8, layer="hidden"), "zero", 6)
-    assert "0 mg/dL" not in hidden
-    assert "No correlation" in page_tables.interpret_association(_assoc(0.1, 0.8), "mean", 5)
+def test_caveats_name_only_those_that_apply():
+    study = page_tables.association_caveats("bias", "zero", INPUT)
+    assert "cancel" in study and "0 mg/dL" in study
+    fair = page_tables.association_caveats("delta_mse", "permutation", INPUT)
+    assert "cancel" not in fair and "0 mg/dL" not in fair and "in general" in fair
+    assert "0 mg/dL" not in page_tables.association_caveats("bias", "zero", INPUT, "zscore")
+    assert "0 mg/dL" not in page_tables.association_caveats("bias", "zero", Layer.hidden(0))
 
 
 # ------------------------------------------------------------------------------- zero vs mean

@@ -10,16 +10,18 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from bnapp.analyses import layer_tables
+from bnapp.analyses import layer_tables, verdict
 from bnapp.engine.results import INPUT, Layer
 from bnapp.intake import data
 from bnapp.jobs import cache as result_cache
 from bnapp.jobs.cached import cached_train
 from bnapp.jobs.scheduler import job_manager
 from bnapp.report import page_tables
+from bnapp.ui import widgets
 from bnapp.ui.state import RunEntry, run_label
 from tests.apptest import SMALL, app_at, demo_run, texts
 
+IMPORTANCE = "pages/importance.py"
 STAGES, PARAMETERS, SENSITIVITY = ("pages/stages.py", "pages/parameters.py",
                                    "pages/sensitivity.py")
 
@@ -154,16 +156,35 @@ def association_estimates(at) -> list[float]:
     return [float(v) for frame in frames for v in frame["estimate"]]
 
 
-def test_sensitivity_metric_and_mode_switches_change_the_statistics():
+def test_sensitivity_opens_on_the_fair_definition_and_switches_to_the_studys():
     at = app_at(SENSITIVITY, runs=(demo_run(),))
-    bias = association_estimates(at)
-    at.selectbox(key="sens-metric").set_value("rmse").run()
-    rmse = association_estimates(at)
-    assert not at.exception and len(bias) == len(rmse) == 3 and bias != rmse
-    assert "RMSE, mg/dL" in charts(at)[0].proto.spec
-    at.radio(key="sens-mode").set_value("permutation").run()
-    assert association_estimates(at) != rmse
+    assert at.radio(key="sens-mode").value == "permutation"
+    assert at.selectbox(key="sens-metric").value == "delta_mse"
     assert "permuted" in chart_title(charts(at)[0])
+    fair = association_estimates(at)
+    at.selectbox(key="sens-metric").set_value("bias").run()
+    at.radio(key="sens-mode").set_value("zero").run()
+    study = association_estimates(at)
+    assert not at.exception and len(fair) == len(study) == 3 and fair != study
+    assert "the study's" in chart_title(charts(at)[0])
+    assert "0 mg/dL" in texts(at) and "cancel" in texts(at)  # the study's choices, said so
+
+
+def test_sensitivity_and_importance_give_one_verdict_for_one_definition():
+    entry = demo_run()
+    sensitivity_page = app_at(SENSITIVITY, runs=(entry,))
+    importance_page = app_at(IMPORTANCE, runs=(entry,))
+    assert not sensitivity_page.exception and not importance_page.exception
+    said = [m.value for m in sensitivity_page.markdown if m.value.startswith("**The answer:**")]
+    assert len(said) == 1
+    sentence = said[0].removeprefix("**The answer:** ")
+    expected = verdict.ablation_report(entry.run, INPUT, "permutation")["verdict"]
+    assert expected["definition"].iloc[0] == "ablation_permutation"
+    assert widgets.escape_md(expected["sentence"].iloc[0]) == sentence
+    assert sentence.startswith(widgets.escape_md("ΔMSE, permuted: "))
+    answers = [m.value for m in importance_page.markdown if sentence in m.value]
+    assert len(answers) == 1, "the Importance page prints the same sentence"
+    assert "cohorts like this one" in texts(sensitivity_page)
 
 
 def test_sensitivity_layer_selector_plots_the_hidden_nodes():
@@ -217,10 +238,12 @@ def test_without_a_matching_zscore_run_the_page_trains_one_and_then_shows_both()
 
 def test_hidden_zero_and_mean_ablations_are_said_to_coincide_when_they_do():
     at = app_at(SENSITIVITY, runs=(demo_run(),))
+    at.radio(key="sens-mode").set_value("zero").run()
     assert "give the same errors here" not in texts(at)  # the input layer: 0 is not the mean
     at.radio(key="sens-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
     assert "give the same errors here" in texts(at)  # input BN -> Dense -> BN: moving mean 0
+    assert "unrelated units" in texts(at)  # no line per hidden node across folds
     at.radio(key="sens-mode").set_value("permutation").run()
     assert "give the same errors here" not in texts(at)
 

@@ -17,7 +17,6 @@ def test_after_prepare_no_page_computes_on_its_first_visit(monkeypatch):
     assert cache.save("run", entry.key, entry.run)
     calls = page_analyses.first_visit(entry.run)
     keys = {cache.call_key(entry.key, call.fn, call.args, call.kwargs) for call in calls}
-    assert len(keys) < len(calls), "two pages share an analysis: it is computed once"
     assert page_analyses.prepare(entry.run, entry.key) == len(keys)
     assert page_analyses.prepare(entry.run, entry.key) == 0, "the second time finds them stored"
     widgets._memo.clear()  # the pages' in-memory memo: each first visit reads the disk

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnapp.analyses import concordance, explain
+from bnapp.analyses import concordance, explain, verdict
 from bnapp.analyses.layer_tables import layer_rows
 from bnapp.engine.results import INPUT, Layer
+from bnapp.report.markup import escape_md
 from tests.apptest import app_at, demo_run, texts
 
 IMPORTANCE = "pages/importance.py"
@@ -20,8 +21,10 @@ def test_importance_page_states_the_answer_per_definition_with_its_interval():
     expected = concordance.importance_report(entry.run, layers=[INPUT])
     conc = layer_rows(expected["concordance"], INPUT)
     page = texts(at)
-    for _, row in conc[conc["statistic"] == "spearman"].iterrows():
-        assert f"ρ = {row['estimate']:.2f}" in page
+    verdicts = verdict.verdict(expected["concordance"], expected["importance"], INPUT)
+    assert len(verdicts) == 6 and "cohorts like this one" in page
+    for sentence in verdicts["sentence"]:  # the verdict's own words, one per definition
+        assert escape_md(sentence) in page
     table = at.dataframe[0].value
     np.testing.assert_allclose(table["estimate"], conc["estimate"].round(3))
     assert len(at.get("vega_lite_chart")) + len(at.get("arrow_vega_lite_chart")) >= 3
