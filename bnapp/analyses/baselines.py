@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from bnapp.analyses.cohort_intervals import run_replicates, with_intervals
+from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.results import RunResult
 from bnapp.intake.data import STUDY_TARGET
 
@@ -159,3 +161,30 @@ def paired_comparison(run: RunResult, table: pd.DataFrame | None = None,
             "network_better_folds": int(np.sum(d < 0)),
         })
     return pd.DataFrame(rows)
+
+
+ERROR_BOUNDS = {"rmse": (0.0, np.inf), "mae": (0.0, np.inf)}
+NO_COHORT = "none: no replicates (too many sessions to retrain, or a grouped run without its labels)"
+
+
+def error_intervals(run: RunResult, replicates=None, *, groups=None,
+                    n_replicates: int = SETTINGS.n_replicates, seed: int = SETTINGS.seed,
+                    level: float = 0.95) -> pd.DataFrame:
+    """Each method's pooled RMSE and MAE over the test rows, with an interval over cohorts like
+    this one: DataFrame[method, statistic, estimate, ci_low, ci_high, interval].
+
+    The folds' own t-interval would describe one data set's folds, which share most training
+    rows; here every replicate (replicates, else run_replicates(run, groups, n_replicates))
+    retrains the cross-validation on resampled sessions and refits the formulas' OLS."""
+    def table(trained: RunResult) -> pd.DataFrame:
+        pooled = baselines(trained).query("fold == 'pooled'")
+        return pooled.melt(id_vars="method", value_vars=["rmse", "mae"], var_name="statistic",
+                           value_name="estimate").reset_index(drop=True)
+
+    if replicates is None:
+        replicates = run_replicates(run, groups, n_replicates, seed)
+    out = table(run)
+    if replicates is None:
+        return out.assign(ci_low=np.nan, ci_high=np.nan, interval=NO_COHORT)
+    return with_intervals(out, replicates.map(table), ["method", "statistic"], level,
+                          ERROR_BOUNDS)

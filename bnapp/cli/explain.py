@@ -81,15 +81,13 @@ def cmd_explain(args) -> int:
 
     both, explained = importance(run)
     files = {stem: explained[stem][columns] for stem, columns in INPUT_FILES.items()}
-    replicates = (cohort_intervals.default_replicates(len(run.y)) if args.replicates is None
-                  else args.replicates)
+    wanted = SETTINGS.n_replicates if args.replicates is None else args.replicates
     cohort = None
-    if replicates:
-        print(f"retraining the cross-validation on {replicates} bootstrap resamples",
-              file=sys.stderr)
-        cohort = cohort_intervals.replicate_runs(
-            cohort_intervals.Cohort.of_run(run, groups), replicates, args.seed,
-        ).map(lambda r: importance(r)[0])
+    if cohort_intervals.default_replicates(len(run.y), wanted):
+        print("retraining the cross-validation on bootstrap resamples", file=sys.stderr)
+        # the replicates the pages and the export use (the settings' seed; --seed trains)
+        replicates = cohort_intervals.run_replicates(run, groups, wanted, SETTINGS.seed)
+        cohort = None if replicates is None else replicates.map(lambda r: importance(r)[0])
     # the analyses' seed is the settings', as on the pages and in the export (--seed trains)
     table = concordance.concordance(both, args.n_boot, SETTINGS.seed, cohort=cohort)
     inputs, hidden = both[both["layer"] == "input"], both[both["layer"] == "hidden"]

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from bnapp import __version__
 from bnapp.analyses import agreement, conformal
@@ -81,21 +80,19 @@ def _method(m: str) -> str:
 
 
 def _performance(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Pooled RMSE and MAE per method, the mean per-fold RMSE with a t-interval over folds, and
-    the paired difference to the network (Nadeau–Bengio corrected CI)."""
+    """Pooled RMSE (with its interval over cohorts like this one, baselines.error_intervals)
+    and MAE per method, and the paired difference to the network (Nadeau–Bengio corrected
+    CI)."""
     base = tables["baselines"]
     paired = tables.get("paired_comparison", pd.DataFrame(columns=["baseline"])).set_index("baseline")
+    spread = tables["error_intervals"].query("statistic == 'rmse'").set_index("method")
     rows = []
     for method, g in base.groupby("method", sort=False):
         pooled = g[g["fold"] == "pooled"].iloc[0]
-        folds = g.loc[g["fold"] != "pooled", "rmse"].to_numpy(float)
-        half = (stats.t.ppf(0.975, len(folds) - 1) * folds.std(ddof=1) / np.sqrt(len(folds))
-                if len(folds) > 1 else np.nan)
+        low, high = spread.loc[method, ["ci_low", "ci_high"]]
         row = {"method": _method(method), "test rows": int(pooled["n"]),
-               "pooled RMSE": pooled["rmse"], "pooled MAE": pooled["mae"],
-               "mean error": pooled["mean_error"],
-               "fold RMSE, mean [95% CI]": f"{folds.mean():.3g} [{folds.mean() - half:.3g}, "
-                                           f"{folds.mean() + half:.3g}]"}
+               "pooled RMSE [95% interval]": f"{pooled['rmse']:.3g} [{low:.3g}, {high:.3g}]",
+               "pooled MAE": pooled["mae"], "mean error": pooled["mean_error"]}
         if method in paired.index:
             p = paired.loc[method]
             row["network − this RMSE [95% CI]"] = (f"{p['difference']:.3g} [{p['ci_low']:.3g}, "
@@ -237,7 +234,8 @@ def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name:
               "not train on it.", "",
               "## Performance beside the clinical formulas", "",
               _md_table(_performance(tables)), "",
-              "Fold CIs are t-intervals over folds (optimistic: folds share training rows); the "
+              "RMSE intervals describe "
+              f"{escape_md(tables['error_intervals']['interval'].iloc[0])}; the "
               "network − formula difference uses Nadeau and Bengio's corrected variance.", "",
               *_verdict_lines(tables.get("verdict")),
               "## Agreement with the measured value (Bland–Altman)", "",

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
+from bnapp.analyses import baselines
 from bnapp.analyses import cohort_intervals as ci
 from bnapp.analyses.association import rowwise_kendall_tau
 from bnapp.analyses.concordance import STATISTICS, _per_fold, importance_report
@@ -210,7 +211,28 @@ def test_the_importance_tables_take_the_replicates_for_every_interval(small_run)
         assert len(defined) > len(table) / 2
         assert ((defined["ci_low"] <= defined["estimate"])
                 & (defined["estimate"] <= defined["ci_high"])).all()
-    folds_only = importance_tables(run, inputs)["association"]
+    folds_only = importance_tables(run, inputs, n_replicates=0)["association"]
     assert (folds_only["interval"] == ci.FOLD_INTERVAL).all()
     np.testing.assert_allclose(folds_only["estimate"], association["estimate"])
 
+
+
+def test_error_intervals_spread_the_replicates_rmse_around_the_runs(small_run):
+    run, replicated = small_run
+    table = baselines.error_intervals(run, replicated).set_index(["method", "statistic"])
+    assert set(table.index.get_level_values("method")) == {"network", "linear_regression"}
+
+    def network_rmse(trained) -> float:  # written out: every fold's test rows pooled
+        errors = np.concatenate([trained.test_predictions(f) - trained.y[f.test_rows]
+                                 for f in trained.folds])
+        return float(np.sqrt(np.mean(errors**2)))
+
+    estimate, low, high, said = table.loc[("network", "rmse"),
+                                          ["estimate", "ci_low", "ci_high", "interval"]]
+    assert estimate == pytest.approx(network_rmse(run))
+    spread = np.std([network_rmse(r) for r in replicated.items], ddof=1)
+    half = stats.t.ppf(0.975, len(replicated.items) - 1) * spread
+    assert (low, high) == pytest.approx((max(estimate - half, 0.0), estimate + half))
+    assert said == replicated.describes
+    alone = baselines.error_intervals(run, n_replicates=0)
+    assert alone["ci_low"].isna().all() and (alone["interval"] == baselines.NO_COHORT).all()

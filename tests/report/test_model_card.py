@@ -40,7 +40,14 @@ def test_card_states_use_data_validation_and_limits(demo):
     assert "arterial access" in card and "from one country" in card
     # the numbers are the tables'
     pooled = tables["baselines"].query("fold == 'pooled' and method == 'rate_equation'").iloc[0]
-    assert f"| Rate equation (Daugirdas–Schneditz) | {pooled['n']} | {pooled['rmse']:.4g} |" in card
+    spread = tables["error_intervals"].query("method == 'rate_equation' and statistic == 'rmse'")
+    low, high = spread[["ci_low", "ci_high"]].iloc[0]
+    assert (f"| Rate equation (Daugirdas–Schneditz) | {pooled['n']} | {pooled['rmse']:.3g} "
+            f"[{low:.3g}, {high:.3g}] |") in card
+    assert "cohorts like this one" in card and "optimistic: folds share" not in card
+    assert "## Does |γ| tell which input matters?" in card
+    for sentence in tables["verdict"]["sentence"]:
+        assert sentence in card  # the pages' own sentences
     net = tables["agreement"].query("method == 'network' and quantity == 'Ueq'").iloc[0]
     assert f"{net['loa_high']:.3g} [{net['loa_high_ci_low']:.3g}, {net['loa_high_ci_high']:.3g}]" in card
     assert "Coverage of 80% prediction intervals" in card

@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnapp.analyses.association import ASSOCIATION_METRICS
 from bnapp.cli import main
 from bnapp.intake import data
-from bnapp.jobs import cached
+from bnapp.jobs import cached, page_analyses
 from bnapp.report import run_report
 from tests.apptest import app_at, demo_run
 
@@ -57,7 +56,8 @@ def test_a_run_shows_the_same_numbers_on_its_pages_in_its_export_and_from_the_cl
     at.switch_page("pages/sensitivity.py").run()
     assert not at.exception
     assoc = _input_rows(from_cli["association"])
-    assoc = assoc[(assoc["mode"] == "zero") & (assoc["metric"] == ASSOCIATION_METRICS[0])]
+    assoc = assoc[(assoc["mode"] == page_analyses.FIRST_ABLATION)
+                  & (assoc["metric"] == page_analyses.FIRST_METRIC)]
     shown = at.dataframe[0].value
     np.testing.assert_allclose(shown["estimate"], assoc["estimate"].round(3))
     assert list(shown["95% interval"]) == [f"{lo:.2f} to {hi:.2f}" for lo, hi in
