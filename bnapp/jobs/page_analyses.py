@@ -134,7 +134,7 @@ def _agreement(run: RunResult) -> list[Call]:
 
 
 FIRST_VISIT: dict[str, Callable[[RunResult], list[Call]]] = {
-    "train": lambda run: [training_curves()],
+    "train": lambda run: [training_curves(), baselines(), paired_comparison()],
     "parameters": lambda run: [bn_parameters(INPUT)],
     "sensitivity": _sensitivity,
     "importance": lambda run: [importance(INPUT), ice_pdp()],

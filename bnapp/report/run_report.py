@@ -37,6 +37,7 @@ from bnapp.report import (
     network_charts,
     page_tables,
 )
+from bnapp.report.markup import unescape_md
 from bnapp.report.style import with_unit
 
 CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to
@@ -309,7 +310,8 @@ def _html(run: RunResult, tables: Mapping[str, pd.DataFrame],
           card: str | None = None) -> str:
     return export.html_report(f"bnapp report: {run.spec.label} on {data_name}", summary=summary,
                               figures=figures, tables=_report_tables(run, tables),
-                              settings=settings, model_card=card)
+                              settings=settings, model_card=card,
+                              headline=unescape_md(page_tables.run_verdict_sentence(run, tables)))
 
 
 def report_html(run: RunResult, tables: Mapping[str, pd.DataFrame],
