@@ -100,6 +100,12 @@ def agreement(ci_method: str) -> Call:
     return Call(agreement.agreement, kwargs={"ci_method": ci_method})
 
 
+def share_within(tolerance: float, dose_tolerance: float) -> Call:
+    from bnapp.analyses import agreement
+
+    return Call(agreement.share_within, (tolerance, dose_tolerance))
+
+
 def calibration() -> Call:
     from bnapp.analyses import agreement
 
@@ -127,10 +133,12 @@ def _sensitivity(run: RunResult) -> list[Call]:
 
 
 def _agreement(run: RunResult) -> list[Call]:
+    from bnapp.analyses.agreement import TOLERANCES, default_tolerance
     from bnapp.analyses.conformal import DEFAULT_LEVEL
 
-    return [agreement_points(), agreement("exact"), calibration(), calibration_curves(),
-            coverage(DEFAULT_LEVEL, normalized=False)]
+    return [agreement_points(), agreement("exact"),
+            share_within(default_tolerance(run), TOLERANCES["eKtV"]), calibration(),
+            calibration_curves(), coverage(DEFAULT_LEVEL, normalized=False)]
 
 
 FIRST_VISIT: dict[str, Callable[[RunResult], list[Call]]] = {

@@ -49,7 +49,8 @@ KNOWN_LIMITS = (
 
 def trust_tables(run: RunResult, level: float = conformal.DEFAULT_LEVEL,
                  preds: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """agreement, calibration, coverage (of the CV+ intervals, nested, and of the held-out
+    """agreement, calibration, share_within (the sessions within the default acceptable
+    differences), coverage (of the CV+ intervals, nested, and of the held-out
     split-conformal ones at `level`, per fold and pooled, every method) and predictions (the
     network's test rows with their held-out split-conformal interval).
     preds: fold_predictions(run), when already computed."""
@@ -57,7 +58,8 @@ def trust_tables(run: RunResult, level: float = conformal.DEFAULT_LEVEL,
     # one row-level frame alive at a time: each is ~0.5 GB for a million sessions
     points = agreement.agreement_points(run, preds)
     tables = {"agreement": agreement.agreement(run, points=points),
-              "calibration": agreement.calibration(run, points=points)}
+              "calibration": agreement.calibration(run, points=points),
+              "share_within": agreement.share_within(run, points=points)}
     del points
     tables["coverage"] = conformal.held_out_coverage(run, level, preds=preds)
     tables["predictions"] = conformal.network_predictions(run, level, preds=preds)
