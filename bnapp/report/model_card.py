@@ -20,7 +20,7 @@ from bnapp.analyses.baselines import fold_predictions, quality
 from bnapp.engine.results import RunResult
 from bnapp.intake.data import Dataset, dropped_summary
 from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
-from bnapp.report.agreement_charts import COVERAGE_LABELS
+from bnapp.report.agreement_charts import COVERAGE_LABELS, quantity_label
 from bnapp.report.markup import escape_md
 from bnapp.report.page_tables import run_verdict_sentence
 from bnapp.report.style import METHOD_LABELS
@@ -111,7 +111,8 @@ def _performance(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 def _agreement(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
-        "method": table["method"].map(_method), "quantity": table["quantity"], "n": table["n"],
+        "method": table["method"].map(_method), "quantity": table["quantity"].map(quantity_label),
+        "n": table["n"],
         "bias [95% CI]": [f"{r.bias:.3g} [{r.bias_ci_low:.3g}, {r.bias_ci_high:.3g}]"
                           for r in table.itertuples()],
         "lower limit [95% CI]": [f"{r.loa_low:.3g} [{r.loa_low_ci_low:.3g}, {r.loa_low_ci_high:.3g}]"
@@ -123,6 +124,14 @@ def _agreement(table: pd.DataFrame) -> pd.DataFrame:
             f"{r.proportional_slope_ci_high:.3g}]" for r in table.itertuples()],
     })
     return out
+
+
+def _share_within(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "method": table["method"].map(_method), "quantity": table["quantity"].map(quantity_label),
+        "acceptable difference": [f"± {t:.3g}" for t in table["tolerance"]],
+        "sessions within [95% CI]": [f"{r.within} of {r.n}: {r.share:.0%} [{r.ci_low:.0%}, "
+                                     f"{r.ci_high:.0%}]" for r in table.itertuples()]})
 
 
 def _coverage(table: pd.DataFrame) -> pd.DataFrame:
@@ -234,6 +243,9 @@ def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name:
               "Ueq implies by Daugirdas' formula. The proportional-bias slope is the "
               "difference regressed on the method's own value (1 − the calibration slope), not "
               "on the pair's mean, on which every calibrated predictor would show a slope.", "",
+              "Sessions whose method − measured is within a clinically acceptable difference "
+              f"({escape_md(unit or run.target)} for {target}; eKt/V unitless), with Wilson "
+              "95 % intervals:", "", _md_table(_share_within(tables["share_within"])), "",
               "## Prediction intervals and their coverage", ""]
     if len(cov):
         lines += [f"Coverage of {level:.0%} prediction intervals: the share of test rows "

@@ -108,3 +108,12 @@ def test_card_and_html_report_open_with_the_verdict_sentence(demo):
     after_title = html.split("</h1>", 1)[1].lstrip()
     headline = html_escape(unescape_md(want), quote=True)
     assert after_title.startswith(f'<p class="headline">{headline}</p>')
+
+
+def test_card_gives_the_share_within_the_acceptable_difference(demo):
+    entry, tables = demo
+    card = unescape_md(model_card.model_card(entry.run, tables, data_name="demo.csv"))
+    share = tables["share_within"]
+    for row in share.itertuples():
+        assert f"{row.within} of {row.n}: {row.share:.0%} [{row.ci_low:.0%}, " in card
+    assert "| eKt/V |" in card and "eKtV" not in card
