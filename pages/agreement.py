@@ -61,6 +61,17 @@ The clinical formulas fit nothing, so both of their intervals are their value ±
 their own residuals.
 """
 
+
+def _identified(entry: state.RunEntry, points):
+    """The points with each session's row in the data file and, for a grouped run whose data
+    set is loaded, its group; and that group column's name (None when not shown)."""
+    run, ds = entry.run, state.dataset()
+    group_by = run.protocol.get("group_by")
+    if group_by and cache.trained_on(entry.key, run, ds):
+        return agreement.identify(points, run.row_ids, group_labels(ds, group_by)), group_by
+    return agreement.identify(points, run.row_ids), None
+
+
 st.title("Agreement")
 st.caption("Would the network's Ueq stand in for the measured one? Agreement, calibration and "
            "prediction intervals, judged as in method-comparison studies, for the network and "
@@ -93,16 +104,6 @@ quantity = st.radio("Compare", quantities, format_func=lambda q: QUANTITIES.get(
                     key="agreement-quantity")
 
 
-def _identified(points):
-    """The points with each session's row in the data file and, for a grouped run whose data
-    set is loaded, its group; and that group column's name (None when not shown)."""
-    group_by = run.protocol.get("group_by")
-    ds = state.dataset()
-    if group_by and cache.trained_on(entry.key, run, ds):
-        return agreement.identify(points, run.row_ids, group_labels(ds, group_by)), group_by
-    return agreement.identify(points, run.row_ids), None
-
-
 st.subheader("Within a clinically acceptable difference")
 unit = target_unit(run.target)
 left, right = st.columns(2)
@@ -133,7 +134,7 @@ st.markdown(READING)
 method = st.segmented_control("Method", list(dict.fromkeys(points["method"])),
                               format_func=lambda m: METHOD_LABELS.get(m, m), key="agreement-method",
                               required=True, default=points["method"].iloc[0])
-identified, group_by = _identified(points)
+identified, group_by = _identified(entry, points)
 allowed = dose_tolerance if quantity == "eKtV" else tolerance
 widgets.figure(agreement_charts.bland_altman_chart(identified, table, method, quantity,
                                                    tolerance=allowed, group_name=group_by),
