@@ -179,7 +179,8 @@ def check_agreement(page) -> None:
     page.locator(".st-key-agreement-coverage-table summary").click()
     wait_rerun(page, before)
     page.locator('[data-testid="stDataFrame"]').nth(3).wait_for(timeout=30_000)
-    assert table_rows(page, 3) == 4 * (10 + 1), "coverage: 4 methods x (10 folds + pooled)"
+    assert table_rows(page, 3) == 2 * 4 * (10 + 1), \
+        "coverage: 2 intervals (CV+, split-conformal) x 4 methods x (10 folds + pooled)"
 
 
 def check_predict(page) -> None:
