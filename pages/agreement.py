@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bnapp.analyses import conformal
+from bnapp.analyses import agreement, conformal
+from bnapp.intake.groups import group_labels
 from bnapp.intake.units import target_unit
-from bnapp.jobs import page_analyses
+from bnapp.jobs import cache, page_analyses
 from bnapp.report import agreement_charts
+from bnapp.report.agreement_charts import quantity_label
 from bnapp.report.style import METHOD_LABELS
-from bnapp.ui import widgets
+from bnapp.ui import state, widgets
 
 QUANTITIES = {"Ueq": "equilibrated urea Ueq (mg/dL)", "eKtV": "the dose it implies, eKt/V"}
+NUMBER = st.column_config.NumberColumn(format="%.3g")  # no cell of four decimals
+AGREEMENT_NUMBERS = {
+    "bias": "bias (method − measured)", "loa_low": "lower limit of agreement",
+    "loa_high": "upper limit of agreement", "loa_low_ci_low": "lower limit, CI low",
+    "loa_low_ci_high": "lower limit, CI high", "loa_high_ci_low": "upper limit, CI low",
+    "loa_high_ci_high": "upper limit, CI high", "bias_ci_low": "bias, CI low",
+    "bias_ci_high": "bias, CI high", "sd": "SD of the differences",
+    "proportional_slope": "proportional bias (slope on the method's value)",
+    "proportional_slope_ci_low": "slope, CI low", "proportional_slope_ci_high": "slope, CI high"}
+CALIBRATION_NUMBERS = {"intercept": "intercept", "intercept_ci_low": "intercept, CI low",
+                       "intercept_ci_high": "intercept, CI high", "slope": "slope",
+                       "slope_ci_low": "slope, CI low", "slope_ci_high": "slope, CI high"}
 # the predicted column is the run's target: Ueq for the study, anything for another run
 CI_METHODS = {"exact": "exact (Carkeet 2015, non-central t)",
               "approximate": "approximate (Bland & Altman 1999)"}
@@ -47,6 +61,17 @@ The clinical formulas fit nothing, so both of their intervals are their value ±
 their own residuals.
 """
 
+
+def _identified(entry: state.RunEntry, points):
+    """The points with each session's row in the data file and, for a grouped run whose data
+    set is loaded, its group; and that group column's name (None when not shown)."""
+    run, ds = entry.run, state.dataset()
+    group_by = run.protocol.get("group_by")
+    if group_by and cache.trained_on(entry.key, run, ds):
+        return agreement.identify(points, run.row_ids, group_labels(ds, group_by)), group_by
+    return agreement.identify(points, run.row_ids), None
+
+
 st.title("Agreement")
 st.caption("Would the network's Ueq stand in for the measured one? Agreement, calibration and "
            "prediction intervals, judged as in method-comparison studies, for the network and "
@@ -78,26 +103,60 @@ quantity = st.radio("Compare", quantities, format_func=lambda q: QUANTITIES.get(
                     horizontal=True,
                     key="agreement-quantity")
 
+
+st.subheader("Within a clinically acceptable difference")
+unit = target_unit(run.target)
+left, right = st.columns(2)
+tolerance = left.number_input(
+    f"Acceptable difference for {widgets.escape_md(run.target)} ({widgets.escape_md(unit)})",
+    min_value=0.0,
+    value=agreement.default_tolerance(run), step=0.5, key="agreement-tolerance",
+    help="How far from the measured value a method may be before it would change a decision")
+dose_tolerance = right.number_input(
+    "Acceptable difference for eKt/V", min_value=0.0, value=agreement.TOLERANCES["eKtV"],
+    step=0.01, key="agreement-dose-tolerance", disabled="eKtV" not in quantities,
+    help="The dose each method's value implies, against the dose of the measured value")
+share = widgets.compute_call(entry, page_analyses.share_within(tolerance, dose_tolerance))
+widgets.figure(agreement_charts.share_within_chart(share, quantity),
+               f"share_within_{quantity}")
+widgets.table(share.assign(quantity=share["quantity"].map(quantity_label)), "share_within",
+              column_config={
+                  "tolerance": NUMBER, "n": "test sessions", "within": "within",
+                  "share": st.column_config.NumberColumn("share within", format="percent"),
+                  "ci_low": st.column_config.NumberColumn("95 % CI low (Wilson)",
+                                                          format="percent"),
+                  "ci_high": st.column_config.NumberColumn("95 % CI high (Wilson)",
+                                                           format="percent")})
+
 st.subheader("Bland–Altman plots")
 st.markdown(READING)
 # one plot, for the method picked: drawing every method's takes longer than the page should
 method = st.segmented_control("Method", list(dict.fromkeys(points["method"])),
                               format_func=lambda m: METHOD_LABELS.get(m, m), key="agreement-method",
                               required=True, default=points["method"].iloc[0])
-widgets.figure(agreement_charts.bland_altman_chart(points, table, method, quantity),
+identified, group_by = _identified(entry, points)
+allowed = dose_tolerance if quantity == "eKtV" else tolerance
+widgets.figure(agreement_charts.bland_altman_chart(identified, table, method, quantity,
+                                                   tolerance=allowed, group_name=group_by),
                f"bland_altman_{method}_{quantity}")
+st.markdown(f"**The {agreement.LARGEST} largest differences** "
+            f"({METHOD_LABELS.get(method, method)}, {quantity_label(quantity)}): the sessions "
+            "to look at first, by their row in the data file.")
+largest = agreement.largest_differences(identified, method, quantity).drop(columns=["row"])
+widgets.table(largest, f"largest_differences_{method}_{quantity}", column_config={
+    "data_row": st.column_config.NumberColumn("row in the data file", format="%d"),
+    "group": group_by, "measured": NUMBER, "predicted": NUMBER,
+    "mean": st.column_config.NumberColumn("mean of the two", format="%.3g"),
+    "difference": st.column_config.NumberColumn("method − measured", format="%.3g")})
 
 st.subheader("Agreement table")
-widgets.table(table, "agreement", column_config={
-    "method": "method", "quantity": "quantity", "bias": "bias (method − measured)",
-    "loa_low": "lower limit of agreement", "loa_high": "upper limit of agreement",
-    "loa_low_ci_low": "lower limit, CI low", "loa_low_ci_high": "lower limit, CI high",
-    "loa_high_ci_low": "upper limit, CI low", "loa_high_ci_high": "upper limit, CI high",
-    "n": "test rows", "bias_ci_low": "bias, CI low", "bias_ci_high": "bias, CI high",
-    "sd": "SD of the differences",
-    "proportional_slope": "proportional bias (slope on the method's value)",
-    "proportional_slope_ci_low": "slope, CI low", "proportional_slope_ci_high": "slope, CI high",
-    "proportional_p": "p (slope = 0)", "ci_method": "CI method"})
+widgets.table(table.assign(quantity=table["quantity"].map(quantity_label)), "agreement",
+              column_config={column: st.column_config.NumberColumn(label, format="%.3g")
+                             for column, label in AGREEMENT_NUMBERS.items()} | {
+                  "method": "method", "quantity": "quantity", "n": "test rows",
+                  "proportional_p": st.column_config.NumberColumn("p (slope = 0)",
+                                                                  format="%.2g"),
+                  "ci_method": "CI method"})
 st.caption(f"Units: {widgets.escape_md(target_unit(run.target))} for "
            f"{widgets.escape_md(run.target)}, none for eKt/V. Limits: bias ± 1.96 SD; CIs at "
            f"95 % ({CI_METHODS[ci_method]}).")
@@ -112,15 +171,16 @@ widgets.figure(agreement_charts.calibration_chart(points, curves, calibration, q
                    "predicted = 0."))
 if box := widgets.details("Calibration lines: the numbers", key="agreement-calibration-table"):
     with box:
-        widgets.table(calibration, "calibration", column_config={
-            "n": "test rows", "intercept_ci_low": "intercept, CI low", "intercept_ci_high":
-            "intercept, CI high", "slope_ci_low": "slope, CI low", "slope_ci_high":
-            "slope, CI high"})
+        widgets.table(calibration.assign(quantity=calibration["quantity"].map(quantity_label)),
+                      "calibration", column_config={
+                          column: st.column_config.NumberColumn(label, format="%.3g")
+                          for column, label in CALIBRATION_NUMBERS.items()} | {
+                          "n": "test rows"})
 
 st.subheader("Prediction intervals and their coverage")
 st.markdown(INTERVALS.format(level=level))
 coverage = widgets.compute_call(entry, page_analyses.coverage(level, normalized=normalized))
-widgets.figure(agreement_charts.coverage_chart(coverage, level), "interval_coverage")
+widgets.figure(agreement_charts.coverage_chart(coverage, level, unit), "interval_coverage")
 if box := widgets.details("Coverage per fold and pooled: the numbers",
                           key="agreement-coverage-table"):
     with box:
@@ -128,4 +188,4 @@ if box := widgets.details("Coverage per fold and pooled: the numbers",
             "interval": "interval (cv_plus: as Predict gives, nested)",
             "fold": "fold ('pooled' = all test rows)", "n": "test rows", "level": "nominal level",
             "coverage": st.column_config.NumberColumn("coverage", format="percent"),
-            "mean_width": "mean width"})
+            "mean_width": st.column_config.NumberColumn(f"mean width ({unit})", format="%.3g")})

@@ -11,7 +11,7 @@ from bnapp.intake.groups import group_labels
 from bnapp.intake.units import target_unit
 from bnapp.jobs import cache, page_analyses
 from bnapp.report import network_charts, page_tables
-from bnapp.ui import state, widgets
+from bnapp.ui import result, state, widgets
 
 METRICS = {
     "rmse": "RMSE ({unit}): typical size of an error, large errors weigh more",
@@ -36,6 +36,7 @@ st.caption("Does the network predict equilibrated urea (Ueq) better than what cl
 entry = widgets.need_run()
 unit = target_unit(entry.run.target)
 st.text(entry.label)
+st.info(result.verdict_sentence(entry))
 st.markdown(METHODS_TEXT)
 if entry.run.target != STUDY_TARGET:
     st.info(f"The clinical formulas predict equilibrated urea (Ueq); this run predicts "

@@ -22,7 +22,7 @@ from bnapp.intake.data import DataError
 from bnapp.intake.groups import group_columns
 from bnapp.jobs import cache, page_analyses
 from bnapp.report import network_charts, style
-from bnapp.ui import state, widgets
+from bnapp.ui import result, state, widgets
 from bnapp.ui.widgets import escape_md
 
 MAX_LAYERS = 4
@@ -333,6 +333,8 @@ def _runs_section() -> None:
                  help="The runs trained or opened in this browser tab; the analysis pages show "
                       "the one chosen here.")
     widgets.cache_warnings(entry.warnings)
+    st.subheader("The result")
+    result.show(entry)
     (loss, loss_detailed), (gamma, gamma_detailed) = _curve_charts(entry.key, entry)
     widgets.figure(loss, "loss-curves", export=loss_detailed)
     widgets.figure(gamma, "input-gamma-curves", export=gamma_detailed,

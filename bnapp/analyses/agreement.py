@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.nonparametric.smoothers_lowess import lowess
 from statsmodels.regression.linear_model import OLS  # not statsmodels.api: 0.4 s less to import
+from statsmodels.stats.proportion import proportion_confint
 from statsmodels.tools.tools import add_constant
 
 from bnapp.analyses.baselines import KINETIC_INPUTS, fold_predictions
@@ -53,6 +54,11 @@ LOWESS_FRAC = 0.6  # as the study's γ figures
 # (3 s on a million even so) the curve is fitted on a seeded random sample of them
 LOWESS_ROWS = 50_000
 LOWESS_DELTA = 0.01
+# a clinically acceptable |method − measured|: Ueq in mg/dL (the library's unit), eKt/V unitless;
+# another target gets a tenth of its measured values' SD (default_tolerance)
+TOLERANCES = {STUDY_TARGET: 5.0, "eKtV": 0.1}
+SHARE_COLUMNS = ["method", "quantity", "tolerance", "n", "within", "share", "ci_low", "ci_high"]
+LARGEST = 10  # the largest differences listed by a page
 CURVE_POINTS = 400  # a calibration curve is drawn through at most this many of its points
 AGREEMENT_COLUMNS = ["method", "quantity", "bias", "loa_low", "loa_high", "loa_low_ci_low",
                      "loa_low_ci_high", "loa_high_ci_low", "loa_high_ci_high", "n",
@@ -212,3 +218,53 @@ def calibration_curves(points: pd.DataFrame, frac: float = LOWESS_FRAC,
     return (pd.concat(parts, ignore_index=True) if parts
             else pd.DataFrame(columns=["method", "quantity", "predicted", "lowess", "rows",
                                        "fitted_rows"]))
+
+
+def default_tolerance(run: RunResult) -> float:
+    """The acceptable difference for the run's target: TOLERANCES, else a tenth of the SD of the
+    measured values, to two significant figures."""
+    if run.target in TOLERANCES:
+        return TOLERANCES[run.target]
+    sd = float(np.std(run.y)) / 10
+    return float(f"{sd:.2g}") if sd > 0 else 1.0
+
+
+def share_within(run: RunResult, tolerance: float | None = None,
+                 dose_tolerance: float = TOLERANCES["eKtV"], *, level: float = 0.95,
+                 points: pd.DataFrame | None = None) -> pd.DataFrame:
+    """DataFrame[SHARE_COLUMNS]: per method and quantity, the test sessions whose
+    |method − measured| is at most the acceptable difference (`tolerance` for the target, in
+    its unit, default_tolerance when None; `dose_tolerance` for eKt/V), their share and its
+    Wilson score interval at `level`. Sessions without a value are left out of n."""
+    points = agreement_points(run) if points is None else points
+    tolerance = default_tolerance(run) if tolerance is None else float(tolerance)
+    rows = []
+    for (method, quantity), g in points.groupby(["method", "quantity"], sort=False):
+        allowed = dose_tolerance if quantity == "eKtV" else tolerance
+        d = g["difference"].dropna().to_numpy()
+        within = int(np.sum(np.abs(d) <= allowed))
+        low, high = (proportion_confint(within, len(d), alpha=1 - level, method="wilson")
+                     if len(d) else (np.nan, np.nan))
+        rows.append({"method": method, "quantity": quantity, "tolerance": allowed, "n": len(d),
+                     "within": within, "share": within / len(d) if len(d) else np.nan,
+                     "ci_low": float(low), "ci_high": float(high)})
+    return pd.DataFrame(rows, columns=SHARE_COLUMNS)
+
+
+def identify(points: pd.DataFrame, row_ids: np.ndarray | None = None,
+             groups: np.ndarray | None = None) -> pd.DataFrame:
+    """points with `data_row`, each session's row number in the data file (row_ids, as
+    RunResult.row_ids; else its 0-based position in the run), and `group`, its label in the
+    run's grouping column, when groups (one per run row) are given."""
+    rows = points["row"].to_numpy()
+    out = points.assign(data_row=rows if row_ids is None else np.asarray(row_ids)[rows])
+    return out if groups is None else out.assign(group=np.asarray(groups)[rows])
+
+
+def largest_differences(points: pd.DataFrame, method: str, quantity: str,
+                        n: int = LARGEST) -> pd.DataFrame:
+    """The n sessions of one method and quantity farthest from their measured value, largest
+    |difference| first (the columns of points, without method and quantity)."""
+    mine = points[(points["method"] == method) & (points["quantity"] == quantity)]
+    order = mine["difference"].abs().sort_values(ascending=False, kind="stable").index[:n]
+    return mine.loc[order].drop(columns=["method", "quantity"]).reset_index(drop=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -188,3 +189,38 @@ def error_intervals(run: RunResult, replicates=None, *, groups=None,
         return out.assign(ci_low=np.nan, ci_high=np.nan, interval=NO_COHORT)
     return with_intervals(out, replicates.map(table), ["method", "statistic"], level,
                           ERROR_BOUNDS)
+
+
+VERDICTS = ("better", "cannot be told apart", "worse")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The network against the strongest baseline (lowest mean per-fold RMSE), read from the
+    Nadeau–Bengio corrected t interval of paired_comparison: `word` is "better" when the whole
+    interval of network − baseline RMSE is below 0, "worse" when above, else "cannot be told
+    apart" (also when one fold leaves no interval). None of the fields is rounded."""
+
+    word: str
+    baseline: str
+    network_rmse: float
+    baseline_rmse: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_folds: int
+
+
+def verdict(paired: pd.DataFrame) -> Verdict | None:
+    """The Verdict of paired_comparison's table; None when it compares nothing."""
+    if paired.empty:
+        return None
+    best = paired.loc[paired["baseline_rmse"].idxmin()]
+    low, high = float(best["ci_low"]), float(best["ci_high"])
+    word = VERDICTS[0] if high < 0 else VERDICTS[2] if low > 0 else VERDICTS[1]
+    return Verdict(word=word, baseline=str(best["baseline"]),
+                   network_rmse=float(best["network_rmse"]),
+                   baseline_rmse=float(best["baseline_rmse"]),
+                   difference=float(best["difference"]), ci_low=low, ci_high=high,
+                   p_value=float(best["p_value"]), n_folds=int(best["n_folds"]))

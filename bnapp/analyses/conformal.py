@@ -182,15 +182,18 @@ def nested_cv_plus_intervals(run: RunResult, level: float = DEFAULT_LEVEL, *,
     covered], prediction the inner folds' mean (as Predict gives). Empty for a run whose models
     bnapp did not train (a checkpoint import: retraining would judge other models)."""
     check_level(level)
+    empty = pd.DataFrame(columns=["interval", "method", "fold", "row", "truth", "prediction",
+                                  "pi_low", "pi_high", "covered"])
     if run.source != "trained":
-        return pd.DataFrame(columns=["interval", "method", "fold", "row", "truth", "prediction",
-                                     "pi_low", "pi_high", "covered"])
+        return empty
     parts, tested = [], 0
     for outer in [f for f in run.folds if f.repeat == run.folds[0].repeat]:
         if tested >= max_rows:
             break
         held = outer.test_rows
         inner = _inner_run(run, held)
+        if inner is None:
+            continue
         preds = fold_predictions(inner)
         x = run.X[held]
         for method in pd.unique(preds["method"]):
@@ -201,12 +204,14 @@ def nested_cv_plus_intervals(run: RunResult, level: float = DEFAULT_LEVEL, *,
                 "truth": run.y[held], "prediction": method_models(inner, method, x).mean(axis=0),
                 "pi_low": low, "pi_high": high})))
         tested += len(held)
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True) if parts else empty
 
 
-def _inner_run(run: RunResult, held: np.ndarray) -> RunResult:
+def _inner_run(run: RunResult, held: np.ndarray) -> RunResult | None:
     """The run's other folds with the rows `held` taken out of all their rows, trained again
-    under the run's protocol (each keeps its fold's initial weights and batch order)."""
+    under the run's protocol (each keeps its fold's initial weights and batch order); None when
+    no fold keeps rows to train and test on (two groups left out in turn: each trained on
+    the other's rows only)."""
     from bnapp.engine.protocols import Protocol
     from bnapp.engine.train import Split, train_run
 
@@ -214,10 +219,13 @@ def _inner_run(run: RunResult, held: np.ndarray) -> RunResult:
     splits = []
     for f in run.folds:
         test = np.setdiff1d(f.test_rows, held)
-        if len(test):  # the outer fold itself, and study splits inside it, have none left
-            splits.append(Split(f.repeat, f.fold - f.repeat * protocol.folds,
-                                *(np.setdiff1d(rows, held).astype(f.train_rows.dtype)
-                                  for rows in (f.train_rows, f.val_rows)), test))
+        train, val = (np.setdiff1d(rows, held).astype(f.train_rows.dtype)
+                      for rows in (f.train_rows, f.val_rows))
+        if len(test) and len(train):  # the outer fold itself, and study splits inside it, have
+            # no test rows left
+            splits.append(Split(f.repeat, f.fold - f.repeat * protocol.folds, train, val, test))
+    if not splits:
+        return None
     return train_run(run.X, run.y, run.spec, protocol, features=run.features,
                      target=run.target, splits=splits)
 

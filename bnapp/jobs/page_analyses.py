@@ -116,6 +116,12 @@ def agreement(ci_method: str) -> Call:
     return Call(agreement.agreement, kwargs={"ci_method": ci_method})
 
 
+def share_within(tolerance: float, dose_tolerance: float) -> Call:
+    from bnapp.analyses import agreement
+
+    return Call(agreement.share_within, (tolerance, dose_tolerance))
+
+
 def calibration() -> Call:
     from bnapp.analyses import agreement
 
@@ -147,15 +153,17 @@ def _sensitivity(run: RunResult, groups) -> list[Call]:
 
 
 def _agreement(run: RunResult, groups) -> list[Call]:
+    from bnapp.analyses.agreement import TOLERANCES, default_tolerance
     from bnapp.analyses.conformal import DEFAULT_LEVEL
 
-    return [agreement_points(), agreement("exact"), calibration(), calibration_curves(),
-            coverage(DEFAULT_LEVEL, normalized=False)]
+    return [agreement_points(), agreement("exact"),
+            share_within(default_tolerance(run), TOLERANCES["eKtV"]), calibration(),
+            calibration_curves(), coverage(DEFAULT_LEVEL, normalized=False)]
 
 
 # page -> its first-visit calls for a run and its group labels (run_groups)
 FIRST_VISIT: dict[str, Callable[[RunResult, tuple[str, ...] | None], list[Call]]] = {
-    "train": lambda run, groups: [training_curves()],
+    "train": lambda run, groups: [training_curves(), baselines(), paired_comparison()],
     "parameters": lambda run, groups: [bn_parameters(INPUT)],
     "sensitivity": _sensitivity,
     "importance": lambda run, groups: [importance(INPUT, groups), ice_pdp()],

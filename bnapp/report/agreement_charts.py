@@ -6,6 +6,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from bnapp.analyses.agreement import LARGEST
 from bnapp.intake.units import target_unit
 from bnapp.report.style import (
     MAX_POINTS,
@@ -17,7 +18,9 @@ from bnapp.report.style import (
     sample,
 )
 
-PANEL = 280  # side of one calibration panel
+PANEL = 320  # side of one calibration panel
+BLAND_ALTMAN_HEIGHT = 380
+BAR_HEIGHT = 34  # of one bar in the coverage and share charts, room for its number
 COVERAGE_LABELS = {"cv_plus": "CV+ (as Predict gives), nested",
                    "split_conformal": "held-out split-conformal"}
 
@@ -26,16 +29,33 @@ def _method_label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
 
 
+def quantity_label(quantity: str) -> str:
+    """How a quantity is written for users: 'eKt/V' for the dose, a target by its name."""
+    return "eKt/V" if quantity == "eKtV" else quantity
+
+
 def _unit(quantity: str) -> str:
     """'Ueq, mg/dL'; eKt/V has no unit; any other target in its own ('y, units of y')."""
-    return "eKt/V (dimensionless)" if quantity == "eKtV" else f"{quantity}, {target_unit(quantity)}"
+    return "eKt/V" if quantity == "eKtV" else f"{quantity}, {target_unit(quantity)}"
+
+
+def _identity_tooltips(rows: pd.DataFrame, group_name: str | None) -> list[alt.Tooltip]:
+    """Which session a dot is: its row in the data file and, when known, its group."""
+    found = [alt.Tooltip("data_row:Q", title="row in the data file", format="d")
+             ] if "data_row" in rows else []
+    return found + ([alt.Tooltip("group:N", title=group_name or "group")]
+                    if "group" in rows else [])
 
 
 def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
-                       quantity: str = "Ueq") -> alt.TopLevelMixin:
+                       quantity: str = "Ueq", *, tolerance: float | None = None,
+                       group_name: str | None = None) -> alt.TopLevelMixin:
     """Difference (method − measured) against the pair's mean, with the bias, the 95 % limits
-    of agreement, their confidence intervals as shaded bands and the proportional-bias line."""
-    title = f"Bland–Altman: {_method_label(method)}, {quantity}"
+    of agreement, their confidence intervals as shaded bands, the proportional-bias line and,
+    given a tolerance, the acceptable difference ± tolerance. Points identified by
+    agreement.identify name their row (and group, called group_name) in the tooltip; the
+    largest differences are always among the dots drawn."""
+    title = f"Bland–Altman: {_method_label(method)}, {quantity_label(quantity)}"
     rows = points[(points["method"] == method) & (points["quantity"] == quantity)]
     rows = rows.dropna(subset=["mean", "difference"])
     found = table[(table["method"] == method) & (table["quantity"] == quantity)]
@@ -45,9 +65,13 @@ def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
     unit = _unit(quantity)
     x = alt.X("mean:Q", title=f"mean of method and measured ({unit})", scale=alt.Scale(zero=False))
     y = alt.Y("difference:Q", title=f"method − measured ({unit})")
-    dots = alt.Chart(sample(rows)).mark_circle(size=30, opacity=0.6, color=OKABE_ITO[3]).encode(
-        x=x, y=y, tooltip=[alt.Tooltip("mean:Q", format=".3g"),
-                           alt.Tooltip("difference:Q", format=".3g")])
+    largest = rows["difference"].abs().nlargest(LARGEST).index
+    drawn = pd.concat([rows.loc[largest], sample(rows.drop(index=largest), MAX_POINTS - LARGEST)])
+    dots = alt.Chart(drawn).mark_circle(size=30, opacity=0.6, color=OKABE_ITO[3]).encode(
+        x=x, y=y, tooltip=[*_identity_tooltips(rows, group_name),
+                           alt.Tooltip("measured:Q", format=".3g"),
+                           alt.Tooltip("predicted:Q", format=".3g"),
+                           alt.Tooltip("difference:Q", title="method − measured", format=".3g")])
     lines = pd.DataFrame({
         "what": ["bias", "lower limit", "upper limit"],
         "value": [stats["bias"], stats["loa_low"], stats["loa_high"]],
@@ -75,14 +99,22 @@ def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
     along = stats["bias"] + stats["proportional_slope"] * (ends - rows["predicted"].mean())
     trend = alt.Chart(pd.DataFrame({"mean": ends - along / 2, "difference": along})).mark_line(
         color="#555555", strokeDash=[2, 2]).encode(x=x, y=y)
-    chart = alt.layer(bands, rules, dots, trend, labels).properties(width=WIDTH - 180, height=300)
+    layers = [bands, rules, dots, trend, labels]
+    if tolerance is not None:
+        layers.append(alt.Chart(pd.DataFrame({"value": [-tolerance, tolerance]})).mark_rule(
+            color=OKABE_ITO[2], strokeDash=[2, 4], strokeWidth=2).encode(
+            y=alt.Y("value:Q"), tooltip=[alt.Tooltip("value:Q", title="acceptable difference",
+                                                     format=".3g")]))
+    chart = alt.layer(*layers).properties(width=WIDTH - 180, height=BLAND_ALTMAN_HEIGHT)
+    accept = ([f"Green dotted: the acceptable difference ± {tolerance:.3g}"]
+              if tolerance is not None else [])
     return finish(chart, title, [
         f"n = {int(stats['n'])} test rows; bias {stats['bias']:.3g}, 95 % limits of agreement "
         f"{stats['loa_low']:.3g} to {stats['loa_high']:.3g}",
         f"Shaded: 95 % CIs ({stats['ci_method']}); dotted: proportional bias (difference on "
         f"the method's value), slope "
         f"{stats['proportional_slope']:.3g} [{stats['proportional_slope_ci_low']:.3g}, "
-        f"{stats['proportional_slope_ci_high']:.3g}]"])
+        f"{stats['proportional_slope_ci_high']:.3g}]", *accept])
 
 
 def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.DataFrame,
@@ -92,7 +124,8 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
     unit = _unit(quantity)
     rows = points[points["quantity"] == quantity].dropna(subset=["predicted", "measured"])
     if rows.empty:
-        return message_chart(f"Calibration, {quantity}", "No test rows with a value.")
+        return message_chart(f"Calibration, {quantity_label(quantity)}",
+                             "No test rows with a value.")
     lo = float(min(rows["predicted"].min(), rows["measured"].min()))
     hi = float(max(rows["predicted"].max(), rows["measured"].max()))
     methods = list(pd.unique(rows["method"]))
@@ -133,16 +166,18 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
     largest = int(rows["method"].value_counts().max())
     dots = (f"Dots: a random {per_panel:,} of each method's {largest:,} test rows. "
             if largest > per_panel else "")
-    return finish(chart, f"Calibration: measured against predicted {quantity}", [
+    return finish(chart, f"Calibration: measured against predicted {quantity_label(quantity)}", [
         f"{dots}Dashed: identity (perfect calibration); black: LOWESS (frac 0.6){fitted_on}.",
         "Slope and intercept from measured = intercept + slope · predicted, 95 % CIs in "
         "brackets."])
 
 
-def coverage_chart(coverage: pd.DataFrame, level: float) -> alt.TopLevelMixin:
+def coverage_chart(coverage: pd.DataFrame, level: float,
+                   unit: str | None = None) -> alt.TopLevelMixin:
     """Share of test rows inside their prediction interval, per method and interval
     construction (conformal.INTERVALS: CV+ nested, held-out split-conformal): the pooled bar
-    and one dot per fold, against the nominal level."""
+    with its number and one dot per fold, against the nominal level; beside it, the intervals'
+    mean width (in `unit`, the target's), numbered too: a coverage bought by width shows."""
     # too few rows for the level give unbounded intervals: no width to draw (JSON has no inf)
     data = coverage.replace([np.inf, -np.inf], np.nan)
     data = data.assign(label=data["method"].map(_method_label).fillna(data["method"]),
@@ -152,25 +187,69 @@ def coverage_chart(coverage: pd.DataFrame, level: float) -> alt.TopLevelMixin:
     pooled, folds = data[data["fold"] == "pooled"], data[data["fold"] != "pooled"]
     y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
     offset = alt.YOffset("construction:N", sort=kinds)
+    colour = alt.Color("construction:N", sort=kinds, title=None,
+                       scale=alt.Scale(domain=kinds, range=list(OKABE_ITO[:len(kinds)])),
+                       legend=alt.Legend(orient="bottom", labelLimit=400))
+    tooltip = [alt.Tooltip("label:N", title="method"), alt.Tooltip("construction:N"),
+               alt.Tooltip("n:Q"), alt.Tooltip("coverage:Q", format=".1%"),
+               alt.Tooltip("mean_width:Q", title="mean width", format=".3g")]
+    base = alt.Chart(pooled).encode(y=y, yOffset=offset)
     x = alt.X("coverage:Q", title="coverage (share of test rows inside the interval)",
-              scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
-    bars = alt.Chart(pooled).mark_bar(opacity=0.6).encode(
-        x=x, y=y, yOffset=offset,
-        color=alt.Color("construction:N", sort=kinds, title=None,
-                        scale=alt.Scale(domain=kinds, range=list(OKABE_ITO[:len(kinds)])),
-                        legend=alt.Legend(orient="bottom", labelLimit=400)),
-        tooltip=[alt.Tooltip("label:N", title="method"), alt.Tooltip("construction:N"),
-                 alt.Tooltip("n:Q"), alt.Tooltip("coverage:Q", format=".1%"),
-                 alt.Tooltip("mean_width:Q", title="mean width", format=".3g")])
+              scale=alt.Scale(domain=[0, 1.15]), axis=alt.Axis(format="%", values=[
+                  0, 0.25, 0.5, 0.75, 1]))
+    bars = base.mark_bar(opacity=0.6).encode(x=x, color=colour, tooltip=tooltip)
+    # the numbers in a column past 100 %, clear of the bars and the fold dots
+    numbers = base.mark_text(align="left", dx=6, fontSize=11).encode(
+        x=alt.XDatum(1.0), text=alt.Text("coverage:Q", format=".0%"))
     dots = alt.Chart(folds).mark_point(size=30, filled=True, opacity=0.8, color="#333333").encode(
         x=alt.X("coverage:Q"), y=y, yOffset=offset,
         tooltip=[alt.Tooltip("construction:N"), alt.Tooltip("fold:N"),
                  alt.Tooltip("coverage:Q", format=".1%")])
     nominal = alt.Chart(pd.DataFrame({"level": [level]})).mark_rule(
         color=OKABE_ITO[4], strokeDash=[6, 4], strokeWidth=2).encode(x=alt.X("level:Q"))
-    chart = alt.layer(bars, dots, nominal).properties(width=WIDTH - 180,
-                                                     height=26 * len(kinds) * len(order))
-    return finish(chart, f"Coverage of the {level:.0%} prediction intervals", [
+    height = BAR_HEIGHT * len(kinds) * len(order)
+    width = alt.X("mean_width:Q", title="mean width" + (f" ({unit})" if unit else ""),
+                  scale=alt.Scale(domainMax=float(pooled["mean_width"].max() or 1) * 1.3))
+    widths = alt.layer(
+        base.mark_bar(opacity=0.6).encode(x=width, color=colour, tooltip=tooltip),
+        base.mark_text(align="left", dx=4, fontSize=11).encode(
+            x=width, text=alt.Text("mean_width:Q", format=".3g")),
+    ).properties(width=200, height=height)
+    chart = alt.hconcat(
+        alt.layer(bars, numbers, dots, nominal).properties(width=WIDTH - 260, height=height),
+        widths.encode(y=alt.Y("label:N", sort=order, axis=None)))
+    return finish(chart, f"Coverage of the {level:.0%} prediction intervals, and their width", [
         "Bar: all test rows pooled; dots: one per fold; dashed: the nominal level.",
         "CV+: the intervals Predict gives, each fold's rows from models trained without them; "
         "split-conformal: own fold ± the other folds' residuals."])
+
+
+def share_within_chart(share: pd.DataFrame, quantity: str) -> alt.TopLevelMixin:
+    """The share of sessions within the acceptable difference per method (agreement.
+    share_within), numbered, with its Wilson interval."""
+    data = share[share["quantity"] == quantity]
+    title = f"Sessions within the acceptable difference, {quantity_label(quantity)}"
+    if data.empty or data["n"].eq(0).all():
+        return message_chart(title, "No test rows with a value.")
+    data = data.assign(label=data["method"].map(_method_label).fillna(data["method"]))
+    tolerance = float(data["tolerance"].iloc[0])
+    unit = "" if quantity == "eKtV" else f" {target_unit(quantity)}"
+    y = alt.Y("label:N", sort=list(data["label"]), title=None, axis=alt.Axis(labelLimit=260))
+    x = alt.X("share:Q", title=f"share of test sessions within ± {tolerance:.3g}{unit}",
+              scale=alt.Scale(domain=[0, 1.15]), axis=alt.Axis(format="%", values=[
+                  0, 0.25, 0.5, 0.75, 1]))
+    tooltip = [alt.Tooltip("label:N", title="method"), alt.Tooltip("within:Q"),
+               alt.Tooltip("n:Q", title="sessions"), alt.Tooltip("share:Q", format=".1%"),
+               alt.Tooltip("ci_low:Q", title="95 % CI low", format=".1%"),
+               alt.Tooltip("ci_high:Q", title="95 % CI high", format=".1%")]
+    base = alt.Chart(data).encode(y=y)
+    chart = alt.layer(
+        base.mark_bar(opacity=0.6, color=OKABE_ITO[2]).encode(x=x, tooltip=tooltip),
+        base.mark_rule(color="#333333", strokeWidth=1.5).encode(x=alt.X("ci_low:Q"),
+                                                                  x2=alt.X2("ci_high:Q")),
+        base.mark_text(align="left", dx=4, dy=-8, fontSize=11).encode(
+            x=alt.X("ci_high:Q"), text=alt.Text("share:Q", format=".0%")),
+    ).properties(width=WIDTH - 180, height=BAR_HEIGHT * len(data))
+    return finish(chart, title, [
+        f"Bar: the share of sessions whose method − measured is within ± {tolerance:.3g}{unit}; "
+        "line: its 95 % Wilson interval."])

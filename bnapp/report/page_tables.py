@@ -10,11 +10,14 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from bnapp.analyses.baselines import Verdict, verdict
 from bnapp.analyses.sensitivity import ablations_coincide
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import Layer, RunResult
 from bnapp.intake.units import LIBRARY_UNITS as UNITS
-from bnapp.report.style import interval_text
+from bnapp.intake.units import target_unit
+from bnapp.report.markup import escape_md
+from bnapp.report.style import METHOD_LABELS, interval_text
 
 MISSING = "—"  # a cell the layer does not have (no BN there)
 PARAMETER_TITLES = {
@@ -231,3 +234,44 @@ def paired_reading(n_folds: int) -> str:
         f"{n_folds} folds it cannot go below {2 / 2 ** n_folds:.3g} whatever the data. With this "
         "few folds, read the count of folds the network won and the interval beside the "
         "p-value.")
+
+
+# ------------------------------------------------------------------------------- the result, said
+
+BASELINE_NAMES = {"linear_regression": "linear regression",
+                  "rate_equation": "the rate equation (Daugirdas–Schneditz)",
+                  "tattersall": "Tattersall's formula"}
+
+
+def result_table(table: pd.DataFrame) -> pd.DataFrame:
+    """baselines' pooled rows as DataFrame[method, rmse, mae, r2], the methods named."""
+    pooled = table[table["fold"] == "pooled"]
+    return pooled.assign(method=pooled["method"].map(METHOD_LABELS).fillna(pooled["method"]))[
+        ["method", "rmse", "mae", "r2"]].reset_index(drop=True)
+
+
+def verdict_sentence(v: Verdict | None, target: str, unit: str) -> str:
+    """One Markdown sentence (user text escaped, no other markup): is the network better than
+    the strongest baseline, can the two not be told apart, or is it worse, with the numbers of
+    the Nadeau–Bengio corrected t that decide it."""
+    if v is None:
+        return "No baseline was scored on this run's folds, so there is nothing to compare."
+    unit = escape_md(unit)
+    name = BASELINE_NAMES.get(v.baseline, escape_md(v.baseline))
+    rmse = (f"cross-validated RMSE {v.network_rmse:.2f} {unit} against {v.baseline_rmse:.2f} "
+            f"(mean of {v.n_folds} folds)")
+    p = f", corrected t p = {v.p_value:.2g}" if math.isfinite(v.p_value) else ""
+    evidence = (f"network − baseline {v.difference:+.2f} {unit}, 95 % CI "
+                f"{interval_text(v.ci_low, v.ci_high)}{p}")
+    if v.word == "cannot be told apart":
+        return (f"The network and the best baseline, {name}, cannot be told apart in predicting "
+                f"{escape_md(target)}: {rmse}; {evidence}.")
+    return (f"The network predicts {escape_md(target)} {v.word} than the best baseline, {name}: "
+            f"{rmse}; {evidence}.")
+
+
+def run_verdict_sentence(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> str:
+    """verdict_sentence of run_tables' paired comparison: how the model card and the HTML
+    report open."""
+    return verdict_sentence(verdict(tables["paired_comparison"]), run.target,
+                            target_unit(run.target))

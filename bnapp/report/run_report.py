@@ -28,7 +28,7 @@ from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult, network_layers
 from bnapp.intake.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
-from bnapp.intake.units import UNIT_LABELS
+from bnapp.intake.units import UNIT_LABELS, target_unit
 from bnapp.report import (
     agreement_charts,
     bn_charts,
@@ -38,6 +38,7 @@ from bnapp.report import (
     network_charts,
     page_tables,
 )
+from bnapp.report.markup import unescape_md
 from bnapp.report.style import with_unit
 
 CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to
@@ -56,6 +57,8 @@ REPORT_TABLES = {
     "agreement": "Agreement with the measured value (Bland–Altman; proportional bias: the "
                  "difference regressed on the method's own value, 1 − the calibration slope)",
     "calibration": "Calibration: measured regressed on predicted",
+    "share_within": "Sessions within a clinically acceptable difference of the measured value "
+                    "(tolerance), per method, with Wilson 95 % intervals",
     "coverage": "Coverage of the prediction intervals on the test rows: cv_plus (the intervals "
                 "Predict gives, nested) and split_conformal (own fold ± the other folds' "
                 "residuals)",
@@ -154,21 +157,26 @@ def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, al
 
 
 def agreement_figures(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
-    """Bland–Altman plot per method and quantity, calibration per quantity, interval coverage."""
-    points = agreement.agreement_points(run)
+    """Per quantity, the share within the acceptable difference, a Bland–Altman plot per method
+    (dots named by their row in the data file, the acceptable difference drawn) and
+    calibration; interval coverage."""
+    points = agreement.identify(agreement.agreement_points(run), run.row_ids)
     curves = agreement.calibration_curves(points)
+    share = tables["share_within"]
     figures = {}
     # each chart filters the rows it is given: split the points (a million sessions: 8M lines)
     # once, not once per chart
     for quantity, of_quantity in points.groupby("quantity", sort=False):
+        figures[f"share_within_{quantity}"] = agreement_charts.share_within_chart(share, quantity)
+        tolerance = share.loc[share["quantity"] == quantity, "tolerance"].iloc[0]
         for method, rows in of_quantity.groupby("method", sort=False):
             figures[f"bland_altman_{method}_{quantity}"] = agreement_charts.bland_altman_chart(
-                rows, tables["agreement"], method, quantity)
+                rows, tables["agreement"], method, quantity, tolerance=float(tolerance))
         figures[f"calibration_{quantity}"] = agreement_charts.calibration_chart(
             of_quantity, curves, tables["calibration"], quantity)
     coverage = tables["coverage"]
-    figures["interval_coverage"] = agreement_charts.coverage_chart(coverage,
-                                                                   float(coverage["level"].iloc[0]))
+    figures["interval_coverage"] = agreement_charts.coverage_chart(
+        coverage, float(coverage["level"].iloc[0]), target_unit(run.target))
     return figures
 
 
@@ -327,7 +335,8 @@ def _html(run: RunResult, tables: Mapping[str, pd.DataFrame],
           card: str | None = None) -> str:
     return export.html_report(f"bnapp report: {run.spec.label} on {data_name}", summary=summary,
                               figures=figures, tables=_report_tables(run, tables),
-                              settings=settings, model_card=card)
+                              settings=settings, model_card=card,
+                              headline=unescape_md(page_tables.run_verdict_sentence(run, tables)))
 
 
 def report_html(run: RunResult, tables: Mapping[str, pd.DataFrame],

@@ -248,3 +248,66 @@ def test_a_large_calibration_curve_is_fitted_on_a_sample_and_thinned():
     pd.testing.assert_frame_equal(curves, again)
     whole = agreement.calibration_curves(points)
     assert (whole["fitted_rows"] == 3000).all()
+
+
+# ------------------------------------------------------------------------ within a tolerance
+
+def wilson(k: int, n: int, level: float) -> tuple[float, float]:
+    """Wilson's score interval (1927), written out."""
+    z = stats.norm.ppf(0.5 + level / 2)
+    p = k / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    return centre - half, centre + half
+
+
+def test_share_within_counts_each_methods_sessions_and_gives_wilsons_interval():
+    run = demo_run().run
+    points = agreement.agreement_points(run)
+    share = agreement.share_within(run, 7.5, 0.12, level=0.9, points=points)
+    assert len(share) == points.groupby(["method", "quantity"]).ngroups
+    for row in share.itertuples():
+        d = points[(points["method"] == row.method) & (points["quantity"] == row.quantity)]
+        allowed = 0.12 if row.quantity == "eKtV" else 7.5
+        k = int((d["difference"].abs() <= allowed).sum())
+        assert (row.tolerance, row.n, row.within) == (allowed, len(d), k)
+        assert (row.ci_low, row.ci_high) == pytest.approx(wilson(k, len(d), 0.9))
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(0, 60), extra=st.integers(0, 60), level=st.floats(0.5, 0.99))
+def test_share_within_interval_is_wilsons_at_every_count(k, extra, level):
+    """Differences of 0 (within) and 10 (outside a tolerance of 1), NaN left out."""
+    n = k + extra
+    if n == 0:
+        return
+    d = np.r_[np.zeros(k), np.full(extra, 10.0), np.nan]
+    points = pd.DataFrame({"method": "network", "quantity": "y", "row": np.arange(n + 1),
+                           "difference": d})
+    (row,) = agreement.share_within(demo_run().run, 1.0, level=level,
+                                    points=points).itertuples()
+    assert (row.n, row.within, row.share) == (n, k, pytest.approx(k / n))
+    assert (row.ci_low, row.ci_high) == pytest.approx(wilson(k, n, level), abs=1e-12)
+
+
+def test_default_tolerance_is_the_clinical_one_for_ueq_and_a_tenth_sd_otherwise():
+    import dataclasses
+
+    run = demo_run().run
+    assert agreement.default_tolerance(run) == 5.0
+    other = dataclasses.replace(run, target="U120", y=run.y * 0 + np.arange(len(run.y)))
+    assert agreement.default_tolerance(other) == float(f"{np.std(other.y) / 10:.2g}")
+
+
+def test_the_largest_differences_are_identified_by_file_row_and_group():
+    points = pd.DataFrame({"method": "network", "quantity": "Ueq", "row": [0, 1, 2, 3],
+                           "difference": [1.0, -9.0, 3.0, 9.5]})
+    row_ids = np.array([2, 3, 5, 8])  # a file row was dropped between 3 and 5
+    groups = np.array(["a", "b", "a", "c"])
+    named = agreement.identify(points, row_ids, groups)
+    top = agreement.largest_differences(named, "network", "Ueq", n=3)
+    assert list(top["data_row"]) == [8, 3, 5]
+    assert list(top["group"]) == ["c", "b", "a"]
+    assert list(top["difference"]) == [9.5, -9.0, 3.0]
+    assert list(agreement.identify(points)["data_row"]) == [0, 1, 2, 3]
+    assert "group" not in agreement.identify(points, row_ids)

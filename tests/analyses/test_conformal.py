@@ -216,3 +216,25 @@ def test_held_out_coverage_labels_both_constructions_and_skips_imported_runs():
     pd.testing.assert_frame_equal(imported.reset_index(drop=True),
                                   table[table["interval"] == "split_conformal"]
                                   .reset_index(drop=True))
+
+
+@pytest.mark.slow
+def test_two_groups_left_out_in_turn_have_no_nested_cv_plus_but_a_split_conformal_coverage():
+    """Leave one of two centres out: every inner run would train on nothing (each fold trains
+    on the other's rows only), so the CV+ check is left out instead of failing the page."""
+    from bnapp.engine.model import ArchSpec
+    from bnapp.engine.protocols import LEAVE_ONE_GROUP_OUT, Protocol, grouped
+    from bnapp.engine.train import train_run
+    from bnapp.intake import data
+
+    ds = data.demo_dataset()
+    centres = np.arange(ds.n_usable) % 2
+    protocol = grouped(Protocol(epochs=2, seed=0), LEAVE_ONE_GROUP_OUT, "centre", centres)
+    cols = list(data.STUDY_INPUTS)
+    run = train_run(ds.X(cols), ds.y(), ArchSpec.study_e2e(), protocol, features=cols,
+                    target=data.STUDY_TARGET, groups=centres)
+    assert conformal.nested_cv_plus_intervals(run).empty
+    found = conformal.held_out_coverage(run, 0.9)
+    assert set(found["interval"]) == {"split_conformal"}
+    pooled = found[(found["fold"] == "pooled") & (found["method"] == "network")]
+    assert int(pooled["n"].iloc[0]) == ds.n_usable

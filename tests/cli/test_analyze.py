@@ -62,6 +62,11 @@ def test_analyze_writes_every_table(urea_csv, tmp_path):
                                                                        "PP", "UF"]
     assert set(params["hidden_layer"].dropna()) == {1, 2}  # every BN layer, with its own units
     assert params.loc[params["layer"] == "hidden", "gamma_mean"].notna().all()
+    share = pd.read_csv(out / "share_within.csv")  # within the default acceptable differences
+    assert set(share["method"]) == set(base["method"])
+    assert dict(zip(share["quantity"], share["tolerance"], strict=False)) == {"Ueq": 5.0,
+                                                                             "eKtV": 0.1}
+    assert (share["within"] / share["n"]).to_numpy() == pytest.approx(share["share"].to_numpy())
 
 
 @pytest.mark.slow

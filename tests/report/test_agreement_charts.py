@@ -78,3 +78,77 @@ def test_calibration_samples_its_dots_within_the_budget_and_says_so():
     assert set(per_method) == {MAX_POINTS // 3}
     assert (f"a random {MAX_POINTS // 3:,} of each method's {4 * MAX_POINTS:,} test rows"
             in json.dumps(chart.to_dict(), ensure_ascii=False))
+
+
+def _encodings(spec) -> list[dict]:
+    """Every layer's encoding of a (possibly nested) chart spec."""
+    found = [spec["encoding"]] if "encoding" in spec else []
+    for key in ("layer", "hconcat", "vconcat"):
+        for part in spec.get(key, []):
+            found += _encodings(part)
+    return found
+
+
+def _words(spec: dict) -> str:
+    """The spec without its data: what a user reads (titles, axes, tooltips)."""
+    return json.dumps({k: v for k, v in spec.items() if k != "datasets"}, ensure_ascii=False)
+
+
+def test_bland_altman_names_each_dot_and_always_draws_the_largest_differences():
+    n = 2 * MAX_POINTS
+    points = agreement.identify(make_points(n, 0.05, 3), np.arange(n) + 2,
+                                np.array([f"unit {i % 3}" for i in range(n)]))
+    table = agreement.agreement(None, points=points)
+    chart = agreement_charts.bland_altman_chart(points, table, "network", tolerance=4.0,
+                                                group_name="centro")
+    spec = chart.to_dict()
+    tips = [t for e in _encodings(spec) for t in e.get("tooltip", [])]
+    assert {"title": "row in the data file", "field": "data_row", "type": "quantitative",
+            "format": "d"} in tips
+    assert {"field": "group", "type": "nominal", "title": "centro"} in tips
+    mine = points[points["method"] == "network"]
+    top = mine.loc[mine["difference"].abs().nlargest(agreement.LARGEST).index, "data_row"]
+    drawn = next(d for d in datasets(chart) if "data_row" in d)
+    assert len(drawn) <= MAX_POINTS and set(top) <= set(drawn["data_row"])
+    assert any(sorted(d.get("value", [])) == [-4.0, 4.0] for d in datasets(chart))
+    assert spec["height"] >= 380 or spec["layer"][0].get("height", 0) >= 380
+
+
+def test_dose_labels_are_written_as_users_write_them():
+    points = make_points(50, 0.0, 1).assign(quantity="eKtV")
+    table = agreement.agreement(None, points=points)
+    cal = agreement.calibration(None, points=points)
+    curves = agreement.calibration_curves(points)
+    for chart in (agreement_charts.bland_altman_chart(points, table, "network", "eKtV"),
+                  agreement_charts.calibration_chart(points, curves, cal, "eKtV")):
+        words = _words(chart.to_dict())
+        assert "eKt/V" in words and "eKtV" not in words and "))" not in words
+
+
+def test_share_within_chart_numbers_each_bar_with_its_wilson_interval():
+    share = pd.DataFrame({"method": ["network", "rate_equation"], "quantity": "Ueq",
+                          "tolerance": 5.0, "n": [200, 200], "within": [150, 190],
+                          "share": [0.75, 0.95], "ci_low": [0.69, 0.91],
+                          "ci_high": [0.80, 0.97]})
+    chart = agreement_charts.share_within_chart(share, "Ueq")
+    spec = chart.to_dict()
+    (drawn,) = [d for d in datasets(chart) if "share" in d]
+    assert list(drawn["share"]) == [0.75, 0.95] and list(drawn["ci_high"]) == [0.80, 0.97]
+    texts = [e for e in _encodings(spec) if "text" in e]
+    assert texts and texts[0]["text"]["field"] == "share" and texts[0]["text"]["format"] == ".0%"
+    assert "± 5 mg/dL" in _words(spec)
+    empty = agreement_charts.share_within_chart(share.iloc[:0], "Ueq")
+    assert "No test rows" in datasets(empty)[0]["message"].iloc[0]
+
+
+def test_coverage_chart_puts_the_width_beside_coverage_with_numbers():
+    coverage = pd.DataFrame({"method": ["network", "network", "tattersall", "tattersall"],
+                             "interval": ["cv_plus", "split_conformal"] * 2,
+                             "fold": "pooled", "n": 100, "level": 0.9,
+                             "coverage": [0.93, 0.88, 0.91, 0.9],
+                             "mean_width": [59.7, 39.1, 8.3, 8.3]})
+    spec = agreement_charts.coverage_chart(coverage, 0.9, "mg/dL").to_dict()
+    assert len(spec["hconcat"]) == 2
+    fields = {e["text"]["field"] for e in _encodings(spec) if "text" in e}
+    assert fields == {"coverage", "mean_width"}
+    assert "mean width (mg/dL)" in _words(spec)

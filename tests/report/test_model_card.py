@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import zipfile
+from html import escape as html_escape
 
 import pandas as pd
 import pytest
@@ -96,3 +97,30 @@ def test_export_zip_and_html_report_carry_the_card(demo):
     assert "<h2>Model card</h2>" in bundle.html
     assert "research tool, not a medical device" in bundle.html
     assert "Agreement with the measured value (Bland–Altman)" in bundle.html
+
+
+def test_card_and_html_report_open_with_the_verdict_sentence(demo):
+    """The card's first paragraph and the HTML report's first line after its title are the
+    sentence the Baselines page shows, from the run's paired comparison."""
+    from bnapp.analyses.baselines import verdict
+    from bnapp.report.page_tables import verdict_sentence
+
+    entry, tables = demo
+    v = verdict(tables["paired_comparison"])
+    want = verdict_sentence(v, entry.run.target, "mg/dL")
+    assert v.word in want
+    card = model_card.model_card(entry.run, tables, data_name="demo.csv")
+    assert card.split("\n\n")[1] == want
+    html = run_report.report_html(entry.run, tables, {}, run_key=entry.key, data_name="demo.csv")
+    after_title = html.split("</h1>", 1)[1].lstrip()
+    headline = html_escape(unescape_md(want), quote=True)
+    assert after_title.startswith(f'<p class="headline">{headline}</p>')
+
+
+def test_card_gives_the_share_within_the_acceptable_difference(demo):
+    entry, tables = demo
+    card = unescape_md(model_card.model_card(entry.run, tables, data_name="demo.csv"))
+    share = tables["share_within"]
+    for row in share.itertuples():
+        assert f"{row.within} of {row.n}: {row.share:.0%} [{row.ci_low:.0%}, " in card
+    assert "| eKt/V |" in card and "eKtV" not in card

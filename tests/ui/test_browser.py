@@ -170,14 +170,17 @@ def check_agreement(page) -> None:
     chart.locator("canvas, svg").first.wait_for(timeout=30_000)
     png = download(page, '[class*="st-key-png-bland_altman_network_Ueq"] button')
     assert png.startswith(PNG_SIGNATURE), f"the Bland–Altman PNG is not a PNG: {png[:16]!r}"
-    assert table_rows(page, 0) == 8, "agreement: 4 methods x (Ueq, eKt/V)"
+    assert table_rows(page, 0) == 8, "share within: 4 methods x (Ueq, eKt/V)"
+    assert table_rows(page, 1) == 10, "the 10 largest differences"
+    assert table_rows(page, 2) == 8, "agreement: 4 methods x (Ueq, eKt/V)"
     # the numbers behind the coverage figure are sent once their expander is opened
-    assert page.locator('[data-testid="stDataFrame"]').count() == 1
+    assert page.locator('[data-testid="stDataFrame"]').count() == 3
     before = runs_finished(page)
     page.locator(".st-key-agreement-coverage-table summary").click()
     wait_rerun(page, before)
-    page.locator('[data-testid="stDataFrame"]').nth(1).wait_for(timeout=30_000)
-    assert table_rows(page, 1) == 4 * (10 + 1), "coverage: 4 methods x (10 folds + pooled)"
+    page.locator('[data-testid="stDataFrame"]').nth(3).wait_for(timeout=30_000)
+    assert table_rows(page, 3) == 2 * 4 * (10 + 1), \
+        "coverage: 2 intervals (CV+, split-conformal) x 4 methods x (10 folds + pooled)"
 
 
 def check_predict(page) -> None:

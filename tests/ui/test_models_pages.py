@@ -18,6 +18,7 @@ from bnapp.engine.train import train_run
 from bnapp.intake import data
 from bnapp.intake.units import UREA_COLUMNS
 from bnapp.jobs import cached, payloads, scheduler
+from bnapp.report.page_tables import verdict_sentence
 from bnapp.ui.state import RunEntry, run_label
 from tests.apptest import app_at, demo_run, texts
 
@@ -224,6 +225,8 @@ def test_baselines_page_compares_the_network_with_the_formulas():
     assert (paired["n_folds"] == len(entry.run.folds)).all()
     assert "0.25" in texts(at)  # the smallest Wilcoxon p-value 3 folds allow
     assert "Read p (corrected t)" in texts(at)  # which of the two p-values, and why
+    v = baselines.verdict(baselines.paired_comparison(entry.run))
+    assert at.info[0].value == verdict_sentence(v, "Ueq", "mg/dL")  # the page opens with it
 
 
 def test_the_metric_selector_changes_the_chart():

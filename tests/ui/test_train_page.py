@@ -256,3 +256,21 @@ def test_the_bn_update_chosen_is_the_runs():
     at.selectbox(key="proto_bn_decay").set_value("keras2")
     job = train_small(at, folds=2, epochs=2, seed=8)
     assert at.session_state["runs"][job.key].run.protocol["bn_decay"] == "keras2"
+
+
+def test_the_result_is_said_beside_the_baselines():
+    """The run's pooled errors beside every baseline's, and the verdict sentence of its paired
+    comparison, above the curves."""
+    from bnapp.analyses.baselines import baselines, paired_comparison, verdict
+    from bnapp.report.page_tables import verdict_sentence
+
+    entry = demo_run()
+    at = app_at(PAGE, runs=(entry,))
+    assert not at.exception
+    v = verdict(paired_comparison(entry.run))
+    assert verdict_sentence(v, "Ueq", "mg/dL") in [m.value for m in at.markdown]
+    shown = next(t.value for t in at.dataframe if "r2" in t.value.columns)
+    want = baselines(entry.run).query("fold == 'pooled'")
+    assert list(shown["method"]) == [style.METHOD_LABELS[m] for m in want["method"]]
+    for col in ("rmse", "mae", "r2"):
+        np.testing.assert_allclose(shown[col], want[col])
