@@ -207,3 +207,20 @@ def training_curves(run: RunResult) -> tuple[pd.DataFrame, pd.DataFrame]:
     gamma = pd.concat(gammas, ignore_index=True) if gammas else pd.DataFrame(
         columns=["fold", "epoch", "unit", "gamma"])
     return loss, gamma
+
+
+def held_out_errors(run: RunResult) -> pd.DataFrame:
+    """[fold, epoch, mse]: each model's MSE on its test rows, at the epoch whose weights it kept
+    (the last, or early stopping's best); only for folds with a training history, as the loss
+    curves it is drawn beside."""
+    rows = [{"fold": fold.fold, "epoch": _kept_epoch(fold),
+             "mse": float(np.mean((run.y[fold.test_rows] - run.test_predictions(fold)) ** 2))}
+            for fold in run.folds if len(fold.history.get("loss", ())) and len(fold.test_rows)]
+    return pd.DataFrame(rows, columns=["fold", "epoch", "mse"])
+
+
+def _kept_epoch(fold: FoldResult) -> int:
+    """The epoch (from 1) whose weights the model kept; stopped_epoch counts from 0."""
+    if fold.stopped_epoch is not None:
+        return fold.stopped_epoch + 1
+    return len(fold.history["loss"])

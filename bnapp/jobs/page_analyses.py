@@ -45,6 +45,12 @@ def training_curves() -> Call:
     return Call(stages.training_curves)
 
 
+def held_out_errors() -> Call:
+    from bnapp.analyses import stages
+
+    return Call(stages.held_out_errors)
+
+
 def bn_parameters(layer: Layer, *, sample_sd: bool = False) -> Call:
     from bnapp.analyses import stages
 
@@ -134,7 +140,7 @@ def _agreement(run: RunResult) -> list[Call]:
 
 
 FIRST_VISIT: dict[str, Callable[[RunResult], list[Call]]] = {
-    "train": lambda run: [training_curves()],
+    "train": lambda run: [training_curves(), held_out_errors()],
     "parameters": lambda run: [bn_parameters(INPUT)],
     "sensitivity": _sensitivity,
     "importance": lambda run: [importance(INPUT), ice_pdp()],

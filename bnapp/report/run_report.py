@@ -129,7 +129,8 @@ def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, al
             layer=layer.kind)
     figures |= gamma_figures(tables["sensitivity"], tables["fit_lines"], run.spec, run.target)
     if len(tables["loss_curves"]):
-        figures["loss"] = network_charts.loss_curves(tables["loss_curves"], target=run.target)
+        figures["loss"] = network_charts.loss_curves(tables["loss_curves"],
+                                                     stages.held_out_errors(run), target=run.target)
     if len(tables["gamma_curves"]):
         figures["gamma_trajectories"] = network_charts.gamma_trajectories(tables["gamma_curves"])
     return figures | agreement_figures(run, tables) | importance_figures(run, tables)
