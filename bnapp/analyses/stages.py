@@ -145,6 +145,20 @@ def stage_summary(run: RunResult, layer: Layer = INPUT) -> pd.DataFrame:
     return _summary_frame(rows)
 
 
+# β adds to γ·x̂, whose spread is |γ|: a β this many times smaller than the largest |γ| shifts
+# nothing (a network whose first Dense is followed by a BN trains β to ~1e-16, never away from 0)
+BETA_ZERO_TOLERANCE = 1e-9
+
+
+def beta_is_zero(per_fold: pd.DataFrame) -> bool:
+    """Whether every β of bn_parameters' per_fold table is 0 up to rounding: |β| at most
+    BETA_ZERO_TOLERANCE times the largest |γ|. False for a layer without BN."""
+    beta, gamma = per_fold["beta"].abs(), per_fold["gamma"].abs()
+    if beta.isna().all() or gamma.isna().all():
+        return False
+    return bool(beta.max() <= BETA_ZERO_TOLERANCE * gamma.max())
+
+
 def bn_parameters(run: RunResult, layer: Layer = INPUT,
                   ddof: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per_fold, summary) of the layer's BN parameters and training scaler.
