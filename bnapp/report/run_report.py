@@ -37,6 +37,7 @@ from bnapp.report import (
     network_charts,
     page_tables,
 )
+from bnapp.report.markup import unescape_md
 from bnapp.report.style import with_unit
 
 CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to
@@ -202,6 +203,7 @@ def data_summary(run: RunResult, data_name: str, dataset: Dataset | None = None)
         summary["Validation report"] = ("not included: this data set is not loaded in the "
                                         "session (load it on the Data page to add it)")
     summary |= {
+        "Sessions kept together by": unescape_md(model_card.grouping_words(run.protocol)),
         "Rows used by the run": len(run.y),
         "Inputs": ", ".join(with_unit(f) for f in run.features),
         "Target": with_unit(run.target),
@@ -299,18 +301,44 @@ def reproduction_settings(run: RunResult, *, run_key: str, data_name: str,
 
 # ------------------------------------------------------------------------------------ the files
 
+def settings_table(settings: Mapping[str, object]) -> pd.DataFrame:
+    """reproduction_settings as readable rows (the HTML report's): words, not dicts or hashes;
+    the ZIP's settings table keeps every value, the run key and data fingerprint among them."""
+    data, analysis = settings["data"], settings["analysis"]
+    counts = settings["parameters"]
+    units = f"; {UNIT_LABELS.get(data['units'], data['units'])} in the file" if data["units"] else ""
+    rows = {
+        "bnapp version": settings["bnapp_version"],
+        "Data set": f"{data['name']} ({data['rows_used']} rows used{units})",
+        "Inputs": ", ".join(with_unit(f) for f in settings["features"]),
+        "Target": with_unit(settings["target"]),
+        "Network": f"{settings['architecture_label']}: {counts['trainable']} trainable "
+                   f"parameters and {counts['non_trainable']} BN moving statistics",
+        "Validation": unescape_md(model_card.protocol_words(settings["protocol"])),
+        "Sessions kept together by": unescape_md(
+            model_card.grouping_words(settings["protocol"])),
+        "Analyses": f"{analysis['n_permutations']} shuffles per permutation ablation, "
+                    f"{analysis['n_boot']} bootstrap resamples, seed {analysis['seed']}",
+        "Command that runs it again": settings["cli_command"],
+        "What the command does differently": "; ".join(settings["cli_command_differs_in"])
+                                             or "nothing",
+    }
+    return _as_table(rows, "setting")
+
+
 def _report_tables(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     own = {"architecture": architecture_table(run.spec, len(run.features)), **tables}
     return {heading: own[stem] for stem, heading in REPORT_TABLES.items() if stem in own}
 
 
 def _html(run: RunResult, tables: Mapping[str, pd.DataFrame],
-          figures: Mapping[str, alt.TopLevelMixin], *, data_name: str,
+          figures: Mapping[str, alt.TopLevelMixin | export.Rendered], *, data_name: str,
           summary: Mapping[str, object], settings: Mapping[str, object],
-          card: str | None = None) -> str:
+          card: str | None = None, captions: Mapping[str, str] | None = None) -> str:
     return export.html_report(f"bnapp report: {run.spec.label} on {data_name}", summary=summary,
                               figures=figures, tables=_report_tables(run, tables),
-                              settings=settings, model_card=card)
+                              settings=settings_table(settings), model_card=card,
+                              captions=captions)
 
 
 def report_html(run: RunResult, tables: Mapping[str, pd.DataFrame],
@@ -365,7 +393,7 @@ def build_export(run: RunResult, tables: Mapping[str, pd.DataFrame],
                   "architecture": architecture_table(run.spec, len(run.features)),
                   "settings": _as_table({k: json.dumps(v, ensure_ascii=False, default=str)
                                          for k, v in settings.items()}, "setting")}
-    drawn = {}
+    drawn, captions = {}, {name: export.caption(chart) for name, chart in figures.items()}
     for i, (name, chart) in enumerate(figures.items()):
         if progress is not None:
             progress(i / len(figures), f"Drawing figure {i + 1} of {len(figures)}: {name}")
@@ -373,7 +401,7 @@ def build_export(run: RunResult, tables: Mapping[str, pd.DataFrame],
     card = model_card.model_card(run, tables, data_name=data_name, dataset=dataset)
     zipped = export.export_zip(drawn, all_tables, files={"model_card.md": card})
     html = _html(run, all_tables, drawn, data_name=data_name, summary=summary, settings=settings,
-                 card=card)
+                 card=card, captions=captions)
     if progress is not None:
         progress(1.0, "Done")
     zip_name, html_name = export_names(data_name, run_key)
