@@ -56,7 +56,8 @@ else:
     st.markdown("\n".join(importance_charts.concordance_answers(conc)))
     st.caption("With only a handful of units per fold, a single fold's ρ takes few values; the "
                "interval, not the estimate alone, says what the folds support.")
-    widgets.figure(importance_charts.concordance_heatmap(conc, title), f"concordance_{stem}")
+    widgets.figure(importance_charts.concordance_heatmap(
+        conc, title, n_units=len(entry.run.unit_names(layer))), f"concordance_{stem}")
     widgets.table(importance_charts.concordance_table(conc), f"concordance_{stem}")
 
 st.subheader("Importance of each unit under each definition")

@@ -165,8 +165,8 @@ def trained_on(key: str, run: RunResult, dataset: Dataset | None) -> bool:
 
 # Part of an analysis' key: raise it when analyses (run_tables' set of tables too) change their
 # arguments or results without a new package version. 2: arguments bound to the signature, a
-# Layer for layer + hidden_index, the settings' defaults.
-ANALYSIS_SCHEMA = 2
+# Layer for layer + hidden_index, the settings' defaults. 3: ice_pdp's in_training_range.
+ANALYSIS_SCHEMA = 3
 
 
 def analysis_key(run_key: str, function: str, arguments: Mapping[str, object]) -> str:

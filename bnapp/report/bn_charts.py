@@ -44,7 +44,7 @@ MODE_LABELS = {
     ("hidden", "permutation"): "node permuted across test rows",
 }
 GAMMA_TITLE = "|γ| (dimensionless)"
-FIT_NAMES = {"linear": "linear fit", "lowess": "LOWESS (frac 0.6)"}
+FIT_NAMES = {"linear": "linear fit", "lowess": "smoothed trend"}  # LOWESS, frac 0.6
 INPUT_MODE_TITLES = {"raw": "Raw inputs", "zscore": "Z-scored inputs"}
 STAGE_AXES = {
     "raw": "raw value (each variable in its own unit)",

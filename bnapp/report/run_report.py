@@ -165,7 +165,7 @@ def importance_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[
         conc = layer_rows(tables["concordance"], layer)
         if len(conc):
             figures[f"concordance_{layer.stem}"] = importance_charts.concordance_heatmap(
-                conc, title)
+                conc, title, n_units=len(run.unit_names(layer)))
         figures[f"importance_{layer.stem}"] = importance_charts.importance_bars(
             layer_rows(tables["importance"], layer), title)
     figures["ice_pdp"] = importance_charts.ice_pdp_chart(tables["ice"], tables["pdp"],
