@@ -78,8 +78,9 @@ def concordance_heatmap(conc: pd.DataFrame, layer_label: str, *,
     top = data[data["statistic"] == TOP_UNIT]
     chance = 1 / n_units
     if len(top):
-        panels.append(_top_unit_panel(top, y, tooltip, chance).properties(width=240,
-                                                                            height=34 * len(rows)))
+        same_rows = alt.Y("definition_title:N", sort=rows, axis=None)  # named on the left
+        panels.append(_top_unit_panel(top, same_rows, tooltip, chance).properties(
+            width=240, height=34 * len(rows)))
     chart = alt.hconcat(*panels, spacing=16).resolve_scale(y="shared")
     return finish(chart, f"{layer_label}: does |γ| rank units as each definition of importance "
                          "does?",
@@ -87,15 +88,15 @@ def concordance_heatmap(conc: pd.DataFrame, layer_label: str, *,
                    "[95% bootstrap interval over folds]; 1: the same order, 0: unrelated, "
                    "−1: reversed.",
                    "Right: share of folds where |γ| and the definition name the same most "
-                   f"important unit, with its interval; dashed: chance ({chance:.0%}, one of "
-                   f"{n_units} units picked at random)."])
+                   "important unit, with its interval;",
+                   f"dashed: chance ({chance:.0%}, one of {n_units} units picked at random)."])
 
 
 def _top_unit_panel(top: pd.DataFrame, y: alt.Y, tooltip: list,
                     chance: float) -> alt.LayerChart:
     """Same top unit: a dot and its interval per definition on a 0–1 scale, chance dashed."""
     x = alt.X("estimate:Q", scale=alt.Scale(domain=[0, 1]), title=STATISTIC_TITLES[TOP_UNIT],
-              axis=alt.Axis(format="%"))
+              axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1]))
     spread = alt.Chart(top).mark_rule(strokeWidth=2, color="#555555").encode(
         x=alt.X("ci_low:Q", scale=alt.Scale(domain=[0, 1])), x2=alt.X2("ci_high:Q"), y=y)
     dots = alt.Chart(top).mark_point(filled=True, size=80, color=OKABE_ITO[4],
