@@ -100,5 +100,6 @@ def test_export_bundle_and_report_from_real_tables(e2e, figures):
     back = pd.read_csv(io.BytesIO(archive.read("tables/bn_parameters.csv")), encoding="utf-8-sig")
     pd.testing.assert_frame_equal(back, summary, check_dtype=False, check_exact=False)
     report = html_report("Study e2e run", summary={"rows": str(len(e2e.X))}, figures=chosen,
-                         tables=tables, settings={"spec": e2e.spec.to_dict()})
+                         tables=tables,
+                         settings=pd.DataFrame({"setting": ["network"], "value": [e2e.label]}))
     assert report.count("<img ") == 2 and "Upos" in report
