@@ -56,7 +56,8 @@ else:
     verdicts = verdict.verdict(report["concordance"], report["importance"], layer)
     st.markdown("\n".join(importance_charts.concordance_answers(verdicts, conc)))
     st.caption(verdict.WHY_DEFINITIONS_DISAGREE)
-    widgets.figure(importance_charts.concordance_heatmap(conc, title), f"concordance_{stem}")
+    widgets.figure(importance_charts.concordance_heatmap(
+        conc, title, n_units=len(entry.run.unit_names(layer))), f"concordance_{stem}")
     widgets.table(importance_charts.concordance_table(conc), f"concordance_{stem}")
 
 st.subheader("Importance of each unit under each definition")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from bnapp.analyses.stages import beta_is_zero
 from bnapp.jobs import page_analyses
 from bnapp.report import bn_charts, page_tables
 from bnapp.ui import widgets
@@ -41,7 +42,11 @@ if not page_tables.has_bn(spec, layer):
 st.subheader("Mean ± SD over folds")
 st.caption(f"{n_folds} folds; {'sample' if sample_sd else 'population'} SD. Means and SDs in "
            "the variable's unit; γ and β are dimensionless.")
-widgets.table(page_tables.parameter_table(summary, layer), f"bn_parameters_{layer.stem}")
+beta_zero = beta_is_zero(per_fold)
+if beta_zero:
+    st.info(page_tables.beta_zero_sentence(per_fold))
+widgets.table(page_tables.parameter_table(summary, layer, beta_zero=beta_zero),
+              f"bn_parameters_{layer.stem}")
 widgets.figure(bn_charts.parameter_chart(per_fold, title), f"bn_parameters_{layer.stem}")
 
 st.subheader("Per fold")

@@ -162,7 +162,7 @@ st.markdown(
     "error of that fold's network when that one unit is turned off. The study found that inputs "
     "with larger |γ| cause larger errors with raw inputs (figure 3), and no such link with "
     "z-scored inputs (figure 4) or for the BN after the hidden layer (figure 5). Solid lines: "
-    "linear fit per unit across folds; dashed: LOWESS (frac 0.6).")
+    "linear fit per unit across folds; dashed: smoothed trend.")
 st.caption(f"Run: {widgets.escape_md(entry.label)}")
 
 c_layer, c_mode, c_metric = st.columns(3)

@@ -307,14 +307,17 @@ def _choose_active() -> None:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _curve_charts(run_key: str,
-                  _entry: state.RunEntry) -> tuple[tuple[alt.TopLevelMixin, Callable], ...]:
-    """A run's loss and γ curves, each (light for the screen, the detailed one's builder for the
-    downloads), built once per run (this page runs again on every click of its controls);
-    shared, as figure() only reads a chart."""
+def _curve_charts(run_key: str, _entry: state.RunEntry,
+                  per_fold: bool) -> tuple[tuple[alt.TopLevelMixin, Callable], ...]:
+    """A run's loss and γ curves (γ as a median and band, or a line per fold), each (light for
+    the screen, the detailed one's builder for the downloads), built once per run and choice
+    (this page runs again on every click of its controls); shared, as figure() only reads a
+    chart."""
     loss, gamma = widgets.compute_call(_entry, page_analyses.training_curves())
-    builders = (functools.partial(network_charts.loss_curves, loss, target=_entry.run.target),
-                functools.partial(network_charts.gamma_trajectories, gamma))
+    held_out = widgets.compute_call(_entry, page_analyses.held_out_errors())
+    builders = (functools.partial(network_charts.loss_curves, loss, held_out,
+                                  target=_entry.run.target),
+                functools.partial(network_charts.gamma_trajectories, gamma, band=not per_fold))
     return tuple((build(max_points=style.SCREEN_LINE_POINTS),
                   functools.partial(build, max_points=style.MAX_POINTS)) for build in builders)
 
@@ -335,7 +338,10 @@ def _runs_section() -> None:
     widgets.cache_warnings(entry.warnings)
     st.subheader("The result")
     result.show(entry)
-    (loss, loss_detailed), (gamma, gamma_detailed) = _curve_charts(entry.key, entry)
+    per_fold = st.toggle("γ of each fold", key="gamma_per_fold",
+                         help="Draw γ as one line per fold and input instead of the median "
+                              "over the folds with a band.")
+    (loss, loss_detailed), (gamma, gamma_detailed) = _curve_charts(entry.key, entry, per_fold)
     widgets.figure(loss, "loss-curves", export=loss_detailed)
     widgets.figure(gamma, "input-gamma-curves", export=gamma_detailed,
                    caption="γ is the scale the input BN layer learns for each input: how much "

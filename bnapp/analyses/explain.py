@@ -386,8 +386,9 @@ def ice_pdp(run: RunResult, n_rows: int = ICE_ROWS, n_grid: int = ICE_GRID,
     """ICE curves of the fold ensemble for a seeded sample of rows, and the partial dependence.
 
     (ice DataFrame[unit, value, row, prediction] (mean over folds), pdp DataFrame[unit, value,
-    pdp, pdp_low, pdp_high, pdp_sd]): pdp is the mean over rows and folds; low/high/sd are the
-    spread of the folds' own partial dependence.
+    pdp, pdp_low, pdp_high, pdp_sd, in_training_range]): pdp is the mean over rows and folds;
+    low/high/sd are the spread of the folds' own partial dependence; in_training_range is False
+    where the value lies outside some fold's training rows, whose model extrapolates there.
     """
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(run.X), size=min(n_rows, len(run.X)), replace=False))
@@ -404,8 +405,18 @@ def ice_pdp(run: RunResult, n_rows: int = ICE_ROWS, n_grid: int = ICE_GRID,
                         "pdp": per_fold.mean(0).ravel(), "pdp_low": per_fold.min(0).ravel(),
                         "pdp_high": per_fold.max(0).ravel(),
                         "pdp_sd": per_fold.std(0, ddof=1).ravel() if len(run.folds) > 1
-                        else np.zeros(p * g)})
+                        else np.zeros(p * g),
+                        "in_training_range": _in_training_range(run, grid).T.ravel()})
     return ice, pdp
+
+
+def _in_training_range(run: RunResult, grid: np.ndarray) -> np.ndarray:
+    """(grid, p): whether each grid value lies within every fold's training rows' range."""
+    inside = np.ones(grid.shape, dtype=bool)
+    for fold in run.folds:
+        train = run.X[fold.train_rows]
+        inside &= (grid >= train.min(0)) & (grid <= train.max(0))
+    return inside
 
 
 # ------------------------------------------------------------------------------------- what-if

@@ -145,6 +145,20 @@ def stage_summary(run: RunResult, layer: Layer = INPUT) -> pd.DataFrame:
     return _summary_frame(rows)
 
 
+# β adds to γ·x̂, whose spread is |γ|: a β this many times smaller than the largest |γ| shifts
+# nothing (a network whose first Dense is followed by a BN trains β to ~1e-16, never away from 0)
+BETA_ZERO_TOLERANCE = 1e-9
+
+
+def beta_is_zero(per_fold: pd.DataFrame) -> bool:
+    """Whether every β of bn_parameters' per_fold table is 0 up to rounding: |β| at most
+    BETA_ZERO_TOLERANCE times the largest |γ|. False for a layer without BN."""
+    beta, gamma = per_fold["beta"].abs(), per_fold["gamma"].abs()
+    if beta.isna().all() or gamma.isna().all():
+        return False
+    return bool(beta.max() <= BETA_ZERO_TOLERANCE * gamma.max())
+
+
 def bn_parameters(run: RunResult, layer: Layer = INPUT,
                   ddof: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per_fold, summary) of the layer's BN parameters and training scaler.
@@ -207,3 +221,20 @@ def training_curves(run: RunResult) -> tuple[pd.DataFrame, pd.DataFrame]:
     gamma = pd.concat(gammas, ignore_index=True) if gammas else pd.DataFrame(
         columns=["fold", "epoch", "unit", "gamma"])
     return loss, gamma
+
+
+def held_out_errors(run: RunResult) -> pd.DataFrame:
+    """[fold, epoch, mse]: each model's MSE on its test rows, at the epoch whose weights it kept
+    (the last, or early stopping's best); only for folds with a training history, as the loss
+    curves it is drawn beside."""
+    rows = [{"fold": fold.fold, "epoch": _kept_epoch(fold),
+             "mse": float(np.mean((run.y[fold.test_rows] - run.test_predictions(fold)) ** 2))}
+            for fold in run.folds if len(fold.history.get("loss", ())) and len(fold.test_rows)]
+    return pd.DataFrame(rows, columns=["fold", "epoch", "mse"])
+
+
+def _kept_epoch(fold: FoldResult) -> int:
+    """The epoch (from 1) whose weights the model kept; stopped_epoch counts from 0."""
+    if fold.stopped_epoch is not None:
+        return fold.stopped_epoch + 1
+    return len(fold.history["loss"])

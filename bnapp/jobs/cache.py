@@ -165,8 +165,9 @@ def trained_on(key: str, run: RunResult, dataset: Dataset | None) -> bool:
 
 # Part of an analysis' key: raise it when analyses (run_tables' set of tables too) change their
 # arguments or results without a new package version. 2: arguments bound to the signature, a
-# Layer for layer + hidden_index, the settings' defaults. 3: run_tables' share_within.
-ANALYSIS_SCHEMA = 3
+# Layer for layer + hidden_index, the settings' defaults. 3: run_tables' share_within, ice_pdp's
+# in_training_range; 4: cohort intervals and verdicts in run_tables, the importance report.
+ANALYSIS_SCHEMA = 4
 
 
 def analysis_key(run_key: str, function: str, arguments: Mapping[str, object]) -> str:

@@ -45,6 +45,12 @@ def training_curves() -> Call:
     return Call(stages.training_curves)
 
 
+def held_out_errors() -> Call:
+    from bnapp.analyses import stages
+
+    return Call(stages.held_out_errors)
+
+
 def bn_parameters(layer: Layer, *, sample_sd: bool = False) -> Call:
     from bnapp.analyses import stages
 
@@ -163,7 +169,8 @@ def _agreement(run: RunResult, groups) -> list[Call]:
 
 # page -> its first-visit calls for a run and its group labels (run_groups)
 FIRST_VISIT: dict[str, Callable[[RunResult, tuple[str, ...] | None], list[Call]]] = {
-    "train": lambda run, groups: [training_curves(), baselines(), paired_comparison()],
+    "train": lambda run, groups: [training_curves(), held_out_errors(), baselines(),
+                                  paired_comparison()],
     "parameters": lambda run, groups: [bn_parameters(INPUT)],
     "sensitivity": _sensitivity,
     "importance": lambda run, groups: [importance(INPUT, groups), ice_pdp()],

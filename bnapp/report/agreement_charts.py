@@ -167,7 +167,7 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
     dots = (f"Dots: a random {per_panel:,} of each method's {largest:,} test rows. "
             if largest > per_panel else "")
     return finish(chart, f"Calibration: measured against predicted {quantity_label(quantity)}", [
-        f"{dots}Dashed: identity (perfect calibration); black: LOWESS (frac 0.6){fitted_on}.",
+        f"{dots}Dashed: identity (perfect calibration); black: smoothed trend{fitted_on}.",
         "Slope and intercept from measured = intercept + slope · predicted, 95 % CIs in "
         "brackets."])
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from bnapp.analyses.stages import beta_is_zero
 from bnapp.engine.model import INPUT_MODES
 from bnapp.intake.units import LIBRARY_UNITS as UNITS
 from bnapp.intake.units import STUDY_TARGET
@@ -43,7 +44,7 @@ MODE_LABELS = {
     ("hidden", "permutation"): "node permuted across test rows",
 }
 GAMMA_TITLE = "|γ| (dimensionless)"
-FIT_NAMES = {"linear": "linear fit", "lowess": "LOWESS (frac 0.6)"}
+FIT_NAMES = {"linear": "linear fit", "lowess": "smoothed trend"}  # LOWESS, frac 0.6
 INPUT_MODE_TITLES = {"raw": "Raw inputs", "zscore": "Z-scored inputs"}
 STAGE_AXES = {
     "raw": "raw value (each variable in its own unit)",
@@ -250,10 +251,15 @@ def parameter_chart(per_fold: pd.DataFrame, layer_label: str = "") -> alt.TopLev
             x=alt.X("mean:Q"), y=y)
         return alt.layer(dots, spread, mean).properties(width=190, height=28 * len(units) + 20)
 
-    panels = []
+    panels, words = [], ["γ, β: one dot per fold; bar: mean ± SD."]
     if data["gamma"].notna().any():
-        panels += [strip("gamma", "γ (scale, dimensionless)"),
-                   strip("beta", "β (shift, dimensionless)")]
+        panels.append(strip("gamma", "γ (scale, dimensionless)"))
+        if beta_is_zero(data):
+            words = ["γ: one dot per fold; bar: mean ± SD.",
+                     f"β is 0 in every fold up to rounding (largest |β| "
+                     f"{data['beta'].abs().max():.0e}), so it is not drawn."]
+        else:
+            panels.append(strip("beta", "β (shift, dimensionless)"))
     stds = data.dropna(subset=["moving_std", "scaler_std"])
     if not stds.empty:
         lo = float(min(stds["moving_std"].min(), stds["scaler_std"].min()))
@@ -283,6 +289,4 @@ def parameter_chart(per_fold: pd.DataFrame, layer_label: str = "") -> alt.TopLev
     chart = alt.hconcat(*panels, spacing=24).resolve_scale(color="independent", shape="independent")
     title = f"{layer_label}: what it learned" if layer_label else "What the BN layer learned"
     return finish(chart, f"{title}, per unit across folds", [
-        "γ, β: one dot per fold; bar: mean ± SD. Right: the BN moving std against the z-score "
-        "scaler's std (dashed: equal).",
-    ])
+        *words, "Right: the BN moving std against the z-score scaler's std (dashed: equal)."])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import re
 import unicodedata
 import zipfile
@@ -21,9 +20,9 @@ from datetime import UTC, datetime
 import altair as alt
 import pandas as pd
 import vl_convert as vlc
+from markdown_it import MarkdownIt
 
 from bnapp.report.cells import safe_table, table_csv
-from bnapp.report.markup import unescape_md
 
 MAX_FILENAME = 80
 REPORT_MAX_ROWS = 500
@@ -139,17 +138,23 @@ def export_zip(figures: Mapping[str, alt.TopLevelMixin | Rendered],
 
 # ---------------------------------------------------------------- HTML report
 
+# fits a 1,400 px window: the text column is at most 1,240 px wide; a wider table scrolls in its
+# own box with its first (key) column kept in view
 _STYLE = """
-body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; max-width: 980px;
+body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; max-width: 1240px;
        margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em;
      border-bottom: 1px solid #ccc; padding-bottom: .2em; }
-table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1.5em; }
+.scroll { max-width: 100%; overflow-x: auto; margin: .5em 0 1.5em; }
+table { border-collapse: collapse; font-size: .85em; }
 th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: right; }
-th { background: #f3f3f3; } dt { font-weight: bold; } dd { margin: 0 0 .4em 1.5em; }
-figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; }
-figcaption { font-size: .9em; color: #555; } pre { background: #f6f6f6; padding: 1em;
-     overflow-x: auto; font-size: .85em; } .card { white-space: pre-wrap; font-size: .9em; } .note { color: #555; font-size: .9em; }
+th:first-child, td:first-child { position: sticky; left: 0; background: #fff; text-align: left; }
+th, th:first-child { background: #f3f3f3; } dt { font-weight: bold; }
+dd { margin: 0 0 .4em 1.5em; } figure { margin: 1em 0 2em; }
+figure img { max-width: 100%; height: auto; }
+figcaption { font-size: .9em; color: #555; max-width: 60em; }
+code { white-space: pre-wrap; word-break: break-all; font-size: .85em; }
+.note { color: #555; font-size: .9em; } td.text { text-align: left; }
 """
 # Defence in depth: even if something slipped through escaping, the page may run no script and
 # fetch nothing (images are data: URIs, the style is inline).
@@ -160,12 +165,44 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _figure_html(name: str, chart: alt.TopLevelMixin | Rendered) -> str:
+def caption(chart: alt.TopLevelMixin) -> str:
+    """A chart's title and subtitle as sentences: 'Loss during training. Mean squared …'."""
+    title = chart.title if isinstance(chart.title, alt.TitleParams) else None
+    if title is None:
+        return ""
+    lines = title.subtitle if isinstance(title.subtitle, list | tuple) else [title.subtitle]
+    return " ".join(_sentence(str(line)) for line in [title.text, *lines]
+                    if isinstance(line, str) and line.strip())
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text[-1] in ".!?:" else f"{text}."
+
+
+def _figure_html(name: str, chart: alt.TopLevelMixin | Rendered, words: str) -> str:
     # an SVG shown through <img> is inert: browsers run no script and load nothing inside it
     drawn = chart.svg if isinstance(chart, Rendered) else chart_svg(chart)
     svg = base64.b64encode(drawn.encode("utf-8")).decode("ascii")
     return (f'<figure><img alt="{_e(name)}" src="data:image/svg+xml;base64,{svg}">'
-            f"<figcaption>{_e(name)}</figcaption></figure>")
+            f"<figcaption>{_e(words or name)}</figcaption></figure>")
+
+
+# CommonMark with raw HTML off (a '<script>' in the text stays text) and GitHub's tables
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def markdown_html(markdown: str, *, demote: int = 1) -> str:
+    """bnapp's Markdown (the model card) as HTML: headings `demote` levels lower, so the card's
+    title sits under the report's own; each table in a box of its own that scrolls."""
+    tokens = _MARKDOWN.parse(markdown)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + demote, 6)}"
+    body = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
+    # with raw HTML off, no "<table>" in the output comes from the text
+    return body.replace("<table>", '<div class="scroll"><table>').replace("</table>",
+                                                                          "</table></div>")
 
 
 def _table_html(df: pd.DataFrame, max_rows: int) -> str:
@@ -173,11 +210,17 @@ def _table_html(df: pd.DataFrame, max_rows: int) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in shown.columns)
     body = []
     for row in shown.head(max_rows).itertuples(index=False):
-        cells = "".join(f"<td>{_e(_format_cell(v))}</td>" for v in row)
+        cells = "".join(f"<td>{_e(_format_cell(v))}</td>" if _is_number(v) else
+                        f'<td class="text">{_e(_format_cell(v))}</td>' for v in row)
         body.append(f"<tr>{cells}</tr>")
     note = (f'<p class="note">First {max_rows:,} of {len(shown):,} rows; the full table is in '
             "the export ZIP.</p>" if len(shown) > max_rows else "")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}"
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>{note}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _format_cell(value: object) -> str:
@@ -188,21 +231,24 @@ def _format_cell(value: object) -> str:
 
 def html_report(title: str, *, summary: Mapping[str, object],
                 figures: Mapping[str, alt.TopLevelMixin | Rendered],
-                tables: Mapping[str, pd.DataFrame], settings: Mapping[str, object],
+                tables: Mapping[str, pd.DataFrame], settings: pd.DataFrame,
                 max_rows: int = REPORT_MAX_ROWS, model_card: str | None = None,
+                captions: Mapping[str, str] | None = None,
                 headline: str | None = None) -> str:
     """One self-contained HTML page describing a run.
 
     title: the report's heading; summary: label -> value lines about the data (name, rows
-    usable/dropped, ...); figures: caption -> chart (the architecture chart among them), each
-    embedded as a base64 SVG image; tables: heading -> DataFrame (first `max_rows` rows shown);
-    settings: everything needed to reproduce the run (architecture, protocol, seed, columns,
-    data fingerprint), printed as JSON; model_card: Markdown shown as plain text (its escapes
-    undone); headline: the plain-text sentence the report opens with. Every string is HTML-escaped; the page references no
+    usable/dropped, ...); figures: name -> chart (the architecture chart among them), each
+    embedded as a base64 SVG image under its caption (captions[name], else the chart's title
+    and subtitle as sentences, else its name); tables: heading -> DataFrame (first `max_rows`
+    rows shown); settings: what reproduces the run, as a table of readable rows; model_card:
+    Markdown, rendered with raw HTML off; headline: the plain-text sentence the report opens
+    with. Every string is HTML-escaped; the page references no
     external resource and its Content-Security-Policy forbids scripts and fetches.
     """
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     summary_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in summary.items())
+    captions = captions or {}
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -215,15 +261,16 @@ def html_report(title: str, *, summary: Mapping[str, object],
         f"<h2>Data</h2><dl>{summary_html}</dl>",
     ]
     if model_card:
-        parts.append(f'<h2>Model card</h2><div class="card">{_e(unescape_md(model_card))}</div>')
+        parts.append(markdown_html(model_card))
     if figures:
         parts.append("<h2>Figures</h2>")
-        parts += [_figure_html(name, chart) for name, chart in figures.items()]
+        parts += [_figure_html(name, chart, captions.get(name) or (
+            "" if isinstance(chart, Rendered) else caption(chart)))
+                  for name, chart in figures.items()]
     if tables:
         parts.append("<h2>Tables</h2>")
         for name, df in tables.items():
             parts += [f"<h3>{_e(name)}</h3>", _table_html(df, max_rows)]
-    settings_json = json.dumps(settings, indent=2, default=str, ensure_ascii=False)
-    parts += ["<h2>Settings to reproduce this run</h2>", f"<pre>{_e(settings_json)}</pre>",
+    parts += ["<h2>Settings to reproduce this run</h2>", _table_html(settings, len(settings)),
               "</body></html>"]
     return "\n".join(parts)

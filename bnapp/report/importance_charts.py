@@ -47,8 +47,14 @@ def concordance_table(conc: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def concordance_heatmap(conc: pd.DataFrame, layer_label: str) -> alt.TopLevelMixin:
-    """Definition × statistic, coloured by the estimate (−1 to 1), labelled with the interval."""
+TOP_UNIT = "top_unit_agreement"
+
+
+def concordance_heatmap(conc: pd.DataFrame, layer_label: str, *,
+                        n_units: int) -> alt.TopLevelMixin:
+    """Definition × rank statistic, coloured by the estimate (−1 to 1), labelled with the
+    interval; beside it, on its own 0–1 scale, the share of folds where both name the same top
+    unit, with chance (1 / n_units: a unit picked at random) marked."""
     data = conc.assign(
         definition_title=[DEFINITION_TITLES.get(d, d) for d in conc["definition"]],
         statistic_title=[STATISTIC_TITLES.get(s, s) for s in conc["statistic"]],
@@ -56,23 +62,49 @@ def concordance_heatmap(conc: pd.DataFrame, layer_label: str) -> alt.TopLevelMix
                for e, lo, hi in zip(conc["estimate"], conc["ci_low"], conc["ci_high"],
                                     strict=True)])
     rows = ordered(data["definition_title"])
-    cols = ordered(data["statistic_title"])
-    base = alt.Chart(data).encode(
-        x=alt.X("statistic_title:N", sort=cols, title=None, axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("definition_title:N", sort=rows, title=None))
+    y = alt.Y("definition_title:N", sort=rows, title=None)
+    tooltip = [alt.Tooltip("definition_title:N", title="definition"),
+               alt.Tooltip("statistic_title:N", title="statistic"),
+               alt.Tooltip("estimate:Q", format=".3f"), alt.Tooltip("label:N", title="95% CI"),
+               alt.Tooltip("n_folds:Q", title="folds")]
+    ranks = data[data["statistic"] != TOP_UNIT]
+    cols = ordered(ranks["statistic_title"])
+    base = alt.Chart(ranks).encode(
+        x=alt.X("statistic_title:N", sort=cols, title=None, axis=alt.Axis(labelAngle=0)), y=y)
     cells = base.mark_rect(stroke="white").encode(
         color=alt.Color("estimate:Q", scale=alt.Scale(scheme="blueorange", domain=[-1, 1]),
-                        title="agreement with |γ|"),
-        tooltip=[alt.Tooltip("definition_title:N", title="definition"),
-                 alt.Tooltip("statistic_title:N", title="statistic"),
-                 alt.Tooltip("estimate:Q", format=".3f"), alt.Tooltip("label:N", title="95% CI"),
-                 alt.Tooltip("n_folds:Q", title="folds")])
-    text = base.mark_text(fontSize=12).encode(text=alt.Text("label:N"))
-    chart = alt.layer(cells, text).properties(width=180 * len(cols), height=34 * len(rows))
+                        title="agreement with |γ|"), tooltip=tooltip)
+    heat = alt.layer(cells, base.mark_text(fontSize=12).encode(text=alt.Text("label:N")))
+    panels = [heat.properties(width=180 * len(cols), height=34 * len(rows))]
+    top = data[data["statistic"] == TOP_UNIT]
+    chance = 1 / n_units
+    if len(top):
+        same_rows = alt.Y("definition_title:N", sort=rows, axis=None)  # named on the left
+        panels.append(_top_unit_panel(top, same_rows, tooltip, chance).properties(
+            width=240, height=34 * len(rows)))
+    chart = alt.hconcat(*panels, spacing=16).resolve_scale(y="shared")
     return finish(chart, f"{layer_label}: does |γ| rank units as each definition of importance "
                          "does?",
-                  ["Mean over folds of each fold's statistic over the units; [95% bootstrap "
-                   "interval over folds]. 1: the same order; 0: unrelated; −1: reversed."])
+                  ["Left: mean over folds of each fold's rank correlation over the units, "
+                   "[95% bootstrap interval over folds]; 1: the same order, 0: unrelated, "
+                   "−1: reversed.",
+                   "Right: share of folds where |γ| and the definition name the same most "
+                   "important unit, with its interval;",
+                   f"dashed: chance ({chance:.0%}, one of {n_units} units picked at random)."])
+
+
+def _top_unit_panel(top: pd.DataFrame, y: alt.Y, tooltip: list,
+                    chance: float) -> alt.LayerChart:
+    """Same top unit: a dot and its interval per definition on a 0–1 scale, chance dashed."""
+    x = alt.X("estimate:Q", scale=alt.Scale(domain=[0, 1]), title=STATISTIC_TITLES[TOP_UNIT],
+              axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1]))
+    spread = alt.Chart(top).mark_rule(strokeWidth=2, color="#555555").encode(
+        x=alt.X("ci_low:Q", scale=alt.Scale(domain=[0, 1])), x2=alt.X2("ci_high:Q"), y=y)
+    dots = alt.Chart(top).mark_point(filled=True, size=80, color=OKABE_ITO[4],
+                                     opacity=1).encode(x=x, y=y, tooltip=tooltip)
+    line = alt.Chart(pd.DataFrame({"chance": [chance]})).mark_rule(
+        strokeDash=[4, 4], color="#333333").encode(x=alt.X("chance:Q"))
+    return alt.layer(line, spread, dots)
 
 
 def importance_bars(importance: pd.DataFrame, layer_label: str) -> alt.TopLevelMixin:
@@ -107,11 +139,14 @@ def importance_bars(importance: pd.DataFrame, layer_label: str) -> alt.TopLevelM
 def ice_pdp_chart(ice: pd.DataFrame, pdp: pd.DataFrame, *, target: str = STUDY_TARGET,
                   max_points: int = MAX_POINTS) -> alt.TopLevelMixin:
     """Per input: ICE curves of sampled rows (grey, as many rows as max_points allows), partial
-    dependence (black) with the range of the folds' own partial dependence (band)."""
+    dependence (black) with the range of the folds' own partial dependence (band); shaded where
+    the values lie beyond some fold's training rows (pdp's in_training_range)."""
     unit = target_unit(target)
     inputs = ordered(pdp["unit"])
     y_title = f"predicted {target} ({unit})" if unit else f"predicted {target}"
     x = alt.X("value:Q", title=None, scale=alt.Scale(zero=False))
+    beyond = alt.Chart().mark_rect(color="#dddddd", opacity=0.6).encode(
+        x=x, x2=alt.X2("value_end:Q"))
     lines = alt.Chart().mark_line(color="#999999", opacity=0.35, strokeWidth=1).encode(
         x=x, y=alt.Y("prediction:Q", title=y_title, scale=alt.Scale(zero=False)),
         detail=alt.Detail("row:N"))
@@ -122,20 +157,50 @@ def ice_pdp_chart(ice: pd.DataFrame, pdp: pd.DataFrame, *, target: str = STUDY_T
                                  alt.Tooltip("pdp:Q", format=".4g", title="partial dependence")])
     rows = ice["row"].unique()
     keep = rows[:max(1, max_points // max(1, len(ice) // len(rows)))]  # curves, not points, thinned
+    outside = _beyond_training(pdp)
     data = pd.concat([ice[ice["row"].isin(keep)].assign(kind="ice"),
-                      pdp[["unit", "value", "pdp", "pdp_low", "pdp_high"]].assign(kind="pdp")],
-                     ignore_index=True)
+                      pdp[["unit", "value", "pdp", "pdp_low", "pdp_high"]].assign(kind="pdp"),
+                      outside.assign(kind="beyond")], ignore_index=True)
     data["unit"] = data["unit"].astype(str)
-    chart = alt.layer(lines.transform_filter("datum.kind == 'ice'"),
+    chart = alt.layer(beyond.transform_filter("datum.kind == 'beyond'"),
+                      lines.transform_filter("datum.kind == 'ice'"),
                       band.transform_filter("datum.kind == 'pdp'"),
                       mean.transform_filter("datum.kind == 'pdp'"), data=data).properties(
         width=220, height=180).facet(
         facet=alt.Facet("unit:N", sort=inputs, title=None), columns=3).resolve_scale(x="independent")
-    return finish(chart, "How the prediction moves with each input (ICE and partial dependence)",
-                  [f"Grey: {_sessions(len(keep), len(rows))} with only that input changed "
-                   "(fold ensemble); black: the mean over all; band: range of the folds' own "
-                   "partial dependence. "
-                   "x: the input's 1st–99th percentile, in its data unit."])
+    return finish(chart, "How the prediction moves with each input (ICE and partial dependence)", [
+        f"Grey: {_sessions(len(keep), len(rows))}, only that input changed.",
+        "Black: their mean (fold ensemble); band: range of the folds' own partial dependence.",
+        "x: the input's 1st–99th percentile, in its data unit.",
+        *_extrapolation_note(outside)])
+
+
+def _beyond_training(pdp: pd.DataFrame) -> pd.DataFrame:
+    """[unit, value, value_end]: the stretches of each input's grid beyond some fold's training
+    rows (at the ends: a range is an interval), drawn shaded."""
+    if "in_training_range" not in pdp:
+        return pd.DataFrame(columns=["unit", "value", "value_end"])
+    spans = []
+    for unit, g in pdp.groupby("unit", sort=False):
+        values, inside = g["value"].to_numpy(), g["in_training_range"].to_numpy(bool)
+        if inside.all():
+            continue
+        if not inside.any():
+            spans.append((unit, values[0], values[-1]))
+            continue
+        first, last = np.flatnonzero(inside)[[0, -1]]
+        if first > 0:
+            spans.append((unit, values[0], values[first]))
+        if last < len(values) - 1:
+            spans.append((unit, values[last], values[-1]))
+    return pd.DataFrame(spans, columns=["unit", "value", "value_end"])
+
+
+def _extrapolation_note(outside: pd.DataFrame) -> list[str]:
+    if outside.empty:
+        return []
+    return ["Shaded: values beyond some fold's training rows; the curves extrapolate there.",
+            f"Shaded in: {', '.join(ordered(outside['unit'].astype(str)))}."]
 
 
 def _sessions(drawn: int, sampled: int) -> str:

@@ -30,5 +30,6 @@ def escape_md(text: object) -> str:
 
 
 def unescape_md(markdown: str) -> str:
-    """escape_md undone: Markdown of bnapp's shown as plain text (the HTML report's model card)."""
+    """escape_md undone: what a reader of the Markdown sees (the report shows the model card
+    rendered; this reads its text back, and names in the report's own lines)."""
     return _ESCAPED.sub(r"\1", markdown)

@@ -16,6 +16,7 @@ import pandas as pd
 from bnapp import __version__
 from bnapp.analyses import agreement, conformal
 from bnapp.analyses.baselines import fold_predictions, quality
+from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult
 from bnapp.intake.data import Dataset, dropped_summary
 from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
@@ -44,6 +45,35 @@ KNOWN_LIMITS = (
     "of one patient in both training and test rows make them optimistic unless a grouped "
     "protocol is used.",
 )
+
+
+def protocol_words(protocol: Mapping[str, object]) -> str:
+    """How a run's rows were split and its models trained, in words (a Protocol's dict)."""
+    p = Protocol.from_dict(dict(protocol))
+    column = escape_md(p.group_by)
+    split = {"kfold": f"{p.folds}-fold cross-validation",
+             "repeated": f"{p.repeats} × {p.folds}-fold cross-validation",
+             "study": f"{p.folds} random 80/20 splits, as the study's",
+             "group-kfold": f"{p.folds}-fold cross-validation keeping each {column} together",
+             "leave-one-group-out": f"one model per {column}, tested on that {column}"}[p.kind]
+    held = (f"{p.val_fraction:.0%} of each training set held out for the validation curve"
+            if p.val_fraction else "no validation rows")
+    stop = f", stopping after {p.patience} epochs without improvement" if p.patience else ""
+    keras = "Keras 2" if p.bn_decay == "keras2" else "Keras 3"
+    seed = f" (seed {p.seed})" if "seed" in protocol else ""  # imported checkpoints have none
+    return (f"{split}{seed}; {p.epochs} epochs of plain gradient descent (SGD), "
+            f"batch size {p.batch_size}, learning rate {p.lr:g}; {held}{stop}; BN moving "
+            f"statistics updated as {keras}")
+
+
+def grouping_words(protocol: Mapping[str, object]) -> str:
+    """Which column kept a patient's (or unit's) sessions together, or that none did."""
+    column = protocol.get("group_by")
+    if column:
+        return (f"column {escape_md(column)}: its sessions are never split between training "
+                "and test rows")
+    return ("none: rows were split at random, so one patient's sessions can be in both "
+            "training and test rows")
 
 
 def trust_tables(run: RunResult, level: float = conformal.DEFAULT_LEVEL,
@@ -242,7 +272,8 @@ def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name:
               "## Architecture and validation", "",
               f"- Network: {spec.label}; {counts.trainable} trainable parameters and "
               f"{counts.non_trainable} BN moving statistics ({counts.total} in all)",
-              f"- Validation: {escape_md(run.label)}; protocol {escape_md(dict(protocol))}",
+              f"- Validation: {protocol_words(protocol)}",
+              f"- Sessions kept together by: {grouping_words(protocol)}",
               "- Every figure below is computed on test rows, each predicted by a model that did "
               "not train on it.", "",
               "## Performance beside the clinical formulas", "",

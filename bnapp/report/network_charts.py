@@ -127,10 +127,11 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = False,
+def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = True,
                        max_points: int = MAX_POINTS) -> alt.TopLevelMixin:
-    """Input-BN γ over the training epochs, a line per unit: each fold a thin line (default)
-    or the mean over folds with a ± SD band (band=True); epochs thinned to max_points."""
+    """Input-BN γ over the training epochs per unit: the median over folds with a band from
+    their 25th to 75th percentile (default), or each fold a thin line (band=False); epochs
+    thinned to max_points."""
     if gamma_curves.empty:
         return message_chart("γ during training", "No training history: imported models carry "
                              "only their final weights.")
@@ -140,16 +141,20 @@ def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = False,
                       legend=alt.Legend(symbolStrokeWidth=3))
     x = alt.X("epoch:Q", title="epoch", scale=alt.Scale(zero=False, nice=False))
     if band:
-        stats = (data.groupby(["unit", "epoch"], sort=False)["gamma"].agg(["mean", "std"])
-                 .reset_index())
-        stats["std"] = stats["std"].fillna(0.0)
-        stats["low"], stats["high"] = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
+        by_epoch = data.groupby(["unit", "epoch"], sort=False)["gamma"]
+        stats = pd.DataFrame({"median": by_epoch.median(), "low": by_epoch.quantile(0.25),
+                              "high": by_epoch.quantile(0.75)}).reset_index()
         stats, thinned = _thin_epochs(stats, 3 * len(units), max_points)
         area = alt.Chart(stats).mark_area(opacity=0.2).encode(
             x=x, y=alt.Y("low:Q", title="γ (dimensionless)"), y2=alt.Y2("high:Q"),
             color=alt.Color("unit:N", scale=unit_scale(units), legend=None))
-        line = alt.Chart(stats).mark_line(strokeWidth=2).encode(x=x, y=alt.Y("mean:Q"), color=color)
-        chart, how = alt.layer(area, line), "mean over folds ± SD"
+        line = alt.Chart(stats).mark_line(strokeWidth=2).encode(
+            x=x, y=alt.Y("median:Q"), color=color,
+            tooltip=[alt.Tooltip("unit:N", title="input"), alt.Tooltip("epoch:Q"),
+                     alt.Tooltip("median:Q", format=".3f", title="median γ")])
+        chart = alt.layer(area, line)
+        how = ("the line is the median over the folds, the band holds the middle half of "
+               "the folds")
     else:
         series = data.groupby(["unit", "fold"]).ngroups
         thin, thinned = _thin_epochs(data, series, max_points)
@@ -160,37 +165,53 @@ def gamma_trajectories(gamma_curves: pd.DataFrame, *, band: bool = False,
                      alt.Tooltip("gamma:Q", format=".3f", title="γ")])
         how = "one line per fold"
     return finish(chart.properties(width=WIDTH, height=320), "Input-BN γ during training",
-                  f"Each unit's BN scale γ per epoch ({how}); γ starts at 1.{thinned}")
+                  f"Each input's BN scale γ per epoch ({how}); γ starts at 1.{thinned}")
 
 
-def loss_curves(loss: pd.DataFrame, *, target: str = STUDY_TARGET,
-                max_points: int = MAX_POINTS) -> alt.TopLevelMixin:
-    """Training and validation loss (MSE) per epoch, a thin line per fold, log scale; epochs
-    thinned to max_points."""
+LOSS_SERIES = {"loss": "training", "val_loss": "validation"}
+HELD_OUT = "test (held out)"
+
+
+def loss_curves(loss: pd.DataFrame, held_out: pd.DataFrame | None = None, *,
+                target: str = STUDY_TARGET, max_points: int = MAX_POINTS) -> alt.TopLevelMixin:
+    """Training and validation loss (MSE) per epoch, a thin line per fold, log scale, and each
+    model's test error (held_out[fold, epoch, mse]) as a dot at the epoch it kept; a series
+    without rows has no legend entry; epochs thinned to max_points."""
     if loss.empty:
         return message_chart("Loss during training", "No training history: imported models "
                              "carry only their final weights.")
-    long = loss.melt(id_vars=["fold", "epoch"], value_vars=["loss", "val_loss"],
+    long = loss.melt(id_vars=["fold", "epoch"], value_vars=list(LOSS_SERIES),
                      var_name="series", value_name="mse").dropna(subset=["mse"])
     long = long[long["mse"] > 0]
     if long.empty:
         return message_chart("Loss during training", "The recorded losses are not positive "
                              "numbers, so there is no curve to draw.")
-    long["series"] = long["series"].map({"loss": "training", "val_loss": "validation"})
+    long["series"] = long["series"].map(LOSS_SERIES)
     long, thinned = _thin_epochs(long, long.groupby(["series", "fold"]).ngroups, max_points)
+    dots = pd.DataFrame(columns=["fold", "epoch", "mse"]) if held_out is None else held_out
+    dots = dots[dots["mse"] > 0].assign(series=HELD_OUT)
+    colours = dict(zip([*LOSS_SERIES.values(), HELD_OUT], OKABE_ITO[3:6], strict=True))
+    shown = [name for name in colours if name in set(long["series"]) | set(dots["series"])]
+    values = pd.concat([long["mse"], dots["mse"]])
+    x = alt.X("epoch:Q", title="epoch", scale=alt.Scale(zero=False, nice=False))
+    y = alt.Y("mse:Q", **log_axis(values.min(), values.max(),
+                                  f"loss: {metric_label('mse', target)}"))
+    color = alt.Color("series:N", title="rows", scale=alt.Scale(
+        domain=shown, range=[colours[name] for name in shown]),
+        legend=alt.Legend(symbolStrokeWidth=3))
+    tooltip = [alt.Tooltip("series:N", title="rows"), alt.Tooltip("fold:N"),
+               alt.Tooltip("epoch:Q"), alt.Tooltip("mse:Q", format=".4g", title="MSE")]
     chart = alt.Chart(long).mark_line(strokeWidth=1.2, opacity=0.75).encode(
-        x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(zero=False, nice=False)),
-        y=alt.Y("mse:Q", **log_axis(long["mse"].min(), long["mse"].max(),
-                                    f"loss: {metric_label('mse', target)}")),
-        color=alt.Color("series:N", title="rows", scale=alt.Scale(
-            domain=["training", "validation"], range=[OKABE_ITO[3], OKABE_ITO[4]]),
-            legend=alt.Legend(symbolStrokeWidth=3)),
-        detail=alt.Detail("fold:N"),
-        tooltip=[alt.Tooltip("series:N"), alt.Tooltip("fold:N"), alt.Tooltip("epoch:Q"),
-                 alt.Tooltip("mse:Q", format=".4g", title="MSE")],
-    ).properties(width=WIDTH, height=320)
-    return finish(chart, "Loss during training", "Mean squared error per epoch, one line per fold "
-                  f"(log scale).{thinned}")
+        x=x, y=y, color=color, detail=alt.Detail("fold:N"), tooltip=tooltip)
+    said = ""
+    if len(dots):
+        chart = alt.layer(chart, alt.Chart(dots).mark_point(
+            shape="diamond", filled=True, size=60, opacity=0.9).encode(
+            x=x, y=y, color=color, tooltip=tooltip))
+        said = (" Dots: each model's error on its test rows, which it never trained on, at the "
+                "epoch whose network it kept.")
+    return finish(chart.properties(width=WIDTH, height=320), "Loss during training",
+                  f"Mean squared error per epoch, one line per fold (log scale).{said}{thinned}")
 
 
 # ---------------------------------------------------------------- baselines

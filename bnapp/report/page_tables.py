@@ -97,15 +97,30 @@ def parameter_titles(layer: Layer) -> dict[str, str]:
     return {**PARAMETER_TITLES, **(HIDDEN_SCALER_TITLES if layer.kind == "hidden" else {})}
 
 
-def parameter_table(summary: pd.DataFrame, layer: Layer) -> pd.DataFrame:
-    """Study table 2: one row per unit, each parameter as 'mean ± SD' over folds."""
+BETA_ZERO = "0 (up to rounding)"
+
+
+def parameter_table(summary: pd.DataFrame, layer: Layer, *,
+                    beta_zero: bool = False) -> pd.DataFrame:
+    """Study table 2: one row per unit, each parameter as 'mean ± SD' over folds; β said to be
+    0 when beta_zero (analyses.stages.beta_is_zero), not printed as 1e-16 ± 1e-16."""
     titles = parameter_titles(layer)
     table = pd.DataFrame({"input" if layer.kind == "input" else "node":
                           [_unit_label(str(u)) for u in summary["unit"]]})
     for col, title in titles.items():
         table[title] = [mean_sd(m, s) for m, s in
                         zip(summary[f"{col}_mean"], summary[f"{col}_sd"], strict=True)]
+    if beta_zero:
+        table[titles["beta"]] = BETA_ZERO
     return table
+
+
+def beta_zero_sentence(per_fold: pd.DataFrame) -> str:
+    """Why β is not charted: it is 0 in every fold up to rounding (analyses.stages.beta_is_zero)."""
+    largest = float(per_fold["beta"].abs().max())
+    return (f"β is 0 in every fold up to rounding (largest |β| {largest:.0e}): this layer "
+            "shifts nothing, so β is not charted. A network whose first Dense layer is followed "
+            "by a BN cannot learn a shift here, as the study found.")
 
 
 def per_fold_table(per_fold: pd.DataFrame, layer: Layer) -> pd.DataFrame:

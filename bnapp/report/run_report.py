@@ -150,7 +150,8 @@ def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, al
             layer=layer.kind)
     figures |= gamma_figures(tables["sensitivity"], tables["fit_lines"], run.spec, run.target)
     if len(tables["loss_curves"]):
-        figures["loss"] = network_charts.loss_curves(tables["loss_curves"], target=run.target)
+        figures["loss"] = network_charts.loss_curves(tables["loss_curves"],
+                                                     stages.held_out_errors(run), target=run.target)
     if len(tables["gamma_curves"]):
         figures["gamma_trajectories"] = network_charts.gamma_trajectories(tables["gamma_curves"])
     return figures | agreement_figures(run, tables) | importance_figures(run, tables)
@@ -189,7 +190,7 @@ def importance_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[
         conc = layer_rows(tables["concordance"], layer)
         if len(conc):
             figures[f"concordance_{layer.stem}"] = importance_charts.concordance_heatmap(
-                conc, title)
+                conc, title, n_units=len(run.unit_names(layer)))
         figures[f"importance_{layer.stem}"] = importance_charts.importance_bars(
             layer_rows(tables["importance"], layer), title)
     figures["ice_pdp"] = importance_charts.ice_pdp_chart(tables["ice"], tables["pdp"],
@@ -227,6 +228,7 @@ def data_summary(run: RunResult, data_name: str, dataset: Dataset | None = None)
         summary["Validation report"] = ("not included: this data set is not loaded in the "
                                         "session (load it on the Data page to add it)")
     summary |= {
+        "Sessions kept together by": unescape_md(model_card.grouping_words(run.protocol)),
         "Rows used by the run": len(run.y),
         "Inputs": ", ".join(with_unit(f) for f in run.features),
         "Target": with_unit(run.target),
@@ -324,18 +326,44 @@ def reproduction_settings(run: RunResult, *, run_key: str, data_name: str,
 
 # ------------------------------------------------------------------------------------ the files
 
+def settings_table(settings: Mapping[str, object]) -> pd.DataFrame:
+    """reproduction_settings as readable rows (the HTML report's): words, not dicts or hashes;
+    the ZIP's settings table keeps every value, the run key and data fingerprint among them."""
+    data, analysis = settings["data"], settings["analysis"]
+    counts = settings["parameters"]
+    units = f"; {UNIT_LABELS.get(data['units'], data['units'])} in the file" if data["units"] else ""
+    rows = {
+        "bnapp version": settings["bnapp_version"],
+        "Data set": f"{data['name']} ({data['rows_used']} rows used{units})",
+        "Inputs": ", ".join(with_unit(f) for f in settings["features"]),
+        "Target": with_unit(settings["target"]),
+        "Network": f"{settings['architecture_label']}: {counts['trainable']} trainable "
+                   f"parameters and {counts['non_trainable']} BN moving statistics",
+        "Validation": unescape_md(model_card.protocol_words(settings["protocol"])),
+        "Sessions kept together by": unescape_md(
+            model_card.grouping_words(settings["protocol"])),
+        "Analyses": f"{analysis['n_permutations']} shuffles per permutation ablation, "
+                    f"{analysis['n_boot']} bootstrap resamples, seed {analysis['seed']}",
+        "Command that runs it again": settings["cli_command"],
+        "What the command does differently": "; ".join(settings["cli_command_differs_in"])
+                                             or "nothing",
+    }
+    return _as_table(rows, "setting")
+
+
 def _report_tables(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     own = {"architecture": architecture_table(run.spec, len(run.features)), **tables}
     return {heading: own[stem] for stem, heading in REPORT_TABLES.items() if stem in own}
 
 
 def _html(run: RunResult, tables: Mapping[str, pd.DataFrame],
-          figures: Mapping[str, alt.TopLevelMixin], *, data_name: str,
+          figures: Mapping[str, alt.TopLevelMixin | export.Rendered], *, data_name: str,
           summary: Mapping[str, object], settings: Mapping[str, object],
-          card: str | None = None) -> str:
+          card: str | None = None, captions: Mapping[str, str] | None = None) -> str:
     return export.html_report(f"bnapp report: {run.spec.label} on {data_name}", summary=summary,
                               figures=figures, tables=_report_tables(run, tables),
-                              settings=settings, model_card=card,
+                              settings=settings_table(settings), model_card=card,
+                              captions=captions,
                               headline=unescape_md(page_tables.run_verdict_sentence(run, tables)))
 
 
@@ -391,7 +419,7 @@ def build_export(run: RunResult, tables: Mapping[str, pd.DataFrame],
                   "architecture": architecture_table(run.spec, len(run.features)),
                   "settings": _as_table({k: json.dumps(v, ensure_ascii=False, default=str)
                                          for k, v in settings.items()}, "setting")}
-    drawn = {}
+    drawn, captions = {}, {name: export.caption(chart) for name, chart in figures.items()}
     for i, (name, chart) in enumerate(figures.items()):
         if progress is not None:
             progress(i / len(figures), f"Drawing figure {i + 1} of {len(figures)}: {name}")
@@ -399,7 +427,7 @@ def build_export(run: RunResult, tables: Mapping[str, pd.DataFrame],
     card = model_card.model_card(run, tables, data_name=data_name, dataset=dataset)
     zipped = export.export_zip(drawn, all_tables, files={"model_card.md": card})
     html = _html(run, all_tables, drawn, data_name=data_name, summary=summary, settings=settings,
-                 card=card)
+                 card=card, captions=captions)
     if progress is not None:
         progress(1.0, "Done")
     zip_name, html_name = export_names(data_name, run_key)

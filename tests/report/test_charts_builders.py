@@ -150,8 +150,8 @@ def all_charts() -> dict[str, alt.TopLevelMixin]:
         "scatter": bn_charts.gamma_scatter(sens, make_lines(sens, "bias"), "bias", "zero"),
         "scatter_by_input_mode": bn_charts.input_mode_scatter(*make_comparison(), "bias", "zero"),
         "parameters": bn_charts.parameter_chart(make_per_fold()),
-        "trajectories": network_charts.gamma_trajectories(gamma),
-        "trajectories_band": network_charts.gamma_trajectories(gamma, band=True),
+        "trajectories": network_charts.gamma_trajectories(gamma, band=False),
+        "trajectories_band": network_charts.gamma_trajectories(gamma),
         "loss": network_charts.loss_curves(loss),
         "baselines": network_charts.baseline_chart(make_baselines()),
         "grid": network_charts.grid_heatmap(make_grid()),
@@ -349,7 +349,7 @@ def test_a_runs_figures_follow_its_target():
 def test_trajectories_thin_epochs_within_the_point_budget():
     _, gamma = make_curves(epochs=1000, folds=10)
     assert len(gamma) == 50_000
-    chart = network_charts.gamma_trajectories(gamma)
+    chart = network_charts.gamma_trajectories(gamma, band=False)
     assert 1000 <= inline_rows(chart) <= style.MAX_POINTS
     data = pd.DataFrame(next(iter(chart.to_dict()["datasets"].values())))
     assert data["epoch"].max() == 1000  # the last epoch is always kept
@@ -361,7 +361,8 @@ def test_trajectories_thin_epochs_within_the_point_budget():
 def test_curves_keep_every_kth_epoch_within_a_budget_and_say_so(epochs, folds, budget):
     loss, gamma = make_curves(epochs=epochs, folds=folds)
     for chart, lines in ((network_charts.loss_curves(loss, max_points=budget), 2 * folds),
-                         (network_charts.gamma_trajectories(gamma, max_points=budget),
+                         (network_charts.gamma_trajectories(gamma, band=False,
+                                                            max_points=budget),
                           len(UNITS) * folds)):
         data = pd.DataFrame(next(iter(chart.to_dict()["datasets"].values())))
         kept = np.sort(data["epoch"].unique())

@@ -65,8 +65,8 @@ def figures(e2e, trained, seed_dir):
                                          "zero"),
         "parameters": bn_charts.parameter_chart(stages.bn_parameters(e2e)[0]),
         "parameters z-score model": bn_charts.parameter_chart(stages.bn_parameters(norm)[0]),
-        "gamma trajectories": network_charts.gamma_trajectories(gamma),
-        "gamma trajectories band": network_charts.gamma_trajectories(gamma, band=True),
+        "gamma trajectories": network_charts.gamma_trajectories(gamma, band=False),
+        "gamma trajectories band": network_charts.gamma_trajectories(gamma),
         "loss": network_charts.loss_curves(loss),
         "loss imported": network_charts.loss_curves(stages.training_curves(e2e)[0]),
         "baselines": network_charts.baseline_chart(baselines.baselines(e2e)),
@@ -100,5 +100,6 @@ def test_export_bundle_and_report_from_real_tables(e2e, figures):
     back = pd.read_csv(io.BytesIO(archive.read("tables/bn_parameters.csv")), encoding="utf-8-sig")
     pd.testing.assert_frame_equal(back, summary, check_dtype=False, check_exact=False)
     report = html_report("Study e2e run", summary={"rows": str(len(e2e.X))}, figures=chosen,
-                         tables=tables, settings={"spec": e2e.spec.to_dict()})
+                         tables=tables,
+                         settings=pd.DataFrame({"setting": ["network"], "value": [e2e.label]}))
     assert report.count("<img ") == 2 and "Upos" in report

@@ -20,12 +20,13 @@ def test_every_figure_builds_and_stays_small():
     run = make_run(ArchSpec(), folds=3)
     report = concordance.importance_report(run, n_boot=100)
     conc = report["concordance"][report["concordance"]["layer"] == "input"]
-    heat = _values(ic.concordance_heatmap(conc, "Input BN"))
-    assert len(heat) == len(conc)
+    heat = _values(ic.concordance_heatmap(conc, "Input BN", n_units=4))
+    assert len(heat) == len(conc) + 1  # and the chance level
     bars = _values(ic.importance_bars(report["importance"], "Input BN"))
     assert {row["panel"] for row in bars} == {ic.GAMMA, *ic.DEFINITION_TITLES.values()}
     ice, pdp = explain.ice_pdp(run)
-    assert len(_values(ic.ice_pdp_chart(ice, pdp, target=run.target))) <= 3000 + len(pdp)
+    drawn = _values(ic.ice_pdp_chart(ice, pdp, target=run.target))
+    assert len(drawn) <= 3000 + len(pdp) + 2 * pdp["unit"].nunique()  # and the shaded ends
 
 
 def test_waterfall_runs_from_the_base_value_to_the_prediction():

@@ -87,7 +87,7 @@ def tags_and_text(page: str) -> tuple[set[str], str]:
 
 
 REPORT_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "dl", "dt",
-               "dd", "div", "table", "thead", "tbody", "tr", "th", "td", "pre"}
+               "dd", "div", "table", "thead", "tbody", "tr", "th", "td", "ul", "li"}
 
 
 @settings(max_examples=60, deadline=None)
@@ -96,10 +96,13 @@ def test_the_html_report_shows_user_text_only_as_text(name, column, cell):
     table = pd.DataFrame({column or "c": [cell, "ok"], "n": [-1.0, 2.0]})
     card = f"# Model card\n\n- Data set: {escape_md(name)}\n"
     page = html_report(name, summary={"Data set": name, column: cell}, figures={},
-                       tables={name: table}, settings={"name": name}, model_card=card)
+                       tables={name: table},
+                       settings=pd.DataFrame({"setting": ["name"], "value": [name]}),
+                       model_card=card)
     tags, text = tags_and_text(page)
-    assert tags <= REPORT_TAGS
-    assert f"- Data set: {one_line(name)}" in text, "the card as plain text, no backslashes"
+    assert tags <= REPORT_TAGS, "the card rendered: a heading and a list, nothing from the text"
+    assert f"Data set: {one_line(name)}" in text, "the card's text as itself, no backslashes"
+    assert "- Data set" not in text and "# Model card" not in text
 
 
 @pytest.fixture(scope="module")

@@ -94,9 +94,12 @@ def test_export_zip_and_html_report_carry_the_card(demo):
     assert card.startswith("# Model card:")
     for stem in ("agreement", "calibration", "coverage", "predictions"):
         assert f"tables/{stem}.csv" in names
-    assert "<h2>Model card</h2>" in bundle.html
-    assert "research tool, not a medical device" in bundle.html
-    assert "Agreement with the measured value (Bland–Altman)" in bundle.html
+    # rendered: the card's headings under the report's title, its tables as tables
+    assert "<h2>Model card: " in bundle.html and "<h3>Intended use</h3>" in bundle.html
+    assert "<strong>bnapp is a research tool, not a medical device" in bundle.html
+    assert "<h3>Agreement with the measured value (Bland–Altman)</h3>" in bundle.html
+    assert '<div class="scroll"><table>\n<thead>\n<tr>\n<th>method</th>' in bundle.html
+    assert "|---|" not in bundle.html and "\n## " not in bundle.html
 
 
 def test_card_and_html_report_open_with_the_verdict_sentence(demo):

@@ -51,6 +51,10 @@ def chart_title(chart) -> str:
     return json.dumps(json.loads(chart.proto.spec).get("title", ""), ensure_ascii=False)
 
 
+def spec_text(chart) -> str:
+    return json.dumps(json.loads(chart.proto.spec), ensure_ascii=False)
+
+
 def table(at, index: int) -> pd.DataFrame:
     return at.dataframe[index].value
 
@@ -140,6 +144,21 @@ def test_parameter_layer_selector_shows_the_hidden_nodes():
     at.radio(key="params-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
     assert list(table(at, 0)["node"]) == [f"node {k}" for k in range(1, 7)]
+
+
+def test_a_beta_that_is_zero_is_said_in_words_not_charted():
+    """Issue 27, item 9: the study's network trains its input BN's β to ~1e-16."""
+    entry = demo_run()
+    betas = np.abs([f.weights.input_bn.beta for f in entry.run.folds])
+    gammas = np.abs([f.weights.input_bn.gamma for f in entry.run.folds])
+    assert betas.max() <= 1e-9 * gammas.max()  # the premise: β is zero up to rounding
+    at = app_at(PARAMETERS, runs=(entry,))
+    assert "β is 0 in every fold up to rounding" in at.info[0].value
+    assert (table(at, 0)["β (shift)"] == page_tables.BETA_ZERO).all()
+    assert "β (shift, dimensionless)" not in spec_text(charts(at)[0])
+    at.radio(key="params-layer").set_value(Layer.hidden(0)).run()  # its β moved: charted
+    assert not at.info and "β (shift, dimensionless)" in spec_text(charts(at)[0])
+    assert all(" ± " in cell for cell in table(at, 0)["β (shift)"])
 
 
 def test_parameters_of_a_network_without_bn_say_so():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,19 @@ def test_what_if_follows_the_sliders():
     view = explain.what_if(run, session)
     assert float(at.metric[-1].value) == pytest.approx(view.prediction, abs=0.005)
     assert float(at.metric[-1].value) != pytest.approx(float(metric.value), abs=1e-6)
+
+
+def test_importance_charts_mark_chance_and_say_where_curves_extrapolate():
+    """Issue 27, item 12: top-unit agreement beside the chance level of the run's 5 inputs;
+    the ICE figure says whether its curves leave the training rows."""
+    entry = demo_run()
+    at = app_at(IMPORTANCE, runs=(entry,))
+    specs = [json.dumps(json.loads(c.proto.spec), ensure_ascii=False)
+             for c in [*at.get("vega_lite_chart"), *at.get("arrow_vega_lite_chart")]]
+    (heat,) = [s for s in specs if "does |γ| rank units" in s]
+    assert "chance (20%, one of 5 units picked at random)" in heat
+    (ice,) = [s for s in specs if "ICE and partial dependence" in s]
+    _, pdp = explain.ice_pdp(entry.run)
+    assert ("extrapolate" in ice) == (not pdp["in_training_range"].all())
+    sensitivity = app_at("pages/sensitivity.py", runs=(entry,))
+    assert "smoothed trend" in texts(sensitivity) and "LOWESS" not in texts(sensitivity)

@@ -258,6 +258,20 @@ def test_the_bn_update_chosen_is_the_runs():
     assert at.session_state["runs"][job.key].run.protocol["bn_decay"] == "keras2"
 
 
+def test_the_curves_say_only_what_exists_and_gamma_per_fold_is_on_demand():
+    """Issue 27, item 8: no validation legend without validation rows, each model's test error
+    shown, γ as a median and band until each fold is asked for."""
+    at = app_at(PAGE, runs=(demo_run(),))
+    assert not at.exception
+    loss, gamma = (at.get("vega_lite_chart")[i].proto.spec for i in (1, 2))
+    assert '"validation"' not in loss and '"test (held out)"' in loss
+    assert "median over the folds" in gamma and "one line per fold" not in gamma
+    at.toggle(key="gamma_per_fold").set_value(True).run()
+    assert not at.exception
+    assert "one line per fold" in at.get("vega_lite_chart")[2].proto.spec
+    assert max(chart_rows(at)[1:]) <= style.SCREEN_LINE_POINTS
+
+
 def test_the_result_is_said_beside_the_baselines():
     """The run's pooled errors beside every baseline's, and the verdict sentence of its paired
     comparison, above the curves."""
