@@ -9,7 +9,7 @@ from bnapp.intake.units import target_unit
 from bnapp.jobs import page_analyses
 from bnapp.report import agreement_charts
 from bnapp.report.style import METHOD_LABELS
-from bnapp.ui import widgets
+from bnapp.ui import state, widgets
 
 QUANTITIES = {"Ueq": "equilibrated urea Ueq (mg/dL)", "eKtV": "the dose it implies, eKt/V"}
 # the predicted column is the run's target: Ueq for the study, anything for another run
@@ -53,6 +53,7 @@ st.caption("Would the network's Ueq stand in for the measured one? Agreement, ca
            "every baseline on the test rows of the run's folds.")
 entry = widgets.need_run()
 run = entry.run
+length = state.formula_length(entry.run)  # the formulas' session length and access
 st.text(entry.label)
 
 left, middle, right = st.columns(3)
@@ -68,8 +69,8 @@ ci_method = right.selectbox("CI of the limits of agreement", list(CI_METHODS),
                             help="Carkeet's exact intervals are right for small samples; Bland "
                                  "and Altman's approximation is the classic one")
 
-points = widgets.compute_call(entry, page_analyses.agreement_points())
-table = widgets.compute_call(entry, page_analyses.agreement(ci_method))
+points = widgets.compute_call(entry, page_analyses.agreement_points(*length))
+table = widgets.compute_call(entry, page_analyses.agreement(ci_method, *length))
 quantities = list(dict.fromkeys(points["quantity"]))
 if "eKtV" not in quantities:
     st.info("eKt/V needs a run that predicts Ueq from Upre, Upos, PP and UF; only the "
@@ -103,8 +104,8 @@ st.caption(f"Units: {widgets.escape_md(target_unit(run.target))} for "
            f"95 % ({CI_METHODS[ci_method]}).")
 
 st.subheader("Calibration")
-calibration = widgets.compute_call(entry, page_analyses.calibration())
-curves = widgets.compute_call(entry, page_analyses.calibration_curves())
+calibration = widgets.compute_call(entry, page_analyses.calibration(*length))
+curves = widgets.compute_call(entry, page_analyses.calibration_curves(*length))
 widgets.figure(agreement_charts.calibration_chart(points, curves, calibration, quantity),
                f"calibration_{quantity}", caption=(
                    "A slope below 1 means predictions spread wider than the measured values "

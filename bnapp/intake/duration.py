@@ -76,13 +76,20 @@ def session_hours(ds: Dataset, length: SessionLength = SessionLength()) -> np.nd
         raise DataError(f"{ds.name}: no numeric column {quote(column)} to read session "
                         "lengths from; choose another or give the length in minutes")
     ds.require_filled(column, "fill them or give one length in minutes", kind="session length")
-    values = ds.frame[column].to_numpy(dtype=np.float64)
+    return column_hours(column, ds.frame[column].to_numpy(dtype=np.float64), ds.row_numbers,
+                        ds.name)
+
+
+def column_hours(column: str, values: np.ndarray, row_numbers: np.ndarray,
+                 name: str) -> np.ndarray:
+    """A length column's values in hours (minutes told by in_minutes); DataError naming the
+    rows (row_numbers, the first five) outside 0.5-12 hours or empty."""
     hours = values / 60.0 if in_minutes(column, values) else values
     low, high = PLAUSIBLE_HOURS
-    bad = np.flatnonzero((hours < low) | (hours > high))
+    bad = np.flatnonzero(~((hours >= low) & (hours <= high)))
     if len(bad):
-        rows = ", ".join(str(r) for r in ds.row_numbers[bad[:5]])
-        raise DataError(f"{ds.name}: session length {quote(column)} is outside {low:g}-{high:g} "
+        rows = ", ".join(str(r) for r in np.asarray(row_numbers)[bad[:5]])
+        raise DataError(f"{name}: session length {quote(column)} is outside {low:g}-{high:g} "
                         f"hours in {len(bad)} row(s) (rows {rows}); check the column and its "
                         "unit (hours or minutes)")
     return hours

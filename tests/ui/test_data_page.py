@@ -157,7 +157,11 @@ def test_a_column_mapping_loads_a_file_whose_names_are_not_recognised(demo_frame
     content = in_mmol(demo_frame, tmp_path, headers={"Upre": "first sample", "Ueq": "rebound"})
     at = upload(app_at(PAGE), "sessions_mmol.csv", content)
     assert current(at).name == data.DEMO_PATH.name  # refused: Upre and Ueq not found
-    assert "Upre" in at.error[0].value and "Ueq" in at.error[0].value
+    # a prompt to map them (amber), not an error, with the mapping open beside it
+    assert not at.error
+    prompt = at.warning[0].value
+    assert "Which column holds Upre, Ueq?" in prompt
+    assert at.expander[0].proto.expanded
     assert at.selectbox(key="map_Upre").value is None
     assert at.selectbox(key="map_Upos").value == "Upos"  # detected columns are preselected
     assert at.selectbox(key="map_Upre").label == "pre-dialysis urea Upre (mg/dL)"
