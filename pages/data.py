@@ -21,6 +21,7 @@ FEATURES, TARGET = "data_features", "data_target"  # widget keys of the column c
 TOLERANCE_KINDS = {"percent": "percent of Upos", "cv": "the assay's CV (percent)"}
 ACCESS_LABELS = {"arterial": "arteriovenous (fistula or graft)", "venous": "venous catheter"}
 ONE_LENGTH = "one length for every session"
+LENGTH_KEYS = ("length_column", "length_minutes", "length_access")  # widget keys
 
 
 def _map_key(canon: str) -> str:
@@ -261,6 +262,13 @@ def _overview_section(ds: data.Dataset) -> None:
 def _reset_column_choice() -> None:
     """After a new data set the column widgets start again from what the session stores."""
     st.session_state[FEATURES], st.session_state[TARGET] = state.features(), state.target()
+    _reset_length()
+
+
+def _reset_length() -> None:
+    length = state.session_length()
+    st.session_state.update(zip(LENGTH_KEYS, (length.column or ONE_LENGTH, length.minutes,
+                                              length.access), strict=True))
 
 
 def _columns_section(ds: data.Dataset) -> None:
@@ -295,22 +303,20 @@ def _length_section(ds: data.Dataset) -> None:
     st.subheader("Session length and access")
     found = duration.duration_columns(
         [c for c in ds.extra_columns if pd.api.types.is_float_dtype(ds.frame[c])])
-    current = state.session_length()
     options = [ONE_LENGTH, *found]
+    if st.session_state.get(LENGTH_KEYS[0]) not in options:  # first visit, or a new data set
+        _reset_length()
     column_col, minutes_col, access_col = st.columns(3)
     choice = column_col.selectbox(
-        "Session length from", options,
-        index=options.index(current.column) if current.column in options else 0,
-        key="length_column",
+        "Session length from", options, key=LENGTH_KEYS[0],
         help="A column of your file with each session's length (hours or minutes, told by its "
              "name or values), or one length for every session. The formulas (Daugirdas, rate "
              "equation, Tattersall) and every eKt/V use it.")
     minutes = minutes_col.number_input("Session length (minutes)", min_value=30.0,
-                                       max_value=720.0, value=current.minutes, step=15.0,
-                                       key="length_minutes", disabled=choice != ONE_LENGTH,
+                                       max_value=720.0, step=15.0, key=LENGTH_KEYS[1],
+                                       disabled=choice != ONE_LENGTH,
                                        help="Used when no column gives it; the study's 240.")
-    access = access_col.selectbox("Vascular access", ACCESS_TYPES,
-                                  index=ACCESS_TYPES.index(current.access), key="length_access",
+    access = access_col.selectbox("Vascular access", ACCESS_TYPES, key=LENGTH_KEYS[2],
                                   format_func=ACCESS_LABELS.get,
                                   help="The rate equation's coefficients depend on it "
                                        "(0.6 and 0.03 arteriovenous, 0.47 and 0.02 catheter).")

@@ -92,7 +92,8 @@ def _suggest_length(ds: data.Dataset) -> None:
     """Session lengths from the data set's length column when it has a plausible one."""
     length = session_length()
     numeric = [c for c in ds.extra_columns if pd.api.types.is_float_dtype(ds.frame[c])]
-    for column in [length.column, *duration.duration_columns(numeric), None]:
+    kept = [length.column] if length.column in numeric else []
+    for column in [*kept, *duration.duration_columns(numeric), None]:
         if column is None or column in numeric:
             chosen = duration.SessionLength(column, length.minutes, length.access)
             try:

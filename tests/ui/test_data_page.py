@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from bnapp.intake import data
 from bnapp.intake.simulator import simulate_cohort
 from bnapp.report import style
 from bnapp.ui import widgets
-from tests.apptest import app_at, texts
+from tests.apptest import app_at, demo_run, texts
 from tests.page_payload import chart_rows, table_rows
 
 PAGE = "pages/data.py"
@@ -228,3 +229,69 @@ def test_a_leaking_column_name_is_shown_not_rendered(demo_frame):
     (warning,) = [w.value for w in at.warning if "computed from the target" in w.value]
     html = MarkdownIt("commonmark").render(warning)
     assert "<a " not in html and "<img" not in html and "javascript:alert(1)" in html
+
+
+def with_patients(frame: pd.DataFrame) -> bytes:
+    """The sessions with a patient id (3-5 sessions each), a centre and a length in minutes."""
+    out = frame.copy()
+    sizes = np.resize([3, 4, 5], len(out))
+    out.insert(0, "patient_id", np.repeat(np.arange(len(out)), sizes)[:len(out)] + 1000)
+    out["centro"] = np.where(out.index % 2, 1, 2)
+    out["Td (min)"] = np.where(out.index % 3, 240.0, 210.0)
+    return out.to_csv(index=False).encode()
+
+
+def test_a_patient_id_preselects_grouped_validation_and_is_no_input(demo_frame):
+    at = upload(app_at(PAGE), "patients.csv", with_patients(demo_frame))
+    assert "grouped validation by it is preselected" in texts(at)
+    variables = set(summary_rows(at).index)
+    assert {"Upre", "Td (min)"} <= variables and not {"patient_id", "centro"} & variables
+    assert not {"patient_id", "centro"} & set(at.multiselect(key="data_features").options)
+    at.switch_page("pages/train.py").run()
+    assert at.radio(key="proto_kind").value == "group-kfold"
+    assert at.selectbox(key="proto_group_by").value == "patient_id"
+    at.switch_page("pages/grid.py").run()
+    assert at.selectbox(key="grid-group-by").value == "patient_id"
+
+
+def test_the_choice_of_inputs_comes_before_the_report(demo_frame):
+    at = app_at(PAGE)
+    headers = [h.value for h in at.header]
+    assert headers.index("Inputs and target") < headers.index("What was read")
+    assert headers.index("What was read") < headers.index("Distributions")
+
+
+def test_the_ueq_rule_tolerance_and_keep_and_flag(urea_csv):
+    at = upload(app_at(PAGE), "Urea.csv", urea_csv.read_bytes())
+    assert "The rule that drops the most rows: Ueq < Upos (20 of the 129 rows read" in texts(at)
+    raw = pd.read_csv(urea_csv)
+    within = int(((raw.Ueq < raw.Upos) & (raw.Ueq >= raw.Upos * 0.9)).sum())
+    at.number_input(key="ueq_tolerance").set_value(10.0)
+    at.button(key="apply_mapping").click().run()
+    assert current(at).n_dropped == 20 - within
+    at.toggle(key="ueq_keep").set_value(True)
+    at.button(key="apply_mapping").click().run()
+    assert not at.exception
+    assert current(at).n_usable == 129 and len(current(at).flagged) == 20 - within
+    assert f"{20 - within} rows kept though Ueq is below Upos" in texts(at)
+
+
+def test_a_length_column_is_found_and_reaches_the_predict_formulas(demo_frame):
+    at = upload(app_at(PAGE), "patients.csv", with_patients(demo_frame))
+    assert at.selectbox(key="length_column").value == "Td (min)"
+    assert r"Td \(min\) read in minutes: sessions of 3.50–4.00 h." in texts(at)
+    at.selectbox(key="length_column").set_value("one length for every session").run()
+    at.number_input(key="length_minutes").set_value(210.0).run()
+    at.selectbox(key="length_access").set_value("venous").run()
+    assert at.session_state["session_length"].minutes == 210.0
+    at.session_state["runs"] = {demo_run().key: demo_run()}
+    at.session_state["active_run"] = demo_run().key
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception
+    assert at.number_input(key="predict-hours").value == 3.5
+    row = at.dataframe[0].value.iloc[0]
+    upre, upos, pp, uf = (row[c] for c in ("Upre", "Upos", "PP", "UF"))
+    r, t = upos / upre, 3.5
+    sp = -math.log(r - 0.008 * t) + (4 - 3.5 * r) * uf / (pp - uf)
+    assert row["spktv"] == pytest.approx(sp, rel=1e-9)
+    assert row["ektv_rate_equation"] == pytest.approx(sp - 0.47 * sp / t + 0.02, abs=1e-9)
