@@ -25,9 +25,12 @@ METHODS_TEXT = """
 - **Linear regression (OLS)**: ordinary least squares on the same inputs, fitted on each fold's
   training rows, the simplest model a statistician would try first.
 - **Rate equation (Daugirdas–Schneditz)**: spKt/V from Upre, Upos, UF and weight, turned into
-  eKt/V by eKt/V = spKt/V − 0.6·spKt/V/t + 0.03 (arterial access, t = 4 h) and back into Ueq;
-  nothing is fitted.
-- **Tattersall**: the same, with eKt/V = spKt/V · T/(T + 35), T = 240 min; nothing is fitted.
+  eKt/V by eKt/V = spKt/V − 0.6·spKt/V/t + 0.03 (arterial access; 0.47 and 0.02 for a venous
+  catheter) and back into Ueq; nothing is fitted.
+- **Tattersall**: the same, with eKt/V = spKt/V · T/(T + 35), T in minutes; nothing is fitted.
+
+t (T) is each session's length as the Data page sets it: a column of the file, or one length
+(the study's 240 min).
 """
 
 st.title("Baselines")

@@ -256,3 +256,21 @@ def test_the_bn_update_chosen_is_the_runs():
     at.selectbox(key="proto_bn_decay").set_value("keras2")
     job = train_small(at, folds=2, epochs=2, seed=8)
     assert at.session_state["runs"][job.key].run.protocol["bn_decay"] == "keras2"
+
+
+def test_an_identifier_preselects_grouped_k_fold_once_and_the_users_choice_stays():
+    frame = data.demo_dataset().frame.copy()
+    frame.insert(0, "patient_id", np.arange(len(frame)) // 4 + 1)
+    at = app_at(PAGE)
+    assert at.radio(key="proto_kind").value == "kfold"  # the demo has no identifier
+    at.switch_page("pages/data.py").run()
+    at.file_uploader(key="upload").set_value(
+        ("ids.csv", frame.to_csv(index=False).encode(), "text/csv")).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert at.radio(key="proto_kind").value == "group-kfold"
+    assert at.selectbox(key="proto_group_by").value == "patient_id"
+    at.radio(key="proto_kind").set_value("kfold").run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page(PAGE).run()
+    assert at.radio(key="proto_kind").value == "kfold"
