@@ -199,10 +199,9 @@ def _rows_and_groups(ds: data.Dataset) -> None:
         (st.error if verdict == "error" else st.warning)(escape_md(message))
     ids = groups.likely_id_columns(ds)
     if state.group_by() in ids["column"].tolist():
-        st.info(f"Column **{escape_md(state.group_by())}** looks like a patient or unit "
-                "identifier: grouped validation by it is preselected on the Train and Grid "
-                "pages, so a network is tested on patients it did not train on.",
-                icon=":material/group:")
+        st.info(f"Grouped validation keeps the sessions of each **{escape_md(state.group_by())}** "
+                "together on the Train and Grid pages, so a network is tested on patients (or "
+                "units) it did not train on.", icon=":material/group:")
         return
     if state.group_by() is not None:
         return

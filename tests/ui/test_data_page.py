@@ -247,7 +247,8 @@ def with_patients(frame: pd.DataFrame) -> bytes:
 
 def test_a_patient_id_preselects_grouped_validation_and_is_no_input(demo_frame):
     at = upload(app_at(PAGE), "patients.csv", with_patients(demo_frame))
-    assert "grouped validation by it is preselected" in texts(at)
+    assert ("Grouped validation keeps the sessions of each **patient\\_id** together"
+            in texts(at))
     variables = set(summary_rows(at).index)
     assert {"Upre", "Td (min)"} <= variables and not {"patient_id", "centro"} & variables
     assert not {"patient_id", "centro"} & set(at.multiselect(key="data_features").options)
