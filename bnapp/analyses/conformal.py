@@ -108,9 +108,11 @@ def _fold_positions(run: RunResult) -> dict[int, int]:
     return {fold.fold: i for i, fold in enumerate(run.folds)}
 
 
-def method_models(run: RunResult, method: str, x: np.ndarray) -> np.ndarray:
+def method_models(run: RunResult, method: str, x: np.ndarray, t_hours=4.0,
+                  access: str = "arterial") -> np.ndarray:
     """(folds, m) each fold's model of `method` at raw inputs x: the fold networks, OLS refitted
-    on each fold's training rows, or a formula (the same for every fold)."""
+    on each fold's training rows, or a formula (the same for every fold) for sessions of
+    t_hours (one, or one per row of x) through `access`."""
     x = np.asarray(x, dtype=np.float64)
     if method == "network":
         return run.ensemble_predictions(x)
@@ -120,7 +122,7 @@ def method_models(run: RunResult, method: str, x: np.ndarray) -> np.ndarray:
     if method in KINETIC_METHODS:
         from bnapp.intake.kinetics import predict_ueq  # as in baselines: kinetics is optional
 
-        formula = predict_ueq(pd.DataFrame(x, columns=run.features), method=method)
+        formula = predict_ueq(pd.DataFrame(x, columns=run.features), method, t_hours, access)
         return np.broadcast_to(np.asarray(formula, dtype=np.float64), (len(run.folds), len(x)))
     raise ValueError(f"unknown method {method!r}")
 
@@ -264,11 +266,13 @@ def network_predictions(run: RunResult, level: float = DEFAULT_LEVEL, *,
 
 def new_intervals(run: RunResult, x: np.ndarray, method: str = "network",
                   level: float = DEFAULT_LEVEL, *, normalized: bool = False,
-                  preds: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """CV+ interval (low, high) of `method` for new sessions x (raw inputs, library units)."""
+                  preds: pd.DataFrame | None = None, t_hours=4.0,
+                  access: str = "arterial") -> tuple[np.ndarray, np.ndarray]:
+    """CV+ interval (low, high) of `method` for new sessions x (raw inputs, library units) of
+    t_hours through `access` (the formulas'; the scores are the run's own test rows')."""
     preds = fold_predictions(run) if preds is None else preds
     rows = _scored(run, preds, method, normalized)
-    models = method_models(run, method, x)
+    models = method_models(run, method, x, t_hours, access)
     positions = _fold_positions(run)
     centres = models[[positions[f] for f in rows["fold"]]]
     scale = _spread(models) if normalized and method not in KINETIC_METHODS else None

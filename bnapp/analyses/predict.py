@@ -89,7 +89,8 @@ def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours=4.0, *,
 
 
 def predict_method(run: RunResult, frame: pd.DataFrame, method: str = "network",
-                   level: float = conformal.DEFAULT_LEVEL, t_hours: float = 4.0) -> pd.DataFrame:
+                   level: float = conformal.DEFAULT_LEVEL, t_hours=4.0,
+                   access: str = "arterial") -> pd.DataFrame:
     """One line per session of frame (index kept), the `predict` command's file: `method`'s
     prediction of the run's target (the mean of its fold models: the network's, OLS refitted
     per fold, or a formula), its CV+ interval pi_low, pi_high at `level`, and, when the run
@@ -98,8 +99,9 @@ def predict_method(run: RunResult, frame: pd.DataFrame, method: str = "network",
     predict_sessions. frame as predict_sessions takes it."""
     x = _inputs(run, frame, t_hours)
     out = pd.DataFrame(index=frame.index)
-    out["prediction"] = conformal.method_models(run, method, x).mean(axis=0)
-    out["pi_low"], out["pi_high"] = conformal.new_intervals(run, x, method, level)
+    out["prediction"] = conformal.method_models(run, method, x, t_hours, access).mean(axis=0)
+    out["pi_low"], out["pi_high"] = conformal.new_intervals(run, x, method, level,
+                                                            t_hours=t_hours, access=access)
     if run.target == data.STUDY_TARGET and set(KINETIC_INPUTS) <= set(frame.columns):
         upre, uf, pp = (frame[c].to_numpy(dtype=np.float64) for c in ("Upre", "UF", "PP"))
         for column, ueq in (("ektv", "prediction"), ("ektv_pi_low", "pi_high"),

@@ -34,7 +34,10 @@ def register(sub) -> None:
                      help="what predicts: the fold networks (default), linear regression refitted "
                           "on each fold, or a clinical formula")
     cmd.add_argument("--hours", type=float, default=4.0,
-                     help="session length the eKt/V formula uses (default 4)")
+                     help="session length the formulas and eKt/V use (default 4)")
+    cmd.add_argument("--access", choices=("arterial", "venous"), default="arterial",
+                     help="vascular access, for the rate equation's coefficients (arterial: "
+                          "fistula or graft, the default; venous: catheter)")
     cmd.add_argument("--out", required=True, type=Path,
                      help="CSV file to write: row (in NEW), prediction, pi_low, pi_high, and "
                           "eKt/V with its interval")
@@ -62,7 +65,7 @@ def cmd_predict(args) -> int:
                             spec_from_args(args))
     try:
         table = predict.predict_method(run, predict.indexed_by_row(sessions), args.method,
-                                       level, args.hours)
+                                       level, args.hours, args.access)
     except DataError as exc:
         raise UserError(str(exc)) from exc
     write_csv(table.reset_index(), args.out)

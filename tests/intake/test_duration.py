@@ -151,3 +151,16 @@ def test_a_file_with_a_length_column_is_read_and_keeps_it_as_an_extra():
     ds = data.load_dataset(io.BytesIO(frame.to_csv(index=False).encode()), "f.csv")
     assert duration_columns(ds.extra_columns) == ["Td (min)"]
     assert session_hours(ds, SessionLength("Td (min)"))[:2].tolist() == [3.5, 4.0]
+
+
+def test_a_formulas_prediction_for_new_sessions_uses_their_length_and_access(run_and_hours):
+    run, _ = run_and_hours
+    frame = pd.DataFrame(run.X[:4], columns=run.features)
+    hours = np.array([3.0, 3.5, 4.5, 5.0])
+    out = predict.predict_method(run, frame, "rate_equation", 0.9, hours, "venous")
+    for i, t in enumerate(hours):
+        upre, upos, pp, uf = frame.iloc[i][["Upre", "Upos", "PP", "UF"]]
+        want = hand_rate(hand_sp(upre, upos, uf, pp - uf, t), t, "venous")
+        ueq = out["prediction"].iloc[i]
+        assert hand_sp(upre, ueq, uf, pp - uf, t) == pytest.approx(want, abs=1e-9)
+        assert out["pi_low"].iloc[i] < ueq < out["pi_high"].iloc[i]
