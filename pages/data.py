@@ -239,7 +239,7 @@ def _overview(fingerprint: str, _frame, shown: tuple[str, ...]):
     return columns.summary_table(_frame, shown), data_charts.distributions_chart(_frame, shown)
 
 
-def _input_columns(ds: data.Dataset) -> list[str]:
+def _drawn_columns(ds: data.Dataset) -> list[str]:
     """The optional inputs less identifier and centre columns (labels, not measurements)."""
     ids = set(groups.likely_id_columns(ds)["column"])
     return [c for c in ds.optional_inputs if c not in ids]
@@ -247,7 +247,7 @@ def _input_columns(ds: data.Dataset) -> list[str]:
 
 def _overview_section(ds: data.Dataset) -> None:
     st.header("Distributions")
-    shown = (*data.STUDY_COLUMNS, *_input_columns(ds))
+    shown = (*data.STUDY_COLUMNS, *_drawn_columns(ds))
     summary, chart = _overview(ds.fingerprint(), ds.frame, shown)
     widgets.figure(chart, "distributions", caption="Usable rows only; urea in mg/dL, weight in "
                    "kg, ultrafiltration in litres.")
@@ -272,7 +272,7 @@ def _reset_length() -> None:
 
 def _columns_section(ds: data.Dataset) -> None:
     st.header("Inputs and target")
-    candidates = [*data.STUDY_INPUTS, *_input_columns(ds)]
+    candidates = [*data.STUDY_INPUTS, *ds.optional_inputs]
     targets = [data.STUDY_TARGET, *candidates]
     if FEATURES not in st.session_state:  # forgotten on another page: start from the session
         _reset_column_choice()

@@ -80,9 +80,11 @@ def set_dataset(ds: data.Dataset) -> None:
 
 
 def _suggest_grouping(ds: data.Dataset) -> None:
-    """A data set with a patient or unit identifier starts grouped by it (the Train page
-    preselects grouped k-fold once, the Grid page the column)."""
-    ids = groups.likely_id_columns(ds)["column"].tolist()
+    """A data set with a patient or unit identifier of enough groups for the default folds
+    starts grouped by it (the Train page preselects grouped k-fold once, the Grid page the
+    column); a few units (two centres) are left to the Data page's advice."""
+    found = groups.likely_id_columns(ds)
+    ids = found.loc[found["groups"] >= groups.DEFAULT_FOLDS, "column"].tolist()
     if group_by() is None and ids:
         set_group_by(ids[0])
         _state().suggested_group = ids[0]

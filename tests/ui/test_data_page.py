@@ -245,13 +245,12 @@ def with_patients(frame: pd.DataFrame) -> bytes:
     return out.to_csv(index=False).encode()
 
 
-def test_a_patient_id_preselects_grouped_validation_and_is_no_input(demo_frame):
+def test_a_patient_id_preselects_grouped_validation_and_is_not_drawn(demo_frame):
     at = upload(app_at(PAGE), "patients.csv", with_patients(demo_frame))
     assert ("Grouped validation keeps the sessions of each **patient\\_id** together"
             in texts(at))
     variables = set(summary_rows(at).index)
     assert {"Upre", "Td (min)"} <= variables and not {"patient_id", "centro"} & variables
-    assert not {"patient_id", "centro"} & set(at.multiselect(key="data_features").options)
     at.switch_page("pages/train.py").run()
     assert at.radio(key="proto_kind").value == "group-kfold"
     assert at.selectbox(key="proto_group_by").value == "patient_id"

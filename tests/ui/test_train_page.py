@@ -274,3 +274,12 @@ def test_an_identifier_preselects_grouped_k_fold_once_and_the_users_choice_stays
     at.switch_page("pages/data.py").run()
     at.switch_page(PAGE).run()
     assert at.radio(key="proto_kind").value == "kfold"
+
+
+def test_two_centres_are_advice_not_a_preselected_grouping(urea_csv):
+    at = app_at("pages/data.py")
+    at.file_uploader(key="upload").set_value(("Urea.csv", urea_csv.read_bytes(), "text/csv")).run()
+    (advice,) = [w.value for w in at.warning if "identifier" in w.value]
+    assert "**centro**" in advice and "leave one group out" in advice
+    at.switch_page(PAGE).run()
+    assert at.radio(key="proto_kind").value == "kfold"  # 2 groups cannot make 10 folds
