@@ -145,8 +145,8 @@ def _rule_controls() -> None:
                format_func=TOLERANCE_KINDS.get,
                help="A row breaks the study's rule when Ueq is below Upos by more than this. "
                     "From the assay's CV the tolerance is its reference change value, "
-                    "1.96 × √2 × CV: two measurements of one sample differ by less 95% of the "
-                    "time.")
+                    "1.96 × √2 × CV: two measurements of one sample differ by less than that "
+                    "95% of the time.")
     value.number_input("Tolerance (%)", min_value=0.0, max_value=50.0, step=0.5,
                        key="ueq_tolerance", help="0 is the study's rule: Ueq ≥ Upos.")
     keep.toggle("Keep and flag such rows", key="ueq_keep",
