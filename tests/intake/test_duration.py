@@ -54,6 +54,13 @@ def test_minutes_or_hours_are_told_by_the_name_else_by_the_values(name, values, 
     assert in_minutes(name, np.array(values)) is minutes
 
 
+@given(st.lists(st.floats(1.0, 12.0), min_size=1, max_size=30), st.sampled_from(["Td", "time"]))
+def test_a_column_named_without_a_unit_is_told_by_its_values(hours, name):
+    values = np.array(hours)
+    assert not in_minutes(name, values)
+    assert in_minutes(name, values * 60)
+
+
 def test_length_columns_are_found_by_their_names():
     found = duration_columns(["Upre", "patient_id", "Td (min)", "Session time", "liquid",
                               "Duration", "Ueq"])
