@@ -17,7 +17,9 @@ from bnapp.intake.kinetics import ACCESS_TYPES
 from bnapp.intake.reading import DataError, quote
 
 DEFAULT_MINUTES = 240.0  # the study's sessions, and most clinics' standard
-# names of a session-length column, compared as lower-case letters only ("Td", "Time (min)")
+# names of a session-length column, compared as lower-case letters only ("Td", "Time (min)"),
+# and words that mark one inside a longer name ("Session time", "Duration HD")
+LENGTH_WORDS = ("duration", "time", "minutes", "td")
 ALIASES = ("duration", "time", "minutes", "td", "tdialysis", "sessiontime", "sessionlength",
            "sessionduration", "dialysistime", "treatmenttime", "length", "hours", "hd", "tdmin",
            "durationmin", "durationh", "timemin", "timeh")
@@ -52,7 +54,7 @@ def _words(name: str) -> list[str]:
 def duration_columns(columns: Sequence[str]) -> list[str]:
     """The columns whose name says they hold a session's length."""
     return [c for c in columns if "".join(_words(c)) in ALIASES
-            or any(w in ALIASES[:4] for w in _words(c))]
+            or any(w in LENGTH_WORDS for w in _words(c))]
 
 
 def in_minutes(name: str, values: np.ndarray) -> bool:

@@ -95,15 +95,14 @@ def _suggest_length(ds: data.Dataset) -> None:
     length = session_length()
     numeric = [c for c in ds.extra_columns if pd.api.types.is_float_dtype(ds.frame[c])]
     kept = [length.column] if length.column in numeric else []
-    for column in [*kept, *duration.duration_columns(numeric), None]:
-        if column is None or column in numeric:
-            chosen = duration.SessionLength(column, length.minutes, length.access)
-            try:
-                duration.session_hours(ds, chosen)
-            except data.DataError:
-                continue
-            set_session_length(chosen)
-            return
+    for column in [*kept, *duration.duration_columns(numeric), None]:  # None always does
+        chosen = duration.SessionLength(column, length.minutes, length.access)
+        try:
+            duration.session_hours(ds, chosen)
+        except data.DataError:
+            continue
+        set_session_length(chosen)
+        return
 
 
 def take_suggested_group() -> str | None:
