@@ -80,17 +80,6 @@ def sessions_frame(run, units: str) -> pd.DataFrame | None:
     return predict.indexed_by_row(sessions)
 
 
-def session_hours(frame: pd.DataFrame, hours: float):
-    """Each session's length from a length column of the sessions, else the hours entered."""
-    found = duration.duration_columns(
-        [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])])
-    if not found:
-        return hours
-    st.caption(f"Session lengths from the column {widgets.escape_md(found[0])}.")
-    return duration.column_hours(found[0], frame[found[0]].to_numpy(dtype=float),
-                                 frame.index.to_numpy(), "sessions")
-
-
 def _interval(low: float, high: float, digits: int) -> str:
     """'52.1 to 60.3'; an end the data cannot bound (too few rows for the level) says so."""
     def end(v: float) -> str:
@@ -170,10 +159,12 @@ frame = patient_frame(run, units) if source == "form" else sessions_frame(run, u
 if frame is None:
     st.stop()
 try:
-    t_hours = session_hours(frame, hours)
+    t_hours, length_column = duration.frame_hours(frame, hours, "sessions")
 except DataError as err:
     st.error(widgets.escape_md(str(err)))
     st.stop()
+if length_column is not None:
+    st.caption(f"Session lengths from the column {widgets.escape_md(length_column)}.")
 result = predict.predict_sessions(run, frame, t_hours, level=level, normalized=normalized,
                                   access=length.access)
 shown, labels = predict.in_units(result, units, run.target)

@@ -95,3 +95,14 @@ def column_hours(column: str, values: np.ndarray, row_numbers: np.ndarray,
                         f"hours in {len(bad)} row(s) (rows {rows}); check the column and its "
                         "unit (hours or minutes)")
     return hours
+
+
+def frame_hours(frame: pd.DataFrame, hours: float, name: str) -> tuple[float | np.ndarray, str | None]:
+    """(each row's length in hours from the frame's first numeric length column, that column),
+    or (`hours`, None) when it has none; frame's index holds the rows' numbers in file `name`."""
+    found = duration_columns([c for c in frame.columns
+                              if pd.api.types.is_float_dtype(frame[c])])
+    if not found:
+        return hours, None
+    values = frame[found[0]].to_numpy(dtype=np.float64)
+    return column_hours(found[0], values, frame.index.to_numpy(), name), found[0]

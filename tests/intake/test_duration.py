@@ -19,6 +19,7 @@ from bnapp.intake.duration import (
     DEFAULT_MINUTES,
     SessionLength,
     duration_columns,
+    frame_hours,
     in_minutes,
     session_hours,
 )
@@ -171,3 +172,14 @@ def test_a_formulas_prediction_for_new_sessions_uses_their_length_and_access(run
         ueq = out["prediction"].iloc[i]
         assert hand_sp(upre, ueq, uf, pp - uf, t) == pytest.approx(want, abs=1e-9)
         assert out["pi_low"].iloc[i] < ueq < out["pi_high"].iloc[i]
+
+
+def test_a_frame_gives_its_rows_lengths_or_the_hours_given():
+    frame = pd.DataFrame({"Upre": [150.0, 140.0], "Duration (h)": [3.5, 20.0]},
+                         index=pd.Index([2, 5], name="row"))
+    assert frame_hours(frame[["Upre"]], 4.0, "new.csv") == (4.0, None)
+    with pytest.raises(DataError, match=r"new.csv: .* in 1 row\(s\) \(rows 5\)"):
+        frame_hours(frame, 4.0, "new.csv")
+    frame["Duration (h)"] = [3.5, 4.5]
+    hours, column = frame_hours(frame, 4.0, "new.csv")
+    assert column == "Duration (h)" and hours.tolist() == [3.5, 4.5]
