@@ -38,7 +38,7 @@ from statsmodels.nonparametric.smoothers_lowess import lowess
 from statsmodels.regression.linear_model import OLS  # not statsmodels.api: 0.4 s less to import
 from statsmodels.tools.tools import add_constant
 
-from bnapp.analyses.baselines import KINETIC_INPUTS, fold_predictions, session_hours
+from bnapp.analyses.baselines import KINETIC_INPUTS, fold_predictions, hours_per_row
 from bnapp.engine.results import RunResult
 from bnapp.intake import kinetics
 from bnapp.intake.data import STUDY_TARGET
@@ -136,7 +136,7 @@ def agreement_points(run: RunResult, preds: pd.DataFrame | None = None, t_hours=
         rows = per_row["row"].to_numpy()
         upre, uf, pp = (run.X[rows, run.features.index(c)] for c in ("Upre", "UF", "PP"))
         weight = pp - uf
-        hours = session_hours(run, t_hours)[rows]
+        hours = hours_per_row(run, t_hours)[rows]
 
         def dose(ueq):
             return kinetics.sp_ktv(upre, np.asarray(ueq, dtype=np.float64), uf, weight, hours)

@@ -57,7 +57,7 @@ class LeastSquares:
         return self.design(x) @ coef
 
 
-def session_hours(run: RunResult, t_hours) -> np.ndarray:
+def hours_per_row(run: RunResult, t_hours) -> np.ndarray:
     """One session length per row of the run, from one length or one per row."""
     return np.broadcast_to(np.asarray(t_hours, dtype=np.float64), run.y.shape)
 
@@ -71,7 +71,7 @@ def fold_predictions(run: RunResult, t_hours=4.0, access: str = "arterial") -> p
             predict_ueq,  # imported here: kinetics is optional for analyses
         )
     parts = []
-    hours = session_hours(run, t_hours)
+    hours = hours_per_row(run, t_hours)
     ols = LeastSquares(run.X, run.y)
     for fold in run.folds:
         rows = fold.test_rows

@@ -22,7 +22,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.special import lambertw
 
 from bnapp.intake.simulator import simulate_cohort
 
@@ -92,6 +91,8 @@ def ueq_from_ektv(ektv: ArrayLike, upre: ArrayLike, uf: ArrayLike, post_weight: 
     For UF < 0 (fluid gained) it is the root on the decreasing branch, where R is realistic, and
     there is none when b e^k < -1/e.
     """
+    from scipy.special import lambertw  # here: the session-length check needs no scipy
+
     e, upre, uf, w, t = _f64(ektv, upre, uf, post_weight, t_hours)
     c = UREA_GENERATION_PER_HOUR * t
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
