@@ -301,7 +301,9 @@ def test_a_length_column_is_found_and_reaches_the_predict_formulas(demo_frame):
     assert row["ektv_rate_equation"] == pytest.approx(sp - 0.47 * sp / t + 0.02, abs=1e-9)
 
 
-def test_each_sessions_length_reaches_the_baselines_formulas(demo_frame):
+def patients_run(demo_frame, page: str):
+    """The app on `page` with the patients' file loaded and a small run trained on it, and the
+    data set with its session lengths in hours."""
     at = upload(app_at(PAGE), "patients.csv", with_patients(demo_frame))
     ds = current(at)
     cols = list(data.STUDY_INPUTS)
@@ -312,21 +314,41 @@ def test_each_sessions_length_reaches_the_baselines_formulas(demo_frame):
                                data.STUDY_TARGET)
     at.session_state["runs"] = {key: RunEntry(key, "patients", run, ds.name)}
     at.session_state["active_run"] = key
-    at.switch_page("pages/baselines.py").run()
+    at.switch_page(page).run()
     assert not at.exception
+    return at, ds.frame, ds.frame["Td (min)"].to_numpy() / 60
+
+
+def hand_doses(x: pd.DataFrame, t: np.ndarray, ueq) -> tuple[np.ndarray, np.ndarray]:
+    """(spKt/V from Upos, the Daugirdas dose Ueq implies), by hand, sessions of t hours."""
+    w = x["PP"] - x["UF"]
+
+    def daugirdas(u):
+        r = u / x["Upre"]
+        return (-np.log(r - 0.008 * t) + (4 - 3.5 * r) * x["UF"] / w).to_numpy()
+    return daugirdas(x["Upos"]), daugirdas(ueq)
+
+
+def test_each_sessions_length_reaches_the_agreement_of_ekt_v(demo_frame):
+    at, x, t = patients_run(demo_frame, "pages/agreement.py")
+    table = next(d.value for d in at.dataframe if "loa_high_ci_high" in d.value.columns)
+    row = table[(table["method"] == "rate_equation") & (table["quantity"] == "eKtV")].iloc[0]
+    sp, measured = hand_doses(x, t, x["Ueq"])
+    predicted = sp - 0.6 * sp / t + 0.03  # the rate equation's dose, each session's own t
+    assert row["bias"] == pytest.approx(np.mean(predicted - measured), rel=1e-9)
+
+
+def test_each_sessions_length_reaches_the_baselines_formulas(demo_frame):
+    at, x, t = patients_run(demo_frame, "pages/baselines.py")
     (table,) = [d.value for d in at.dataframe if "rmse" in d.value.columns]
     pooled = table[(table["method"] == "rate_equation") & (table["fold"] == "pooled")].iloc[0]
-    x = ds.frame
-    t = x["Td (min)"].to_numpy() / 60
-    r = x["Upos"] / x["Upre"]
-    w = x["PP"] - x["UF"]
-    sp = -np.log(r - 0.008 * t) + (4 - 3.5 * r) * x["UF"] / w
+    sp, _ = hand_doses(x, t, x["Ueq"])
     ektv = sp - 0.6 * sp / t + 0.03
     # the formula's Ueq is the one whose Daugirdas dose is that eKt/V: solve by bisection
     low, high = x["Upos"].to_numpy() * 0.5, x["Upre"].to_numpy() * 1.0
     for _ in range(200):
         mid = (low + high) / 2
-        dose = -np.log(mid / x["Upre"] - 0.008 * t) + (4 - 3.5 * mid / x["Upre"]) * x["UF"] / w
+        dose = hand_doses(x, t, mid)[1]
         low, high = np.where(dose > ektv, mid, low), np.where(dose > ektv, high, mid)
     rmse = math.sqrt(np.mean((low - x["Ueq"].to_numpy()) ** 2))
     assert pooled["rmse"] == pytest.approx(rmse, rel=1e-9)
