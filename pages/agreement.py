@@ -120,7 +120,8 @@ if box := widgets.details("Calibration lines: the numbers", key="agreement-calib
 
 st.subheader("Prediction intervals and their coverage")
 st.markdown(INTERVALS.format(level=level))
-coverage = widgets.compute_call(entry, page_analyses.coverage(level, normalized=normalized))
+coverage = widgets.compute_call(entry, page_analyses.coverage(level, *length,
+                                                              normalized=normalized))
 widgets.figure(agreement_charts.coverage_chart(coverage, level), "interval_coverage")
 if box := widgets.details("Coverage per fold and pooled: the numbers",
                           key="agreement-coverage-table"):

@@ -44,7 +44,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from bnapp.analyses.baselines import KINETIC_METHODS, LeastSquares, fold_predictions
+from bnapp.analyses.baselines import (
+    KINETIC_METHODS,
+    LeastSquares,
+    fold_predictions,
+    hours_per_row,
+)
 from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.results import RunResult
 
@@ -147,12 +152,13 @@ def _scored(run: RunResult, preds: pd.DataFrame, method: str, normalized: bool) 
 
 
 def held_out_intervals(run: RunResult, level: float = DEFAULT_LEVEL, *, normalized: bool = False,
-                       preds: pd.DataFrame | None = None) -> pd.DataFrame:
+                       preds: pd.DataFrame | None = None, t_hours=4.0,
+                       access: str = "arterial") -> pd.DataFrame:
     """Every method's test rows with an out-of-sample interval (see the module docstring):
     DataFrame[method, fold, row, truth, prediction, pi_low, pi_high, interval, covered],
-    interval "split_conformal"."""
+    interval "split_conformal"; the formulas' sessions of t_hours through `access`."""
     check_level(level)
-    preds = fold_predictions(run) if preds is None else preds
+    preds = fold_predictions(run, t_hours, access) if preds is None else preds
     parts = []
     for method in pd.unique(preds["method"]):
         rows = _scored(run, preds, method, normalized)
@@ -177,7 +183,8 @@ def _with_coverage(part: pd.DataFrame) -> pd.DataFrame:
 
 
 def nested_cv_plus_intervals(run: RunResult, level: float = DEFAULT_LEVEL, *,
-                             normalized: bool = False, max_rows: int = NESTED_ROWS) -> pd.DataFrame:
+                             normalized: bool = False, max_rows: int = NESTED_ROWS, t_hours=4.0,
+                             access: str = "arterial") -> pd.DataFrame:
     """Each outer fold's test rows with the CV+ interval of every method from an inner run
     that never saw them (see the module docstring), the first folds of the first repeat until
     max_rows rows: DataFrame[interval, method, fold, row, truth, prediction, pi_low, pi_high,
@@ -188,19 +195,21 @@ def nested_cv_plus_intervals(run: RunResult, level: float = DEFAULT_LEVEL, *,
         return pd.DataFrame(columns=["interval", "method", "fold", "row", "truth", "prediction",
                                      "pi_low", "pi_high", "covered"])
     parts, tested = [], 0
+    hours = hours_per_row(run, t_hours)  # an inner run has the run's rows: the same lengths
     for outer in [f for f in run.folds if f.repeat == run.folds[0].repeat]:
         if tested >= max_rows:
             break
         held = outer.test_rows
         inner = _inner_run(run, held)
-        preds = fold_predictions(inner)
-        x = run.X[held]
+        preds = fold_predictions(inner, hours, access)
+        x, length = run.X[held], {"t_hours": hours[held], "access": access}
         for method in pd.unique(preds["method"]):
             low, high = new_intervals(inner, x, method, level, normalized=normalized,
-                                      preds=preds)
+                                      preds=preds, **length)
             parts.append(_with_coverage(pd.DataFrame({
                 "interval": "cv_plus", "method": method, "fold": outer.fold, "row": held,
-                "truth": run.y[held], "prediction": method_models(inner, method, x).mean(axis=0),
+                "truth": run.y[held],
+                "prediction": method_models(inner, method, x, **length).mean(axis=0),
                 "pi_low": low, "pi_high": high})))
         tested += len(held)
     return pd.concat(parts, ignore_index=True)
@@ -240,12 +249,14 @@ def coverage(intervals: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFr
 
 
 def held_out_coverage(run: RunResult, level: float = DEFAULT_LEVEL, *, normalized: bool = False,
-                      preds: pd.DataFrame | None = None) -> pd.DataFrame:
+                      preds: pd.DataFrame | None = None, t_hours=4.0,
+                      access: str = "arterial") -> pd.DataFrame:
     """coverage of the CV+ intervals (nested) and of the held-out split-conformal ones, every
     method: the Agreement page's table and chart (cached as one analysis) and the exports'
     coverage table. preds: fold_predictions(run), when computed."""
-    both = [nested_cv_plus_intervals(run, level, normalized=normalized),
-            held_out_intervals(run, level, normalized=normalized, preds=preds)]
+    length = {"t_hours": t_hours, "access": access}
+    both = [nested_cv_plus_intervals(run, level, normalized=normalized, **length),
+            held_out_intervals(run, level, normalized=normalized, preds=preds, **length)]
     return coverage(pd.concat([part for part in both if len(part)], ignore_index=True), level)
 
 

@@ -122,10 +122,12 @@ def calibration_curves(t_hours=STUDY_HOURS, access: str = STUDY_ACCESS) -> Call:
     return Call(agreement.run_calibration_curves, kwargs=_length(t_hours, access))
 
 
-def coverage(level: float, *, normalized: bool) -> Call:
+def coverage(level: float, t_hours=STUDY_HOURS, access: str = STUDY_ACCESS, *,
+             normalized: bool) -> Call:
     from bnapp.analyses import conformal
 
-    return Call(conformal.held_out_coverage, (level,), {"normalized": normalized})
+    return Call(conformal.held_out_coverage, (level,),
+                {"normalized": normalized, **_length(t_hours, access)})
 
 
 # ------------------------------------------------------------------------------- first visits

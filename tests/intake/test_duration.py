@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnapp.analyses import agreement, predict
+from bnapp.analyses import agreement, conformal, predict
 from bnapp.analyses.baselines import fold_predictions
 from bnapp.intake import data, kinetics
 from bnapp.intake.duration import (
@@ -183,3 +183,14 @@ def test_a_frame_gives_its_rows_lengths_or_the_hours_given():
     frame["Duration (h)"] = [3.5, 4.5]
     hours, column = frame_hours(frame, 4.0, "new.csv")
     assert column == "Duration (h)" and hours.tolist() == [3.5, 4.5]
+
+
+def test_the_held_out_intervals_centre_on_the_formula_at_each_rows_length(run_and_hours):
+    run, hours = run_and_hours
+    held = conformal.held_out_intervals(run, t_hours=hours, access="venous")
+    rows = held[held["method"] == "tattersall"].head(10)
+    x = pd.DataFrame(run.X, columns=run.features)
+    for row, ueq in zip(rows["row"], rows["prediction"], strict=True):
+        upre, upos, pp, uf, t = (*x.loc[row, ["Upre", "Upos", "PP", "UF"]], hours[row])
+        want = hand_tattersall(hand_sp(upre, upos, uf, pp - uf, t), 60 * t)
+        assert hand_sp(upre, ueq, uf, pp - uf, t) == pytest.approx(want, abs=1e-9)
