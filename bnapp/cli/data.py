@@ -36,8 +36,9 @@ def _validate(args: argparse.Namespace) -> int:
     except DataError as exc:
         raise UserError(str(exc)) from exc
     print(report_text(dataset))
-    if commonest_drop(dataset):
-        print(commonest_drop(dataset))
+    most = commonest_drop(dataset)
+    if most:
+        print(most)
     for row in likely_id_columns(dataset).itertuples():
         print(f"note: column {row.column!r} looks like a patient or unit identifier "
               f"({row.groups} values, up to {row.largest_group} rows each): validate with "

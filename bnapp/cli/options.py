@@ -178,16 +178,15 @@ def ueq_rule_from_args(args):
         raise UserError(str(exc)) from exc
 
 
-def load_data(path: Path, ueq=None):
-    """The data set in path (rows checked against the UeqRule `ueq`, None: the study's), or a
-    UserError saying why not."""
+def load_data(path: Path, ueq):
+    """The data set in path, its rows checked against the UeqRule `ueq`, or a UserError saying
+    why not."""
     from bnapp.intake.data import DataError, load_dataset
-    from bnapp.intake.rules import UeqRule
 
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        return load_dataset(path, ueq=ueq or UeqRule())
+        return load_dataset(path, ueq=ueq)
     except DataError as exc:
         raise UserError(str(exc)) from exc
 
