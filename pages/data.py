@@ -156,13 +156,13 @@ def _rule_controls() -> None:
 
 # ----------------------------------------------------------------------------- what was read
 
-def _report_section(ds: data.Dataset) -> None:
+def _report_section(ds: data.Dataset, ids: pd.DataFrame) -> None:
     st.header("What was read")
     if state.is_demo(ds):
         st.info("This is the demo cohort: synthetic sessions simulated with a two-pool urea "
                 "kinetic model, not real patients. Upload your own file above to analyse it.")
     st.text(f"{ds.name}\n{ds.n_read} rows read · {ds.n_usable} usable · {ds.n_dropped} dropped")
-    _rows_and_groups(ds)
+    _rows_and_groups(ds, ids)
     hint = columns.units_hint(ds)
     if hint:
         st.warning(hint)
@@ -191,13 +191,12 @@ def _report_section(ds: data.Dataset) -> None:
     widgets.table(ds.dropped, "dropped-rows", height=300)
 
 
-def _rows_and_groups(ds: data.Dataset) -> None:
+def _rows_and_groups(ds: data.Dataset, ids: pd.DataFrame) -> None:
     """Too few rows to cross-validate, and sessions that share a patient or unit while the
     protocol treats them as independent."""
     verdict, messages = groups.row_checks(ds)
     for message in messages:
         (st.error if verdict == "error" else st.warning)(escape_md(message))
-    ids = groups.likely_id_columns(ds)
     if state.group_by() in ids["column"].tolist():
         st.info(f"Grouped validation keeps the sessions of each **{escape_md(state.group_by())}** "
                 "together on the Train and Grid pages, so a network is tested on patients (or "
@@ -239,15 +238,17 @@ def _overview(fingerprint: str, _frame, shown: tuple[str, ...]):
     return columns.summary_table(_frame, shown), data_charts.distributions_chart(_frame, shown)
 
 
-def _drawn_columns(ds: data.Dataset) -> list[str]:
-    """The optional inputs less identifier and centre columns (labels, not measurements)."""
-    ids = set(groups.likely_id_columns(ds)["column"])
-    return [c for c in ds.optional_inputs if c not in ids]
+@st.cache_data(max_entries=16, show_spinner=False)
+def _id_columns(fingerprint: str, _ds: data.Dataset):
+    """Likely patient or unit identifiers, once per data content (each column's distinct
+    values are counted)."""
+    return groups.likely_id_columns(_ds)
 
 
-def _overview_section(ds: data.Dataset) -> None:
+def _overview_section(ds: data.Dataset, ids: pd.DataFrame) -> None:
     st.header("Distributions")
-    shown = (*data.STUDY_COLUMNS, *_drawn_columns(ds))
+    labels = set(ids["column"])  # identifier and centre columns: not measurements, not drawn
+    shown = (*data.STUDY_COLUMNS, *(c for c in ds.optional_inputs if c not in labels))
     summary, chart = _overview(ds.fingerprint(), ds.frame, shown)
     widgets.figure(chart, "distributions", caption="Usable rows only; urea in mg/dL, weight in "
                    "kg, ultrafiltration in litres.")
@@ -341,5 +342,6 @@ if UPLOAD in st.session_state:
 current = state.dataset()
 _columns_section(current)
 _length_section(current)
-_report_section(current)
-_overview_section(current)
+id_columns = _id_columns(current.fingerprint(), current)
+_report_section(current, id_columns)
+_overview_section(current, id_columns)
