@@ -78,6 +78,7 @@ st.caption("Would the network's Ueq stand in for the measured one? Agreement, ca
            "every baseline on the test rows of the run's folds.")
 entry = widgets.need_run()
 run = entry.run
+length = state.formula_length(entry.run)  # the formulas' session length and access
 st.text(entry.label)
 
 left, middle, right = st.columns(3)
@@ -93,8 +94,8 @@ ci_method = right.selectbox("CI of the limits of agreement", list(CI_METHODS),
                             help="Carkeet's exact intervals are right for small samples; Bland "
                                  "and Altman's approximation is the classic one")
 
-points = widgets.compute_call(entry, page_analyses.agreement_points())
-table = widgets.compute_call(entry, page_analyses.agreement(ci_method))
+points = widgets.compute_call(entry, page_analyses.agreement_points(*length))
+table = widgets.compute_call(entry, page_analyses.agreement(ci_method, *length))
 quantities = list(dict.fromkeys(points["quantity"]))
 if "eKtV" not in quantities:
     st.info("eKt/V needs a run that predicts Ueq from Upre, Upos, PP and UF; only the "
@@ -116,7 +117,8 @@ dose_tolerance = right.number_input(
     "Acceptable difference for eKt/V", min_value=0.0, value=agreement.TOLERANCES["eKtV"],
     step=0.01, key="agreement-dose-tolerance", disabled="eKtV" not in quantities,
     help="The dose each method's value implies, against the dose of the measured value")
-share = widgets.compute_call(entry, page_analyses.share_within(tolerance, dose_tolerance))
+share = widgets.compute_call(entry, page_analyses.share_within(tolerance, dose_tolerance,
+                                                              *length))
 widgets.figure(agreement_charts.share_within_chart(share, quantity),
                f"share_within_{quantity}")
 widgets.table(share.assign(quantity=share["quantity"].map(quantity_label)), "share_within",
@@ -162,8 +164,8 @@ st.caption(f"Units: {widgets.escape_md(target_unit(run.target))} for "
            f"95 % ({CI_METHODS[ci_method]}).")
 
 st.subheader("Calibration")
-calibration = widgets.compute_call(entry, page_analyses.calibration())
-curves = widgets.compute_call(entry, page_analyses.calibration_curves())
+calibration = widgets.compute_call(entry, page_analyses.calibration(*length))
+curves = widgets.compute_call(entry, page_analyses.calibration_curves(*length))
 widgets.figure(agreement_charts.calibration_chart(points, curves, calibration, quantity),
                f"calibration_{quantity}", caption=(
                    "A slope below 1 means predictions spread wider than the measured values "
@@ -179,7 +181,8 @@ if box := widgets.details("Calibration lines: the numbers", key="agreement-calib
 
 st.subheader("Prediction intervals and their coverage")
 st.markdown(INTERVALS.format(level=level))
-coverage = widgets.compute_call(entry, page_analyses.coverage(level, normalized=normalized))
+coverage = widgets.compute_call(entry, page_analyses.coverage(level, *length,
+                                                              normalized=normalized))
 widgets.figure(agreement_charts.coverage_chart(coverage, level, unit), "interval_coverage")
 if box := widgets.details("Coverage per fold and pooled: the numbers",
                           key="agreement-coverage-table"):

@@ -25,15 +25,19 @@ METHODS_TEXT = """
 - **Linear regression (OLS)**: ordinary least squares on the same inputs, fitted on each fold's
   training rows, the simplest model a statistician would try first.
 - **Rate equation (Daugirdas–Schneditz)**: spKt/V from Upre, Upos, UF and weight, turned into
-  eKt/V by eKt/V = spKt/V − 0.6·spKt/V/t + 0.03 (arterial access, t = 4 h) and back into Ueq;
-  nothing is fitted.
-- **Tattersall**: the same, with eKt/V = spKt/V · T/(T + 35), T = 240 min; nothing is fitted.
+  eKt/V by eKt/V = spKt/V − 0.6·spKt/V/t + 0.03 (arterial access; 0.47 and 0.02 for a venous
+  catheter) and back into Ueq; nothing is fitted.
+- **Tattersall**: the same, with eKt/V = spKt/V · T/(T + 35), T in minutes; nothing is fitted.
+
+t (T) is each session's length as the Data page sets it: a column of the file, or one length
+(the study's 240 min).
 """
 
 st.title("Baselines")
 st.caption("Does the network predict equilibrated urea (Ueq) better than what clinicians "
            "already use? Every method is scored on the same test rows of the run's folds.")
 entry = widgets.need_run()
+length = state.formula_length(entry.run)  # the formulas' session length and access
 unit = target_unit(entry.run.target)
 st.text(entry.label)
 st.info(result.verdict_sentence(entry))
@@ -46,7 +50,7 @@ elif not set(KINETIC_INPUTS) <= set(entry.run.features):
     st.info("The clinical formulas need Upre, Upos, PP and UF among the inputs; this run "
             "lacks some of them, so only the network and linear regression are compared.")
 
-table = widgets.compute_call(entry, page_analyses.baselines())
+table = widgets.compute_call(entry, page_analyses.baselines(*length))
 metric = st.selectbox(
     "Error measure", list(METRICS), format_func=lambda m: METRICS[m].format(unit=unit, target=entry.run.target), key="baselines-metric",
     help="RMSE and MAE say how far predictions typically are from the measured value; bias says "
@@ -60,7 +64,7 @@ widgets.table(table, "baselines", column_config={
     "mean_error": f"mean error, predicted − measured ({unit})", "r2": "R²"})
 
 st.subheader("Network against each baseline, fold by fold")
-paired = widgets.compute_call(entry, page_analyses.paired_comparison())
+paired = widgets.compute_call(entry, page_analyses.paired_comparison(*length))
 st.markdown(page_tables.paired_reading(len(entry.run.folds)))
 widgets.table(paired, "paired_comparison", column_config={
     "baseline": "baseline", "n_folds": "folds", "network_rmse": f"network RMSE ({unit})",

@@ -3,10 +3,13 @@ dropped, look at the distributions, and choose the network's inputs and target."
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from bnapp.intake import columns, data, groups
+from bnapp.intake import columns, data, duration, groups
 from bnapp.intake.data import DataError
+from bnapp.intake.kinetics import ACCESS_TYPES
+from bnapp.intake.rules import UeqRule
 from bnapp.intake.units import DESCRIPTIONS, UNIT_LABELS, UREA_UNITS, label
 from bnapp.report import data_charts
 from bnapp.report.export import safe_filename
@@ -15,6 +18,10 @@ from bnapp.ui.widgets import escape_md
 
 UPLOAD = "data_upload"  # the file in the uploader: id, name, bytes, headers, mapping, error
 FEATURES, TARGET = "data_features", "data_target"  # widget keys of the column choice
+TOLERANCE_KINDS = {"percent": "percent of Upos", "cv": "the assay's CV (percent)"}
+ACCESS_LABELS = {"arterial": "arteriovenous (fistula or graft)", "venous": "venous catheter"}
+ONE_LENGTH = "one length for every session"
+LENGTH_KEYS = ("length_column", "length_minutes", "length_access")  # widget keys
 
 
 def _map_key(canon: str) -> str:
@@ -23,10 +30,20 @@ def _map_key(canon: str) -> str:
 
 # ------------------------------------------------------------------------------------ loading
 
+def _ueq_rule() -> UeqRule:
+    """The Ueq < Upos rule as the mapping form sets it (the study's until changed)."""
+    value = float(st.session_state.get("ueq_tolerance", 0.0))
+    keep = bool(st.session_state.get("ueq_keep", False))
+    if st.session_state.get("ueq_tolerance_kind") == "cv":
+        return UeqRule.from_cv(value, keep)
+    return UeqRule(value, keep)
+
+
 def _load(record: dict, mapping: dict[str, str] | None, units: str) -> bool:
     """Load the uploaded file; a refusal is kept on the record and the current data stays."""
     try:
-        ds = data.load_dataset(record["bytes"], record["name"], mapping=mapping, units=units)
+        ds = data.load_dataset(record["bytes"], record["name"], mapping=mapping, units=units,
+                               ueq=_ueq_rule())
     except DataError as err:
         record["error"] = str(err)
         return False
@@ -82,13 +99,19 @@ def _source_section() -> None:
 
 def _mapping_section(record: dict) -> None:
     """For the uploaded file: which column holds each study variable, and the urea units."""
-    if record.get("error"):
+    unmapped = [c for c in data.STUDY_COLUMNS if record["headers"] and
+                not record["mapping"].get(c)]
+    if record.get("error") and unmapped:
+        st.warning(f"Which column holds {', '.join(unmapped)}? Choose it below, then load the "
+                   f"file. The data set in use is still {escape_md(state.dataset().name)}.",
+                   icon=":material/table_edit:")
+    elif record.get("error"):
         st.error(escape_md(record["error"]))
         st.caption(f"The data set in use is still {escape_md(state.dataset().name)}. Fix the "
                    "file, or pick the columns and units below and load it again.")
     if not record["headers"]:
         return
-    title = f"Columns and units of {escape_md(record['name'])}"
+    title = f"Columns, units and rules of {escape_md(record['name'])}"
     with st.expander(title, expanded=bool(record.get("error"))), st.form("mapping"):
         cells = st.columns(3)
         for i, canon in enumerate(data.STUDY_COLUMNS):
@@ -105,6 +128,7 @@ def _mapping_section(record: dict) -> None:
             help="How Upre, U120, Upos and Ueq are given. mmol/L is multiplied by 6.006 and BUN "
                  "(blood urea nitrogen, mg/dL) by 2.144 to get urea in mg/dL. A column whose "
                  "name states its unit, e.g. 'Upre (mmol/L)', is read in that unit.")
+        _rule_controls()
         if st.form_submit_button("Load with these columns and units", key="apply_mapping",
                                  help="Read the file again with the columns and unit chosen "
                                       "above; the current data set stays if the file is refused."):
@@ -114,15 +138,31 @@ def _mapping_section(record: dict) -> None:
                 st.rerun()
 
 
+def _rule_controls() -> None:
+    """The study's rule Ueq >= Upos: a tolerance, and dropping or keeping the rows it flags."""
+    kind, value, keep = st.columns(3)
+    kind.radio("Ueq < Upos tolerance in", list(TOLERANCE_KINDS), key="ueq_tolerance_kind",
+               format_func=TOLERANCE_KINDS.get,
+               help="A row breaks the study's rule when Ueq is below Upos by more than this. "
+                    "From the assay's CV the tolerance is its reference change value, "
+                    "1.96 × √2 × CV: two measurements of one sample differ by less than that "
+                    "95% of the time.")
+    value.number_input("Tolerance (%)", min_value=0.0, max_value=50.0, step=0.5,
+                       key="ueq_tolerance", help="0 is the study's rule: Ueq ≥ Upos.")
+    keep.toggle("Keep and flag such rows", key="ueq_keep",
+                help="Off (the study's choice): rows with Ueq below Upos are dropped. On: they "
+                     "are kept for training and listed as flagged.")
+
+
 # ----------------------------------------------------------------------------- what was read
 
-def _report_section(ds: data.Dataset) -> None:
+def _report_section(ds: data.Dataset, ids: pd.DataFrame) -> None:
     st.header("What was read")
     if state.is_demo(ds):
         st.info("This is the demo cohort: synthetic sessions simulated with a two-pool urea "
                 "kinetic model, not real patients. Upload your own file above to analyse it.")
     st.text(f"{ds.name}\n{ds.n_read} rows read · {ds.n_usable} usable · {ds.n_dropped} dropped")
-    _rows_and_groups(ds)
+    _rows_and_groups(ds, ids)
     hint = columns.units_hint(ds)
     if hint:
         st.warning(hint)
@@ -136,6 +176,9 @@ def _report_section(ds: data.Dataset) -> None:
                            "text/plain", key="report-txt", on_click="ignore",
                            icon=":material/download:",
                            help="The report above as a text file, for your records")
+    if len(ds.flagged):
+        st.warning(f"{len(ds.flagged)} rows kept though Ueq is below Upos; they are listed here.")
+        widgets.table(ds.flagged, "flagged-rows", height=200)
     if ds.dropped.empty:
         st.success("No row was dropped: every row has all six study values within plausible "
                    "ranges.")
@@ -143,19 +186,25 @@ def _report_section(ds: data.Dataset) -> None:
     st.subheader("Dropped rows and why")
     st.caption("Rows are numbered as a spreadsheet shows them (the header is row 1). A row with "
                "two problems is listed twice and counted under both reasons.")
+    st.markdown(data.commonest_drop(ds))
     widgets.table(data.dropped_summary(ds), "dropped-by-reason")
     widgets.table(ds.dropped, "dropped-rows", height=300)
 
 
-def _rows_and_groups(ds: data.Dataset) -> None:
+def _rows_and_groups(ds: data.Dataset, ids: pd.DataFrame) -> None:
     """Too few rows to cross-validate, and sessions that share a patient or unit while the
     protocol treats them as independent."""
     verdict, messages = groups.row_checks(ds)
     for message in messages:
         (st.error if verdict == "error" else st.warning)(escape_md(message))
+    if state.group_by() in ids["column"].tolist():
+        st.info(f"Grouped validation keeps the sessions of each **{escape_md(state.group_by())}** "
+                "together on the Train and Grid pages, so a network is tested on patients (or "
+                "units) it did not train on.", icon=":material/group:")
+        return
     if state.group_by() is not None:
         return
-    for row in groups.likely_id_columns(ds).itertuples():
+    for row in ids.itertuples():
         st.warning(
             f"Column **{escape_md(row.column)}** looks like a patient or unit identifier "
             f"({row.groups} values, up to {row.largest_group} sessions each). Sessions of one "
@@ -189,9 +238,17 @@ def _overview(fingerprint: str, _frame, shown: tuple[str, ...]):
     return columns.summary_table(_frame, shown), data_charts.distributions_chart(_frame, shown)
 
 
-def _overview_section(ds: data.Dataset) -> None:
+@st.cache_data(max_entries=16, show_spinner=False)
+def _id_columns(fingerprint: str, _ds: data.Dataset):
+    """Likely patient or unit identifiers, once per data content (each column's distinct
+    values are counted)."""
+    return groups.likely_id_columns(_ds)
+
+
+def _overview_section(ds: data.Dataset, ids: pd.DataFrame) -> None:
     st.header("Distributions")
-    shown = (*data.STUDY_COLUMNS, *ds.optional_inputs)
+    labels = set(ids["column"])  # identifier and centre columns: not measurements, not drawn
+    shown = (*data.STUDY_COLUMNS, *(c for c in ds.optional_inputs if c not in labels))
     summary, chart = _overview(ds.fingerprint(), ds.frame, shown)
     widgets.figure(chart, "distributions", caption="Usable rows only; urea in mg/dL, weight in "
                    "kg, ultrafiltration in litres.")
@@ -205,12 +262,19 @@ def _overview_section(ds: data.Dataset) -> None:
 def _reset_column_choice() -> None:
     """After a new data set the column widgets start again from what the session stores."""
     st.session_state[FEATURES], st.session_state[TARGET] = state.features(), state.target()
+    _reset_length()
+
+
+def _reset_length() -> None:
+    length = state.session_length()
+    st.session_state.update(zip(LENGTH_KEYS, (length.column or ONE_LENGTH, length.minutes,
+                                              length.access), strict=True))
 
 
 def _columns_section(ds: data.Dataset) -> None:
     st.header("Inputs and target")
     candidates = [*data.STUDY_INPUTS, *ds.optional_inputs]
-    targets = [data.STUDY_TARGET, *data.STUDY_INPUTS, *ds.optional_inputs]
+    targets = [data.STUDY_TARGET, *candidates]
     if FEATURES not in st.session_state:  # forgotten on another page: start from the session
         _reset_column_choice()
     st.session_state[FEATURES] = [c for c in st.session_state[FEATURES] if c in candidates]
@@ -233,6 +297,42 @@ def _columns_section(ds: data.Dataset) -> None:
                  f"→ {escape_md(state.target())}.")
 
 
+def _length_section(ds: data.Dataset) -> None:
+    """Where the formulas take each session's length from, and the access the rate equation
+    needs; kept in the session for Baselines, Agreement and Predict."""
+    st.subheader("Session length and access")
+    found = duration.duration_columns(
+        [c for c in ds.extra_columns if pd.api.types.is_float_dtype(ds.frame[c])])
+    options = [ONE_LENGTH, *found]
+    if st.session_state.get(LENGTH_KEYS[0]) not in options:  # first visit, or a new data set
+        _reset_length()
+    column_col, minutes_col, access_col = st.columns(3)
+    choice = column_col.selectbox(
+        "Session length from", options, key=LENGTH_KEYS[0],
+        help="A column of your file with each session's length (hours or minutes, told by its "
+             "name or values), or one length for every session. The formulas (Daugirdas, rate "
+             "equation, Tattersall) and every eKt/V use it.")
+    minutes = minutes_col.number_input("Session length (minutes)", min_value=30.0,
+                                       max_value=720.0, step=15.0, key=LENGTH_KEYS[1],
+                                       disabled=choice != ONE_LENGTH,
+                                       help="Used when no column gives it; the study's 240.")
+    access = access_col.selectbox("Vascular access", ACCESS_TYPES, key=LENGTH_KEYS[2],
+                                  format_func=ACCESS_LABELS.get,
+                                  help="The rate equation's coefficients depend on it "
+                                       "(0.6 and 0.03 arteriovenous, 0.47 and 0.02 catheter).")
+    length = duration.SessionLength(None if choice == ONE_LENGTH else choice, minutes, access)
+    try:
+        hours = duration.session_hours(ds, length)
+    except DataError as err:
+        st.error(escape_md(str(err)))
+        return
+    state.set_session_length(length)
+    if length.column is not None:
+        st.caption(f"{escape_md(choice)} read in "
+                   f"{'minutes' if duration.in_minutes(choice, ds.frame[choice]) else 'hours'}: "
+                   f"sessions of {hours.min():.2f}–{hours.max():.2f} h.")
+
+
 # ------------------------------------------------------------------------------------- page
 
 st.title("Your data")
@@ -240,6 +340,8 @@ _source_section()
 if UPLOAD in st.session_state:
     _mapping_section(st.session_state[UPLOAD])
 current = state.dataset()
-_report_section(current)
-_overview_section(current)
 _columns_section(current)
+_length_section(current)
+id_columns = _id_columns(current.fingerprint(), current)
+_report_section(current, id_columns)
+_overview_section(current, id_columns)

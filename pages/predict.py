@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from bnapp.analyses import conformal, predict
-from bnapp.intake import data
+from bnapp.intake import data, duration
 from bnapp.intake.data import DataError
 from bnapp.intake.units import (
     DESCRIPTIONS,
@@ -19,7 +19,7 @@ from bnapp.intake.units import (
     label,
 )
 from bnapp.report.export import table_csv
-from bnapp.ui import whatif, widgets
+from bnapp.ui import state, whatif, widgets
 
 MAX_SHOWN = 5000  # sessions drawn in the table; the download holds all
 
@@ -134,10 +134,14 @@ units = unit_col.selectbox(
     "Urea unit", UREA_UNITS, format_func=UNIT_LABELS.get, key="predict-units",
     help="The unit of the urea values you type or upload; results are shown in it too "
          "(BUN = blood urea nitrogen)")
+length = state.session_length()
 hours = hours_col.number_input(
-    "Session time (h)", min_value=1.0, max_value=12.0, value=4.0, step=0.25, key="predict-hours",
-    help="Length of the dialysis session, used by the Kt/V formulas (the study's: 4 h). The "
-         "network itself was trained on sessions of the training data's length.")
+    "Session time (h)", min_value=1.0, max_value=12.0, value=length.minutes / 60, step=0.25,
+    key="predict-hours",
+    help="Length of the dialysis session, used by the Kt/V formulas (the study's: 4 h; the "
+         "Data page's length in minutes). A file of sessions with a length column (e.g. "
+         "'Td (min)') gives each session its own. The network itself was trained on sessions "
+         "of the training data's length.")
 source = source_col.radio(
     "Sessions", ["form", "file"], key="predict-source", horizontal=True,
     format_func={"form": "one patient", "file": "a file of sessions"}.get,
@@ -154,7 +158,15 @@ normalized = level_col.toggle(
 frame = patient_frame(run, units) if source == "form" else sessions_frame(run, units)
 if frame is None:
     st.stop()
-result = predict.predict_sessions(run, frame, hours, level=level, normalized=normalized)
+try:
+    t_hours, length_column = duration.frame_hours(frame, hours, "sessions")
+except DataError as err:
+    st.error(widgets.escape_md(str(err)))
+    st.stop()
+if length_column is not None:
+    st.caption(f"Session lengths from the column {widgets.escape_md(length_column)}.")
+result = predict.predict_sessions(run, frame, t_hours, level=level, normalized=normalized,
+                                  access=length.access)
 shown, labels = predict.in_units(result, units, run.target)
 if source == "form":
     headline(shown.iloc[0], labels, len(run.folds), level)

@@ -12,6 +12,7 @@ import streamlit as st
 
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
 from bnapp.engine.protocols import (
+    GROUP_KFOLD,
     GROUPED_KINDS,
     LEAVE_ONE_GROUP_OUT,
     PROTOCOL_KINDS,
@@ -135,8 +136,18 @@ def _architecture(n_inputs: int) -> ArchSpec | None:
 
 # ----------------------------------------------------------------------------------- protocol
 
+def _preselect_grouping() -> None:
+    """A new data set with a patient or unit identifier starts on grouped k-fold by it."""
+    column = state.take_suggested_group()
+    if column is not None:
+        values = {"proto_kind": GROUP_KFOLD, "proto_group_by": column}
+        st.session_state.update(values)
+        st.session_state.setdefault(KEPT, {}).update(values)
+
+
 def _protocol() -> Protocol | None:
     st.header("Protocol")
+    _preselect_grouping()
     left, middle, right = st.columns(3)
     with left:
         kind = _control(st.radio, "Validation", "proto_kind", "kfold", options=PROTOCOL_KINDS,

@@ -39,7 +39,7 @@ from statsmodels.regression.linear_model import OLS  # not statsmodels.api: 0.4 
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.tools.tools import add_constant
 
-from bnapp.analyses.baselines import KINETIC_INPUTS, fold_predictions
+from bnapp.analyses.baselines import KINETIC_INPUTS, fold_predictions, hours_per_row
 from bnapp.engine.results import RunResult
 from bnapp.intake import kinetics
 from bnapp.intake.data import STUDY_TARGET
@@ -127,12 +127,14 @@ def _has_dose(run: RunResult) -> bool:
     return run.target == STUDY_TARGET and set(KINETIC_INPUTS) <= set(run.features)
 
 
-def agreement_points(run: RunResult, preds: pd.DataFrame | None = None) -> pd.DataFrame:
+def agreement_points(run: RunResult, preds: pd.DataFrame | None = None, t_hours=4.0,
+                     access: str = "arterial") -> pd.DataFrame:
     """DataFrame[method, quantity, row, measured, predicted, mean, difference]: one line per
     method, quantity and test row (a row's predictions averaged over the models that tested it).
     quantity: the run's target (Ueq for the study), and eKtV when the run predicts Ueq from
-    Upre, Upos, PP and UF among its inputs."""
-    preds = fold_predictions(run) if preds is None else preds
+    Upre, Upos, PP and UF among its inputs, for sessions of t_hours (one length or one per row
+    of the run)."""
+    preds = fold_predictions(run, t_hours, access) if preds is None else preds
     per_row = pd.concat([_row_means(method, g) for method, g in _by_method(preds)],
                         ignore_index=True)
     parts = [per_row.assign(quantity=run.target)]
@@ -140,9 +142,10 @@ def agreement_points(run: RunResult, preds: pd.DataFrame | None = None) -> pd.Da
         rows = per_row["row"].to_numpy()
         upre, uf, pp = (run.X[rows, run.features.index(c)] for c in ("Upre", "UF", "PP"))
         weight = pp - uf
+        hours = hours_per_row(run, t_hours)[rows]
 
         def dose(ueq):
-            return kinetics.sp_ktv(upre, np.asarray(ueq, dtype=np.float64), uf, weight)
+            return kinetics.sp_ktv(upre, np.asarray(ueq, dtype=np.float64), uf, weight, hours)
 
         parts.append(per_row.assign(quantity="eKtV", measured=dose(per_row["measured"]),
                                     predicted=dose(per_row["predicted"])))
@@ -173,28 +176,29 @@ def _row_means(method: str, preds: pd.DataFrame) -> pd.DataFrame:
 
 
 def agreement(run: RunResult, *, ci_method: str = "exact", level: float = 0.95,
-              points: pd.DataFrame | None = None) -> pd.DataFrame:
+              points: pd.DataFrame | None = None, t_hours=4.0,
+              access: str = "arterial") -> pd.DataFrame:
     """The agreement table: one line per method and quantity (columns AGREEMENT_COLUMNS)."""
-    points = agreement_points(run) if points is None else points
+    points = agreement_points(run, t_hours=t_hours, access=access) if points is None else points
     rows = [{"method": method, "quantity": quantity,
              **limits_of_agreement(g["predicted"], g["measured"], ci_method=ci_method, level=level)}
             for (method, quantity), g in points.groupby(["method", "quantity"], sort=False)]
     return pd.DataFrame(rows)[AGREEMENT_COLUMNS]
 
 
-def calibration(run: RunResult, *, level: float = 0.95,
-                points: pd.DataFrame | None = None) -> pd.DataFrame:
+def calibration(run: RunResult, *, level: float = 0.95, points: pd.DataFrame | None = None,
+                t_hours=4.0, access: str = "arterial") -> pd.DataFrame:
     """DataFrame[method, quantity, n, intercept (+ CI), slope (+ CI)]: measured on predicted."""
-    points = agreement_points(run) if points is None else points
+    points = agreement_points(run, t_hours=t_hours, access=access) if points is None else points
     rows = [{"method": method, "quantity": quantity,
              **calibration_line(g["predicted"], g["measured"], level=level)}
             for (method, quantity), g in points.groupby(["method", "quantity"], sort=False)]
     return pd.DataFrame(rows)
 
 
-def run_calibration_curves(run: RunResult) -> pd.DataFrame:
+def run_calibration_curves(run: RunResult, t_hours=4.0, access: str = "arterial") -> pd.DataFrame:
     """calibration_curves of the run's agreement_points (the Agreement page's, cached with it)."""
-    return calibration_curves(agreement_points(run))
+    return calibration_curves(agreement_points(run, t_hours=t_hours, access=access))
 
 
 def calibration_curves(points: pd.DataFrame, frac: float = LOWESS_FRAC,
@@ -231,12 +235,15 @@ def default_tolerance(run: RunResult) -> float:
 
 def share_within(run: RunResult, tolerance: float | None = None,
                  dose_tolerance: float = TOLERANCES["eKtV"], *, level: float = 0.95,
-                 points: pd.DataFrame | None = None) -> pd.DataFrame:
+                 points: pd.DataFrame | None = None, t_hours=4.0,
+                 access: str = "arterial") -> pd.DataFrame:
     """DataFrame[SHARE_COLUMNS]: per method and quantity, the test sessions whose
     |method − measured| is at most the acceptable difference (`tolerance` for the target, in
     its unit, default_tolerance when None; `dose_tolerance` for eKt/V), their share and its
-    Wilson score interval at `level`. Sessions without a value are left out of n."""
-    points = agreement_points(run) if points is None else points
+    Wilson score interval at `level`. Sessions without a value are left out of n; t_hours and
+    access: the sessions' length and access, for the formulas and eKt/V (agreement_points)."""
+    points = (agreement_points(run, t_hours=t_hours, access=access) if points is None
+              else points)
     tolerance = default_tolerance(run) if tolerance is None else float(tolerance)
     rows = []
     for (method, quantity), g in points.groupby(["method", "quantity"], sort=False):

@@ -2,7 +2,9 @@
 
 Methods: the network; ordinary least squares on the same inputs (fitted on each fold's training
 rows); and Ueq from the Daugirdas-Schneditz rate equation and from Tattersall's formula
-(`bnapp.intake.kinetics.predict_ueq`, no fitting, needs Upre, Upos, PP and UF among the features).
+(`bnapp.intake.kinetics.predict_ueq`, no fitting, needs Upre, Upos, PP and UF among the features)
+for sessions of t_hours (one length, or one per row of the run) through an access ('arterial' or
+'venous').
 """
 
 from __future__ import annotations
@@ -58,7 +60,12 @@ class LeastSquares:
         return self.design(x) @ coef
 
 
-def fold_predictions(run: RunResult) -> pd.DataFrame:
+def hours_per_row(run: RunResult, t_hours) -> np.ndarray:
+    """One session length per row of the run, from one length or one per row."""
+    return np.broadcast_to(np.asarray(t_hours, dtype=np.float64), run.y.shape)
+
+
+def fold_predictions(run: RunResult, t_hours=4.0, access: str = "arterial") -> pd.DataFrame:
     """Every method's test-row predictions: DataFrame[method, fold, row, truth, prediction]."""
     # the clinical formulas predict Ueq: against any other target they would score nonsense
     kinetic = run.target == STUDY_TARGET and set(KINETIC_INPUTS) <= set(run.features)
@@ -67,6 +74,7 @@ def fold_predictions(run: RunResult) -> pd.DataFrame:
             predict_ueq,  # imported here: kinetics is optional for analyses
         )
     parts = []
+    hours = hours_per_row(run, t_hours)
     ols = LeastSquares(run.X, run.y)
     for fold in run.folds:
         rows = fold.test_rows
@@ -77,7 +85,8 @@ def fold_predictions(run: RunResult) -> pd.DataFrame:
         if kinetic:
             frame = pd.DataFrame(run.X[rows], columns=run.features)
             for method in KINETIC_METHODS:
-                preds[method] = np.asarray(predict_ueq(frame, method=method), dtype=np.float64)
+                preds[method] = np.asarray(predict_ueq(frame, method, hours[rows], access),
+                                           dtype=np.float64)
         for method, p in preds.items():
             parts.append(pd.DataFrame({"method": method, "fold": fold.fold, "row": rows,
                                        "truth": run.y[rows], "prediction": p}))
@@ -99,14 +108,15 @@ def quality(truth: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
     }
 
 
-def baselines(run: RunResult, preds: pd.DataFrame | None = None) -> pd.DataFrame:
+def baselines(run: RunResult, preds: pd.DataFrame | None = None, t_hours=4.0,
+              access: str = "arterial") -> pd.DataFrame:
     """DataFrame[method, fold, n, rmse, mae, bias, mean_error, r2]: per fold (fold as text) and
     a "pooled" row per method over all folds' test rows (rows repeat if splits overlap).
 
     The kinetic methods appear only when Upre, Upos, PP and UF are among the run's features.
-    preds: fold_predictions(run), when already computed.
+    preds: fold_predictions(run, t_hours, access), when already computed.
     """
-    preds = fold_predictions(run) if preds is None else preds
+    preds = fold_predictions(run, t_hours, access) if preds is None else preds
     rows = []
     for method, g in preds.groupby("method", sort=False):
         for fold, gf in g.groupby("fold", sort=False):
@@ -119,7 +129,7 @@ def baselines(run: RunResult, preds: pd.DataFrame | None = None) -> pd.DataFrame
 
 
 def paired_comparison(run: RunResult, table: pd.DataFrame | None = None,
-                      level: float = 0.95) -> pd.DataFrame:
+                      level: float = 0.95, t_hours=4.0, access: str = "arterial") -> pd.DataFrame:
     """Network vs each baseline, paired by fold, on per-fold test RMSE.
 
     The fold is the unit of replication: per-row errors of one fold share a model, and with
@@ -131,7 +141,7 @@ def paired_comparison(run: RunResult, table: pd.DataFrame | None = None,
     """
     from scipy import stats  # ~1 s to import: not at module import (bnapp.analyses.association)
 
-    table = baselines(run) if table is None else table
+    table = baselines(run, t_hours=t_hours, access=access) if table is None else table
     per_fold = table[table["fold"] != "pooled"]
     net = per_fold[per_fold["method"] == "network"].set_index("fold")["rmse"]
     n_test = np.mean([len(f.test_rows) for f in run.folds])

@@ -44,7 +44,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from bnapp.analyses.baselines import KINETIC_METHODS, LeastSquares, fold_predictions
+from bnapp.analyses.baselines import (
+    KINETIC_METHODS,
+    LeastSquares,
+    fold_predictions,
+    hours_per_row,
+)
 from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.results import RunResult
 
@@ -108,9 +113,11 @@ def _fold_positions(run: RunResult) -> dict[int, int]:
     return {fold.fold: i for i, fold in enumerate(run.folds)}
 
 
-def method_models(run: RunResult, method: str, x: np.ndarray) -> np.ndarray:
+def method_models(run: RunResult, method: str, x: np.ndarray, t_hours=4.0,
+                  access: str = "arterial") -> np.ndarray:
     """(folds, m) each fold's model of `method` at raw inputs x: the fold networks, OLS refitted
-    on each fold's training rows, or a formula (the same for every fold)."""
+    on each fold's training rows, or a formula (the same for every fold) for sessions of
+    t_hours (one, or one per row of x) through `access`."""
     x = np.asarray(x, dtype=np.float64)
     if method == "network":
         return run.ensemble_predictions(x)
@@ -120,7 +127,7 @@ def method_models(run: RunResult, method: str, x: np.ndarray) -> np.ndarray:
     if method in KINETIC_METHODS:
         from bnapp.intake.kinetics import predict_ueq  # as in baselines: kinetics is optional
 
-        formula = predict_ueq(pd.DataFrame(x, columns=run.features), method=method)
+        formula = predict_ueq(pd.DataFrame(x, columns=run.features), method, t_hours, access)
         return np.broadcast_to(np.asarray(formula, dtype=np.float64), (len(run.folds), len(x)))
     raise ValueError(f"unknown method {method!r}")
 
@@ -145,12 +152,13 @@ def _scored(run: RunResult, preds: pd.DataFrame, method: str, normalized: bool) 
 
 
 def held_out_intervals(run: RunResult, level: float = DEFAULT_LEVEL, *, normalized: bool = False,
-                       preds: pd.DataFrame | None = None) -> pd.DataFrame:
+                       preds: pd.DataFrame | None = None, t_hours=4.0,
+                       access: str = "arterial") -> pd.DataFrame:
     """Every method's test rows with an out-of-sample interval (see the module docstring):
     DataFrame[method, fold, row, truth, prediction, pi_low, pi_high, interval, covered],
-    interval "split_conformal"."""
+    interval "split_conformal"; the formulas' sessions of t_hours through `access`."""
     check_level(level)
-    preds = fold_predictions(run) if preds is None else preds
+    preds = fold_predictions(run, t_hours, access) if preds is None else preds
     parts = []
     for method in pd.unique(preds["method"]):
         rows = _scored(run, preds, method, normalized)
@@ -175,7 +183,8 @@ def _with_coverage(part: pd.DataFrame) -> pd.DataFrame:
 
 
 def nested_cv_plus_intervals(run: RunResult, level: float = DEFAULT_LEVEL, *,
-                             normalized: bool = False, max_rows: int = NESTED_ROWS) -> pd.DataFrame:
+                             normalized: bool = False, max_rows: int = NESTED_ROWS, t_hours=4.0,
+                             access: str = "arterial") -> pd.DataFrame:
     """Each outer fold's test rows with the CV+ interval of every method from an inner run
     that never saw them (see the module docstring), the first folds of the first repeat until
     max_rows rows: DataFrame[interval, method, fold, row, truth, prediction, pi_low, pi_high,
@@ -187,6 +196,7 @@ def nested_cv_plus_intervals(run: RunResult, level: float = DEFAULT_LEVEL, *,
     if run.source != "trained":
         return empty
     parts, tested = [], 0
+    hours = hours_per_row(run, t_hours)  # an inner run has the run's rows: the same lengths
     for outer in [f for f in run.folds if f.repeat == run.folds[0].repeat]:
         if tested >= max_rows:
             break
@@ -194,14 +204,15 @@ def nested_cv_plus_intervals(run: RunResult, level: float = DEFAULT_LEVEL, *,
         inner = _inner_run(run, held)
         if inner is None:
             continue
-        preds = fold_predictions(inner)
-        x = run.X[held]
+        preds = fold_predictions(inner, hours, access)
+        x, length = run.X[held], {"t_hours": hours[held], "access": access}
         for method in pd.unique(preds["method"]):
             low, high = new_intervals(inner, x, method, level, normalized=normalized,
-                                      preds=preds)
+                                      preds=preds, **length)
             parts.append(_with_coverage(pd.DataFrame({
                 "interval": "cv_plus", "method": method, "fold": outer.fold, "row": held,
-                "truth": run.y[held], "prediction": method_models(inner, method, x).mean(axis=0),
+                "truth": run.y[held],
+                "prediction": method_models(inner, method, x, **length).mean(axis=0),
                 "pi_low": low, "pi_high": high})))
         tested += len(held)
     return pd.concat(parts, ignore_index=True) if parts else empty
@@ -246,12 +257,14 @@ def coverage(intervals: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFr
 
 
 def held_out_coverage(run: RunResult, level: float = DEFAULT_LEVEL, *, normalized: bool = False,
-                      preds: pd.DataFrame | None = None) -> pd.DataFrame:
+                      preds: pd.DataFrame | None = None, t_hours=4.0,
+                      access: str = "arterial") -> pd.DataFrame:
     """coverage of the CV+ intervals (nested) and of the held-out split-conformal ones, every
     method: the Agreement page's table and chart (cached as one analysis) and the exports'
     coverage table. preds: fold_predictions(run), when computed."""
-    both = [nested_cv_plus_intervals(run, level, normalized=normalized),
-            held_out_intervals(run, level, normalized=normalized, preds=preds)]
+    length = {"t_hours": t_hours, "access": access}
+    both = [nested_cv_plus_intervals(run, level, normalized=normalized, **length),
+            held_out_intervals(run, level, normalized=normalized, preds=preds, **length)]
     return coverage(pd.concat([part for part in both if len(part)], ignore_index=True), level)
 
 
@@ -272,11 +285,13 @@ def network_predictions(run: RunResult, level: float = DEFAULT_LEVEL, *,
 
 def new_intervals(run: RunResult, x: np.ndarray, method: str = "network",
                   level: float = DEFAULT_LEVEL, *, normalized: bool = False,
-                  preds: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """CV+ interval (low, high) of `method` for new sessions x (raw inputs, library units)."""
+                  preds: pd.DataFrame | None = None, t_hours=4.0,
+                  access: str = "arterial") -> tuple[np.ndarray, np.ndarray]:
+    """CV+ interval (low, high) of `method` for new sessions x (raw inputs, library units) of
+    t_hours through `access` (the formulas'; the scores are the run's own test rows')."""
     preds = fold_predictions(run) if preds is None else preds
     rows = _scored(run, preds, method, normalized)
-    models = method_models(run, method, x)
+    models = method_models(run, method, x, t_hours, access)
     positions = _fold_positions(run)
     centres = models[[positions[f] for f in rows["fold"]]]
     scale = _spread(models) if normalized and method not in KINETIC_METHODS else None

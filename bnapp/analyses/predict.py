@@ -47,9 +47,9 @@ def ektv_from_ueq(ueq, upre, uf, post_weight, t_hours=4.0) -> np.ndarray:
     return kinetics.sp_ktv(upre, ueq, uf, post_weight, t_hours)
 
 
-def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours: float = 4.0, *,
+def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours=4.0, *,
                      level: float | None = conformal.DEFAULT_LEVEL,
-                     normalized: bool = False) -> pd.DataFrame:
+                     normalized: bool = False, access: str = "arterial") -> pd.DataFrame:
     """One row per session (frame's index kept): the run's inputs, the fold ensemble's Ueq (mean,
     SD with ddof=1, min, max), its CV+ prediction interval at `level` (None: no interval;
     normalized: scaled by the fold spread), and, when Upre, Upos, PP and UF are given (and the run predicts
@@ -57,7 +57,8 @@ def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours: float = 4.0, 
     estimates of Ueq and eKt/V.
 
     `frame` holds the run's inputs in library units (urea mg/dL, weight kg, UF L), e.g. from
-    `data.parse_patient` or `indexed_by_row(data.load_sessions(...))`; t_hours is the session length the formulas use.
+    `data.parse_patient` or `indexed_by_row(data.load_sessions(...))`; t_hours is the session
+    length the formulas use (one, or one per session), access the rate equation's.
     """
     x = _inputs(run, frame, t_hours)
     per_fold = run.ensemble_predictions(x)  # (folds, sessions)
@@ -80,7 +81,7 @@ def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours: float = 4.0, 
                                                         weight, t_hours)
         out["spktv"] = kinetics.sp_ktv(upre, upos, uf, weight, t_hours)
         for method in KINETIC_METHODS:
-            ueq = kinetics.predict_ueq(frame, method, t_hours)
+            ueq = kinetics.predict_ueq(frame, method, t_hours, access)
             out[f"ueq_{method}"] = ueq
             out[f"ektv_{method}"] = ektv_from_ueq(ueq, upre, uf, weight, t_hours)
     out["outside_training_range"] = _outside_range(x, run.X, run.features)
@@ -88,7 +89,8 @@ def predict_sessions(run: RunResult, frame: pd.DataFrame, t_hours: float = 4.0, 
 
 
 def predict_method(run: RunResult, frame: pd.DataFrame, method: str = "network",
-                   level: float = conformal.DEFAULT_LEVEL, t_hours: float = 4.0) -> pd.DataFrame:
+                   level: float = conformal.DEFAULT_LEVEL, t_hours=4.0,
+                   access: str = "arterial") -> pd.DataFrame:
     """One line per session of frame (index kept), the `predict` command's file: `method`'s
     prediction of the run's target (the mean of its fold models: the network's, OLS refitted
     per fold, or a formula), its CV+ interval pi_low, pi_high at `level`, and, when the run
@@ -97,8 +99,9 @@ def predict_method(run: RunResult, frame: pd.DataFrame, method: str = "network",
     predict_sessions. frame as predict_sessions takes it."""
     x = _inputs(run, frame, t_hours)
     out = pd.DataFrame(index=frame.index)
-    out["prediction"] = conformal.method_models(run, method, x).mean(axis=0)
-    out["pi_low"], out["pi_high"] = conformal.new_intervals(run, x, method, level)
+    out["prediction"] = conformal.method_models(run, method, x, t_hours, access).mean(axis=0)
+    out["pi_low"], out["pi_high"] = conformal.new_intervals(run, x, method, level,
+                                                            t_hours=t_hours, access=access)
     if run.target == data.STUDY_TARGET and set(KINETIC_INPUTS) <= set(frame.columns):
         upre, uf, pp = (frame[c].to_numpy(dtype=np.float64) for c in ("Upre", "UF", "PP"))
         for column, ueq in (("ektv", "prediction"), ("ektv_pi_low", "pi_high"),
@@ -108,13 +111,14 @@ def predict_method(run: RunResult, frame: pd.DataFrame, method: str = "network",
     return out
 
 
-def _inputs(run: RunResult, frame: pd.DataFrame, t_hours: float) -> np.ndarray:
+def _inputs(run: RunResult, frame: pd.DataFrame, t_hours) -> np.ndarray:
     """The run's inputs of frame as an array; a DataError naming what is missing or wrong."""
     missing = [f for f in run.features if f not in frame.columns]
     if missing:
         raise DataError(f"input(s) {', '.join(missing)} missing; the network was trained on "
                         f"{', '.join(run.features)}")
-    if not (np.isfinite(t_hours) and t_hours > 0):
+    hours = np.asarray(t_hours, dtype=np.float64)
+    if not (np.isfinite(hours) & (hours > 0)).all():
         raise DataError(f"session time: {t_hours} h is not a positive number of hours")
     return frame[run.features].to_numpy(dtype=np.float64)
 

@@ -117,6 +117,7 @@ def epoch_bar(label: str, protocol) -> Iterator[Callable[[float, str], None]]:
 def add_data_options(parser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="CSV or XLSX data file")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
+    add_ueq_rule_options(parser)
 
 
 def add_protocol_options(parser, *, kinds=("kfold", "repeated", "study"), folds=None,
@@ -150,14 +151,42 @@ def add_protocol_options(parser, *, kinds=("kfold", "repeated", "study"), folds=
                              "whose decay 1 - momentum is rounded to float32 (docs/keras.md)")
 
 
-def load_data(path: Path):
-    """The data set in path, or a UserError saying why not."""
+def add_ueq_rule_options(parser) -> None:
+    """How rows with Ueq below Upos are treated: a tolerance (percent, or an assay's CV) and
+    keeping them flagged instead of dropping them."""
+    rule = parser.add_mutually_exclusive_group()
+    rule.add_argument("--ueq-tolerance", type=float, default=0.0, metavar="PERCENT",
+                      help="drop a row only when Ueq is below Upos by more than this percent "
+                           "of Upos (default 0: the study's rule Ueq >= Upos)")
+    rule.add_argument("--assay-cv", type=float, default=None, metavar="PERCENT",
+                      help="the urea assay's CV: the tolerance is its reference change value, "
+                           "1.96 x sqrt(2) x CV")
+    parser.add_argument("--keep-ueq-below-upos", action="store_true",
+                        help="keep rows with Ueq below Upos and list them as flagged")
+
+
+def ueq_rule_from_args(args):
+    """The UeqRule of add_ueq_rule_options' options, or a UserError for a bad percentage."""
+    from bnapp.intake.data import DataError
+    from bnapp.intake.rules import UeqRule
+
+    try:
+        if args.assay_cv is not None:
+            return UeqRule.from_cv(args.assay_cv, args.keep_ueq_below_upos)
+        return UeqRule(args.ueq_tolerance, args.keep_ueq_below_upos)
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def load_data(path: Path, ueq):
+    """The data set in path, its rows checked against the UeqRule `ueq`, or a UserError saying
+    why not."""
     from bnapp.intake.data import DataError, load_dataset
 
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        return load_dataset(path)
+        return load_dataset(path, ueq=ueq)
     except DataError as exc:
         raise UserError(str(exc)) from exc
 
@@ -183,7 +212,7 @@ def data_and_protocol(args):
     """(data set, protocol, group labels or None) of a command's --data and protocol options,
     checked to be enough rows for the protocol; --out is made ready, so a bad folder is said
     before any training."""
-    dataset = load_data(args.data)
+    dataset = load_data(args.data, ueq_rule_from_args(args))
     protocol, groups = grouping(args, dataset, protocol_from_args(args))
     require_rows(dataset, protocol)
     prepare_out(args.out)

@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 from bnapp.cli import UserError
-from bnapp.cli.options import add_arch_options, add_protocol_options, spec_from_args, trained_run
+from bnapp.cli.options import (
+    add_arch_options,
+    add_protocol_options,
+    add_ueq_rule_options,
+    spec_from_args,
+    trained_run,
+)
 
 METHODS = ("network", "linear_regression", "rate_equation", "tattersall")
 SHOWN_SKIPPED = 10  # skipped rows printed; the .skipped.csv beside the output holds them all
@@ -23,6 +29,7 @@ def register(sub) -> None:
                         "with CV+ prediction intervals")
     cmd.add_argument("--data", required=True, type=Path,
                      help="CSV or XLSX data file the run is trained on")
+    add_ueq_rule_options(cmd)
     add_arch_options(cmd)
     add_protocol_options(cmd)
     cmd.add_argument("--new", required=True, type=Path,
@@ -34,7 +41,11 @@ def register(sub) -> None:
                      help="what predicts: the fold networks (default), linear regression refitted "
                           "on each fold, or a clinical formula")
     cmd.add_argument("--hours", type=float, default=4.0,
-                     help="session length the eKt/V formula uses (default 4)")
+                     help="session length the formulas and eKt/V use (default 4), unless NEW "
+                          "has a length column (e.g. 'Td (min)', hours or minutes)")
+    cmd.add_argument("--access", choices=("arterial", "venous"), default="arterial",
+                     help="vascular access, for the rate equation's coefficients (arterial: "
+                          "fistula or graft, the default; venous: catheter)")
     cmd.add_argument("--out", required=True, type=Path,
                      help="CSV file to write: row (in NEW), prediction, pi_low, pi_high, and "
                           "eKt/V with its interval")
@@ -44,6 +55,7 @@ def register(sub) -> None:
 def cmd_predict(args) -> int:
     from bnapp.analyses import conformal, predict
     from bnapp.intake.data import DataError, load_sessions
+    from bnapp.intake.duration import frame_hours
     from bnapp.intake.units import STUDY_INPUTS
     from bnapp.report.cells import write_csv
 
@@ -60,11 +72,14 @@ def cmd_predict(args) -> int:
     # the run's options check --out as a folder: this command's folder is the file's
     run, _, _ = trained_run(argparse.Namespace(**{**vars(args), "out": args.out.parent}),
                             spec_from_args(args))
+    frame = predict.indexed_by_row(sessions)
     try:
-        table = predict.predict_method(run, predict.indexed_by_row(sessions), args.method,
-                                       level, args.hours)
+        hours, column = frame_hours(frame, args.hours, sessions.name)
+        table = predict.predict_method(run, frame, args.method, level, hours, args.access)
     except DataError as exc:
         raise UserError(str(exc)) from exc
+    if column is not None:
+        print(f"session lengths from the column {column!r} of {sessions.name}", file=sys.stderr)
     write_csv(table.reset_index(), args.out)
     _report_skipped(sessions, args.out)
     coverage = conformal.held_out_coverage(run, level)

@@ -34,7 +34,9 @@ from bnapp.intake.reading import (
 )
 from bnapp.intake.rules import (
     NUMBER,
+    STUDY_RULE,
     CheckedColumn,
+    UeqRule,
     blank,
     cell_numbers,
     checked_column,
@@ -76,6 +78,8 @@ class Dataset:
     n_read: int  # non-empty data rows in the file
     column_units: dict[str, str] = field(default_factory=dict)  # urea column -> unit read in
     notes: list[str] = field(default_factory=list)  # things the user should know (units, sheet)
+    flagged: pd.DataFrame = field(  # rows kept though they break the Ueq rule, as `dropped`
+        default_factory=lambda: dropped_rows([], np.zeros(0, dtype=np.int64)))
 
     @property
     def n_usable(self) -> int:
@@ -144,12 +148,14 @@ class Dataset:
 # ----------------------------------------------------------------------------------- entry points
 
 def load_dataset(source, name: str | None = None, *, mapping: Mapping[str, str] | None = None,
-                 units: str = "mg/dL") -> Dataset:
+                 units: str = "mg/dL", ueq: UeqRule = STUDY_RULE) -> Dataset:
     """Read and check a CSV or XLSX file (path, bytes or binary file-like) for training: all six
-    study columns are required and a constant input refuses the file."""
+    study columns are required and a constant input refuses the file; `ueq` says how rows with
+    Ueq below Upos are treated."""
     name = source_label(source, name)
     file_units = urea_unit(units)
-    return _check(read_file(source, name), name, mapping, file_units, STUDY_COLUMNS, training=True)
+    return _check(read_file(source, name), name, mapping, file_units, STUDY_COLUMNS,
+                  training=True, ueq=ueq)
 
 
 def load_sessions(source, features: Sequence[str], name: str | None = None, *,
@@ -283,6 +289,16 @@ def dropped_summary(ds: Dataset) -> pd.DataFrame:
     return out.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def commonest_drop(ds: Dataset) -> str | None:
+    """Which rule drops the most rows, in a sentence; None when no row was dropped."""
+    summary = dropped_summary(ds)
+    if summary.empty:
+        return None
+    reason, n = summary["reason"].iloc[0], int(summary["count"].iloc[0])
+    return (f"The rule that drops the most rows: {reason} ({n} of the {ds.n_read} rows read, "
+            f"{n / ds.n_read:.0%}).")
+
+
 def report_text(ds: Dataset, max_rows: int = 10) -> str:
     """A short plain-text report of what was read, used and dropped."""
     lines = [f"{ds.name}: {ds.n_read} rows read, {ds.n_usable} usable, {ds.n_dropped} dropped"]
@@ -295,6 +311,10 @@ def report_text(ds: Dataset, max_rows: int = 10) -> str:
         lines.append(f"first dropped rows (of {len(ds.dropped)} problems):")
         lines += [f"  row {r.row}, {r.column} = {r.value or '(empty)'}: {r.reason}"
                   for r in first.itertuples()]
+    if len(ds.flagged):
+        lines.append(f"kept but flagged ({ds.flagged['reason'].iloc[0]}): rows "
+                     + ", ".join(str(r) for r in ds.flagged["row"].head(max_rows))
+                     + (" ..." if len(ds.flagged) > max_rows else ""))
     lines.append("columns mapped: " + ", ".join(
         f"{canon} <- {quote(header)}" for canon, header in ds.mapping.items()))
     lines.append(f"units: urea read as {UNIT_LABELS[ds.units]} unless noted; held as urea mg/dL, "
@@ -311,7 +331,7 @@ def report_text(ds: Dataset, max_rows: int = 10) -> str:
 # --------------------------------------------------------------------------------------- checking
 
 def _check(table: Table, name: str, mapping, file_units: str, wanted: list[str], *,
-           training: bool) -> Dataset:
+           training: bool, ueq: UeqRule = STUDY_RULE) -> Dataset:
     """Find the wanted columns, drop the rows with a bad value in any of them, keep the rest.
 
     For training (all study columns wanted) a constant input refuses the whole file; a file of
@@ -331,8 +351,9 @@ def _check(table: Table, name: str, mapping, file_units: str, wanted: list[str],
         require_some_value(col, name)
         checked.append(col)
         notes += [note] if note else []
-    rules = [ueq_rule(checked)] if {"Upos", STUDY_TARGET} <= set(wanted) else []
-    columns = [*checked, *rules]
+    rules = [ueq_rule(checked, ueq)] if {"Upos", STUDY_TARGET} <= set(wanted) else []
+    flags = rules if ueq.keep else []
+    columns = [*checked, *([] if ueq.keep else rules)]
     usable = ~np.logical_or.reduce([col.bad for col in columns])
     if not usable.any():
         raise DataError(f"{name}: none of the {len(body)} rows is usable "
@@ -343,11 +364,18 @@ def _check(table: Table, name: str, mapping, file_units: str, wanted: list[str],
     return Dataset(
         name=name, frame=frame, row_numbers=row_numbers[usable].astype(np.int64),
         dropped=dropped_rows(columns, row_numbers), n_read=len(body), units=file_units,
+        flagged=dropped_rows([_usable_only(flag, usable) for flag in flags], row_numbers),
         mapping={column: headers[found[column]] for column in wanted},
         extra_columns=[c for c in frame.columns if c not in wanted], notes=notes,
         column_units={c.canon: column_unit(c.header, file_units) for c in checked
                       if c.canon in UREA_COLUMNS},
     )
+
+
+def _usable_only(flag: CheckedColumn, usable: np.ndarray) -> CheckedColumn:
+    """A flag's problems on the rows that stay (a dropped row is listed as dropped only)."""
+    return CheckedColumn(flag.canon, flag.header, flag.cells, flag.values,
+                         {reason: mask & usable for reason, mask in flag.problems.items()})
 
 
 def _frame(checked: list[CheckedColumn], headers: list[str], body: pd.DataFrame,

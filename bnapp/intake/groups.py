@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bnapp.intake.data import Dataset, rows_needed
+from bnapp.intake.duration import duration_columns
 from bnapp.intake.reading import DataError, names_text, quote
 
 # words in a column name that mark a patient or unit identifier (compared as whole words of the
@@ -59,10 +60,14 @@ def _looks_like_id_name(column: str) -> bool:
 
 def likely_id_columns(ds: Dataset) -> pd.DataFrame:
     """Columns that look like a patient or unit identifier and repeat a value: by name (id,
-    patient, nhc, centro, ...) or integer-valued with repeated values. DataFrame[column, groups,
-    largest_group, why]; sessions sharing a value should be kept together by grouped validation."""
+    patient, nhc, centro, ...) or integer-valued with repeated values (not a session length).
+    DataFrame[column, groups, largest_group, why]; sessions sharing a value should be kept
+    together by grouped validation."""
     rows = []
+    lengths = set(duration_columns(ds.extra_columns))  # whole minutes are measurements
     for col in group_columns(ds):
+        if col in lengths:
+            continue
         values = ds.frame[col]
         by_name = _looks_like_id_name(col)
         if by_name or _whole_numbers(values):

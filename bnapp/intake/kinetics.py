@@ -3,13 +3,14 @@
 - Second-generation single-pool Kt/V (Daugirdas JT, J Am Soc Nephrol 1993;4:1205-1213):
   spKt/V = -ln(R - 0.008 t) + (4 - 3.5 R) UF / W, R = Upos/Upre, t in hours, UF in litres,
   W the post-dialysis weight in kg (PP - UF).
-- Equilibrated Kt/V by the Daugirdas-Schneditz rate equation for an arterial access
-  (Daugirdas JT, Schneditz D, ASAIO J 1995;41:M719-M724): eKt/V = spKt/V - 0.6 spKt/V / t + 0.03.
+- Equilibrated Kt/V by the Daugirdas-Schneditz rate equation (Daugirdas JT, Schneditz D, ASAIO J
+  1995;41:M719-M724): eKt/V = spKt/V - 0.6 spKt/V / t + 0.03 for an arterial (arteriovenous)
+  access, spKt/V - 0.47 spKt/V / t + 0.02 for a venous access (catheter), t in hours.
 - Equilibrated Kt/V by Tattersall's formula (Tattersall JE et al., Nephrol Dial Transplant 1996;
   11 Suppl 2:75-80): eKt/V = spKt/V T / (T + 35), T in minutes.
 - Ueq from an eKt/V: the R that makes the spKt/V equation give eKt/V, times Upre.
 
-Every function takes numpy arrays (or scalars, broadcast together) and returns float64 arrays.
+The session length t (T) may differ per session. Every function takes numpy arrays (or scalars, broadcast together) and returns float64 arrays.
 Inputs with no answer give NaN, never an exception: a non-positive Upre or post-dialysis weight,
 R - 0.008 t <= 0 (the logarithm is undefined), non-finite values, and an eKt/V that no R reaches
 (possible only when UF < 0). The demo-cohort simulator lives in `bnapp.intake.simulator`.
@@ -21,11 +22,11 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.special import lambertw
 
 from bnapp.intake.simulator import simulate_cohort
 
 __all__ = [
+    "ACCESS_TYPES",
     "ektv_rate_equation",
     "ektv_tattersall",
     "predict_ueq",
@@ -40,6 +41,9 @@ ArrayLike = np.ndarray | float
 UREA_GENERATION_PER_HOUR = 0.008
 UF_INTERCEPT, UF_SLOPE = 4.0, 3.5
 TATTERSALL_TDI_MIN = 35.0
+# the rate equation's (slope, intercept) per vascular access
+RATE_COEFFICIENTS = {"arterial": (0.6, 0.03), "venous": (0.47, 0.02)}
+ACCESS_TYPES = tuple(RATE_COEFFICIENTS)
 
 
 def _f64(*values: ArrayLike) -> list[np.ndarray]:
@@ -58,11 +62,14 @@ def sp_ktv(upre: ArrayLike, upos: ArrayLike, uf: ArrayLike, post_weight: ArrayLi
     return np.where(ok, ktv, np.nan)
 
 
-def ektv_rate_equation(spktv: ArrayLike, t_hours: ArrayLike = 4.0) -> np.ndarray:
-    """Daugirdas-Schneditz rate equation (arterial access): spKt/V - 0.6 spKt/V / t + 0.03."""
+def ektv_rate_equation(spktv: ArrayLike, t_hours: ArrayLike = 4.0,
+                       access: str = "arterial") -> np.ndarray:
+    """Daugirdas-Schneditz rate equation: spKt/V - a spKt/V / t + b, (a, b) = (0.6, 0.03) for an
+    arterial access and (0.47, 0.02) for a venous one."""
+    slope, intercept = RATE_COEFFICIENTS[access]
     sp, t = _f64(spktv, t_hours)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(t > 0, sp - 0.6 * sp / t + 0.03, np.nan)
+        return np.where(t > 0, sp - slope * sp / t + intercept, np.nan)
 
 
 def ektv_tattersall(spktv: ArrayLike, t_min: ArrayLike = 240.0,
@@ -84,6 +91,8 @@ def ueq_from_ektv(ektv: ArrayLike, upre: ArrayLike, uf: ArrayLike, post_weight: 
     For UF < 0 (fluid gained) it is the root on the decreasing branch, where R is realistic, and
     there is none when b e^k < -1/e.
     """
+    from scipy.special import lambertw  # here: the session-length check needs no scipy
+
     e, upre, uf, w, t = _f64(ektv, upre, uf, post_weight, t_hours)
     c = UREA_GENERATION_PER_HOUR * t
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -101,8 +110,9 @@ def ueq_from_ektv(ektv: ArrayLike, upre: ArrayLike, uf: ArrayLike, post_weight: 
 
 def predict_ueq(frame: pd.DataFrame,
                 method: Literal["rate_equation", "tattersall"] = "rate_equation",
-                t_hours: float = 4.0) -> np.ndarray:
-    """Ueq (mg/dL) from Upre, Upos, PP and UF via spKt/V and the chosen eKt/V formula.
+                t_hours: ArrayLike = 4.0, access: str = "arterial") -> np.ndarray:
+    """Ueq (mg/dL) from Upre, Upos, PP and UF via spKt/V and the chosen eKt/V formula; t_hours
+    one length or one per row, access for the rate equation.
 
     The post-dialysis weight is PP - UF. NaN marks rows with no answer (see module docstring).
     """
@@ -113,9 +123,9 @@ def predict_ueq(frame: pd.DataFrame,
     post_weight = pp - uf
     sp = sp_ktv(upre, upos, uf, post_weight, t_hours)
     if method == "rate_equation":
-        ektv = ektv_rate_equation(sp, t_hours)
+        ektv = ektv_rate_equation(sp, t_hours, access)
     elif method == "tattersall":
-        ektv = ektv_tattersall(sp, 60.0 * t_hours)
+        ektv = ektv_tattersall(sp, 60.0 * np.asarray(t_hours, dtype=np.float64))
     else:
         raise ValueError(f"unknown method {method!r}: use 'rate_equation' or 'tattersall'")
     return ueq_from_ektv(ektv, upre, uf, post_weight, t_hours)

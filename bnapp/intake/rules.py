@@ -1,14 +1,16 @@
 """The rules a table's cells and rows must pass before they become a Dataset's usable rows.
 
 A cell that is missing, not a number, not positive (negative for UF) or outside the plausible
-range of bnapp.intake.units, and a row breaking the study's rule Ueq >= Upos, drop that row and
-are listed one line per problem (rows as a spreadsheet numbers them, header = row 1). Nothing is
-silently repaired. A column with no usable value, or a training input with one value only,
+range of bnapp.intake.units, and a row breaking the study's rule Ueq >= Upos (within a tolerance;
+see UeqRule), drop that row and are listed one line per problem (rows as a spreadsheet numbers
+them, header = row 1); the Ueq rule may instead keep and flag its rows. Nothing is silently
+repaired. A column with no usable value, or a training input with one value only,
 refuse the whole file (DataError, one line naming the file, the column and the fix).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -127,18 +129,49 @@ def require_some_value(col: CheckedColumn, name: str) -> None:
                     f"(all {len(mask)} cells {reason}{example}); {hint}")
 
 
-def ueq_rule(checked: list[CheckedColumn]) -> CheckedColumn:
-    """The study's rule: equilibrated urea is never below post-dialysis urea."""
+@dataclass(frozen=True)
+class UeqRule:
+    """The study's rule Ueq >= Upos as a file is checked against it: a row breaks it when Ueq is
+    below Upos by more than `tolerance` percent of Upos; such rows are dropped, or kept and
+    flagged (`keep`)."""
+
+    tolerance: float = 0.0
+    keep: bool = False
+
+    def __post_init__(self):
+        if not (math.isfinite(self.tolerance) and 0 <= self.tolerance < 100):
+            raise DataError(f"Ueq < Upos tolerance: {self.tolerance} is not a percentage "
+                            "from 0 to below 100")
+
+    @classmethod
+    def from_cv(cls, cv_percent: float, keep: bool = False) -> UeqRule:
+        """The tolerance two measurements of an assay with this CV differ by at most 95 % of
+        the time when nothing changed (the reference change value, 1.96 x sqrt(2) x CV)."""
+        return cls(1.96 * math.sqrt(2.0) * cv_percent, keep)
+
+    @property
+    def reason(self) -> str:
+        return ("Ueq < Upos" if self.tolerance == 0 else
+                f"Ueq < Upos by more than {self.tolerance:.3g} %")
+
+
+STUDY_RULE = UeqRule()  # the study's: every row with Ueq < Upos dropped
+
+
+def ueq_rule(checked: list[CheckedColumn], rule: UeqRule = STUDY_RULE) -> CheckedColumn:
+    """The study's rule: equilibrated urea is never below post-dialysis urea (beyond the rule's
+    tolerance)."""
     by_name = {col.canon: col for col in checked}
     ueq, upos = by_name[STUDY_TARGET], by_name["Upos"]
     with np.errstate(invalid="ignore"):
-        below = ~ueq.bad & ~upos.bad & (ueq.values < upos.values)
+        below = (~ueq.bad & ~upos.bad
+                 & (ueq.values < upos.values * (1.0 - rule.tolerance / 100.0)))
     cells = pd.Series("", index=range(len(below)), dtype=object)  # text only where shown
     where = np.flatnonzero(below)
     cells.iloc[where] = [f"{ueq_text} (Upos {upos_text})" for ueq_text, upos_text in
                          zip(_cells_text(ueq.cells, where), _cells_text(upos.cells, where),
                              strict=True)]
-    return CheckedColumn("Ueq", ueq.header, cells, ueq.values, {"Ueq < Upos": below})
+    return CheckedColumn("Ueq", ueq.header, cells, ueq.values, {rule.reason: below})
 
 
 def refuse_constant_inputs(frame: pd.DataFrame, found, headers, name: str) -> None:

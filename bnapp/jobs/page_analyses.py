@@ -39,6 +39,15 @@ class Call:
 
 # ------------------------------------------------------------------------------- the pages' calls
 
+# the formulas' session length (hours: one, or one per row of the run) and vascular access; the
+# defaults are the study's, the keys of the first visits
+STUDY_HOURS, STUDY_ACCESS = 4.0, "arterial"
+
+
+def _length(t_hours, access: str) -> dict[str, object]:
+    return {"t_hours": t_hours, "access": access}
+
+
 def training_curves() -> Call:
     from bnapp.analyses import stages
 
@@ -98,52 +107,56 @@ def ice_pdp() -> Call:
     return Call(explain.ice_pdp)
 
 
-def baselines() -> Call:
+def baselines(t_hours=STUDY_HOURS, access: str = STUDY_ACCESS) -> Call:
     from bnapp.analyses import baselines
 
-    return Call(baselines.baselines)
+    return Call(baselines.baselines, kwargs=_length(t_hours, access))
 
 
-def paired_comparison() -> Call:
+def paired_comparison(t_hours=STUDY_HOURS, access: str = STUDY_ACCESS) -> Call:
     from bnapp.analyses import baselines
 
-    return Call(baselines.paired_comparison)
+    return Call(baselines.paired_comparison, kwargs=_length(t_hours, access))
 
 
-def agreement_points() -> Call:
+def agreement_points(t_hours=STUDY_HOURS, access: str = STUDY_ACCESS) -> Call:
     from bnapp.analyses import agreement
 
-    return Call(agreement.agreement_points)
+    return Call(agreement.agreement_points, kwargs=_length(t_hours, access))
 
 
-def agreement(ci_method: str) -> Call:
+def agreement(ci_method: str, t_hours=STUDY_HOURS, access: str = STUDY_ACCESS) -> Call:
     from bnapp.analyses import agreement
 
-    return Call(agreement.agreement, kwargs={"ci_method": ci_method})
+    return Call(agreement.agreement, kwargs={"ci_method": ci_method,
+                                             **_length(t_hours, access)})
 
 
-def share_within(tolerance: float, dose_tolerance: float) -> Call:
+def share_within(tolerance: float, dose_tolerance: float, t_hours=STUDY_HOURS,
+                 access: str = STUDY_ACCESS) -> Call:
     from bnapp.analyses import agreement
 
-    return Call(agreement.share_within, (tolerance, dose_tolerance))
+    return Call(agreement.share_within, (tolerance, dose_tolerance), _length(t_hours, access))
 
 
-def calibration() -> Call:
+def calibration(t_hours=STUDY_HOURS, access: str = STUDY_ACCESS) -> Call:
     from bnapp.analyses import agreement
 
-    return Call(agreement.calibration)
+    return Call(agreement.calibration, kwargs=_length(t_hours, access))
 
 
-def calibration_curves() -> Call:
+def calibration_curves(t_hours=STUDY_HOURS, access: str = STUDY_ACCESS) -> Call:
     from bnapp.analyses import agreement
 
-    return Call(agreement.run_calibration_curves)
+    return Call(agreement.run_calibration_curves, kwargs=_length(t_hours, access))
 
 
-def coverage(level: float, *, normalized: bool) -> Call:
+def coverage(level: float, t_hours=STUDY_HOURS, access: str = STUDY_ACCESS, *,
+             normalized: bool) -> Call:
     from bnapp.analyses import conformal
 
-    return Call(conformal.held_out_coverage, (level,), {"normalized": normalized})
+    return Call(conformal.held_out_coverage, (level,),
+                {"normalized": normalized, **_length(t_hours, access)})
 
 
 # ------------------------------------------------------------------------------- first visits

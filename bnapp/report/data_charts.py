@@ -42,7 +42,7 @@ def distributions_chart(frame: pd.DataFrame, columns: Sequence[str]) -> alt.TopL
     bars = alt.Chart(data).mark_rect(color=OKABE_ITO[3], stroke="white", strokeWidth=0.5).encode(
         x=alt.X("start:Q", title="value", scale=alt.Scale(zero=False, nice=False)),
         x2=alt.X2("end:Q"),
-        y=alt.Y("count:Q", title="patients (rows)"),
+        y=alt.Y("count:Q", title="sessions (rows)"),
         tooltip=[alt.Tooltip("variable:N"), alt.Tooltip("start:Q", format=".4g", title="from"),
                  alt.Tooltip("end:Q", format=".4g", title="to"), alt.Tooltip("count:Q")],
     ).properties(width=180, height=130)

@@ -9,13 +9,14 @@ from bnapp.analyses.baselines import verdict
 from bnapp.intake.units import target_unit
 from bnapp.jobs import page_analyses
 from bnapp.report import page_tables
-from bnapp.ui import widgets
+from bnapp.ui import state, widgets
 from bnapp.ui.state import RunEntry
 
 
 def verdict_sentence(entry: RunEntry) -> str:
     """The run's verdict sentence (Markdown), from the paired comparison the pages share."""
-    paired = widgets.compute_call(entry, page_analyses.paired_comparison())
+    paired = widgets.compute_call(entry, page_analyses.paired_comparison(
+        *state.formula_length(entry.run)))
     return page_tables.verdict_sentence(verdict(paired), entry.run.target,
                                         target_unit(entry.run.target))
 
@@ -24,7 +25,8 @@ def show(entry: RunEntry) -> None:
     """The sentence and the pooled RMSE, MAE and R² of the network and every baseline."""
     unit = target_unit(entry.run.target)
     st.markdown(verdict_sentence(entry))
-    table = page_tables.result_table(widgets.compute_call(entry, page_analyses.baselines()))
+    table = page_tables.result_table(widgets.compute_call(
+        entry, page_analyses.baselines(*state.formula_length(entry.run))))
     number = "%.2f"
     widgets.table(table, "result", column_config={
         "method": "method",

@@ -13,13 +13,14 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult
-from bnapp.intake import data, groups
+from bnapp.intake import data, duration, groups
 from bnapp.jobs import cache, page_analyses
 from bnapp.jobs.errors import JobFailed
 from bnapp.jobs.scheduler import Job, JobManager, job_manager
@@ -74,6 +75,40 @@ def set_dataset(ds: data.Dataset) -> None:
         _state().target = data.STUDY_TARGET
     if group_by() not in groups.group_columns(ds):
         set_group_by(None)
+    _suggest_grouping(ds)
+    _suggest_length(ds)
+
+
+def _suggest_grouping(ds: data.Dataset) -> None:
+    """A data set with a patient or unit identifier of enough groups for the default folds
+    starts grouped by it (the Train page preselects grouped k-fold once, the Grid page the
+    column); a few units (two centres) are left to the Data page's advice."""
+    found = groups.likely_id_columns(ds)
+    ids = found.loc[found["groups"] >= groups.DEFAULT_FOLDS, "column"].tolist()
+    if group_by() is None and ids:
+        set_group_by(ids[0])
+        _state().suggested_group = ids[0]
+
+
+def _suggest_length(ds: data.Dataset) -> None:
+    """Session lengths from the data set's length column when it has a plausible one."""
+    length = session_length()
+    numeric = [c for c in ds.extra_columns if pd.api.types.is_float_dtype(ds.frame[c])]
+    kept = [length.column] if length.column in numeric else []
+    for column in [*kept, *duration.duration_columns(numeric), None]:  # None always does
+        chosen = duration.SessionLength(column, length.minutes, length.access)
+        try:
+            duration.session_hours(ds, chosen)
+        except data.DataError:
+            continue
+        set_session_length(chosen)
+        return
+
+
+def take_suggested_group() -> str | None:
+    """The identifier column a new data set was grouped by, once (then None)."""
+    column = _state().pop("suggested_group", None)
+    return column if column == group_by() else None
 
 
 def features() -> list[str]:
@@ -114,6 +149,36 @@ def run_groups(entry: RunEntry) -> tuple[str, ...] | None:
     if column is None or not cache.trained_on(entry.key, entry.run, dataset()):
         return None
     return page_analyses.run_groups(entry.run, group_labels(column))
+
+
+def session_length() -> duration.SessionLength:
+    """Where the formulas take each session's length from (the Data page's choice)."""
+    return _state().get("session_length", duration.SessionLength())
+
+
+def set_session_length(length: duration.SessionLength) -> None:
+    _state().session_length = length
+
+
+def session_hours(run: RunResult) -> float | np.ndarray:
+    """The session length in hours the formulas use on a run's rows: one per row from the data
+    set's length column when the run's rows are that data set's, else the length in minutes."""
+    length = session_length()
+    default = length.minutes / 60.0
+    if length.column is None or run.row_ids is None:
+        return default
+    ds = dataset()
+    pos = pd.Index(ds.row_numbers).get_indexer(run.row_ids)
+    same_rows = (pos >= 0).all() and run.target in ds.frame.columns and np.array_equal(
+        ds.frame[run.target].to_numpy(dtype=np.float64)[pos], run.y)
+    if not same_rows:  # a run of another data set
+        return default
+    return duration.session_hours(ds, length)[pos]
+
+
+def formula_length(run: RunResult) -> tuple[float | np.ndarray, str]:
+    """(session hours, vascular access) the formulas use on a run's rows."""
+    return session_hours(run), session_length().access
 
 
 # ----------------------------------------------------------------------------------------- runs

@@ -94,3 +94,28 @@ def test_reported_coverage_is_the_share_of_new_sessions_inside(tmp_path, capsys,
     ueq = fresh["Ueq"].to_numpy()[table["row"].to_numpy() - 2]
     inside = ((table["pi_low"] <= ueq) & (ueq <= table["pi_high"])).mean()
     assert abs(reported - inside) <= 0.04, (reported, inside)
+
+
+@pytest.mark.slow
+def test_a_length_column_of_the_new_sessions_reaches_the_formula(urea_csv, tmp_path, capsys):
+    new = tmp_path / "new.csv"
+    rows = pd.read_csv(urea_csv).head(4)[["Upre", "U120", "Upos", "PP", "UF"]]
+    rows["Td (min)"] = [180.0, 210.0, 240.0, 270.0]
+    rows.to_csv(new, index=False)
+    out = tmp_path / "p.csv"
+    code = main(["predict", "--data", str(urea_csv), "--folds", "3", "--epochs", "20",
+                 "--new", str(new), "--method", "rate_equation", "--access", "venous",
+                 "--out", str(out)])
+    assert code == 0
+    assert "session lengths from the column 'Td (min)'" in capsys.readouterr().err
+    written = pd.read_csv(out)
+    t = rows["Td (min)"].to_numpy() / 60
+    r = rows["Upos"] / rows["Upre"]
+    w = rows["PP"] - rows["UF"]
+    sp = -np.log(r - 0.008 * t) + (4 - 3.5 * r) * rows["UF"] / w
+    ektv = sp - 0.47 * sp / t + 0.02  # the venous rate equation, by hand
+    # the Ueq written is the one whose Daugirdas dose, with its own length, is that eKt/V
+    req = written["prediction"] / rows["Upre"]
+    dose = -np.log(req - 0.008 * t) + (4 - 3.5 * req) * rows["UF"] / w
+    np.testing.assert_allclose(dose, ektv, atol=1e-9)
+    np.testing.assert_allclose(written["ektv"], ektv, atol=1e-9)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
 
+from bnapp.engine.model import ArchSpec
 from bnapp.intake import data
 from bnapp.intake.simulator import simulate_cohort
+from bnapp.jobs import cache as result_cache
+from bnapp.jobs.cached import cached_train
 from bnapp.report import style
 from bnapp.ui import widgets
-from tests.apptest import app_at, texts
+from bnapp.ui.state import RunEntry
+from tests.apptest import SMALL, app_at, demo_run, texts
 from tests.page_payload import chart_rows, table_rows
 
 PAGE = "pages/data.py"
@@ -157,7 +162,11 @@ def test_a_column_mapping_loads_a_file_whose_names_are_not_recognised(demo_frame
     content = in_mmol(demo_frame, tmp_path, headers={"Upre": "first sample", "Ueq": "rebound"})
     at = upload(app_at(PAGE), "sessions_mmol.csv", content)
     assert current(at).name == data.DEMO_PATH.name  # refused: Upre and Ueq not found
-    assert "Upre" in at.error[0].value and "Ueq" in at.error[0].value
+    # a prompt to map them (amber), not an error, with the mapping open beside it
+    assert not at.error
+    prompt = at.warning[0].value
+    assert "Which column holds Upre, Ueq?" in prompt
+    assert at.expander[0].proto.expanded
     assert at.selectbox(key="map_Upre").value is None
     assert at.selectbox(key="map_Upos").value == "Upos"  # detected columns are preselected
     assert at.selectbox(key="map_Upre").label == "pre-dialysis urea Upre (mg/dL)"
@@ -224,3 +233,122 @@ def test_a_leaking_column_name_is_shown_not_rendered(demo_frame):
     (warning,) = [w.value for w in at.warning if "computed from the target" in w.value]
     html = MarkdownIt("commonmark").render(warning)
     assert "<a " not in html and "<img" not in html and "javascript:alert(1)" in html
+
+
+def with_patients(frame: pd.DataFrame) -> bytes:
+    """The sessions with a patient id (3-5 sessions each), a centre and a length in minutes."""
+    out = frame.copy()
+    sizes = np.resize([3, 4, 5], len(out))
+    out.insert(0, "patient_id", np.repeat(np.arange(len(out)), sizes)[:len(out)] + 1000)
+    out["centro"] = np.where(out.index % 2, 1, 2)
+    out["Td (min)"] = np.where(out.index % 3, 240.0, 210.0)
+    return out.to_csv(index=False).encode()
+
+
+def test_a_patient_id_preselects_grouped_validation_and_is_not_drawn(demo_frame):
+    at = upload(app_at(PAGE), "patients.csv", with_patients(demo_frame))
+    assert ("Grouped validation keeps the sessions of each **patient\\_id** together"
+            in texts(at))
+    variables = set(summary_rows(at).index)
+    assert {"Upre", "Td (min)"} <= variables and not {"patient_id", "centro"} & variables
+    at.switch_page("pages/train.py").run()
+    assert at.radio(key="proto_kind").value == "group-kfold"
+    assert at.selectbox(key="proto_group_by").value == "patient_id"
+    at.switch_page("pages/grid.py").run()
+    assert at.selectbox(key="grid-group-by").value == "patient_id"
+
+
+def test_the_choice_of_inputs_comes_before_the_report(demo_frame):
+    at = app_at(PAGE)
+    headers = [h.value for h in at.header]
+    assert headers.index("Inputs and target") < headers.index("What was read")
+    assert headers.index("What was read") < headers.index("Distributions")
+
+
+def test_the_ueq_rule_tolerance_and_keep_and_flag(urea_csv):
+    at = upload(app_at(PAGE), "Urea.csv", urea_csv.read_bytes())
+    assert "The rule that drops the most rows: Ueq < Upos (20 of the 129 rows read" in texts(at)
+    raw = pd.read_csv(urea_csv)
+    within = int(((raw.Ueq < raw.Upos) & (raw.Ueq >= raw.Upos * 0.9)).sum())
+    at.number_input(key="ueq_tolerance").set_value(10.0)
+    at.button(key="apply_mapping").click().run()
+    assert current(at).n_dropped == 20 - within
+    at.toggle(key="ueq_keep").set_value(True)
+    at.button(key="apply_mapping").click().run()
+    assert not at.exception
+    assert current(at).n_usable == 129 and len(current(at).flagged) == 20 - within
+    assert f"{20 - within} rows kept though Ueq is below Upos" in texts(at)
+
+
+def test_a_length_column_is_found_and_reaches_the_predict_formulas(demo_frame):
+    at = upload(app_at(PAGE), "patients.csv", with_patients(demo_frame))
+    assert at.selectbox(key="length_column").value == "Td (min)"
+    assert r"Td \(min\) read in minutes: sessions of 3.50–4.00 h." in texts(at)
+    at.selectbox(key="length_column").set_value("one length for every session").run()
+    at.number_input(key="length_minutes").set_value(210.0).run()
+    at.selectbox(key="length_access").set_value("venous").run()
+    assert at.session_state["session_length"].minutes == 210.0
+    at.session_state["runs"] = {demo_run().key: demo_run()}
+    at.session_state["active_run"] = demo_run().key
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception
+    assert at.number_input(key="predict-hours").value == 3.5
+    row = at.dataframe[0].value.iloc[0]
+    upre, upos, pp, uf = (row[c] for c in ("Upre", "Upos", "PP", "UF"))
+    r, t = upos / upre, 3.5
+    sp = -math.log(r - 0.008 * t) + (4 - 3.5 * r) * uf / (pp - uf)
+    assert row["spktv"] == pytest.approx(sp, rel=1e-9)
+    assert row["ektv_rate_equation"] == pytest.approx(sp - 0.47 * sp / t + 0.02, abs=1e-9)
+
+
+def patients_run(demo_frame, page: str):
+    """The app on `page` with the patients' file loaded and a small run trained on it, and the
+    data set with its session lengths in hours."""
+    at = upload(app_at(PAGE), "patients.csv", with_patients(demo_frame))
+    ds = current(at)
+    cols = list(data.STUDY_INPUTS)
+    run = cached_train(ds.X(cols), ds.y(), ArchSpec.study_e2e(), SMALL, features=cols,
+                       target=data.STUDY_TARGET, data_key=ds.fingerprint(),
+                       row_ids=ds.row_numbers, data_name=ds.name)
+    key = result_cache.run_key(ds.fingerprint(), ArchSpec.study_e2e(), SMALL, cols,
+                               data.STUDY_TARGET)
+    at.session_state["runs"] = {key: RunEntry(key, "patients", run, ds.name)}
+    at.session_state["active_run"] = key
+    at.switch_page(page).run()
+    assert not at.exception
+    return at, ds.frame, ds.frame["Td (min)"].to_numpy() / 60
+
+
+def hand_doses(x: pd.DataFrame, t: np.ndarray, ueq) -> tuple[np.ndarray, np.ndarray]:
+    """(spKt/V from Upos, the Daugirdas dose Ueq implies), by hand, sessions of t hours."""
+    w = x["PP"] - x["UF"]
+
+    def daugirdas(u):
+        r = u / x["Upre"]
+        return (-np.log(r - 0.008 * t) + (4 - 3.5 * r) * x["UF"] / w).to_numpy()
+    return daugirdas(x["Upos"]), daugirdas(ueq)
+
+
+def test_each_sessions_length_reaches_the_agreement_of_ekt_v(demo_frame):
+    at, x, t = patients_run(demo_frame, "pages/agreement.py")
+    table = next(d.value for d in at.dataframe if "loa_high_ci_high" in d.value.columns)
+    row = table[(table["method"] == "rate_equation") & (table["quantity"] == "eKtV")].iloc[0]
+    sp, measured = hand_doses(x, t, x["Ueq"])
+    predicted = sp - 0.6 * sp / t + 0.03  # the rate equation's dose, each session's own t
+    assert row["bias"] == pytest.approx(np.mean(predicted - measured), rel=1e-9)
+
+
+def test_each_sessions_length_reaches_the_baselines_formulas(demo_frame):
+    at, x, t = patients_run(demo_frame, "pages/baselines.py")
+    (table,) = [d.value for d in at.dataframe if "rmse" in d.value.columns]
+    pooled = table[(table["method"] == "rate_equation") & (table["fold"] == "pooled")].iloc[0]
+    sp, _ = hand_doses(x, t, x["Ueq"])
+    ektv = sp - 0.6 * sp / t + 0.03
+    # the formula's Ueq is the one whose Daugirdas dose is that eKt/V: solve by bisection
+    low, high = x["Upos"].to_numpy() * 0.5, x["Upre"].to_numpy() * 1.0
+    for _ in range(200):
+        mid = (low + high) / 2
+        dose = hand_doses(x, t, mid)[1]
+        low, high = np.where(dose > ektv, mid, low), np.where(dose > ektv, high, mid)
+    rmse = math.sqrt(np.mean((low - x["Ueq"].to_numpy()) ** 2))
+    assert pooled["rmse"] == pytest.approx(rmse, rel=1e-9)

@@ -288,3 +288,30 @@ def test_the_result_is_said_beside_the_baselines():
     assert list(shown["method"]) == [style.METHOD_LABELS[m] for m in want["method"]]
     for col in ("rmse", "mae", "r2"):
         np.testing.assert_allclose(shown[col], want[col])
+
+
+def test_an_identifier_preselects_grouped_k_fold_once_and_the_users_choice_stays():
+    frame = data.demo_dataset().frame.copy()
+    frame.insert(0, "patient_id", np.arange(len(frame)) // 4 + 1)
+    at = app_at(PAGE)
+    assert at.radio(key="proto_kind").value == "kfold"  # the demo has no identifier
+    at.switch_page("pages/data.py").run()
+    at.file_uploader(key="upload").set_value(
+        ("ids.csv", frame.to_csv(index=False).encode(), "text/csv")).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert at.radio(key="proto_kind").value == "group-kfold"
+    assert at.selectbox(key="proto_group_by").value == "patient_id"
+    at.radio(key="proto_kind").set_value("kfold").run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page(PAGE).run()
+    assert at.radio(key="proto_kind").value == "kfold"
+
+
+def test_two_centres_are_advice_not_a_preselected_grouping(urea_csv):
+    at = app_at("pages/data.py")
+    at.file_uploader(key="upload").set_value(("Urea.csv", urea_csv.read_bytes(), "text/csv")).run()
+    (advice,) = [w.value for w in at.warning if "identifier" in w.value]
+    assert "**centro**" in advice and "leave one group out" in advice
+    at.switch_page(PAGE).run()
+    assert at.radio(key="proto_kind").value == "kfold"  # 2 groups cannot make 10 folds
