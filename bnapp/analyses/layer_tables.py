@@ -142,7 +142,8 @@ def compare_input_modes(raw: RunResult, zscore: RunResult,
                         metrics: Iterable[str] = ASSOCIATION_METRICS,
                         n_permutations: int = SETTINGS.n_permutations,
                         n_boot: int = SETTINGS.n_boot,
-                        seed: int = SETTINGS.seed) -> dict[str, pd.DataFrame]:
+                        seed: int = SETTINGS.seed,
+                        n_replicates: int = SETTINGS.n_replicates) -> dict[str, pd.DataFrame]:
     """Study figures 3 and 4: the same analyses of a raw-input run and a z-score run of one
     network, data and protocol, stacked with an `input_mode` column ("raw", "zscore").
 
@@ -157,6 +158,7 @@ def compare_input_modes(raw: RunResult, zscore: RunResult,
     return side_by_side({
         run.spec.input_mode: {
             **importance_tables(run, layers, ablations=ablations, metrics=metrics,
-                                n_permutations=n_permutations, n_boot=n_boot, seed=seed),
+                                n_permutations=n_permutations, n_boot=n_boot, seed=seed,
+                                n_replicates=n_replicates),
             **parameter_tables(run, layers)}
         for run in (raw, zscore)})

@@ -34,7 +34,8 @@ def runs():
 
 @pytest.fixture(scope="module")
 def compared(runs):
-    return compare_input_modes(runs["raw"], runs["zscore"], n_permutations=2, n_boot=100)
+    return compare_input_modes(runs["raw"], runs["zscore"], n_permutations=2, n_boot=100,
+                               n_replicates=0)
 
 
 def test_the_tables_stack_both_modes_and_every_layer(compared):

@@ -19,7 +19,7 @@ from bnapp.report import run_report
 from tests.analyses.test_metrics import make_run
 
 SPEC = ArchSpec(hidden=(5, 4), activation="relu")  # two hidden BN layers of different widths
-OPTIONS = {"n_permutations": 2, "n_boot": 50, "seed": 0}
+OPTIONS = {"n_permutations": 2, "n_boot": 50, "seed": 0, "n_replicates": 0}
 
 
 @pytest.fixture(scope="module")

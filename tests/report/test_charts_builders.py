@@ -339,7 +339,7 @@ def test_a_runs_figures_follow_its_target():
     from tests.analyses.test_metrics import make_run
 
     run = make_run(ArchSpec())  # inputs a-d, target "y": no unit known for any of them
-    tables = run_report.run_tables(run, n_permutations=2, n_boot=20)
+    tables = run_report.run_tables(run, n_permutations=2, n_boot=20, n_replicates=0)
     for name, chart in run_report.run_figures(run, tables).items():
         assert "mg/dL" not in json.dumps(chart.to_dict(), ensure_ascii=False), name
     text = json.dumps(run_report.run_figures(run, tables)["baselines"].to_dict(), ensure_ascii=False)
@@ -439,7 +439,8 @@ def test_builders_give_altair_channel_objects_not_shorthand(monkeypatch):
 
     monkeypatch.setattr(schemapi._FromDict, "__init__", counted)
     run = make_run(ArchSpec.study_e2e())
-    figures = run_report.run_figures(run, run_report.run_tables(run, n_permutations=2, n_boot=50))
+    tables = run_report.run_tables(run, n_permutations=2, n_boot=50, n_replicates=0)
+    figures = run_report.run_figures(run, tables)
     view = explain.what_if(run, run.X[0])
     figures |= all_charts() | {
         "waterfall": importance_charts.shapley_waterfall(view.shapley, view.base_value),

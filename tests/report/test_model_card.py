@@ -25,6 +25,7 @@ def demo():
     return entry, tables
 
 
+@pytest.mark.slow
 def test_card_states_use_data_validation_and_limits(demo):
     entry, tables = demo
     ds = data.demo_dataset()
@@ -63,6 +64,7 @@ def test_card_states_use_data_validation_and_limits(demo):
     assert "Date range: no date column" in card
 
 
+@pytest.mark.slow
 def test_card_gives_the_date_range_and_per_unit_results_when_the_file_has_them():
     entry = demo_run()
     ds = data.demo_dataset()
@@ -102,6 +104,7 @@ def test_export_zip_and_html_report_carry_the_card(demo):
     assert "|---|" not in bundle.html and "\n## " not in bundle.html
 
 
+@pytest.mark.slow
 def test_card_and_html_report_open_with_the_verdict_sentence(demo):
     """The card's first paragraph and the HTML report's first line after its title are the
     sentence the Baselines page shows, from the run's paired comparison."""
@@ -120,6 +123,7 @@ def test_card_and_html_report_open_with_the_verdict_sentence(demo):
     assert after_title.startswith(f'<p class="headline">{headline}</p>')
 
 
+@pytest.mark.slow
 def test_card_gives_the_share_within_the_acceptable_difference(demo):
     entry, tables = demo
     card = unescape_md(model_card.model_card(entry.run, tables, data_name="demo.csv"))

@@ -175,6 +175,7 @@ def association_estimates(at) -> list[float]:
     return [float(v) for frame in frames for v in frame["estimate"]]
 
 
+@pytest.mark.slow
 def test_sensitivity_opens_on_the_fair_definition_and_switches_to_the_studys():
     at = app_at(SENSITIVITY, runs=(demo_run(),))
     assert at.radio(key="sens-mode").value == "permutation"
@@ -189,6 +190,7 @@ def test_sensitivity_opens_on_the_fair_definition_and_switches_to_the_studys():
     assert "0 mg/dL" in texts(at) and "cancel" in texts(at)  # the study's choices, said so
 
 
+@pytest.mark.slow
 def test_sensitivity_and_importance_give_one_verdict_for_one_definition():
     entry = demo_run()
     sensitivity_page = app_at(SENSITIVITY, runs=(entry,))
@@ -214,6 +216,7 @@ def test_sensitivity_layer_selector_plots_the_hidden_nodes():
     assert {f"node {k}" for k in range(1, 7)} <= set(chart_data(charts(at)[0])["unit"].dropna())
 
 
+@pytest.mark.slow
 def test_raw_and_zscore_runs_are_shown_side_by_side():
     raw, zscored = demo_run(), zscore_bn_run()
     at = app_at(SENSITIVITY, runs=(zscored, raw))
@@ -255,6 +258,7 @@ def test_without_a_matching_zscore_run_the_page_trains_one_and_then_shows_both()
                                   if "statistic" in df.value.columns]) == 2
 
 
+@pytest.mark.slow
 def test_hidden_zero_and_mean_ablations_are_said_to_coincide_when_they_do():
     at = app_at(SENSITIVITY, runs=(demo_run(),))
     at.radio(key="sens-mode").set_value("zero").run()

@@ -3,6 +3,8 @@ after them, no page computes anything when it first shows the run."""
 
 from __future__ import annotations
 
+import pytest
+
 from bnapp.engine.protocols import Protocol
 from bnapp.jobs import cache, page_analyses
 from bnapp.ui import widgets
@@ -12,6 +14,7 @@ PAGES = ("train", "stages", "parameters", "sensitivity", "importance", "baseline
          "predict")
 
 
+@pytest.mark.slow
 def test_after_prepare_no_page_computes_on_its_first_visit(monkeypatch):
     entry = demo_run(protocol=Protocol(folds=3, epochs=30, seed=5))  # no other test shows it
     assert cache.save("run", entry.key, entry.run)

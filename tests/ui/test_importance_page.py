@@ -16,6 +16,7 @@ from tests.apptest import app_at, demo_run, texts
 IMPORTANCE = "pages/importance.py"
 
 
+@pytest.mark.slow
 def test_importance_page_states_the_answer_per_definition_with_its_interval():
     entry = demo_run()
     at = app_at(IMPORTANCE, runs=(entry,))
@@ -40,6 +41,7 @@ def test_importance_page_states_the_answer_per_definition_with_its_interval():
                                expected["shapley"].select_dtypes("number"))
 
 
+@pytest.mark.slow
 def test_importance_page_explains_the_hidden_nodes():
     entry = demo_run()
     at = app_at(IMPORTANCE, runs=(entry,))
@@ -73,6 +75,7 @@ def test_what_if_follows_the_sliders():
     assert float(at.metric[-1].value) != pytest.approx(float(metric.value), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_importance_charts_mark_chance_and_say_where_curves_extrapolate():
     """Issue 27, item 12: top-unit agreement beside the chance level of the run's 5 inputs;
     the ICE figure says whether its curves leave the training rows."""
