@@ -9,6 +9,11 @@ from bnapp.jobs import page_analyses
 from bnapp.report import bn_charts, page_tables
 from bnapp.ui import widgets
 
+HIDDEN_NODES_UNALIGNED = (
+    "Hidden nodes are not the same units from fold to fold: each fold's network starts from its "
+    "own random weights, so node k of one fold and node k of another are unrelated. The mean "
+    "and SD of a node over folds describe no single node; read the per-fold table below.")
+
 entry = widgets.need_run()
 spec = entry.run.spec
 st.title("BN parameters")
@@ -42,6 +47,8 @@ if not page_tables.has_bn(spec, layer):
 st.subheader("Mean ± SD over folds")
 st.caption(f"{n_folds} folds; {'sample' if sample_sd else 'population'} SD. Means and SDs in "
            "the variable's unit; γ and β are dimensionless.")
+if layer.kind == "hidden":
+    st.warning(HIDDEN_NODES_UNALIGNED)
 beta_zero = beta_is_zero(per_fold)
 if beta_zero:
     st.info(page_tables.beta_zero_sentence(per_fold))

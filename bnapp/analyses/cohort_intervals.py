@@ -12,7 +12,7 @@ new initial weights, and recomputes the statistic. All replicates' models train 
 The interval is estimate ± t(B-1) × SD of the replicates' statistics, clipped to the statistic's
 range: centred on the run's own estimate because a replicate trains on ~63% distinct sessions,
 which shifts statistics of a fitted network (the spread is what the replicates are for), with
-Student's t for the B replicates' uncertainty about that spread. docs/statistics-intervals.md
+Student's t for the B replicates' uncertainty about that spread. docs/statistics.md
 says why this method and what it was measured to cover.
 """
 

@@ -141,9 +141,11 @@ def test_parameter_sd_toggle_switches_to_the_sample_sd():
 
 def test_parameter_layer_selector_shows_the_hidden_nodes():
     at = app_at(PARAMETERS, runs=(demo_run(),))
+    assert not any("not the same units" in w.value for w in at.warning)  # inputs are aligned
     at.radio(key="params-layer").set_value(Layer.hidden(0)).run()
     assert not at.exception
     assert list(table(at, 0)["node"]) == [f"node {k}" for k in range(1, 7)]
+    assert any("not the same units from fold to fold" in w.value for w in at.warning)
 
 
 def test_a_beta_that_is_zero_is_said_in_words_not_charted():
