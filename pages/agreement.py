@@ -142,7 +142,8 @@ widgets.figure(agreement_charts.bland_altman_chart(identified, table, method, qu
                                                    tolerance=allowed, group_name=group_by),
                f"bland_altman_{method}_{quantity}")
 st.markdown(f"**The {agreement.LARGEST} largest differences** "
-            f"({METHOD_LABELS.get(method, method)}, {quantity_label(quantity)}): the sessions "
+            f"({METHOD_LABELS.get(method, method)}, "
+            f"{widgets.escape_md(quantity_label(quantity))}): the sessions "
             "to look at first, by their row in the data file.")
 largest = agreement.largest_differences(identified, method, quantity).drop(columns=["row"])
 widgets.table(largest, f"largest_differences_{method}_{quantity}", column_config={

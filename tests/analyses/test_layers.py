@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import zipfile
 
@@ -15,7 +16,7 @@ from bnapp.analyses.sensitivity import sensitivity
 from bnapp.analyses.stages import stage_summary
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import INPUT, Layer, network_layers
-from bnapp.report import run_report
+from bnapp.report import export, run_report
 from tests.analyses.test_metrics import make_run
 
 SPEC = ArchSpec(hidden=(5, 4), activation="relu")  # two hidden BN layers of different widths
@@ -106,5 +107,7 @@ def test_the_zip_and_report_hold_the_deep_layers(run, tables):
     assert {n.rsplit("/", 1)[-1] for n in names} >= {"stages_hidden2.png", "stages_hidden2.svg",
                                                      "gamma_vs_bias_hidden2_zero.png"}
     assert set(sens["hidden_layer"].dropna().astype(int)) == {1, 2}
-    assert "<figcaption>stages_hidden2</figcaption>" in bundle.html
+    words = export.caption(figures["stages_hidden2"])  # its title and subtitle as sentences
+    assert "hidden layer 2" in words.lower()
+    assert f"<figcaption>{html.escape(words, quote=True)}</figcaption>" in bundle.html
     assert np.isfinite(sens["mse"]).all()

@@ -82,7 +82,8 @@ def test_analyze_writes_every_figure_as_png_and_svg(urea_csv, tmp_path):
                   for mode in ("zero", "mean", "permutation")),
                 *(f"bland_altman_{method}_{quantity}" for quantity in ("Ueq", "eKtV")
                   for method in ("network", "linear_regression", "rate_equation", "tattersall")),
-                "calibration_Ueq", "calibration_eKtV", "interval_coverage",
+                "calibration_Ueq", "calibration_eKtV", "interval_coverage", "share_within_Ueq",
+                "share_within_eKtV",
                 *(f"{figure}_{stem}" for figure in ("concordance", "importance")
                   for stem in ("input", "hidden1", "hidden2")), "ice_pdp"}
     assert {p.stem for p in out.glob("*.png")} == expected

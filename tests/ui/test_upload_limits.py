@@ -14,7 +14,8 @@ from tests.ui.test_faults import finish, start
 @pytest.mark.slow
 def test_a_bomb_on_the_data_page_is_refused_while_another_session_trains():
     trainer = app_at("pages/train.py")
-    job = start(trainer, proto_folds=3, proto_epochs=10_000, proto_seed=28)
+    # ~12 s of training on two quiet cores: still running when the bomb is refused (~0.5 s)
+    job = start(trainer, proto_folds=40, proto_epochs=10_000, proto_seed=28)
     uploader = app_at("pages/data.py")
     before = uploader.session_state["dataset"]
     uploader.file_uploader(key="upload").set_value(
