@@ -37,6 +37,7 @@ UPLOAD = "data_upload"  # the Data page's record of the uploaded file: name, byt
 # what a reloaded tab gets back: the data set, the upload it came from, the choices made on it
 KEPT_KEYS = ("dataset", UPLOAD, "features", "target", "group_by", "session_length")
 KEPT_BROWSERS = 8  # browsers whose last data set is kept in memory; the oldest goes first
+LET_GO_NAMES = 1000  # names of data sets let go, kept to tell their browser
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,11 @@ def is_demo(ds: data.Dataset) -> bool:
 
 @dataclass
 class _Kept:
-    """Each browser's (hash of its secret) last data set and choices, least recent first."""
+    """Each browser's (hash of its secret) last data set and choices, least recent first, and
+    the names of those let go for newer ones (so a reload can say what is gone)."""
 
     by_browser: OrderedDict[str, dict] = field(default_factory=OrderedDict)
+    let_go: OrderedDict[str, str] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -93,29 +96,41 @@ def _remember() -> None:
     with kept.lock:
         kept.by_browser[me] = {k: _state()[k] for k in KEPT_KEYS if k in _state()}
         kept.by_browser.move_to_end(me)
+        kept.let_go.pop(me, None)
         while len(kept.by_browser) > KEPT_BROWSERS:
-            kept.by_browser.popitem(last=False)
+            browser, old = kept.by_browser.popitem(last=False)
+            if "dataset" in old:
+                kept.let_go[browser] = old["dataset"].name
+        while len(kept.let_go) > LET_GO_NAMES:
+            kept.let_go.popitem(last=False)
 
 
-def restore_data() -> bool:
-    """A new session (a reloaded tab) takes back the data set and choices its browser last had;
-    True when it did."""
+def restore_data() -> None:
+    """A new session (a reloaded tab) takes back the data set and choices its browser last had,
+    or learns the name of the one let go (data_gone)."""
     me, kept = browser_id(), _kept()
     if "dataset" in _state() or me is None:
-        return False
+        return
     with kept.lock:
-        found = kept.by_browser.get(me)
+        found, gone = kept.by_browser.get(me), kept.let_go.get(me)
     if found is None:
-        return False
+        _state().data_gone = gone
+        return
     _state().update(found)
     if UPLOAD in found:  # a copy: the Data page marks its own record (e.g. a refused reload)
         _state()[UPLOAD] = dict(found[UPLOAD])
-    return True
+
+
+def data_gone() -> str | None:
+    """The name of this browser's last data set when the server let it go before this session
+    could take it back (until another is loaded)."""
+    return _state().get("data_gone")
 
 
 def set_dataset(ds: data.Dataset) -> None:
     """Make ds current; the column choice falls back to what ds has."""
     _state().dataset = ds
+    _state().data_gone = None
     available = set(ds.frame.columns)
     chosen = [f for f in features() if f in available]
     _state().features = chosen if chosen else [f for f in data.STUDY_INPUTS if f in available]

@@ -264,6 +264,12 @@ def sidebar() -> None:
         st.text(f"{ds.name}\n{ds.n_usable} rows usable · {ds.n_dropped} dropped")
         if state.is_demo(ds):
             st.caption("Synthetic demo cohort (two-pool urea kinetics). Load your own on Data.")
+        gone = state.data_gone()
+        if gone:
+            st.warning(f"**{escape_md(gone)}**, the data set this browser used last, is no "
+                       f"longer kept (this server keeps the last {state.KEPT_BROWSERS} "
+                       "browsers' data sets, until it restarts). Load its file again on Data; "
+                       "runs trained on it stay in the cache.", icon=":material/cloud_off:")
         entry = state.active_run()
         st.subheader("Run shown")
         st.text("none yet: train one on Train" if entry is None else

@@ -59,6 +59,21 @@ def test_a_reload_keeps_the_upload_and_its_choices_in_this_browser_only(urea_csv
     assert data.DEMO_PATH.name in texts(reloaded())
 
 
+def test_a_data_set_let_go_is_said_in_the_sidebar(urea_csv, browser_identity, monkeypatch):
+    monkeypatch.setattr(state, "KEPT_BROWSERS", 1)
+    mine = browser_identity.id
+    uploaded(urea_csv.read_bytes())
+    browser_identity.id = "another-browser"
+    app_at().button(key="demo").click().run()  # the server keeps this browser's data set now
+
+    browser_identity.id = mine
+    again = reloaded()
+    gone = sidebar_warnings(again)
+    assert "**Urea.csv**, the data set this browser used last, is no longer kept" in gone
+    assert "Load its file again on Data" in gone
+    assert again.session_state["dataset"].name == data.DEMO_PATH.name
+
+
 def first_run(ds: data.Dataset, entry) -> AppTest:
     """A session's first run (AppTest draws app.py's sidebar then only) with ds and entry."""
     at = AppTest.from_file(APP, default_timeout=120)
