@@ -18,6 +18,8 @@ says why this method and what it was measured to cover.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -158,7 +160,33 @@ def run_replicates(run: RunResult, groups=None, n_replicates: int = N_REPLICATES
     if not n or (grouped_run and (groups is None
                                   or group_hash(groups) != run.protocol.get("group_hash"))):
         return None  # without the labels it was trained with, a grouped run's folds only
-    return replicate_runs(Cohort.of_run(run, groups), n, seed)
+    key = (_run_digest(run), group_hash(groups) if grouped_run else None, n, seed)
+    with _recent_lock:
+        found = _recent.get(key)
+    if found is None:
+        found = replicate_runs(Cohort.of_run(run, groups), n, seed)
+        with _recent_lock:
+            _recent[key] = found
+            while len(_recent) > RECENT_RUNS:
+                _recent.pop(next(iter(_recent)))
+    # a Replicated of its own (the same runs): its shared tables do not leak between callers
+    return Replicated(found.items, found.describes)
+
+
+# the replicates of the last few runs, per process: a run's pages (and the worker preparing
+# them) ask for its replicates in several analyses, which would otherwise retrain them each
+RECENT_RUNS = 4
+_recent: dict = {}
+_recent_lock = threading.Lock()
+
+
+def _run_digest(run: RunResult) -> str:
+    """What decides a run's replicates: its data, architecture and protocol."""
+    h = hashlib.sha256()
+    for part in (run.X, run.y):
+        h.update(np.ascontiguousarray(part).tobytes())
+    h.update(repr((run.spec, sorted(run.protocol.items()), tuple(run.features))).encode())
+    return h.hexdigest()
 
 
 def replicate_runs(cohort: Cohort, n_replicates: int = N_REPLICATES,

@@ -236,3 +236,14 @@ def test_error_intervals_spread_the_replicates_rmse_around_the_runs(small_run):
     assert said == replicated.describes
     alone = baselines.error_intervals(run, n_replicates=0)
     assert alone["ci_low"].isna().all() and (alone["interval"] == baselines.NO_COHORT).all()
+
+
+def test_a_runs_replicates_are_trained_once_per_process(small_run, monkeypatch):
+    run, _ = small_run
+    first = ci.run_replicates(run, n_replicates=3, seed=5)
+    monkeypatch.setattr(ci, "replicate_runs", lambda *a, **k: pytest.fail("trained again"))
+    again = ci.run_replicates(run, n_replicates=3, seed=5)
+    assert again.items == first.items and again is not first
+    monkeypatch.undo()
+    other = ci.run_replicates(run, n_replicates=3, seed=6)
+    assert other.items[0] is not first.items[0]
