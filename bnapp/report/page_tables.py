@@ -271,7 +271,9 @@ def verdict_sentence(v: Verdict | None, target: str, unit: str) -> str:
     the Nadeau–Bengio corrected t that decide it."""
     if v is None:
         return "No baseline was scored on this run's folds, so there is nothing to compare."
-    unit = escape_md(unit)
+    # a column's own name is escaped as the name, not inside "units of …" (its ends trimmed)
+    unit = (f"units of {escape_md(target)}" if unit == target_unit(target) and
+            target not in UNITS else escape_md(unit))
     name = BASELINE_NAMES.get(v.baseline, escape_md(v.baseline))
     rmse = (f"cross-validated RMSE {v.network_rmse:.2f} {unit} against {v.baseline_rmse:.2f} "
             f"(mean of {v.n_folds} folds)")
