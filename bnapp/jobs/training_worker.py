@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Callable
 
 from bnapp.engine.results import RunResult
+
+PREPARE_NICENESS = 19
 
 
 def train_then_prepare(train: Callable[..., RunResult], run_key: str, *args,
@@ -19,9 +23,10 @@ def train_then_prepare(train: Callable[..., RunResult], run_key: str, *args,
 
 
 def _prepare(run: RunResult, run_key: str, groups=None) -> None:
-    # At normal priority: the next job this worker runs shares the thread's GIL, and a thread
-    # at niceness 19 holding the GIL on a busy machine starved that job for minutes (it gets a
-    # sliver of a core to reach its next GIL release; seen with the cohort replicates' work).
+    # Linux gives each thread a niceness of its own: this one takes only CPU time nobody else
+    # wants (the browser and the server drawing the run's results on the same machine)
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREPARE_NICENESS)
     from bnapp.jobs import page_analyses
 
     page_analyses.prepare(run, run_key, groups)
