@@ -12,6 +12,10 @@ BUN in mmol/L equals urea in mmol/L (one urea molecule per two nitrogens), so it
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
 
 # the study's inputs and target, in its order
 STUDY_INPUTS = ["Upre", "U120", "Upos", "PP", "UF"]
@@ -103,6 +107,56 @@ def target_unit(column: str) -> str:
     """The unit a prediction of `column`, and its error, is in: the library unit of a study
     column (urea is held in mg/dL whatever the file's units), else 'units of <column>'."""
     return LIBRARY_UNITS.get(column) or f"units of {column}"
+
+
+# a urea value's unit on an axis or in a table header ('BUN mg/dL' says what mg/dL counts)
+UREA_UNIT_NAMES = {"mg/dL": "mg/dL", "mmol/L": "mmol/L", "BUN": "BUN mg/dL"}
+
+
+@dataclass(frozen=True)
+class DisplayUnits:
+    """The units pages, tables, downloads and reports show values in: every urea column, and a
+    prediction, error or difference of one, in `urea` (mg/dL, mmol/L or BUN mg/dL); weight in
+    kg and ultrafiltration in litres as held. Only what is shown changes: every computation
+    runs on library units (urea mg/dL), so results are the same numbers in another unit."""
+
+    urea: str = "mg/dL"
+
+    def __post_init__(self) -> None:
+        if self.urea not in UREA_FACTORS:
+            raise ValueError(f"urea unit {self.urea!r} is not one of {', '.join(UREA_UNITS)}")
+
+    def factor(self, column: str) -> float:
+        """Divide a library value of `column` (or of a prediction, error or difference of it)
+        by this to show it: 6.006 for urea in mmol/L, 1 for weight."""
+        return UREA_FACTORS[self.urea] if column in UREA_COLUMNS else 1.0
+
+    def unit(self, column: str) -> str:
+        """The unit `column`, a prediction of it and its error are shown in: 'mmol/L', 'kg',
+        'units of <column>' for a column of the user's own."""
+        return UREA_UNIT_NAMES[self.urea] if column in UREA_COLUMNS else target_unit(column)
+
+    def label(self, column: str) -> str:
+        """A column's name with its shown unit, 'Upre (mmol/L)'; other names as they are."""
+        return f"{column} ({self.unit(column)})" if column in LIBRARY_UNITS else column
+
+    def show(self, frame: pd.DataFrame, of: str, columns: Iterable[str],
+             power: int = 1) -> pd.DataFrame:
+        """`frame` with `columns`, values (power 1) or squared errors (power 2) of the column
+        `of`, in the shown unit; the other columns as they are."""
+        factor = self.factor(of) ** power
+        if factor == 1.0:
+            return frame
+        return frame.assign(**{c: frame[c] / factor for c in columns if c in frame.columns})
+
+    def show_by(self, frame: pd.DataFrame, names: str, columns: Iterable[str]) -> pd.DataFrame:
+        """A long `frame` whose column `names` says which column each row measures, with
+        `columns` in that column's shown unit (e.g. one row per input of a summary)."""
+        factor = frame[names].astype(str).map(self.factor).to_numpy()
+        return frame.assign(**{c: frame[c] / factor for c in columns if c in frame.columns})
+
+
+LIBRARY_DISPLAY = DisplayUnits()  # as held: urea in mg/dL
 
 
 def label(column: str, urea_units: str | None = None) -> str:

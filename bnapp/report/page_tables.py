@@ -14,8 +14,7 @@ from bnapp.analyses.baselines import Verdict, verdict
 from bnapp.analyses.sensitivity import ablations_coincide
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import Layer, RunResult
-from bnapp.intake.units import LIBRARY_UNITS as UNITS
-from bnapp.intake.units import target_unit
+from bnapp.intake.units import LIBRARY_DISPLAY, LIBRARY_UNITS, DisplayUnits
 from bnapp.report.markup import escape_md
 from bnapp.report.style import METHOD_LABELS, interval_text
 
@@ -90,7 +89,7 @@ def mean_sd(mean: float, sd: float) -> str:
 
 
 def _unit_label(unit: str) -> str:
-    return f"{unit} ({UNITS[unit]})" if unit in UNITS else unit
+    return f"{unit} ({LIBRARY_UNITS[unit]})" if unit in LIBRARY_UNITS else unit
 
 
 def parameter_titles(layer: Layer) -> dict[str, str]:
@@ -265,15 +264,18 @@ def result_table(table: pd.DataFrame) -> pd.DataFrame:
         ["method", "rmse", "mae", "r2"]].reset_index(drop=True)
 
 
-def verdict_sentence(v: Verdict | None, target: str, unit: str) -> str:
+def verdict_sentence(v: Verdict | None, target: str,
+                     display: DisplayUnits = LIBRARY_DISPLAY) -> str:
     """One Markdown sentence (user text escaped, no other markup): is the network better than
     the strongest baseline, can the two not be told apart, or is it worse, with the numbers of
-    the Nadeau–Bengio corrected t that decide it."""
+    the Nadeau–Bengio corrected t that decide it, in the shown unit of `target`."""
     if v is None:
         return "No baseline was scored on this run's folds, so there is nothing to compare."
     # a column's own name is escaped as the name, not inside "units of …" (its ends trimmed)
-    unit = (f"units of {escape_md(target)}" if unit == target_unit(target) and
-            target not in UNITS else escape_md(unit))
+    unit = display.unit(target) if target in LIBRARY_UNITS else f"units of {escape_md(target)}"
+    factor = display.factor(target)  # errors and their difference scale alike; p does not
+    v = replace(v, **{f: getattr(v, f) / factor for f in
+                      ("network_rmse", "baseline_rmse", "difference", "ci_low", "ci_high")})
     name = BASELINE_NAMES.get(v.baseline, escape_md(v.baseline))
     rmse = (f"cross-validated RMSE {v.network_rmse:.2f} {unit} against {v.baseline_rmse:.2f} "
             f"(mean of {v.n_folds} folds)")
@@ -287,8 +289,8 @@ def verdict_sentence(v: Verdict | None, target: str, unit: str) -> str:
             f"{rmse}; {evidence}.")
 
 
-def run_verdict_sentence(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> str:
+def run_verdict_sentence(run: RunResult, tables: Mapping[str, pd.DataFrame],
+                         display: DisplayUnits = LIBRARY_DISPLAY) -> str:
     """verdict_sentence of run_tables' paired comparison: how the model card and the HTML
     report open."""
-    return verdict_sentence(verdict(tables["paired_comparison"]), run.target,
-                            target_unit(run.target))
+    return verdict_sentence(verdict(tables["paired_comparison"]), run.target, display)

@@ -21,8 +21,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from bnapp.intake.units import LIBRARY_UNITS as UNITS
-from bnapp.intake.units import STUDY_TARGET, target_unit
+from bnapp.intake.units import LIBRARY_DISPLAY, STUDY_TARGET, DisplayUnits
 
 # Okabe & Ito (2008), the colour-blind-safe qualitative palette; yellow last (weak on white).
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000",
@@ -52,13 +51,25 @@ METRIC_WORDS = {
 }
 
 
-def metric_label(metric: str, target: str = STUDY_TARGET) -> str:
-    """An axis title with the unit of the predicted column: 'RMSE, mg/dL', 'MSE, (kg)²'."""
+def metric_label(metric: str, target: str = STUDY_TARGET,
+                 display: DisplayUnits = LIBRARY_DISPLAY) -> str:
+    """An axis title with the shown unit of the predicted column: 'RMSE, mmol/L', 'MSE, (kg)²'."""
     if metric not in METRIC_WORDS:
         return metric
     words, power = METRIC_WORDS[metric]
-    unit = target_unit(target)
+    unit = display.unit(target)
     return words if power == 0 else f"{words}, {unit}" if power == 1 else f"{words}, ({unit})²"
+
+
+def show_metrics(frame: pd.DataFrame, target: str, display: DisplayUnits,
+                 columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """`frame` with the metric columns it holds (METRIC_WORDS' names, or only `columns`) in the
+    shown unit of `target`: for urea in mmol/L, RMSE ÷ 6.006 and MSE ÷ 6.006²."""
+    for metric in columns if columns is not None else METRIC_WORDS:
+        power = METRIC_WORDS.get(metric, ("", 1))[1]
+        if metric in frame.columns and power:
+            frame = display.show(frame, target, [metric], power)
+    return frame
 
 
 METRIC_LABELS = {metric: metric_label(metric) for metric in METRIC_WORDS}  # predicting Ueq
@@ -141,10 +152,9 @@ def log_axis(lo: float, hi: float, title: str) -> dict:
             "axis": alt.Axis(values=ticks, format="~g"), "title": title}
 
 
-def with_unit(name: str) -> str:
-    """A column's name with its library unit, 'Upre (mg/dL)'; other names as they are."""
-    unit = UNITS.get(name)
-    return f"{name} ({unit})" if unit else name
+def with_unit(name: str, display: DisplayUnits = LIBRARY_DISPLAY) -> str:
+    """A column's name with its shown unit, 'Upre (mg/dL)'; other names as they are."""
+    return display.label(name)
 
 
 def sample(frame: pd.DataFrame, limit: int = MAX_POINTS, seed: int = 0) -> pd.DataFrame:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import streamlit as st
 
 from bnapp.analyses.baselines import verdict
-from bnapp.intake.units import target_unit
 from bnapp.jobs import page_analyses
 from bnapp.report import page_tables
 from bnapp.ui import state, widgets
@@ -18,15 +17,17 @@ def verdict_sentence(entry: RunEntry) -> str:
     paired = widgets.compute_call(entry, page_analyses.paired_comparison(
         *state.formula_length(entry.run)))
     return page_tables.verdict_sentence(verdict(paired), entry.run.target,
-                                        target_unit(entry.run.target))
+                                        state.display_units())
 
 
 def show(entry: RunEntry) -> None:
     """The sentence and the pooled RMSE, MAE and R² of the network and every baseline."""
-    unit = target_unit(entry.run.target)
+    display, target = state.display_units(), entry.run.target
+    unit = display.unit(target)
     st.markdown(verdict_sentence(entry))
-    table = page_tables.result_table(widgets.compute_call(
-        entry, page_analyses.baselines(*state.formula_length(entry.run))))
+    table = display.show(page_tables.result_table(widgets.compute_call(
+        entry, page_analyses.baselines(*state.formula_length(entry.run)))), target,
+        ["rmse", "mae"])
     number = "%.2f"
     widgets.table(table, "result", column_config={
         "method": "method",

@@ -20,7 +20,7 @@ import streamlit as st
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult
-from bnapp.intake import data, duration, groups
+from bnapp.intake import data, duration, groups, units
 from bnapp.jobs import cache, page_analyses
 from bnapp.jobs.errors import JobFailed
 from bnapp.jobs.scheduler import Job, JobManager, job_manager
@@ -29,6 +29,7 @@ JOBS_PARAM = "jobs"  # the URL query parameter naming this session's jobs
 # Streamlit's XSRF cookie (server.enableXsrfProtection, on in .streamlit/config.toml): 128 random
 # bits the server gives each browser once and keeps; a job's link is bound to it
 BROWSER_COOKIE = "_streamlit_xsrf"
+DISPLAY_KEY = "display_units"  # the sidebar's urea unit switch
 NOT_CACHED = "not cached"  # in bnapp.jobs.cache's warnings when a result could not be stored
 
 
@@ -77,6 +78,15 @@ def set_dataset(ds: data.Dataset) -> None:
         set_group_by(None)
     _suggest_grouping(ds)
     _suggest_length(ds)
+    _state()[DISPLAY_KEY] = ds.units  # shown in the upload's units until switched
+
+
+def display_units() -> units.DisplayUnits:
+    """The units the pages show values in: the sidebar's switch, first the data set's urea
+    units (the demo's mg/dL)."""
+    if DISPLAY_KEY not in _state():
+        _state()[DISPLAY_KEY] = dataset().units
+    return units.DisplayUnits(_state()[DISPLAY_KEY])
 
 
 def _suggest_grouping(ds: data.Dataset) -> None:

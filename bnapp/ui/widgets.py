@@ -18,6 +18,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import Layer, network_layers
+from bnapp.intake import units
 from bnapp.jobs import cache
 from bnapp.jobs.errors import user_message
 from bnapp.jobs.page_analyses import Call
@@ -247,6 +248,12 @@ def sidebar() -> None:
         st.text(f"{ds.name}\n{ds.n_usable} rows usable · {ds.n_dropped} dropped")
         if state.is_demo(ds):
             st.caption("Synthetic demo cohort (two-pool urea kinetics). Load your own on Data.")
+        state.display_units()  # the switch starts at the data set's units
+        st.selectbox("Show urea in", units.UREA_UNITS, key=state.DISPLAY_KEY,
+                     format_func=units.UNIT_LABELS.get,
+                     help="Every page, table, download and report shows urea, its predictions "
+                          "and errors in this unit; the calculations are unchanged (urea "
+                          "mmol/L × 6.006 = mg/dL, BUN mg/dL × 2.144 = urea mg/dL).")
         entry = state.active_run()
         st.subheader("Run shown")
         st.text("none yet: train one on Train" if entry is None else

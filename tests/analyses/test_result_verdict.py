@@ -90,26 +90,26 @@ def test_the_word_follows_the_corrected_t_interval_against_the_best_baseline(shi
 
 def test_no_baseline_gives_no_verdict():
     assert verdict(pd.DataFrame(columns=["baseline", "baseline_rmse"])) is None
-    assert "nothing to compare" in verdict_sentence(None, "Ueq", "mg/dL")
+    assert "nothing to compare" in verdict_sentence(None, "Ueq")
 
 
 def test_the_sentence_says_the_word_the_best_baseline_and_its_numbers():
     run = make_run(ArchSpec(), folds=FOLDS)
     run = _truth_from(run, run.test_predictions)
     v = verdict(paired_comparison(run))
-    text = verdict_sentence(v, "Ueq", "mg/dL")
+    text = verdict_sentence(v, "Ueq")
     assert text.startswith("The network predicts Ueq better than the best baseline, linear "
                            "regression")
     assert f"{v.baseline_rmse:.2f}" in text and f"{v.difference:+.2f} mg/dL" in text
     assert text.endswith(".") and "\n" not in text
     same = dataclasses.replace(v, word="cannot be told apart")
-    assert "cannot be told apart" in verdict_sentence(same, "Ueq", "mg/dL")
+    assert "cannot be told apart" in verdict_sentence(same, "Ueq")
 
 
 def test_the_sentence_escapes_a_users_target_name():
     run = make_run(ArchSpec(), folds=FOLDS)
     v = verdict(paired_comparison(run))
-    text = verdict_sentence(v, "# *urea*", "units of # *urea*")
+    text = verdict_sentence(v, "# *urea*")
     assert "*urea*" not in text and "\\*urea\\*" in text
 
 

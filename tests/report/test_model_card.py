@@ -113,7 +113,7 @@ def test_card_and_html_report_open_with_the_verdict_sentence(demo):
 
     entry, tables = demo
     v = verdict(tables["paired_comparison"])
-    want = verdict_sentence(v, entry.run.target, "mg/dL")
+    want = verdict_sentence(v, entry.run.target)
     assert v.word in want
     card = model_card.model_card(entry.run, tables, data_name="demo.csv")
     assert card.split("\n\n")[1] == want

@@ -226,7 +226,7 @@ def test_baselines_page_compares_the_network_with_the_formulas():
     assert "0.25" in texts(at)  # the smallest Wilcoxon p-value 3 folds allow
     assert "Read p (corrected t)" in texts(at)  # which of the two p-values, and why
     v = baselines.verdict(baselines.paired_comparison(entry.run))
-    assert at.info[0].value == verdict_sentence(v, "Ueq", "mg/dL")  # the page opens with it
+    assert at.info[0].value == verdict_sentence(v, "Ueq")  # the page opens with it
 
 
 def test_the_metric_selector_changes_the_chart():

@@ -282,7 +282,7 @@ def test_the_result_is_said_beside_the_baselines():
     at = app_at(PAGE, runs=(entry,))
     assert not at.exception
     v = verdict(paired_comparison(entry.run))
-    assert verdict_sentence(v, "Ueq", "mg/dL") in [m.value for m in at.markdown]
+    assert verdict_sentence(v, "Ueq") in [m.value for m in at.markdown]
     shown = next(t.value for t in at.dataframe if "r2" in t.value.columns)
     want = baselines(entry.run).query("fold == 'pooled'")
     assert list(shown["method"]) == [style.METHOD_LABELS[m] for m in want["method"]]
