@@ -16,7 +16,8 @@ from bnapp.report.export import safe_filename
 from bnapp.ui import state, widgets
 from bnapp.ui.widgets import escape_md
 
-UPLOAD = "data_upload"  # the file in the uploader: id, name, bytes, headers, mapping, error
+UPLOAD = state.UPLOAD  # the file in the uploader: id, name, bytes, headers, mapping, error
+TAKEN = "upload_taken"  # the id of the file this session's uploader last held
 FEATURES, TARGET = "data_features", "data_target"  # widget keys of the column choice
 TOLERANCE_KINDS = {"percent": "percent of Upos", "cv": "the assay's CV (percent)"}
 ACCESS_LABELS = {"arterial": "arteriovenous (fistula or graft)", "venous": "venous catheter"}
@@ -55,12 +56,14 @@ def _load(record: dict, mapping: dict[str, str] | None, units: str) -> bool:
 
 def _take_upload(upload) -> None:
     """Read a file the first time the uploader holds it (by file_id), not on every rerun."""
-    if upload is None:
-        st.session_state.pop(UPLOAD, None)  # the uploader was cleared: the data set stays
-        return
     record = st.session_state.get(UPLOAD)
+    if upload is None:  # the uploader was cleared (not a reloaded tab's): the data set stays
+        if record is not None and record["id"] == st.session_state.get(TAKEN):
+            st.session_state.pop(UPLOAD)
+        return
     if record is not None and record["id"] == upload.file_id:
         return
+    st.session_state[TAKEN] = upload.file_id
     record = {"id": upload.file_id, "name": upload.name, "bytes": upload.getvalue(),
               "headers": [], "mapping": {}, "error": None}
     st.session_state[UPLOAD] = record

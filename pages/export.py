@@ -16,6 +16,7 @@ from bnapp.intake.units import unit_label
 from bnapp.jobs.scheduler import Job
 from bnapp.report import run_report
 from bnapp.report.cells import table_csv
+from bnapp.report.markup import escape_md
 from bnapp.ui import state, widgets
 
 BUILT = "export_built"  # session key: this session has asked for a build before
@@ -30,6 +31,20 @@ def _progress(job: Job) -> None:
         widgets.job_status(job, key="export")
     else:
         st.rerun(scope="app")
+
+
+def _lacks(entry: state.RunEntry) -> None:
+    """What an export built without the run's own data set leaves out, and why."""
+    missing = ["the data set's validation report (rows read, dropped and why)",
+               "the data summary's rows, columns, units and mapping"]
+    column = entry.run.protocol.get("group_by")
+    if column:
+        missing.append(f"the intervals over cohorts resampled by {escape_md(column)} (without "
+                       "the run's groups its intervals are the folds' only)")
+    st.info(f"This export lacks {'; '.join(missing)}. This run was trained on "
+            f"{widgets.other_data(entry, state.dataset())}, and only that data set has them. "
+            "Load its file on the Data page with the same columns, units and rules, then build "
+            "again.", icon=":material/info:")
 
 
 entry = widgets.need_run()
@@ -76,6 +91,8 @@ n_boot = right.number_input(
     value=SETTINGS.n_boot, step=100, key="export-boot",
     help="Resamples behind the 95% intervals of the γ-versus-importance correlations; the "
          f"default, {SETTINGS.n_boot}, is what the pages show and the usual choice for a paper")
+if not state.has_own_data(entry):
+    _lacks(entry)
 options = run_report.analysis_options(n_permutations=n_permutations, n_boot=n_boot)
 job = state.export_job(entry, options)
 
@@ -109,9 +126,5 @@ html_col.download_button(
     "HTML report", bundle.html.encode("utf-8"), bundle.html_name, "text/html",
     key="export-html", on_click="ignore", icon=":material/description:",
     help="One self-contained page: it loads nothing from the internet and runs no script")
-if not bundle.has_validation_report:
-    st.info("The data set's validation report (rows read and dropped) is not included: this "
-            "run's data set is not the one loaded now. Load it on the Data page and build again "
-            "to add it.")
 st.subheader("What the ZIP contains")
 st.dataframe(run_report.zip_contents(bundle.zip_bytes), hide_index=True)

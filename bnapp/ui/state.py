@@ -4,13 +4,16 @@ Everything lives in st.session_state, so each tab or user has their own; the job
 the disk cache are shared, keyed by content, so equal work is still done once. The session's job
 ids are also kept in its URL (?jobs=id,id), so a reloaded tab finds its jobs again; a job opens
 from a URL only in the browser that started it (or after its user shared it), so a copied link
-is no key to the patient data it trained on.
+is no key to the patient data it trained on. The session's data set and column choices are
+kept for its browser too (in this server's memory, never on disk or for another browser), so a
+reloaded tab finds its run beside the data it was trained on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +34,11 @@ JOBS_PARAM = "jobs"  # the URL query parameter naming this session's jobs
 BROWSER_COOKIE = "_streamlit_xsrf"
 DISPLAY_KEY = "display_units"  # the sidebar's urea unit switch
 NOT_CACHED = "not cached"  # in bnapp.jobs.cache's warnings when a result could not be stored
+UPLOAD = "data_upload"  # the Data page's record of the uploaded file: name, bytes, mapping
+# what a reloaded tab gets back: the data set, the upload it came from, the choices made on it
+KEPT_KEYS = ("dataset", UPLOAD, "features", "target", "group_by", "session_length")
+KEPT_BROWSERS = 8  # browsers whose last data set is kept in memory; the oldest goes first
+LET_GO_NAMES = 1000  # names of data sets let go, kept to tell their browser
 
 
 @dataclass(frozen=True)
@@ -66,9 +74,64 @@ def is_demo(ds: data.Dataset) -> bool:
     return ds.name == data.DEMO_PATH.name
 
 
+@dataclass
+class _Kept:
+    """Each browser's (hash of its secret) last data set and choices, least recent first, and
+    the names of those let go for newer ones (so a reload can say what is gone)."""
+
+    by_browser: OrderedDict[str, dict] = field(default_factory=OrderedDict)
+    let_go: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@st.cache_resource
+def _kept() -> _Kept:
+    return _Kept()  # one for the server process, in memory only: patient rows never hit disk
+
+
+def _remember() -> None:
+    """Keep this session's data set and choices for its browser (none without an identity)."""
+    me, kept = browser_id(), _kept()
+    if me is None:
+        return
+    with kept.lock:
+        kept.by_browser[me] = {k: _state()[k] for k in KEPT_KEYS if k in _state()}
+        kept.by_browser.move_to_end(me)
+        kept.let_go.pop(me, None)
+        while len(kept.by_browser) > KEPT_BROWSERS:
+            browser, old = kept.by_browser.popitem(last=False)
+            if "dataset" in old:
+                kept.let_go[browser] = old["dataset"].name
+        while len(kept.let_go) > LET_GO_NAMES:
+            kept.let_go.popitem(last=False)
+
+
+def restore_data() -> None:
+    """A new session (a reloaded tab) takes back the data set and choices its browser last had,
+    or learns the name of the one let go (data_gone)."""
+    me, kept = browser_id(), _kept()
+    if "dataset" in _state() or me is None:
+        return
+    with kept.lock:
+        found, gone = kept.by_browser.get(me), kept.let_go.get(me)
+    if found is None:
+        _state().data_gone = gone
+        return
+    _state().update(found)
+    if UPLOAD in found:  # a copy: the Data page marks its own record (e.g. a refused reload)
+        _state()[UPLOAD] = dict(found[UPLOAD])
+
+
+def data_gone() -> str | None:
+    """The name of this browser's last data set when the server let it go before this session
+    could take it back (until another is loaded)."""
+    return _state().get("data_gone")
+
+
 def set_dataset(ds: data.Dataset) -> None:
     """Make ds current; the column choice falls back to what ds has."""
     _state().dataset = ds
+    _state().data_gone = None
     available = set(ds.frame.columns)
     chosen = [f for f in features() if f in available]
     _state().features = chosen if chosen else [f for f in data.STUDY_INPUTS if f in available]
@@ -79,6 +142,7 @@ def set_dataset(ds: data.Dataset) -> None:
     _suggest_grouping(ds)
     _suggest_length(ds)
     _state()[DISPLAY_KEY] = ds.units  # shown in the upload's units until switched
+    _remember()
 
 
 def display_units() -> units.DisplayUnits:
@@ -135,6 +199,7 @@ def set_columns(features_: list[str], target_: str) -> None:
     if target_ in features_:
         raise data.DataError(f"{target_!r} cannot be both an input and the target")
     _state().features, _state().target = list(features_), target_
+    _remember()
 
 
 def group_by() -> str | None:
@@ -144,6 +209,7 @@ def group_by() -> str | None:
 
 def set_group_by(column: str | None) -> None:
     _state().group_by = column
+    _remember()
 
 
 def group_labels(column: str | None):
@@ -168,6 +234,7 @@ def session_length() -> duration.SessionLength:
 
 def set_session_length(length: duration.SessionLength) -> None:
     _state().session_length = length
+    _remember()
 
 
 def session_hours(run: RunResult) -> float | np.ndarray:
@@ -212,6 +279,16 @@ def active_run() -> RunEntry | None:
 def set_active(key: str) -> None:
     if key in runs():
         _state().active_run = key
+
+
+def has_own_data(entry: RunEntry) -> bool:
+    """Whether this session's data set is the one entry's run was trained on (its rows, their
+    validation report and groups are then at hand); remembered per data set, as the check
+    hashes every row."""
+    ds, memo = dataset(), _state().setdefault("own_data", {})
+    if memo.get(entry.key, (None,))[0] is not ds:
+        memo[entry.key] = (ds, cache.trained_on(entry.key, entry.run, ds))
+    return memo[entry.key][1]
 
 
 def run_label(run: RunResult, data_name: str) -> str:

@@ -227,10 +227,27 @@ def _share(job: Job, key: str) -> None:
                        "rows it shows. Until then the address shows it only in this browser.")
 
 
+def other_data(entry: state.RunEntry, ds) -> str:
+    """Markdown naming the data set entry's run was trained on, when ds is not that one."""
+    name = escape_md(entry.data_name or "another data set")
+    if entry.data_name == ds.name:
+        return f"another version of **{name}** (other rows, columns, units or rules)"
+    return f"**{name}**, not on {escape_md(ds.name)}"
+
+
+def _other_data(entry: state.RunEntry, ds) -> None:
+    """Say that the run shown was not trained on the data set above, and what to do."""
+    st.warning(f"This run was trained on {other_data(entry, ds)}: its pages show the run, but "
+               "its data set's rows, validation report and groups are not at hand. To see them, "
+               "load its file again on Data with the same columns, units and rules; or train "
+               "on the data set above.", icon=":material/link_off:")
+
+
 def sync_jobs() -> None:
-    """Before a page: this session's jobs (a reloaded tab's from its URL, those this browser may
-    open), and the runs of those finished since the last poll opened, so the page shows them now
-    rather than after a rerun."""
+    """Before a page: this session's data set and jobs (a reloaded tab's: the data its browser
+    last had, the jobs its URL names that this browser may open), and the runs of those
+    finished since the last poll opened, so the page shows them now rather than after a rerun."""
+    state.restore_data()
     if state.restore_jobs():
         st.info("This address names runs started in another browser. They are not shown here "
                 "unless their owner shares them (Share, beside the job).",
@@ -248,6 +265,12 @@ def sidebar() -> None:
         st.text(f"{ds.name}\n{ds.n_usable} rows usable · {ds.n_dropped} dropped")
         if state.is_demo(ds):
             st.caption("Synthetic demo cohort (two-pool urea kinetics). Load your own on Data.")
+        gone = state.data_gone()
+        if gone:
+            st.warning(f"**{escape_md(gone)}**, the data set this browser used last, is no "
+                       f"longer kept (this server keeps the last {state.KEPT_BROWSERS} "
+                       "browsers' data sets, until it restarts). Load its file again on Data; "
+                       "runs trained on it stay in the cache.", icon=":material/cloud_off:")
         state.display_units()  # the switch starts at the data set's units
         st.selectbox("Show urea in", units.UREA_UNITS, key=state.DISPLAY_KEY,
                      format_func=units.UNIT_LABELS.get,
@@ -258,6 +281,8 @@ def sidebar() -> None:
         st.subheader("Run shown")
         st.text("none yet: train one on Train" if entry is None else
                 entry.label if entry.saved else f"{entry.label} (not saved)")
+        if entry is not None and not state.has_own_data(entry):
+            _other_data(entry, ds)
         st.subheader("Jobs")
         busy = any(j.state in ("queued", "running") for j in state.jobs())
         st.fragment(guarded(_jobs_panel, "in the job list"),

@@ -24,6 +24,7 @@ def opened(url_jobs: str) -> AppTest:
 
 @pytest.mark.slow
 def test_a_jobs_link_opens_only_in_its_browser_until_shared(browser_identity):
+    mine = browser_identity.id
     tab = app_at("pages/train.py")
     job = finish(tab, start(tab, proto_folds=3, proto_epochs=20, proto_seed=281))
     assert re.fullmatch(r"train-[0-9a-f]{32}", job.id), "128 random bits"
@@ -41,7 +42,7 @@ def test_a_jobs_link_opens_only_in_its_browser_until_shared(browser_identity):
     browser_identity.id = None  # no cookie at all: no identity, nothing opens
     assert opened(link).session_state["job_ids"] == []
 
-    browser_identity.id = "browser-of-this-test"
+    browser_identity.id = mine
     tab.button(key=f"share-train-{job.id}").click().run()  # its owner shares it
     assert "Shared: anyone who opens this page's address" in texts(tab)
     browser_identity.id = "another-browser"
