@@ -32,7 +32,9 @@ JOBS_PARAM = "jobs"  # the URL query parameter naming this session's jobs
 # Streamlit's XSRF cookie (server.enableXsrfProtection, on in .streamlit/config.toml): 128 random
 # bits the server gives each browser once and keeps; a job's link is bound to it
 BROWSER_COOKIE = "_streamlit_xsrf"
-DISPLAY_KEY = "display_units"  # the sidebar's urea unit switch
+DISPLAY_KEY = "display_units"  # the urea unit values are shown in
+DISPLAY_SWITCH = "display_units_switch"  # the sidebar's widget setting it (widget state is let
+# go on a script run that does not draw the widget, so the choice itself is kept apart)
 NOT_CACHED = "not cached"  # in bnapp.jobs.cache's warnings when a result could not be stored
 UPLOAD = "data_upload"  # the Data page's record of the uploaded file: name, bytes, mapping
 # what a reloaded tab gets back: the data set, the upload it came from, the choices made on it
@@ -142,6 +144,7 @@ def set_dataset(ds: data.Dataset) -> None:
     _suggest_grouping(ds)
     _suggest_length(ds)
     _state()[DISPLAY_KEY] = ds.units  # shown in the upload's units until switched
+    _state().pop(DISPLAY_SWITCH, None)
     _remember()
 
 
@@ -151,6 +154,11 @@ def display_units() -> units.DisplayUnits:
     if DISPLAY_KEY not in _state():
         _state()[DISPLAY_KEY] = dataset().units
     return units.DisplayUnits(_state()[DISPLAY_KEY])
+
+
+def switch_display_units() -> None:
+    """The sidebar switch's callback: show values in the unit it now says."""
+    _state()[DISPLAY_KEY] = _state()[DISPLAY_SWITCH]
 
 
 def _suggest_grouping(ds: data.Dataset) -> None:

@@ -271,9 +271,9 @@ def sidebar() -> None:
                        f"longer kept (this server keeps the last {state.KEPT_BROWSERS} "
                        "browsers' data sets, until it restarts). Load its file again on Data; "
                        "runs trained on it stay in the cache.", icon=":material/cloud_off:")
-        state.display_units()  # the switch starts at the data set's units
-        st.selectbox("Show urea in", units.UREA_UNITS, key=state.DISPLAY_KEY,
-                     format_func=units.UNIT_LABELS.get,
+        shown = units.UREA_UNITS.index(state.display_units().urea)
+        st.selectbox("Show urea in", units.UREA_UNITS, index=shown, key=state.DISPLAY_SWITCH,
+                     on_change=state.switch_display_units, format_func=units.UNIT_LABELS.get,
                      help="Every page, table, download and report shows urea, its predictions "
                           "and errors in this unit; the calculations are unchanged (urea "
                           "mmol/L × 6.006 = mg/dL, BUN mg/dL × 2.144 = urea mg/dL).")
