@@ -82,6 +82,13 @@ class Dataset:
         default_factory=lambda: dropped_rows([], np.zeros(0, dtype=np.int64)))
 
     @property
+    def urea_units(self) -> str:
+        """The unit the file gives urea in: its urea columns' own when they agree (headers such
+        as 'Upre (mmol/L)' say it), else the unit chosen for the file."""
+        read = set(self.column_units.values())
+        return read.pop() if len(read) == 1 else self.units
+
+    @property
     def n_usable(self) -> int:
         return len(self.frame)
 

@@ -143,7 +143,7 @@ def set_dataset(ds: data.Dataset) -> None:
         set_group_by(None)
     _suggest_grouping(ds)
     _suggest_length(ds)
-    _state()[DISPLAY_KEY] = ds.units  # shown in the upload's units until switched
+    _state()[DISPLAY_KEY] = ds.urea_units  # shown in the upload's units until switched
     _state().pop(DISPLAY_SWITCH, None)
     _remember()
 
@@ -152,7 +152,7 @@ def display_units() -> units.DisplayUnits:
     """The units the pages show values in: the sidebar's switch, first the data set's urea
     units (the demo's mg/dL)."""
     if DISPLAY_KEY not in _state():
-        _state()[DISPLAY_KEY] = dataset().units
+        _state()[DISPLAY_KEY] = dataset().urea_units
     return units.DisplayUnits(_state()[DISPLAY_KEY])
 
 

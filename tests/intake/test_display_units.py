@@ -68,3 +68,19 @@ def test_metrics_follow_their_power_of_the_target_unit():
     assert style.show_metrics(frame, "PP", mmol).equals(frame)  # a weight target stays in kg
     assert style.metric_label("mse", "Ueq", mmol) == "MSE, (mmol/L)²"
     assert style.metric_label("rmse", "Ueq", DisplayUnits("BUN")) == "RMSE, BUN mg/dL"
+
+
+def test_a_file_whose_headers_state_mmol_is_shown_in_mmol(tmp_path):
+    from bnapp.intake import data
+
+    frame = data.demo_dataset().frame[list(data.STUDY_COLUMNS)]
+    urea = ("Upre", "U120", "Upos", "Ueq")
+    written = frame.assign(**{c: frame[c] / MMOL for c in urea}).rename(
+        columns={c: f"{c} (mmol/L)" for c in urea})
+    path = tmp_path / "stated.csv"
+    written.to_csv(path, index=False)
+    ds = data.load_dataset(path)  # the file's unit left at mg/dL: the headers say otherwise
+    assert ds.units == "mg/dL" and ds.urea_units == "mmol/L"
+    mixed = written.rename(columns={"Upre (mmol/L)": "Upre"})
+    mixed.assign(Upre=frame["Upre"]).to_csv(path, index=False)
+    assert data.load_dataset(path).urea_units == "mg/dL"  # columns disagree: the file's unit
