@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -100,17 +99,15 @@ def cached_train(
         with _computation_lock(key, cancel):
             run = _cached_run(key, X, y)  # another process may have stored it while we waited
             if run is None:
-                if processes.dask_address():
-                    compute, train = processes.fanned_out, train_run
-                elif in_worker:  # then the worker goes on to the pages' first analyses
-                    compute = processes.in_worker
-                    train = partial(training_worker.train_then_prepare, train_run, key)
-                else:
-                    compute, train = processes.call_here, train_run
-                run = compute(train, X, y, spec, protocol, features=list(features),
+                local = processes.dask_address() is None
+                compute = (processes.fanned_out if not local else
+                           processes.in_worker if in_worker else processes.call_here)
+                run = compute(train_run, X, y, spec, protocol, features=list(features),
                               target=target, row_ids=row_ids, progress=progress, cancel=cancel,
                               **_grouping(groups))
                 cache.save("run", key, run, data_name=data_name)
+                if in_worker and local:  # a worker goes on to the pages' first analyses
+                    processes.in_background(training_worker.prepare_pages, run, key, groups)
                 return run
     if progress is not None:
         progress(1.0, FROM_CACHE)

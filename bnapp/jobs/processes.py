@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 import os
 import queue
 import threading
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 
 DASK_ENV = "BNAPP_DASK_SCHEDULER"
+log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
 Cancel = Callable[[], bool]
@@ -211,6 +213,20 @@ def in_worker(fn, *args, progress: Progress | None = None, cancel: Cancel | None
     if cancelled:
         raise JobCancelled("cancelled")
     return future.result()
+
+
+def in_background(fn, *args) -> None:
+    """in_worker(fn, *args) on a thread of its own, this one going on: the worker takes no other
+    call meanwhile (a job arriving gets another worker). A failure is logged, not raised."""
+
+    def call() -> None:
+        try:
+            in_worker(fn, *args)
+        except Exception:  # nobody waits for it: say what failed
+            log.warning("%s in the background failed", getattr(fn, "__name__", fn), exc_info=True)
+
+    threading.Thread(target=call, name=f"bnapp-{getattr(fn, '__name__', 'call')}",
+                     daemon=True).start()
 
 
 def _attempt(call, progress: Progress | None, cancel: Cancel | None, *, fresh: bool = False):

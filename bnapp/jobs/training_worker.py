@@ -5,26 +5,28 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable
 
 from bnapp.engine.results import RunResult
 
 PREPARE_NICENESS = 19
 
 
-def train_then_prepare(train: Callable[..., RunResult], run_key: str, *args,
-                       **kwargs) -> RunResult:
-    """train(*args, **kwargs), then the run's first-visit analyses on a thread of this worker's
-    own (bnapp.jobs.page_analyses, imported there: with pandas and scipy it would slow the job)."""
-    run = train(*args, **kwargs)
-    threading.Thread(target=_prepare, args=(run, run_key, kwargs.get("groups")),
-                     name="bnapp-first-visit", daemon=True).start()
-    return run
+def prepare_pages(run: RunResult, run_key: str, groups=None, **_relay) -> None:
+    """The run's first-visit analyses (bnapp.jobs.page_analyses, imported here: with pandas and
+    scipy it would slow a training job), as a worker call of its own: the worker takes no other
+    job meanwhile. Sharing a worker with the next training job, a long preparation (a run's
+    cohort replicates) held the interpreter lock it needed and stalled it for minutes.
+
+    On a thread this call waits for, because Linux gives each thread a niceness of its own: the
+    preparation takes only CPU time nobody else wants (the server drawing the run's results),
+    while the worker's own thread keeps its priority for the jobs after."""
+    thread = threading.Thread(target=_prepare, args=(run, run_key, groups),
+                              name="bnapp-first-visit")
+    thread.start()
+    thread.join()
 
 
 def _prepare(run: RunResult, run_key: str, groups=None) -> None:
-    # Linux gives each thread a niceness of its own: this one takes only CPU time nobody else
-    # wants (the browser and the server drawing the run's results on the same machine)
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREPARE_NICENESS)
     from bnapp.jobs import page_analyses

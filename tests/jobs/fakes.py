@@ -229,3 +229,13 @@ def held_job(manager, release, *, key: str = "held", epochs_total: int | None = 
     job = manager.submit("train", key, work, label="held", epochs_total=epochs_total)
     wait_until(lambda: job.state == "running")
     return job
+
+
+def pid_then_wait(path: Path, release: Path, progress, cancel) -> None:
+    """Writes this process's id to `path`, then waits until `release` exists (a long call)."""
+    path.write_text(str(os.getpid()))
+    wait_for(release)
+
+
+def fail(progress, cancel) -> None:
+    raise RuntimeError("planted failure")

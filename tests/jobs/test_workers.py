@@ -20,7 +20,9 @@ from bnapp.intake import data
 from bnapp.jobs import cache, cached, page_analyses, processes, scheduler, training_worker
 from tests.jobs.fakes import (
     HOLD_SECONDS,
+    fail,
     held_train,
+    pid_then_wait,
     report_until_cancelled,
     same_run,
     wait_for,
@@ -223,6 +225,10 @@ def test_a_prestarted_worker_has_the_trainer_loaded_takes_the_first_job_and_need
                               data_key=cache.array_fingerprint(X, y, FEATURES, "Ueq"),
                               in_worker=True)
     assert same_run(run, train_run(X, y, ArchSpec(), protocol, features=FEATURES, target="Ueq"))
+    deadline = time.monotonic() + 300  # the worker prepares the run's pages, then is idle again
+    while len(workers._idle) != 1:
+        assert time.monotonic() < deadline, "the worker never finished preparing the pages"
+        time.sleep(0.2)
     assert processes.in_worker(worker_pid) == pid, "the job ran on the prestarted worker"
 
 
@@ -248,3 +254,22 @@ def test_a_training_job_leaves_its_worker_preparing_the_pages(workers):
     while not all(cache.load("analysis", key, run_key=job.key) is not None for key in wanted):
         assert time.monotonic() < deadline, "the worker never stored the first-visit analyses"
         time.sleep(0.5)
+
+
+def test_a_call_in_the_background_keeps_its_worker_and_the_next_call_gets_another(workers,
+                                                                                  tmp_path):
+    """A run's page preparation occupies its worker: a training job sent meanwhile must not
+    share that process (its interpreter lock stalled such a job for minutes)."""
+    started, release = tmp_path / "pid", tmp_path / "release"
+    processes.in_background(pid_then_wait, started, release)
+    assert wait_for(started)
+    try:
+        assert processes.in_worker(worker_pid) != int(started.read_text())
+    finally:
+        release.touch()
+
+
+def test_a_failing_call_in_the_background_is_logged(workers, caplog):
+    with caplog.at_level("WARNING", logger=processes.__name__):
+        processes.in_background(fail)
+        wait_until(lambda: "fail in the background failed" in caplog.text)

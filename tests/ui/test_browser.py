@@ -304,6 +304,40 @@ def test_a_jobs_link_opened_in_another_browser_shows_no_run(context, browser, se
     assert_page_ok(page, "train after sharing", server)
 
 
+def test_a_reload_keeps_the_uploaded_data_beside_its_run(context, browser, server):
+    """Issue 27, item 11: after a reload the sidebar shows the uploaded data set beside the run
+    trained on it (no warning of another data set); another browser given the link sees the
+    demo cohort and no run."""
+    page = context.new_page()
+    open_app(page, server)
+    upload(page, SEED_URE)
+    wait_for_sidebar(page, "109 rows usable · 20 dropped", 60, "after uploading Urea.csv")
+    go_to(page, "train")
+    set_protocol(page, folds=3, epochs=20)
+    start_training(page)
+    done = "3-fold CV, 20 epochs · Urea.csv"
+    wait_for_sidebar(page, done, TRAIN_TIMEOUT, "the run on Urea.csv")
+
+    before = runs_finished(page)
+    page.reload()
+    wait_rerun(page, before, PAGE_TIMEOUT)
+    wait_for_sidebar(page, done, 30, "the reloaded tab's run")
+    shown = sidebar_text(page)
+    assert "109 rows usable · 20 dropped" in shown and "This run was trained on" not in shown
+    assert_page_ok(page, "train after the reload", server)
+
+    other = new_session(browser)
+    try:
+        stranger = other.new_page()
+        stranger.goto(page.url)
+        stranger.wait_for_selector('[data-testid="stSidebarNav"]', timeout=PAGE_TIMEOUT * 1000)
+        wait_for_sidebar(stranger, "demo_cohort.csv", PAGE_TIMEOUT, "the other browser")
+        assert "Urea.csv" not in sidebar_text(stranger)
+    finally:
+        other.close()
+    assert_only_local(context, server)
+
+
 # ----------------------------------------------------------------------------------------- XSS
 
 def hostile_csv() -> bytes:
