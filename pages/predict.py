@@ -14,14 +14,15 @@ from bnapp.intake.units import (
     DETAILS,
     UNIT_LABELS,
     UREA_COLUMNS,
-    UREA_FACTORS,
     UREA_UNITS,
+    DisplayUnits,
     label,
 )
 from bnapp.report.export import table_csv
 from bnapp.ui import state, whatif, widgets
 
 MAX_SHOWN = 5000  # sessions drawn in the table; the download holds all
+UREA_STEPS = {"mg/dL": 1.0, "mmol/L": 0.1, "BUN": 0.5}  # a form's urea step: about 0.5 mg/dL
 
 
 def field_label(name: str, units: str) -> str:
@@ -29,21 +30,25 @@ def field_label(name: str, units: str) -> str:
     return label(name, units) if name in DESCRIPTIONS else widgets.escape_md(name)
 
 
-def patient_frame(run, units: str) -> pd.DataFrame | None:
-    """One patient's values from the form (defaults: the training data's medians)."""
+def patient_frame(run, display: DisplayUnits) -> pd.DataFrame | None:
+    """One patient's values from the form, urea typed in the shown unit and read into mg/dL
+    (defaults: the training data's medians)."""
+    units = display.urea
     typical = dict(zip(run.features, np.median(run.X, axis=0), strict=True))
     values = {}
     with st.form("predict-form", border=True):
-        st.caption("Defaults are the median of the data the network was trained on.")
+        st.caption(f"Defaults are the median of the data the network was trained on. Urea in "
+                   f"{UNIT_LABELS[units]}, as the sidebar's 'Show urea in' says.")
         columns = st.columns(3)
         for i, name in enumerate(run.features):
             urea = name in UREA_COLUMNS
             default = typical.get(name)
-            if default is not None and urea:
-                default /= UREA_FACTORS[units]
             values[name] = columns[i % 3].number_input(
-                field_label(name, units), value=None if default is None else round(default, 2),
-                step=0.1, format="%.2f", key=f"predict-{name}-{units}" if urea else f"predict-{name}",
+                field_label(name, units),
+                value=None if default is None else round(default / display.factor(name), 2),
+                min_value=0.0 if name in DESCRIPTIONS else None,
+                step=UREA_STEPS[units] if urea else 0.1, format="%.2f",
+                key=f"predict-{name}-{units}" if urea else f"predict-{name}",
                 help=DETAILS.get(name, "An input of the trained network"))
         st.form_submit_button("Predict", key="predict-submit", type="primary",
                               help="Compute the network's prediction for these values")
@@ -59,11 +64,21 @@ def read_upload(content: bytes, name: str, features: tuple[str, ...], units: str
     return data.load_sessions(content, features, name, units=units)
 
 
-def sessions_frame(run, units: str) -> pd.DataFrame | None:
-    upload = st.file_uploader(
+def sessions_frame(run, display: DisplayUnits) -> pd.DataFrame | None:
+    """A file's sessions, read in the file's own urea unit (not the shown one: a file is
+    written in one unit whatever the pages show), in mg/dL."""
+    unit_col, upload_col = st.columns([1, 3])
+    units = unit_col.selectbox(
+        "Urea units in this file", UREA_UNITS, format_func=UNIT_LABELS.get,
+        index=UREA_UNITS.index(state.dataset().units), key="predict-file-units",
+        help="The unit the file's urea values are written in; it starts at the loaded data "
+             "set's. A column whose name states its unit (e.g. 'Upre (mmol/L)') is read in "
+             "that one. Results are shown in the sidebar's unit "
+             f"({display.unit(data.STUDY_TARGET)}), whatever the file's.")
+    upload = upload_col.file_uploader(
         "Sessions file (CSV or XLSX)", type=["csv", "xlsx"], key="predict-upload",
         help="One row per session with the network's input columns (named as on the Data page; "
-             "the measured Ueq is not needed). Urea in the unit chosen above.")
+             "the measured Ueq is not needed). Urea in the unit chosen beside it.")
     if upload is None:
         st.info("Upload a file of sessions, one per row, with the columns "
                 + widgets.escape_md(", ".join(run.features)) + ".")
@@ -73,7 +88,9 @@ def sessions_frame(run, units: str) -> pd.DataFrame | None:
     except DataError as err:
         st.error(widgets.escape_md(str(err)))
         return None
-    st.text(f"{sessions.name}: {sessions.n_usable} of {sessions.n_read} sessions usable")
+    st.text(f"{sessions.name}: {sessions.n_usable} of {sessions.n_read} sessions usable; urea "
+            f"read as {UNIT_LABELS[units]} unless a column's name states its unit, shown in "
+            f"{display.unit(data.STUDY_TARGET)}")
     if not sessions.dropped.empty:
         st.warning("Some rows were skipped; the list says which value was wrong in each.")
         widgets.table(sessions.dropped, "predict_skipped_rows")
@@ -87,14 +104,15 @@ def _interval(low: float, high: float, digits: int) -> str:
     return f"{end(low)} to {end(high)}"
 
 
-def headline(row: pd.Series, labels: dict[str, str], n_folds: int, level: float) -> None:
+def headline(row: pd.Series, labels: dict[str, str], n_folds: int, level: float,
+             digits: int = 1) -> None:
     """The single patient's answer: the network's Ueq and dose with their prediction intervals,
-    beside the rate equation."""
+    beside the rate equation; Ueq to `digits` decimals (one more for the SD)."""
     net, ektv, rate = st.columns(3)
-    net.metric(widgets.escape_md(labels["ueq_network"]), f"{row['ueq_network']:.1f}",
+    net.metric(widgets.escape_md(labels["ueq_network"]), f"{row['ueq_network']:.{digits}f}",
                help=f"Mean of the {n_folds} fold models' predictions")
     net.markdown(f"**{level:.0%} prediction interval: "
-                 f"{_interval(row['ueq_network_pi_low'], row['ueq_network_pi_high'], 1)}**",
+                 f"{_interval(row['ueq_network_pi_low'], row['ueq_network_pi_high'], digits)}**",
                  help="CV+ interval (Barber et al. 2021) from the cross-validation residuals: "
                       f"it contains the measured Ueq in about {level:.0%} of sessions like "
                       "those the network was trained on (see the Agreement page for its "
@@ -102,9 +120,10 @@ def headline(row: pd.Series, labels: dict[str, str], n_folds: int, level: float)
                       "models disagree: on the synthetic cohort about 97 % of new sessions "
                       "fall inside the network's 90 % interval")
     if n_folds > 1:
-        net.caption(f"across folds: SD {row['ueq_network_sd']:.2f}, range "
-                    f"{row['ueq_network_min']:.1f}–{row['ueq_network_max']:.1f} (how much the "
-                    "answer depends on the training rows; not a prediction interval)")
+        net.caption(f"across folds: SD {row['ueq_network_sd']:.{digits + 1}f}, range "
+                    f"{row['ueq_network_min']:.{digits}f}–{row['ueq_network_max']:.{digits}f} "
+                    "(how much the answer depends on the training rows; not a prediction "
+                    "interval)")
     if "ektv_network" in row:
         ektv.metric(widgets.escape_md(labels["ektv_network"]), f"{row['ektv_network']:.2f}",
                     help="Daugirdas' formula with Ueq in place of Upos: the equilibrated dose")
@@ -113,7 +132,7 @@ def headline(row: pd.Series, labels: dict[str, str], n_folds: int, level: float)
                       help="The doses the two ends of the Ueq interval imply (a higher Ueq is "
                            "a lower dose)")
         rate.metric(widgets.escape_md(labels["ueq_rate_equation"]),
-                    f"{row['ueq_rate_equation']:.1f}",
+                    f"{row['ueq_rate_equation']:.{digits}f}",
                     help="Daugirdas–Schneditz rate equation (arterial access), for comparison")
         rate.caption(f"eKt/V {row['ektv_rate_equation']:.2f} · spKt/V {row['spktv']:.2f}")
 
@@ -129,11 +148,8 @@ st.text(entry.label)
 if run.target != data.STUDY_TARGET:
     st.warning("This network predicts " + widgets.escape_md(run.target) + ", not Ueq: the "
                "columns named Ueq hold its prediction, and the dose and the formulas are left out.")
-unit_col, hours_col, source_col, level_col = st.columns(4)
-units = unit_col.selectbox(
-    "Urea unit", UREA_UNITS, format_func=UNIT_LABELS.get, key="predict-units",
-    help="The unit of the urea values you type or upload; results are shown in it too "
-         "(BUN = blood urea nitrogen)")
+display = state.display_units()
+hours_col, source_col, level_col = st.columns(3)
 length = state.session_length()
 hours = hours_col.number_input(
     "Session time (h)", min_value=1.0, max_value=12.0, value=length.minutes / 60, step=0.25,
@@ -155,7 +171,7 @@ normalized = level_col.toggle(
     "Scale by the fold spread", key="predict-normalized",
     help="Wider intervals where the fold models disagree, narrower where they agree")
 
-frame = patient_frame(run, units) if source == "form" else sessions_frame(run, units)
+frame = patient_frame(run, display) if source == "form" else sessions_frame(run, display)
 if frame is None:
     st.stop()
 try:
@@ -167,9 +183,9 @@ if length_column is not None:
     st.caption(f"Session lengths from the column {widgets.escape_md(length_column)}.")
 result = predict.predict_sessions(run, frame, t_hours, level=level, normalized=normalized,
                                   access=length.access)
-shown, labels = predict.in_units(result, units, run.target)
+shown, labels = predict.in_units(result, display, run.target)
 if source == "form":
-    headline(shown.iloc[0], labels, len(run.folds), level)
+    headline(shown.iloc[0], labels, len(run.folds), level, 2 if display.urea == "mmol/L" else 1)
 if result["outside_training_range"].ne("").any():
     st.warning("Some inputs lie outside the range of the data the network was trained on; "
                "its Ueq there is an extrapolation (see the last column).")
@@ -186,4 +202,4 @@ else:
                        icon=":material/download:", help="Every session's prediction as CSV")
 
 st.divider()
-whatif.what_if_section(entry)
+whatif.what_if_section(entry, display)

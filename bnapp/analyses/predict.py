@@ -25,15 +25,7 @@ from bnapp.analyses.baselines import KINETIC_INPUTS, KINETIC_METHODS
 from bnapp.engine.results import RunResult
 from bnapp.intake import data, kinetics
 from bnapp.intake.data import DataError
-from bnapp.intake.units import (
-    LIBRARY_UNITS,
-    PREDICTION_LABELS,
-    UNIT_LABELS,
-    UREA_COLUMNS,
-    UREA_FACTORS,
-    short_label,
-    target_unit,
-)
+from bnapp.intake.units import LIBRARY_DISPLAY, LIBRARY_UNITS, PREDICTION_LABELS, DisplayUnits
 
 NETWORK_OUTPUTS = ("ueq_network", "ueq_network_sd", "ueq_network_min", "ueq_network_max",
                    "ueq_network_pi_low", "ueq_network_pi_high")
@@ -134,26 +126,35 @@ def _outside_range(x: np.ndarray, trained: np.ndarray, features: Sequence[str]) 
     return text
 
 
-def in_units(table: pd.DataFrame, units: str = "mg/dL",
+def in_units(table: pd.DataFrame, display: DisplayUnits = LIBRARY_DISPLAY,
              target: str = data.STUDY_TARGET) -> tuple[pd.DataFrame, dict[str, str]]:
-    """A predict_sessions table with every urea value (inputs and estimates, SDs alike: the
-    conversion is a factor) in `units`, and a label with its unit for every column.
+    """A predict_sessions table in `display`'s units (every urea value, inputs and estimates,
+    SDs alike: the conversion is a factor; doses and weights as they are), and a label with
+    its unit for every column.
 
-    The network's columns hold a prediction of the run's `target`: converted only when that is
-    a urea column, and labelled with the target's name and unit."""
-    unit = data.urea_unit(units)
-    factor = UREA_FACTORS[unit]
-    urea_target = target in UREA_COLUMNS
-    urea = [c for c in table.columns if c in UREA_COLUMNS
-            or (c in UREA_OUTPUTS and (urea_target or c not in NETWORK_OUTPUTS))]
-    converted = table.assign(**{c: table[c] / factor for c in urea})
-    labels = {c: short_label(c, unit) for c in table.columns
+    The network's columns hold a prediction of the run's `target`: in that column's unit, and
+    labelled with its name; the formulas' columns estimate Ueq."""
+    measures = {c: _measured(c, target) for c in table.columns}
+    converted = table.assign(**{c: table[c] / display.factor(of)
+                                for c, of in measures.items() if display.factor(of) != 1.0})
+    labels = {c: _label(c, of, display) for c, of in measures.items()
               if c in LIBRARY_UNITS or c in PREDICTION_LABELS}
-    if target != data.STUDY_TARGET:
-        target_in = UNIT_LABELS[unit] if urea_target else target_unit(target)
-        labels |= {c: PREDICTION_LABELS[c].replace("Ueq", target).format(urea=target_in)
-                   for c in NETWORK_OUTPUTS if c in table.columns}
     return converted, labels
+
+
+def _measured(column: str, target: str) -> str:
+    """The column a predict_sessions column is a value of: the network's, the run's target;
+    the formulas', Ueq; an input or a dose, itself."""
+    if column in NETWORK_OUTPUTS:
+        return target
+    return data.STUDY_TARGET if column in UREA_OUTPUTS else column
+
+
+def _label(column: str, measured: str, display: DisplayUnits) -> str:
+    if column not in PREDICTION_LABELS:
+        return display.label(column)
+    text = PREDICTION_LABELS[column].format(urea=display.unit(measured))
+    return text.replace(data.STUDY_TARGET, measured) if column in NETWORK_OUTPUTS else text
 
 
 def indexed_by_row(sessions: data.Dataset) -> pd.DataFrame:

@@ -33,8 +33,15 @@ def register(sub) -> None:
     add_arch_options(cmd)
     add_protocol_options(cmd)
     cmd.add_argument("--new", required=True, type=Path,
-                     help="CSV or XLSX file of new sessions: the run's inputs, urea in mg/dL "
+                     help="CSV or XLSX file of new sessions: the run's inputs, urea in --units "
                           "(no Ueq needed)")
+    cmd.add_argument("--units", default="mg/dL", metavar="mg/dL|mmol/L|BUN",
+                     help="urea units of NEW (default mg/dL; BUN = urea nitrogen mg/dL); a "
+                          "column whose name states its unit, e.g. 'Upre (mmol/L)', is read in "
+                          "that one")
+    cmd.add_argument("--show-units", default=None, metavar="mg/dL|mmol/L|BUN",
+                     help="urea units of OUT's prediction and interval (default: --units); "
+                          "eKt/V has none")
     cmd.add_argument("--interval", type=float, default=0.9,
                      help="level of the CV+ prediction intervals (default 0.9)")
     cmd.add_argument("--method", choices=METHODS, default="network",
@@ -47,16 +54,16 @@ def register(sub) -> None:
                      help="vascular access, for the rate equation's coefficients (arterial: "
                           "fistula or graft, the default; venous: catheter)")
     cmd.add_argument("--out", required=True, type=Path,
-                     help="CSV file to write: row (in NEW), prediction, pi_low, pi_high, and "
-                          "eKt/V with its interval")
+                     help="CSV file to write: row (in NEW), prediction, pi_low, pi_high (urea "
+                          "in --show-units), and eKt/V with its interval")
     cmd.set_defaults(handler=cmd_predict)
 
 
 def cmd_predict(args) -> int:
     from bnapp.analyses import conformal, predict
-    from bnapp.intake.data import DataError, load_sessions
+    from bnapp.intake.data import DataError, load_sessions, urea_unit
     from bnapp.intake.duration import frame_hours
-    from bnapp.intake.units import STUDY_INPUTS
+    from bnapp.intake.units import STUDY_INPUTS, DisplayUnits
     from bnapp.report.cells import write_csv
 
     try:
@@ -66,7 +73,8 @@ def cmd_predict(args) -> int:
     if not args.new.is_file():
         raise UserError(f"{args.new}: no such file")
     try:  # before training: a file with no usable session is said at once
-        sessions = load_sessions(args.new, STUDY_INPUTS)  # trained_run's inputs
+        display = DisplayUnits(urea_unit(args.show_units or args.units))
+        sessions = load_sessions(args.new, STUDY_INPUTS, units=args.units)  # trained_run's
     except DataError as exc:
         raise UserError(str(exc)) from exc
     # the run's options check --out as a folder: this command's folder is the file's
@@ -80,13 +88,14 @@ def cmd_predict(args) -> int:
         raise UserError(str(exc)) from exc
     if column is not None:
         print(f"session lengths from the column {column!r} of {sessions.name}", file=sys.stderr)
-    write_csv(table.reset_index(), args.out)
+    shown = display.show(table, run.target, ("prediction", "pi_low", "pi_high"))
+    write_csv(shown.reset_index(), args.out)
     _report_skipped(sessions, args.out)
     coverage = conformal.held_out_coverage(run, level)
     pooled = coverage[(coverage["fold"] == "pooled") & (coverage["method"] == args.method)]
     reported = dict(zip(pooled["interval"], pooled["coverage"], strict=True))
     print(f"{len(table)} sessions of {sessions.n_read} predicted by {args.method} with "
-          f"{level:.0%} CV+ intervals; wrote {args.out}")
+          f"{level:.0%} CV+ intervals, in {display.unit(run.target)}; wrote {args.out}")
     print(f"coverage of {level:.0%} intervals on the run's own rows (the share inside an "
           "interval built without them):")
     for kind, share in reported.items():

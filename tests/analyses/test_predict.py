@@ -19,6 +19,7 @@ from bnapp.engine.protocols import Protocol
 from bnapp.engine.train import train_run
 from bnapp.intake import data, kinetics
 from bnapp.intake.data import DataError
+from bnapp.intake.units import DisplayUnits
 from tests.apptest import demo_run
 
 FEATURES = data.STUDY_INPUTS
@@ -131,11 +132,11 @@ def test_a_run_predicting_another_outcome_gets_no_dose():
 
 
 @pytest.mark.parametrize(("target", "converted", "unit"), [
-    ("PP", False, "kg"), ("Kt", False, "units of Kt"), ("Upos", True, "urea mmol/L")])
+    ("PP", False, "kg"), ("Kt", False, "units of Kt"), ("Upos", True, "mmol/L")])
 def test_a_prediction_of_another_target_keeps_its_own_unit_and_name(target, converted, unit):
     run = dataclasses.replace(demo_run().run, target=target)
     out = predict_sessions(run, data.demo_dataset().frame.head(3))
-    shown, labels = in_units(out, "mmol/L", target)
+    shown, labels = in_units(out, DisplayUnits("mmol/L"), target)
     factor = 6.006 if converted else 1.0  # mg/dL urea per mmol/L
     for column in ("ueq_network", "ueq_network_sd", "ueq_network_min", "ueq_network_max"):
         np.testing.assert_allclose(shown[column] * factor, out[column], rtol=1e-12)
@@ -146,7 +147,7 @@ def test_a_prediction_of_another_target_keeps_its_own_unit_and_name(target, conv
 
 def test_urea_values_are_shown_in_the_users_unit():
     out = predict_sessions(demo_run().run, data.demo_dataset().frame.head(3))
-    shown, labels = in_units(out, "BUN")
+    shown, labels = in_units(out, DisplayUnits("BUN"))
     bun = 60.06 / 28.014  # mg/dL urea per mg/dL urea nitrogen
     for column in ("Upre", "U120", "Upos", "ueq_network", "ueq_network_sd", "ueq_rate_equation"):
         np.testing.assert_allclose(shown[column] * bun, out[column], rtol=1e-12)
@@ -208,9 +209,9 @@ def test_predictions_carry_the_cv_plus_interval_and_the_dose_it_implies():
     wider = predict_sessions(run, frame, level=0.95)
     assert (wider["ueq_network_pi_high"] >= out["ueq_network_pi_high"]).all()
     assert "ueq_network_pi_low" not in predict_sessions(run, frame, level=None).columns
-    shown, labels = in_units(out, "mmol/L")
+    shown, labels = in_units(out, DisplayUnits("mmol/L"))
     assert shown["ueq_network_pi_low"].to_numpy() == pytest.approx(low / 6.006)
-    assert labels["ueq_network_pi_low"] == "Ueq, prediction interval low (urea mmol/L)"
+    assert labels["ueq_network_pi_low"] == "Ueq, prediction interval low (mmol/L)"
 
 
 def test_predict_method_gives_the_network_what_predict_sessions_gives_and_formulas_theirs():

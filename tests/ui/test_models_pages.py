@@ -275,7 +275,7 @@ def test_a_typed_patient_gets_the_ensembles_ueq():
     ueq = shown["ueq_network"].iloc[0]
     assert ueq == pytest.approx(expected["ueq_network"].iloc[0], rel=1e-12)
     assert np.isfinite(ueq) and row["Ueq"] / 10 < ueq < row["Ueq"] * 10
-    assert at.metric[0].value == f"{ueq:.1f}" and "urea mg/dL" in at.metric[0].label
+    assert at.metric[0].value == f"{ueq:.1f}" and "mg/dL" in at.metric[0].label
     # typed values change the prediction
     type_patient(at, row.replace(row["Upos"], row["Upos"] * 1.5))
     assert at.dataframe[0].value["ueq_network"].iloc[0] != ueq
@@ -294,7 +294,8 @@ def test_session_time_changes_the_dose_not_the_networks_ueq():
 def test_urea_in_mmol_per_litre_in_and_out():
     at = app_at("pages/predict.py", runs=(demo_run(),))
     mg = at.dataframe[0].value.iloc[0]
-    at.selectbox(key="predict-units").set_value("mmol/L").run()
+    at.session_state["display_units"] = "mmol/L"  # the sidebar's switch
+    at.run()
     assert not at.exception
     mmol = at.dataframe[0].value.iloc[0]
     # the defaults are re-expressed in mmol/L (to 2 decimals), the answer with them
