@@ -76,6 +76,8 @@ def table(df: pd.DataFrame, name: str, *, hide_index: bool = True,
     """Draw a table's first max_rows rows (a large upload's dropped rows would otherwise all go
     to the browser) with CSV and XLSX download buttons holding all of it (text cells safe
     against formulas)."""
+    if hide_index:  # a shown index is pinned already
+        kwargs["column_config"] = _pin_key_column(df, kwargs.get("column_config"))
     st.dataframe(df.head(max_rows), hide_index=hide_index, **kwargs)
     if len(df) > max_rows:
         st.caption(f"First {max_rows:,} of {len(df):,} rows shown; the downloads hold all "
@@ -90,6 +92,24 @@ def table(df: pd.DataFrame, name: str, *, hide_index: bool = True,
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             key=f"xlsx-{stem}", on_click="ignore", icon=":material/download:",
             help="The table as an Excel workbook")
+
+
+def _pin_key_column(df: pd.DataFrame, config: dict | None) -> dict:
+    """The column config with the table's first column, what each row is (a method, an input,
+    a network), pinned: it stays in view when a wide table scrolls sideways in a narrow window.
+    A column hidden on purpose (None) stays hidden."""
+    config = dict(config or {})
+    if df.columns.empty:
+        return config
+    first = df.columns[0]
+    given = config.get(first, "")
+    if given is None:
+        return config
+    if isinstance(given, str):  # a label, or not configured: keep the label
+        given = st.column_config.Column(given or None)
+    pinned = given.get("pinned")
+    config[first] = {**given, "pinned": True if pinned is None else pinned}
+    return config
 
 
 def details(label: str, *, key: str) -> DeltaGenerator | None:
