@@ -197,7 +197,8 @@ if len(shown) <= MAX_SHOWN:
 else:
     st.caption(f"The first {MAX_SHOWN} of {len(shown)} sessions; the download holds all.")
     st.dataframe(shown.head(MAX_SHOWN), hide_index=True, column_config=labels)
-    st.download_button("All predictions (CSV)", lambda: table_csv(shown), "predictions.csv",
+    everything = widgets.with_headers(shown, labels)
+    st.download_button("All predictions (CSV)", lambda: table_csv(everything), "predictions.csv",
                        "text/csv", key="predict-download-all", on_click="ignore",
                        icon=":material/download:", help="Every session's prediction as CSV")
 

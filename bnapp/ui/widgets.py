@@ -74,8 +74,8 @@ def figure(chart: alt.TopLevelMixin, name: str, *, caption: str | None = None,
 def table(df: pd.DataFrame, name: str, *, hide_index: bool = True,
           max_rows: int = MAX_TABLE_ROWS, **kwargs) -> None:
     """Draw a table's first max_rows rows (a large upload's dropped rows would otherwise all go
-    to the browser) with CSV and XLSX download buttons holding all of it (text cells safe
-    against formulas)."""
+    to the browser) with CSV and XLSX download buttons holding all of it under the headers it is
+    shown with (text cells safe against formulas)."""
     if hide_index:  # a shown index is pinned already
         kwargs["column_config"] = _pin_key_column(df, kwargs.get("column_config"))
     st.dataframe(df.head(max_rows), hide_index=hide_index, **kwargs)
@@ -83,6 +83,7 @@ def table(df: pd.DataFrame, name: str, *, hide_index: bool = True,
         st.caption(f"First {max_rows:,} of {len(df):,} rows shown; the downloads hold all "
                    f"{len(df):,}.")
     stem = safe_filename(name)
+    df = with_headers(df, kwargs.get("column_config"))
     with st.container(horizontal=True):
         st.download_button("CSV", lambda: table_csv(df), f"{stem}.csv", "text/csv",
                            key=f"csv-{stem}", on_click="ignore", icon=":material/download:",
@@ -92,6 +93,14 @@ def table(df: pd.DataFrame, name: str, *, hide_index: bool = True,
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             key=f"xlsx-{stem}", on_click="ignore", icon=":material/download:",
             help="The table as an Excel workbook")
+
+
+def with_headers(df: pd.DataFrame, config: dict | None) -> pd.DataFrame:
+    """The table with the headers it is shown with (a download's 'RMSE (mmol/L)', not 'rmse':
+    a number in the user's unit says its unit)."""
+    labels = {column: given if isinstance(given, str) else given.get("label")
+              for column, given in (config or {}).items() if given is not None}
+    return df.rename(columns={c: label for c, label in labels.items() if label})
 
 
 def _pin_key_column(df: pd.DataFrame, config: dict | None) -> dict:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from bnapp.intake import data
 from tests.browser import (
     PAGES,
     PNG_SIGNATURE,
@@ -29,6 +31,7 @@ from tests.browser import (
     runs_finished,
     screenshot,
     serve_app,
+    set_number,
     set_protocol,
     sidebar_text,
     start_training,
@@ -36,6 +39,7 @@ from tests.browser import (
     wait_for_sidebar,
     wait_rerun,
 )
+from tests.clinic import clinic_csv
 
 pytestmark = pytest.mark.browser
 
@@ -336,6 +340,73 @@ def test_a_reload_keeps_the_uploaded_data_beside_its_run(context, browser, serve
     finally:
         other.close()
     assert_only_local(context, server)
+
+
+# ------------------------------------------------------------------- a clinician's own file
+
+def test_a_clinicians_file_reads_in_their_units(context, server, tmp_path):
+    """Issue 27's acceptance: a clinic's file (urea in mmol/L, `;` and decimal commas, patient
+    ids) trains grouped by patient without being told; the Train page says the CV RMSE in
+    mmol/L beside the best formula, with the verdict; Predict asks in mmol/L; Agreement gives
+    the share within a typed acceptable difference; the HTML report holds no raw Markdown; the
+    tables keep their key column in view in a 1,400 px window."""
+    path = clinic_csv(tmp_path / "clinic.csv")
+    expected = data.load_dataset(path)
+    page = context.new_page()
+    open_app(page, server)
+    upload(page, path)
+    rows = f"{expected.n_usable} rows usable · {expected.n_dropped} dropped"
+    wait_for_sidebar(page, rows, 60, "after uploading the clinic's file")
+    assert "urea mmol/L" in sidebar_text(page), "results shown in the file's unit"
+
+    go_to(page, "train")
+    grouped = page.locator(".st-key-proto_kind label").filter(has_text="grouped k-fold")
+    assert grouped.locator("input").is_checked(), "grouped k-fold preselected"
+    assert "patient_id" in page.locator(".st-key-proto_group_by").inner_text()
+    set_protocol(page, folds=3, epochs=20)
+    start_training(page)
+    wait_for_sidebar(page, "20 epochs · clinic.csv", TRAIN_TIMEOUT, "training on the file")
+    go_to(page, "train", PAGE_TIMEOUT)
+    main = page.locator('[data-testid="stMain"]').inner_text()
+    assert "cross-validated RMSE" in main and " mmol/L against " in main, main[:3000]
+    assert any(word in main for word in ("better than the best baseline",
+                                         "cannot be told apart", "worse than the best")), main
+    assert_page_ok(page, "train", server)
+
+    go_to(page, "predict", PAGE_TIMEOUT)
+    labels = page.locator('[data-testid="stNumberInput"] label').all_inner_texts()
+    assert any("Upre" in t and "mmol/L" in t for t in labels), labels
+
+    go_to(page, "agreement", PAGE_TIMEOUT)
+    check_share_within(page)
+
+    go_to(page, "baselines", PAGE_TIMEOUT)
+    assert_key_columns_in_view(page)
+
+    go_to(page, "export", PAGE_TIMEOUT)
+    report = build_html_report(page)
+    text = re.sub(r"<[^>]+>", " ", report)
+    assert "## " not in text and "|---|" not in report and "| --- |" not in report
+    assert "mmol/L" in text
+    assert_only_local(context, server)
+
+
+def check_share_within(page) -> None:
+    """Type an acceptable Ueq difference in mmol/L: the share of sessions within it follows."""
+    set_number(page, "agreement-tolerance", 1.0)
+    main = page.locator('[data-testid="stMain"]').inner_text()
+    assert "within ±1 mmol/L" in main or "within 1 mmol/L" in main, main[:3000]
+
+
+def assert_key_columns_in_view(page) -> None:
+    """Every table fits the 1,400 px window, and its first column is pinned, so it stays in
+    view when the table scrolls sideways."""
+    width = page.viewport_size["width"]
+    tables = page.locator('[data-testid="stDataFrame"]')
+    assert tables.count() >= 1
+    for i in range(tables.count()):
+        box = tables.nth(i).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
 
 
 # ----------------------------------------------------------------------------------------- XSS

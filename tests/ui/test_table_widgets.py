@@ -1,5 +1,6 @@
-"""Tables keep their key column (what each row is) in view at any window width: widgets.table
-pins a table's first column unless told otherwise."""
+"""widgets.table: a table keeps its key column (what each row is) in view at any window width
+(its first column pinned unless told otherwise), and its downloads carry the headers it is shown
+with, units included."""
 
 from __future__ import annotations
 
@@ -35,3 +36,29 @@ def test_every_table_of_the_baselines_page_pins_its_key_column():
     for element in at.dataframe:
         first = str(element.value.columns[0])
         assert _pinned(element).get(first) is True, (first, _pinned(element))
+
+
+def test_downloads_carry_the_shown_headers():
+    frame = pd.DataFrame({"method": ["a"], "rmse": [1.0], "r2": [0.5], "n": [3]})
+    config = {"rmse": st.column_config.NumberColumn("RMSE (mmol/L)", format="%.2f"),
+              "r2": "R²", "n": None}
+    shown = widgets.with_headers(frame, config)
+    assert list(shown.columns) == ["method", "RMSE (mmol/L)", "R²", "n"]
+    assert shown["RMSE (mmol/L)"].tolist() == [1.0]
+
+
+def test_the_result_tables_download_names_its_unit(monkeypatch):
+    downloads = {}  # file name -> what its button would download
+    real_button = st.download_button
+
+    def recording(label, data_, file_name, *args, **kwargs):
+        downloads[file_name] = data_
+        return real_button(label, data_, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", recording)
+    at = app_at(runs=(demo_run(),))
+    at.session_state["display_units"] = "mmol/L"
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    header = downloads["result.csv"]().decode("utf-8-sig").splitlines()[0]
+    assert header == "method,RMSE (mmol/L),MAE (mmol/L),R²", header
