@@ -8,9 +8,8 @@ from bnapp.analyses.baselines import KINETIC_INPUTS
 from bnapp.analyses.groups import gamma_rank_agreement, gamma_rank_summary, held_out_comparison
 from bnapp.intake.data import STUDY_TARGET
 from bnapp.intake.groups import group_labels
-from bnapp.intake.units import target_unit
 from bnapp.jobs import cache, page_analyses
-from bnapp.report import network_charts, page_tables
+from bnapp.report import network_charts, page_tables, style
 from bnapp.ui import result, state, widgets
 
 METRICS = {
@@ -19,6 +18,9 @@ METRICS = {
     "bias": "bias |mean error| ({unit}), the study's 'MSPE'",
     "r2": "R²: share of the variance in {target} explained",
 }
+# the paired comparison's and the held-out groups' columns in the target's unit (t, p as they are)
+DIFFERENCES = ("network_rmse", "baseline_rmse", "difference", "ci_low", "ci_high")
+GROUP_ERRORS = ("rmse", "mae", "mean_error", "rmse_minus_network")
 METHODS_TEXT = """
 - **Network**: the trained network of each fold, predicting the run's target for that fold's
   test rows.
@@ -38,13 +40,14 @@ st.caption("Does the network predict equilibrated urea (Ueq) better than what cl
            "already use? Every method is scored on the same test rows of the run's folds.")
 entry = widgets.need_run()
 length = state.formula_length(entry.run)  # the formulas' session length and access
-unit = target_unit(entry.run.target)
+target, display = entry.run.target, state.display_units()
+unit = display.unit(target)  # every error and difference below is shown in it
 st.text(entry.label)
 st.info(result.verdict_sentence(entry))
 st.markdown(METHODS_TEXT)
-if entry.run.target != STUDY_TARGET:
+if target != STUDY_TARGET:
     st.info(f"The clinical formulas predict equilibrated urea (Ueq); this run predicts "
-            f"{widgets.escape_md(entry.run.target)}, so only the network and linear regression "
+            f"{widgets.escape_md(target)}, so only the network and linear regression "
             "are compared.")
 elif not set(KINETIC_INPUTS) <= set(entry.run.features):
     st.info("The clinical formulas need Upre, Upos, PP and UF among the inputs; this run "
@@ -52,13 +55,14 @@ elif not set(KINETIC_INPUTS) <= set(entry.run.features):
 
 table = widgets.compute_call(entry, page_analyses.baselines(*length))
 metric = st.selectbox(
-    "Error measure", list(METRICS), format_func=lambda m: METRICS[m].format(unit=unit, target=entry.run.target), key="baselines-metric",
+    "Error measure", list(METRICS), key="baselines-metric",
+    format_func=lambda m: METRICS[m].format(unit=unit, target=target),
     help="RMSE and MAE say how far predictions typically are from the measured value; bias says "
          "whether a method is systematically high or low; R² near 1 is best. ")
-widgets.figure(network_charts.baseline_chart(table, metric, target=entry.run.target),
+widgets.figure(network_charts.baseline_chart(table, metric, target=target, display=display),
                f"baselines_{metric}")
 st.subheader("Per fold and pooled")
-widgets.table(table, "baselines", column_config={
+widgets.table(style.show_metrics(table, target, display), "baselines", column_config={
     "method": "method", "fold": "fold ('pooled' = all test rows)", "n": "test rows",
     "rmse": f"RMSE ({unit})", "mae": f"MAE ({unit})", "bias": f"bias ({unit})",
     "mean_error": f"mean error, predicted − measured ({unit})", "r2": "R²"})
@@ -66,10 +70,11 @@ widgets.table(table, "baselines", column_config={
 st.subheader("Network against each baseline, fold by fold")
 paired = widgets.compute_call(entry, page_analyses.paired_comparison(*length))
 st.markdown(page_tables.paired_reading(len(entry.run.folds)))
-widgets.table(paired, "paired_comparison", column_config={
+widgets.table(display.show(paired, target, DIFFERENCES), "paired_comparison", column_config={
     "baseline": "baseline", "n_folds": "folds", "network_rmse": f"network RMSE ({unit})",
     "baseline_rmse": f"baseline RMSE ({unit})", "difference": f"difference ({unit})",
-    "ci_low": "95% CI low", "ci_high": "95% CI high", "t_statistic": "corrected t",
+    "ci_low": f"95% CI low ({unit})", "ci_high": f"95% CI high ({unit})",
+    "t_statistic": "corrected t",
     "p_value": "p (corrected t): read this one",
     "wilcoxon_p": "p (Wilcoxon, uncorrected for the overlap)",
     "network_better_folds": "folds the network won"})
@@ -83,12 +88,12 @@ if group_by:
                 f" on the Data page to see its results per {widgets.escape_md(group_by)}.")
     else:
         labels = tuple(str(v) for v in group_labels(ds, group_by))  # hashable for the memo
-        units = widgets.compute(entry, held_out_comparison, labels)
+        per_group = widgets.compute(entry, held_out_comparison, labels)
         st.markdown(
             f"Every fold's test rows are whole {widgets.escape_md(group_by)} groups the network "
             "never saw: this is how it would do in a new unit or on new patients. A positive "
             "'baseline RMSE − network RMSE' means the network was closer on that group.")
-        widgets.table(units, "groups", column_config={
+        widgets.table(display.show(per_group, target, GROUP_ERRORS), "groups", column_config={
             "held_out": f"held-out {group_by}", "fold": "fold", "method": "method",
             "n": "test rows", "rmse": f"RMSE ({unit})", "mae": f"MAE ({unit})",
             "mean_error": f"mean error ({unit})", "r2": "R²",

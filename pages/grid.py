@@ -8,9 +8,9 @@ import streamlit as st
 from bnapp.engine import grid
 from bnapp.engine.model import ACTIVATIONS, INPUT_MODES, OUTPUT_ACTIVATIONS, ArchSpec
 from bnapp.engine.protocols import GROUP_KFOLD, Protocol, grouped
-from bnapp.intake import units
 from bnapp.intake.data import DataError
 from bnapp.intake.groups import group_columns
+from bnapp.intake.units import DisplayUnits
 from bnapp.report import network_charts
 from bnapp.ui import state, widgets
 
@@ -23,9 +23,9 @@ SORT_KEYS = {
 }
 
 
-def columns(target: str) -> dict[str, str]:
-    """Table headers, the errors in the unit of the target the grid predicted."""
-    unit = units.target_unit(target)
+def columns(target: str, display: DisplayUnits) -> dict[str, str]:
+    """Table headers, the errors in the unit `display` shows the target the grid predicted in."""
+    unit = display.unit(target)
     # the network's name stays in view when the table scrolls sideways, its errors next to it
     return {
         "label": st.column_config.TextColumn("network", pinned=True),
@@ -38,6 +38,15 @@ def columns(target: str) -> dict[str, str]:
         "instability": "instability (relative CV-MSE change from a 1e-12 start)",
         "diverged": "diverged",
     }
+
+
+def show_table(frame, name: str, target: str, display: DisplayUnits) -> None:
+    """The grid's columns of `frame`, its errors (computed in library units) in the shown unit:
+    √MSE as a value of the target, the MSEs and their SD and SE as its square."""
+    headers = columns(target, display)
+    frame = display.show(display.show(frame, target, ["cv_rmse"]), target,
+                         ["cv_mse_mean", "cv_mse_sd", "cv_mse_se"], power=2)
+    widgets.table(frame[[c for c in headers if c in frame]], name, column_config=headers)
 
 
 def protocol_controls() -> Protocol | None:
@@ -171,14 +180,15 @@ if results is None:
     st.info("No grid results in this session yet: set the protocol and run the grid search.")
     st.stop()
 
-results = results.assign(cv_rmse=np.sqrt(results["cv_mse_mean"]),  # in the target's own unit
+# in library units, as the ranking is computed; show_table converts what is shown
+results = results.assign(cv_rmse=np.sqrt(results["cv_mse_mean"]),
                           near_best=grid.near_best(results))
-predicted = state.grid_target()
-COLUMNS = columns(predicted)
-st.caption(f"These networks predicted {widgets.escape_md(predicted)}.")
+predicted, display = state.grid_target(), state.display_units()
+st.caption(f"These networks predicted {widgets.escape_md(predicted)}; errors are shown in "
+           f"{widgets.escape_md(display.unit(predicted))}, squared errors (MSE) in its square.")
 st.subheader("Best network per input mode")
 best = grid.best_per_mode(results)
-widgets.table(best[[c for c in COLUMNS if c in best]], "grid_best", column_config=COLUMNS)
+show_table(best, "grid_best", predicted, display)
 current = state.grid_is_current()
 if not current:
     st.warning("This grid was run on another data set or other input and target columns than "
@@ -199,9 +209,7 @@ st.caption(
     + ". The folds cannot tell these apart from the best (CV MSE ≤ best + SE, where SE is the SD "
       "over folds ÷ √(k − 1)), so their order is noise: the one-standard-error rule picks the "
       "simplest of them, below.")
-simplest = grid.simplest_near_best(results)
-widgets.table(simplest[[c for c in COLUMNS if c in simplest]], "grid_simplest_within_1se",
-              column_config=COLUMNS)
+show_table(grid.simplest_near_best(results), "grid_simplest_within_1se", predicted, display)
 
 if "instability" in results:
     chaotic = int((results["instability"] > grid.CHAOTIC_INSTABILITY).sum())
@@ -217,7 +225,8 @@ shown = filters(results)
 if shown.empty:
     st.info("No network matches the filters; widen them.")
     st.stop()
-widgets.table(shown[[c for c in COLUMNS if c in shown]], "grid_search", column_config=COLUMNS)
-widgets.figure(network_charts.grid_heatmap(shown, target=predicted), "grid_heatmap",
+show_table(shown, "grid_search", predicted, display)
+widgets.figure(network_charts.grid_heatmap(shown, target=predicted, display=display),
+               "grid_heatmap",
                caption="Cells show the filtered networks; the outlined cell is the best of each "
                        "input mode among them.")

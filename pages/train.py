@@ -21,6 +21,7 @@ from bnapp.engine.protocols import (
 )
 from bnapp.intake.data import DataError
 from bnapp.intake.groups import group_columns
+from bnapp.intake.units import DisplayUnits
 from bnapp.jobs import cache, page_analyses
 from bnapp.report import network_charts, style
 from bnapp.ui import result, state, widgets
@@ -77,10 +78,11 @@ def _widths(layers: int) -> tuple[int, ...]:
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _architecture_chart(spec: ArchSpec, n_inputs: int, features: tuple[str, ...],
-                        target: str) -> alt.TopLevelMixin:
-    """The drawing of the network, built once per architecture (a sixth of this page's script
-    run, on every click of it, before); shared, as figure() only reads a chart."""
-    return network_charts.architecture_chart(spec, n_inputs, features, target=target)
+                        target: str, display: DisplayUnits) -> alt.TopLevelMixin:
+    """The drawing of the network, built once per architecture and unit shown (a sixth of this
+    page's script run, on every click of it, before); shared, as figure() only reads a chart."""
+    return network_charts.architecture_chart(spec, n_inputs, features, target=target,
+                                             display=display)
 
 
 def _architecture(n_inputs: int) -> ArchSpec | None:
@@ -129,8 +131,8 @@ def _architecture(n_inputs: int) -> ArchSpec | None:
     moving = (f"{counts.trainable} trainable + {counts.non_trainable} BN moving statistics"
               if counts.non_trainable else "all trainable")
     st.markdown(f"**{counts.total} parameters** ({moving}) for {n_inputs} inputs")
-    widgets.figure(_architecture_chart(spec, n_inputs, tuple(state.features()), state.target()),
-                   "architecture")
+    widgets.figure(_architecture_chart(spec, n_inputs, tuple(state.features()), state.target(),
+                                       state.display_units()), "architecture")
     return spec
 
 
@@ -318,16 +320,16 @@ def _choose_active() -> None:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _curve_charts(run_key: str, _entry: state.RunEntry,
-                  per_fold: bool) -> tuple[tuple[alt.TopLevelMixin, Callable], ...]:
-    """A run's loss and γ curves (γ as a median and band, or a line per fold), each (light for
-    the screen, the detailed one's builder for the downloads), built once per run and choice
-    (this page runs again on every click of its controls); shared, as figure() only reads a
-    chart."""
+def _curve_charts(run_key: str, _entry: state.RunEntry, per_fold: bool,
+                  display: DisplayUnits) -> tuple[tuple[alt.TopLevelMixin, Callable], ...]:
+    """A run's loss curves (MSE in the unit shown) and γ curves (γ as a median and band, or a
+    line per fold), each (light for the screen, the detailed one's builder for the downloads),
+    built once per run, choice and unit (this page runs again on every click of its
+    controls); shared, as figure() only reads a chart."""
     loss, gamma = widgets.compute_call(_entry, page_analyses.training_curves())
     held_out = widgets.compute_call(_entry, page_analyses.held_out_errors())
     builders = (functools.partial(network_charts.loss_curves, loss, held_out,
-                                  target=_entry.run.target),
+                                  target=_entry.run.target, display=display),
                 functools.partial(network_charts.gamma_trajectories, gamma, band=not per_fold))
     return tuple((build(max_points=style.SCREEN_LINE_POINTS),
                   functools.partial(build, max_points=style.MAX_POINTS)) for build in builders)
@@ -352,7 +354,8 @@ def _runs_section() -> None:
     per_fold = st.toggle("γ of each fold", key="gamma_per_fold",
                          help="Draw γ as one line per fold and input instead of the median "
                               "over the folds with a band.")
-    (loss, loss_detailed), (gamma, gamma_detailed) = _curve_charts(entry.key, entry, per_fold)
+    (loss, loss_detailed), (gamma, gamma_detailed) = _curve_charts(entry.key, entry, per_fold,
+                                                                   state.display_units())
     widgets.figure(loss, "loss-curves", export=loss_detailed)
     widgets.figure(gamma, "input-gamma-curves", export=gamma_detailed,
                    caption="γ is the scale the input BN layer learns for each input: how much "

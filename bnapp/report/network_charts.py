@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bnapp.engine.model import ArchSpec
-from bnapp.intake.units import STUDY_TARGET, target_unit
-from bnapp.intake.units import label as column_label
+from bnapp.intake.units import DESCRIPTIONS, LIBRARY_DISPLAY, STUDY_TARGET, DisplayUnits
 from bnapp.report.style import (
     MAX_POINTS,
     METHOD_LABELS,
@@ -26,13 +25,20 @@ from bnapp.report.style import (
     message_chart,
     metric_label,
     ordered,
+    show_metrics,
     unit_scale,
 )
 
 # ---------------------------------------------------------------- figure 1: architecture
 
+def _output_name(target: str, display: DisplayUnits) -> str:
+    """'equilibrated urea Ueq (mmol/L)': the target in words and the unit it is shown in."""
+    words = DESCRIPTIONS.get(target)
+    return f"{words} {display.label(target)}" if words else target
+
+
 def _layer_boxes(spec: ArchSpec, n_inputs: int, features: Sequence[str] | None,
-                 target: str) -> pd.DataFrame:
+                 target: str, display: DisplayUnits) -> pd.DataFrame:
     mode = "raw values" if spec.input_mode == "raw" else "z-scored with the training scaler"
     names = f": {', '.join(features)}" if features else ""
     rows = [("input", f"Input — {n_inputs} variables{names}", f"{mode}", 0, 0)]
@@ -47,7 +53,7 @@ def _layer_boxes(spec: ArchSpec, n_inputs: int, features: Sequence[str] | None,
             rows.append(("bn", f"Batch normalization ({h}) → {spec.activation}",
                          "γ, β per unit; moving mean, variance", 2 * h, 2 * h))
         width = h
-    rows.append(("output", f"Output (1 unit): {column_label(target)}",
+    rows.append(("output", f"Output (1 unit): {_output_name(target, display)}",
                  f"{spec.output_activation} activation", width + 1, 0))
     out = pd.DataFrame(rows, columns=["kind", "name", "detail", "trainable", "non_trainable"])
     out["params"] = [
@@ -59,9 +65,11 @@ def _layer_boxes(spec: ArchSpec, n_inputs: int, features: Sequence[str] | None,
 
 
 def architecture_chart(spec: ArchSpec, n_inputs: int, features: Sequence[str] | None = None, *,
-                       target: str = STUDY_TARGET) -> alt.TopLevelMixin:
-    """Study figure 1: the layers top to bottom as boxes with unit and parameter counts."""
-    boxes = _layer_boxes(spec, n_inputs, features, target)
+                       target: str = STUDY_TARGET,
+                       display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
+    """Study figure 1: the layers top to bottom as boxes with unit and parameter counts; the
+    output named with the unit `display` shows the target in."""
+    boxes = _layer_boxes(spec, n_inputs, features, target, display)
     step, box_h = 56, 40
     boxes["top"] = np.arange(len(boxes)) * step
     boxes["bottom"] = boxes["top"] + box_h
@@ -173,34 +181,36 @@ HELD_OUT = "test (held out)"
 
 
 def loss_curves(loss: pd.DataFrame, held_out: pd.DataFrame | None = None, *,
-                target: str = STUDY_TARGET, max_points: int = MAX_POINTS) -> alt.TopLevelMixin:
+                target: str = STUDY_TARGET, display: DisplayUnits = LIBRARY_DISPLAY,
+                max_points: int = MAX_POINTS) -> alt.TopLevelMixin:
     """Training and validation loss (MSE) per epoch, a thin line per fold, log scale, and each
     model's test error (held_out[fold, epoch, mse]) as a dot at the epoch it kept; a series
-    without rows has no legend entry; epochs thinned to max_points."""
+    without rows has no legend entry; epochs thinned to max_points. Every MSE is shown in the
+    square of the unit `display` shows `target` in."""
     if loss.empty:
         return message_chart("Loss during training", "No training history: imported models "
                              "carry only their final weights.")
     long = loss.melt(id_vars=["fold", "epoch"], value_vars=list(LOSS_SERIES),
                      var_name="series", value_name="mse").dropna(subset=["mse"])
-    long = long[long["mse"] > 0]
+    long = display.show(long[long["mse"] > 0], target, ["mse"], power=2)
     if long.empty:
         return message_chart("Loss during training", "The recorded losses are not positive "
                              "numbers, so there is no curve to draw.")
     long["series"] = long["series"].map(LOSS_SERIES)
     long, thinned = _thin_epochs(long, long.groupby(["series", "fold"]).ngroups, max_points)
     dots = pd.DataFrame(columns=["fold", "epoch", "mse"]) if held_out is None else held_out
-    dots = dots[dots["mse"] > 0].assign(series=HELD_OUT)
+    dots = display.show(dots[dots["mse"] > 0], target, ["mse"], power=2).assign(series=HELD_OUT)
     colours = dict(zip([*LOSS_SERIES.values(), HELD_OUT], OKABE_ITO[3:6], strict=True))
     shown = [name for name in colours if name in set(long["series"]) | set(dots["series"])]
     values = pd.concat([long["mse"], dots["mse"]])
+    mse = metric_label("mse", target, display)
     x = alt.X("epoch:Q", title="epoch", scale=alt.Scale(zero=False, nice=False))
-    y = alt.Y("mse:Q", **log_axis(values.min(), values.max(),
-                                  f"loss: {metric_label('mse', target)}"))
+    y = alt.Y("mse:Q", **log_axis(values.min(), values.max(), f"loss: {mse}"))
     color = alt.Color("series:N", title="rows", scale=alt.Scale(
         domain=shown, range=[colours[name] for name in shown]),
         legend=alt.Legend(symbolStrokeWidth=3))
     tooltip = [alt.Tooltip("series:N", title="rows"), alt.Tooltip("fold:N"),
-               alt.Tooltip("epoch:Q"), alt.Tooltip("mse:Q", format=".4g", title="MSE")]
+               alt.Tooltip("epoch:Q"), alt.Tooltip("mse:Q", format=".4g", title=mse)]
     chart = alt.Chart(long).mark_line(strokeWidth=1.2, opacity=0.75).encode(
         x=x, y=y, color=color, detail=alt.Detail("fold:N"), tooltip=tooltip)
     said = ""
@@ -217,14 +227,16 @@ def loss_curves(loss: pd.DataFrame, held_out: pd.DataFrame | None = None, *,
 # ---------------------------------------------------------------- baselines
 
 def baseline_chart(baselines: pd.DataFrame, metric: str = "rmse", *,
-                   target: str = STUDY_TARGET) -> alt.TopLevelMixin:
-    """Error of the network and the clinical formulas: pooled bar, one dot per fold."""
-    data = baselines.assign(fold=baselines["fold"].astype(str),
-                            method=baselines["method"].astype(str))
+                   target: str = STUDY_TARGET,
+                   display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
+    """Error of the network and the clinical formulas: pooled bar, one dot per fold; an error
+    in the unit `display` shows `target` in (R² as it is)."""
+    data = show_metrics(baselines, target, display, [metric]).assign(
+        fold=baselines["fold"].astype(str), method=baselines["method"].astype(str))
     data["label"] = data["method"].map(METHOD_LABELS).fillna(data["method"])
     order = [METHOD_LABELS.get(m, m) for m in ordered(data["method"])]
     pooled, folds = data[data["fold"] == "pooled"], data[data["fold"] != "pooled"]
-    title = metric_label(metric, target)
+    title = metric_label(metric, target, display)
     y = alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
     color = alt.Color("label:N", sort=order,
                       scale=alt.Scale(domain=order, range=list(OKABE_ITO[:len(order)])),
@@ -234,14 +246,14 @@ def baseline_chart(baselines: pd.DataFrame, metric: str = "rmse", *,
     bars = alt.Chart(pooled).mark_bar(opacity=0.5, height=22).encode(
         x=alt.X(f"{metric}:Q", title=title), y=y, color=color,
         tooltip=[alt.Tooltip("label:N", title="method"), alt.Tooltip("n:Q"),
-                 alt.Tooltip(f"{metric}:Q", format=".3f")])
+                 alt.Tooltip(f"{metric}:Q", format=".3f", title=title)])
     values = alt.Chart(pooled).mark_text(align="left", dx=10, fontSize=12,
                                          fontWeight="bold").encode(
         x=alt.X("text_x:Q"), y=y, text=alt.Text(f"{metric}:Q", format=".2f"))
     dots = alt.Chart(folds).mark_point(size=40, filled=True, opacity=0.8, color="#333333").encode(
         x=alt.X(f"{metric}:Q"), y=y,
         tooltip=[alt.Tooltip("label:N", title="method"), alt.Tooltip("fold:N"),
-                 alt.Tooltip(f"{metric}:Q", format=".3f")])
+                 alt.Tooltip(f"{metric}:Q", format=".3f", title=title)])
     chart = alt.layer(bars, dots, values).properties(width=WIDTH - 180, height=52 * len(order))
     return finish(chart, "Network against the clinical formulas",
                   "Bar and number: all test rows pooled; dots: one per fold. "
@@ -261,13 +273,15 @@ def _bn_label(row: pd.Series) -> str:
     return "BN" if row["bn"] else "no BN"
 
 
-def grid_heatmap(grid_df: pd.DataFrame, *, target: str = STUDY_TARGET) -> alt.TopLevelMixin:
+def grid_heatmap(grid_df: pd.DataFrame, *, target: str = STUDY_TARGET,
+                 display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
     """Cross-validated MSE over hidden layers x nodes, a panel per input mode and BN (columns)
-    and activations (rows); the best network of each input mode is outlined.
+    and activations (rows); the best network of each input mode is outlined. The MSEs are in
+    the square of the unit `display` shows `target` in.
 
     A cell holding several configurations (e.g. uneven widths) shows the best of them.
     """
-    data = grid_df.copy()
+    data = display.show(grid_df, target, ["cv_mse_mean", "cv_mse_sd"], power=2).copy()
     mode = data["input_mode"].map({"raw": "raw", "zscore": "z-scored"}).fillna(data["input_mode"])
     data["col"] = mode.astype(str) + ", " + data.apply(_bn_label, axis=1)
     data["row"] = data["activation"].astype(str) + " → " + data["output_activation"].astype(str)
@@ -283,17 +297,18 @@ def grid_heatmap(grid_df: pd.DataFrame, *, target: str = STUDY_TARGET) -> alt.To
     beyond = int((cells["cv_mse_mean"] > top).sum())
     cells = cells.assign(best=~cells.duplicated("input_mode"))[
         ["row", "col", "n_layers", "width", "cv_mse_mean", "cv_mse_sd", "label", "best"]]
+    squared = f"({display.unit(target)})²"
     base = alt.Chart().encode(
         x=alt.X("width:O", title="nodes per layer", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("n_layers:O", title=None))
     rect = base.mark_rect().encode(
-        color=alt.Color("cv_mse_mean:Q", title=["CV MSE", f"({target_unit(target)})²"],
+        color=alt.Color("cv_mse_mean:Q", title=["CV MSE", squared],
                         scale=alt.Scale(scheme="viridis", reverse=True, domain=[lo, top],
                                         clamp=True,
                                         type="log" if lo > 0 and top / lo > 3 else "linear")),
         tooltip=[alt.Tooltip("label:N", title="network"),
-                 alt.Tooltip("cv_mse_mean:Q", format=".4g", title="CV MSE"),
-                 alt.Tooltip("cv_mse_sd:Q", format=".3g", title="SD over folds")])
+                 alt.Tooltip("cv_mse_mean:Q", format=".4g", title=f"CV MSE, {squared}"),
+                 alt.Tooltip("cv_mse_sd:Q", format=".3g", title=f"SD over folds, {squared}")])
     best = base.mark_rect(fill=None, stroke="black", strokeWidth=2.5).transform_filter(
         alt.datum.best)
     rows, cols = ordered(data["row"]), ordered(data["col"])
