@@ -91,8 +91,9 @@ def errors_table(sens: pd.DataFrame, target: str, stem: str) -> None:
     """The ablation table in the shown unit of the target (squared errors squared), its error
     columns titled with it; γ, R² and percentages as they are."""
     display = state.display_units()
-    st.caption(f"Errors of {widgets.escape_md(target)} in {display.unit(target)}, squared "
-               f"errors (MSE, ΔMSE) in ({display.unit(target)})²; γ is dimensionless.")
+    unit = widgets.escape_md(display.unit(target))  # 'units of <target>': the user's name
+    st.caption(f"Errors of {widgets.escape_md(target)} in {unit}, squared errors (MSE, ΔMSE) in "
+               f"({unit})²; γ is dimensionless.")
     shown = style.show_metrics(sens, target, display)
     widgets.table(shown, f"sensitivity_{stem}", column_config={
         c: style.metric_label(c, target, display) for c in style.METRIC_WORDS if c in shown})
@@ -180,7 +181,7 @@ st.markdown(
 st.caption(f"Run: {widgets.escape_md(entry.label)}")
 
 display = state.display_units()
-urea, unit = display.unit(STUDY_TARGET), display.unit(entry.run.target)
+urea, unit = display.unit(STUDY_TARGET), widgets.escape_md(display.unit(entry.run.target))
 c_layer, c_mode, c_metric = st.columns(3)
 layer = widgets.layer_picker(
     spec, key="sens-layer", container=c_layer,
