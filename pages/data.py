@@ -6,11 +6,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bnapp.intake import columns, data, duration, groups
+from bnapp.intake import columns, data, duration, groups, units
 from bnapp.intake.data import DataError
 from bnapp.intake.kinetics import ACCESS_TYPES
 from bnapp.intake.rules import UeqRule
-from bnapp.intake.units import DESCRIPTIONS, UNIT_LABELS, UREA_UNITS, label
+from bnapp.intake.units import (
+    DESCRIPTIONS,
+    UNIT_LABELS,
+    UREA_COLUMNS,
+    UREA_RANGE,
+    UREA_UNITS,
+    label,
+)
 from bnapp.report import data_charts
 from bnapp.report.export import safe_filename
 from bnapp.ui import state, widgets
@@ -131,6 +138,7 @@ def _mapping_section(record: dict) -> None:
             help="How Upre, U120, Upos and Ueq are given. mmol/L is multiplied by 6.006 and BUN "
                  "(blood urea nitrogen, mg/dL) by 2.144 to get urea in mg/dL. A column whose "
                  "name states its unit, e.g. 'Upre (mmol/L)', is read in that unit.")
+        _urea_units_read()
         _rule_controls()
         if st.form_submit_button("Load with these columns and units", key="apply_mapping",
                                  help="Read the file again with the columns and unit chosen "
@@ -139,6 +147,15 @@ def _mapping_section(record: dict) -> None:
                        if st.session_state[_map_key(c)]}
             if _load(record, mapping, st.session_state["data_units"]):
                 st.rerun()
+
+
+def _urea_units_read() -> None:
+    """Beside the file's urea units: the unit each urea column's header states, the one it is
+    read in, and why (a header's own unit wins, as the reading does)."""
+    headers = {c: st.session_state.get(_map_key(c)) for c in UREA_COLUMNS}
+    table = columns.urea_units_table(headers, st.session_state["data_units"])
+    st.caption(escape_md(columns.urea_units_sentence(table)))
+    st.dataframe(table, hide_index=True, key="urea_units_read")
 
 
 def _rule_controls() -> None:
@@ -188,7 +205,8 @@ def _report_section(ds: data.Dataset, ids: pd.DataFrame) -> None:
         return
     st.subheader("Dropped rows and why")
     st.caption("Rows are numbered as a spreadsheet shows them (the header is row 1). A row with "
-               "two problems is listed twice and counted under both reasons.")
+               "two problems is listed twice and counted under both reasons. Values are as "
+               f"written in the file; ranges are checked on urea in mg/dL{_urea_range()}.")
     st.markdown(data.commonest_drop(ds))
     widgets.table(data.dropped_summary(ds), "dropped-by-reason")
     widgets.table(ds.dropped, "dropped-rows", height=300)
@@ -235,10 +253,25 @@ def _leak_warning(ds: data.Dataset, target: str, candidates: list[str]) -> None:
                icon=":material/warning:")
 
 
+def _urea_range() -> str:
+    """The plausible urea range in the shown unit, when that is not mg/dL: ' (5-400 mg/dL is
+    0.833-66.6 mmol/L)'."""
+    display = state.display_units()
+    factor = display.factor("Upre")
+    if factor == 1.0:
+        return ""
+    low, high = UREA_RANGE
+    return (f" ({low:g}–{high:g} mg/dL is {low / factor:.3g}–{high / factor:.3g} "
+            f"{display.unit('Upre')})")
+
+
 @st.cache_data(max_entries=8, show_spinner="Summarising…")
-def _overview(fingerprint: str, _frame, shown: tuple[str, ...]):
-    """Summary table and histograms, once per data content (a million rows take a second)."""
-    return columns.summary_table(_frame, shown), data_charts.distributions_chart(_frame, shown)
+def _overview(fingerprint: str, _frame, shown: tuple[str, ...], urea: str):
+    """Summary table and histograms in the shown urea unit (part of the key), once per data
+    content and unit (a million rows take a second)."""
+    display = units.DisplayUnits(urea)
+    return (columns.summary_table(_frame, shown, display),
+            data_charts.distributions_chart(_frame, shown, display=display))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -252,9 +285,10 @@ def _overview_section(ds: data.Dataset, ids: pd.DataFrame) -> None:
     st.header("Distributions")
     labels = set(ids["column"])  # identifier and centre columns: not measurements, not drawn
     shown = (*data.STUDY_COLUMNS, *(c for c in ds.optional_inputs if c not in labels))
-    summary, chart = _overview(ds.fingerprint(), ds.frame, shown)
-    widgets.figure(chart, "distributions", caption="Usable rows only; urea in mg/dL, weight in "
-                   "kg, ultrafiltration in litres.")
+    display = state.display_units()
+    summary, chart = _overview(ds.fingerprint(), ds.frame, shown, display.urea)
+    widgets.figure(chart, "distributions", caption="Usable rows only; urea in "
+                   f"{display.unit('Upre')}, weight in kg, ultrafiltration in litres.")
     widgets.table(summary, "summary", column_config={
         c: st.column_config.NumberColumn(format="%.4g")
         for c in ("mean", "sd", "min", "q1", "median", "q3", "max")})
@@ -274,6 +308,13 @@ def _reset_length() -> None:
                                               length.access), strict=True))
 
 
+def _pick_label(column: str) -> str:
+    """'pre-dialysis urea Upre': a study column in words, others by name. Without the unit: the
+    browser returns the label chosen, which a switch of the shown unit must not orphan (the
+    widget's label says the units)."""
+    return f"{DESCRIPTIONS[column]} {column}" if column in DESCRIPTIONS else column
+
+
 def _columns_section(ds: data.Dataset) -> None:
     st.header("Inputs and target")
     candidates = [*data.STUDY_INPUTS, *ds.optional_inputs]
@@ -282,14 +323,16 @@ def _columns_section(ds: data.Dataset) -> None:
         _reset_column_choice()
     st.session_state[FEATURES] = [c for c in st.session_state[FEATURES] if c in candidates]
     _leak_warning(ds, st.session_state.get(TARGET, state.target()), candidates)
+    urea = state.display_units().unit("Upre")
     chosen = st.multiselect(
-        "Input columns", candidates, key=FEATURES, format_func=label,
-        help="What the network sees. The study used Upre, U120, Upos (urea, mg/dL), PP "
+        f"Input columns (urea in {urea}, weight in kg, ultrafiltration in L)", candidates,
+        key=FEATURES, format_func=_pick_label,
+        help=f"What the network sees. The study used Upre, U120, Upos (urea, {urea}), PP "
              "(pre-dialysis weight, kg) and UF (ultrafiltration, L). Other numeric columns of "
              "your file without empty cells can be added.")
     target = st.selectbox(
-        "Target", targets, key=TARGET, format_func=label,
-        help="What the network predicts. The study predicts equilibrated urea Ueq (mg/dL), "
+        f"Target (urea in {urea})", targets, key=TARGET, format_func=_pick_label,
+        help=f"What the network predicts. The study predicts equilibrated urea Ueq ({urea}), "
              "measured 30-60 minutes after dialysis, when urea has rebounded.")
     if (chosen, target) == (state.features(), state.target()):
         return

@@ -5,9 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from bnapp.analyses.stages import beta_is_zero
+from bnapp.intake import units
 from bnapp.jobs import page_analyses
 from bnapp.report import bn_charts, page_tables
-from bnapp.ui import widgets
+from bnapp.ui import state, widgets
 
 HIDDEN_NODES_UNALIGNED = (
     "Hidden nodes are not the same units from fold to fold: each fold's network starts from its "
@@ -44,20 +45,26 @@ if not page_tables.has_bn(spec, layer):
             "statistics (shown as —); only the scaler's mean and SD over the training rows are "
             "given.")
 
+display, input_mode = state.display_units(), spec.input_mode
 st.subheader("Mean ± SD over folds")
 st.caption(f"{n_folds} folds; {'sample' if sample_sd else 'population'} SD. Means and SDs in "
-           "the variable's unit; γ and β are dimensionless.")
+           "the variable's unit, named beside it (urea in "
+           f"{display.unit(units.STUDY_TARGET)}); γ and β are dimensionless."
+           + (" On z-scored inputs the BN moving mean and std are of z-scores, dimensionless."
+              if input_mode == "zscore" and layer.kind == "input" else ""))
 if layer.kind == "hidden":
     st.warning(HIDDEN_NODES_UNALIGNED)
 beta_zero = beta_is_zero(per_fold)
 if beta_zero:
     st.info(page_tables.beta_zero_sentence(per_fold))
-widgets.table(page_tables.parameter_table(summary, layer, beta_zero=beta_zero),
+widgets.table(page_tables.parameter_table(summary, layer, beta_zero=beta_zero, display=display,
+                                          input_mode=input_mode),
               f"bn_parameters_{layer.stem}")
-widgets.figure(bn_charts.parameter_chart(per_fold, title), f"bn_parameters_{layer.stem}")
+widgets.figure(bn_charts.parameter_chart(per_fold, title, display=display, input_mode=input_mode),
+               f"bn_parameters_{layer.stem}")
 
 st.subheader("Per fold")
-folds_table = page_tables.per_fold_table(per_fold, layer)
+folds_table = page_tables.per_fold_table(per_fold, layer, display=display, input_mode=input_mode)
 widgets.table(folds_table, f"bn_parameters_per_fold_{layer.stem}",
               column_config={c: st.column_config.NumberColumn(format="%.4g")
                              for c in folds_table.columns[2:]})

@@ -10,7 +10,7 @@ from bnapp.analyses.association import ASSOCIATION_METRICS
 from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import Layer
-from bnapp.intake.units import target_unit
+from bnapp.intake.units import STUDY_TARGET
 from bnapp.jobs import cache, page_analyses
 from bnapp.report import bn_charts, page_tables, style
 from bnapp.ui import state, widgets
@@ -27,6 +27,8 @@ def ablation(entry: state.RunEntry, layer: Layer, mode: str) -> pd.DataFrame:
 @st.cache_data(max_entries=128, show_spinner="Fitting lines…")
 def _lines(run_key: str, layer: Layer, mode: str, metric: str,
            _sens: pd.DataFrame) -> pd.DataFrame:
+    # fitted in library units, whatever the unit shown: the charts divide the lines as they
+    # divide the points (bn_charts), so the shown unit is not part of this cache's key
     lines = association.fit_lines(_sens, metric)
     # node k of one fold and node k of another start from other weights: unrelated units, so no
     # line per node across folds (the pooled points keep their colours)
@@ -75,15 +77,26 @@ def association_block(entry: state.RunEntry, layer: Layer, mode: str,
                f"averaged over folds. 95% intervals describe {assoc['interval'].iloc[0]}.")
     widgets.table(page_tables.association_table(assoc, mode), f"association_{stem}")
     st.caption(page_tables.association_caveats(metric_of(assoc), mode, layer,
-                                               entry.run.spec.input_mode))
+                                               entry.run.spec.input_mode, state.display_units()))
     if layer.kind == "hidden":
         st.caption("Hidden nodes: node k of one fold and node k of another start from different "
                    "weights, so they are unrelated units; no line is fitted per node across "
                    "folds, and the answer compares the nodes within each fold.")
     zero_mean_note(entry, layer, mode)
-    sens = tables["sensitivity"]
     with st.expander("Per fold and unit: the errors behind the figure"):
-        widgets.table(sens, f"sensitivity_{stem}")
+        errors_table(tables["sensitivity"], entry.run.target, stem)
+
+
+def errors_table(sens: pd.DataFrame, target: str, stem: str) -> None:
+    """The ablation table in the shown unit of the target (squared errors squared), its error
+    columns titled with it; γ, R² and percentages as they are."""
+    display = state.display_units()
+    unit = widgets.escape_md(display.unit(target))  # 'units of <target>': the user's name
+    st.caption(f"Errors of {widgets.escape_md(target)} in {unit}, squared errors (MSE, ΔMSE) in "
+               f"({unit})²; γ is dimensionless.")
+    shown = style.show_metrics(sens, target, display)
+    widgets.table(shown, f"sensitivity_{stem}", column_config={
+        c: style.metric_label(c, target, display) for c in style.METRIC_WORDS if c in shown})
 
 
 def metric_of(assoc: pd.DataFrame) -> str:
@@ -107,7 +120,8 @@ def run_panel(entry: state.RunEntry, layer: Layer, mode: str, metric: str) -> No
     stem = f"{layer.stem}_{mode}_{metric}_{entry.run.spec.input_mode}"
     tables = run_tables(entry, layer, mode, metric)
     widgets.figure(bn_charts.gamma_scatter(tables["sensitivity"], tables["fit_lines"], metric,
-                                           mode, target=entry.run.target), f"gamma_vs_{stem}")
+                                           mode, target=entry.run.target,
+                                           display=state.display_units()), f"gamma_vs_{stem}")
     association_block(entry, layer, mode, tables, stem)
 
 
@@ -122,7 +136,8 @@ def comparison_panel(pair: dict[str, state.RunEntry], layer: Layer, mode: str,
     both = layer_tables.side_by_side(per_mode, ("sensitivity", "fit_lines"))
     stem = f"{layer.stem}_{mode}_{metric}"
     widgets.figure(bn_charts.input_mode_scatter(both["sensitivity"], both["fit_lines"], metric, mode,
-                                             target=pair["raw"].run.target),
+                                                target=pair["raw"].run.target,
+                                                display=state.display_units()),
                    f"gamma_vs_{stem}_by_input_mode")
     for column, (input_mode, shown) in zip(st.columns(2), pair.items(), strict=True):
         with column:
@@ -165,6 +180,8 @@ st.markdown(
     "linear fit per unit across folds; dashed: smoothed trend.")
 st.caption(f"Run: {widgets.escape_md(entry.label)}")
 
+display = state.display_units()
+urea, unit = display.unit(STUDY_TARGET), widgets.escape_md(display.unit(entry.run.target))
 c_layer, c_mode, c_metric = st.columns(3)
 layer = widgets.layer_picker(
     spec, key="sens-layer", container=c_layer,
@@ -174,14 +191,15 @@ mode = c_mode.radio(
     "How a unit is turned off", sensitivity.ABLATIONS,
     index=sensitivity.ABLATIONS.index(page_analyses.FIRST_ABLATION),
     format_func=lambda m: bn_charts.MODE_LABELS[(layer.kind, m)], key="sens-mode",
-    help="Set to 0: the study's choice, but a raw urea of 0 mg/dL is far outside the data. "
+    help=f"Set to 0: the study's choice, but a raw urea of 0 {urea} is far outside the data. "
          "Held at its training mean: the unit carries no information. Permuted: its values "
          f"shuffled among the test rows ({SETTINGS.n_permutations} shuffles pooled).")
-unit = target_unit(entry.run.target)
+# the options in words, their unit in the label: the browser returns the option's label, which a
+# switch of the shown unit must not orphan
 metric = c_metric.selectbox(
-    "Error measure", ASSOCIATION_METRICS, key="sens-metric",
+    f"Error measure, in {unit} (ΔMSE in ({unit})²)", ASSOCIATION_METRICS, key="sens-metric",
     index=ASSOCIATION_METRICS.index(page_analyses.FIRST_METRIC),
-    format_func=lambda m: style.metric_label(m, entry.run.target),
+    format_func=lambda m: style.METRIC_WORDS[m][0],
     help=f"Bias: |mean of prediction − truth| in {unit}, what the study called 'MSPE' (errors "
          "of opposite sign cancel). ΔMSE: how much the mean squared error grows over the intact "
          f"network, in ({unit})². RMSE: root mean squared error with the unit off, in {unit}.")
@@ -216,5 +234,5 @@ if spec.hidden_bn:
         cumulative = widgets.compute_call(entry, page_analyses.cumulative_ablation(hidden))
         lines = association.fit_lines(cumulative, metric)  # the published figure's own lines
         widgets.figure(bn_charts.gamma_scatter(cumulative, lines, metric, "zero_cumulative",
-                                            target=entry.run.target),
+                                               target=entry.run.target, display=display),
                        f"gamma_vs_{metric}_{hidden.stem}_cumulative")

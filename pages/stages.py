@@ -8,11 +8,11 @@ import streamlit as st
 from bnapp.analyses import stages
 from bnapp.engine.results import Layer
 from bnapp.report import bn_charts, page_tables
-from bnapp.ui import widgets
+from bnapp.ui import state, widgets
 
 STAGE_TEXT = {
     "input": {
-        "raw": "the test-set values as recorded, each variable in its own unit.",
+        "raw": "the test-set values as recorded, each variable in its own unit ({units}).",
         "zscore": "the same values standardized with the mean and SD of the fold's training rows "
                   "(what a z-score scaler does by hand).",
         "bn_normalized": "the values standardized by the BN layer itself, with the moving mean "
@@ -66,14 +66,19 @@ title = page_tables.layer_title(spec, layer)
 if not page_tables.has_bn(spec, layer):
     st.warning(f"{title}: this layer has no batch normalization, so only the raw and "
                "z-scored stages exist; the BN stages are left out.")
+display = state.display_units()
 view, per_fold = page_tables.stage_view(quantiles, chosen)
 stem = f"{layer.stem}_{how if how != 'single' else f'fold{chosen}'}"
-widgets.figure(bn_charts.stage_boxplot(view, title, per_fold=per_fold, layer=layer.kind),
-               f"stages_{stem}")
+widgets.figure(bn_charts.stage_boxplot(view, title, per_fold=per_fold, layer=layer.kind,
+                                       display=display), f"stages_{stem}")
 shown = [s for s in stages.STAGES if s in set(view["stage"].astype(str))]
-st.markdown("\n".join(f"- **{bn_charts.STAGE_TITLES[s]}**: {STAGE_TEXT[layer.kind][s]}"
-                      for s in shown))
+units = widgets.escape_md(", ".join(display.label(u) for u in entry.run.unit_names(layer)))
+st.markdown("\n".join(
+    f"- **{bn_charts.STAGE_TITLES[s]}**: {STAGE_TEXT[layer.kind][s].format(units=units)}"
+    for s in shown))
 with st.expander("The numbers behind the boxes"):
     st.caption("One row per fold, unit and stage (fold −1: all folds pooled); n test values, "
-               "quartiles, whisker ends and extremes.")
-    widgets.table(view, f"stage_quantiles_{stem}")
+               "quartiles, whisker ends and extremes."
+               + (f" Raw values in each input's unit ({units}), the other stages "
+                  "dimensionless." if layer.kind == "input" else ""))
+    widgets.table(page_tables.shown_stages(view, display), f"stage_quantiles_{stem}")

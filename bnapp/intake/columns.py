@@ -1,26 +1,42 @@
-"""A data set's columns as the Data page and `validate` summarise them: a table in the library's
-units, a check for urea that was read in the wrong unit, and a check for inputs that were probably
-computed from the target (target leakage).
+"""A data set's columns as the Data page and `validate` summarise them: a table in the units
+shown, the unit each urea column is read in and why, a check for urea that was read in the wrong
+unit, and a check for inputs that were probably computed from the target (target leakage).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from bnapp.intake import data
-from bnapp.intake.units import DESCRIPTIONS, LIBRARY_UNITS, UREA_FACTORS
+from bnapp.intake.units import (
+    DESCRIPTIONS,
+    LIBRARY_DISPLAY,
+    LIBRARY_UNITS,
+    UNIT_LABELS,
+    UREA_COLUMNS,
+    UREA_FACTORS,
+    UREA_UNIT_NAMES,
+    DisplayUnits,
+    column_unit,
+    header_unit,
+)
 
 # Below this median pre-dialysis urea (read as mg/dL) a file is most likely in mmol/L: dialysis
 # patients' pre-dialysis urea is rarely under 60 mg/dL, and 50 mg/dL is 8.3 mmol/L.
 MMOL_HINT_MG_DL = 50.0
 
 
-def summary_table(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """One row per column: what it is, its unit, n, mean, SD (n-1), min, quartiles, max."""
+SUMMARY_VALUES = ("mean", "sd", "min", "q1", "median", "q3", "max")
+
+
+def summary_table(frame: pd.DataFrame, columns: Sequence[str],
+                  display: DisplayUnits = LIBRARY_DISPLAY) -> pd.DataFrame:
+    """One row per column: what it is, its unit, n, mean, SD (n-1), min, quartiles, max; the
+    study's columns in `display`'s units (frame holds library units)."""
     rows = []
     for col in columns:
         values = pd.to_numeric(frame[col], errors="coerce").dropna().to_numpy(np.float64)
@@ -28,13 +44,52 @@ def summary_table(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
         rows.append({
             "variable": col,
             "description": DESCRIPTIONS.get(col, ""),
-            "unit": LIBRARY_UNITS.get(col, "as in the file"),
+            "unit": display.unit(col) if col in LIBRARY_UNITS else "as in the file",
             "n": len(values),
             "mean": values.mean() if len(values) else np.nan,
             "sd": values.std(ddof=1) if len(values) > 1 else np.nan,
             "min": q[0], "q1": q[1], "median": q[2], "q3": q[3], "max": q[4],
         })
-    return pd.DataFrame(rows)
+    return display.show_by(pd.DataFrame(rows), "variable", SUMMARY_VALUES)
+
+
+def urea_units_table(headers: Mapping[str, str | None], file_units: str) -> pd.DataFrame:
+    """Per urea column mapped (`headers`: study column -> the file's header): the unit its
+    header states, the file's units, the unit it is read in (units.column_unit) and why."""
+    rows = []
+    for canon in UREA_COLUMNS:
+        header = headers.get(canon)
+        if not header:
+            continue
+        stated, read = header_unit(header), column_unit(header, file_units)
+        rows.append({"column": canon, "header": header,
+                     "header states": UREA_UNIT_NAMES[stated] if stated else "no unit",
+                     "file's units": UNIT_LABELS[file_units], "read in": UNIT_LABELS[read],
+                     "why": _why(stated, file_units, read)})
+    return pd.DataFrame(rows, columns=["column", "header", "header states", "file's units",
+                                       "read in", "why"])
+
+
+def _why(stated: str | None, file_units: str, read: str) -> str:
+    """Why a urea column is read in `read`, following units.column_unit's rules."""
+    if stated is None:
+        return "its header states no unit, so the file's units"
+    if stated == file_units:
+        return "its header states the file's units"
+    if stated == "BUN" and read == "mmol/L":
+        return "BUN in mmol/L equals urea in mmol/L, so the file's mmol/L"
+    if stated == "mg/dL" and read == "BUN":
+        return "'mg/dL' does not say urea or BUN, so the file's choice, BUN, decides"
+    return "its header states a unit, which wins over the file's units"
+
+
+def urea_units_sentence(table: pd.DataFrame) -> str:
+    """urea_units_table in one sentence: which unit each column is read in, and why."""
+    if table.empty:
+        return "No urea column is mapped yet."
+    parts = [f"{' and '.join(group['column'])} in {read} ({why})"
+             for (read, why), group in table.groupby(["read in", "why"], sort=False)]
+    return "Read in: " + "; ".join(parts) + "."
 
 
 def units_hint(ds: data.Dataset) -> str | None:

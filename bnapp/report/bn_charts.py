@@ -13,10 +13,11 @@ import pandas as pd
 
 from bnapp.analyses.stages import beta_is_zero
 from bnapp.engine.model import INPUT_MODES
-from bnapp.intake.units import LIBRARY_UNITS as UNITS
-from bnapp.intake.units import STUDY_TARGET
+from bnapp.intake.units import LIBRARY_DISPLAY, STUDY_TARGET, DisplayUnits
+from bnapp.report.page_tables import shown_parameters, shown_stages
 from bnapp.report.style import (
     MAX_POINTS,
+    METRIC_WORDS,
     WIDTH,
     finish,
     log_axis,
@@ -84,31 +85,41 @@ def _stage_panel(data: pd.DataFrame, units: list[str], title: str, y_title: str,
         width=panel_width, height=220, title=alt.TitleParams(title, anchor="middle", fontSize=13))
 
 
-def _raw_axis(units: list[str], layer: str) -> str:
+def _data_units(units: list[str], display: DisplayUnits) -> str | None:
+    """'mmol/L, kg, L': the shown units of the study columns among `units` in order, or None
+    when one of them is not a study column (a user's own column: its unit is not known)."""
+    shown = [display.unit(u) for u in units]
+    if any(s.startswith("units of ") for s in shown):
+        return None
+    return ", ".join(dict.fromkeys(shown))
+
+
+def _raw_axis(units: list[str], layer: str, display: DisplayUnits) -> str:
     if layer == "hidden":
         return HIDDEN_RAW_AXIS
-    known = {UNITS[u] for u in units if u in UNITS}
-    if len(known) > 1 and all(u in UNITS for u in units):
-        return "raw value (" + ", ".join(sorted(known, key=list(UNITS.values()).index)) + ")"
-    return STAGE_AXES["raw"]
+    known = _data_units(units, display)
+    return f"raw value ({known})" if known else STAGE_AXES["raw"]
 
 
 def stage_boxplot(quantiles: pd.DataFrame, layer_label: str, *, per_fold: bool = False,
-                  layer: str = "input") -> alt.TopLevelMixin:
+                  layer: str = "input",
+                  display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
     """Study figure 2: test-set values per unit at the four stages, one box per unit.
 
     Drawn from `stage_quantiles` output only (a few numbers per box): pooled folds (fold -1) by
     default, or one box per fold side by side with per_fold=True. layer: "input" or "hidden"
-    (names the raw stage's axis).
+    (names the raw stage's axis). The raw stage is drawn in `display`'s units, each input in
+    its own; the other stages are dimensionless.
     """
     if "value" in quantiles.columns:
         raise ValueError("stage_boxplot takes the box summaries: pass stage_quantiles(stages)")
+    quantiles = shown_stages(quantiles, display)
     data = quantiles[quantiles["fold"] != -1] if per_fold else quantiles[quantiles["fold"] == -1]
     data = data.assign(stage=data["stage"].astype(str), unit=data["unit"].astype(str))
     units = ordered(data["unit"])
     panels = [
         _stage_panel(data[data["stage"] == stage], units, STAGE_TITLES[stage],
-                     _raw_axis(units, layer) if stage == "raw" else STAGE_AXES[stage], per_fold)
+                     _raw_axis(units, layer, display) if stage == "raw" else STAGE_AXES[stage], per_fold)
         for stage in STAGE_TITLES if (data["stage"] == stage).any()
     ]
     chart = alt.concat(*panels, columns=2, spacing=28)
@@ -120,10 +131,26 @@ def stage_boxplot(quantiles: pd.DataFrame, layer_label: str, *, per_fold: bool =
 
 # ---------------------------------------------------------------- figures 3-5: |gamma| vs error
 
-def _scatter_rows(sens: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+def _scatter_rows(sens: pd.DataFrame, metric: str, mode: str, target: str,
+                  display: DisplayUnits) -> pd.DataFrame:
     if metric not in sens.columns:
         raise ValueError(f"metric {metric!r} is not a column of the sensitivity table")
-    return sens[sens["mode"] == mode].dropna(subset=["abs_gamma", metric])
+    rows = sens[sens["mode"] == mode].dropna(subset=["abs_gamma", metric])
+    return display.show(rows, target, [metric], _power(metric))
+
+
+def _power(metric: str) -> int:
+    """The power of the target's unit a metric is in (MSE 2, RMSE 1, R² 0)."""
+    return METRIC_WORDS.get(metric, ("", 1))[1]
+
+
+def _shown_lines(lines: pd.DataFrame, metric: str, target: str,
+                 display: DisplayUnits) -> pd.DataFrame:
+    """fit_lines' curves in the shown unit: fitted in library units, their y divided by the
+    metric's factor. The same lines as fitted to converted points: a least-squares line of y/c
+    on x has slope/c and intercept/c, and LOWESS (weights from residuals relative to their
+    median) scales with y alike."""
+    return display.show(lines, target, ["y"], _power(metric))
 
 
 def _layer_names(points: pd.DataFrame) -> list[str]:
@@ -176,38 +203,43 @@ def _legend_title(points: pd.DataFrame) -> str:
 
 
 def gamma_scatter(sens: pd.DataFrame, lines: pd.DataFrame, metric: str, mode: str, *,
-                  target: str = STUDY_TARGET) -> alt.TopLevelMixin:
+                  target: str = STUDY_TARGET,
+                  display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
     """Study figures 3-5: |γ| against the error with one unit turned off, per unit and fold.
 
     `lines` is fit_lines(sens, metric): a linear fit (solid) and LOWESS curve (dashed) per unit.
     More than MAX_POINTS points are sampled (the lines use every point). target: the predicted
-    column, whose unit the error axis is in.
+    column, whose unit the error axis is in (the unit `display` shows it in).
     """
-    points = _scatter_rows(sens, metric, mode)
+    points = _scatter_rows(sens, metric, mode, target, display)
     if points.empty:
         return message_chart("|γ| against the error", f"No sensitivity rows for mode {mode!r}.")
     fits = lines[(lines["mode"] == mode) & lines["layer"].isin(points["layer"].unique())]
     units = ordered(sens.loc[sens["mode"] == mode, "unit"])
-    chart = _scatter_panel(sample(points), fits, metric, units, _legend_title(points),
-                           metric_label(metric, target), WIDTH)
+    chart = _scatter_panel(sample(points), _shown_lines(fits, metric, target, display), metric,
+                           units, _legend_title(points), metric_label(metric, target, display),
+                           WIDTH)
     return finish(chart, "|γ| against the error with one unit turned off — "
                   f"{' and '.join(_layer_names(points))} BN",
                   _scatter_subtitle(points, mode, MAX_POINTS))
 
 
 def input_mode_scatter(sens: pd.DataFrame, lines: pd.DataFrame, metric: str, mode: str, *,
-                       target: str = STUDY_TARGET) -> alt.TopLevelMixin:
+                       target: str = STUDY_TARGET,
+                       display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
     """Study figures 3 and 4 side by side: gamma_scatter of the raw-input run beside that of the
     z-score run, on shared axes.
 
     sens, lines: compare_input_modes' "sensitivity" and "fit_lines" (for one metric), tables
-    with an input_mode column. Each panel samples MAX_POINTS / 2 points.
+    with an input_mode column. Each panel samples MAX_POINTS / 2 points; the error axis in
+    `display`'s unit of the target.
     """
-    points = _scatter_rows(sens, metric, mode)
+    points = _scatter_rows(sens, metric, mode, target, display)
     if points.empty:
         return message_chart("|γ| against the error", f"No sensitivity rows for mode {mode!r}.")
     units = ordered(sens.loc[sens["mode"] == mode, "unit"])
-    legend, y_title = _legend_title(points), metric_label(metric, target)
+    legend, y_title = _legend_title(points), metric_label(metric, target, display)
+    lines = _shown_lines(lines, metric, target, display)
     panels = []
     for input_mode in INPUT_MODES:
         mine = points[points["input_mode"] == input_mode]
@@ -225,12 +257,29 @@ def input_mode_scatter(sens: pd.DataFrame, lines: pd.DataFrame, metric: str, mod
                   f"{' and '.join(_layer_names(points))} BN",
                   [*_scatter_subtitle(points, mode, MAX_POINTS), "The same network on the "
                     "same folds; both panels share their axes."])
+
+
 # ---------------------------------------------------------------- parameters
 
-def parameter_chart(per_fold: pd.DataFrame, layer_label: str = "") -> alt.TopLevelMixin:
+def _std_titles(units: list[str], display: DisplayUnits, input_mode: str) -> tuple[str, str]:
+    """Axis titles of the scaler's std and the BN moving std: the inputs' shown units, the
+    moving std of z-scored inputs dimensionless; 'data units' for hidden nodes and columns of
+    the user's own."""
+    known = _data_units(units, display)
+    moving = ("z-score units, dimensionless" if known and input_mode == "zscore"
+              else known or "data units")
+    return f"training-scaler std ({known or 'data units'})", f"BN moving std ({moving})"
+
+
+def parameter_chart(per_fold: pd.DataFrame, layer_label: str = "", *,
+                    display: DisplayUnits = LIBRARY_DISPLAY,
+                    input_mode: str = "raw") -> alt.TopLevelMixin:
     """γ and β of each unit across folds, beside the BN moving std against the scaler std;
-    layer_label (page_tables.layer_title) names the layer in the title."""
-    data = per_fold.assign(unit=per_fold["unit"].astype(str))
+    layer_label (page_tables.layer_title) names the layer in the title. The stds in `display`'s
+    units (page_tables.shown_parameters: the BN's of a run on z-scored inputs stay z-scores;
+    input_mode is the run's); γ and β are dimensionless."""
+    data = shown_parameters(per_fold, display, input_mode)
+    data = data.assign(unit=data["unit"].astype(str))
     units = ordered(data["unit"])
     color = alt.Color("unit:N", scale=unit_scale(units), legend=None)
     y = alt.Y("unit:N", sort=units, title=None)
@@ -264,14 +313,15 @@ def parameter_chart(per_fold: pd.DataFrame, layer_label: str = "") -> alt.TopLev
     if not stds.empty:
         lo = float(min(stds["moving_std"].min(), stds["scaler_std"].min()))
         hi = float(max(stds["moving_std"].max(), stds["scaler_std"].max()))
+        x_title, y_title = _std_titles(units, display, input_mode)
         if lo > 0 and hi / lo > 20:
-            x_axis = log_axis(lo, hi, "training-scaler std (data units)")
-            y_axis = {**x_axis, "title": "BN moving std (data units)"}
+            x_axis = log_axis(lo, hi, x_title)
+            y_axis = {**x_axis, "title": y_title}
         else:
             pad = 0.05 * (hi - lo) or 0.05 * abs(hi) or 0.05
             scale = alt.Scale(zero=False, nice=False, domain=[lo - pad, hi + pad])
-            x_axis = {"scale": scale, "title": "training-scaler std (data units)"}
-            y_axis = {"scale": scale, "title": "BN moving std (data units)"}
+            x_axis = {"scale": scale, "title": x_title}
+            y_axis = {"scale": scale, "title": y_title}
         ends = x_axis["scale"].domain
         diagonal = alt.Chart(pd.DataFrame({"a": ends})).mark_line(
             color="#888888", strokeDash=[4, 4]).encode(x=alt.X("a:Q", scale=x_axis["scale"]),

@@ -9,6 +9,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from bnapp.intake.units import LIBRARY_DISPLAY, DisplayUnits
 from bnapp.report.style import OKABE_ITO, finish, message_chart, ordered, with_unit
 
 
@@ -21,19 +22,21 @@ def _histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.histogram(values, bins=bins)
 
 
-def distributions_chart(frame: pd.DataFrame, columns: Sequence[str]) -> alt.TopLevelMixin:
-    """One histogram per variable, binned here with numpy so the browser gets only the counts."""
+def distributions_chart(frame: pd.DataFrame, columns: Sequence[str], *,
+                        display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
+    """One histogram per variable, binned here with numpy so the browser gets only the counts;
+    the study's columns in `display`'s units (frame holds library units)."""
     missing = [str(c) for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"columns not in the data: {', '.join(missing)}")
     parts = []
     for col in columns:
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(np.float64)
-        values = values[np.isfinite(values)]
+        values = values[np.isfinite(values)] / display.factor(str(col))
         if len(values) == 0:
             continue
         counts, edges = _histogram(values)
-        parts.append(pd.DataFrame({"variable": with_unit(str(col)), "start": edges[:-1],
+        parts.append(pd.DataFrame({"variable": with_unit(str(col), display), "start": edges[:-1],
                                    "end": edges[1:], "count": counts}))
     if not parts:
         return message_chart("Distributions", "No numeric values to show in the chosen columns.")

@@ -69,6 +69,19 @@ def stage_view(quantiles: pd.DataFrame, folds: str | int) -> tuple[pd.DataFrame,
     return chosen, True
 
 
+STAGE_VALUES = ("min", "q1", "median", "q3", "max", "whisker_low", "whisker_high")
+
+
+def shown_stages(quantiles: pd.DataFrame, display: DisplayUnits) -> pd.DataFrame:
+    """Box summaries (stage_quantiles' columns) with the raw stage, the recorded values the
+    z-score scaler takes, in `display`'s unit of each input; the other stages are
+    dimensionless and a hidden node's raw stage (a Dense output) is not a study column, so
+    neither changes."""
+    raw = (quantiles["stage"].astype(str) == "raw").to_numpy()
+    factor = np.where(raw, quantiles["unit"].astype(str).map(display.factor), 1.0)
+    return quantiles.assign(**{c: quantiles[c] / factor for c in STAGE_VALUES})
+
+
 # ------------------------------------------------------------------------------- parameters
 
 def _number(x: float) -> str:
@@ -88,24 +101,39 @@ def mean_sd(mean: float, sd: float) -> str:
     return _number(mean) if not math.isfinite(sd) else f"{_number(mean)} ± {_number(sd)}"
 
 
-def _unit_label(unit: str) -> str:
-    return f"{unit} ({LIBRARY_UNITS[unit]})" if unit in LIBRARY_UNITS else unit
-
-
 def parameter_titles(layer: Layer) -> dict[str, str]:
     return {**PARAMETER_TITLES, **(HIDDEN_SCALER_TITLES if layer.kind == "hidden" else {})}
+
+
+# bn_parameters' columns in the data's units, by the run's input mode: the BN of a run on
+# z-scored inputs learns the moving statistics of z-scores (dimensionless)
+DATA_UNIT_PARAMETERS = {"raw": ("moving_mean", "moving_std", "scaler_mean", "scaler_std"),
+                        "zscore": ("scaler_mean", "scaler_std")}
+
+
+def shown_parameters(frame: pd.DataFrame, display: DisplayUnits,
+                     input_mode: str = "raw") -> pd.DataFrame:
+    """bn_parameters' per_fold or summary table (its <column>_mean, <column>_sd) with the
+    statistics in data units divided by each input's factor; γ, β and hidden nodes' rows
+    unchanged."""
+    names = DATA_UNIT_PARAMETERS[input_mode]
+    columns = [c for c in frame.columns if c in names or c.rsplit("_", 1)[0] in names]
+    return display.show_by(frame, "unit", columns)
 
 
 BETA_ZERO = "0 (up to rounding)"
 
 
-def parameter_table(summary: pd.DataFrame, layer: Layer, *,
-                    beta_zero: bool = False) -> pd.DataFrame:
+def parameter_table(summary: pd.DataFrame, layer: Layer, *, beta_zero: bool = False,
+                    display: DisplayUnits = LIBRARY_DISPLAY,
+                    input_mode: str = "raw") -> pd.DataFrame:
     """Study table 2: one row per unit, each parameter as 'mean ± SD' over folds; β said to be
-    0 when beta_zero (analyses.stages.beta_is_zero), not printed as 1e-16 ± 1e-16."""
+    0 when beta_zero (analyses.stages.beta_is_zero), not printed as 1e-16 ± 1e-16. Statistics
+    in `display`'s units (shown_parameters, input_mode the run's), each row naming its unit."""
     titles = parameter_titles(layer)
+    summary = shown_parameters(summary, display, input_mode)
     table = pd.DataFrame({"input" if layer.kind == "input" else "node":
-                          [_unit_label(str(u)) for u in summary["unit"]]})
+                          [display.label(str(u)) for u in summary["unit"]]})
     for col, title in titles.items():
         table[title] = [mean_sd(m, s) for m, s in
                         zip(summary[f"{col}_mean"], summary[f"{col}_sd"], strict=True)]
@@ -122,11 +150,16 @@ def beta_zero_sentence(per_fold: pd.DataFrame) -> str:
             "by a BN cannot learn a shift here, as the study found.")
 
 
-def per_fold_table(per_fold: pd.DataFrame, layer: Layer) -> pd.DataFrame:
-    """The per-fold parameters with readable column names (numbers kept numeric)."""
+def per_fold_table(per_fold: pd.DataFrame, layer: Layer, *,
+                   display: DisplayUnits = LIBRARY_DISPLAY,
+                   input_mode: str = "raw") -> pd.DataFrame:
+    """The per-fold parameters with readable column names (numbers kept numeric), in
+    `display`'s units as parameter_table, each row naming its unit."""
     names = {"fold": "fold", "unit": "input" if layer.kind == "input" else "node",
              **parameter_titles(layer)}
-    return per_fold[list(names)].rename(columns=names)
+    shown = shown_parameters(per_fold, display, input_mode)
+    shown = shown.assign(unit=[display.label(str(u)) for u in shown["unit"]])
+    return shown[list(names)].rename(columns=names)
 
 
 # ------------------------------------------------------------------------------- comparison
@@ -179,16 +212,18 @@ def association_table(assoc: pd.DataFrame, mode: str) -> pd.DataFrame:
     })
 
 
-def association_caveats(metric: str, mode: str, layer: Layer, input_mode: str = "raw") -> str:
+def association_caveats(metric: str, mode: str, layer: Layer, input_mode: str = "raw",
+                        display: DisplayUnits = LIBRARY_DISPLAY) -> str:
     """What to keep in mind reading |γ| against the error of one ablation and error measure (the
-    answer itself is the verdict's, bnapp.analyses.verdict)."""
+    answer itself is the verdict's, bnapp.analyses.verdict); urea named in `display`'s unit."""
     parts = ["Even a clear link only says that in this model units with larger |γ| tend to "
              "matter more; it does not make γ a measure of importance in general."]
     if metric == "bias":
         parts.append("The bias (|mean error|) lets errors of opposite sign cancel; ΔMSE or RMSE "
                      "count every error.")
     if mode == "zero" and input_mode == "raw" and layer.kind == "input":
-        parts.append("Setting a raw input to 0 puts it far outside the data (a urea of 0 mg/dL); "
+        parts.append("Setting a raw input to 0 puts it far outside the data (a urea of 0 "
+                     f"{display.unit('Upre')}); "
                      "the mean and permutation ablations are the fairer tests.")
     return " ".join(parts)
 

@@ -47,7 +47,8 @@ def test_labels_name_the_variable_and_its_unit():
 def test_every_study_column_has_one_description_unit_and_range():
     for table in (units.DESCRIPTIONS, units.DETAILS, units.LIBRARY_UNITS, units.PLAUSIBLE_RANGES):
         assert set(table) == set(data.STUDY_COLUMNS)
-    assert style.UNITS is units.LIBRARY_UNITS  # the charts' axis units are these
+    # the charts' axis units are these, as the library holds them
+    assert all(style.with_unit(c) == f"{c} ({u})" for c, u in units.LIBRARY_UNITS.items())
 
 
 def test_short_labels_for_tables():
