@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from bnapp.analyses import agreement, conformal
@@ -72,6 +74,14 @@ def _identified(entry: state.RunEntry, points):
     return agreement.identify(points, run.row_ids), None
 
 
+def _quantity_title(display: units.DisplayUnits, quantity: str) -> str:
+    """'equilibrated urea Ueq (mmol/L)', the dose in words, another target by its name."""
+    if quantity == "eKtV":
+        return DOSE
+    words = units.DESCRIPTIONS.get(quantity)
+    return f"{words} {display.label(quantity)}" if words else quantity
+
+
 def _tolerance(run, display: units.DisplayUnits, column) -> float:
     """The acceptable difference for the run's target, typed in the shown unit (one widget per
     unit, starting at the library's default in it), in library units for the analysis."""
@@ -80,7 +90,7 @@ def _tolerance(run, display: units.DisplayUnits, column) -> float:
         f"Acceptable difference for {widgets.escape_md(run.target)} "
         f"({widgets.escape_md(display.unit(run.target))})", min_value=0.0,
         value=agreement.default_tolerance(run) / factor, step=float(f"{0.5 / factor:.1g}"),
-        format="%.3g", key=f"agreement-tolerance-{display.urea}",
+        format="%.4g", key=f"agreement-tolerance-{display.urea}",
         help="How far from the measured value a method may be before it would change a "
              "decision")
     # 12 significant figures drop the round trip's float noise (5 / 6.006 * 6.006), so the
@@ -117,10 +127,8 @@ quantities = list(dict.fromkeys(points["quantity"]))
 if "eKtV" not in quantities:
     st.info("eKt/V needs a run that predicts Ueq from Upre, Upos, PP and UF; only the "
             "predicted value itself is compared.")
-quantity = st.radio("Compare", quantities,
-                    format_func=lambda q: DOSE if q == "eKtV" else units.label(q, display.urea),
-                    horizontal=True,
-                    key="agreement-quantity")
+quantity = st.radio("Compare", quantities, format_func=functools.partial(_quantity_title, display),
+                    horizontal=True, key="agreement-quantity")
 
 
 st.subheader("Within a clinically acceptable difference")
