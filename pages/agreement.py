@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from bnapp.analyses import agreement, conformal
+from bnapp.intake import units
 from bnapp.intake.groups import group_labels
-from bnapp.intake.units import target_unit
 from bnapp.jobs import cache, page_analyses
 from bnapp.report import agreement_charts
-from bnapp.report.agreement_charts import quantity_label
+from bnapp.report.agreement_charts import quantity_label, shown_table
 from bnapp.report.style import METHOD_LABELS
 from bnapp.ui import state, widgets
 
-QUANTITIES = {"Ueq": "equilibrated urea Ueq (mg/dL)", "eKtV": "the dose it implies, eKt/V"}
+DOSE = "the dose it implies, eKt/V"
 NUMBER = st.column_config.NumberColumn(format="%.3g")  # no cell of four decimals
 AGREEMENT_NUMBERS = {
     "bias": "bias (method − measured)", "loa_low": "lower limit of agreement",
@@ -72,12 +74,37 @@ def _identified(entry: state.RunEntry, points):
     return agreement.identify(points, run.row_ids), None
 
 
+def _quantity_title(display: units.DisplayUnits, quantity: str) -> str:
+    """'equilibrated urea Ueq (mmol/L)', the dose in words, another target by its name."""
+    if quantity == "eKtV":
+        return DOSE
+    words = units.DESCRIPTIONS.get(quantity)
+    return f"{words} {display.label(quantity)}" if words else quantity
+
+
+def _tolerance(run, display: units.DisplayUnits, column) -> float:
+    """The acceptable difference for the run's target, typed in the shown unit (one widget per
+    unit, starting at the library's default in it), in library units for the analysis."""
+    factor = display.factor(run.target)
+    shown = column.number_input(
+        f"Acceptable difference for {widgets.escape_md(run.target)} "
+        f"({widgets.escape_md(display.unit(run.target))})", min_value=0.0,
+        value=agreement.default_tolerance(run) / factor, step=float(f"{0.5 / factor:.1g}"),
+        format="%.4g", key=f"agreement-tolerance-{display.urea}",
+        help="How far from the measured value a method may be before it would change a "
+             "decision")
+    # 12 significant figures drop the round trip's float noise (5 / 6.006 * 6.006), so the
+    # default is the library's 5.0 and its share-within is the one the first visit cached
+    return float(f"{shown * factor:.12g}")
+
+
 st.title("Agreement")
 st.caption("Would the network's Ueq stand in for the measured one? Agreement, calibration and "
            "prediction intervals, judged as in method-comparison studies, for the network and "
            "every baseline on the test rows of the run's folds.")
 entry = widgets.need_run()
 run = entry.run
+display = state.display_units()
 length = state.formula_length(entry.run)  # the formulas' session length and access
 st.text(entry.label)
 
@@ -100,28 +127,23 @@ quantities = list(dict.fromkeys(points["quantity"]))
 if "eKtV" not in quantities:
     st.info("eKt/V needs a run that predicts Ueq from Upre, Upos, PP and UF; only the "
             "predicted value itself is compared.")
-quantity = st.radio("Compare", quantities, format_func=lambda q: QUANTITIES.get(q, q),
-                    horizontal=True,
-                    key="agreement-quantity")
+quantity = st.radio("Compare", quantities, format_func=functools.partial(_quantity_title, display),
+                    horizontal=True, key="agreement-quantity")
 
 
 st.subheader("Within a clinically acceptable difference")
-unit = target_unit(run.target)
+unit = display.unit(run.target)
 left, right = st.columns(2)
-tolerance = left.number_input(
-    f"Acceptable difference for {widgets.escape_md(run.target)} ({widgets.escape_md(unit)})",
-    min_value=0.0,
-    value=agreement.default_tolerance(run), step=0.5, key="agreement-tolerance",
-    help="How far from the measured value a method may be before it would change a decision")
+tolerance = _tolerance(run, display, left)
 dose_tolerance = right.number_input(
     "Acceptable difference for eKt/V", min_value=0.0, value=agreement.TOLERANCES["eKtV"],
     step=0.01, key="agreement-dose-tolerance", disabled="eKtV" not in quantities,
     help="The dose each method's value implies, against the dose of the measured value")
 share = widgets.compute_call(entry, page_analyses.share_within(tolerance, dose_tolerance,
                                                               *length))
-widgets.figure(agreement_charts.share_within_chart(share, quantity),
+widgets.figure(agreement_charts.share_within_chart(share, quantity, display=display),
                f"share_within_{quantity}")
-widgets.table(share.assign(quantity=share["quantity"].map(quantity_label)), "share_within",
+widgets.table(shown_table(share, display), "share_within",
               column_config={
                   "tolerance": NUMBER, "n": "test sessions", "within": "within",
                   "share": st.column_config.NumberColumn("share within", format="percent"),
@@ -139,13 +161,15 @@ method = st.segmented_control("Method", list(dict.fromkeys(points["method"])),
 identified, group_by = _identified(entry, points)
 allowed = dose_tolerance if quantity == "eKtV" else tolerance
 widgets.figure(agreement_charts.bland_altman_chart(identified, table, method, quantity,
-                                                   tolerance=allowed, group_name=group_by),
+                                                   tolerance=allowed, group_name=group_by,
+                                                   display=display),
                f"bland_altman_{method}_{quantity}")
 st.markdown(f"**The {agreement.LARGEST} largest differences** "
             f"({METHOD_LABELS.get(method, method)}, "
             f"{widgets.escape_md(quantity_label(quantity))}): the sessions "
             "to look at first, by their row in the data file.")
-largest = agreement.largest_differences(identified, method, quantity).drop(columns=["row"])
+largest = shown_table(agreement.largest_differences(identified, method, quantity),
+                      display, quantity).drop(columns=["row"])
 widgets.table(largest, f"largest_differences_{method}_{quantity}", column_config={
     "data_row": st.column_config.NumberColumn("row in the data file", format="%d"),
     "group": group_by, "measured": NUMBER, "predicted": NUMBER,
@@ -153,43 +177,47 @@ widgets.table(largest, f"largest_differences_{method}_{quantity}", column_config
     "difference": st.column_config.NumberColumn("method − measured", format="%.3g")})
 
 st.subheader("Agreement table")
-widgets.table(table.assign(quantity=table["quantity"].map(quantity_label)), "agreement",
+widgets.table(shown_table(table, display), "agreement",
               column_config={column: st.column_config.NumberColumn(label, format="%.3g")
                              for column, label in AGREEMENT_NUMBERS.items()} | {
                   "method": "method", "quantity": "quantity", "n": "test rows",
                   "proportional_p": st.column_config.NumberColumn("p (slope = 0)",
                                                                   format="%.2g"),
                   "ci_method": "CI method"})
-st.caption(f"Units: {widgets.escape_md(target_unit(run.target))} for "
+st.caption(f"Units: {widgets.escape_md(unit)} for "
            f"{widgets.escape_md(run.target)}, none for eKt/V. Limits: bias ± 1.96 SD; CIs at "
            f"95 % ({CI_METHODS[ci_method]}).")
 
 st.subheader("Calibration")
 calibration = widgets.compute_call(entry, page_analyses.calibration(*length))
 curves = widgets.compute_call(entry, page_analyses.calibration_curves(*length))
-widgets.figure(agreement_charts.calibration_chart(points, curves, calibration, quantity),
+widgets.figure(agreement_charts.calibration_chart(points, curves, calibration, quantity,
+                                                  display=display),
                f"calibration_{quantity}", caption=(
                    "A slope below 1 means predictions spread wider than the measured values "
                    "(too extreme), above 1 too timid; the intercept is the offset at "
                    "predicted = 0."))
 if box := widgets.details("Calibration lines: the numbers", key="agreement-calibration-table"):
     with box:
-        widgets.table(calibration.assign(quantity=calibration["quantity"].map(quantity_label)),
-                      "calibration", column_config={
-                          column: st.column_config.NumberColumn(label, format="%.3g")
-                          for column, label in CALIBRATION_NUMBERS.items()} | {
-                          "n": "test rows"})
+        widgets.table(shown_table(calibration, display), "calibration", column_config={
+            column: st.column_config.NumberColumn(label, format="%.3g")
+            for column, label in CALIBRATION_NUMBERS.items()} | {"n": "test rows"})
 
 st.subheader("Prediction intervals and their coverage")
 st.markdown(INTERVALS.format(level=level))
 coverage = widgets.compute_call(entry, page_analyses.coverage(level, *length,
                                                               normalized=normalized))
-widgets.figure(agreement_charts.coverage_chart(coverage, level, unit), "interval_coverage")
+widgets.figure(agreement_charts.coverage_chart(coverage, level, run.target, display=display),
+               "interval_coverage")
 if box := widgets.details("Coverage per fold and pooled: the numbers",
                           key="agreement-coverage-table"):
     with box:
-        widgets.table(coverage, "interval_coverage", column_config={
-            "interval": "interval (cv_plus: as Predict gives, nested)",
-            "fold": "fold ('pooled' = all test rows)", "n": "test rows", "level": "nominal level",
-            "coverage": st.column_config.NumberColumn("coverage", format="percent"),
-            "mean_width": st.column_config.NumberColumn(f"mean width ({unit})", format="%.3g")})
+        widgets.table(shown_table(coverage, display, run.target), "interval_coverage",
+                      column_config={
+                          "interval": "interval (cv_plus: as Predict gives, nested)",
+                          "fold": "fold ('pooled' = all test rows)", "n": "test rows",
+                          "level": "nominal level",
+                          "coverage": st.column_config.NumberColumn("coverage",
+                                                                    format="percent"),
+                          "mean_width": st.column_config.NumberColumn(f"mean width ({unit})",
+                                                                      format="%.3g")})

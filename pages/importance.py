@@ -14,7 +14,8 @@ from bnapp.report import importance_charts, page_tables, style
 from bnapp.ui import state, widgets
 
 entry = widgets.need_run()
-spec = entry.run.spec
+spec, target = entry.run.spec, entry.run.target
+display = state.display_units()
 st.title("Importance: is |γ| importance under every definition?")
 st.markdown(
     "The study measured an input's importance one way, the error when it is set to 0. Model "
@@ -61,21 +62,24 @@ else:
     widgets.table(importance_charts.concordance_table(conc), f"concordance_{stem}")
 
 st.subheader("Importance of each unit under each definition")
-widgets.figure(importance_charts.importance_bars(importance, title), f"importance_{stem}")
+widgets.figure(importance_charts.importance_bars(importance, title, target=target,
+                                                 display=display), f"importance_{stem}")
 if box := widgets.details("Per fold and unit: the importance behind the figures",
                           key="imp-per-fold"):
     with box:
-        widgets.table(importance, f"importance_per_fold_{stem}")
+        widgets.table(importance_charts.shown_importance(importance, target, display),
+                      f"importance_per_fold_{stem}")
 
 if layer.kind == "input":
     st.subheader("How the prediction moves with each input")
     ice, pdp = widgets.compute_call(entry, page_analyses.ice_pdp())
-    ice_pdp = functools.partial(importance_charts.ice_pdp_chart, ice, pdp,
-                                target=entry.run.target)
+    ice_pdp = functools.partial(importance_charts.ice_pdp_chart, ice, pdp, target=target,
+                                display=display)
     widgets.figure(ice_pdp(max_points=style.SCREEN_LINE_POINTS), "ice_pdp", export=ice_pdp)
     if box := widgets.details("Each test row's Shapley values (base value + their sum = the "
                               "prediction)", key="imp-shapley"):
         with box:
-            widgets.table(report["shapley"], "shapley_values")
+            widgets.table(importance_charts.shapley_table(report["shapley"], target, display),
+                          "shapley_values")
     st.caption("To explain one session of your own, and change its values, use the what-if "
                "section at the end of the Predict page.")

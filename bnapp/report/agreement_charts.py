@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from bnapp.analyses.agreement import LARGEST
-from bnapp.intake.units import target_unit
+from bnapp.intake.data import STUDY_TARGET
+from bnapp.intake.units import LIBRARY_DISPLAY, DisplayUnits
 from bnapp.report.style import (
     MAX_POINTS,
     METHOD_LABELS,
@@ -34,9 +35,44 @@ def quantity_label(quantity: str) -> str:
     return "eKt/V" if quantity == "eKtV" else quantity
 
 
-def _unit(quantity: str) -> str:
-    """'Ueq, mg/dL'; eKt/V has no unit; any other target in its own ('y, units of y')."""
-    return "eKt/V" if quantity == "eKtV" else f"{quantity}, {target_unit(quantity)}"
+def _unit(quantity: str, display: DisplayUnits) -> str:
+    """'Ueq, mmol/L'; eKt/V has no unit; any other target in its own ('y, units of y')."""
+    return "eKt/V" if quantity == "eKtV" else f"{quantity}, {display.unit(quantity)}"
+
+
+def quantity_unit(quantity: str, display: DisplayUnits = LIBRARY_DISPLAY) -> str:
+    """The unit a quantity's values and differences are shown in: 'mmol/L'; eKt/V 'none'."""
+    return "none" if quantity == "eKtV" else display.unit(quantity)
+
+
+# the columns of the agreement tables in the quantity's unit (slopes, p-values, counts and
+# shares are not)
+SHOWN_COLUMNS = ["measured", "predicted", "mean", "difference", "tolerance", "bias", "sd",
+                 "loa_low", "loa_high", "loa_low_ci_low", "loa_low_ci_high", "loa_high_ci_low",
+                 "loa_high_ci_high", "bias_ci_low", "bias_ci_high", "intercept",
+                 "intercept_ci_low", "intercept_ci_high", "lowess", "mean_width"]
+
+
+def shown(frame: pd.DataFrame, display: DisplayUnits, quantity: str | None = None
+          ) -> pd.DataFrame:
+    """An agreement frame's values in the shown unit of each row's quantity (its `quantity`
+    column, else `quantity`); eKt/V as it is."""
+    if quantity is not None:
+        return display.show(frame, quantity, SHOWN_COLUMNS)
+    return display.show_by(frame, "quantity", SHOWN_COLUMNS)
+
+
+def shown_table(frame: pd.DataFrame, display: DisplayUnits = LIBRARY_DISPLAY,
+                quantity: str | None = None) -> pd.DataFrame:
+    """A page's agreement table as shown and downloaded: `shown`, with a `unit` column naming
+    each row's unit (after the quantity's, written as users write it) or `quantity`'s."""
+    out = shown(frame, display, quantity).copy()  # not the caller's (cached) frame
+    if quantity is not None:
+        out["unit"] = quantity_unit(quantity, display)
+        return out
+    out.insert(out.columns.get_loc("quantity") + 1, "unit",
+               [quantity_unit(q, display) for q in out["quantity"]])
+    return out.assign(quantity=out["quantity"].map(quantity_label))
 
 
 def _identity_tooltips(rows: pd.DataFrame, group_name: str | None) -> list[alt.Tooltip]:
@@ -49,20 +85,24 @@ def _identity_tooltips(rows: pd.DataFrame, group_name: str | None) -> list[alt.T
 
 def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
                        quantity: str = "Ueq", *, tolerance: float | None = None,
-                       group_name: str | None = None) -> alt.TopLevelMixin:
+                       group_name: str | None = None,
+                       display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
     """Difference (method − measured) against the pair's mean, with the bias, the 95 % limits
     of agreement, their confidence intervals as shaded bands, the proportional-bias line and,
     given a tolerance, the acceptable difference ± tolerance. Points identified by
     agreement.identify name their row (and group, called group_name) in the tooltip; the
-    largest differences are always among the dots drawn."""
+    largest differences are always among the dots drawn. Values, given in library units (the
+    tolerance too), are drawn in `display`'s."""
     title = f"Bland–Altman: {_method_label(method)}, {quantity_label(quantity)}"
     rows = points[(points["method"] == method) & (points["quantity"] == quantity)]
-    rows = rows.dropna(subset=["mean", "difference"])
+    rows = shown(rows.dropna(subset=["mean", "difference"]), display, quantity)
     found = table[(table["method"] == method) & (table["quantity"] == quantity)]
     if rows.empty or found.empty or pd.isna(found.iloc[0]["bias"]):
         return message_chart(title, "Too few test rows with a value for this method.")
-    stats = found.iloc[0]
-    unit = _unit(quantity)
+    stats = shown(found, display, quantity).iloc[0]
+    if tolerance is not None:
+        tolerance = tolerance / display.factor(quantity)
+    unit = _unit(quantity, display)
     x = alt.X("mean:Q", title=f"mean of method and measured ({unit})", scale=alt.Scale(zero=False))
     y = alt.Y("difference:Q", title=f"method − measured ({unit})")
     largest = rows["difference"].abs().nlargest(LARGEST).index
@@ -118,22 +158,25 @@ def bland_altman_chart(points: pd.DataFrame, table: pd.DataFrame, method: str,
 
 
 def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.DataFrame,
-                      quantity: str = "Ueq") -> alt.TopLevelMixin:
+                      quantity: str = "Ueq", *,
+                      display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
     """Measured against predicted, one panel per method: identity line, LOWESS, and the
-    calibration slope and intercept in the panel's header."""
-    unit = _unit(quantity)
-    rows = points[points["quantity"] == quantity].dropna(subset=["predicted", "measured"])
+    calibration slope and intercept in the panel's header; values in `display`'s units."""
+    unit = _unit(quantity, display)
+    rows = shown(points[points["quantity"] == quantity], display, quantity).dropna(
+        subset=["predicted", "measured"])
     if rows.empty:
         return message_chart(f"Calibration, {quantity_label(quantity)}",
                              "No test rows with a value.")
     lo = float(min(rows["predicted"].min(), rows["measured"].min()))
     hi = float(max(rows["predicted"].max(), rows["measured"].max()))
     methods = list(pd.unique(rows["method"]))
-    fits = table[table["quantity"] == quantity].set_index("method")
+    fits = shown(table[table["quantity"] == quantity], display, quantity).set_index("method")
     headers = {m: f"{_method_label(m)}|slope {fits.at[m, 'slope']:.3g} "
                   f"[{fits.at[m, 'slope_ci_low']:.3g}, {fits.at[m, 'slope_ci_high']:.3g}], "
                   f"intercept {fits.at[m, 'intercept']:.3g}" for m in methods}
-    smooth = curves[curves["quantity"] == quantity].rename(columns={"lowess": "measured"})
+    smooth = shown(curves[curves["quantity"] == quantity], display, quantity).rename(
+        columns={"lowess": "measured"})
     per_panel = MAX_POINTS // len(methods)
     # one faceted chart rather than a panel per method: a third of the time to build and convert
     data = pd.concat([
@@ -172,14 +215,15 @@ def calibration_chart(points: pd.DataFrame, curves: pd.DataFrame, table: pd.Data
         "brackets."])
 
 
-def coverage_chart(coverage: pd.DataFrame, level: float,
-                   unit: str | None = None) -> alt.TopLevelMixin:
+def coverage_chart(coverage: pd.DataFrame, level: float, target: str = STUDY_TARGET, *,
+                   display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
     """Share of test rows inside their prediction interval, per method and interval
     construction (conformal.INTERVALS: CV+ nested, held-out split-conformal): the pooled bar
     with its number and one dot per fold, against the nominal level; beside it, the intervals'
-    mean width (in `unit`, the target's), numbered too: a coverage bought by width shows."""
+    mean width (in the shown unit of `target`), numbered too: a coverage bought by width
+    shows."""
     # too few rows for the level give unbounded intervals: no width to draw (JSON has no inf)
-    data = coverage.replace([np.inf, -np.inf], np.nan)
+    data = shown(coverage.replace([np.inf, -np.inf], np.nan), display, target)
     data = data.assign(label=data["method"].map(_method_label).fillna(data["method"]),
                        construction=data["interval"].map(COVERAGE_LABELS))
     order = list(pd.unique(data["label"]))
@@ -208,7 +252,7 @@ def coverage_chart(coverage: pd.DataFrame, level: float,
     nominal = alt.Chart(pd.DataFrame({"level": [level]})).mark_rule(
         color=OKABE_ITO[4], strokeDash=[6, 4], strokeWidth=2).encode(x=alt.X("level:Q"))
     height = BAR_HEIGHT * len(kinds) * len(order)
-    width = alt.X("mean_width:Q", title="mean width" + (f" ({unit})" if unit else ""),
+    width = alt.X("mean_width:Q", title=f"mean width ({display.unit(target)})",
                   scale=alt.Scale(domainMax=float(pooled["mean_width"].max() or 1) * 1.3))
     widths = alt.layer(
         base.mark_bar(opacity=0.6).encode(x=width, color=colour, tooltip=tooltip),
@@ -224,16 +268,17 @@ def coverage_chart(coverage: pd.DataFrame, level: float,
         "split-conformal: own fold ± the other folds' residuals."])
 
 
-def share_within_chart(share: pd.DataFrame, quantity: str) -> alt.TopLevelMixin:
+def share_within_chart(share: pd.DataFrame, quantity: str, *,
+                       display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
     """The share of sessions within the acceptable difference per method (agreement.
-    share_within), numbered, with its Wilson interval."""
-    data = share[share["quantity"] == quantity]
+    share_within), numbered, with its Wilson interval; the difference in `display`'s unit."""
+    data = shown(share[share["quantity"] == quantity], display, quantity)
     title = f"Sessions within the acceptable difference, {quantity_label(quantity)}"
     if data.empty or data["n"].eq(0).all():
         return message_chart(title, "No test rows with a value.")
     data = data.assign(label=data["method"].map(_method_label).fillna(data["method"]))
     tolerance = float(data["tolerance"].iloc[0])
-    unit = "" if quantity == "eKtV" else f" {target_unit(quantity)}"
+    unit = "" if quantity == "eKtV" else f" {display.unit(quantity)}"
     y = alt.Y("label:N", sort=list(data["label"]), title=None, axis=alt.Axis(labelLimit=260))
     x = alt.X("share:Q", title=f"share of test sessions within ± {tolerance:.3g}{unit}",
               scale=alt.Scale(domain=[0, 1.15]), axis=alt.Axis(format="%", values=[

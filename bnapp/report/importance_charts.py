@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 
 from bnapp.intake.data import STUDY_TARGET
-from bnapp.intake.units import target_unit
+from bnapp.intake.units import LIBRARY_DISPLAY, DisplayUnits
 from bnapp.report.markup import escape_md
 from bnapp.report.style import (
     MAX_POINTS,
+    METRIC_WORDS,
     OKABE_ITO,
     finish,
     interval_text,
@@ -107,11 +108,39 @@ def _top_unit_panel(top: pd.DataFrame, y: alt.Y, tooltip: list,
     return alt.layer(line, spread, dots)
 
 
-def importance_bars(importance: pd.DataFrame, layer_label: str) -> alt.TopLevelMixin:
-    """Per definition (and |γ|), each unit's mean importance across folds with the fold range."""
+def _power(definition: str) -> int:
+    """The power of the target's unit a definition's importance is in: the ablations' ΔMSE is
+    squared, Shapley values and the gradients are in the target's unit."""
+    return METRIC_WORDS["delta_mse"][1] if definition.startswith("ablation_") else 1
+
+
+def _unit_power(unit: str, power: int) -> str:
+    return unit if power == 1 else f"({unit})²"
+
+
+def shown_importance(importance: pd.DataFrame, target: str = STUDY_TARGET,
+                     display: DisplayUnits = LIBRARY_DISPLAY) -> pd.DataFrame:
+    """The per-fold importance table as shown and downloaded: each definition's importance in
+    the shown unit of the target (ΔMSE in its square), named in `importance_unit`; γ as is."""
+    powers = importance["definition"].astype(str).map(_power)
+    factor = display.factor(target) ** powers.to_numpy()
+    unit = display.unit(target)
+    return importance.assign(importance=importance["importance"] / factor,
+                             importance_unit=[_unit_power(unit, p) for p in powers])
+
+
+def importance_bars(importance: pd.DataFrame, layer_label: str, *, target: str | None = None,
+                    display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
+    """Per definition (and |γ|), each unit's mean importance across folds with the fold range.
+    Given the run's `target`, in its shown unit, each panel naming it (ΔMSE's squared); without
+    it, as held and unnamed."""
     data = importance.dropna(subset=["importance"])
+    titles = [DEFINITION_TITLES.get(d, d) for d in data["definition"]]
+    if target is not None:
+        data = shown_importance(data, target, display)
+        titles = [f"{t}, {u}" for t, u in zip(titles, data["importance_unit"], strict=True)]
     gamma = data.drop_duplicates(["fold", "unit"]).dropna(subset=["gamma"])
-    parts = [data.assign(panel=[DEFINITION_TITLES.get(d, d) for d in data["definition"]])]
+    parts = [data.assign(panel=titles)]
     if len(gamma):
         parts.insert(0, gamma.assign(panel=GAMMA, importance=gamma["gamma"].abs()))
     both = pd.concat(parts, ignore_index=True).assign(unit=lambda d: d["unit"].astype(str))
@@ -136,14 +165,35 @@ def importance_bars(importance: pd.DataFrame, layer_label: str) -> alt.TopLevelM
                    "scale (Shapley and IG in the target's unit, ablations in its square)."])
 
 
+def shapley_table(shapley: pd.DataFrame, target: str = STUDY_TARGET,
+                  display: DisplayUnits = LIBRARY_DISPLAY) -> pd.DataFrame:
+    """Each test row's Shapley values with base value and prediction, in the shown unit of the
+    target, their headers naming it."""
+    unit = display.unit(target)
+    columns = {"value": f"Shapley value ({unit})", "base_value": f"base value ({unit})",
+               "prediction": f"prediction ({unit})"}
+    return display.show(shapley, target, columns).rename(columns=columns)
+
+
+def _inputs_shown(frame: pd.DataFrame, values: list[str], target: str,
+                  display: DisplayUnits, predictions: list[str]) -> pd.DataFrame:
+    """A long frame of inputs (`unit` names the input) with its input `values` in each input's
+    shown unit, `predictions` in the target's, and each input named with its unit."""
+    shown = display.show(display.show_by(frame, "unit", values), target, predictions)
+    return shown.assign(unit=[with_unit(str(u), display) for u in shown["unit"]])
+
+
 def ice_pdp_chart(ice: pd.DataFrame, pdp: pd.DataFrame, *, target: str = STUDY_TARGET,
-                  max_points: int = MAX_POINTS) -> alt.TopLevelMixin:
+                  max_points: int = MAX_POINTS,
+                  display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
     """Per input: ICE curves of sampled rows (grey, as many rows as max_points allows), partial
     dependence (black) with the range of the folds' own partial dependence (band); shaded where
-    the values lie beyond some fold's training rows (pdp's in_training_range)."""
-    unit = target_unit(target)
+    the values lie beyond some fold's training rows (pdp's in_training_range). Each panel's x
+    in its input's shown unit (named in its header), y in the target's."""
+    ice = _inputs_shown(ice, ["value"], target, display, ["prediction"])
+    pdp = _inputs_shown(pdp, ["value"], target, display, ["pdp", "pdp_low", "pdp_high", "pdp_sd"])
     inputs = ordered(pdp["unit"])
-    y_title = f"predicted {target} ({unit})" if unit else f"predicted {target}"
+    y_title = f"predicted {target} ({display.unit(target)})"
     x = alt.X("value:Q", title=None, scale=alt.Scale(zero=False))
     beyond = alt.Chart().mark_rect(color="#dddddd", opacity=0.6).encode(
         x=x, x2=alt.X2("value_end:Q"))
@@ -171,7 +221,7 @@ def ice_pdp_chart(ice: pd.DataFrame, pdp: pd.DataFrame, *, target: str = STUDY_T
     return finish(chart, "How the prediction moves with each input (ICE and partial dependence)", [
         f"Grey: {_sessions(len(keep), len(rows))}, only that input changed.",
         "Black: their mean (fold ensemble); band: range of the folds' own partial dependence.",
-        "x: the input's 1st–99th percentile, in its data unit.",
+        "x: the input's 1st–99th percentile, in the unit its panel names.",
         *_extrapolation_note(outside)])
 
 
@@ -209,12 +259,16 @@ def _sessions(drawn: int, sampled: int) -> str:
 
 
 def shapley_waterfall(contributions: pd.DataFrame, base_value: float, *,
-                      target: str = STUDY_TARGET) -> alt.TopLevelMixin:
-    """Base value → each input's contribution (bar from the running total) → prediction."""
-    c = contributions.reset_index(drop=True)
+                      target: str = STUDY_TARGET,
+                      display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
+    """Base value → each input's contribution (bar from the running total) → prediction, in
+    the target's shown unit; each input's value in its own."""
+    c = display.show(display.show_by(contributions, "unit", ["value"]), target,
+                     ["contribution", "contribution_sd"]).reset_index(drop=True)
+    base_value = base_value / display.factor(target)
     ends = base_value + np.cumsum(c["contribution"].to_numpy())
     starts = np.concatenate([[base_value], ends[:-1]])
-    labels = [f"{with_unit(str(u))} = {v:.4g}" for u, v in zip(c["unit"], c["value"], strict=True)]
+    labels = [f"{with_unit(str(u), display)} = {v:.4g}" for u, v in zip(c["unit"], c["value"], strict=True)]
     prediction = float(ends[-1]) if len(ends) else base_value
     steps = pd.DataFrame({
         "step": ["base value (mean prediction)", *labels, "prediction"],
@@ -229,11 +283,10 @@ def shapley_waterfall(contributions: pd.DataFrame, base_value: float, *,
     pad = 0.15 * (hi - lo) or 1.0
     steps.loc[steps["kind"] == "total", "start"] = lo - pad
     steps["right"] = steps[["start", "end"]].max(axis=1)
-    unit = target_unit(target)
     bars = alt.Chart(steps).mark_bar(size=22).encode(
         y=alt.Y("step:N", sort=order, title=None),
         x=alt.X("start:Q", scale=alt.Scale(domain=[lo - pad, hi + pad], nice=False, zero=False),
-                title=f"predicted {target}" + (f" ({unit})" if unit else ""),
+                title=f"predicted {target} ({display.unit(target)})",
                 axis=alt.Axis(tickCount=8)),
         x2=alt.X2("end:Q"),
         color=alt.Color("kind:N", scale=alt.Scale(domain=["total", "raises", "lowers"],
@@ -251,17 +304,20 @@ def shapley_waterfall(contributions: pd.DataFrame, base_value: float, *,
 
 
 def session_ice_chart(ice: pd.DataFrame, session: pd.DataFrame, *,
-                      target: str = STUDY_TARGET) -> alt.TopLevelMixin:
+                      target: str = STUDY_TARGET,
+                      display: DisplayUnits = LIBRARY_DISPLAY) -> alt.TopLevelMixin:
     """Per input, the ensemble's prediction as that one input of the session moves (band: the
-    folds' range), with the session's own value marked."""
-    unit = target_unit(target)
+    folds' range), with the session's own value marked; x in the input's shown unit (named in
+    the panel's header), y in the target's."""
+    ice = _inputs_shown(ice, ["value"], target, display, ["prediction", "low", "high"])
+    session = _inputs_shown(session, ["value"], target, display, [])
     inputs = ordered(ice["unit"])
     data = pd.concat([ice.assign(kind="curve"),
                       session[["unit", "value"]].assign(kind="session")], ignore_index=True)
     data["unit"] = data["unit"].astype(str)
     x = alt.X("value:Q", title=None, scale=alt.Scale(zero=False))
     band = alt.Chart().mark_area(color=OKABE_ITO[1], opacity=0.3).encode(
-        x=x, y=alt.Y("low:Q", title=f"predicted {target}" + (f" ({unit})" if unit else ""),
+        x=x, y=alt.Y("low:Q", title=f"predicted {target} ({display.unit(target)})",
                      scale=alt.Scale(zero=False)), y2=alt.Y2("high:Q"))
     line = alt.Chart().mark_line(color=OKABE_ITO[3], strokeWidth=2).encode(
         x=x, y=alt.Y("prediction:Q"), tooltip=[alt.Tooltip("value:Q", format=".4g"),

@@ -147,7 +147,7 @@ def test_coverage_chart_puts_the_width_beside_coverage_with_numbers():
                              "fold": "pooled", "n": 100, "level": 0.9,
                              "coverage": [0.93, 0.88, 0.91, 0.9],
                              "mean_width": [59.7, 39.1, 8.3, 8.3]})
-    spec = agreement_charts.coverage_chart(coverage, 0.9, "mg/dL").to_dict()
+    spec = agreement_charts.coverage_chart(coverage, 0.9, "Ueq").to_dict()
     assert len(spec["hconcat"]) == 2
     fields = {e["text"]["field"] for e in _encodings(spec) if "text" in e}
     assert fields == {"coverage", "mean_width"}

@@ -59,11 +59,11 @@ def test_the_share_within_the_acceptable_difference_follows_the_inputs():
     entry = demo_run()
     at = app_at("pages/agreement.py", runs=(entry,))
     assert not at.exception
-    assert at.number_input(key="agreement-tolerance").value == 5.0
+    assert at.number_input(key="agreement-tolerance-mg/dL").value == 5.0
     assert at.number_input(key="agreement-dose-tolerance").value == 0.1
     points = agreement.agreement_points(entry.run)
     for tolerance, dose in ((5.0, 0.1), (12.0, 0.25)):
-        at.number_input(key="agreement-tolerance").set_value(tolerance)
+        at.number_input(key="agreement-tolerance-mg/dL").set_value(tolerance)
         at.number_input(key="agreement-dose-tolerance").set_value(dose).run()
         assert not at.exception
         share = _shown(at, "within")
