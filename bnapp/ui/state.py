@@ -144,7 +144,6 @@ def set_dataset(ds: data.Dataset) -> None:
     _suggest_grouping(ds)
     _suggest_length(ds)
     _state()[DISPLAY_KEY] = ds.urea_units  # shown in the upload's units until switched
-    _state().pop(DISPLAY_SWITCH, None)
     _remember()
 
 
@@ -154,6 +153,13 @@ def display_units() -> units.DisplayUnits:
     if DISPLAY_KEY not in _state():
         _state()[DISPLAY_KEY] = dataset().urea_units
     return units.DisplayUnits(_state()[DISPLAY_KEY])
+
+
+def display_switch() -> str:
+    """The sidebar switch's key, set to the unit shown before it is drawn: the browser keeps a
+    keyed widget's own value otherwise, so a new data set's units would not reach it."""
+    _state()[DISPLAY_SWITCH] = display_units().urea
+    return DISPLAY_SWITCH
 
 
 def switch_display_units() -> None:

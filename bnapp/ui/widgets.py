@@ -300,8 +300,7 @@ def sidebar() -> None:
                        f"longer kept (this server keeps the last {state.KEPT_BROWSERS} "
                        "browsers' data sets, until it restarts). Load its file again on Data; "
                        "runs trained on it stay in the cache.", icon=":material/cloud_off:")
-        shown = units.UREA_UNITS.index(state.display_units().urea)
-        st.selectbox("Show urea in", units.UREA_UNITS, index=shown, key=state.DISPLAY_SWITCH,
+        st.selectbox("Show urea in", units.UREA_UNITS, key=state.display_switch(),
                      on_change=state.switch_display_units, format_func=units.UNIT_LABELS.get,
                      help="Every page, table, download and report shows urea, its predictions "
                           "and errors in this unit; the calculations are unchanged (urea "

@@ -31,7 +31,6 @@ from tests.browser import (
     runs_finished,
     screenshot,
     serve_app,
-    set_number,
     set_protocol,
     sidebar_text,
     start_training,
@@ -393,10 +392,19 @@ def test_a_clinicians_file_reads_in_their_units(context, server, tmp_path):
 
 
 def check_share_within(page) -> None:
-    """Type an acceptable Ueq difference in mmol/L: the share of sessions within it follows."""
-    set_number(page, "agreement-tolerance", 1.0)
-    main = page.locator('[data-testid="stMain"]').inner_text()
-    assert "within ±1 mmol/L" in main or "within 1 mmol/L" in main, main[:3000]
+    """Type an acceptable Ueq difference in mmol/L: the share of sessions within it follows,
+    in a table whose download says the difference and its unit."""
+    box = page.locator('[class*="st-key-agreement-tolerance-mmol"] input')
+    assert box.count() == 1, "the acceptable Ueq difference is asked in mmol/L"
+    before = runs_finished(page)
+    box.fill("1")
+    box.press("Enter")
+    wait_rerun(page, before, PAGE_TIMEOUT)
+    rows = list(csv.DictReader(io.StringIO(
+        download(page, ".st-key-csv-share_within button").decode("utf-8-sig"))))
+    ueq = [r for r in rows if r["quantity"] == "Ueq"]
+    assert ueq and all(float(r["tolerance"]) == 1 and r["unit"] == "mmol/L" for r in ueq), rows
+    assert all(0 <= float(r["share within"]) <= 1 for r in rows), rows
 
 
 def assert_key_columns_in_view(page) -> None:
