@@ -56,6 +56,7 @@ def what_if_section(entry: state.RunEntry, display: DisplayUnits) -> None:
               f"{view.prediction / factor:.2f}", help="Mean of the fold models")
     st.caption(spread)
     widgets.figure(importance_charts.shapley_waterfall(view.shapley, view.base_value,
-                                                       target=run.target), "whatif_shapley")
-    widgets.figure(importance_charts.session_ice_chart(view.ice, view.shapley, target=run.target),
-                   "whatif_ice")
+                                                       target=run.target, display=display),
+                   "whatif_shapley")
+    widgets.figure(importance_charts.session_ice_chart(view.ice, view.shapley, target=run.target,
+                                                       display=display), "whatif_ice")

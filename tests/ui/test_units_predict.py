@@ -137,6 +137,9 @@ def test_what_if_slides_in_the_sidebars_unit():
     assert moved == pytest.approx(run.ensemble_predictions(session[None]).mean() / 6.006,
                                   abs=0.005)
     assert moved != pytest.approx(float(metric.value), abs=1e-6)
+    # the what-if figures (waterfall, session ICE) speak the same unit as the sliders
+    figures = [json.dumps(json.loads(c.proto.spec)) for c in at.get("vega_lite_chart")][-2:]
+    assert all("mmol/L" in f and "mg/dL" not in f for f in figures), figures
 
 
 def test_the_predict_command_refuses_an_unknown_output_unit(urea_csv, tmp_path, capsys):
