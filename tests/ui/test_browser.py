@@ -356,7 +356,7 @@ def test_a_clinicians_file_reads_in_their_units(context, server, tmp_path):
     upload(page, path)
     rows = f"{expected.n_usable} rows usable · {expected.n_dropped} dropped"
     wait_for_sidebar(page, rows, 60, "after uploading the clinic's file")
-    switch = page.locator(".st-key-display_units_switch").inner_text()
+    switch = page.locator(".st-key-display_units_switch input").input_value()
     assert "urea mmol/L" in switch, f"results shown in the file's unit: {switch}"
 
     go_to(page, "train")
