@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import streamlit as st
 
 from bnapp.analyses import agreement, conformal
@@ -74,12 +72,12 @@ def _identified(entry: state.RunEntry, points):
     return agreement.identify(points, run.row_ids), None
 
 
-def _quantity_title(display: units.DisplayUnits, quantity: str) -> str:
-    """'equilibrated urea Ueq (mmol/L)', the dose in words, another target by its name."""
+def _quantity_title(quantity: str) -> str:
+    """'equilibrated urea Ueq', the dose in words, another target by its name."""
     if quantity == "eKtV":
         return DOSE
     words = units.DESCRIPTIONS.get(quantity)
-    return f"{words} {display.label(quantity)}" if words else quantity
+    return f"{words} {quantity}" if words else quantity
 
 
 def _tolerance(run, display: units.DisplayUnits, column) -> float:
@@ -127,8 +125,12 @@ quantities = list(dict.fromkeys(points["quantity"]))
 if "eKtV" not in quantities:
     st.info("eKt/V needs a run that predicts Ueq from Upre, Upos, PP and UF; only the "
             "predicted value itself is compared.")
-quantity = st.radio("Compare", quantities, format_func=functools.partial(_quantity_title, display),
-                    horizontal=True, key="agreement-quantity")
+# options in words only (the browser sends back the label picked: one naming the shown unit
+# would lose the choice when the unit is switched); the unit is in the caption below
+quantity = st.radio("Compare", quantities, format_func=_quantity_title, horizontal=True,
+                    key="agreement-quantity",
+                    help=f"{widgets.escape_md(run.target)} in {widgets.escape_md(display.unit(run.target))}; "
+                         "eKt/V has no unit")
 
 
 st.subheader("Within a clinically acceptable difference")

@@ -12,10 +12,12 @@ from bnapp.jobs import cache, page_analyses
 from bnapp.report import network_charts, page_tables, style
 from bnapp.ui import result, state, widgets
 
+# the options in words only: the browser sends back the label picked, so a label naming the
+# shown unit would lose the user's choice when the unit is switched
 METRICS = {
-    "rmse": "RMSE ({unit}): typical size of an error, large errors weigh more",
-    "mae": "mean absolute error ({unit})",
-    "bias": "bias |mean error| ({unit}), the study's 'MSPE'",
+    "rmse": "RMSE: typical size of an error, large errors weigh more",
+    "mae": "mean absolute error",
+    "bias": "bias |mean error|, the study's 'MSPE'",
     "r2": "R²: share of the variance in {target} explained",
 }
 # the paired comparison's and the held-out groups' columns in the target's unit (t, p as they are)
@@ -55,8 +57,8 @@ elif not set(KINETIC_INPUTS) <= set(entry.run.features):
 
 table = widgets.compute_call(entry, page_analyses.baselines(*length))
 metric = st.selectbox(
-    "Error measure", list(METRICS), key="baselines-metric",
-    format_func=lambda m: METRICS[m].format(unit=unit, target=target),
+    f"Error measure, in {unit} (R² has none)", list(METRICS), key="baselines-metric",
+    format_func=lambda m: METRICS[m].format(target=target),
     help="RMSE and MAE say how far predictions typically are from the measured value; bias says "
          "whether a method is systematically high or low; R² near 1 is best. ")
 widgets.figure(network_charts.baseline_chart(table, metric, target=target, display=display),

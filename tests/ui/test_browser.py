@@ -362,7 +362,7 @@ def test_a_clinicians_file_reads_in_their_units(context, server, tmp_path):
     go_to(page, "train")
     grouped = page.locator(".st-key-proto_kind label").filter(has_text="grouped k-fold")
     assert grouped.locator("input").is_checked(), "grouped k-fold preselected"
-    assert "patient_id" in page.locator(".st-key-proto_group_by").inner_text()
+    assert page.locator(".st-key-proto_group_by input").input_value() == "patient_id"
     set_protocol(page, folds=3, epochs=20)
     start_training(page)
     wait_for_sidebar(page, "20 epochs · clinic.csv", TRAIN_TIMEOUT, "training on the file")

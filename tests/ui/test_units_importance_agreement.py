@@ -84,7 +84,7 @@ def test_agreement_in_mmol_per_litre(tolerances):
     box = at.number_input(key="agreement-tolerance-mmol/L")
     assert "(mmol/L)" in box.label and box.value == pytest.approx(5.0 / MMOL)
     assert tolerances[-1] == 5.0
-    assert "equilibrated urea Ueq (mmol/L)" in at.radio(key="agreement-quantity").options
+    assert "Ueq in mmol/L" in at.radio(key="agreement-quantity").help
     assert "Units: mmol/L for Ueq, none for eKt/V" in texts(at)
 
     share = shown(at, "within")

@@ -145,7 +145,7 @@ def test_the_baselines_page_shows_errors_in_the_unit_chosen():
     expected_pooled = want.query("fold == 'pooled'")
     assert pooled == pytest.approx(dict(zip(expected_pooled["method"],
                                             expected_pooled["rmse"] / MMOL, strict=True)))
-    assert "RMSE (mmol/L)" in at.selectbox(key="baselines-metric").format_func("rmse")
+    assert "in mmol/L" in at.selectbox(key="baselines-metric").label
     assert "mmol/L" in at.info[0].value and "mg/dL" not in at.info[0].value  # the verdict
 
 
@@ -196,3 +196,16 @@ def test_the_held_out_groups_show_errors_in_the_unit_chosen():
     np.testing.assert_allclose(ranks["spearman"],
                                gamma_rank_agreement(entry.run, group_labels(ds, "patient_id"))[
                                    "spearman"])
+
+
+def test_the_error_measure_picked_survives_a_unit_switch():
+    """The browser sends back the label of the option picked: options naming the shown unit
+    would lose the choice when the unit is switched."""
+    at = app_at(runs=(demo_run(),))
+    at.switch_page("pages/baselines.py").run()
+    at.selectbox(key="baselines-metric").set_value("mae").run()
+    at.session_state["display_units"] = "BUN"
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="baselines-metric").value == "mae"
+    assert "in BUN mg/dL" in at.selectbox(key="baselines-metric").label
