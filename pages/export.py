@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import streamlit as st
 
 from bnapp.analyses.settings import SETTINGS
 from bnapp.engine import export_model
-from bnapp.intake.units import unit_label
+from bnapp.intake.units import UREA_UNIT_NAMES, unit_label
 from bnapp.jobs.scheduler import Job
-from bnapp.report import run_report
+from bnapp.report import model_card, run_report
 from bnapp.report.cells import table_csv
 from bnapp.report.markup import escape_md
 from bnapp.ui import state, widgets
@@ -93,7 +94,14 @@ n_boot = right.number_input(
          f"default, {SETTINGS.n_boot}, is what the pages show and the usual choice for a paper")
 if not state.has_own_data(entry):
     _lacks(entry)
-options = run_report.analysis_options(n_permutations=n_permutations, n_boot=n_boot)
+hours, access = state.formula_length(run)  # the session lengths the pages' formulas use
+length_column = state.session_length().column if np.ndim(hours) else None
+display = state.display_units()
+st.caption(f"Values are shown in {UREA_UNIT_NAMES[display.urea]} for urea (the sidebar's "
+           "choice); the formulas and eKt/V take "
+           f"{model_card.session_words(hours, access, length_column)} (the Data page's choice).")
+options = run_report.export_options(display, length_column, n_permutations=n_permutations,
+                                    n_boot=n_boot, t_hours=hours, access=access)
 job = state.export_job(entry, options)
 
 if st.button("Build the ZIP and the HTML report", type="primary", key="export-build",

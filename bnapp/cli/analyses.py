@@ -19,6 +19,8 @@ from bnapp.engine.model import INPUT_MODES
 
 if TYPE_CHECKING:
     from bnapp.engine.results import RunResult
+    from bnapp.intake.duration import SessionLength
+    from bnapp.intake.units import DisplayUnits
 
 DEFAULT_SEED_DIR = Path("../shared/seed")
 BOTH = "both"
@@ -44,6 +46,18 @@ def register(sub) -> None:
                           "the CV+ intervals new sessions get (nested) and of the held-out "
                           "split-conformal ones in predictions.csv (default %(default)s)")
     _analysis_options(ana)
+    ana.add_argument("--show-units", default="mg/dL", metavar="UNITS",
+                     help="the urea unit of the tables, figures and model card: mg/dL, mmol/L "
+                          "or BUN (BUN mg/dL); the analyses run on mg/dL (default %(default)s)")
+    ana.add_argument("--minutes", type=float, default=None,
+                     help="every session's length in minutes, for the clinical formulas and "
+                          "eKt/V (default 240, the study's)")
+    ana.add_argument("--length-column", default=None, metavar="COLUMN",
+                     help="a column of --data with each session's length, in minutes or hours "
+                          "(told by its name, else its values); replaces --minutes")
+    ana.add_argument("--access", default="arterial",
+                     help="vascular access of the sessions for the rate equation and eKt/V: "
+                          "arterial or venous (default %(default)s)")
     ana.set_defaults(handler=cmd_analyze)
 
 
@@ -93,13 +107,42 @@ def _write(out: Path, tables: dict, figures: dict) -> None:
     print(f"wrote {len(tables)} tables and {len(images)} figures (PNG + SVG) to {out}")
 
 
-def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
-    """Every table and figure of the run in out, its model card, and groups.csv when the run is
-    grouped."""
-    from bnapp.report import model_card, run_report
+def _shown_as(args) -> tuple[DisplayUnits, SessionLength]:
+    """--show-units and the session length options, checked before any training."""
+    from bnapp.intake.duration import DEFAULT_MINUTES, SessionLength
+    from bnapp.intake.units import DisplayUnits
 
+    minutes = DEFAULT_MINUTES if args.minutes is None else args.minutes
+    try:  # DataError is a ValueError
+        return (DisplayUnits(args.show_units),
+                SessionLength(args.length_column, minutes, args.access))
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _export_options(args, dataset) -> dict:
+    """run_report.export_options of the command: its units and each session's length."""
+    from bnapp.intake.duration import session_hours
+    from bnapp.intake.reading import DataError
+    from bnapp.report import run_report
+
+    display, length = _shown_as(args)
+    try:
+        hours = session_hours(dataset, length) if length.column else length.minutes / 60
+    except DataError as exc:
+        raise UserError(str(exc)) from exc
+    return run_report.export_options(display, length.column, n_permutations=args.permutations,
+                                     n_boot=args.n_boot, t_hours=hours, access=length.access)
+
+
+def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
+    """Every table (shown in --show-units) and figure of the run in out, its model card, and
+    groups.csv when the run is grouped; returns the tables in library units."""
+    from bnapp.report import export, model_card, run_report
+
+    options = _export_options(args, dataset)
     # the analyses' seed is the settings', as on the pages and in the export (--seed trains)
-    tables = run_report.run_tables(run, n_permutations=args.permutations, n_boot=args.n_boot,
+    tables = run_report.run_tables(run, **run_report.table_options(options),
                                    interval=args.interval, groups=groups)
     if groups is not None:
         from bnapp.analyses.groups import (
@@ -111,21 +154,25 @@ def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
         tables["groups"] = held_out_comparison(run, groups)
         tables["groups_gamma_rank"] = gamma_rank_agreement(run, groups)
         tables["groups_gamma_rank_summary"] = gamma_rank_summary(run, groups)
-    _write(out, tables, run_report.run_figures(run, tables))
-    card = model_card.model_card(run, tables, data_name=args.data.name,
-                                 dataset=dataset)
+    shown = run_report.presentation(options)
+    written = export.shown_tables(tables, target=run.target, input_mode=run.spec.input_mode,
+                                  display=shown["display"])
+    _write(out, written, run_report.export_figures(run, tables, options))
+    card = model_card.model_card(run, tables, data_name=args.data.name, dataset=dataset,
+                                 **shown)
     (out / "model_card.md").write_text(card, encoding="utf-8")
-    pooled = tables["baselines"][tables["baselines"]["fold"] == "pooled"]
+    pooled = written["baselines"][written["baselines"]["fold"] == "pooled"]
     print(pooled[["method", "n", "rmse", "mae", "bias", "r2"]].to_string(index=False))
     return tables
 
 
 def cmd_analyze(args) -> int:
     from bnapp.analyses.layer_tables import parameter_tables, side_by_side
-    from bnapp.report import run_report
+    from bnapp.report import export, run_report
 
     if not 0 < args.interval < 1:
         raise UserError(f"--interval {args.interval}: give a level between 0 and 1, e.g. 0.9")
+    display, _ = _shown_as(args)
 
     # spec_from_args reads --mode: give it one it knows, the input mode is set below
     spec = spec_from_args(argparse.Namespace(**{**vars(args), "mode": INPUT_MODES[0]}))
@@ -136,10 +183,12 @@ def cmd_analyze(args) -> int:
     trained = {mode: trained_run(args, replace(spec, input_mode=mode)) for mode in INPUT_MODES}
     runs = {mode: run for mode, (run, _, _) in trained.items()}
     # what compare_input_modes returns, from the tables each run's own analysis computed
-    tables = side_by_side({mode: {**_analyze(args, run, args.out / mode, dataset, groups),
-                                  **parameter_tables(run)}
-                           for mode, (run, groups, dataset) in trained.items()})
+    each = {mode: {**_analyze(args, run, args.out / mode, dataset, groups),
+                   **parameter_tables(run)} for mode, (run, groups, dataset) in trained.items()}
+    tables = side_by_side(each)
     figures = run_report.gamma_figures(tables["sensitivity"], tables["fit_lines"], spec,
-                                   runs["raw"].target, suffix=SIDE_BY_SIDE)
-    _write(args.out, {f"{name}{SIDE_BY_SIDE}": table for name, table in tables.items()}, figures)
+                                       runs["raw"].target, suffix=SIDE_BY_SIDE, display=display)
+    shown = side_by_side({mode: export.shown_tables(t, target=runs[mode].target, input_mode=mode,
+                                                    display=display) for mode, t in each.items()})
+    _write(args.out, {f"{name}{SIDE_BY_SIDE}": table for name, table in shown.items()}, figures)
     return 0

@@ -161,7 +161,8 @@ def cached_grid(
 
 def export_bundle(run: RunResult, *, run_key: str, data_name: str, dataset, options: dict,
                   progress: Progress | None = None):
-    """run_report.build_export of a run, its tables through the analysis cache: the Export job."""
+    """run_report.build_export of a run, its tables through the analysis cache: the Export job.
+    options: run_report.export_options (run_tables' arguments, display units, length column)."""
     from bnapp.report import run_report
 
     def step(fraction: float, message: str) -> None:
@@ -173,9 +174,10 @@ def export_bundle(run: RunResult, *, run_key: str, data_name: str, dataset, opti
     column = run.protocol.get("group_by")
     groups = (None if own_data is None or column is None
               else page_analyses.run_groups(run, group_labels(own_data, column)))
-    tables = cache.cached_analysis(run_key, run_report.run_tables, run, **options, groups=groups)
+    tables = cache.cached_analysis(run_key, run_report.run_tables, run,
+                                   **run_report.table_options(options), groups=groups)
     step(0.1, "drawing the figures")  # the analyses are the quick part; drawing takes the rest
-    return run_report.build_export(run, tables, run_report.run_figures(run, tables),
+    return run_report.build_export(run, tables, run_report.export_figures(run, tables, options),
                                    run_key=run_key, data_name=data_name, dataset=own_data,
                                    options=options,
                                    progress=lambda f, message: step(0.1 + 0.9 * f, message))

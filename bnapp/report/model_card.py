@@ -19,12 +19,21 @@ from bnapp.analyses.baselines import fold_predictions, quality
 from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult
 from bnapp.intake.data import Dataset, dropped_summary
-from bnapp.intake.units import LIBRARY_UNITS, UNIT_LABELS
+from bnapp.intake.duration import DEFAULT_MINUTES
+from bnapp.intake.units import (
+    LIBRARY_DISPLAY,
+    LIBRARY_UNITS,
+    UNIT_LABELS,
+    UREA_UNIT_NAMES,
+    DisplayUnits,
+)
 from bnapp.report.agreement_charts import COVERAGE_LABELS, quantity_label
+from bnapp.report.export import shown_tables
 from bnapp.report.markup import escape_md
 from bnapp.report.page_tables import run_verdict_sentence
 from bnapp.report.style import METHOD_LABELS
 
+STUDY_HOURS, STUDY_ACCESS = DEFAULT_MINUTES / 60, "arterial"  # what the formulas assume unless told
 NOT_A_DEVICE = ("bnapp is a research tool, not a medical device: its predictions are not "
                 "certified for, and must not by themselves drive, clinical decisions.")
 # extra columns that name the dialysis unit of a session (the study's file has `centro`)
@@ -34,11 +43,11 @@ KNOWN_LIMITS = (
     "The study's cohort is small (109 usable sessions) and from one country, with two dialysis "
     "units; a network trained on it, or on a file of similar size, may not transfer to other "
     "units, populations or laboratory methods. Validate on your own unit before relying on it.",
-    "The rate equation used as a baseline (Daugirdas–Schneditz) is the one for an arterial "
-    "access; for a venous access (catheter) its coefficients differ, and the comparison is "
-    "unfair to it there.",
-    "Every formula assumes a session of the length entered (the study's: 4 h) and a Ueq drawn "
-    "60 minutes after its end; other timings change what Ueq means.",
+    "The rate equation used as a baseline (Daugirdas–Schneditz) and eKt/V take one vascular "
+    "access for every session (the one named under Data); in a cohort mixing arterial and "
+    "venous accesses the comparison is unfair to them in the sessions of the other access.",
+    "Every formula takes the session lengths named under Data (the study's: 4 h) and a Ueq "
+    "drawn 60 minutes after the session's end; other timings change what Ueq means.",
     "Inputs outside the range of the training data are an extrapolation (the Predict page "
     "flags them); the network has not seen such sessions.",
     "Cross-validation estimates come from the same file the network was trained on: sessions "
@@ -76,21 +85,37 @@ def grouping_words(protocol: Mapping[str, object]) -> str:
             "training and test rows")
 
 
+def session_words(t_hours=STUDY_HOURS, access: str = STUDY_ACCESS,
+                  column: str | None = None) -> str:
+    """The session lengths (hours: one, or one per row) and access the formulas and eKt/V
+    used, in Markdown: '180 minutes for every session; arterial access'."""
+    minutes = np.atleast_1d(np.asarray(t_hours, dtype=np.float64)) * 60
+    low, high = minutes.min(), minutes.max()
+    length = (f"{low:.4g} minutes for every session" if low == high else
+              f"each session's own, {low:.4g}–{high:.4g} minutes (median "
+              f"{np.median(minutes):.4g})")
+    source = f", from column {escape_md(column)}" if column else ""
+    return f"{length}{source}; {access} access"
+
+
 def trust_tables(run: RunResult, level: float = conformal.DEFAULT_LEVEL,
-                 preds: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+                 preds: pd.DataFrame | None = None, t_hours=STUDY_HOURS,
+                 access: str = STUDY_ACCESS) -> dict[str, pd.DataFrame]:
     """agreement, calibration, share_within (the sessions within the default acceptable
     differences), coverage (of the CV+ intervals, nested, and of the held-out
     split-conformal ones at `level`, per fold and pooled, every method) and predictions (the
     network's test rows with their held-out split-conformal interval).
-    preds: fold_predictions(run), when already computed."""
-    preds = fold_predictions(run) if preds is None else preds
+    preds: fold_predictions(run, t_hours, access), when already computed; t_hours and access:
+    the sessions' lengths (one, or one per row) and access, for the formulas and eKt/V."""
+    preds = fold_predictions(run, t_hours, access) if preds is None else preds
     # one row-level frame alive at a time: each is ~0.5 GB for a million sessions
-    points = agreement.agreement_points(run, preds)
+    points = agreement.agreement_points(run, preds, t_hours, access)
     tables = {"agreement": agreement.agreement(run, points=points),
               "calibration": agreement.calibration(run, points=points),
               "share_within": agreement.share_within(run, points=points)}
     del points
-    tables["coverage"] = conformal.held_out_coverage(run, level, preds=preds)
+    tables["coverage"] = conformal.held_out_coverage(run, level, preds=preds, t_hours=t_hours,
+                                                     access=access)
     tables["predictions"] = conformal.network_predictions(run, level, preds=preds)
     return tables
 
@@ -193,14 +218,16 @@ def _date_range(dataset: Dataset) -> str | None:
     return None
 
 
-def subgroup_table(run: RunResult, dataset: Dataset | None) -> pd.DataFrame | None:
-    """Test-row RMSE, MAE and mean error of every method per dialysis unit, when the file names
-    the unit and `dataset` is the run's own data (its rows are the run's rows)."""
+def subgroup_table(run: RunResult, dataset: Dataset | None, t_hours=STUDY_HOURS,
+                   access: str = STUDY_ACCESS) -> pd.DataFrame | None:
+    """Test-row RMSE, MAE and mean error (library units) of every method per dialysis unit,
+    when the file names the unit and `dataset` is the run's own data (its rows are the run's
+    rows); the formulas' sessions last t_hours through `access`."""
     col = unit_column(dataset)
     if col is None or run.row_ids is None or len(dataset.row_numbers) != len(run.y) or not (
             np.array_equal(dataset.row_numbers, run.row_ids)):
         return None
-    preds = fold_predictions(run)
+    preds = fold_predictions(run, t_hours, access)
     units = dataset.frame[col]
     if pd.api.types.is_float_dtype(units) and (units.dropna() % 1 == 0).all():
         units = units.astype("Int64")  # unit 1, not 1.0
@@ -232,18 +259,24 @@ def _verdict_lines(verdicts: pd.DataFrame | None) -> list[str]:
 
 
 def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name: str,
-               dataset: Dataset | None = None, level: float | None = None) -> str:
+               dataset: Dataset | None = None, level: float | None = None,
+               display: DisplayUnits = LIBRARY_DISPLAY, t_hours=STUDY_HOURS,
+               access: str = STUDY_ACCESS, length_column: str | None = None) -> str:
     """The run's model card in Markdown. tables: run_tables' output (baselines,
-    paired_comparison, agreement, coverage); dataset: the run's own data set, or None when it is
-    not at hand (then what was dropped while reading is left out)."""
+    paired_comparison, agreement, coverage) in library units, computed for sessions of t_hours
+    (one, or one per row; from `length_column` when named) through `access`; its numbers are
+    shown in `display`'s units; dataset: the run's own data set, or None when it is not at hand
+    (then what was dropped while reading is left out)."""
     spec, protocol = run.spec, run.protocol
     counts = spec.param_counts(len(run.features))
-    unit = LIBRARY_UNITS.get(run.target, "")
-    cov = tables["coverage"]
+    unit = display.unit(run.target) if run.target in LIBRARY_UNITS else ""
+    errors_in = escape_md(display.unit(run.target))  # 'units of <target>' for a column of theirs
+    shown = shown_tables(tables, target=run.target, input_mode=spec.input_mode, display=display)
+    cov = shown["coverage"]
     level = float(cov["level"].iloc[0]) if level is None and len(cov) else level
     target = escape_md(run.target)
     lines = [f"# Model card: {spec.label} predicting {target}", "",
-             run_verdict_sentence(run, tables), "",
+             run_verdict_sentence(run, tables, display), "",
              f"Generated by bnapp {__version__}.", "",
              "## Intended use", "",
              f"Estimate the equilibrated post-dialysis urea ({target}) from values already "
@@ -265,7 +298,10 @@ def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name:
     else:
         lines.append("- Rows read and dropped: not known here (the data set was not loaded)")
     lines += [f"- Rows used: {len(run.y)}",
-              "- Inputs: " + ", ".join(escape_md(f) + (f" ({LIBRARY_UNITS[f]})" if f in
+              f"- Results shown in: {UREA_UNIT_NAMES[display.urea]} for urea",
+              "- Session length used by the formulas and eKt/V: "
+              f"{session_words(t_hours, access, length_column)}",
+              "- Inputs: " + ", ".join(escape_md(f) + (f" ({display.unit(f)})" if f in
                                                        LIBRARY_UNITS else "")
                                        for f in run.features),
               f"- Target: {target}" + (f" ({unit})" if unit else ""), "",
@@ -277,22 +313,24 @@ def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name:
               "- Every figure below is computed on test rows, each predicted by a model that did "
               "not train on it.", "",
               "## Performance beside the clinical formulas", "",
-              _md_table(_performance(tables)), "",
+              _md_table(_performance(shown)), "",
+              f"RMSE, MAE and mean errors in {errors_in}; "
               "RMSE intervals describe "
-              f"{escape_md(tables['error_intervals']['interval'].iloc[0])}; the "
+              f"{escape_md(shown['error_intervals']['interval'].iloc[0])}; the "
               "network − formula difference uses Nadeau and Bengio's corrected variance.", "",
               *_verdict_lines(tables.get("verdict")),
               "## Agreement with the measured value (Bland–Altman)", "",
-              _md_table(_agreement(tables["agreement"])), "",
-              "Differences are method − measured; limits of agreement are bias ± 1.96 SD, their "
-              "CIs " + ("exact (Carkeet 2015)" if (tables["agreement"]["ci_method"] == "exact").all()
+              _md_table(_agreement(shown["agreement"])), "",
+              f"Differences are method − measured ({target} in {errors_in}, eKt/V unitless); "
+              "limits of agreement are bias ± 1.96 SD, their "
+              "CIs " + ("exact (Carkeet 2015)" if (shown["agreement"]["ci_method"] == "exact").all()
                         else "approximate (Bland & Altman 1999)") + ". eKt/V is the dose each "
               "Ueq implies by Daugirdas' formula. The proportional-bias slope is the "
               "difference regressed on the method's own value (1 − the calibration slope), not "
               "on the pair's mean, on which every calibrated predictor would show a slope.", "",
               "Sessions whose method − measured is within a clinically acceptable difference "
               f"({escape_md(unit or run.target)} for {target}; eKt/V unitless), with Wilson "
-              "95 % intervals:", "", _md_table(_share_within(tables["share_within"])), "",
+              "95 % intervals:", "", _md_table(_share_within(shown["share_within"])), "",
               "## Prediction intervals and their coverage", ""]
     if len(cov):
         lines += [f"Coverage of {level:.0%} prediction intervals: the share of test rows "
@@ -304,7 +342,9 @@ def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name:
                   "level by construction; it is not the interval a new session gets.", "",
                   _md_table(_coverage(cov)), ""]
     lines += ["## Subgroups and dialysis units", ""]
-    groups = subgroup_table(run, dataset)
+    groups = subgroup_table(run, dataset, t_hours, access)
+    if groups is not None:
+        groups = display.show(groups, run.target, ["RMSE", "MAE", "mean error"])
     if groups is None:
         lines.append("No column naming the dialysis unit was found with this run's data, so no "
                      "per-unit results are given; performance may differ between units.")

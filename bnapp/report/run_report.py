@@ -1,9 +1,11 @@
 """Every table and figure of one run, and the files the Export page and `analyze` write from them.
 
-`run_tables` / `run_figures` compute a run's analyses and charts; `build_export` turns them into a
-ZIP (figures as PNG + SVG, tables as CSV + XLSX) and a self-contained HTML report that says how
-to reproduce the run. Text from the user's file (names, columns, cells) reaches those files only
-through `bnapp.report.export`, which escapes it for HTML and neutralizes it for spreadsheets.
+`run_tables` / `run_figures` (of `bnapp.report.run_charts`) compute a run's analyses and
+charts; `export_options` say how the files show them (units, session lengths); `build_export`
+turns them into a ZIP (figures as PNG + SVG, tables as CSV + XLSX) and a self-contained HTML
+report that says how to reproduce the run. Text from the user's file (names, columns, cells)
+reaches those files only through `bnapp.report.export`, which escapes it for HTML and
+neutralizes it for spreadsheets.
 """
 
 from __future__ import annotations
@@ -17,28 +19,30 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from bnapp import __version__
-from bnapp.analyses import agreement, baselines, concordance, explain, stages, verdict
+from bnapp.analyses import baselines, concordance, explain, stages, verdict
 from bnapp.analyses.cohort_intervals import run_replicates
-from bnapp.analyses.layer_tables import importance_tables, layer_rows, parameter_tables, tag_layer
+from bnapp.analyses.layer_tables import importance_tables, parameter_tables, tag_layer
 from bnapp.analyses.settings import SETTINGS
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult, network_layers
 from bnapp.intake.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
-from bnapp.intake.units import UNIT_LABELS, target_unit
-from bnapp.report import (
-    agreement_charts,
-    bn_charts,
-    export,
-    importance_charts,
-    model_card,
-    network_charts,
-    page_tables,
-)
+from bnapp.intake.units import LIBRARY_DISPLAY, UNIT_LABELS, UREA_UNIT_NAMES, DisplayUnits
+from bnapp.report import export, model_card, page_tables
 from bnapp.report.markup import unescape_md
+from bnapp.report.model_card import STUDY_ACCESS, STUDY_HOURS, session_words
+
+# the run's figures, drawn in run_charts, are found here beside its tables by their callers
+from bnapp.report.run_charts import (  # noqa: F401
+    agreement_figures,
+    gamma_figures,
+    importance_figures,
+    run_figures,
+)
 from bnapp.report.style import with_unit
 
 CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to
@@ -65,17 +69,21 @@ REPORT_TABLES = {
     "data_dropped_by_reason": "Rows dropped while reading the data, by reason",
 }
 Progress = Callable[[float, str], None]
+# export options that change how the files show the analyses, not the analyses (run_tables')
+PRESENTATION = ("display", "length_column")
 
 
 def run_tables(run: RunResult, *, n_permutations: int = SETTINGS.n_permutations,
                n_boot: int = SETTINGS.n_boot, seed: int = SETTINGS.seed,
                interval: float = SETTINGS.interval_level, groups=None,
-               n_replicates: int = SETTINGS.n_replicates) -> dict[str, pd.DataFrame]:
+               n_replicates: int = SETTINGS.n_replicates, t_hours=STUDY_HOURS,
+               access: str = STUDY_ACCESS) -> dict[str, pd.DataFrame]:
     """Every analysis table of a run, keyed by file stem; stages and sensitivity cover the input
     and every hidden layer (told apart by the `layer` and `hidden_layer` columns); agreement,
     calibration, coverage and predictions with prediction intervals at level `interval`; the
     association and concordance intervals over cohorts like this one (run_replicates(run,
-    groups, n_replicates), trained once for both), and the verdict per layer and definition."""
+    groups, n_replicates), trained once for both), and the verdict per layer and definition;
+    the formulas and eKt/V for sessions of t_hours (one, or one per row) through `access`."""
     replicates = run_replicates(run, groups, n_replicates, seed)
     cohort = {"replicates": replicates, "n_replicates": 0}  # none built a second time
     found = importance_tables(run, n_permutations=n_permutations, n_boot=n_boot, seed=seed,
@@ -86,7 +94,8 @@ def run_tables(run: RunResult, *, n_permutations: int = SETTINGS.n_permutations,
     explained = concordance.importance_report(run, n_permutations=n_permutations, n_boot=n_boot,
                                               seed=seed, sens=found["sensitivity"], **cohort)
     ice, pdp = explain.ice_pdp(run, seed=seed)
-    preds = baselines.fold_predictions(run)  # every method's test rows, shared by four tables
+    # every method's test rows, shared by four tables
+    preds = baselines.fold_predictions(run, t_hours, access)
     base = baselines.baselines(run, preds)
     return {
         **parameter_tables(run),
@@ -97,7 +106,7 @@ def run_tables(run: RunResult, *, n_permutations: int = SETTINGS.n_permutations,
         "paired_comparison": baselines.paired_comparison(run, base),
         "loss_curves": loss,
         "gamma_curves": gamma,
-        **model_card.trust_tables(run, interval, preds),
+        **model_card.trust_tables(run, interval, preds, t_hours, access),
         "importance": explained["importance"],
         "concordance": explained["concordance"],
         "verdict": layer_verdicts(run, explained["concordance"], explained["importance"]),
@@ -116,100 +125,56 @@ def layer_verdicts(run: RunResult, concordance_table: pd.DataFrame,
         columns=["layer", "hidden_layer", *verdict.VERDICT_COLUMNS])
 
 
-def gamma_figures(sens: pd.DataFrame, lines: pd.DataFrame, spec: ArchSpec, target: str, *,
-                  metric: str = "bias", suffix: str = "") -> dict[str, alt.TopLevelMixin]:
-    """|γ| against `metric` per layer with a BN and ablation mode: one run's (gamma_scatter) or,
-    when the tables carry `input_mode`, both input modes side by side (input_mode_scatter)."""
-    draw = bn_charts.input_mode_scatter if "input_mode" in sens.columns else bn_charts.gamma_scatter
-    lines = lines[lines["metric"] == metric].drop(columns="metric")
-    figures = {}
-    for layer in network_layers(spec):
-        rows = layer_rows(sens, layer)
-        for mode in rows.dropna(subset=["gamma"])["mode"].unique():
-            figures[f"gamma_vs_{metric}_{layer.stem}_{mode}{suffix}"] = draw(
-                rows, layer_rows(lines, layer), metric, mode, target=target)
-    return figures
-
-
-def run_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
-    """The charts of run_tables' output, keyed by file stem."""
-    figures = {
-        "architecture": network_charts.architecture_chart(run.spec, len(run.features), run.features,
-                                                          target=run.target),
-        "baselines": network_charts.baseline_chart(tables["baselines"], target=run.target),
-    }
-    for layer in network_layers(run.spec):
-        per_fold = layer_rows(tables["bn_parameters_per_fold"], layer)
-        figures[f"parameters_{layer.stem}"] = bn_charts.parameter_chart(
-            per_fold.drop(columns=["layer", "hidden_layer"]),
-            page_tables.layer_title(run.spec, layer))
-        quantiles = layer_rows(tables["stage_quantiles"], layer)
-        figures[f"stages_{layer.stem}"] = bn_charts.stage_boxplot(
-            quantiles.drop(columns=["layer", "hidden_layer"]),
-            page_tables.layer_title(run.spec, layer),
-            layer=layer.kind)
-    figures |= gamma_figures(tables["sensitivity"], tables["fit_lines"], run.spec, run.target)
-    if len(tables["loss_curves"]):
-        figures["loss"] = network_charts.loss_curves(tables["loss_curves"],
-                                                     stages.held_out_errors(run), target=run.target)
-    if len(tables["gamma_curves"]):
-        figures["gamma_trajectories"] = network_charts.gamma_trajectories(tables["gamma_curves"])
-    return figures | agreement_figures(run, tables) | importance_figures(run, tables)
-
-
-def agreement_figures(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
-    """Per quantity, the share within the acceptable difference, a Bland–Altman plot per method
-    (dots named by their row in the data file, the acceptable difference drawn) and
-    calibration; interval coverage."""
-    points = agreement.identify(agreement.agreement_points(run), run.row_ids)
-    curves = agreement.calibration_curves(points)
-    share = tables["share_within"]
-    figures = {}
-    # each chart filters the rows it is given: split the points (a million sessions: 8M lines)
-    # once, not once per chart
-    for quantity, of_quantity in points.groupby("quantity", sort=False):
-        figures[f"share_within_{quantity}"] = agreement_charts.share_within_chart(share, quantity)
-        tolerance = share.loc[share["quantity"] == quantity, "tolerance"].iloc[0]
-        for method, rows in of_quantity.groupby("method", sort=False):
-            figures[f"bland_altman_{method}_{quantity}"] = agreement_charts.bland_altman_chart(
-                rows, tables["agreement"], method, quantity, tolerance=float(tolerance))
-        figures[f"calibration_{quantity}"] = agreement_charts.calibration_chart(
-            of_quantity, curves, tables["calibration"], quantity)
-    coverage = tables["coverage"]
-    figures["interval_coverage"] = agreement_charts.coverage_chart(
-        coverage, float(coverage["level"].iloc[0]), target_unit(run.target))
-    return figures
-
-
-def importance_figures(run: RunResult, tables: dict[str, pd.DataFrame]) -> dict[str, alt.TopLevelMixin]:
-    """The Importance page's figures: per layer the importance per definition and, where the
-    layer has a BN, the concordance heatmap; ICE/PDP of the inputs."""
-    figures = {}
-    for layer in network_layers(run.spec):
-        title = page_tables.layer_title(run.spec, layer)
-        conc = layer_rows(tables["concordance"], layer)
-        if len(conc):
-            figures[f"concordance_{layer.stem}"] = importance_charts.concordance_heatmap(
-                conc, title, n_units=len(run.unit_names(layer)))
-        figures[f"importance_{layer.stem}"] = importance_charts.importance_bars(
-            layer_rows(tables["importance"], layer), title)
-    figures["ice_pdp"] = importance_charts.ice_pdp_chart(tables["ice"], tables["pdp"],
-                                                         target=run.target)
-    return figures
-
-
 # ------------------------------------------------------------------------- what the run was made of
 
 def analysis_options(*, n_permutations: int = SETTINGS.n_permutations,
-                     n_boot: int = SETTINGS.n_boot) -> dict[str, int]:
+                     n_boot: int = SETTINGS.n_boot, t_hours=STUDY_HOURS,
+                     access: str = STUDY_ACCESS) -> dict[str, object]:
     """run_tables' keyword arguments: the Export page's ablation shuffles and bootstrap
-    resamples, with the settings' seed (the pages' and the CLI's too)."""
-    return {"n_permutations": int(n_permutations), "n_boot": int(n_boot), "seed": SETTINGS.seed}
+    resamples, with the settings' seed (the pages' and the CLI's too), and the formulas'
+    session hours (one, or one per row of the run) and access (the pages' formula_length)."""
+    hours = float(t_hours) if np.ndim(t_hours) == 0 else np.asarray(t_hours, dtype=np.float64)
+    return {"n_permutations": int(n_permutations), "n_boot": int(n_boot), "seed": SETTINGS.seed,
+            "t_hours": hours, "access": access}
 
 
-def data_summary(run: RunResult, data_name: str, dataset: Dataset | None = None) -> dict[str, object]:
+def export_options(display: DisplayUnits = LIBRARY_DISPLAY, length_column: str | None = None,
+                   **analysis) -> dict[str, object]:
+    """The Export job's options: analysis_options(**analysis), the units its files show values
+    in, and the data set's column the session lengths came from (None: one length)."""
+    return {**analysis_options(**analysis), "display": display.urea,
+            "length_column": length_column}
+
+
+def table_options(options: Mapping[str, object]) -> dict[str, object]:
+    """run_tables' keyword arguments among export options."""
+    return {k: v for k, v in options.items() if k not in PRESENTATION}
+
+
+def presentation(options: Mapping[str, object] | None) -> dict[str, object]:
+    """What export options say about the files, as model_card's keywords: display units and
+    session lengths (the study's 4 h, arterial, when not given)."""
+    options = options or {}
+    return {"display": DisplayUnits(options.get("display", LIBRARY_DISPLAY.urea)),
+            "t_hours": options.get("t_hours", STUDY_HOURS),
+            "access": options.get("access", STUDY_ACCESS),
+            "length_column": options.get("length_column")}
+
+
+def export_figures(run: RunResult, tables: Mapping[str, pd.DataFrame],
+                   options: Mapping[str, object] | None) -> dict[str, alt.TopLevelMixin]:
+    """run_figures of run_tables' output as export `options` say (units, session lengths)."""
+    shown = presentation(options)
+    return run_figures(run, tables, display=shown["display"], t_hours=shown["t_hours"],
+                       access=shown["access"])
+
+
+def data_summary(run: RunResult, data_name: str, dataset: Dataset | None = None,
+                 options: Mapping[str, object] | None = None) -> dict[str, object]:
     """Label -> value lines about the data; rows read and dropped only when `dataset` (the run's
-    own data set) is given."""
+    own data set) is given; the units and session lengths of export `options`."""
+    shown = presentation(options)
+    display = shown["display"]
     summary: dict[str, object] = {"Data set": data_name}
     if dataset is not None:
         summary |= {
@@ -217,7 +182,7 @@ def data_summary(run: RunResult, data_name: str, dataset: Dataset | None = None)
             "Rows usable": dataset.n_usable,
             "Rows dropped": (f"{dataset.n_dropped} (why: see the validation report in the ZIP)"
                              if dataset.n_dropped else 0),
-            "Columns": ", ".join(with_unit(str(c)) for c in dataset.frame.columns),
+            "Columns": ", ".join(with_unit(str(c), display) for c in dataset.frame.columns),
             "Urea units in the file": UNIT_LABELS.get(dataset.units, dataset.units),
             "Column mapping": ", ".join(f"{canon} ← {header}"
                                         for canon, header in dataset.mapping.items()),
@@ -230,8 +195,11 @@ def data_summary(run: RunResult, data_name: str, dataset: Dataset | None = None)
     summary |= {
         "Sessions kept together by": unescape_md(model_card.grouping_words(run.protocol)),
         "Rows used by the run": len(run.y),
-        "Inputs": ", ".join(with_unit(f) for f in run.features),
-        "Target": with_unit(run.target),
+        "Inputs": ", ".join(with_unit(f, display) for f in run.features),
+        "Target": with_unit(run.target, display),
+        "Results shown in": f"{UREA_UNIT_NAMES[display.urea]} for urea",
+        "Session length and access (formulas, eKt/V)": unescape_md(session_words(
+            shown["t_hours"], shown["access"], shown["length_column"])),
     }
     return summary
 
@@ -256,7 +224,8 @@ def _as_table(items: Mapping[str, object], key: str) -> pd.DataFrame:
     return pd.DataFrame({key: list(items), "value": [str(v) for v in items.values()]})
 
 
-def cli_command(run: RunResult, data_name: str, options: Mapping[str, int]) -> tuple[str, list[str]]:
+def cli_command(run: RunResult, data_name: str,
+                options: Mapping[str, object]) -> tuple[str, list[str]]:
     """`python -m bnapp analyze ...` for this run, and what the command cannot reproduce
     (`analyze` trains plain k-fold CV of the study's inputs and target)."""
     spec, protocol = run.spec, run.protocol
@@ -271,6 +240,8 @@ def cli_command(run: RunResult, data_name: str, options: Mapping[str, int]) -> t
              "--seed", str(protocol.get("seed", 0)),
              "--permutations", str(options["n_permutations"]),
              "--n-boot", str(options["n_boot"])]
+    length, differences = _length_args(presentation(options))
+    args += length
     grouping = ({k: protocol[k] for k in ("kind", "group_by", "group_hash")}
                 if protocol.get("group_by") else {})
     if grouping:  # the same column of the same file gives the same labels, so the same hash
@@ -280,7 +251,6 @@ def cli_command(run: RunResult, data_name: str, options: Mapping[str, int]) -> t
         args += ["--bn-decay", bn_decay["bn_decay"]]
     command = "python -m bnapp analyze " + shlex.join(args)
 
-    differences = []
     cli_protocol = {**Protocol(kind="kfold", folds=int(protocol.get("folds", 10)),
                                epochs=int(protocol.get("epochs", 200)),
                                seed=protocol.get("seed", 0)).to_dict(), **grouping, **bn_decay}
@@ -294,11 +264,28 @@ def cli_command(run: RunResult, data_name: str, options: Mapping[str, int]) -> t
     return command, differences
 
 
+def _length_args(shown: Mapping[str, object]) -> tuple[list[str], list[str]]:
+    """`analyze` options giving presentation()'s units and session lengths, and what they
+    cannot give."""
+    hours, column, access = shown["t_hours"], shown["length_column"], shown["access"]
+    args = [f"--length-column={column}"] if column else []  # '=': a name may start with '-'
+    if not column and np.ndim(hours) == 0 and hours != STUDY_HOURS:
+        args += ["--minutes", f"{hours * 60:.10g}"]
+    args += ["--access", access] * (access != STUDY_ACCESS)
+    display = shown["display"]
+    args += ["--show-units", display.urea] * (display != LIBRARY_DISPLAY)
+    unnamed = not column and np.ndim(hours) > 0
+    return args, ["session lengths given row by row without a column (the command takes "
+                  "--minutes or --length-column)"] * unnamed
+
+
 def reproduction_settings(run: RunResult, *, run_key: str, data_name: str,
                           dataset: Dataset | None = None,
-                          options: Mapping[str, int] | None = None) -> dict[str, object]:
+                          options: Mapping[str, object] | None = None) -> dict[str, object]:
     """Everything needed to train and analyse this run again, as JSON-ready values."""
     options = options or analysis_options()
+    shown = presentation(options)
+    hours = shown["t_hours"]
     command, differences = cli_command(run, data_name, options)
     if dataset is not None and dataset.units != "mg/dL":  # `analyze` reads urea as mg/dL
         differences.append(f"urea read as {UNIT_LABELS.get(dataset.units, dataset.units)} "
@@ -317,7 +304,12 @@ def reproduction_settings(run: RunResult, *, run_key: str, data_name: str,
         "parameters": {"trainable": counts.trainable, "non_trainable": counts.non_trainable,
                        "total": counts.total},
         "protocol": dict(run.protocol),
-        "analysis": dict(options),
+        "analysis": {k: options[k] for k in ("n_permutations", "n_boot", "seed")},
+        "session_length": {"minutes": float(hours) * 60 if np.ndim(hours) == 0 else None,
+                           "column": shown["length_column"], "access": shown["access"],
+                           "words": unescape_md(session_words(hours, shown["access"],
+                                                              shown["length_column"]))},
+        "shown_in": shown["display"].urea,
         "run_key": run_key,
         "cli_command": command,
         "cli_command_differs_in": differences,
@@ -344,6 +336,9 @@ def settings_table(settings: Mapping[str, object]) -> pd.DataFrame:
             model_card.grouping_words(settings["protocol"])),
         "Analyses": f"{analysis['n_permutations']} shuffles per permutation ablation, "
                     f"{analysis['n_boot']} bootstrap resamples, seed {analysis['seed']}",
+        "Session length and access (formulas, eKt/V)": settings.get(
+            "session_length", {}).get("words", unescape_md(session_words())),
+        "Results shown in": UREA_UNIT_NAMES[settings.get("shown_in", LIBRARY_DISPLAY.urea)],
         "Command that runs it again": settings["cli_command"],
         "What the command does differently": "; ".join(settings["cli_command_differs_in"])
                                              or "nothing",
@@ -356,32 +351,50 @@ def _report_tables(run: RunResult, tables: Mapping[str, pd.DataFrame]) -> dict[s
     return {heading: own[stem] for stem, heading in REPORT_TABLES.items() if stem in own}
 
 
-def _html(run: RunResult, tables: Mapping[str, pd.DataFrame],
+def _documents(run: RunResult, tables: Mapping[str, pd.DataFrame], *, run_key: str,
+               data_name: str, dataset: Dataset | None,
+               options: Mapping[str, object] | None) -> dict[str, object]:
+    """What the ZIP and the HTML report share: the settings, the data summary, the model card,
+    the opening sentence and `tables` (run_tables', library units) in the shown units."""
+    shown = presentation(options)
+    display = shown["display"]
+    return {
+        "settings": reproduction_settings(run, run_key=run_key, data_name=data_name,
+                                          dataset=dataset, options=options),
+        "summary": data_summary(run, data_name, dataset, options),
+        "card": model_card.model_card(run, tables, data_name=data_name, dataset=dataset, **shown),
+        "headline": unescape_md(page_tables.run_verdict_sentence(run, tables, display)),
+        "tables": export.shown_tables(tables, target=run.target,
+                                      input_mode=run.spec.input_mode, display=display),
+    }
+
+
+def _html(run: RunResult, documents: Mapping[str, object], tables: Mapping[str, pd.DataFrame],
           figures: Mapping[str, alt.TopLevelMixin | export.Rendered], *, data_name: str,
-          summary: Mapping[str, object], settings: Mapping[str, object],
-          card: str | None = None, captions: Mapping[str, str] | None = None) -> str:
-    return export.html_report(f"bnapp report: {run.spec.label} on {data_name}", summary=summary,
-                              figures=figures, tables=_report_tables(run, tables),
-                              settings=settings_table(settings), model_card=card,
-                              captions=captions,
-                              headline=unescape_md(page_tables.run_verdict_sentence(run, tables)))
+          captions: Mapping[str, str] | None = None) -> str:
+    return export.html_report(f"bnapp report: {run.spec.label} on {data_name}",
+                              summary=documents["summary"], figures=figures,
+                              tables=_report_tables(run, tables),
+                              settings=settings_table(documents["settings"]),
+                              model_card=documents["card"], captions=captions,
+                              headline=documents["headline"])
 
 
 def report_html(run: RunResult, tables: Mapping[str, pd.DataFrame],
                 figures: Mapping[str, alt.TopLevelMixin], *, run_key: str, data_name: str,
-                dataset: Dataset | None = None, options: Mapping[str, int] | None = None) -> str:
+                dataset: Dataset | None = None,
+                options: Mapping[str, object] | None = None) -> str:
     """The self-contained HTML report of a run: data summary, architecture, every figure, the
     main tables and the settings (with the CLI command) that reproduce it.
 
     tables: run_tables' output, plus data_tables(dataset) when the data set is at hand;
     dataset: the run's own data set, or None when it is not loaded (then rows read and dropped
-    and the data fingerprint are left out); options: the run_tables arguments used.
+    and the data fingerprint are left out); options: export_options (or the run_tables
+    arguments) used: the tables are shown in its display units.
     """
-    settings = reproduction_settings(run, run_key=run_key, data_name=data_name, dataset=dataset,
-                                     options=options)
-    card = model_card.model_card(run, tables, data_name=data_name, dataset=dataset)
-    return _html(run, tables, figures, data_name=data_name, settings=settings,
-                 summary=data_summary(run, data_name, dataset), card=card)
+    documents = _documents(run, tables, run_key=run_key, data_name=data_name, dataset=dataset,
+                           options=options)
+    return _html(run, documents, documents["tables"], figures, data_name=data_name)
 
 
 @dataclass(frozen=True)
@@ -404,30 +417,30 @@ def export_names(data_name: str, run_key: str) -> tuple[str, str]:
 
 def build_export(run: RunResult, tables: Mapping[str, pd.DataFrame],
                  figures: Mapping[str, alt.TopLevelMixin], *, run_key: str, data_name: str,
-                 dataset: Dataset | None = None, options: Mapping[str, int] | None = None,
+                 dataset: Dataset | None = None, options: Mapping[str, object] | None = None,
                  progress: Progress | None = None) -> ExportBundle:
     """The ZIP (every figure as PNG and SVG; every table as CSV and XLSX, with the data summary,
     the architecture, the settings and, when `dataset` is the run's own data, its validation
-    report) and the HTML report. `dataset` is the run's own data set, or None when it is not at
-    hand (jobs.cache.trained_on tells). progress(fraction, message) is called as figures are
+    report) and the HTML report. tables: run_tables' (library units), figures: run_figures';
+    options: export_options (the tables are shown in its display units, the report names its
+    session lengths). `dataset` is the run's own data set, or None when it is not at hand
+    (jobs.cache.trained_on tells). progress(fraction, message) is called as figures are
     drawn."""
-    settings = reproduction_settings(run, run_key=run_key, data_name=data_name, dataset=dataset,
-                                     options=options)
-    summary = data_summary(run, data_name, dataset)
-    all_tables = {**tables, **(data_tables(dataset) if dataset is not None else {}),
-                  "data_summary": _as_table(summary, "item"),
+    documents = _documents(run, tables, run_key=run_key, data_name=data_name, dataset=dataset,
+                           options=options)
+    all_tables = {**documents["tables"], **(data_tables(dataset) if dataset is not None else {}),
+                  "data_summary": _as_table(documents["summary"], "item"),
                   "architecture": architecture_table(run.spec, len(run.features)),
                   "settings": _as_table({k: json.dumps(v, ensure_ascii=False, default=str)
-                                         for k, v in settings.items()}, "setting")}
+                                         for k, v in documents["settings"].items()},
+                                        "setting")}
     drawn, captions = {}, {name: export.caption(chart) for name, chart in figures.items()}
     for i, (name, chart) in enumerate(figures.items()):
         if progress is not None:
             progress(i / len(figures), f"Drawing figure {i + 1} of {len(figures)}: {name}")
         drawn[name] = export.render(chart)
-    card = model_card.model_card(run, tables, data_name=data_name, dataset=dataset)
-    zipped = export.export_zip(drawn, all_tables, files={"model_card.md": card})
-    html = _html(run, all_tables, drawn, data_name=data_name, summary=summary, settings=settings,
-                 card=card, captions=captions)
+    zipped = export.export_zip(drawn, all_tables, files={"model_card.md": documents["card"]})
+    html = _html(run, documents, all_tables, drawn, data_name=data_name, captions=captions)
     if progress is not None:
         progress(1.0, "Done")
     zip_name, html_name = export_names(data_name, run_key)
