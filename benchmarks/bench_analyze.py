@@ -27,7 +27,7 @@ from bnapp.engine.protocols import Protocol  # noqa: E402
 from bnapp.engine.train import train_run  # noqa: E402
 from bnapp.intake.data import STUDY_INPUTS, STUDY_TARGET  # noqa: E402
 from bnapp.intake.simulator import simulate_cohort  # noqa: E402
-from bnapp.report import run_report  # noqa: E402
+from bnapp.report import run_charts, run_report  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -86,7 +86,7 @@ def main() -> None:
     report("run_tables", took, steps)
 
     def run_figures():
-        return run_report.run_figures(run, tables)
+        return run_charts.run_figures(run, tables)
 
     _, fig_took, steps = measure(run_figures)
     report("run_figures", fig_took, steps)

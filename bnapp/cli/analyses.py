@@ -168,7 +168,7 @@ def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
 
 def cmd_analyze(args) -> int:
     from bnapp.analyses.layer_tables import parameter_tables, side_by_side
-    from bnapp.report import export, run_report
+    from bnapp.report import export, run_charts
 
     if not 0 < args.interval < 1:
         raise UserError(f"--interval {args.interval}: give a level between 0 and 1, e.g. 0.9")
@@ -186,7 +186,7 @@ def cmd_analyze(args) -> int:
     each = {mode: {**_analyze(args, run, args.out / mode, dataset, groups),
                    **parameter_tables(run)} for mode, (run, groups, dataset) in trained.items()}
     tables = side_by_side(each)
-    figures = run_report.gamma_figures(tables["sensitivity"], tables["fit_lines"], spec,
+    figures = run_charts.gamma_figures(tables["sensitivity"], tables["fit_lines"], spec,
                                        runs["raw"].target, suffix=SIDE_BY_SIDE, display=display)
     shown = side_by_side({mode: export.shown_tables(t, target=runs[mode].target, input_mode=mode,
                                                     display=display) for mode, t in each.items()})

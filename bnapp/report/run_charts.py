@@ -3,8 +3,7 @@ what the Export page's ZIP and HTML report and `analyze` draw."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import altair as alt
 import pandas as pd
@@ -13,18 +12,9 @@ from bnapp.analyses import agreement, stages
 from bnapp.analyses.layer_tables import layer_rows
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult, network_layers
-from bnapp.intake.units import LIBRARY_DISPLAY, DisplayUnits, target_unit
+from bnapp.intake.units import LIBRARY_DISPLAY, DisplayUnits
 from bnapp.report import agreement_charts, bn_charts, importance_charts, network_charts, page_tables
 from bnapp.report.model_card import STUDY_ACCESS, STUDY_HOURS
-
-
-def draw(builder: Callable[..., alt.TopLevelMixin], *args, display: DisplayUnits,
-         **kwargs) -> alt.TopLevelMixin:
-    """builder(*args, **kwargs) from library-unit tables, in `display`'s units when the builder
-    takes a `display` keyword: every figure of the exports is drawn through here."""
-    if "display" in inspect.signature(builder).parameters:
-        kwargs["display"] = display
-    return builder(*args, **kwargs)
 
 
 def gamma_figures(sens: pd.DataFrame, lines: pd.DataFrame, spec: ArchSpec, target: str, *,
@@ -39,9 +29,8 @@ def gamma_figures(sens: pd.DataFrame, lines: pd.DataFrame, spec: ArchSpec, targe
     for layer in network_layers(spec):
         rows = layer_rows(sens, layer)
         for mode in rows.dropna(subset=["gamma"])["mode"].unique():
-            figures[f"gamma_vs_{metric}_{layer.stem}_{mode}{suffix}"] = draw(
-                chart, rows, layer_rows(lines, layer), metric, mode, target=target,
-                display=display)
+            figures[f"gamma_vs_{metric}_{layer.stem}_{mode}{suffix}"] = chart(
+                rows, layer_rows(lines, layer), metric, mode, target=target, display=display)
     return figures
 
 
@@ -50,33 +39,33 @@ def run_figures(run: RunResult, tables: Mapping[str, pd.DataFrame], *,
                 access: str = STUDY_ACCESS) -> dict[str, alt.TopLevelMixin]:
     """The charts of run_tables' output (library units; run_tables' t_hours and access), keyed
     by file stem, in `display`'s units."""
-    shown = {"display": display}
     figures = {
-        "architecture": draw(network_charts.architecture_chart, run.spec, len(run.features),
-                             run.features, target=run.target, **shown),
-        "baselines": draw(network_charts.baseline_chart, tables["baselines"], target=run.target,
-                          **shown),
+        "architecture": network_charts.architecture_chart(
+            run.spec, len(run.features), run.features, target=run.target, display=display),
+        "baselines": network_charts.baseline_chart(tables["baselines"], target=run.target,
+                                                   display=display),
     }
     for layer in network_layers(run.spec):
         title = page_tables.layer_title(run.spec, layer)
         per_fold = layer_rows(tables["bn_parameters_per_fold"], layer)
-        figures[f"parameters_{layer.stem}"] = draw(
-            bn_charts.parameter_chart, per_fold.drop(columns=["layer", "hidden_layer"]), title,
-            **shown)
+        figures[f"parameters_{layer.stem}"] = bn_charts.parameter_chart(
+            per_fold.drop(columns=["layer", "hidden_layer"]), title, display=display,
+            input_mode=run.spec.input_mode)
         quantiles = layer_rows(tables["stage_quantiles"], layer)
-        figures[f"stages_{layer.stem}"] = draw(
-            bn_charts.stage_boxplot, quantiles.drop(columns=["layer", "hidden_layer"]), title,
-            layer=layer.kind, **shown)
+        figures[f"stages_{layer.stem}"] = bn_charts.stage_boxplot(
+            quantiles.drop(columns=["layer", "hidden_layer"]), title, layer=layer.kind,
+            display=display)
     figures |= gamma_figures(tables["sensitivity"], tables["fit_lines"], run.spec, run.target,
-                             **shown)
+                             display=display)
     if len(tables["loss_curves"]):
-        figures["loss"] = draw(network_charts.loss_curves, tables["loss_curves"],
-                               stages.held_out_errors(run), target=run.target, **shown)
-    if len(tables["gamma_curves"]):
-        figures["gamma_trajectories"] = draw(network_charts.gamma_trajectories,
-                                             tables["gamma_curves"], **shown)
-    return (figures | agreement_figures(run, tables, t_hours=t_hours, access=access, **shown)
-            | importance_figures(run, tables, **shown))
+        figures["loss"] = network_charts.loss_curves(
+            tables["loss_curves"], stages.held_out_errors(run), target=run.target,
+            display=display)
+    if len(tables["gamma_curves"]):  # γ has no unit
+        figures["gamma_trajectories"] = network_charts.gamma_trajectories(tables["gamma_curves"])
+    return (figures | agreement_figures(run, tables, t_hours=t_hours, access=access,
+                                        display=display)
+            | importance_figures(run, tables, display=display))
 
 
 def agreement_figures(run: RunResult, tables: Mapping[str, pd.DataFrame], *,
@@ -89,26 +78,22 @@ def agreement_figures(run: RunResult, tables: Mapping[str, pd.DataFrame], *,
                                 run.row_ids)
     curves = agreement.calibration_curves(points)
     share = tables["share_within"]
-    shown = {"display": display}
     figures = {}
     # each chart filters the rows it is given: split the points (a million sessions: 8M lines)
     # once, not once per chart
     for quantity, of_quantity in points.groupby("quantity", sort=False):
-        figures[f"share_within_{quantity}"] = draw(agreement_charts.share_within_chart, share,
-                                                   quantity, **shown)
+        figures[f"share_within_{quantity}"] = agreement_charts.share_within_chart(
+            share, quantity, display=display)
         tolerance = share.loc[share["quantity"] == quantity, "tolerance"].iloc[0]
         for method, rows in of_quantity.groupby("method", sort=False):
-            figures[f"bland_altman_{method}_{quantity}"] = draw(
-                agreement_charts.bland_altman_chart, rows, tables["agreement"], method,
-                quantity, tolerance=float(tolerance), **shown)
-        figures[f"calibration_{quantity}"] = draw(
-            agreement_charts.calibration_chart, of_quantity, curves, tables["calibration"],
-            quantity, **shown)
+            figures[f"bland_altman_{method}_{quantity}"] = agreement_charts.bland_altman_chart(
+                rows, tables["agreement"], method, quantity, tolerance=float(tolerance),
+                display=display)
+        figures[f"calibration_{quantity}"] = agreement_charts.calibration_chart(
+            of_quantity, curves, tables["calibration"], quantity, display=display)
     coverage = tables["coverage"]
-    # the unit word names the library unit the widths are in until the chart converts them
-    figures["interval_coverage"] = draw(
-        agreement_charts.coverage_chart, coverage, float(coverage["level"].iloc[0]),
-        target_unit(run.target), **shown)
+    figures["interval_coverage"] = agreement_charts.coverage_chart(
+        coverage, float(coverage["level"].iloc[0]), run.target, display=display)
     return figures
 
 
@@ -116,18 +101,15 @@ def importance_figures(run: RunResult, tables: Mapping[str, pd.DataFrame], *,
                        display: DisplayUnits = LIBRARY_DISPLAY) -> dict[str, alt.TopLevelMixin]:
     """The Importance page's figures: per layer the importance per definition and, where the
     layer has a BN, the concordance heatmap; ICE/PDP of the inputs."""
-    shown = {"display": display}
     figures = {}
     for layer in network_layers(run.spec):
         title = page_tables.layer_title(run.spec, layer)
         conc = layer_rows(tables["concordance"], layer)
-        if len(conc):
-            figures[f"concordance_{layer.stem}"] = draw(
-                importance_charts.concordance_heatmap, conc, title,
-                n_units=len(run.unit_names(layer)), **shown)
-        figures[f"importance_{layer.stem}"] = draw(
-            importance_charts.importance_bars, layer_rows(tables["importance"], layer), title,
-            **shown)
-    figures["ice_pdp"] = draw(importance_charts.ice_pdp_chart, tables["ice"], tables["pdp"],
-                              target=run.target, **shown)
+        if len(conc):  # ranks: no unit
+            figures[f"concordance_{layer.stem}"] = importance_charts.concordance_heatmap(
+                conc, title, n_units=len(run.unit_names(layer)))
+        figures[f"importance_{layer.stem}"] = importance_charts.importance_bars(
+            layer_rows(tables["importance"], layer), title, target=run.target, display=display)
+    figures["ice_pdp"] = importance_charts.ice_pdp_chart(tables["ice"], tables["pdp"],
+                                                         target=run.target, display=display)
     return figures

@@ -35,14 +35,7 @@ from bnapp.intake.units import LIBRARY_DISPLAY, UNIT_LABELS, UREA_UNIT_NAMES, Di
 from bnapp.report import export, model_card, page_tables
 from bnapp.report.markup import unescape_md
 from bnapp.report.model_card import STUDY_ACCESS, STUDY_HOURS, session_words
-
-# the run's figures, drawn in run_charts, are found here beside its tables by their callers
-from bnapp.report.run_charts import (  # noqa: F401
-    agreement_figures,
-    gamma_figures,
-    importance_figures,
-    run_figures,
-)
+from bnapp.report.run_charts import run_figures
 from bnapp.report.style import with_unit
 
 CLI_OUT = "bnapp-results"  # the output folder the reproduce command writes to

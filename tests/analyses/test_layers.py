@@ -16,7 +16,7 @@ from bnapp.analyses.sensitivity import sensitivity
 from bnapp.analyses.stages import stage_summary
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import INPUT, Layer, network_layers
-from bnapp.report import export, run_report
+from bnapp.report import export, run_charts, run_report
 from tests.analyses.test_metrics import make_run
 
 SPEC = ArchSpec(hidden=(5, 4), activation="relu")  # two hidden BN layers of different widths
@@ -82,7 +82,7 @@ def test_the_association_never_pools_two_hidden_layers(run, tables):
 
 @pytest.mark.slow
 def test_every_layer_has_its_figures(run, tables):
-    figures = run_report.run_figures(run, tables)
+    figures = run_charts.run_figures(run, tables)
     for stem in ("input", "hidden1", "hidden2"):
         assert f"stages_{stem}" in figures
         for mode in ("zero", "mean", "permutation"):
@@ -96,7 +96,7 @@ def test_every_layer_has_its_figures(run, tables):
 
 @pytest.mark.slow
 def test_the_zip_and_report_hold_the_deep_layers(run, tables):
-    figures = run_report.run_figures(run, tables)
+    figures = run_charts.run_figures(run, tables)
     figures = {name: figures[name] for name in ("stages_hidden2", "gamma_vs_bias_hidden2_zero")}
     bundle = run_report.build_export(run, tables, figures, run_key="0" * 64, data_name="deep.csv",
                                  options=OPTIONS)

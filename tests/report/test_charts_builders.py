@@ -335,14 +335,14 @@ def test_error_axes_carry_the_unit_of_the_runs_target():
 
 @pytest.mark.slow
 def test_a_runs_figures_follow_its_target():
-    from bnapp.report import run_report
+    from bnapp.report import run_charts, run_report
     from tests.analyses.test_metrics import make_run
 
     run = make_run(ArchSpec())  # inputs a-d, target "y": no unit known for any of them
     tables = run_report.run_tables(run, n_permutations=2, n_boot=20, n_replicates=0)
-    for name, chart in run_report.run_figures(run, tables).items():
+    for name, chart in run_charts.run_figures(run, tables).items():
         assert "mg/dL" not in json.dumps(chart.to_dict(), ensure_ascii=False), name
-    text = json.dumps(run_report.run_figures(run, tables)["baselines"].to_dict(), ensure_ascii=False)
+    text = json.dumps(run_charts.run_figures(run, tables)["baselines"].to_dict(), ensure_ascii=False)
     assert "RMSE, units of y" in text
 
 
@@ -428,7 +428,7 @@ def test_builders_give_altair_channel_objects_not_shorthand(monkeypatch):
     from altair.utils import schemapi
 
     from bnapp.analyses import explain
-    from bnapp.report import importance_charts, run_report
+    from bnapp.report import importance_charts, run_charts, run_report
     from tests.analyses.test_metrics import make_run
 
     parsed, hash_schema = [], schemapi._FromDict.__init__
@@ -440,7 +440,7 @@ def test_builders_give_altair_channel_objects_not_shorthand(monkeypatch):
     monkeypatch.setattr(schemapi._FromDict, "__init__", counted)
     run = make_run(ArchSpec.study_e2e())
     tables = run_report.run_tables(run, n_permutations=2, n_boot=50, n_replicates=0)
-    figures = run_report.run_figures(run, tables)
+    figures = run_charts.run_figures(run, tables)
     view = explain.what_if(run, run.X[0])
     figures |= all_charts() | {
         "waterfall": importance_charts.shapley_waterfall(view.shapley, view.base_value),

@@ -36,7 +36,7 @@ from bnapp.engine.results import INPUT, Layer
 from bnapp.intake import data
 from bnapp.jobs import cache
 from bnapp.jobs.cached import cached_train
-from bnapp.report import export, page_tables, run_report
+from bnapp.report import export, page_tables, run_charts, run_report
 from tests.apptest import demo_run
 
 pytestmark = pytest.mark.slow  # a module fixture trains and exports a run
@@ -106,7 +106,7 @@ def hostile_dataset() -> data.Dataset:
 def build(entry_run, key, name, ds, progress=None):
     options = run_report.analysis_options(**OPTIONS)
     tables = run_report.run_tables(entry_run, **options)
-    figures = run_report.run_figures(entry_run, tables)
+    figures = run_charts.run_figures(entry_run, tables)
     bundle = run_report.build_export(entry_run, tables, figures, run_key=key, data_name=name,
                                  dataset=ds, options=options, progress=progress)
     return figures, bundle
