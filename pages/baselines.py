@@ -90,7 +90,7 @@ if group_by:
                 f" on the Data page to see its results per {widgets.escape_md(group_by)}.")
     else:
         labels = tuple(str(v) for v in group_labels(ds, group_by))  # hashable for the memo
-        per_group = widgets.compute(entry, held_out_comparison, labels)
+        per_group = widgets.compute(entry, held_out_comparison, labels, *length)
         st.markdown(
             f"Every fold's test rows are whole {widgets.escape_md(group_by)} groups the network "
             "never saw: this is how it would do in a new unit or on new patients. A positive "

@@ -180,15 +180,17 @@ NO_COHORT = "none: no replicates (too many sessions to retrain, or a grouped run
 
 def error_intervals(run: RunResult, replicates=None, *, groups=None,
                     n_replicates: int = SETTINGS.n_replicates, seed: int = SETTINGS.seed,
-                    level: float = 0.95) -> pd.DataFrame:
+                    level: float = 0.95, t_hours=4.0, access: str = "arterial") -> pd.DataFrame:
     """Each method's pooled RMSE and MAE over the test rows, with an interval over cohorts like
     this one: DataFrame[method, statistic, estimate, ci_low, ci_high, interval].
 
     The folds' own t-interval would describe one data set's folds, which share most training
     rows; here every replicate (replicates, else run_replicates(run, groups, n_replicates))
-    retrains the cross-validation on resampled sessions and refits the formulas' OLS."""
+    retrains the cross-validation on resampled sessions and refits the formulas' OLS. t_hours
+    (one length, or one per row of the run) and access as in `baselines`: a replicate's folds
+    index the run's own rows, so a per-row length follows its session."""
     def table(trained: RunResult) -> pd.DataFrame:
-        pooled = baselines(trained).query("fold == 'pooled'")
+        pooled = baselines(trained, t_hours=t_hours, access=access).query("fold == 'pooled'")
         return pooled.melt(id_vars="method", value_vars=["rmse", "mae"], var_name="statistic",
                            value_name="estimate").reset_index(drop=True)
 

@@ -48,13 +48,15 @@ def _sorted_labels(values: np.ndarray) -> list[str]:
         return sorted(unique)
 
 
-def held_out_comparison(run: RunResult, groups) -> pd.DataFrame:
+def held_out_comparison(run: RunResult, groups, t_hours=4.0,
+                        access: str = "arterial") -> pd.DataFrame:
     """DataFrame[held_out, fold, method, n, rmse, mae, mean_error, r2, rmse_minus_network]: each
-    method (network, linear regression, the kinetic formulas, `baselines.fold_predictions`) on
-    the test rows of every fold, i.e. on the held-out group(s) after training on the others.
-    rmse_minus_network > 0: the network had the smaller error on that group."""
+    method (network, linear regression, the kinetic formulas with these session lengths and
+    access, `baselines.fold_predictions`) on the test rows of every fold, i.e. on the held-out
+    group(s) after training on the others. rmse_minus_network > 0: the network had the smaller
+    error on that group."""
     names = held_out_names(run, groups)
-    preds = fold_predictions(run)
+    preds = fold_predictions(run, t_hours, access)
     rows = []
     for (fold, method), g in preds.groupby(["fold", "method"], sort=False):
         q = quality(g["truth"].to_numpy(), g["prediction"].to_numpy())

@@ -151,7 +151,8 @@ def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
             held_out_comparison,
         )
 
-        tables["groups"] = held_out_comparison(run, groups)
+        length = run_report.presentation(options)
+        tables["groups"] = held_out_comparison(run, groups, length["t_hours"], length["access"])
         tables["groups_gamma_rank"] = gamma_rank_agreement(run, groups)
         tables["groups_gamma_rank_summary"] = gamma_rank_summary(run, groups)
     shown = run_report.presentation(options)

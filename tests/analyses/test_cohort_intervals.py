@@ -247,3 +247,28 @@ def test_a_runs_replicates_are_trained_once_per_process(small_run, monkeypatch):
     monkeypatch.undo()
     other = ci.run_replicates(run, n_replicates=3, seed=6)
     assert other.items[0] is not first.items[0]
+
+
+def test_error_intervals_use_the_session_lengths_given():
+    """The formulas' RMSE and its interval over cohorts come from the lengths and access the
+    pages use, in the run and in every replicate (whose folds index the run's own rows)."""
+    from tests.apptest import demo_run
+
+    run = demo_run().run
+    replicated = ci.run_replicates(run, n_replicates=3, seed=1)
+    hours = np.linspace(3.0, 4.5, len(run.y))
+    table = baselines.error_intervals(run, replicated, t_hours=hours, access="venous")
+    rate = table.set_index(["method", "statistic"]).loc[("rate_equation", "rmse")]
+
+    def pooled(trained) -> float:
+        found = baselines.baselines(trained, t_hours=hours, access="venous")
+        return float(found.query("fold == 'pooled' and method == 'rate_equation'")["rmse"].iloc[0])
+
+    assert rate["estimate"] == pytest.approx(pooled(run), rel=1e-12)
+    spread = np.std([pooled(r) for r in replicated.items], ddof=1)
+    half = stats.t.ppf(0.975, len(replicated.items) - 1) * spread
+    assert (rate["ci_low"], rate["ci_high"]) == pytest.approx(
+        (max(rate["estimate"] - half, 0.0), rate["estimate"] + half))
+    four_hours = baselines.error_intervals(run, replicated).set_index(["method", "statistic"])
+    assert four_hours.loc[("rate_equation", "rmse"), "estimate"] != pytest.approx(
+        rate["estimate"])

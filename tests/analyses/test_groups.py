@@ -119,3 +119,22 @@ def test_the_rank_summary_is_the_mean_of_the_pairs_with_a_cohort_interval(three_
     assert "unit groups" in out.at["mean_spearman", "interval"]
     assert (out["ci_low"] <= out["estimate"]).all() and (out["estimate"] <= out["ci_high"]).all()
     assert 0 <= out.at["share_same_order", "ci_low"] and out.at["share_same_order", "ci_high"] <= 1
+
+
+def test_the_session_lengths_reach_the_formulas_of_each_held_out_unit(three_units):
+    """Per-row session lengths and the access (the Data page's) reach the formulas scored on
+    each held-out unit: their rows are baselines.fold_predictions' with those lengths."""
+    from bnapp.analyses.baselines import fold_predictions, quality
+
+    run, units = three_units
+    hours = np.linspace(2.5, 5.0, len(run.y))
+    table = held_out_comparison(run, units, hours, "venous").set_index(["fold", "method"])
+    preds = fold_predictions(run, hours, "venous")
+    for (fold, method), rows in preds.groupby(["fold", "method"]):
+        want = quality(rows["truth"].to_numpy(), rows["prediction"].to_numpy())["rmse"]
+        assert table.at[(fold, method), "rmse"] == pytest.approx(want, rel=1e-12)
+    default = held_out_comparison(run, units).set_index(["fold", "method"])
+    assert not np.allclose(table.xs("rate_equation", level="method")["rmse"],
+                           default.xs("rate_equation", level="method")["rmse"])
+    assert np.allclose(table.xs("network", level="method")["rmse"],
+                       default.xs("network", level="method")["rmse"])
