@@ -223,7 +223,9 @@ def in_background(fn, *args) -> None:
         try:
             in_worker(fn, *args)
         except Exception:  # nobody waits for it: say what failed
-            log.warning("%s in the background failed", getattr(fn, "__name__", fn), exc_info=True)
+            if threading.main_thread().is_alive():  # not the process exiting under it
+                log.warning("%s in the background failed", getattr(fn, "__name__", fn),
+                            exc_info=True)
 
     threading.Thread(target=call, name=f"bnapp-{getattr(fn, '__name__', 'call')}",
                      daemon=True).start()
