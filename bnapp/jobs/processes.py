@@ -235,7 +235,8 @@ def _attempt(call, progress: Progress | None, cancel: Cancel | None, *, fresh: b
     """call on a worker (a new one if fresh), relayed until it ends: its future, whether the
     worker began the call, and whether cancel was asked. A worker that died leaves with its
     executor."""
-    executor = _workers.acquire(fresh)
+    pool = _workers  # given back to the pool it came from (tests swap pools)
+    executor = pool.acquire(fresh)
     try:
         future = executor.submit(*call)
     except BrokenProcessPool as exc:  # its worker died while idle, and loky has seen it
@@ -252,7 +253,7 @@ def _attempt(call, progress: Progress | None, cancel: Cancel | None, *, fresh: b
     if isinstance(future.exception(), BrokenProcessPool):
         executor.shutdown(wait=False)
     else:
-        _workers.release(executor)
+        pool.release(executor)
     return future, started, cancelled
 
 
