@@ -1,8 +1,9 @@
 """The dashboard in real headless Chromium (issues 6 and 7): the study's journey from upload to
 figures, every request staying on this machine, and hostile column and file names shown as text.
 
-Screenshots go to artifacts/screenshots/; BNAPP_UPDATE_SCREENSHOTS=1 also refreshes the one the
-README shows (docs/screenshots/sensitivity.png).
+Screenshots go to artifacts/screenshots/; BNAPP_UPDATE_SCREENSHOTS=1 also refreshes the ones the
+README shows (docs/screenshots/: the study's Sensitivity page, a clinic's Train and Agreement
+pages in mmol/L).
 """
 
 from __future__ import annotations
@@ -127,10 +128,17 @@ def test_study_journey(context, server):
         if name in CHECKS:
             CHECKS[name](page)
     assert_only_local(context, server)
-    if os.environ.get("BNAPP_UPDATE_SCREENSHOTS") == "1":
-        docs = REPO / "docs" / "screenshots"
-        docs.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shots["sensitivity"], docs / "sensitivity.png")
+    keep_for_docs({"sensitivity": shots["sensitivity"]})
+
+
+def keep_for_docs(shots: dict[str, Path]) -> None:
+    """With BNAPP_UPDATE_SCREENSHOTS=1, copy the screenshots to docs/screenshots/<name>.png."""
+    if os.environ.get("BNAPP_UPDATE_SCREENSHOTS") != "1":
+        return
+    docs = REPO / "docs" / "screenshots"
+    docs.mkdir(parents=True, exist_ok=True)
+    for name, shot in shots.items():
+        shutil.copyfile(shot, docs / f"{name}.png")
 
 
 def check_study_defaults(page) -> None:
@@ -372,6 +380,7 @@ def test_a_clinicians_file_reads_in_their_units(context, server, tmp_path):
     assert any(word in main for word in ("better than the best baseline",
                                          "cannot be told apart", "worse than the best")), main
     assert_page_ok(page, "train", server)
+    shots = {"clinic-train": screenshot(page, "clinic-train")}
 
     go_to(page, "predict", PAGE_TIMEOUT)
     labels = page.locator('[data-testid="stNumberInput"] label').all_inner_texts()
@@ -379,6 +388,7 @@ def test_a_clinicians_file_reads_in_their_units(context, server, tmp_path):
 
     go_to(page, "agreement", PAGE_TIMEOUT)
     check_share_within(page)
+    shots["clinic-agreement"] = screenshot(page, "clinic-agreement")
 
     go_to(page, "baselines", PAGE_TIMEOUT)
     assert_key_columns_in_view(page)
@@ -389,6 +399,7 @@ def test_a_clinicians_file_reads_in_their_units(context, server, tmp_path):
     assert "## " not in text and "|---|" not in report and "| --- |" not in report
     assert "mmol/L" in text
     assert_only_local(context, server)
+    keep_for_docs(shots)
 
 
 def check_share_within(page) -> None:
