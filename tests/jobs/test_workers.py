@@ -41,8 +41,11 @@ def urea(urea_csv):
 
 @pytest.fixture()
 def hold(monkeypatch, tmp_path):
-    """The real trainer, held mid-run (after its first epochs) until released or cancelled."""
+    """The real trainer, held mid-run (after its first epochs) until released or cancelled.
+    The run's pages are not prepared (a worker call of its own, processes.in_background): these
+    tests follow which worker takes which job."""
     monkeypatch.setattr(cached, "train_run", partial(held_train, hold=tmp_path))
+    monkeypatch.setattr(processes, "in_background", lambda fn, *args: None)
     return tmp_path
 
 
