@@ -10,6 +10,7 @@ from bnapp.intake.groups import group_labels
 from bnapp.jobs import cache, page_analyses
 from bnapp.report import agreement_charts
 from bnapp.report.agreement_charts import quantity_label, shown_table
+from bnapp.report.markup import unit_md
 from bnapp.report.style import METHOD_LABELS
 from bnapp.ui import state, widgets
 
@@ -86,7 +87,7 @@ def _tolerance(run, display: units.DisplayUnits, column) -> float:
     factor = display.factor(run.target)
     shown = column.number_input(
         f"Acceptable difference for {widgets.escape_md(run.target)} "
-        f"({widgets.escape_md(display.unit(run.target))})", min_value=0.0,
+        f"({unit_md(display, run.target)})", min_value=0.0,
         value=agreement.default_tolerance(run) / factor, step=float(f"{0.5 / factor:.1g}"),
         format="%.4g", key=f"agreement-tolerance-{display.urea}",
         help="How far from the measured value a method may be before it would change a "
@@ -126,10 +127,10 @@ if "eKtV" not in quantities:
     st.info("eKt/V needs a run that predicts Ueq from Upre, Upos, PP and UF; only the "
             "predicted value itself is compared.")
 # options in words only (the browser sends back the label picked: one naming the shown unit
-# would lose the choice when the unit is switched); the unit is in the caption below
+# would lose the choice when the unit is switched); the unit is in its help
 quantity = st.radio("Compare", quantities, format_func=_quantity_title, horizontal=True,
                     key="agreement-quantity",
-                    help=f"{widgets.escape_md(run.target)} in {widgets.escape_md(display.unit(run.target))}; "
+                    help=f"{widgets.escape_md(run.target)} in {unit_md(display, run.target)}; "
                          "eKt/V has no unit")
 
 

@@ -12,6 +12,7 @@ from bnapp.intake.data import DataError
 from bnapp.intake.groups import group_columns
 from bnapp.intake.units import DisplayUnits
 from bnapp.report import network_charts
+from bnapp.report.markup import unit_md
 from bnapp.ui import state, widgets
 
 MODE_NAMES = {"raw": "raw", "zscore": "z-scored"}
@@ -185,7 +186,7 @@ results = results.assign(cv_rmse=np.sqrt(results["cv_mse_mean"]),
                           near_best=grid.near_best(results))
 predicted, display = state.grid_target(), state.display_units()
 st.caption(f"These networks predicted {widgets.escape_md(predicted)}; errors are shown in "
-           f"{widgets.escape_md(display.unit(predicted))}, squared errors (MSE) in its square.")
+           f"{unit_md(display, predicted)}, squared errors (MSE) in its square.")
 st.subheader("Best network per input mode")
 best = grid.best_per_mode(results)
 show_table(best, "grid_best", predicted, display)

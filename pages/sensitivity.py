@@ -13,6 +13,7 @@ from bnapp.engine.results import Layer
 from bnapp.intake.units import STUDY_TARGET
 from bnapp.jobs import cache, page_analyses
 from bnapp.report import bn_charts, page_tables, style
+from bnapp.report.markup import unit_md
 from bnapp.ui import state, widgets
 
 MODE_WORDS = {"raw": "raw inputs", "zscore": "z-scored inputs"}
@@ -91,7 +92,7 @@ def errors_table(sens: pd.DataFrame, target: str, stem: str) -> None:
     """The ablation table in the shown unit of the target (squared errors squared), its error
     columns titled with it; γ, R² and percentages as they are."""
     display = state.display_units()
-    unit = widgets.escape_md(display.unit(target))  # 'units of <target>': the user's name
+    unit = unit_md(display, target)
     st.caption(f"Errors of {widgets.escape_md(target)} in {unit}, squared errors (MSE, ΔMSE) in "
                f"({unit})²; γ is dimensionless.")
     shown = style.show_metrics(sens, target, display)
@@ -181,7 +182,7 @@ st.markdown(
 st.caption(f"Run: {widgets.escape_md(entry.label)}")
 
 display = state.display_units()
-urea, unit = display.unit(STUDY_TARGET), widgets.escape_md(display.unit(entry.run.target))
+urea, unit = display.unit(STUDY_TARGET), unit_md(display, entry.run.target)
 c_layer, c_mode, c_metric = st.columns(3)
 layer = widgets.layer_picker(
     spec, key="sens-layer", container=c_layer,

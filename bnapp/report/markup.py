@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from bnapp.intake.units import LIBRARY_UNITS, DisplayUnits
+
 # emphasis, code, links and images, raw HTML and entities, tables, a heading's closing #s,
 # LaTeX ($), Streamlit's :colour[...] and :icon: shortcodes, and the http: and a@b autolinks
 _INLINE = r"\\`*_{}\[\]()<>!|~$&:@^#"
@@ -33,3 +35,11 @@ def unescape_md(markdown: str) -> str:
     """escape_md undone: what a reader of the Markdown sees (the report shows the model card
     rendered; this reads its text back, and names in the report's own lines)."""
     return _ESCAPED.sub(r"\1", markdown)
+
+
+def unit_md(display: DisplayUnits, column: str) -> str:
+    """The shown unit of `column` as Markdown: 'mmol/L', 'kg', or 'units of <column>' with the
+    user's name escaped as itself (escaping the whole phrase would trim the name's own ends)."""
+    if column in LIBRARY_UNITS:
+        return escape_md(display.unit(column))
+    return f"units of {escape_md(column)}"

@@ -29,7 +29,7 @@ from bnapp.intake.units import (
 )
 from bnapp.report.agreement_charts import COVERAGE_LABELS, quantity_label
 from bnapp.report.export import shown_tables
-from bnapp.report.markup import escape_md
+from bnapp.report.markup import escape_md, unit_md
 from bnapp.report.page_tables import run_verdict_sentence
 from bnapp.report.style import METHOD_LABELS
 
@@ -270,7 +270,7 @@ def model_card(run: RunResult, tables: Mapping[str, pd.DataFrame], *, data_name:
     spec, protocol = run.spec, run.protocol
     counts = spec.param_counts(len(run.features))
     unit = display.unit(run.target) if run.target in LIBRARY_UNITS else ""
-    errors_in = escape_md(display.unit(run.target))  # 'units of <target>' for a column of theirs
+    errors_in = unit_md(display, run.target)
     shown = shown_tables(tables, target=run.target, input_mode=spec.input_mode, display=display)
     cov = shown["coverage"]
     level = float(cov["level"].iloc[0]) if level is None and len(cov) else level

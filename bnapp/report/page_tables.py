@@ -14,8 +14,8 @@ from bnapp.analyses.baselines import Verdict, verdict
 from bnapp.analyses.sensitivity import ablations_coincide
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import Layer, RunResult
-from bnapp.intake.units import LIBRARY_DISPLAY, LIBRARY_UNITS, DisplayUnits
-from bnapp.report.markup import escape_md
+from bnapp.intake.units import LIBRARY_DISPLAY, DisplayUnits
+from bnapp.report.markup import escape_md, unit_md
 from bnapp.report.style import METHOD_LABELS, interval_text
 
 MISSING = "—"  # a cell the layer does not have (no BN there)
@@ -307,7 +307,7 @@ def verdict_sentence(v: Verdict | None, target: str,
     if v is None:
         return "No baseline was scored on this run's folds, so there is nothing to compare."
     # a column's own name is escaped as the name, not inside "units of …" (its ends trimmed)
-    unit = display.unit(target) if target in LIBRARY_UNITS else f"units of {escape_md(target)}"
+    unit = unit_md(display, target)
     factor = display.factor(target)  # errors and their difference scale alike; p does not
     v = replace(v, **{f: getattr(v, f) / factor for f in
                       ("network_rmse", "baseline_rmse", "difference", "ci_low", "ci_high")})
