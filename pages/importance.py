@@ -31,7 +31,7 @@ layer = widgets.layer_picker(
     spec, key="imp-layer",
     help="Input BN: the patient variables. Hidden BN: the hidden nodes, each explained as an "
          "input of the rest of the network.")
-report = widgets.compute_call(entry, page_analyses.importance(layer, state.run_groups(entry)))
+report = widgets.compute_soon(entry, page_analyses.importance(layer, state.run_groups(entry)))
 title = page_tables.layer_title(spec, layer)
 if max(len(f.test_rows) for f in entry.run.folds) > concordance.MAX_ROWS:
     st.caption(f"Shapley values, integrated gradients and gradient × input are averaged over "

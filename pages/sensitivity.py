@@ -41,7 +41,7 @@ def run_tables(entry: state.RunEntry, layer: Layer, mode: str,
     """One run's points, fitted lines, association and verdict, each computed (and cached)
     once; the association and the verdict with intervals over cohorts like this one."""
     sens = ablation(entry, layer, mode)
-    report = widgets.compute_call(entry, page_analyses.ablation_report(
+    report = widgets.compute_soon(entry, page_analyses.ablation_report(
         layer, mode, metric, state.run_groups(entry)))
     return {"sensitivity": sens, "fit_lines": _lines(entry.key, layer, mode, metric, sens),
             **report}

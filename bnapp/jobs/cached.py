@@ -5,6 +5,7 @@ same run or grid wait and then read the first one's."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -67,6 +68,31 @@ def _cached_run(key: str, X, y) -> RunResult | None:
     return run
 
 
+# the runs whose first visits a worker is preparing for this process (run keys)
+_preparing: set[str] = set()
+_preparing_lock = threading.Lock()
+
+
+def prepare_in_background(run: RunResult, run_key: str, groups=None) -> None:
+    """A worker prepares the run's first visits (training_worker.prepare_pages, a worker call
+    of its own) while this process goes on; being_prepared(run_key) says so meanwhile."""
+    with _preparing_lock:
+        _preparing.add(run_key)
+
+    def done() -> None:
+        with _preparing_lock:
+            _preparing.discard(run_key)
+
+    processes.in_background(training_worker.prepare_pages, run, run_key, groups, then=done)
+
+
+def being_prepared(run_key: str) -> bool:
+    """Whether a worker is still preparing this run's first visits for this process."""
+    with _preparing_lock:
+        return run_key in _preparing
+
+
+
 def cached_train(
     X,
     y,
@@ -107,7 +133,7 @@ def cached_train(
                               **_grouping(groups))
                 cache.save("run", key, run, data_name=data_name)
                 if in_worker and local:  # a worker goes on to the pages' first analyses
-                    processes.in_background(training_worker.prepare_pages, run, key, groups)
+                    prepare_in_background(run, key, groups)
                 return run
     if progress is not None:
         progress(1.0, FROM_CACHE)

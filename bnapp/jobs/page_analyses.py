@@ -2,11 +2,13 @@
 
 Each function below is one analysis as a page asks for it (a `Call`); the pages compute through
 these (`ui.widgets.compute_call`), and FIRST_VISIT lists, page by page, the calls a page makes
-when it first shows a run (its first layer, ablation and settings). A training job's worker
-process, once the run is trained and stored, computes those on a thread of its own
+when it first shows a run (its first layer, ablation and settings). Once the run is trained
+and stored, a worker process computes those in a call of its own
 (bnapp.jobs.training_worker) into the analysis cache beside the run, so a page reads them from
-disk instead of computing while the user waits. The worker's thread holds up no other job and
-uses the worker's core, not the server's. tests/ui/test_first_visit.py checks that, after
+disk instead of computing while the user waits. That worker call holds up no other job (one
+arriving gets another worker) and uses a worker's core, not the server's. A page visited while
+the cohort intervals are still being prepared shows the folds' intervals meanwhile
+(`ui.widgets.compute_soon`). tests/ui/test_first_visit.py checks that, after
 `prepare`, no page computes anything on its first visit.
 
 The analyses are imported inside the functions: the dashboard's first page imports this module,
@@ -35,6 +37,11 @@ class Call:
     fn: Callable
     args: tuple = ()
     kwargs: Mapping[str, object] = field(default_factory=dict)
+
+    def without_replicates(self) -> Call:
+        """The same analysis with the intervals of the run's folds instead of cohorts like it
+        (no retrained replicates: a tenth of a second instead of seconds)."""
+        return Call(self.fn, self.args, {**self.kwargs, "n_replicates": 0})
 
 
 # ------------------------------------------------------------------------------- the pages' calls

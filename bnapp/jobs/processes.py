@@ -215,9 +215,10 @@ def in_worker(fn, *args, progress: Progress | None = None, cancel: Cancel | None
     return future.result()
 
 
-def in_background(fn, *args) -> None:
+def in_background(fn, *args, then: Callable[[], object] | None = None) -> None:
     """in_worker(fn, *args) on a thread of its own, this one going on: the worker takes no other
-    call meanwhile (a job arriving gets another worker). A failure is logged, not raised."""
+    call meanwhile (a job arriving gets another worker). A failure is logged, not raised; then()
+    runs when the call has ended either way."""
 
     def call() -> None:
         try:
@@ -226,6 +227,9 @@ def in_background(fn, *args) -> None:
             if threading.main_thread().is_alive():  # not the process exiting under it
                 log.warning("%s in the background failed", getattr(fn, "__name__", fn),
                             exc_info=True)
+        finally:
+            if then is not None:
+                then()
 
     threading.Thread(target=call, name=f"bnapp-{getattr(fn, '__name__', 'call')}",
                      daemon=True).start()

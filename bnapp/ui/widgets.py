@@ -19,7 +19,7 @@ from streamlit.delta_generator import DeltaGenerator
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import Layer, network_layers
 from bnapp.intake import units
-from bnapp.jobs import cache
+from bnapp.jobs import cache, cached
 from bnapp.jobs.errors import user_message
 from bnapp.jobs.page_analyses import Call
 from bnapp.jobs.scheduler import Job
@@ -161,6 +161,26 @@ def compute(entry: state.RunEntry, fn: Callable, *args, **kwargs):
 def compute_call(entry: state.RunEntry, call: Call):
     """compute() of one of the pages' declared analyses (bnapp.jobs.page_analyses)."""
     return compute(entry, call.fn, *call.args, **call.kwargs)
+
+
+def compute_soon(entry: state.RunEntry, call: Call):
+    """compute_call, except while a worker still prepares this run's first visits and has not
+    stored this call yet: then the call without cohort replicates (the folds' intervals, a
+    tenth of a second instead of the seconds the retrained replicates take on a page visited
+    right after training) and a line saying so; the page runs again once the full one is in."""
+    key = cache.call_key(entry.key, call.fn, call.args, call.kwargs)
+    if not cached.being_prepared(entry.key) or cache.has_analysis(entry.key, key):
+        return compute_call(entry, call)
+    st.caption(":material/hourglass_top: Intervals over cohorts like this one are being "
+               "computed in the background, seconds after training; until they are in, the "
+               "intervals below describe this data set's folds, and the page updates itself.")
+    st.fragment(_rerun_when_stored, run_every=POLL_SECONDS)(entry.key, key)
+    return compute_call(entry, call.without_replicates())
+
+
+def _rerun_when_stored(run_key: str, key: str) -> None:
+    if cache.has_analysis(run_key, key) or not cached.being_prepared(run_key):
+        st.rerun(scope="app")
 
 
 def layer_picker(spec: ArchSpec, *, key: str, container=st,

@@ -45,7 +45,7 @@ def hold(monkeypatch, tmp_path):
     The run's pages are not prepared (a worker call of its own, processes.in_background): these
     tests follow which worker takes which job."""
     monkeypatch.setattr(cached, "train_run", partial(held_train, hold=tmp_path))
-    monkeypatch.setattr(processes, "in_background", lambda fn, *args: None)
+    monkeypatch.setattr(processes, "in_background", lambda fn, *args, then=None: None)
     return tmp_path
 
 
@@ -69,7 +69,8 @@ def _held_pid(hold, seed) -> int:
 
 def test_a_training_job_runs_in_a_reused_worker_with_live_progress(urea, hold, monkeypatch):
     prepared = []  # the pages' preparation would keep the worker busy: asked for, not run here
-    monkeypatch.setattr(processes, "in_background", lambda fn, *args: prepared.append(fn))
+    monkeypatch.setattr(processes, "in_background",
+                        lambda fn, *args, then=None: prepared.append(fn))
     X, y = urea
     manager = scheduler.JobManager(max_jobs=1)
     job = _submit(manager, X, y, seed=1)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from bnapp.analyses import cohort_intervals
 from bnapp.engine.protocols import Protocol
-from bnapp.jobs import cache, page_analyses
+from bnapp.jobs import cache, cached, page_analyses, processes, training_worker
 from bnapp.ui import widgets
-from tests.apptest import app_at, demo_run
+from tests.apptest import app_at, demo_run, texts
 
 PAGES = ("train", "stages", "parameters", "sensitivity", "importance", "baselines", "agreement",
          "predict")
@@ -37,3 +38,31 @@ def test_prepare_waits_for_the_run_to_be_stored():
     cache.remove(entry.key)  # demo_run stores it when it trains it
     assert not cache.is_stored(entry.key)
     assert page_analyses.prepare(entry.run, entry.key, wait=0.2) == 0
+
+
+def test_a_run_is_marked_while_a_worker_prepares_its_pages(monkeypatch):
+    sent = {}
+    monkeypatch.setattr(processes, "in_background",
+                        lambda fn, *args, then=None: sent.update(fn=fn, args=args, then=then))
+    entry = demo_run()
+    cached.prepare_in_background(entry.run, entry.key)
+    assert sent["fn"] is training_worker.prepare_pages and sent["args"][1] == entry.key
+    assert cached.being_prepared(entry.key)
+    sent["then"]()  # the worker call ended (done or failed)
+    assert not cached.being_prepared(entry.key)
+
+
+@pytest.mark.parametrize("page", ["sensitivity", "importance"])
+def test_a_page_visited_while_its_cohort_intervals_are_prepared_shows_the_folds(page,
+                                                                               monkeypatch):
+    """Right after training, Sensitivity and Importance do not retrain the cohort replicates
+    the worker is busy with: they show the folds' intervals, say so, and wait for the rest."""
+    entry = demo_run(protocol=Protocol(folds=3, epochs=30, seed=7))  # nothing stored for it yet
+    monkeypatch.setattr(cached, "being_prepared", lambda key: key == entry.key)
+    monkeypatch.setattr(cohort_intervals, "replicate_runs",
+                        lambda *a, **k: pytest.fail("the page retrained the replicates"))
+    at = app_at(f"pages/{page}.py", runs=(entry,))
+    assert not at.exception
+    assert any("being computed in the background" in c.value for c in at.caption)
+    intervals = " ".join(texts(at).split())
+    assert "this data set's folds" in intervals
