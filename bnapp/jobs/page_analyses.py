@@ -17,6 +17,7 @@ and they take scipy.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -200,10 +201,19 @@ FIRST_VISIT: dict[str, Callable[[RunResult, tuple[str, ...] | None], list[Call]]
 
 
 def first_visit(run: RunResult, groups=None) -> list[Call]:
-    """Every page's first-visit calls, in the order of the pages (groups: the labels a grouped
-    run was trained with)."""
+    """Every page's first-visit calls, in the order of the pages, those that retrain cohort
+    replicates last (groups: the labels a grouped run was trained with). Seconds each, they
+    would keep the pages after them (Agreement) waiting, while a page visited before they are
+    in shows the folds' intervals meanwhile (ui.widgets.compute_soon)."""
     labels = run_groups(run, groups)
-    return [call for page in FIRST_VISIT.values() for call in page(run, labels)]
+    calls = [call for page in FIRST_VISIT.values() for call in page(run, labels)]
+    return sorted(calls, key=_retrains)  # stable: the pages' order otherwise
+
+
+def _retrains(call: Call) -> bool:
+    """Whether the call retrains the run's cohort replicates (an n_replicates not set to 0)."""
+    return (call.kwargs.get("n_replicates", 1) != 0
+            and "n_replicates" in inspect.signature(call.fn).parameters)
 
 
 def prepare(run: RunResult, run_key: str, groups=None, *,

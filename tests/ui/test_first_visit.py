@@ -66,3 +66,12 @@ def test_a_page_visited_while_its_cohort_intervals_are_prepared_shows_the_folds(
     assert any("being computed in the background" in c.value for c in at.caption)
     intervals = " ".join(texts(at).split())
     assert "this data set's folds" in intervals
+
+
+def test_the_analyses_that_retrain_replicates_are_prepared_last():
+    """Agreement's first visit must not wait seconds behind the cohort replicates."""
+    calls = page_analyses.first_visit(demo_run().run)
+    names = [call.fn.__name__ for call in calls]
+    assert names[-2:] == ["ablation_report", "importance_report"], names
+    first = names.index("ablation_report")
+    assert {"agreement", "share_within", "calibration", "held_out_coverage"} <= set(names[:first])
