@@ -137,6 +137,9 @@ def test_share_within_chart_numbers_each_bar_with_its_wilson_interval():
     texts = [e for e in _encodings(spec) if "text" in e]
     assert texts and texts[0]["text"]["field"] == "share" and texts[0]["text"]["format"] == ".0%"
     assert "± 5 mg/dL" in _words(spec)
+    # its height is the bars' (a readable row each), titles and axes added around it: Streamlit
+    # would otherwise fit the whole figure, titles included, into that height
+    assert spec["height"] >= 2 * 30 and spec["autosize"]["type"] == "pad"
     empty = agreement_charts.share_within_chart(share.iloc[:0], "Ueq")
     assert "No test rows" in datasets(empty)[0]["message"].iloc[0]
 
