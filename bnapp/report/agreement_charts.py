@@ -295,6 +295,9 @@ def share_within_chart(share: pd.DataFrame, quantity: str, *,
         base.mark_text(align="left", dx=4, dy=-8, fontSize=11).encode(
             x=alt.X("ci_high:Q"), text=alt.Text("share:Q", format=".0%")),
     ).properties(width=WIDTH - 180, height=BAR_HEIGHT * len(data))
+    # sized as Vega-Lite sizes it, titles and axes around the bars: Streamlit otherwise fits the
+    # whole figure into the bars' height, 8 px a bar under a two-line title
     return finish(chart, title, [
         f"Bar: the share of sessions whose method − measured is within ± {tolerance:.3g}{unit}; "
-        "line: its 95 % Wilson interval."])
+        "line: its 95 % Wilson interval."]).properties(
+        autosize=alt.AutoSizeParams(type="pad", contains="padding"))

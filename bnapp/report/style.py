@@ -103,14 +103,11 @@ def theme() -> alt.Config:
 def finish(chart: alt.TopLevelMixin, title: str,
            subtitle: str | Sequence[str] = ()) -> alt.TopLevelMixin:
     """Title the chart and apply the theme (as the chart's own config, so exports and the UI
-    look the same whatever Altair theme is active). Sized as Vega-Lite sizes it, width and height
-    the plot's, titles and axes around it: given no autosize, Streamlit fits the whole figure
-    into them, which squeezed a bar chart of four rows under its title into 8 px a bar."""
+    look the same whatever Altair theme is active)."""
     params = {"text": title}
     if subtitle:
         params["subtitle"] = subtitle
-    chart = chart.properties(title=alt.TitleParams(**params),
-                             autosize=alt.AutoSizeParams(type="pad", contains="padding"))
+    chart = chart.properties(title=alt.TitleParams(**params))
     chart.config = theme()
     return chart
 
