@@ -71,6 +71,9 @@ def _cached_run(key: str, X, y) -> RunResult | None:
 # the runs whose first visits a worker is preparing for this process (run keys)
 _preparing: set[str] = set()
 _preparing_lock = threading.Lock()
+# one preparation at a time: each holds a worker process (~0.4 GB), and eight sessions training
+# at once would otherwise add eight to the training workers (the server's RSS over 3 GB)
+_one_preparation = threading.Semaphore(1)
 
 
 def prepare_in_background(run: RunResult, run_key: str, groups=None) -> None:
@@ -83,7 +86,8 @@ def prepare_in_background(run: RunResult, run_key: str, groups=None) -> None:
         with _preparing_lock:
             _preparing.discard(run_key)
 
-    processes.in_background(training_worker.prepare_pages, run, run_key, groups, then=done)
+    processes.in_background(training_worker.prepare_pages, run, run_key, groups, then=done,
+                            gate=_one_preparation)
 
 
 def being_prepared(run_key: str) -> bool:

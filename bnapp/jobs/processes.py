@@ -215,14 +215,17 @@ def in_worker(fn, *args, progress: Progress | None = None, cancel: Cancel | None
     return future.result()
 
 
-def in_background(fn, *args, then: Callable[[], object] | None = None) -> None:
+def in_background(fn, *args, then: Callable[[], object] | None = None,
+                  gate: threading.Semaphore | None = None) -> None:
     """in_worker(fn, *args) on a thread of its own, this one going on: the worker takes no other
     call meanwhile (a job arriving gets another worker). A failure is logged, not raised; then()
-    runs when the call has ended either way."""
+    runs when the call has ended either way. gate: held around the call, to bound how many such
+    calls (each a worker process) run at once."""
 
     def call() -> None:
         try:
-            in_worker(fn, *args)
+            with gate if gate is not None else contextlib.nullcontext():
+                in_worker(fn, *args)
         except Exception:  # nobody waits for it: say what failed
             if threading.main_thread().is_alive():  # not the process exiting under it
                 log.warning("%s in the background failed", getattr(fn, "__name__", fn),

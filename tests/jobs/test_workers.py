@@ -45,7 +45,7 @@ def hold(monkeypatch, tmp_path):
     The run's pages are not prepared (a worker call of its own, processes.in_background): these
     tests follow which worker takes which job."""
     monkeypatch.setattr(cached, "train_run", partial(held_train, hold=tmp_path))
-    monkeypatch.setattr(processes, "in_background", lambda fn, *args, then=None: None)
+    monkeypatch.setattr(processes, "in_background", lambda fn, *args, then=None, gate=None: None)
     return tmp_path
 
 
@@ -70,7 +70,7 @@ def _held_pid(hold, seed) -> int:
 def test_a_training_job_runs_in_a_reused_worker_with_live_progress(urea, hold, monkeypatch):
     prepared = []  # the pages' preparation would keep the worker busy: asked for, not run here
     monkeypatch.setattr(processes, "in_background",
-                        lambda fn, *args, then=None: prepared.append(fn))
+                        lambda fn, *args, then=None, gate=None: prepared.append(fn))
     X, y = urea
     manager = scheduler.JobManager(max_jobs=1)
     job = _submit(manager, X, y, seed=1)
@@ -280,3 +280,15 @@ def test_a_failing_call_in_the_background_is_logged(workers, caplog):
     with caplog.at_level("WARNING", logger=processes.__name__):
         processes.in_background(fail)
         wait_until(lambda: "fail in the background failed" in caplog.text)
+
+
+def test_a_gate_bounds_the_calls_in_the_background_at_once(workers, tmp_path):
+    """Page preparations go one at a time (each holds a worker process)."""
+    gate = threading.Semaphore(1)
+    first, second, release = tmp_path / "first", tmp_path / "second", tmp_path / "release"
+    processes.in_background(pid_then_wait, first, release, gate=gate)
+    processes.in_background(pid_then_wait, second, release, gate=gate)
+    assert wait_for(first)
+    assert not wait_for(second, timeout=2.0), "the second call waits for the gate"
+    release.touch()
+    assert wait_for(second)

@@ -43,7 +43,8 @@ def test_prepare_waits_for_the_run_to_be_stored():
 def test_a_run_is_marked_while_a_worker_prepares_its_pages(monkeypatch):
     sent = {}
     monkeypatch.setattr(processes, "in_background",
-                        lambda fn, *args, then=None: sent.update(fn=fn, args=args, then=then))
+                        lambda fn, *args, then=None, gate=None: sent.update(fn=fn, args=args,
+                                                                 then=then))
     entry = demo_run()
     cached.prepare_in_background(entry.run, entry.key)
     assert sent["fn"] is training_worker.prepare_pages and sent["args"][1] == entry.key
