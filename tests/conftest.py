@@ -35,6 +35,18 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("BNAPP_CACHE_DIR", str(tmp_path_factory.mktemp("bnapp-cache")))
 
 
+@pytest.fixture(autouse=True)
+def _no_page_preparation(request, monkeypatch):
+    """A run trained by a job is not followed by its pages' preparation (a worker call of its
+    own, seconds of cohort replicates) unless the test is marked prepares_pages: queued one at a
+    time behind every earlier test's, they would outlive the tests that asked for them. Browser
+    tests run the app in a server process of its own, which prepares as the app does."""
+    if request.node.get_closest_marker("prepares_pages") is None:
+        from bnapp.jobs import cached
+
+        monkeypatch.setattr(cached, "prepare_in_background", lambda *args, **kwargs: None)
+
+
 def pytest_collection_modifyitems(items):
     """Browser tests start a server and Chromium: they belong to the full run, not the quick loop."""
     for item in items:

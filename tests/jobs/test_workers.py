@@ -67,6 +67,7 @@ def _held_pid(hold, seed) -> int:
     return int((hold / f"held-{seed}").read_text())
 
 
+@pytest.mark.prepares_pages  # asked for, and recorded instead of run (below)
 def test_a_training_job_runs_in_a_reused_worker_with_live_progress(urea, hold, monkeypatch):
     prepared = []  # the pages' preparation would keep the worker busy: asked for, not run here
     monkeypatch.setattr(processes, "in_background",
@@ -218,6 +219,7 @@ def _maps(pid: int, part: str) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.prepares_pages
 def test_a_prestarted_worker_has_the_trainer_loaded_takes_the_first_job_and_needs_no_pandas(
         workers, urea):
     X, y = urea
@@ -246,6 +248,7 @@ def test_no_worker_is_prestarted_when_the_work_goes_to_a_cluster(workers, monkey
 
 
 @pytest.mark.slow
+@pytest.mark.prepares_pages
 def test_a_training_job_leaves_its_worker_preparing_the_pages(workers):
     """A worker of its own: a worker keeps the cache directory it started with."""
     ds = data.demo_dataset()

@@ -503,6 +503,12 @@ def build_html_report(page) -> str:
     return download(page, ".st-key-export-html button").decode("utf-8")
 
 
+def data_set_lines(sidebar: str) -> list[str]:
+    """The sidebar's data set: its name and row counts (the widgets around them may still be
+    drawing when the text is read)."""
+    return [line for line in sidebar.splitlines() if ".csv" in line or "rows usable" in line]
+
+
 # ------------------------------------------------------------------------ server settings
 
 def test_server_listens_on_loopback_only(server):
@@ -521,11 +527,14 @@ def test_an_upload_over_the_limit_is_refused_and_keeps_the_data(browser, tmp_pat
         try:
             page = ctx.new_page()
             open_app(page, small)
-            shown = sidebar_text(page)
+            shown = data_set_lines(sidebar_text(page))
+            assert shown, sidebar_text(page)
             page.locator('.st-key-upload input[type="file"]').set_input_files(
                 {"name": "too-big.csv", "mimeType": "text/csv", "buffer": big})
             page.get_by_text("File must be 1.0MB or smaller").first.wait_for(timeout=30_000)
-            assert sidebar_text(page) == shown, "the refused upload replaced the data set"
+            after = sidebar_text(page)
+            assert data_set_lines(after) == shown and "too-big" not in after, \
+                "the refused upload replaced the data set"
             uploader = page.locator(".st-key-upload").inner_text()
             assert "too-big.csv" in uploader, "the refusal should name the file"
         finally:

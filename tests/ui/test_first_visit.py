@@ -40,6 +40,7 @@ def test_prepare_waits_for_the_run_to_be_stored():
     assert page_analyses.prepare(entry.run, entry.key, wait=0.2) == 0
 
 
+@pytest.mark.prepares_pages
 def test_a_run_is_marked_while_a_worker_prepares_its_pages(monkeypatch):
     sent = {}
     monkeypatch.setattr(processes, "in_background",
