@@ -20,9 +20,6 @@ METRICS = {
     "bias": "bias |mean error|, the study's 'MSPE'",
     "r2": "R²: share of the variance in {target} explained",
 }
-# the paired comparison's and the held-out groups' columns in the target's unit (t, p as they are)
-DIFFERENCES = ("network_rmse", "baseline_rmse", "difference", "ci_low", "ci_high")
-GROUP_ERRORS = ("rmse", "mae", "mean_error", "rmse_minus_network")
 METHODS_TEXT = """
 - **Network**: the trained network of each fold, predicting the run's target for that fold's
   test rows.
@@ -72,7 +69,7 @@ widgets.table(style.show_metrics(table, target, display), "baselines", column_co
 st.subheader("Network against each baseline, fold by fold")
 paired = widgets.compute_call(entry, page_analyses.paired_comparison(*length))
 st.markdown(page_tables.paired_reading(len(entry.run.folds)))
-widgets.table(display.show(paired, target, DIFFERENCES), "paired_comparison", column_config={
+widgets.table(display.show(paired, target, page_tables.PAIRED_DIFFERENCES), "paired_comparison", column_config={
     "baseline": "baseline", "n_folds": "folds", "network_rmse": f"network RMSE ({unit})",
     "baseline_rmse": f"baseline RMSE ({unit})", "difference": f"difference ({unit})",
     "ci_low": f"95% CI low ({unit})", "ci_high": f"95% CI high ({unit})",
@@ -95,7 +92,7 @@ if group_by:
             f"Every fold's test rows are whole {widgets.escape_md(group_by)} groups the network "
             "never saw: this is how it would do in a new unit or on new patients. A positive "
             "'baseline RMSE − network RMSE' means the network was closer on that group.")
-        widgets.table(display.show(per_group, target, GROUP_ERRORS), "groups", column_config={
+        widgets.table(display.show(per_group, target, page_tables.GROUP_ERRORS), "groups", column_config={
             "held_out": f"held-out {group_by}", "fold": "fold", "method": "method",
             "n": "test rows", "rmse": f"RMSE ({unit})", "mae": f"MAE ({unit})",
             "mean_error": f"mean error ({unit})", "r2": "R²",

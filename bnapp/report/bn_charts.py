@@ -17,12 +17,12 @@ from bnapp.intake.units import LIBRARY_DISPLAY, STUDY_TARGET, DisplayUnits
 from bnapp.report.page_tables import shown_parameters, shown_stages
 from bnapp.report.style import (
     MAX_POINTS,
-    METRIC_WORDS,
     WIDTH,
     finish,
     log_axis,
     message_chart,
     metric_label,
+    metric_power,
     ordered,
     sample,
     shape_scale,
@@ -136,12 +136,7 @@ def _scatter_rows(sens: pd.DataFrame, metric: str, mode: str, target: str,
     if metric not in sens.columns:
         raise ValueError(f"metric {metric!r} is not a column of the sensitivity table")
     rows = sens[sens["mode"] == mode].dropna(subset=["abs_gamma", metric])
-    return display.show(rows, target, [metric], _power(metric))
-
-
-def _power(metric: str) -> int:
-    """The power of the target's unit a metric is in (MSE 2, RMSE 1, R² 0)."""
-    return METRIC_WORDS.get(metric, ("", 1))[1]
+    return display.show(rows, target, [metric], metric_power(metric))
 
 
 def _shown_lines(lines: pd.DataFrame, metric: str, target: str,
@@ -150,7 +145,7 @@ def _shown_lines(lines: pd.DataFrame, metric: str, target: str,
     metric's factor. The same lines as fitted to converted points: a least-squares line of y/c
     on x has slope/c and intercept/c, and LOWESS (weights from residuals relative to their
     median) scales with y alike."""
-    return display.show(lines, target, ["y"], _power(metric))
+    return display.show(lines, target, ["y"], metric_power(metric))
 
 
 def _layer_names(points: pd.DataFrame) -> list[str]:

@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import altair as alt
-import numpy as np
 import pandas as pd
 import vl_convert as vlc
 from markdown_it import MarkdownIt
 
 from bnapp.intake.units import LIBRARY_DISPLAY, DisplayUnits
+from bnapp.report import agreement_charts, importance_charts, page_tables
 from bnapp.report.cells import safe_table, table_csv
-from bnapp.report.style import METRIC_WORDS
+from bnapp.report.page_tables import GROUP_ERRORS, PAIRED_DIFFERENCES
+from bnapp.report.style import metric_power, show_metrics
 
 MAX_FILENAME = 80
 REPORT_MAX_ROWS = 500
@@ -109,78 +110,60 @@ def table_xlsx(tables: pd.DataFrame | Mapping[str, pd.DataFrame]) -> bytes:
 
 # ---------------------------------------------------------------- tables in the shown units
 
-_BIAS_LIMITS = ("bias", "sd", "loa_low", "loa_high", "bias_ci_low", "bias_ci_high",
-                "loa_low_ci_low", "loa_low_ci_high", "loa_high_ci_low", "loa_high_ci_high")
-_SCALER = ("scaler_mean", "scaler_std", *(f"scaler_{s}_{m}" for s in ("mean", "std")
-                                          for m in ("mean", "sd")))
-_MOVING = ("moving_mean", "moving_std", *(f"moving_{s}_{m}" for s in ("mean", "std")
-                                          for m in ("mean", "sd")))
-# run_tables' tables whose columns hold values of the run's target (a prediction, an error or a
-# difference of it): table -> (columns in its unit, columns in its unit squared)
+# run_tables' tables no page converts with a helper of its own: table -> (columns of values of
+# the run's target, i.e. a prediction, error or difference of it; columns in its square)
 TARGET_COLUMNS = {
-    "baselines": (("rmse", "mae", "bias", "mean_error"), ()),
-    "sensitivity": (("mean_error", "std_error", "bias", "rmse"), ("mse", "delta_mse")),
     "error_intervals": (("estimate", "ci_low", "ci_high"), ()),  # RMSE and MAE
-    "paired_comparison": (("network_rmse", "baseline_rmse", "difference", "ci_low", "ci_high"),
-                          ()),
+    "paired_comparison": (PAIRED_DIFFERENCES, ()),
+    "groups": (GROUP_ERRORS, ()),  # analyze's, of a grouped run
     "loss_curves": ((), ("loss", "val_loss")),  # mean squared error
-    "coverage": (("mean_width",), ()),
     "predictions": (("measured", "predicted", "pi_low", "pi_high"), ()),
     "shapley_values": (("value", "base_value", "prediction"), ()),
     "ice": (("prediction",), ()),
     "pdp": (("pdp", "pdp_low", "pdp_high", "pdp_sd"), ()),
-    "groups": (("rmse", "mae", "mean_error", "rmse_minus_network"), ()),  # analyze's, grouped
 }
-# tables whose rows each measure the column named in one of their columns (an input, or the
-# agreement's quantity, Ueq or the unitless eKt/V): table -> (that column, columns in its unit)
-ROW_COLUMNS = {
-    "agreement": ("quantity", _BIAS_LIMITS),
-    "calibration": ("quantity", ("intercept", "intercept_ci_low", "intercept_ci_high")),
-    "share_within": ("quantity", ("tolerance",)),
-    "ice": ("unit", ("value",)),
-    "pdp": ("unit", ("value",)),
-    "bn_parameters": ("unit", _SCALER),
-    "bn_parameters_per_fold": ("unit", _SCALER),
-}
-# the importance definitions in squared error (the ablations' ΔMSE); the others (Shapley,
-# gradients) are in the target's unit
-SQUARED_DEFINITIONS = ("ablation_zero", "ablation_mean", "ablation_permutation")
 
 
 def shown_tables(tables: Mapping[str, pd.DataFrame], *, target: str, input_mode: str,
                  display: DisplayUnits = LIBRARY_DISPLAY) -> dict[str, pd.DataFrame]:
-    """run_tables' tables (library units) with their values in `display`'s units; γ, β, R²,
-    eKt/V, shares, correlations, p-values and normalized values as they are. input_mode: the
-    run's ('raw': the input BN's moving statistics are in the inputs' units; 'zscore': of
-    z-scores, unitless)."""
+    """run_tables' tables (library units) with their values in `display`'s units, each as the
+    page showing it converts it; γ, β, R², eKt/V, shares, correlations, p-values and normalized
+    values as they are. input_mode: the run's ('raw': the input BN's moving statistics are in
+    the inputs' units; 'zscore': of z-scores, unitless)."""
     if display == LIBRARY_DISPLAY:
         return dict(tables)
-    factor = display.factor(target)
-    shown = {}
-    for name, table in tables.items():
-        plain, squared = TARGET_COLUMNS.get(name, ((), ()))
-        table = display.show(display.show(table, target, plain), target, squared, power=2)
-        if name in ROW_COLUMNS:
-            names, columns = ROW_COLUMNS[name]
-            moving = _MOVING if name.startswith("bn_parameters") and input_mode == "raw" else ()
-            table = display.show_by(table, names, (*columns, *moving))
-        if name == "stage_quantiles":  # only the raw stage is in the inputs' units
-            raw = table["stage"] == "raw"
-            values = ["min", "q1", "median", "q3", "max", "whisker_low", "whisker_high"]
-            table = pd.concat([display.show_by(table[raw], "unit", values), table[~raw]]
-                              ).sort_index()
-        if name == "fit_lines":  # y: the metric of each row; x: |γ|
-            table = table.assign(y=table["y"] / factor ** table["metric"].map(_metric_power))
-        if name == "importance":
-            squared_rows = table["definition"].isin(SQUARED_DEFINITIONS)
-            table = table.assign(importance=table["importance"] / np.where(
-                squared_rows, factor ** 2, factor))
-        shown[name] = table
-    return shown
+    return {name: _shown_table(name, table, target, input_mode, display)
+            for name, table in tables.items()}
 
 
-def _metric_power(metric: str) -> int:
-    return METRIC_WORDS.get(metric, ("", 1))[1]
+def _shown_table(name: str, table: pd.DataFrame, target: str, input_mode: str,
+                 display: DisplayUnits) -> pd.DataFrame:
+    if name in ("baselines", "sensitivity"):
+        return show_metrics(table, target, display)
+    if name in ("agreement", "calibration", "share_within"):  # per row: Ueq, or eKt/V
+        return agreement_charts.shown(table, display)
+    if name == "coverage":
+        return agreement_charts.shown(table, display, target)
+    if name in ("bn_parameters", "bn_parameters_per_fold"):
+        return page_tables.shown_parameters(table, display, input_mode)
+    if name == "stage_quantiles":
+        return page_tables.shown_stages(table, display)
+    if name == "fit_lines":  # y: the metric of each row; x: |γ|
+        return _by_power(table, "y", table["metric"].map(metric_power), target, display)
+    if name == "importance":
+        powers = table["definition"].astype(str).map(importance_charts.importance_power)
+        return _by_power(table, "importance", powers, target, display)
+    plain, squared = TARGET_COLUMNS.get(name, ((), ()))
+    table = display.show(display.show(table, target, plain), target, squared, power=2)
+    if name in ("ice", "pdp"):  # the input's value on each row, in that input's unit
+        table = display.show_by(table, "unit", ["value"])
+    return table
+
+
+def _by_power(table: pd.DataFrame, column: str, powers: pd.Series, target: str,
+              display: DisplayUnits) -> pd.DataFrame:
+    """`column` in the shown unit of the target raised to each row's power."""
+    return table.assign(**{column: table[column] / display.factor(target) ** powers.to_numpy()})
 
 
 # ---------------------------------------------------------------- bundle

@@ -108,7 +108,7 @@ def _top_unit_panel(top: pd.DataFrame, y: alt.Y, tooltip: list,
     return alt.layer(line, spread, dots)
 
 
-def _power(definition: str) -> int:
+def importance_power(definition: str) -> int:
     """The power of the target's unit a definition's importance is in: the ablations' ΔMSE is
     squared, Shapley values and the gradients are in the target's unit."""
     return METRIC_WORDS["delta_mse"][1] if definition.startswith("ablation_") else 1
@@ -122,7 +122,7 @@ def shown_importance(importance: pd.DataFrame, target: str = STUDY_TARGET,
                      display: DisplayUnits = LIBRARY_DISPLAY) -> pd.DataFrame:
     """The per-fold importance table as shown and downloaded: each definition's importance in
     the shown unit of the target (ΔMSE in its square), named in `importance_unit`; γ as is."""
-    powers = importance["definition"].astype(str).map(_power)
+    powers = importance["definition"].astype(str).map(importance_power)
     factor = display.factor(target) ** powers.to_numpy()
     unit = display.unit(target)
     return importance.assign(importance=importance["importance"] / factor,

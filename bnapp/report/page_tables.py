@@ -287,6 +287,10 @@ def paired_reading(n_folds: int) -> str:
 
 # ------------------------------------------------------------------------------- the result, said
 
+# the paired comparison's and the held-out groups' columns in the target's unit (t, p as they are)
+PAIRED_DIFFERENCES = ("network_rmse", "baseline_rmse", "difference", "ci_low", "ci_high")
+GROUP_ERRORS = ("rmse", "mae", "mean_error", "rmse_minus_network")
+
 BASELINE_NAMES = {"linear_regression": "linear regression",
                   "rate_equation": "the rate equation (Daugirdas–Schneditz)",
                   "tattersall": "Tattersall's formula"}

@@ -51,6 +51,12 @@ METRIC_WORDS = {
 }
 
 
+def metric_power(metric: str) -> int:
+    """The power of the target's unit a metric is in (MSE 2, RMSE 1, R² 0); 1 for a metric
+    METRIC_WORDS does not name."""
+    return METRIC_WORDS.get(metric, ("", 1))[1]
+
+
 def metric_label(metric: str, target: str = STUDY_TARGET,
                  display: DisplayUnits = LIBRARY_DISPLAY) -> str:
     """An axis title with the shown unit of the predicted column: 'RMSE, mmol/L', 'MSE, (kg)²'."""
@@ -66,7 +72,7 @@ def show_metrics(frame: pd.DataFrame, target: str, display: DisplayUnits,
     """`frame` with the metric columns it holds (METRIC_WORDS' names, or only `columns`) in the
     shown unit of `target`: for urea in mmol/L, RMSE ÷ 6.006 and MSE ÷ 6.006²."""
     for metric in columns if columns is not None else METRIC_WORDS:
-        power = METRIC_WORDS.get(metric, ("", 1))[1]
+        power = metric_power(metric)
         if metric in frame.columns and power:
             frame = display.show(frame, target, [metric], power)
     return frame
