@@ -141,6 +141,7 @@ def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
     from bnapp.report import export, model_card, run_report
 
     options = _export_options(args, dataset)
+    shown = run_report.presentation(options)  # units and session lengths
     # the analyses' seed is the settings', as on the pages and in the export (--seed trains)
     tables = run_report.run_tables(run, **run_report.table_options(options),
                                    interval=args.interval, groups=groups)
@@ -151,11 +152,9 @@ def _analyze(args, run: RunResult, out: Path, dataset, groups=None) -> dict:
             held_out_comparison,
         )
 
-        length = run_report.presentation(options)
-        tables["groups"] = held_out_comparison(run, groups, length["t_hours"], length["access"])
+        tables["groups"] = held_out_comparison(run, groups, shown["t_hours"], shown["access"])
         tables["groups_gamma_rank"] = gamma_rank_agreement(run, groups)
         tables["groups_gamma_rank_summary"] = gamma_rank_summary(run, groups)
-    shown = run_report.presentation(options)
     written = export.shown_tables(tables, target=run.target, input_mode=run.spec.input_mode,
                                   display=shown["display"])
     _write(out, written, run_report.export_figures(run, tables, options))

@@ -17,6 +17,8 @@ from bnapp.intake.kinetics import ACCESS_TYPES
 from bnapp.intake.reading import DataError, quote
 
 DEFAULT_MINUTES = 240.0  # the study's sessions, and most clinics' standard
+# what the formulas and eKt/V assume unless told: the study's 4 h through an arterial access
+STUDY_HOURS, STUDY_ACCESS = DEFAULT_MINUTES / 60, "arterial"
 # names of a session-length column, compared as lower-case letters only ("Td", "Time (min)"),
 # and words that mark one inside a longer name ("Session time", "Duration HD")
 LENGTH_WORDS = ("duration", "time", "minutes", "td")
@@ -37,7 +39,7 @@ class SessionLength:
 
     column: str | None = None
     minutes: float = DEFAULT_MINUTES
-    access: str = "arterial"
+    access: str = STUDY_ACCESS
 
     def __post_init__(self):
         if not (np.isfinite(self.minutes) and self.minutes > 0):

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bnapp.engine.results import FIRST_HIDDEN, INPUT, Layer, RunResult
+from bnapp.intake.duration import STUDY_ACCESS, STUDY_HOURS
 from bnapp.jobs import cache
 
 # how long the worker waits for the job to store the run (it does so right after the training)
@@ -47,9 +48,8 @@ class Call:
 
 # ------------------------------------------------------------------------------- the pages' calls
 
-# the formulas' session length (hours: one, or one per row of the run) and vascular access; the
-# defaults are the study's, the keys of the first visits
-STUDY_HOURS, STUDY_ACCESS = 4.0, "arterial"
+# the formulas' session length (hours: one, or one per row of the run) and vascular access
+# default to the study's (STUDY_HOURS, STUDY_ACCESS), the keys of the first visits
 
 
 def _length(t_hours, access: str) -> dict[str, object]:

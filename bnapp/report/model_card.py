@@ -19,7 +19,7 @@ from bnapp.analyses.baselines import fold_predictions, quality
 from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult
 from bnapp.intake.data import Dataset, dropped_summary
-from bnapp.intake.duration import DEFAULT_MINUTES
+from bnapp.intake.duration import STUDY_ACCESS, STUDY_HOURS
 from bnapp.intake.units import (
     LIBRARY_DISPLAY,
     LIBRARY_UNITS,
@@ -33,7 +33,6 @@ from bnapp.report.markup import escape_md, unit_md
 from bnapp.report.page_tables import run_verdict_sentence
 from bnapp.report.style import METHOD_LABELS
 
-STUDY_HOURS, STUDY_ACCESS = DEFAULT_MINUTES / 60, "arterial"  # what the formulas assume unless told
 NOT_A_DEVICE = ("bnapp is a research tool, not a medical device: its predictions are not "
                 "certified for, and must not by themselves drive, clinical decisions.")
 # extra columns that name the dialysis unit of a session (the study's file has `centro`)

@@ -12,9 +12,9 @@ from bnapp.analyses import agreement, stages
 from bnapp.analyses.layer_tables import layer_rows
 from bnapp.engine.model import ArchSpec
 from bnapp.engine.results import RunResult, network_layers
+from bnapp.intake.duration import STUDY_ACCESS, STUDY_HOURS
 from bnapp.intake.units import LIBRARY_DISPLAY, DisplayUnits
 from bnapp.report import agreement_charts, bn_charts, importance_charts, network_charts, page_tables
-from bnapp.report.model_card import STUDY_ACCESS, STUDY_HOURS
 
 
 def gamma_figures(sens: pd.DataFrame, lines: pd.DataFrame, spec: ArchSpec, target: str, *,

@@ -31,10 +31,11 @@ from bnapp.engine.model import ArchSpec
 from bnapp.engine.protocols import Protocol
 from bnapp.engine.results import RunResult, network_layers
 from bnapp.intake.data import DEMO_PATH, STUDY_INPUTS, STUDY_TARGET, Dataset, dropped_summary
+from bnapp.intake.duration import STUDY_ACCESS, STUDY_HOURS
 from bnapp.intake.units import LIBRARY_DISPLAY, UNIT_LABELS, UREA_UNIT_NAMES, DisplayUnits
 from bnapp.report import export, model_card, page_tables
 from bnapp.report.markup import unescape_md
-from bnapp.report.model_card import STUDY_ACCESS, STUDY_HOURS, session_words
+from bnapp.report.model_card import session_words
 from bnapp.report.run_charts import run_figures
 from bnapp.report.style import with_unit
 
