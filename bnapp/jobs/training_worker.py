@@ -15,7 +15,8 @@ def prepare_pages(run: RunResult, run_key: str, groups=None, **_relay) -> None:
     """The run's first-visit analyses (bnapp.jobs.page_analyses, imported here: with pandas and
     scipy it would slow a training job), as a worker call of its own: the worker takes no other
     job meanwhile. Sharing a worker with the next training job, a long preparation (a run's
-    cohort replicates) held the interpreter lock it needed and stalled it for minutes.
+    cohort replicates) competed for its interpreter lock: the likely cause, never reproduced
+    here, of a CI training job that stalled at 0 epochs for minutes.
 
     On a thread this call waits for, because Linux gives each thread a niceness of its own: the
     preparation takes only CPU time nobody else wants (the server drawing the run's results),
