@@ -66,7 +66,7 @@ with warmup.script_run():  # the warm-up's imports wait while a page is drawn
     widgets.guarded(widgets.sync_jobs, "reading this tab's jobs")()
     try:
         widgets.run_page(page)
-    finally:  # also when the page stops early (st.stop: no run yet)
+    finally:  # also when the page ends early (widgets.end_page: no run yet)
         widgets.guarded(widgets.sidebar, "in the sidebar")()
 # Once per process, after the first page is drawn (so as not to slow it down): a training
 # worker, then what the other pages import. AppTest (which patches config.get_option only) runs

@@ -115,13 +115,13 @@ if job is None:
     if st.session_state.get(BUILT):
         st.info("No bundle is kept for this run and these settings (they changed since the "
                 "last build, or the bundle was freed from memory): build again.")
-    st.stop()
+    widgets.end_page()
 if job.state in ("queued", "running"):
     _progress(job)
-    st.stop()
+    widgets.end_page()
 if job.state != "done":
     widgets.job_status(job, key="export")  # failed (with its message) or cancelled
-    st.stop()
+    widgets.end_page()
 
 bundle = job.result()
 zip_col, html_col, _ = st.columns([1, 1, 2])

@@ -179,7 +179,7 @@ state.collect_finished()  # a grid that ended since the last poll (usually the s
 results = state.grid_result()
 if results is None:
     st.info("No grid results in this session yet: set the protocol and run the grid search.")
-    st.stop()
+    widgets.end_page()
 
 # in library units, as the ranking is computed; show_table converts what is shown
 results = results.assign(cv_rmse=np.sqrt(results["cv_mse_mean"]),
@@ -225,7 +225,7 @@ st.subheader("All networks")
 shown = filters(results)
 if shown.empty:
     st.info("No network matches the filters; widen them.")
-    st.stop()
+    widgets.end_page()
 show_table(shown, "grid_search", predicted, display)
 widgets.figure(network_charts.grid_heatmap(shown, target=predicted, display=display),
                "grid_heatmap",

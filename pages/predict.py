@@ -173,12 +173,12 @@ normalized = level_col.toggle(
 
 frame = patient_frame(run, display) if source == "form" else sessions_frame(run, display)
 if frame is None:
-    st.stop()
+    widgets.end_page()
 try:
     t_hours, length_column = duration.frame_hours(frame, hours, "sessions")
 except DataError as err:
     st.error(widgets.escape_md(str(err)))
-    st.stop()
+    widgets.end_page()
 if length_column is not None:
     st.caption(f"Session lengths from the column {widgets.escape_md(length_column)}.")
 result = predict.predict_sessions(run, frame, t_hours, level=level, normalized=normalized,

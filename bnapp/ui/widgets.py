@@ -10,6 +10,7 @@ import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import altair as alt
 import pandas as pd
@@ -139,7 +140,7 @@ def need_run() -> state.RunEntry:
                 "out of the box), or reopen a cached run there; this page then shows its results.")
         st.page_link(TRAIN_PAGE, label="Go to Train", icon=":material/model_training:",
                      help="Open the Train page to train a network or reopen a cached run")
-        st.stop()
+        end_page()
     return entry
 
 
@@ -302,6 +303,14 @@ def sync_jobs() -> None:
                 "unless their owner shares them (Share, beside the job).",
                 icon=":material/lock:")
     state.collect_finished()
+
+
+def end_page() -> NoReturn:
+    """End the page here (no run yet, nothing more to show): the sidebar, then st.stop(). The
+    sidebar is drawn after the page, but st.stop() ends the whole script run, so on every page
+    that stopped early it went missing."""
+    guarded(sidebar, "in the sidebar")()
+    st.stop()
 
 
 def sidebar() -> None:

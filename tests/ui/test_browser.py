@@ -124,6 +124,9 @@ def test_study_journey(context, server):
     for name in PAGES:
         go_to(page, name, PAGE_TIMEOUT)
         assert_page_ok(page, name, server)
+        # also on a page that ends early (the Grid page without results): st.stop() ended the
+        # whole script run, and the sidebar, drawn after the page, went missing
+        assert "Run shown" in sidebar_text(page), f"{name}: no sidebar"
         shots[name] = screenshot(page, name)
         if name in CHECKS:
             CHECKS[name](page)
